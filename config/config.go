@@ -1,0 +1,121 @@
+// Package config loads codeswarm's single typed Config from defaults, an
+// optional YAML file, environment variables and command-line flags, and
+// builds the zap logger every binary injects into its collaborators.
+package config
+
+import (
+	"net/url"
+	"time"
+)
+
+// Config is every setting codeswarm reads. Load fills it; Validate checks it.
+type Config struct {
+	Temporal  TemporalConfig  `mapstructure:"temporal"`
+	Embedded  EmbeddedConfig  `mapstructure:"embedded"`
+	LLM       LLMConfig       `mapstructure:"llm"`
+	Swarm     SwarmConfig     `mapstructure:"swarm"`
+	Workspace WorkspaceConfig `mapstructure:"workspace"`
+	Git       GitConfig       `mapstructure:"git"`
+	Verify    VerifyConfig    `mapstructure:"verify"`
+	Tools     ToolsConfig     `mapstructure:"tools"`
+	Log       LogConfig       `mapstructure:"log"`
+}
+
+// TemporalConfig says which Temporal service to use.
+type TemporalConfig struct {
+	// Address is host:port of the frontend; "" means auto: use
+	// 127.0.0.1:7233 when something listens there, else the embedded server.
+	Address   string `mapstructure:"address"`
+	Namespace string `mapstructure:"namespace"`
+	TaskQueue string `mapstructure:"task_queue"`
+}
+
+// EmbeddedConfig configures the in-process Temporal server and its Web UI.
+type EmbeddedConfig struct {
+	DBPath string `mapstructure:"db_path"`
+	Port   int    `mapstructure:"port"`
+	UIPort int    `mapstructure:"ui_port"`
+}
+
+// LLMConfig configures the OpenAI-compatible Chat Completions endpoint.
+type LLMConfig struct {
+	BaseURL string `mapstructure:"base_url"`
+	// APIKey is a secret: log Config.Redacted(), never the Config itself.
+	APIKey string `mapstructure:"api_key"`
+	Model  string `mapstructure:"model"`
+	// PlannerModel is the model for the planning call; Load replaces ""
+	// with Model, so consumers can use it as is.
+	PlannerModel      string        `mapstructure:"planner_model"`
+	MaxConcurrent     int           `mapstructure:"max_concurrent"`
+	RequestsPerSecond float64       `mapstructure:"requests_per_second"`
+	Timeout           time.Duration `mapstructure:"timeout"`
+	// ContextLimit is the model's context window in tokens.
+	ContextLimit int `mapstructure:"context_limit"`
+}
+
+// SwarmConfig bounds how a run fans out into sub-agents.
+type SwarmConfig struct {
+	MaxSubagents        int           `mapstructure:"max_subagents"`
+	MaxConcurrent       int           `mapstructure:"max_concurrent"`
+	MaxStepsPerSubagent int           `mapstructure:"max_steps_per_subagent"`
+	MaxTotalSteps       int           `mapstructure:"max_total_steps"`
+	SubagentTimeout     time.Duration `mapstructure:"subagent_timeout"`
+	MaxRetries          int           `mapstructure:"max_retries"`
+	// Strategy is one of Strategies().
+	Strategy string `mapstructure:"strategy"`
+}
+
+// WorkspaceConfig says where per-run worktrees live.
+type WorkspaceConfig struct {
+	Root string `mapstructure:"root"`
+}
+
+// GitConfig controls how sub-agent branches are merged back.
+type GitConfig struct {
+	AutoMerge        bool   `mapstructure:"auto_merge"`
+	ResolveConflicts bool   `mapstructure:"resolve_conflicts"`
+	BranchPrefix     string `mapstructure:"branch_prefix"`
+}
+
+// VerifyConfig is the optional check command run against the result.
+type VerifyConfig struct {
+	// Command is run with bash in the worktree; "" disables verification.
+	Command string `mapstructure:"command"`
+	// Mode is "end" (once, after merging) or "each" (after every subtask).
+	Mode string `mapstructure:"mode"`
+}
+
+// ToolsConfig configures the tools offered to sub-agents.
+type ToolsConfig struct {
+	Bash BashConfig `mapstructure:"bash"`
+}
+
+// BashConfig limits the bash tool.
+type BashConfig struct {
+	// Timeout applies when the model gives none; MaxTimeout caps what it asks for.
+	Timeout        time.Duration `mapstructure:"timeout"`
+	MaxTimeout     time.Duration `mapstructure:"max_timeout"`
+	MaxOutputBytes int           `mapstructure:"max_output_bytes"`
+}
+
+// LogConfig configures NewLogger.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// redactedSecret replaces secrets in Redacted copies.
+const redactedSecret = "***"
+
+// Redacted returns a copy that is safe to print or log: the API key becomes
+// "***" when set, and a password embedded in the base URL is masked too.
+func (c *Config) Redacted() Config {
+	out := *c
+	if out.LLM.APIKey != "" {
+		out.LLM.APIKey = redactedSecret
+	}
+	if u, err := url.Parse(out.LLM.BaseURL); err == nil && u.User != nil {
+		out.LLM.BaseURL = u.Redacted()
+	}
+	return out
+}

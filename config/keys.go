@@ -1,0 +1,134 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// envPrefix is prepended to every key's environment variable name.
+const envPrefix = "CODESWARM"
+
+// KeyDoc documents one config key, for rendering the README table.
+type KeyDoc struct {
+	Key         string // dotted key, as in codeswarm.yaml
+	Default     string // default value as text; "" when empty
+	Env         string // environment variables, highest priority first, comma-separated
+	Description string
+}
+
+// keySpec is the single source of truth for a key: its default, its
+// documentation and the ecosystem env vars that also feed it.
+type keySpec struct {
+	key     string
+	def     any
+	doc     string
+	aliases []string // consulted after CODESWARM_*, in order
+}
+
+// keySpecs lists every key. stateDir is where on-disk state goes by default;
+// Table passes a symbolic path so the docs show the rule, not this machine.
+func keySpecs(stateDir string) []keySpec {
+	return []keySpec{
+		{key: "temporal.address", def: "", aliases: []string{"TEMPORAL_ADDRESS"},
+			doc: `Temporal frontend host:port; "" uses 127.0.0.1:7233 if something listens there, else the embedded server`},
+		{key: "temporal.namespace", def: "default", aliases: []string{"TEMPORAL_NAMESPACE"},
+			doc: "Temporal namespace"},
+		{key: "temporal.task_queue", def: "codeswarm", doc: "task queue the worker polls"},
+		{key: "embedded.db_path", def: filepath.Join(stateDir, "temporal.db"),
+			doc: "SQLite file of the embedded Temporal server ($XDG_STATE_HOME falls back to ~/.local/state)"},
+		{key: "embedded.port", def: 7233, doc: "gRPC port of the embedded Temporal server"},
+		{key: "embedded.ui_port", def: 8233, doc: "Web UI port of the embedded Temporal server"},
+		{key: "llm.base_url", def: "https://api.openai.com/v1", aliases: []string{"OPENAI_BASE_URL"},
+			doc: "OpenAI-compatible API base URL"},
+		{key: "llm.api_key", def: "", aliases: []string{"OPENAI_API_KEY"},
+			doc: "API key (secret; never logged)"},
+		{key: "llm.model", def: "gpt-4.1-mini", doc: "model for sub-agents"},
+		{key: "llm.planner_model", def: "", doc: `model for the planner; "" uses llm.model`},
+		{key: "llm.max_concurrent", def: 4, doc: "LLM requests in flight per worker"},
+		{key: "llm.requests_per_second", def: 2.0, doc: "LLM request rate limit per worker"},
+		{key: "llm.timeout", def: 5 * time.Minute, doc: "timeout of one LLM request"},
+		{key: "llm.context_limit", def: 256000, doc: "model context window in tokens"},
+		{key: "swarm.max_subagents", def: 100, doc: "most sub-agents one run may spawn"},
+		{key: "swarm.max_concurrent", def: 4, doc: "sub-agents running at once"},
+		{key: "swarm.max_steps_per_subagent", def: 100, doc: "LLM turns one sub-agent may take"},
+		{key: "swarm.max_total_steps", def: 1500, doc: "LLM turns across the whole run"},
+		{key: "swarm.subagent_timeout", def: 10 * time.Minute, doc: "wall-clock limit of one sub-agent"},
+		{key: "swarm.max_retries", def: 3, doc: "retries of a failed sub-agent activity"},
+		{key: "swarm.strategy", def: "automatic",
+			doc: "decomposition strategy: " + strings.Join(Strategies(), ", ")},
+		{key: "workspace.root", def: filepath.Join(stateDir, "workspaces"),
+			doc: "directory for run worktrees ($XDG_STATE_HOME falls back to ~/.local/state)"},
+		{key: "git.auto_merge", def: true, doc: "merge sub-agent branches into the run branch"},
+		{key: "git.resolve_conflicts", def: true, doc: "ask the LLM to resolve merge conflicts"},
+		{key: "git.branch_prefix", def: "codeswarm", doc: "prefix of branches codeswarm creates"},
+		{key: "verify.command", def: "", doc: `shell command that checks the result; "" skips verification`},
+		{key: "verify.mode", def: "end", doc: "when to verify: end (after merging) or each (after every subtask)"},
+		{key: "tools.bash.timeout", def: 2 * time.Minute, doc: "default timeout of a bash tool call"},
+		{key: "tools.bash.max_timeout", def: 10 * time.Minute, doc: "largest timeout a bash tool call may ask for"},
+		{key: "tools.bash.max_output_bytes", def: 30000, doc: "bash output kept per call, in bytes"},
+		{key: "log.level", def: "info", doc: "log level: debug, info, warn or error"},
+		{key: "log.format", def: "console", doc: "log format: console or json"},
+	}
+}
+
+// Keys returns every known config key, sorted.
+func Keys() []string {
+	specs := keySpecs("")
+	keys := make([]string, 0, len(specs))
+	for _, s := range specs {
+		keys = append(keys, s.key)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Table documents every key, sorted by key.
+func Table() []KeyDoc {
+	specs := keySpecs(filepath.Join("$XDG_STATE_HOME", "codeswarm"))
+	docs := make([]KeyDoc, 0, len(specs))
+	for _, s := range specs {
+		docs = append(docs, KeyDoc{
+			Key:         s.key,
+			Default:     formatDefault(s.def),
+			Env:         strings.Join(s.envNames(), ", "),
+			Description: s.doc,
+		})
+	}
+	slices.SortFunc(docs, func(a, b KeyDoc) int { return strings.Compare(a.Key, b.Key) })
+	return docs
+}
+
+// Strategies lists the accepted values of swarm.strategy.
+func Strategies() []string {
+	return []string{"automatic", "by_domain", "by_data", "by_stage", "none"}
+}
+
+// EnvName returns the CODESWARM_* variable for key, e.g.
+// "swarm.max_concurrent" -> "CODESWARM_SWARM_MAX_CONCURRENT".
+func EnvName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// envNames lists the variables that feed the key, highest priority first.
+func (s keySpec) envNames() []string {
+	return append([]string{EnvName(s.key)}, s.aliases...)
+}
+
+// formatDefault renders durations as written in the file ("5m", not "5m0s").
+func formatDefault(v any) string {
+	d, ok := v.(time.Duration)
+	if !ok {
+		return fmt.Sprint(v)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,174 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// KeyError is one bad config value. Load and Validate return these, joined.
+type KeyError struct {
+	Key     string // dotted key, e.g. "swarm.strategy"
+	Value   any    // the offending value
+	Problem string // predicate that follows the value, e.g. "must be at least 1"
+}
+
+// Error renders `key: value problem`; the API key's value is never shown.
+func (e *KeyError) Error() string {
+	return fmt.Sprintf("%s: %s %s", e.Key, e.shownValue(), e.Problem)
+}
+
+func (e *KeyError) shownValue() string {
+	if e.Key == "llm.api_key" {
+		return redactedSecret
+	}
+	switch v := e.Value.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case time.Duration:
+		return v.String()
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// Validate reports every bad value at once; each error is a *KeyError.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, check := range c.checks() {
+		if err := check(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checks lists one check per rule, so Validate stays a loop.
+func (c *Config) checks() []func() error {
+	return []func() error{
+		func() error { return checkAddress("temporal.address", c.Temporal.Address) },
+		func() error { return notEmpty("temporal.namespace", c.Temporal.Namespace) },
+		func() error { return notEmpty("temporal.task_queue", c.Temporal.TaskQueue) },
+		func() error { return notEmpty("embedded.db_path", c.Embedded.DBPath) },
+		func() error { return checkPort("embedded.port", c.Embedded.Port) },
+		func() error { return checkPort("embedded.ui_port", c.Embedded.UIPort) },
+		c.checkDistinctPorts,
+		func() error { return checkHTTPURL("llm.base_url", c.LLM.BaseURL) },
+		func() error { return notEmpty("llm.model", c.LLM.Model) },
+		func() error { return atLeast("llm.max_concurrent", c.LLM.MaxConcurrent, 1) },
+		func() error { return positiveFloat("llm.requests_per_second", c.LLM.RequestsPerSecond) },
+		func() error { return positiveDuration("llm.timeout", c.LLM.Timeout) },
+		func() error { return atLeast("llm.context_limit", c.LLM.ContextLimit, 1) },
+		func() error { return atLeast("swarm.max_subagents", c.Swarm.MaxSubagents, 1) },
+		func() error { return atLeast("swarm.max_concurrent", c.Swarm.MaxConcurrent, 1) },
+		func() error { return atLeast("swarm.max_steps_per_subagent", c.Swarm.MaxStepsPerSubagent, 1) },
+		func() error { return atLeast("swarm.max_total_steps", c.Swarm.MaxTotalSteps, 1) },
+		func() error { return positiveDuration("swarm.subagent_timeout", c.Swarm.SubagentTimeout) },
+		func() error { return atLeast("swarm.max_retries", c.Swarm.MaxRetries, 0) },
+		func() error { return oneOf("swarm.strategy", c.Swarm.Strategy, Strategies()...) },
+		func() error { return notEmpty("workspace.root", c.Workspace.Root) },
+		func() error { return checkBranchPrefix("git.branch_prefix", c.Git.BranchPrefix) },
+		func() error { return oneOf("verify.mode", c.Verify.Mode, "end", "each") },
+		func() error { return positiveDuration("tools.bash.timeout", c.Tools.Bash.Timeout) },
+		func() error { return positiveDuration("tools.bash.max_timeout", c.Tools.Bash.MaxTimeout) },
+		c.checkBashTimeouts,
+		func() error { return atLeast("tools.bash.max_output_bytes", c.Tools.Bash.MaxOutputBytes, 1) },
+		func() error { return oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error") },
+		func() error { return oneOf("log.format", c.Log.Format, "console", "json") },
+	}
+}
+
+func (c *Config) checkDistinctPorts() error {
+	if c.Embedded.Port != c.Embedded.UIPort {
+		return nil
+	}
+	return &KeyError{Key: "embedded.ui_port", Value: c.Embedded.UIPort, Problem: "must differ from embedded.port"}
+}
+
+func (c *Config) checkBashTimeouts() error {
+	if c.Tools.Bash.MaxTimeout >= c.Tools.Bash.Timeout {
+		return nil
+	}
+	return &KeyError{Key: "tools.bash.max_timeout", Value: c.Tools.Bash.MaxTimeout,
+		Problem: fmt.Sprintf("must be at least tools.bash.timeout (%s)", c.Tools.Bash.Timeout)}
+}
+
+func notEmpty(key, v string) error {
+	if strings.TrimSpace(v) != "" {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "must not be empty"}
+}
+
+func oneOf(key, v string, allowed ...string) error {
+	if slices.Contains(allowed, v) {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "is not one of " + strings.Join(allowed, ", ")}
+}
+
+func atLeast(key string, v, lowest int) error {
+	if v >= lowest {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: fmt.Sprintf("must be at least %d", lowest)}
+}
+
+func positiveFloat(key string, v float64) error {
+	if v > 0 {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "must be greater than 0"}
+}
+
+func positiveDuration(key string, v time.Duration) error {
+	if v > 0 {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "must be greater than 0"}
+}
+
+func checkPort(key string, v int) error {
+	if v >= 1 && v <= 65535 {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "is not a port in 1..65535"}
+}
+
+// checkAddress accepts "" (auto), host:port, or a gRPC target with a scheme
+// such as "dns:///host:port", which the Temporal client also dials.
+func checkAddress(key, v string) error {
+	if v == "" || strings.Contains(v, "://") {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(v); err == nil && port != "" {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: `is not host:port, e.g. "127.0.0.1:7233"`}
+}
+
+func checkHTTPURL(key, v string) error {
+	u, err := url.Parse(v)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "is not an http(s) URL"}
+}
+
+// checkBranchPrefix applies the parts of git-check-ref-format a prefix can
+// break on its own.
+func checkBranchPrefix(key, v string) error {
+	switch {
+	case v == "":
+		return &KeyError{Key: key, Value: v, Problem: "must not be empty"}
+	case strings.ContainsAny(v, " \t\n~^:?*[\\") || strings.Contains(v, ".."),
+		strings.HasPrefix(v, "/"), strings.HasPrefix(v, "-"), strings.HasSuffix(v, "/"),
+		strings.HasSuffix(v, "."), strings.Contains(v, "@{"):
+		return &KeyError{Key: key, Value: v, Problem: "is not a valid git branch name prefix"}
+	}
+	return nil
+}
