@@ -1,0 +1,80 @@
+// Package llm wraps an OpenAI-compatible Chat Completions API for codeswarm:
+// one HTTP request per call, failures classified into *Error (Temporal owns
+// retries, so the client never retries), and pure helpers that keep a
+// conversation inside a model's context window.
+package llm
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// Options configure a Client.
+type Options struct {
+	BaseURL    string        // e.g. "https://api.openai.com/v1"; empty means OpenAI's
+	APIKey     string        // sent as a bearer token; may be empty for local servers
+	Timeout    time.Duration // per request; 0 means only the caller's context bounds it
+	HTTPClient *http.Client  // optional; copied, never modified
+}
+
+// Client sends chat completion requests. It is safe for concurrent use.
+type Client struct {
+	api     *openai.Client
+	apiKey  string
+	timeout time.Duration
+	now     func() time.Time
+}
+
+// New builds a Client from opts.
+func New(opts Options) *Client {
+	cfg := openai.DefaultConfig(opts.APIKey)
+	if opts.BaseURL != "" {
+		cfg.BaseURL = opts.BaseURL
+	}
+	cfg.HTTPClient = wrapHTTPClient(opts.HTTPClient)
+	return &Client{
+		api:     openai.NewClientWithConfig(cfg),
+		apiKey:  opts.APIKey,
+		timeout: opts.Timeout,
+		now:     time.Now,
+	}
+}
+
+// Chat sends req as exactly one HTTP request. Every failure is an *Error;
+// a response without choices is *Error{Kind: KindEmptyResponse}.
+func (c *Client) Chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	x := &exchange{}
+	resp, err := c.api.CreateChatCompletion(withExchange(ctx, x), req)
+	if err != nil {
+		return openai.ChatCompletionResponse{}, c.classify(err, x)
+	}
+	if len(resp.Choices) == 0 {
+		return openai.ChatCompletionResponse{}, &Error{
+			Kind: KindEmptyResponse, StatusCode: http.StatusOK,
+			Message: "response has no choices",
+		}
+	}
+	return resp, nil
+}
+
+func (c *Client) classify(err error, x *exchange) *Error {
+	e := classifyScrubbed(err, c.apiKey)
+	sent, header := x.result()
+	if !sent && e.Kind == KindNetwork && e.cause == nil {
+		// go-openai refused the request before sending it (e.g. a body that
+		// does not marshal): retrying the same request cannot help.
+		e.Kind = KindBadRequest
+	}
+	if e.StatusCode != 0 {
+		e.RetryAfter = retryAfter(header, c.now())
+	}
+	return e
+}

@@ -1,0 +1,220 @@
+package scripted
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Request kinds, as recorded in Request.Kind and counted by Handler.Count.
+const (
+	KindPlanner = "planner"
+	KindAgent   = "agent"
+	KindSummary = "summary"
+)
+
+// maxBodyBytes bounds a request body; real servers cap them too.
+const maxBodyBytes = 64 << 20
+
+// Request is one request the handler received.
+type Request struct {
+	Kind          string // KindPlanner, KindAgent, KindSummary, or "" if rejected before classifying
+	Agent         string // the matched Agent.Match; "" for no match
+	Turn          int    // assistant messages in the request
+	Status        int    // status answered; 0 if the client left first
+	Authorization string
+	Body          []byte
+	Time          time.Time
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithAPIKey makes the handler require "Authorization: Bearer key".
+func WithAPIKey(key string) Option {
+	return func(h *Handler) { h.apiKey = key }
+}
+
+// Handler is the scripted OpenAI-compatible API as an http.Handler.
+// It is safe for concurrent use.
+type Handler struct {
+	script    Script
+	apiKey    string
+	mux       *http.ServeMux
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	requests []Request
+	faults   map[replyKey]int // faults already served per (kind, agent, turn)
+}
+
+// replyKey identifies the scripted reply a request gets.
+type replyKey struct {
+	kind, agent string
+	turn        int
+}
+
+// NewHandler returns a handler answering from s.
+func NewHandler(s Script, opts ...Option) *Handler {
+	h := &Handler{
+		script: s,
+		mux:    http.NewServeMux(),
+		closed: make(chan struct{}),
+		faults: map[replyKey]int{},
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	for _, prefix := range []string{"/v1", ""} {
+		h.mux.HandleFunc("POST "+prefix+"/chat/completions", h.chat)
+		h.mux.HandleFunc("GET "+prefix+"/models", h.models)
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found_error", "", "unknown endpoint "+r.Method+" "+r.URL.Path)
+	})
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Close releases requests held by a Hang fault or a delay; they get no answer.
+func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
+
+// Requests returns every chat request received, in arrival order.
+func (h *Handler) Requests() []Request {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.requests)
+}
+
+// Count returns how many chat requests of kind were received.
+func (h *Handler) Count(kind string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.requests {
+		if r.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *Handler) models(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"object": "list",
+		"data":   []map[string]any{{"id": "scripted", "object": "model", "created": 0, "owned_by": "codeswarm"}},
+	})
+}
+
+func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	idx := h.record(Request{Authorization: r.Header.Get("Authorization"), Body: body, Time: time.Now()})
+	status := h.respond(w, r, idx, body, err)
+	h.update(idx, func(q *Request) { q.Status = status })
+}
+
+// respond answers one chat request and returns the status it sent.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, idx int, body []byte, readErr error) int {
+	req, status, msg := h.admit(r, body, readErr)
+	if status != http.StatusOK {
+		code := ""
+		if status == http.StatusUnauthorized {
+			code = "invalid_api_key"
+		}
+		return writeError(w, status, "invalid_request_error", code, msg)
+	}
+	key, reply := h.route(req)
+	h.update(idx, func(q *Request) { q.Kind, q.Agent, q.Turn = key.kind, key.agent, key.turn })
+	if f := h.nextFault(key, reply); f != nil {
+		return h.serveFault(w, r, req, *f)
+	}
+	h.wait(r, time.Duration(reply.Delay))
+	return writeJSON(w, http.StatusOK, buildCompletion(req, body, reply, key.turn))
+}
+
+// admit authenticates, decodes and validates a request. A status other
+// than 200 comes with the message to answer.
+func (h *Handler) admit(r *http.Request, body []byte, readErr error) (wireRequest, int, string) {
+	var req wireRequest
+	if readErr != nil {
+		return req, http.StatusBadRequest, "read body: " + readErr.Error()
+	}
+	if !h.authorized(r) {
+		return req, http.StatusUnauthorized, "Incorrect API key provided."
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return req, http.StatusBadRequest, "invalid JSON body: " + err.Error()
+	}
+	if err := validate(req.Messages); err != nil {
+		return req, http.StatusBadRequest, err.Error()
+	}
+	return req, http.StatusOK, ""
+}
+
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.apiKey == "" {
+		return true
+	}
+	got := r.Header.Get("Authorization")
+	return subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+h.apiKey)) == 1
+}
+
+func (h *Handler) record(q Request) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.requests = append(h.requests, q)
+	return len(h.requests) - 1
+}
+
+func (h *Handler) update(idx int, f func(*Request)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f(&h.requests[idx])
+}
+
+// nextFault returns the fault this request gets, if any, and counts it.
+func (h *Handler) nextFault(key replyKey, reply Reply) *Fault {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.faults[key]
+	if n >= len(reply.Faults) {
+		return nil
+	}
+	h.faults[key] = n + 1
+	return &reply.Faults[n]
+}
+
+// wait sleeps d. If the client leaves or the handler closes first, it
+// aborts the request: the connection is dropped without a response, as a
+// dead upstream would, instead of net/http sending an empty 200.
+func (h *Handler) wait(r *http.Request, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return
+	case <-r.Context().Done():
+	case <-h.closed:
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// hang holds the request until the client leaves or the handler closes,
+// then drops the connection without answering.
+func (h *Handler) hang(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-h.closed:
+	}
+	panic(http.ErrAbortHandler)
+}
