@@ -1,0 +1,203 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Journal makes tool calls idempotent under activity retry. It stores one
+// record per call key in a directory outside the worktree. A Journal is
+// safe for concurrent use by calls with different keys; one key must not
+// run concurrently with itself (Temporal runs one attempt at a time).
+type Journal struct {
+	dir string
+}
+
+// Record states.
+const (
+	stateIntent = "intent" // about to apply a change or start bash
+	stateDone   = "done"   // Result is final
+)
+
+// record is the journal entry of one tool call.
+type record struct {
+	Key      string `json:"key"`
+	Tool     string `json:"tool"`
+	State    string `json:"state"`
+	Path     string `json:"path,omitempty"`      // worktree-relative file of a change
+	PreHash  string `json:"pre_hash,omitempty"`  // sha256 before the change, or "absent"
+	PostHash string `json:"post_hash,omitempty"` // sha256 after the change
+	Result   Result `json:"result"`
+}
+
+// interruptedNote prefixes a bash result re-run after an interrupted attempt.
+const interruptedNote = "note: a previous attempt of this command was interrupted before it finished (it may have partly run); this is the output of a new run\n"
+
+// OpenJournal opens (creating if needed) a journal stored in dir, which
+// must live outside the worktree so the model cannot touch it.
+func OpenJournal(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", dir, err)
+	}
+	return &Journal{dir: dir}, nil
+}
+
+// Run executes the tool call identified by key at most once: a completed
+// record is returned as is. For write/edit/multiedit it records the pre-
+// and post-image hashes before applying, so a retry after a crash can tell
+// whether the change already landed. An interrupted bash command is run
+// again with a note. A bash call cancelled through ctx is not recorded as
+// completed, so a retry runs it. The Go error reports journal I/O failures
+// only; tool failures are IsError Results.
+func (j *Journal) Run(ctx context.Context, key string, opts Options, name, arguments string) (Result, error) {
+	if key == "" {
+		return Result{}, errors.New("journal run: empty key")
+	}
+	rec, found, err := j.load(key)
+	if err != nil {
+		return Result{}, err
+	}
+	if found && rec.State == stateDone {
+		return rec.Result, nil
+	}
+	if found && rec.Tool != name {
+		return Result{}, fmt.Errorf("journal run: key %q was recorded for tool %q, not %q", key, rec.Tool, name)
+	}
+	tb, res, ok := newToolbox(opts)
+	if !ok {
+		return res, nil // not recorded: the worktree may be back on retry
+	}
+	switch name {
+	case ToolWrite, ToolEdit, ToolMultiEdit:
+		if found {
+			return j.resumeChange(tb, rec, arguments)
+		}
+		return j.change(tb, key, name, arguments)
+	case ToolBash:
+		return j.bash(ctx, tb, key, found, arguments)
+	default:
+		return j.finish(record{Key: key, Tool: name}, tb.run(ctx, name, arguments))
+	}
+}
+
+// change plans, records the intent, applies and completes a mutation.
+func (j *Journal) change(tb *toolbox, key, name, arguments string) (Result, error) {
+	rec := record{Key: key, Tool: name}
+	ch, res := tb.plan(name, arguments)
+	if ch == nil {
+		return j.finish(rec, res)
+	}
+	rec.State, rec.Path, rec.Result = stateIntent, ch.rel, ch.result
+	rec.PreHash, rec.PostHash = ch.preHash(), hashBytes(ch.post)
+	if err := j.save(rec); err != nil {
+		return Result{}, err
+	}
+	if err := ch.apply(); err != nil {
+		return j.finish(rec, errorf("%s %s: %v", name, ch.rel, err))
+	}
+	return j.finish(rec, ch.result)
+}
+
+// resumeChange completes a mutation whose intent was recorded but whose
+// completion was not, without ever applying it twice.
+func (j *Journal) resumeChange(tb *toolbox, rec record, arguments string) (Result, error) {
+	tg, err := tb.box.resolveWritable(rec.Path)
+	if err != nil {
+		return j.finish(rec, errorf("%s: %v", rec.Tool, err))
+	}
+	cur, err := hashFile(tg.abs)
+	if err != nil {
+		return j.finish(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))
+	}
+	switch cur {
+	case rec.PostHash: // the change landed before the crash
+		return j.finish(rec, rec.Result)
+	case rec.PreHash: // the crash came before the change
+		ch, res := tb.plan(rec.Tool, arguments)
+		if ch == nil {
+			return j.finish(rec, res)
+		}
+		if ch.preHash() != rec.PreHash || hashBytes(ch.post) != rec.PostHash {
+			return j.finish(rec, errorf("%s %s: the retried call no longer produces the recorded change; read the file and redo the change", rec.Tool, rec.Path))
+		}
+		if err := ch.apply(); err != nil {
+			return j.finish(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))
+		}
+		return j.finish(rec, rec.Result)
+	default:
+		return j.finish(rec, errorf("%s: %s changed since the interrupted attempt of this call (it matches neither the content before nor after the change); read it again and redo the change if still needed", rec.Tool, rec.Path))
+	}
+}
+
+// bash records an intent, runs the command and records the result unless
+// the run was cancelled.
+func (j *Journal) bash(ctx context.Context, tb *toolbox, key string, interrupted bool, arguments string) (Result, error) {
+	rec := record{Key: key, Tool: ToolBash, State: stateIntent}
+	if !interrupted {
+		if err := j.save(rec); err != nil {
+			return Result{}, err
+		}
+	}
+	res := tb.bash(ctx, arguments)
+	if interrupted {
+		res.Output = interruptedNote + res.Output
+	}
+	if ctx.Err() != nil {
+		return res, nil
+	}
+	return j.finish(rec, res)
+}
+
+// finish stores res as the final result of rec's key.
+func (j *Journal) finish(rec record, res Result) (Result, error) {
+	rec.State, rec.Result = stateDone, res
+	if err := j.save(rec); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+func (c *change) preHash() string {
+	if !c.exists {
+		return absentHash
+	}
+	return hashBytes(c.pre)
+}
+
+// file names a key's record; hashing keeps any key a safe file name.
+func (j *Journal) file(key string) string {
+	return filepath.Join(j.dir, hashBytes([]byte(key))+".json")
+}
+
+func (j *Journal) load(key string) (record, bool, error) {
+	data, err := os.ReadFile(j.file(key))
+	if errors.Is(err, os.ErrNotExist) {
+		return record{}, false, nil
+	}
+	if err != nil {
+		return record{}, false, fmt.Errorf("read journal record for %q: %w", key, err)
+	}
+	var rec record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return record{}, false, fmt.Errorf("decode journal record %s: %w", j.file(key), err)
+	}
+	if rec.Key != key {
+		return record{}, false, fmt.Errorf("journal record %s holds key %q, want %q", j.file(key), rec.Key, key)
+	}
+	return rec, true, nil
+}
+
+func (j *Journal) save(rec record) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode journal record for %q: %w", rec.Key, err)
+	}
+	if err := writeFileAtomic(j.file(rec.Key), data, 0o600); err != nil {
+		return fmt.Errorf("write journal record for %q: %w", rec.Key, err)
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package tools
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func newJournal(t *testing.T) *Journal {
+	t.Helper()
+	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func journalRun(t *testing.T, j *Journal, key string, opts Options, name string, args map[string]any) Result {
+	t.Helper()
+	res, err := j.Run(context.Background(), key, opts, name, jsonArgs(t, args))
+	if err != nil {
+		t.Fatalf("journal run %s: %v", key, err)
+	}
+	return res
+}
+
+// crashAfterIntent does what Journal.Run does up to the crash point: plan
+// the change and record the intent, without applying it.
+func crashAfterIntent(t *testing.T, j *Journal, key string, opts Options, name string, args map[string]any) *change {
+	t.Helper()
+	tb, res, ok := newToolbox(opts)
+	if !ok {
+		t.Fatal(res.Output)
+	}
+	ch, res := tb.plan(name, jsonArgs(t, args))
+	if ch == nil {
+		t.Fatal(res.Output)
+	}
+	rec := record{Key: key, Tool: name, State: stateIntent, Path: ch.rel, Result: ch.result,
+		PreHash: ch.preHash(), PostHash: hashBytes(ch.post)}
+	if err := j.save(rec); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// editAB turns "a" into "ab": applying it twice would give "abb".
+func editAB() map[string]any {
+	return map[string]any{"path": "f.txt", "old_string": "a", "new_string": "ab"}
+}
+
+func TestJournalEditOnce(t *testing.T) {
+	root := newRoot(t, map[string]string{"f.txt": "a"})
+	j, opts := newJournal(t), Options{Root: root}
+	first := journalRun(t, j, "run/s1/3/0", opts, ToolEdit, editAB())
+	second := journalRun(t, j, "run/s1/3/0", opts, ToolEdit, editAB())
+	if !reflect.DeepEqual(first, second) || first.IsError {
+		t.Errorf("results differ or failed:\n%+v\n%+v", first, second)
+	}
+	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "ab" {
+		t.Errorf("content %q: applied more than once", got)
+	}
+	// A different key is a different call.
+	journalRun(t, j, "run/s1/3/1", opts, ToolEdit, editAB())
+	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "abb" {
+		t.Errorf("content %q after a second call", got)
+	}
+}
+
+func TestJournalCrashRecovery(t *testing.T) {
+	tests := []struct {
+		name    string
+		tool    string
+		args    map[string]any
+		initial map[string]string
+		crash   func(t *testing.T, path string, ch *change) // what happened to the file before the retry
+		want    string                                      // file content after the retry
+		wantErr string
+	}{
+		{"edit landed before crash", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
+			func(t *testing.T, _ string, ch *change) {
+				if err := ch.apply(); err != nil {
+					t.Fatal(err)
+				}
+			}, "ab", ""},
+		{"edit not applied before crash", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
+			func(*testing.T, string, *change) {}, "ab", ""},
+		{"write of new file landed", ToolWrite, map[string]any{"path": "f.txt", "content": "new"}, nil,
+			func(t *testing.T, p string, _ *change) { writeTestFile(t, p, "new") }, "new", ""},
+		{"write of new file not applied", ToolWrite, map[string]any{"path": "f.txt", "content": "new"}, nil,
+			func(*testing.T, string, *change) {}, "new", ""},
+		{"multiedit landed", ToolMultiEdit, map[string]any{"path": "f.txt", "edits": []any{editAB(), map[string]any{"old_string": "ab", "new_string": "abc"}}},
+			map[string]string{"f.txt": "a"},
+			func(t *testing.T, p string, _ *change) { writeTestFile(t, p, "abc") }, "abc", ""},
+		{"file changed in between", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
+			func(t *testing.T, p string, _ *change) { writeTestFile(t, p, "someone else") }, "someone else", "changed since the interrupted attempt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := newRoot(t, tt.initial)
+			j, opts := newJournal(t), Options{Root: root}
+			ch := crashAfterIntent(t, j, "k", opts, tt.tool, tt.args)
+			path := filepath.Join(root, "f.txt")
+			tt.crash(t, path, ch)
+
+			res := journalRun(t, j, "k", opts, tt.tool, tt.args)
+			if got := readTestFile(t, path); got != tt.want {
+				t.Errorf("content %q, want %q", got, tt.want)
+			}
+			if tt.wantErr != "" {
+				mustErr(t, res, tt.wantErr, "f.txt")
+				return
+			}
+			if !reflect.DeepEqual(res, ch.result) {
+				t.Errorf("result %+v, want the recorded %+v", res, ch.result)
+			}
+			again := journalRun(t, j, "k", opts, tt.tool, tt.args)
+			if !reflect.DeepEqual(again, res) || readTestFile(t, path) != tt.want {
+				t.Errorf("second retry differs: %+v", again)
+			}
+		})
+	}
+}
+
+func TestJournalToolErrorsAreRecorded(t *testing.T) {
+	root := newRoot(t, map[string]string{"f.txt": "y"})
+	j, opts := newJournal(t), Options{Root: root}
+	first := journalRun(t, j, "k", opts, ToolEdit, editAB())
+	mustErr(t, first, "not found")
+	writeTestFile(t, filepath.Join(root, "f.txt"), "a")
+	if again := journalRun(t, j, "k", opts, ToolEdit, editAB()); !reflect.DeepEqual(again, first) {
+		t.Errorf("retry re-executed: %+v", again)
+	}
+	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "a" {
+		t.Errorf("content %q", got)
+	}
+}
+
+func TestJournalReadRecorded(t *testing.T) {
+	root := newRoot(t, map[string]string{"f.txt": "before\n"})
+	j, opts := newJournal(t), Options{Root: root}
+	first := journalRun(t, j, "k", opts, ToolRead, map[string]any{"path": "f.txt"})
+	writeTestFile(t, filepath.Join(root, "f.txt"), "after\n")
+	if again := journalRun(t, j, "k", opts, ToolRead, map[string]any{"path": "f.txt"}); again.Output != first.Output {
+		t.Errorf("retry returned %q, want the recorded %q", again.Output, first.Output)
+	}
+}
+
+func TestJournalBash(t *testing.T) {
+	root := t.TempDir()
+	j, opts := newJournal(t), Options{Root: root, Env: testEnv()}
+	args := map[string]any{"command": "echo run >> count; wc -l < count"}
+	first := journalRun(t, j, "b1", opts, ToolBash, args)
+	second := journalRun(t, j, "b1", opts, ToolBash, args)
+	if !reflect.DeepEqual(first, second) || first.Output != "1\nexit code: 0" {
+		t.Errorf("first %q second %q", first.Output, second.Output)
+	}
+
+	// An intent without completion: the command runs again, with a note.
+	if err := j.save(record{Key: "b2", Tool: ToolBash, State: stateIntent}); err != nil {
+		t.Fatal(err)
+	}
+	res := journalRun(t, j, "b2", opts, ToolBash, args)
+	if want := interruptedNote + "2\nexit code: 0"; res.Output != want {
+		t.Errorf("output %q, want %q", res.Output, want)
+	}
+	if got := journalRun(t, j, "b2", opts, ToolBash, args); got.Output != res.Output {
+		t.Errorf("completed interrupted run not recorded: %q", got.Output)
+	}
+}
+
+func TestJournalCancelledBashNotRecorded(t *testing.T) {
+	j, opts := newJournal(t), Options{Root: t.TempDir(), Env: testEnv()}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	res, err := j.Run(ctx, "k", opts, ToolBash, `{"command":"sleep 1000"}`)
+	if err != nil || !res.IsError {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	res, err = j.Run(t.Context(), "k", opts, ToolBash, `{"command":"echo again"}`)
+	if err != nil || res.Output != interruptedNote+"again\nexit code: 0" {
+		t.Errorf("retry after cancel: %+v %v", res, err)
+	}
+}
+
+func TestJournalFailures(t *testing.T) {
+	j, opts := newJournal(t), Options{Root: newRoot(t, map[string]string{"f.txt": "a"})}
+	if _, err := j.Run(t.Context(), "", opts, ToolRead, `{"path":"f.txt"}`); err == nil {
+		t.Error("empty key accepted")
+	}
+	journalRun(t, j, "k", opts, ToolRead, map[string]any{"path": "f.txt"})
+	if _, err := j.Run(t.Context(), "k", opts, ToolRead, `{"path":"f.txt"}`); err != nil {
+		t.Errorf("replay: %v", err)
+	}
+	if err := os.WriteFile(j.file("bad"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Run(t.Context(), "bad", opts, ToolRead, `{"path":"f.txt"}`); err == nil || !strings.Contains(err.Error(), "decode journal record") {
+		t.Errorf("corrupt record: %v", err)
+	}
+	if err := j.save(record{Key: "w", Tool: ToolWrite, State: stateIntent}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Run(t.Context(), "w", opts, ToolEdit, `{}`); err == nil || !strings.Contains(err.Error(), `recorded for tool "write"`) {
+		t.Errorf("tool mismatch: %v", err)
+	}
+	blocker := filepath.Join(t.TempDir(), "file")
+	writeTestFile(t, blocker, "")
+	if _, err := OpenJournal(filepath.Join(blocker, "sub")); err == nil {
+		t.Error("OpenJournal under a file succeeded")
+	}
+}
