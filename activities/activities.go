@@ -1,0 +1,100 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+	"go.temporal.io/sdk/activity"
+	"path/filepath"
+	"strconv"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"codeswarm/internal/transcript"
+	"codeswarm/llm"
+)
+
+// Activities holds the worker-side collaborators. Secrets (the API key) live
+// here, on the worker, and never in any activity input or result.
+type Activities struct {
+	LLM            *llm.Client
+	Temporal       client.Client // for swarm_share (query/update on the parent)
+	Transcripts    *transcript.Store
+	WorkspaceRoot  string
+	WorkspaceQueue string   // this host's workspace task queue
+	Secrets        []string // values scrubbed from tool environments and outputs
+	Environ        []string // base environment for bash (already sanitized)
+}
+
+// StateDir is where a run keeps journals next to its worktrees.
+func (a *Activities) stateDir(runID string) string {
+	return filepath.Join(a.WorkspaceRoot, runID, ".state")
+}
+
+// WorktreeDir is where a subtask's worktree lives.
+func WorktreeDir(root, runID, subtaskID string, attempt int) string {
+	name := subtaskID
+	if attempt > 1 {
+		name = subtaskID + "-r" + strconv.Itoa(attempt)
+	}
+	return filepath.Join(root, runID, name)
+}
+
+func tref(r ConvRef) transcript.Ref {
+	return transcript.Ref{RunID: r.RunID, SubtaskID: r.SubtaskID, Attempt: r.Attempt}
+}
+
+// llmError turns a client error into a Temporal error: non-retryable kinds
+// fail fast, a 429 retries after the server's Retry-After.
+func llmError(err error) error {
+	var e *llm.Error
+	if !errors.As(err, &e) {
+		e = llm.Classify(err)
+	}
+	typ := "llm." + string(e.Kind)
+	if !e.Retryable() {
+		return temporal.NewNonRetryableApplicationError(e.Error(), typ, nil)
+	}
+	opts := temporal.ApplicationErrorOptions{}
+	if e.RetryAfter > 0 {
+		opts.NextRetryDelay = e.RetryAfter
+	}
+	return temporal.NewApplicationErrorWithOptions(e.Error(), typ, opts)
+}
+
+// heartbeatEvery is how often long calls report liveness, so that a worker
+// that dies mid-call is noticed within the heartbeat timeout, not after the
+// call's own (much longer) timeout.
+const heartbeatEvery = 5 * time.Second
+
+// chat calls the model while heartbeating.
+func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
+	stop := keepAlive(ctx)
+	defer stop()
+	return a.LLM.Chat(ctx, req)
+}
+
+func keepAlive(ctx context.Context) func() {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}

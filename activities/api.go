@@ -1,0 +1,207 @@
+// Package activities holds every Temporal activity of codeswarm and the
+// input/result types that workflows exchange with them. It never imports
+// workflows: the workflows package refers to these methods through a nil
+// *Activities value.
+package activities
+
+import (
+	"time"
+)
+
+// Names shared between workflows, activities and the CLI. They are part of
+// the contract with running histories: renaming one breaks them.
+const (
+	// ShareQueryName is the query on SwarmWorkflow that reads the swarm_share store.
+	ShareQueryName = "swarm_share"
+	// SharePublishUpdateName is the update on SwarmWorkflow that publishes into the store.
+	SharePublishUpdateName = "swarm_share_publish"
+	// ProgressQueryName is the query on SwarmWorkflow that returns the run's events.
+	ProgressQueryName = "progress"
+	// LLMQueueSuffix is appended to the main task queue to name the LLM queue.
+	LLMQueueSuffix = "-llm"
+	// WorkspaceQueueInfix names a host's workspace queue: <main>-ws-<host>.
+	WorkspaceQueueInfix = "-ws-"
+)
+
+// Merge outcomes of a subtask, as they appear in the result JSON.
+const (
+	MergeMerged    = "merged"
+	MergeConflict  = "conflict"
+	MergeNoChanges = "no_changes"
+	MergeSkipped   = "skipped"
+)
+
+// Subtask statuses, as they appear in the result JSON.
+const (
+	StatusCompleted = "completed"
+	StatusFailed    = "failed"
+	StatusBlocked   = "blocked"
+	StatusPending   = "pending"
+	StatusTimedOut  = "timed_out"
+	StatusCancelled = "cancelled"
+)
+
+// Subtask is one unit of the plan.
+type Subtask struct {
+	ID            string   `json:"id"`
+	Name          string   `json:"name"`
+	Instruction   string   `json:"instruction"`
+	Specialty     string   `json:"specialty,omitempty"`
+	Dependencies  []string `json:"dependencies"` // subtask IDs
+	Priority      int      `json:"priority"`
+	NeedsWorktree bool     `json:"needs_worktree"`
+	Stage         int      `json:"stage"`
+}
+
+// Limits bound a run; they come from config and CLI flags.
+type Limits struct {
+	MaxSubagents        int           `json:"max_subagents"`
+	MaxConcurrent       int           `json:"max_concurrent"`
+	MaxStepsPerSubagent int           `json:"max_steps_per_subagent"`
+	MaxTotalSteps       int           `json:"max_total_steps"`
+	SubagentTimeout     time.Duration `json:"subagent_timeout"`
+	MaxRetries          int           `json:"max_retries"`
+	ContextLimit        int           `json:"context_limit"`
+	LLMTimeout          time.Duration `json:"llm_timeout"`
+}
+
+// ToolLimits bound tool execution in a sub-agent.
+type ToolLimits struct {
+	BashTimeout    time.Duration `json:"bash_timeout"`
+	BashMaxTimeout time.Duration `json:"bash_max_timeout"`
+	MaxOutputBytes int           `json:"max_output_bytes"`
+}
+
+// Usage counts tokens.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
+// Add returns the sum of two usages.
+func (u Usage) Add(o Usage) Usage {
+	return Usage{PromptTokens: u.PromptTokens + o.PromptTokens, CompletionTokens: u.CompletionTokens + o.CompletionTokens}
+}
+
+// ConvRef names one sub-agent conversation in the transcript store.
+type ConvRef struct {
+	RunID     string `json:"run_id"`
+	SubtaskID string `json:"subtask_id"`
+	Attempt   int    `json:"attempt"`
+}
+
+// SubtaskResult is one entry of the result JSON's subtask_results.
+type SubtaskResult struct {
+	ID              string   `json:"id"`
+	Name            string   `json:"name"`
+	Stage           int      `json:"stage"`
+	Dependencies    []string `json:"dependencies"`
+	Success         bool     `json:"success"`
+	Status          string   `json:"status"`
+	Result          string   `json:"result"`
+	Steps           int      `json:"steps"`
+	ToolCalls       int      `json:"tool_calls"`
+	ExecutionTimeMs int64    `json:"execution_time_ms"`
+	Error           string   `json:"error,omitempty"`
+	Branch          string   `json:"branch,omitempty"`
+	Commit          string   `json:"commit,omitempty"`
+	FilesChanged    []string `json:"files_changed"`
+	Merge           string   `json:"merge"`
+	Conflicts       []string `json:"conflicts"`
+	ExitReason      string   `json:"exit_reason,omitempty"`
+	Attempts        int      `json:"attempts,omitempty"`
+	Worktree        string   `json:"worktree,omitempty"`
+	PromptTokens    int      `json:"prompt_tokens"`
+	CompletionTkns  int      `json:"completion_tokens"`
+	LLMCalls        int      `json:"llm_calls"`
+	MergeCommit     string   `json:"merge_commit,omitempty"`
+	VerifyFailed    bool     `json:"verify_failed,omitempty"`
+}
+
+// StageStats is the seed's per-stage statistics.
+type StageStats struct {
+	Stage           int   `json:"stage"`
+	SubagentCount   int   `json:"subagent_count"`
+	MaxSteps        int   `json:"max_steps"`
+	TotalSteps      int   `json:"total_steps"`
+	ExecutionTimeMs int64 `json:"execution_time_ms"`
+}
+
+// Stats is the seed's swarm statistics plus token and call counts.
+type Stats struct {
+	SubagentsSpawned         int          `json:"subagents_spawned"`
+	SubagentsCompleted       int          `json:"subagents_completed"`
+	SubagentsFailed          int          `json:"subagents_failed"`
+	TotalToolCalls           int          `json:"total_tool_calls"`
+	TotalLLMCalls            int          `json:"total_llm_calls"`
+	PromptTokens             int          `json:"prompt_tokens"`
+	CompletionTokens         int          `json:"completion_tokens"`
+	CriticalPathLength       int          `json:"critical_path_length"`
+	ExecutionTimeMs          int64        `json:"execution_time_ms"`
+	SequentialTimeEstimateMs int64        `json:"sequential_time_estimate_ms"`
+	SpeedupFactor            float64      `json:"speedup_factor"`
+	Stages                   []StageStats `json:"stages"`
+}
+
+// VerifyReport is the outcome of the verification command.
+type VerifyReport struct {
+	Command  string `json:"command"`
+	Commit   string `json:"commit"`
+	OK       bool   `json:"ok"`
+	ExitCode int    `json:"exit_code"`
+	Output   string `json:"output"`
+	// BrokenBy names the subtask whose merge first made the command fail (mode "each").
+	BrokenBy string `json:"broken_by,omitempty"`
+}
+
+// SwarmResult is the result JSON of a run (run --json, result --json).
+type SwarmResult struct {
+	RunID          string          `json:"run_id"`
+	Success        bool            `json:"success"`
+	Branch         string          `json:"branch"`
+	BaseCommit     string          `json:"base_commit"`
+	HeadCommit     string          `json:"head_commit"`
+	Result         string          `json:"result"`
+	Error          string          `json:"error"`
+	SubtaskResults []SubtaskResult `json:"subtask_results"`
+	Stats          Stats           `json:"stats"`
+	Verify         *VerifyReport   `json:"verify,omitempty"`
+	Applied        bool            `json:"applied"`
+	ApplyError     string          `json:"apply_error,omitempty"`
+	KeptWorktrees  []string        `json:"kept_worktrees,omitempty"`
+	PlanNote       string          `json:"plan_note,omitempty"`
+}
+
+// SharedResult is one entry of the swarm_share store.
+type SharedResult struct {
+	Key       string   `json:"key"`
+	Value     string   `json:"value"` // raw JSON text
+	Tags      []string `json:"tags"`
+	Publisher string   `json:"publisher"`
+}
+
+// ShareRequest is the argument of the share query and the publish update.
+type ShareRequest struct {
+	Action    string   `json:"action"`
+	Key       string   `json:"key,omitempty"`
+	Value     string   `json:"value,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
+	Prefix    string   `json:"prefix,omitempty"`
+	Publisher string   `json:"publisher,omitempty"`
+}
+
+// Event is one line of a run's progress, read by the CLI through ProgressQueryName.
+type Event struct {
+	Seq     int       `json:"seq"`
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"` // planned, started, finished, merged, conflict, failed, blocked, verify, done
+	Subtask string    `json:"subtask,omitempty"`
+	Message string    `json:"message"`
+}
+
+// Progress is the answer to ProgressQueryName.
+type Progress struct {
+	Phase    string  `json:"phase"`
+	Subtasks int     `json:"subtasks"`
+	Events   []Event `json:"events"`
+}

@@ -1,0 +1,374 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"codeswarm/gitops"
+	"codeswarm/internal/transcript"
+	"codeswarm/tools"
+)
+
+// PrepareRunInput starts a run on the user's repository.
+type PrepareRunInput struct {
+	RunID             string `json:"run_id"`
+	RepoPath          string `json:"repo_path"`
+	BaseRef           string `json:"base_ref"`
+	IntegrationBranch string `json:"integration_branch"`
+}
+
+// PrepareRunResult pins the run to a base commit and a workspace host.
+type PrepareRunResult struct {
+	RepoRoot       string `json:"repo_root"`
+	BaseCommit     string `json:"base_commit"`
+	BaseBranch     string `json:"base_branch"` // the user's checked-out branch, for --apply
+	WorkspaceQueue string `json:"workspace_queue"`
+	RepoListing    string `json:"repo_listing"`
+	GCAutoPrev     string `json:"gc_auto_prev"`
+	GCAutoHad      bool   `json:"gc_auto_had"`
+	GitVersion     string `json:"git_version"`
+}
+
+type gcState struct {
+	Prev string `json:"prev"`
+	Had  bool   `json:"had"`
+}
+
+// PrepareRun resolves the base commit, creates the integration branch at it
+// (never moving an existing one) and turns gc.auto off for the run. It never
+// touches the user's checked-out branch or working tree.
+func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (PrepareRunResult, error) {
+	version, err := gitops.CheckGitVersion(ctx)
+	if err != nil {
+		return PrepareRunResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "git.version", err)
+	}
+	repo, err := gitops.Open(ctx, in.RepoPath)
+	if err != nil {
+		return PrepareRunResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "git.repo", err)
+	}
+	base, err := repo.ResolveCommit(ctx, in.BaseRef)
+	if err != nil {
+		return PrepareRunResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "git.base", err)
+	}
+	if err := repo.EnsureBranch(ctx, in.IntegrationBranch, base); err != nil {
+		return PrepareRunResult{}, fmt.Errorf("create integration branch: %w", err)
+	}
+	branch, err := repo.CurrentBranch(ctx)
+	if err != nil {
+		return PrepareRunResult{}, err
+	}
+	gc, err := a.disableGC(ctx, repo, in.RunID)
+	if err != nil {
+		return PrepareRunResult{}, err
+	}
+	listing, _ := runGit(ctx, repo.Root, "ls-tree", "-r", "--name-only", base)
+	return PrepareRunResult{
+		RepoRoot: repo.Root, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
+		RepoListing: capLines(listing, 300, 8000), GCAutoPrev: gc.Prev, GCAutoHad: gc.Had, GitVersion: version,
+	}, nil
+}
+
+// disableGC sets gc.auto=0 once per run, remembering the user's value in the
+// run's state so a retried activity does not record our own 0 as theirs.
+func (a *Activities) disableGC(ctx context.Context, repo *gitops.Repo, runID string) (gcState, error) {
+	path := filepath.Join(a.stateDir(runID), "gc-auto.json")
+	var st gcState
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &st) == nil {
+		return st, nil
+	}
+	prev, had, err := repo.SetConfig(ctx, "gc.auto", "0")
+	if err != nil {
+		return gcState{}, fmt.Errorf("disable gc.auto: %w", err)
+	}
+	st = gcState{Prev: prev, Had: had}
+	b, _ := json.Marshal(st)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return gcState{}, err
+	}
+	return st, os.WriteFile(path, b, 0o644)
+}
+
+// ConflictInfo tells a re-run what its first attempt conflicted with.
+type ConflictInfo struct {
+	Paths       []string `json:"paths"`
+	FirstBase   string   `json:"first_base"`
+	FirstCommit string   `json:"first_commit"`
+}
+
+// StartSubtaskInput creates a sub-agent's worktree and conversation.
+type StartSubtaskInput struct {
+	Ref               ConvRef       `json:"ref"`
+	RepoPath          string        `json:"repo_path"`
+	IntegrationBranch string        `json:"integration_branch"`
+	Branch            string        `json:"branch"`
+	Subtask           Subtask       `json:"subtask"`
+	DepContext        string        `json:"dep_context,omitempty"`
+	Conflict          *ConflictInfo `json:"conflict,omitempty"`
+}
+
+// StartSubtaskResult records where the sub-agent works.
+type StartSubtaskResult struct {
+	Worktree   string `json:"worktree"`
+	Branch     string `json:"branch"`
+	BaseCommit string `json:"base_commit"`
+}
+
+const agentsMDCap = 20000
+
+// StartSubtask creates the worktree on its own branch from the current
+// integration head (so it holds every merged dependency) and writes the first
+// two messages of the conversation. Both steps are idempotent.
+func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (StartSubtaskResult, error) {
+	repo, err := gitops.Open(ctx, in.RepoPath)
+	if err != nil {
+		return StartSubtaskResult{}, err
+	}
+	head, err := repo.RefSHA(ctx, in.IntegrationBranch)
+	if err != nil || head == "" {
+		return StartSubtaskResult{}, fmt.Errorf("integration branch %q: head not found (%v)", in.IntegrationBranch, err)
+	}
+	dir := WorktreeDir(a.WorkspaceRoot, in.Ref.RunID, in.Ref.SubtaskID, in.Ref.Attempt)
+	wt, err := repo.AddWorktree(ctx, dir, in.Branch, head)
+	if err != nil {
+		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
+	}
+	base := wt.BaseCommit
+	if base == "" {
+		base = head
+	}
+	conflict := ""
+	if in.Conflict != nil {
+		conflict = conflictNote(ctx, repo.Root, *in.Conflict, base)
+	}
+	agentsMD, _ := os.ReadFile(filepath.Join(wt.Dir, "AGENTS.md"))
+	recs := []transcript.Record{
+		{Key: keySystem(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem,
+			Content: SubAgentSystemPrompt(in.Subtask, wt.Dir, capText(string(agentsMD), agentsMDCap))}},
+		{Key: keyUser(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser,
+			Content: SubAgentUserPrompt(in.Subtask.Instruction, in.DepContext, conflict)}},
+	}
+	if err := a.Transcripts.Append(tref(in.Ref), recs...); err != nil {
+		return StartSubtaskResult{}, err
+	}
+	return StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base}, nil
+}
+
+func conflictNote(ctx context.Context, root string, c ConflictInfo, newBase string) string {
+	args := append([]string{"diff", c.FirstBase, newBase, "--"}, c.Paths...)
+	diff, _ := runGit(ctx, root, args...)
+	return fmt.Sprintf("NOTE: an earlier attempt of this task (commit %s) conflicted with changes merged meanwhile, in: %s.\n"+
+		"Those changes are already in your working directory. Redo the task on top of them, keeping both intents.\n"+
+		"The other side's change:\n```diff\n%s\n```", short(c.FirstCommit), strings.Join(c.Paths, ", "), capText(diff, 8000))
+}
+
+// CommitInput commits a finished sub-agent's worktree.
+type CommitInput struct {
+	RunID      string `json:"run_id"`
+	SubtaskID  string `json:"subtask_id"`
+	Name       string `json:"name"`
+	Worktree   string `json:"worktree"`
+	BaseCommit string `json:"base_commit"`
+}
+
+// CommitOutput is the subtask's commit.
+type CommitOutput struct {
+	Commit       string   `json:"commit"`
+	Changed      bool     `json:"changed"`
+	FilesChanged []string `json:"files_changed"`
+}
+
+// CommitSubtask commits every change in the worktree, with trailers naming the
+// run and the subtask.
+func (a *Activities) CommitSubtask(ctx context.Context, in CommitInput) (CommitOutput, error) {
+	msg := fmt.Sprintf("codeswarm: %s\n\nSubtask %s of run %s.", in.Name, in.SubtaskID, in.RunID)
+	res, err := gitops.CommitAll(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID))
+	if err != nil {
+		return CommitOutput{}, fmt.Errorf("commit subtask %s: %w", in.SubtaskID, err)
+	}
+	return CommitOutput{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged}, nil
+}
+
+func trailers(runID, subtaskID string) [][2]string {
+	return [][2]string{{"Codeswarm-Run", runID}, {"Codeswarm-Subtask", subtaskID}}
+}
+
+// MergeSubtaskInput merges a subtask's commit into the integration branch.
+type MergeSubtaskInput struct {
+	RunID             string `json:"run_id"`
+	RepoPath          string `json:"repo_path"`
+	IntegrationBranch string `json:"integration_branch"`
+	SubtaskID         string `json:"subtask_id"`
+	Name              string `json:"name"`
+	Commit            string `json:"commit"`
+}
+
+// MergeSubtaskResult is the merge outcome.
+type MergeSubtaskResult struct {
+	Status       string   `json:"status"`
+	Commit       string   `json:"commit"`
+	Conflicts    []string `json:"conflicts,omitempty"`
+	FilesChanged []string `json:"files_changed,omitempty"`
+}
+
+// MergeSubtask merges without a worktree (merge-tree, commit-tree,
+// compare-and-swap update-ref); a retry after a landed merge is a no-op.
+func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (MergeSubtaskResult, error) {
+	repo, err := gitops.Open(ctx, in.RepoPath)
+	if err != nil {
+		return MergeSubtaskResult{}, err
+	}
+	res, err := repo.Merge(ctx, gitops.MergeInput{
+		TargetBranch: in.IntegrationBranch, Source: in.Commit,
+		Message:  fmt.Sprintf("codeswarm: merge %s (%s)", in.SubtaskID, in.Name),
+		Trailers: trailers(in.RunID, in.SubtaskID),
+	})
+	if err != nil {
+		return MergeSubtaskResult{}, fmt.Errorf("merge subtask %s: %w", in.SubtaskID, err)
+	}
+	return MergeSubtaskResult{Status: res.Status, Commit: res.Commit, Conflicts: res.Conflicts, FilesChanged: res.FilesChanged}, nil
+}
+
+// VerifyInput runs the verification command on a commit.
+type VerifyInput struct {
+	RunID     string        `json:"run_id"`
+	RepoPath  string        `json:"repo_path"`
+	Commit    string        `json:"commit"`
+	Command   string        `json:"command"`
+	Timeout   time.Duration `json:"timeout"`
+	MaxOutput int           `json:"max_output"`
+}
+
+// Verify runs the command in a temporary detached worktree of the commit.
+func (a *Activities) Verify(ctx context.Context, in VerifyInput) (VerifyReport, error) {
+	dir := filepath.Join(a.stateDir(in.RunID), "verify-"+short(in.Commit))
+	repo, err := gitops.Open(ctx, in.RepoPath)
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	_ = repo.RemoveWorktree(ctx, dir, true)
+	if _, err := runGit(ctx, repo.Root, "worktree", "add", "--detach", dir, in.Commit); err != nil {
+		return VerifyReport{}, fmt.Errorf("verify worktree: %w", err)
+	}
+	defer func() { _ = repo.RemoveWorktree(context.WithoutCancel(ctx), dir, true) }()
+	args, _ := json.Marshal(map[string]any{"command": in.Command, "timeout": int(in.Timeout.Seconds())})
+	res := tools.Run(ctx, tools.Options{
+		Root: dir, BashTimeout: in.Timeout, BashMaxTimeout: in.Timeout, MaxOutputBytes: in.MaxOutput,
+		Env: a.Environ, Heartbeat: func() { activity.RecordHeartbeat(ctx) },
+	}, "bash", string(args))
+	code := exitCode(res.Output)
+	return VerifyReport{Command: in.Command, Commit: in.Commit, OK: code == 0 && !res.IsError, ExitCode: code, Output: a.scrub(res.Output)}, nil
+}
+
+func exitCode(out string) int {
+	i := strings.LastIndex(out, "exit code: ")
+	if i < 0 {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.Fields(out[i+len("exit code: "):] + " x")[0]))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// FinishRunInput ends a run: restore gc.auto, remove merged worktrees, apply.
+type FinishRunInput struct {
+	RunID           string   `json:"run_id"`
+	RepoPath        string   `json:"repo_path"`
+	GCAutoPrev      string   `json:"gc_auto_prev"`
+	GCAutoHad       bool     `json:"gc_auto_had"`
+	RemoveWorktrees []string `json:"remove_worktrees"`
+	Apply           bool     `json:"apply"`
+	BaseBranch      string   `json:"base_branch"`
+	BaseCommit      string   `json:"base_commit"`
+	IntegrationHead string   `json:"integration_head"`
+}
+
+// FinishRunResult says what the end of the run did.
+type FinishRunResult struct {
+	Applied    bool     `json:"applied"`
+	ApplyError string   `json:"apply_error,omitempty"`
+	Removed    []string `json:"removed,omitempty"`
+	Kept       []string `json:"kept,omitempty"`
+}
+
+// FinishRun restores the repository settings, removes the worktrees of merged
+// subtasks (never a dirty one) and, if asked, fast-forwards the user's branch.
+func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRunResult, error) {
+	repo, err := gitops.Open(ctx, in.RepoPath)
+	if err != nil {
+		return FinishRunResult{}, err
+	}
+	if err := repo.UnsetOrRestoreConfig(ctx, "gc.auto", in.GCAutoPrev, in.GCAutoHad); err != nil {
+		return FinishRunResult{}, fmt.Errorf("restore gc.auto: %w", err)
+	}
+	var out FinishRunResult
+	for _, dir := range in.RemoveWorktrees {
+		if err := repo.RemoveWorktree(ctx, dir, false); err != nil {
+			out.Kept = append(out.Kept, dir)
+			continue
+		}
+		out.Removed = append(out.Removed, dir)
+	}
+	if in.Apply {
+		out.Applied, out.ApplyError = applyResult(ctx, repo, in)
+	}
+	return out, nil
+}
+
+func applyResult(ctx context.Context, repo *gitops.Repo, in FinishRunInput) (bool, string) {
+	switch {
+	case in.BaseBranch == "":
+		return false, "not applied: the repository had no branch checked out (detached HEAD)"
+	case in.IntegrationHead == "" || in.IntegrationHead == in.BaseCommit:
+		return false, "not applied: the integration branch has no changes"
+	}
+	if err := repo.FastForwardCheckedOut(ctx, in.BaseBranch, in.BaseCommit, in.IntegrationHead); err != nil {
+		return false, "not applied: " + err.Error()
+	}
+	return true, ""
+}
+
+func runGit(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+func capLines(s string, maxLines, maxBytes int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	var b strings.Builder
+	for i, l := range lines {
+		if i >= maxLines || b.Len()+len(l) > maxBytes {
+			fmt.Fprintf(&b, "... (%d more files)\n", len(lines)-i)
+			break
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func short(sha string) string {
+	if len(sha) > 10 {
+		return sha[:10]
+	}
+	return sha
+}

@@ -1,0 +1,294 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	openai "github.com/sashabaranov/go-openai"
+	"go.temporal.io/sdk/activity"
+
+	"codeswarm/internal/transcript"
+	"codeswarm/llm"
+	"codeswarm/tools"
+)
+
+// Transcript keys. Turn t is the t-th model answer of a conversation.
+func keySystem() string               { return "t0000-system" }
+func keyUser() string                 { return "t0000-user" }
+func keyAssistant(t int) string       { return fmt.Sprintf("t%04d-assistant", t) }
+func keyNudge(t int) string           { return fmt.Sprintf("t%04d-nudge", t) }
+func keyTool(t, i int) string         { return fmt.Sprintf("t%04d-tool-%02d", t, i) }
+func keyRepair(attempt int) string    { return fmt.Sprintf("t%04d-repair", attempt) }
+func plannerRef(runID string) ConvRef { return ConvRef{RunID: runID, SubtaskID: "planner"} }
+
+// attemptsBeforeNudge is how many times an empty or malformed answer is
+// retried before the loop feeds the model a note and moves on.
+const attemptsBeforeNudge = 3
+
+// PlanInput asks the planner for a plan (Attempt 0) or a repair (Attempt 1).
+type PlanInput struct {
+	RunID         string `json:"run_id"`
+	Task          string `json:"task"`
+	Strategy      string `json:"strategy"`
+	RepoListing   string `json:"repo_listing"`
+	MaxSubtasks   int    `json:"max_subtasks"`
+	Model         string `json:"model"`
+	Attempt       int    `json:"attempt"`
+	RepairProblem string `json:"repair_problem,omitempty"`
+}
+
+// PlanResult is a validated plan, or the problem that made it invalid.
+type PlanResult struct {
+	Subtasks []Subtask `json:"subtasks,omitempty"`
+	Problem  string    `json:"problem,omitempty"`
+	Usage    Usage     `json:"usage"`
+	Reused   bool      `json:"reused"`
+}
+
+// Plan runs one planner request. The answer is stored in the transcript
+// before it is returned, so a retried activity never pays for it twice.
+func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error) {
+	ref := tref(plannerRef(in.RunID))
+	sys, user := PlannerMessages(in.Task, in.Strategy, in.RepoListing, in.MaxSubtasks)
+	head := []transcript.Record{
+		{Key: keySystem(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem, Content: sys}},
+		{Key: keyUser(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: user}},
+	}
+	if in.Attempt > 0 {
+		head = append(head, transcript.Record{Key: keyRepair(in.Attempt), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: RepairMessage(in.RepairProblem)}})
+	}
+	if err := a.Transcripts.Append(ref, head...); err != nil {
+		return PlanResult{}, err
+	}
+	rec, reused, err := a.complete(ctx, ref, keyAssistant(in.Attempt), in.Model, false)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	out := PlanResult{Usage: Usage{rec.PromptTokens, rec.CompletionTokens}, Reused: reused}
+	subtasks, perr := ParsePlan(rec.Message.Content, in.MaxSubtasks)
+	if perr != nil {
+		out.Problem = perr.Error()
+		return out, nil
+	}
+	out.Subtasks = subtasks
+	return out, nil
+}
+
+// complete answers the conversation at ref with one model call, unless the
+// answer under key is already stored (a retry after a crash), and stores it.
+func (a *Activities) complete(ctx context.Context, ref transcript.Ref, key, model string, withTools bool) (transcript.Record, bool, error) {
+	recs, err := a.Transcripts.Load(ref)
+	if err != nil {
+		return transcript.Record{}, false, err
+	}
+	if r, ok := transcript.Find(recs, key); ok {
+		return r, true, nil
+	}
+	req := openai.ChatCompletionRequest{Model: model, Messages: transcript.Messages(recs)}
+	if withTools {
+		req.Tools = tools.Definitions()
+	}
+	resp, err := a.chat(ctx, req)
+	if err != nil {
+		return transcript.Record{}, false, llmError(err)
+	}
+	msg := resp.Choices[0].Message
+	msg.Role = openai.ChatMessageRoleAssistant
+	rec := transcript.Record{Key: key, Message: msg, PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
+	if err := a.Transcripts.Append(ref, rec); err != nil {
+		return transcript.Record{}, false, err
+	}
+	return rec, false, nil
+}
+
+// AgentStepInput names one model turn of a sub-agent conversation.
+type AgentStepInput struct {
+	Ref          ConvRef `json:"ref"`
+	Turn         int     `json:"turn"`
+	Model        string  `json:"model"`
+	ContextLimit int     `json:"context_limit"`
+}
+
+// ToolCallInfo is what the workflow needs of a tool call: the arguments stay
+// in the transcript, only a signature travels (for the stuck-loop breaker).
+type ToolCallInfo struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Signature string `json:"signature"`
+}
+
+// AgentStepResult is kept small on purpose: history must not grow with the
+// conversation.
+type AgentStepResult struct {
+	ToolCalls        []ToolCallInfo `json:"tool_calls,omitempty"`
+	Final            string         `json:"final,omitempty"` // final text, when there are no tool calls
+	Usage            Usage          `json:"usage"`
+	Nudged           bool           `json:"nudged,omitempty"`
+	Reused           bool           `json:"reused,omitempty"`
+	DroppedMessages  int            `json:"dropped_messages,omitempty"`
+	TruncatedResults int            `json:"truncated_results,omitempty"`
+}
+
+// finalTextCap bounds the final message carried in history and the result.
+const finalTextCap = 16 << 10
+
+// AgentStep runs one model turn: load the transcript, fit it into the context
+// window, call the model with tools, store the answer.
+func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentStepResult, error) {
+	ref := tref(in.Ref)
+	key := keyAssistant(in.Turn)
+	recs, err := a.Transcripts.Load(ref)
+	if err != nil {
+		return AgentStepResult{}, err
+	}
+	if r, ok := transcript.Find(recs, key); ok {
+		res := stepResult(r)
+		res.Reused = true
+		return res, nil
+	}
+	fitted, rep := llm.FitContext(transcript.Messages(recs), in.ContextLimit)
+	resp, err := a.chat(ctx, openai.ChatCompletionRequest{Model: in.Model, Messages: fitted, Tools: tools.Definitions()})
+	if err != nil {
+		if nudgeable(err) && activity.GetInfo(ctx).Attempt >= attemptsBeforeNudge {
+			return a.nudge(ref, in.Turn, err)
+		}
+		return AgentStepResult{}, llmError(err)
+	}
+	msg := resp.Choices[0].Message
+	msg.Role = openai.ChatMessageRoleAssistant
+	for i := range msg.ToolCalls {
+		if msg.ToolCalls[i].ID == "" {
+			msg.ToolCalls[i].ID = fmt.Sprintf("call_%d_%d", in.Turn, i)
+		}
+		msg.ToolCalls[i].Type = openai.ToolTypeFunction
+	}
+	rec := transcript.Record{Key: key, Message: msg, PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
+	if err := a.Transcripts.Append(ref, rec); err != nil {
+		return AgentStepResult{}, err
+	}
+	res := stepResult(rec)
+	res.DroppedMessages, res.TruncatedResults = rep.DroppedMessages, rep.TruncatedResults
+	return res, nil
+}
+
+func nudgeable(err error) bool {
+	var e *llm.Error
+	if !errors.As(err, &e) {
+		e = llm.Classify(err)
+	}
+	return e.Kind == llm.KindEmptyResponse || e.Kind == llm.KindMalformedResponse
+}
+
+// nudge records an unusable answer as an empty assistant turn followed by a
+// note, so the conversation goes on instead of failing the sub-agent.
+func (a *Activities) nudge(ref transcript.Ref, turn int, cause error) (AgentStepResult, error) {
+	recs := []transcript.Record{
+		{Key: keyAssistant(turn), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: "(no usable answer)"}},
+		{Key: keyNudge(turn), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser,
+			Content: "Your previous answer could not be used (" + cause.Error() + "). Continue the task with tool calls, or finish with a summary ending in a STATUS line."}},
+	}
+	if err := a.Transcripts.Append(ref, recs...); err != nil {
+		return AgentStepResult{}, err
+	}
+	return AgentStepResult{Nudged: true}, nil
+}
+
+func stepResult(r transcript.Record) AgentStepResult {
+	res := AgentStepResult{Usage: Usage{r.PromptTokens, r.CompletionTokens}}
+	for _, tc := range r.Message.ToolCalls {
+		res.ToolCalls = append(res.ToolCalls, ToolCallInfo{ID: tc.ID, Name: tc.Function.Name, Signature: callSignature(tc.Function.Name, tc.Function.Arguments)})
+	}
+	if len(res.ToolCalls) == 0 {
+		res.Final = capText(r.Message.Content, finalTextCap)
+	}
+	return res
+}
+
+func callSignature(name, args string) string {
+	sum := sha256.Sum256([]byte(name + "\x00" + args))
+	return name + ":" + hex.EncodeToString(sum[:8])
+}
+
+// capText keeps the head and the tail of s within n bytes, UTF-8 safe.
+func capText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	half := n / 2
+	head, tail := s[:half], s[len(s)-half:]
+	for !utf8.ValidString(head) && len(head) > 0 {
+		head = head[:len(head)-1]
+	}
+	for !utf8.ValidString(tail) && len(tail) > 0 {
+		tail = tail[1:]
+	}
+	return head + fmt.Sprintf("\n…[%d bytes omitted]…\n", len(s)-len(head)-len(tail)) + tail
+}
+
+// SummarizeInput names a tool result too large for the conversation.
+type SummarizeInput struct {
+	Ref      ConvRef `json:"ref"`
+	Turn     int     `json:"turn"`
+	Index    int     `json:"index"`
+	ToolName string  `json:"tool_name"`
+	CallID   string  `json:"call_id"`
+	Model    string  `json:"model"`
+}
+
+// SummarizeResult says how the large result was reduced.
+type SummarizeResult struct {
+	Summarized bool  `json:"summarized"`
+	Chars      int   `json:"chars"`
+	Usage      Usage `json:"usage"`
+}
+
+// Summarize replaces a tool output over llm.SummarizeThresholdChars by a model
+// summary focused on errors, warnings and findings; if the model fails, by a
+// truncation.
+func (a *Activities) Summarize(ctx context.Context, in SummarizeInput) (SummarizeResult, error) {
+	ref := tref(in.Ref)
+	key := keyTool(in.Turn, in.Index)
+	recs, err := a.Transcripts.Load(ref)
+	if err != nil {
+		return SummarizeResult{}, err
+	}
+	if r, ok := transcript.Find(recs, key); ok {
+		return SummarizeResult{Chars: len(r.Message.Content)}, nil
+	}
+	raw, err := a.Transcripts.GetBlob(ref, key)
+	if err != nil {
+		return SummarizeResult{}, fmt.Errorf("read raw tool output: %w", err)
+	}
+	out := SummarizeResult{}
+	content := ""
+	resp, err := a.chat(ctx, llm.SummaryRequest(in.Model, in.ToolName, string(raw)))
+	switch {
+	case err == nil:
+		summary := resp.Choices[0].Message.Content
+		content = fmt.Sprintf("[Summary of %s output (%d chars → %d chars)]\n\n%s", in.ToolName, len(raw), len(summary), summary)
+		out.Summarized = true
+		out.Usage = Usage{resp.Usage.PromptTokens, resp.Usage.CompletionTokens}
+	case llmRetryable(err) && activity.GetInfo(ctx).Attempt < attemptsBeforeNudge:
+		return SummarizeResult{}, llmError(err)
+	default:
+		content = llm.TruncateResult(string(raw), llm.SimpleTruncateChars)
+	}
+	rec := transcript.Record{Key: key, Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, Content: content, ToolCallID: in.CallID, Name: in.ToolName}}
+	if err := a.Transcripts.Append(ref, rec); err != nil {
+		return SummarizeResult{}, err
+	}
+	out.Chars = len(content)
+	return out, nil
+}
+
+func llmRetryable(err error) bool {
+	var e *llm.Error
+	if !errors.As(err, &e) {
+		e = llm.Classify(err)
+	}
+	return e.Retryable()
+}

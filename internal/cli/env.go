@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"codeswarm/config"
+	"codeswarm/devserver"
+	"codeswarm/internal/swarmworker"
+	"codeswarm/internal/tlog"
+)
+
+// SearchAttributes registered by the embedded server and set on every run.
+var searchAttributes = map[string]enumspb.IndexedValueType{
+	"CodeswarmRepo": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+}
+
+// env is a connection to Temporal, with whatever this process had to start
+// for it: the embedded server and an in-process worker.
+type env struct {
+	cfg     *config.Config
+	logger  *zap.Logger
+	client  client.Client
+	server  *devserver.Server
+	workers *swarmworker.Workers
+	uiURL   string
+}
+
+type connectOpts struct {
+	worker      bool // start an in-process worker
+	forceServer bool // always start the embedded server (server, dev)
+}
+
+// connect dials the configured Temporal; with no address configured it uses
+// a server listening on the default port, or starts the embedded one.
+func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts connectOpts) (*env, error) {
+	e := &env{cfg: cfg, logger: logger}
+	addr := cfg.Temporal.Address
+	if addr == "" {
+		local := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Embedded.Port))
+		if !opts.forceServer && listening(local) {
+			addr = local
+			e.uiURL = fmt.Sprintf("http://127.0.0.1:%d", cfg.Embedded.UIPort)
+		} else {
+			srv, err := startEmbedded(ctx, cfg, logger)
+			if err != nil {
+				return nil, err
+			}
+			e.server, addr, e.uiURL = srv, srv.FrontendAddress(), srv.UIURL()
+		}
+	}
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, Logger: tlog.New(quiet(logger, cfg).Named("sdk"))})
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
+	}
+	e.client = c
+	if opts.worker {
+		w, err := swarmworker.New(cfg, c, logger.Named("worker"))
+		if err == nil {
+			err = w.Start()
+		}
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.workers = w
+	}
+	return e, nil
+}
+
+func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger) (*devserver.Server, error) {
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	srv, err := devserver.Start(sctx, devserver.Options{
+		DBPath: cfg.Embedded.DBPath, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
+		Namespace: cfg.Temporal.Namespace, SearchAttributes: searchAttributes, Logger: logger.Named("temporal"),
+		LogLevel: serverLogLevel(cfg),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded Temporal server (embedded.db_path %s): %w", cfg.Embedded.DBPath, err)
+	}
+	return srv, nil
+}
+
+func listening(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
+// workflowURL links a run in the Web UI.
+func (e *env) workflowURL(id string) string {
+	if e.uiURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", e.uiURL, e.cfg.Temporal.Namespace, id)
+}
+
+func (e *env) close() {
+	if e.workers != nil {
+		e.workers.Stop()
+	}
+	if e.client != nil {
+		e.client.Close()
+	}
+	if e.server != nil {
+		if err := e.server.Stop(); err != nil {
+			e.logger.Warn("stop embedded server", zap.Error(err))
+		}
+	}
+}
+
+// loadConfig loads config with the command's flags bound to their keys.
+func loadConfig(g *globalOpts, flags flagSource, keys map[string]string) (*config.Config, *zap.Logger, error) {
+	cfg, err := config.Load(config.LoadOptions{File: g.configFile, Flags: flags.Flags(), FlagKeys: keys})
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	logger, err := config.NewLogger(cfg.Log, nil)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	return cfg, logger, nil
+}
+
+// quiet raises the SDK's log level to warn unless debug logging was asked
+// for: its info lines (workers starting and stopping) are noise in a CLI.
+func quiet(logger *zap.Logger, cfg *config.Config) *zap.Logger {
+	if cfg.Log.Level == "debug" {
+		return logger
+	}
+	return logger.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+}
+
+// serverLogLevel keeps the embedded server to errors unless debugging: its
+// warnings (e.g. during shutdown) mean nothing to a user.
+func serverLogLevel(cfg *config.Config) string {
+	if cfg.Log.Level == "debug" {
+		return "info"
+	}
+	return "error"
+}

@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+
+	"codeswarm/activities"
+	"codeswarm/config"
+	"codeswarm/gitops"
+	"codeswarm/workflows"
+)
+
+type flagSource interface{ Flags() *pflag.FlagSet }
+
+// runFlagKeys maps run's flags to config keys.
+var runFlagKeys = map[string]string{
+	"strategy":       "swarm.strategy",
+	"max-subagents":  "swarm.max_subagents",
+	"max-concurrent": "swarm.max_concurrent",
+	"max-steps":      "swarm.max_steps_per_subagent",
+	"timeout":        "swarm.subagent_timeout",
+}
+
+type runOpts struct {
+	repo, task, taskFile, base, id string
+	apply, detach, noWorker, json  bool
+	// continueAsNewEvery is a hidden knob for tests and benchmarks.
+	continueAsNewEvery int
+}
+
+func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
+	o := &runOpts{}
+	cmd := &cobra.Command{
+		Use:   "run --repo PATH (--task TEXT | --task-file F)",
+		Short: "Decompose a task and run it as a swarm of sub-agents",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, logger, err := loadConfig(g, cmd, runFlagKeys)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = logger.Sync() }()
+			return runSwarm(cmd.Context(), cfg, logger, o, stdio)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.repo, "repo", ".", "path of the git repository to refactor")
+	f.StringVar(&o.task, "task", "", "the task, as text")
+	f.StringVar(&o.taskFile, "task-file", "", "read the task from this file")
+	f.StringVar(&o.base, "base", "HEAD", "base ref the run starts from")
+	f.String("strategy", "automatic", "decomposition: automatic|by_domain|by_data|by_stage|none")
+	f.StringVar(&o.id, "id", "", "workflow ID of the run (default swarm-<slug>-<random>); an existing running ID is attached to")
+	f.Int("max-subagents", 0, "maximum number of subtasks")
+	f.Int("max-concurrent", 0, "sub-agents running at once")
+	f.Int("max-steps", 0, "maximum model steps per sub-agent")
+	f.Duration("timeout", 0, "sub-agent timeout without progress")
+	f.BoolVar(&o.apply, "apply", false, "fast-forward your checked-out branch to the result if it is safe")
+	f.BoolVar(&o.detach, "detach", false, "print the workflow ID and return")
+	f.BoolVar(&o.noWorker, "no-worker", false, "do not start an in-process worker")
+	f.BoolVar(&o.json, "json", false, "print only the result JSON")
+	f.IntVar(&o.continueAsNewEvery, "continue-as-new-every", 0, "continue sub-agents as new every N steps (testing)")
+	_ = f.MarkHidden("continue-as-new-every")
+	return cmd
+}
+
+// runInput validates everything it can before any workflow starts.
+func runInput(ctx context.Context, cfg *config.Config, o *runOpts) (workflows.SwarmInput, string, error) {
+	task, err := readTask(o)
+	if err != nil {
+		return workflows.SwarmInput{}, "", err
+	}
+	if _, err := gitops.CheckGitVersion(ctx); err != nil {
+		return workflows.SwarmInput{}, "", badInput("%v", err)
+	}
+	repo, err := gitops.Open(ctx, o.repo)
+	if err != nil {
+		return workflows.SwarmInput{}, "", badInput("--repo: %v", err)
+	}
+	if _, err := repo.ResolveCommit(ctx, o.base); err != nil {
+		return workflows.SwarmInput{}, "", badInput("--base: %v", err)
+	}
+	id := o.id
+	if id == "" {
+		id = newRunID(task)
+	} else if !validID.MatchString(id) {
+		return workflows.SwarmInput{}, "", badInput("--id %q: use letters, digits, '.', '_' and '-' only", id)
+	}
+	return swarmInput(cfg, repo.Root, task, o), id, nil
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+func readTask(o *runOpts) (string, error) {
+	switch {
+	case o.task != "" && o.taskFile != "":
+		return "", badInput("give either --task or --task-file, not both")
+	case o.taskFile != "":
+		b, err := os.ReadFile(o.taskFile)
+		if err != nil {
+			return "", badInput("--task-file: %v", err)
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			return "", badInput("--task-file %s is empty", o.taskFile)
+		}
+		return string(b), nil
+	case strings.TrimSpace(o.task) == "":
+		return "", badInput("the task is empty: give --task TEXT or --task-file F")
+	}
+	return o.task, nil
+}
+
+func newRunID(task string) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "swarm-" + activities.Slug(task, 24) + "-" + hex.EncodeToString(b[:])
+}
+
+func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows.SwarmInput {
+	return workflows.SwarmInput{
+		RepoPath: repoRoot, Task: task, BaseRef: o.base, Strategy: cfg.Swarm.Strategy,
+		Model: cfg.LLM.Model, PlannerModel: cfg.LLM.PlannerModel,
+		Limits: activities.Limits{
+			MaxSubagents: cfg.Swarm.MaxSubagents, MaxConcurrent: cfg.Swarm.MaxConcurrent,
+			MaxStepsPerSubagent: cfg.Swarm.MaxStepsPerSubagent, MaxTotalSteps: cfg.Swarm.MaxTotalSteps,
+			SubagentTimeout: cfg.Swarm.SubagentTimeout, MaxRetries: cfg.Swarm.MaxRetries,
+			ContextLimit: cfg.LLM.ContextLimit, LLMTimeout: cfg.LLM.Timeout,
+		},
+		Tools: activities.ToolLimits{
+			BashTimeout: cfg.Tools.Bash.Timeout, BashMaxTimeout: cfg.Tools.Bash.MaxTimeout, MaxOutputBytes: cfg.Tools.Bash.MaxOutputBytes,
+		},
+		BranchPrefix: cfg.Git.BranchPrefix, AutoMerge: cfg.Git.AutoMerge, ResolveConflicts: cfg.Git.ResolveConflicts,
+		VerifyCommand: cfg.Verify.Command, VerifyMode: cfg.Verify.Mode, VerifyTimeout: cfg.Tools.Bash.MaxTimeout * 3,
+		Apply: o.apply, ContinueAsNewEvery: o.continueAsNewEvery,
+	}
+}
+
+func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *runOpts, stdio IO) error {
+	in, id, err := runInput(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	e, err := connect(ctx, cfg, logger, connectOpts{worker: !o.noWorker})
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	run, err := startRun(ctx, e, id, in)
+	if err != nil {
+		return err
+	}
+	if !o.json {
+		printStart(stdio, e, run.GetID())
+	}
+	if o.detach {
+		fmt.Fprintln(stdio.Out, run.GetID())
+		if e.server != nil && !o.json {
+			fmt.Fprintln(stdio.Err, "note: the embedded server stops with this process; run `codeswarm dev` to let the run continue")
+		}
+		return nil
+	}
+	return awaitAndReport(ctx, e, run.GetID(), o.json, stdio)
+}
+
+func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (client.WorkflowRun, error) {
+	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: e.cfg.Temporal.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		Memo:                     map[string]any{"task": firstLine(in.Task, 200), "repo": in.RepoPath},
+		TypedSearchAttributes:    temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword("CodeswarmRepo").ValueSet(in.RepoPath)),
+	}, workflows.SwarmWorkflowName, in)
+	if err != nil {
+		return nil, fmt.Errorf("start workflow %s: %w", id, err)
+	}
+	return run, nil
+}
+
+func printStart(stdio IO, e *env, id string) {
+	fmt.Fprintf(stdio.Out, "run %s started\n", id)
+	if u := e.workflowURL(id); u != "" {
+		fmt.Fprintf(stdio.Out, "Web UI: %s\n", u)
+	}
+}
+
+// awaitAndReport follows the run's events until it ends, then prints the
+// summary (or only the JSON) and turns failure into the exit code.
+func awaitAndReport(ctx context.Context, e *env, id string, asJSON bool, stdio IO) error {
+	var events eventPrinter
+	if !asJSON {
+		events = eventPrinter{out: stdio.Out}
+	}
+	res, err := follow(ctx, e.client, id, &events)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdio, res)
+	}
+	printSummary(stdio, res)
+	if !res.Success {
+		return ErrRunFailed
+	}
+	return nil
+}
+
+func printJSON(stdio IO, res activities.SwarmResult) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdio.Out, string(b))
+	if !res.Success {
+		return ErrRunFailed
+	}
+	return nil
+}
+
+// follow polls the progress query and waits for the result.
+func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (activities.SwarmResult, error) {
+	type outcome struct {
+		res activities.SwarmResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var res activities.SwarmResult
+		err := c.GetWorkflow(ctx, id, "").Get(ctx, &res)
+		done <- outcome{res, err}
+	}()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case o := <-done:
+			p.poll(ctx, c, id)
+			if o.err != nil {
+				return activities.SwarmResult{}, fmt.Errorf("run %s: %w", id, o.err)
+			}
+			return o.res, nil
+		case <-tick.C:
+			p.poll(ctx, c, id)
+		case <-ctx.Done():
+			return activities.SwarmResult{}, errors.New("interrupted: the run goes on in Temporal; follow it with `codeswarm watch " + id + "`")
+		}
+	}
+}
+
+func firstLine(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}

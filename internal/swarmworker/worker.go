@@ -1,0 +1,102 @@
+// Package swarmworker builds the Temporal workers of codeswarm: the main queue
+// (workflows and host-independent activities), the LLM queue (rate limited
+// across every worker by the server) and this host's workspace queue (tools,
+// worktrees and merges, which need this host's disk).
+package swarmworker
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.uber.org/zap"
+
+	"codeswarm/activities"
+	"codeswarm/config"
+	"codeswarm/internal/transcript"
+	"codeswarm/llm"
+	"codeswarm/tools"
+	"codeswarm/workflows"
+)
+
+// Workers are the three workers of one process.
+type Workers struct {
+	list  []worker.Worker
+	Queue string // the workspace queue of this host
+}
+
+// New creates (but does not start) the workers for cfg.
+func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, error) {
+	root := config.ExpandHome(cfg.Workspace.Root)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("workspace.root %q: %w", root, err)
+	}
+	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue)
+	acts := &activities.Activities{
+		LLM:            llm.New(llm.Options{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Timeout: cfg.LLM.Timeout}),
+		Temporal:       c,
+		Transcripts:    transcript.New(root),
+		WorkspaceRoot:  root,
+		WorkspaceQueue: wsQueue,
+		Secrets:        secrets(cfg),
+		Environ:        tools.SanitizeEnv(os.Environ(), secrets(cfg)...),
+	}
+	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{})
+	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
+	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
+	main.RegisterActivity(acts)
+
+	llmWorker := worker.New(c, workflows.LLMQueue(cfg.Temporal.TaskQueue), worker.Options{
+		MaxConcurrentActivityExecutionSize: cfg.LLM.MaxConcurrent,
+		TaskQueueActivitiesPerSecond:       cfg.LLM.RequestsPerSecond,
+	})
+	llmWorker.RegisterActivity(acts)
+
+	ws := worker.New(c, wsQueue, worker.Options{})
+	ws.RegisterActivity(acts)
+	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
+	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue}, nil
+}
+
+// Start starts every worker; on error the started ones are stopped.
+func (w *Workers) Start() error {
+	for i, wk := range w.list {
+		if err := wk.Start(); err != nil {
+			for _, started := range w.list[:i] {
+				started.Stop()
+			}
+			return fmt.Errorf("start worker: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stop stops every worker.
+func (w *Workers) Stop() {
+	for _, wk := range w.list {
+		wk.Stop()
+	}
+}
+
+var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// WorkspaceQueue names this host's workspace queue. Worktrees live on one
+// host's disk, so every activity that touches them goes to that host.
+func WorkspaceQueue(main string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return main + activities.WorkspaceQueueInfix + strings.Trim(unsafeQueueChars.ReplaceAllString(host, "-"), "-")
+}
+
+func secrets(cfg *config.Config) []string {
+	if cfg.LLM.APIKey == "" {
+		return nil
+	}
+	return []string{cfg.LLM.APIKey}
+}

@@ -1,0 +1,204 @@
+// Package transcript keeps sub-agent conversations on disk so that they never
+// travel through Temporal history. A conversation is an append-only JSON-lines
+// file of keyed records; appending a key that is already present is a no-op,
+// which makes every writer idempotent under activity retries.
+package transcript
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// Record is one keyed entry of a conversation.
+type Record struct {
+	Key              string                       `json:"key"`
+	Message          openai.ChatCompletionMessage `json:"message"`
+	PromptTokens     int                          `json:"prompt_tokens,omitempty"`
+	CompletionTokens int                          `json:"completion_tokens,omitempty"`
+}
+
+// Ref names a conversation.
+type Ref struct {
+	RunID     string
+	SubtaskID string
+	Attempt   int
+}
+
+var safeComponent = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// Store is a directory of conversations.
+type Store struct {
+	root string
+	mu   sync.Mutex // serialises appends within one process
+}
+
+// New returns a store rooted at dir (created on first write).
+func New(dir string) *Store { return &Store{root: dir} }
+
+// Dir returns the directory of a run's conversations.
+func (s *Store) Dir(runID string) string { return filepath.Join(s.root, runID, "transcripts") }
+
+func (s *Store) file(ref Ref) (string, error) {
+	if !safeComponent.MatchString(ref.RunID) || !safeComponent.MatchString(ref.SubtaskID) {
+		return "", fmt.Errorf("transcript: unsafe conversation name %q/%q", ref.RunID, ref.SubtaskID)
+	}
+	return filepath.Join(s.Dir(ref.RunID), ref.SubtaskID+"-a"+strconv.Itoa(ref.Attempt)+".jsonl"), nil
+}
+
+// Load returns the records of a conversation in append order, first write of a
+// key winning. A torn last line (crash mid-write) is ignored.
+func (s *Store) Load(ref Ref) ([]Record, error) {
+	path, err := s.file(ref)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read transcript: %w", err)
+	}
+	return parse(data), nil
+}
+
+func parse(data []byte) []Record {
+	var out []Record
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	for sc.Scan() {
+		var r Record
+		if json.Unmarshal(sc.Bytes(), &r) != nil || r.Key == "" || seen[r.Key] {
+			continue
+		}
+		seen[r.Key] = true
+		out = append(out, r)
+	}
+	return out
+}
+
+// Find returns the record with key, if present.
+func Find(recs []Record, key string) (Record, bool) {
+	for _, r := range recs {
+		if r.Key == key {
+			return r, true
+		}
+	}
+	return Record{}, false
+}
+
+// Messages returns the conversation's messages in order.
+func Messages(recs []Record) []openai.ChatCompletionMessage {
+	out := make([]openai.ChatCompletionMessage, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.Message)
+	}
+	return out
+}
+
+// Append writes records whose keys are not yet present, in order, and syncs.
+func (s *Store) Append(ref Ref, recs ...Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path, err := s.file(ref)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create transcript dir: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read transcript: %w", err)
+	}
+	if n := len(data); n > 0 && data[n-1] != '\n' {
+		// A crash tore the last line: drop it before appending.
+		cut := bytes.LastIndexByte(data, '\n') + 1
+		if err := os.Truncate(path, int64(cut)); err != nil {
+			return fmt.Errorf("repair transcript: %w", err)
+		}
+		data = data[:cut]
+	}
+	existing := parse(data)
+	var buf bytes.Buffer
+	for _, r := range recs {
+		if _, ok := Find(existing, r.Key); ok {
+			continue
+		}
+		line, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode transcript record %q: %w", r.Key, err)
+		}
+		buf.Write(line)
+		buf.WriteByte('\n')
+		existing = append(existing, r)
+	}
+	if buf.Len() == 0 {
+		return nil
+	}
+	return appendSync(path, buf.Bytes())
+}
+
+func appendSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open transcript: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("append transcript: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("sync transcript: %w", err)
+	}
+	return f.Close()
+}
+
+// PutBlob stores a large payload (e.g. a raw tool output awaiting a summary)
+// under key, atomically.
+func (s *Store) PutBlob(ref Ref, key string, data []byte) error {
+	path, err := s.blobPath(ref, key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create blob dir: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write blob: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// GetBlob reads a payload stored by PutBlob.
+func (s *Store) GetBlob(ref Ref, key string) ([]byte, error) {
+	path, err := s.blobPath(ref, key)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(path)
+}
+
+func (s *Store) blobPath(ref Ref, key string) (string, error) {
+	base, err := s.file(ref)
+	if err != nil {
+		return "", err
+	}
+	if !safeComponent.MatchString(key) {
+		return "", fmt.Errorf("transcript: unsafe blob key %q", key)
+	}
+	return filepath.Join(base[:len(base)-len(".jsonl")]+".blobs", key), nil
+}

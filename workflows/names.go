@@ -1,0 +1,77 @@
+// Package workflows holds codeswarm's deterministic orchestration: the parent
+// SwarmWorkflow and one SubAgentWorkflow per subtask. It talks to the outside
+// world only through activities.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+// a is the only bridge to activities: method values on a nil pointer name
+// the registered activities.
+var a *activities.Activities
+
+// SwarmWorkflowName and SubAgentWorkflowName are the registered type names.
+const (
+	SwarmWorkflowName    = "SwarmWorkflow"
+	SubAgentWorkflowName = "SubAgentWorkflow"
+)
+
+// LLMQueue names the LLM task queue of a main task queue.
+func LLMQueue(main string) string { return main + activities.LLMQueueSuffix }
+
+// IntegrationBranch is the branch a run merges into.
+func IntegrationBranch(prefix, runID string) string { return prefix + "/" + runID + "/integration" }
+
+// SubtaskBranch is the branch of one attempt of a subtask.
+func SubtaskBranch(prefix, runID, subtaskID string, attempt int) string {
+	if attempt > 1 {
+		return fmt.Sprintf("%s/%s/%s-r%d", prefix, runID, subtaskID, attempt)
+	}
+	return prefix + "/" + runID + "/" + subtaskID
+}
+
+// ChildWorkflowID derives a sub-agent's workflow ID from its parent's.
+func ChildWorkflowID(parentID, subtaskID string, attempt int) string {
+	if attempt > 1 {
+		return fmt.Sprintf("%s.%s.r%d", parentID, subtaskID, attempt)
+	}
+	return parentID + "." + subtaskID
+}
+
+// Timeouts and retries of every activity family, in one place.
+const (
+	heartbeatTimeout = 30 * time.Second
+	gitTimeout       = 5 * time.Minute
+	quickToolTimeout = 2 * time.Minute
+	llmRetryWindow   = time.Hour
+)
+
+func llmOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              LLMQueue(workflow.GetInfo(ctx).TaskQueueName),
+		StartToCloseTimeout:    timeout + 30*time.Second,
+		ScheduleToCloseTimeout: llmRetryWindow,
+		HeartbeatTimeout:       heartbeatTimeout,
+		// 429s and 5xx retry until the window closes: backing off, not giving up.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	})
+}
+
+func workspaceOptions(ctx workflow.Context, queue string, timeout time.Duration, retries int, heartbeat bool) workflow.Context {
+	opts := workflow.ActivityOptions{
+		TaskQueue:           queue,
+		StartToCloseTimeout: timeout,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: int32(retries + 1)},
+	}
+	if heartbeat {
+		opts.HeartbeatTimeout = heartbeatTimeout
+	}
+	return workflow.WithActivityOptions(ctx, opts)
+}

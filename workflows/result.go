@@ -1,0 +1,158 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+type runResult struct{ activities.SwarmResult }
+
+func (r runResult) summaryLine() string {
+	ok := 0
+	for _, st := range r.SubtaskResults {
+		if st.Success {
+			ok++
+		}
+	}
+	verdict := "failed"
+	if r.Success {
+		verdict = "succeeded"
+	}
+	return fmt.Sprintf("run %s: %d/%d subtasks succeeded; branch %s at %s", verdict, ok, len(r.SubtaskResults), r.Branch, short(r.HeadCommit))
+}
+
+func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) runResult {
+	res := activities.SwarmResult{
+		RunID: s.runID, Success: s.succeeded(), Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head,
+		Verify: s.verify, Applied: fin.Applied, ApplyError: fin.ApplyError, PlanNote: s.planNote,
+		SubtaskResults: make([]activities.SubtaskResult, 0, len(s.tasks)),
+	}
+	for _, t := range s.tasks {
+		res.SubtaskResults = append(res.SubtaskResults, t.res)
+		if !t.res.Success && t.res.Worktree != "" {
+			res.KeptWorktrees = append(res.KeptWorktrees, t.res.Worktree)
+		}
+	}
+	res.KeptWorktrees = append(res.KeptWorktrees, fin.Kept...)
+	res.Stats = s.stats(ctx)
+	res.Result = aggregate(res.SubtaskResults)
+	if !res.Success {
+		res.Error = runError(res)
+	}
+	return runResult{res}
+}
+
+func aggregate(results []activities.SubtaskResult) string {
+	var b strings.Builder
+	for i, r := range results {
+		if r.Success {
+			fmt.Fprintf(&b, "=== Subtask %d (%s) ===\n%s\n\n", i+1, r.Name, r.Result)
+		} else {
+			fmt.Fprintf(&b, "=== Subtask %d (%s) (FAILED) ===\nError: %s\n\n", i+1, r.Name, orElse(r.Error, "unknown error"))
+		}
+	}
+	return b.String()
+}
+
+func runError(r activities.SwarmResult) string {
+	var failed []string
+	for _, st := range r.SubtaskResults {
+		if !st.Success {
+			failed = append(failed, fmt.Sprintf("%s (%s)", st.ID, st.Status))
+		}
+	}
+	var parts []string
+	if len(r.SubtaskResults) == 0 {
+		parts = append(parts, "no subtasks ran")
+	}
+	if len(failed) > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d subtasks did not succeed: %s", len(failed), len(r.SubtaskResults), strings.Join(failed, ", ")))
+	}
+	if r.Verify != nil && !r.Verify.OK {
+		msg := fmt.Sprintf("verification %q failed with exit code %d", r.Verify.Command, r.Verify.ExitCode)
+		if r.Verify.BrokenBy != "" {
+			msg += " after merging " + r.Verify.BrokenBy
+		}
+		parts = append(parts, msg)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// stats computes the seed's statistics. The critical path is the longest
+// dependency chain weighted by steps (with stage barriers, as in the seed,
+// it equals the sum of each stage's maximum).
+func (s *swarm) stats(ctx workflow.Context) activities.Stats {
+	st := activities.Stats{
+		SubagentsSpawned: s.spawned, TotalLLMCalls: s.llmCalls,
+		PromptTokens: s.usage.PromptTokens, CompletionTokens: s.usage.CompletionTokens,
+		ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{},
+	}
+	for _, t := range s.tasks {
+		st.TotalToolCalls += t.res.ToolCalls
+		st.SequentialTimeEstimateMs += t.res.ExecutionTimeMs
+		if t.res.Success {
+			st.SubagentsCompleted++
+		} else if t.attempt > 0 {
+			st.SubagentsFailed++
+		}
+	}
+	st.CriticalPathLength = s.criticalPath()
+	st.Stages = s.stageStats()
+	if st.ExecutionTimeMs > 0 {
+		st.SpeedupFactor = float64(st.SequentialTimeEstimateMs) / float64(st.ExecutionTimeMs)
+	}
+	return st
+}
+
+func (s *swarm) criticalPath() int {
+	memo := make([]int, len(s.tasks))
+	for i := range memo {
+		memo[i] = -1
+	}
+	var longest func(i int) int
+	longest = func(i int) int {
+		if memo[i] >= 0 {
+			return memo[i]
+		}
+		best := 0
+		for _, d := range s.tasks[i].sub.Dependencies {
+			for j, t := range s.tasks {
+				if t.sub.ID == d {
+					best = max(best, longest(j))
+				}
+			}
+		}
+		memo[i] = best + s.tasks[i].res.Steps
+		return memo[i]
+	}
+	out := 0
+	for i := range s.tasks {
+		out = max(out, longest(i))
+	}
+	return out
+}
+
+func (s *swarm) stageStats() []activities.StageStats {
+	var stages []activities.StageStats
+	for _, t := range s.tasks {
+		for len(stages) <= t.sub.Stage {
+			stages = append(stages, activities.StageStats{Stage: len(stages)})
+		}
+		g := &stages[t.sub.Stage]
+		if t.attempt == 0 {
+			continue
+		}
+		g.SubagentCount++
+		g.TotalSteps += t.res.Steps
+		g.MaxSteps = max(g.MaxSteps, t.res.Steps)
+		g.ExecutionTimeMs = max(g.ExecutionTimeMs, t.res.ExecutionTimeMs)
+	}
+	if stages == nil {
+		return []activities.StageStats{}
+	}
+	return stages
+}

@@ -1,0 +1,322 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+type taskState int
+
+const (
+	statePending taskState = iota
+	stateRunning
+	stateDone
+)
+
+// task is the parent's view of one subtask.
+type task struct {
+	sub      activities.Subtask
+	state    taskState
+	attempt  int
+	reserved int
+	future   workflow.ChildWorkflowFuture
+	conflict *activities.ConflictInfo
+	first    *SubAgentResult // first attempt, when a conflict caused a re-run
+	last     SubAgentResult
+	res      activities.SubtaskResult
+}
+
+// removableWorktrees are the worktrees whose work is safely merged.
+func (t *task) removableWorktrees() []string {
+	var out []string
+	if t.res.Merge == activities.MergeMerged && t.last.Worktree != "" {
+		out = append(out, t.last.Worktree)
+	}
+	if t.first != nil && t.res.Merge == activities.MergeMerged && t.first.Worktree != "" {
+		out = append(out, t.first.Worktree) // its commit stays on its branch
+	}
+	return out
+}
+
+// schedule runs subtasks as their dependencies are merged, under the
+// concurrency cap, until nothing runs and nothing can start.
+func (s *swarm) schedule(ctx workflow.Context) {
+	for {
+		s.blockUnreachable(ctx)
+		s.startReady(ctx)
+		if s.running == 0 {
+			return
+		}
+		sel := workflow.NewSelector(ctx)
+		for _, t := range s.tasks {
+			if t.state == stateRunning {
+				t := t
+				sel.AddFuture(t.future, func(f workflow.Future) { s.onDone(ctx, t, f) })
+			}
+		}
+		sel.Select(ctx)
+	}
+}
+
+func (s *swarm) byID(id string) *task {
+	for _, t := range s.tasks {
+		if t.sub.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// depsSatisfied: every dependency finished successfully (and, with
+// auto-merge, its change is on the integration branch).
+func (s *swarm) depsSatisfied(t *task) bool {
+	for _, d := range t.sub.Dependencies {
+		dep := s.byID(d)
+		if dep == nil || dep.state != stateDone || !dep.res.Success {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *swarm) blockUnreachable(ctx workflow.Context) {
+	for changed := true; changed; {
+		changed = false
+		for _, t := range s.tasks {
+			if t.state != statePending {
+				continue
+			}
+			for _, d := range t.sub.Dependencies {
+				if dep := s.byID(d); dep != nil && dep.state == stateDone && !dep.res.Success {
+					s.complete(t, activities.StatusBlocked, fmt.Sprintf("blocked: dependency %s did not succeed", d))
+					s.event(ctx, "blocked", t.sub.ID, "dependency "+d+" did not succeed")
+					changed = true
+					break
+				}
+			}
+		}
+	}
+}
+
+// ready lists pending subtasks whose dependencies are met, highest priority
+// first, then plan order.
+func (s *swarm) ready() []*task {
+	var out []*task
+	for _, t := range s.tasks {
+		if t.state == statePending && s.depsSatisfied(t) {
+			out = append(out, t)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].sub.Priority > out[j].sub.Priority })
+	return out
+}
+
+func (s *swarm) startReady(ctx workflow.Context) {
+	limit := max(1, s.in.Limits.MaxConcurrent)
+	for _, t := range s.ready() {
+		if ctx.Err() != nil {
+			s.complete(t, activities.StatusCancelled, "cancelled before it started")
+			continue
+		}
+		if s.running >= limit {
+			return
+		}
+		s.launch(ctx, t)
+	}
+}
+
+// stepAllowance reserves a sub-agent's steps from the swarm-wide budget, so
+// running sub-agents together can never exceed max_total_steps.
+func (s *swarm) stepAllowance() int {
+	left := s.in.Limits.MaxTotalSteps - s.used - s.reserved
+	return min(s.in.Limits.MaxStepsPerSubagent, left)
+}
+
+func (s *swarm) launch(ctx workflow.Context, t *task) {
+	steps := s.stepAllowance()
+	if steps <= 0 {
+		s.complete(t, activities.StatusFailed, fmt.Sprintf("swarm step budget exhausted (max_total_steps=%d)", s.in.Limits.MaxTotalSteps))
+		s.event(ctx, "failed", t.sub.ID, "step budget exhausted")
+		return
+	}
+	t.attempt++
+	t.reserved = steps
+	s.reserved += steps
+	s.running++
+	s.spawned++
+	t.state = stateRunning
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:          ChildWorkflowID(s.runID, t.sub.ID, t.attempt),
+		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		WaitForCancellation: true,
+	})
+	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, SubAgentInput{
+		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.sub, Attempt: t.attempt,
+		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,
+		Branch:         SubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt),
+		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
+		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: steps, Tools: s.in.Tools,
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery,
+	})
+	what := "started"
+	if t.attempt > 1 {
+		what = "restarted to resolve a merge conflict"
+	}
+	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, short(s.head)))
+}
+
+// depResultCap bounds each dependency's result in a dependent's prompt.
+const depResultCap = 4000
+
+func (s *swarm) depContext(t *task) string {
+	var b strings.Builder
+	for _, d := range t.sub.Dependencies {
+		if dep := s.byID(d); dep != nil {
+			fmt.Fprintf(&b, "\n--- Result from dependency %s (%s) ---\n%s\n", d, dep.sub.Name, capString(dep.res.Result, depResultCap))
+		}
+	}
+	return b.String()
+}
+
+func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
+	var r SubAgentResult
+	err := f.Get(ctx, &r)
+	s.running--
+	s.reserved -= t.reserved
+	t.state = stateDone
+	if err != nil {
+		r = SubAgentResult{SubtaskID: t.sub.ID, Attempt: t.attempt, Status: activities.StatusFailed, Error: err.Error()}
+		if temporal.IsCanceledError(err) {
+			r.Status = activities.StatusCancelled
+		}
+	}
+	s.used += r.Steps
+	s.llmCalls += r.LLMCalls
+	s.usage = s.usage.Add(r.Usage)
+	t.last = r
+	s.fillResult(t, r)
+	kind := "finished"
+	if !r.Success {
+		kind = "failed"
+	}
+	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, firstLine(orElse(r.Error, r.Result))))
+	if r.Success && s.in.AutoMerge && r.Changed {
+		s.merge(ctx, t)
+	}
+	if t.state == stateDone {
+		s.publishResult(t)
+	}
+}
+
+func (s *swarm) fillResult(t *task, r SubAgentResult) {
+	prevConflicts := t.res.Conflicts
+	t.res = activities.SubtaskResult{
+		ID: t.sub.ID, Name: t.sub.Name, Stage: t.sub.Stage, Dependencies: orEmpty(t.sub.Dependencies),
+		Success: r.Success, Status: r.Status, Result: r.Result, Steps: r.Steps, ToolCalls: r.ToolCalls,
+		ExecutionTimeMs: r.ExecutionTimeMs, Error: r.Error, Branch: r.Branch, Commit: r.Commit,
+		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
+		ExitReason: r.ExitReason, Attempts: t.attempt, Worktree: r.Worktree,
+		PromptTokens: r.Usage.PromptTokens, CompletionTkns: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
+	}
+	if t.first != nil {
+		t.res.ToolCalls += t.first.ToolCalls
+		t.res.Steps += t.first.Steps
+	}
+	if r.Success && !r.Changed {
+		t.res.Merge = activities.MergeNoChanges
+	}
+	if !r.Success && r.Commit != "" && !r.Changed && t.sub.NeedsWorktree && r.ExitReason == ExitCompleted {
+		t.res.Merge = activities.MergeNoChanges
+	}
+}
+
+// merge puts a finished subtask on the integration branch. A conflict gets one
+// re-run from the new head when resolve_conflicts is on; its first attempt's
+// branch and commit are kept either way.
+func (s *swarm) merge(ctx workflow.Context, t *task) {
+	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, 4, false)
+	var m activities.MergeSubtaskResult
+	err := workflow.ExecuteActivity(actx, a.MergeSubtask, activities.MergeSubtaskInput{
+		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,
+		SubtaskID: t.sub.ID, Name: t.sub.Name, Commit: t.last.Commit,
+	}).Get(ctx, &m)
+	if err != nil {
+		t.res.Success, t.res.Error = false, "merge failed: "+err.Error()
+		s.event(ctx, "failed", t.sub.ID, "merge failed: "+err.Error())
+		return
+	}
+	switch m.Status {
+	case activities.MergeMerged:
+		s.head = m.Commit
+		t.res.Merge, t.res.MergeCommit = activities.MergeMerged, m.Commit
+		s.event(ctx, "merged", t.sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, short(m.Commit)))
+		if s.in.VerifyCommand != "" && s.in.VerifyMode == "each" && !s.runVerify(ctx, t.sub.ID) {
+			t.res.VerifyFailed = s.verify.BrokenBy == t.sub.ID
+		}
+	case activities.MergeNoChanges:
+		t.res.Merge = activities.MergeNoChanges
+	case activities.MergeConflict:
+		s.onConflict(ctx, t, m.Conflicts)
+	}
+}
+
+func (s *swarm) onConflict(ctx workflow.Context, t *task, paths []string) {
+	t.res.Conflicts = orEmpty(paths)
+	s.event(ctx, "conflict", t.sub.ID, "merge conflict in "+strings.Join(paths, ", "))
+	if s.in.ResolveConflicts && t.attempt == 1 && ctx.Err() == nil && s.stepAllowance() > 0 {
+		first := t.last
+		t.first = &first
+		t.conflict = &activities.ConflictInfo{Paths: paths, FirstBase: first.BaseCommit, FirstCommit: first.Commit}
+		s.launch(ctx, t)
+		return
+	}
+	t.res.Success, t.res.Merge = false, activities.MergeConflict
+	t.res.Error = joinErr(t.res.Error, fmt.Sprintf("merge conflict in %s; the work is kept on branch %s", strings.Join(paths, ", "), t.res.Branch))
+	if t.first != nil {
+		t.res.Error = joinErr(t.res.Error, fmt.Sprintf("first attempt kept on branch %s at %s", t.first.Branch, short(t.first.Commit)))
+	}
+}
+
+func (s *swarm) complete(t *task, status, errText string) {
+	t.state = stateDone
+	t.res = activities.SubtaskResult{
+		ID: t.sub.ID, Name: t.sub.Name, Stage: t.sub.Stage, Dependencies: orEmpty(t.sub.Dependencies),
+		Status: status, Error: errText, FilesChanged: []string{}, Merge: activities.MergeSkipped, Conflicts: []string{},
+	}
+}
+
+func capString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "\n...[truncated]"
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return capString(s, 160)
+}
+
+func orElse(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func orEmpty(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}

@@ -1,0 +1,106 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+// registerHandlers exposes the progress query and the swarm_share store. The
+// store lives in workflow state, so it survives worker crashes.
+func (s *swarm) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, activities.ProgressQueryName, s.progress); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, activities.ShareQueryName, s.readShare); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, activities.SharePublishUpdateName,
+		func(ctx workflow.Context, req activities.ShareRequest) (int, error) {
+			s.publish(activities.SharedResult{Key: req.Key, Value: req.Value, Tags: orEmpty(req.Tags), Publisher: req.Publisher})
+			return len(s.share), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(req activities.ShareRequest) error {
+			if strings.TrimSpace(req.Key) == "" {
+				return errors.New("swarm_share publish needs a key")
+			}
+			return nil
+		}})
+}
+
+// progress returns the events after seq `since`.
+func (s *swarm) progress(since int) (activities.Progress, error) {
+	p := activities.Progress{Phase: s.phase, Subtasks: len(s.tasks)}
+	for _, e := range s.events {
+		if e.Seq > since {
+			p.Events = append(p.Events, e)
+		}
+	}
+	return p, nil
+}
+
+// publish inserts or replaces a shared result by key.
+func (s *swarm) publish(r activities.SharedResult) {
+	for i := range s.share {
+		if s.share[i].Key == r.Key {
+			s.share[i] = r
+			return
+		}
+	}
+	s.share = append(s.share, r)
+}
+
+// publishResult shares a finished subtask's result, as the seed's executor does.
+func (s *swarm) publishResult(t *task) {
+	if t.res.Result == "" {
+		return
+	}
+	value := fmt.Sprintf("%q", capString(t.res.Result, depResultCap))
+	s.publish(activities.SharedResult{Key: t.sub.ID, Value: value, Publisher: t.sub.ID,
+		Tags: []string{fmt.Sprintf("stage:%d", t.sub.Stage), "subtask:" + t.sub.ID}})
+}
+
+func (s *swarm) readShare(req activities.ShareRequest) ([]activities.SharedResult, error) {
+	var out []activities.SharedResult
+	for _, r := range s.share {
+		if shareMatch(req, r) {
+			out = append(out, r)
+		}
+	}
+	if out == nil {
+		out = []activities.SharedResult{}
+	}
+	return out, nil
+}
+
+func shareMatch(req activities.ShareRequest, r activities.SharedResult) bool {
+	switch req.Action {
+	case "get":
+		return r.Key == req.Key
+	case "query_prefix":
+		return strings.HasPrefix(r.Key, req.Prefix)
+	case "query_tags":
+		for _, want := range req.Tags {
+			if !contains(r.Tags, want) {
+				return false
+			}
+		}
+		return len(req.Tags) > 0
+	case "list":
+		return true
+	}
+	return false
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

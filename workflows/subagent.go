@@ -1,0 +1,346 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+// Exit reasons of the agent loop.
+const (
+	ExitCompleted = "completed"
+	ExitMaxSteps  = "max_steps"
+	ExitTimeout   = "timeout"
+	ExitStuck     = "stuck"
+	ExitCancelled = "cancelled"
+	ExitError     = "error"
+)
+
+// stuckRepeats is how many identical tool calls in a row end the loop.
+const stuckRepeats = 3
+
+// SubAgentInput starts (or, with State, continues) one sub-agent.
+type SubAgentInput struct {
+	RunID             string                   `json:"run_id"`
+	ParentWorkflowID  string                   `json:"parent_workflow_id"`
+	Subtask           activities.Subtask       `json:"subtask"`
+	Attempt           int                      `json:"attempt"`
+	RepoPath          string                   `json:"repo_path"`
+	IntegrationBranch string                   `json:"integration_branch"`
+	Branch            string                   `json:"branch"`
+	WorkspaceQueue    string                   `json:"workspace_queue"`
+	DepContext        string                   `json:"dep_context,omitempty"`
+	Conflict          *activities.ConflictInfo `json:"conflict,omitempty"`
+	Model             string                   `json:"model"`
+	Limits            activities.Limits        `json:"limits"`
+	MaxSteps          int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
+	Tools             activities.ToolLimits    `json:"tools"`
+	// ContinueAsNewEvery forces continue-as-new every N steps (0: only when
+	// the server suggests it). Tests use it.
+	ContinueAsNewEvery int            `json:"continue_as_new_every,omitempty"`
+	State              *SubAgentState `json:"state,omitempty"`
+}
+
+// SubAgentState is what a continued run carries over: counters and
+// references, never the conversation.
+type SubAgentState struct {
+	Worktree   string           `json:"worktree"`
+	Branch     string           `json:"branch"`
+	BaseCommit string           `json:"base_commit"`
+	Turn       int              `json:"turn"`
+	Steps      int              `json:"steps"`
+	ToolCalls  int              `json:"tool_calls"`
+	LLMCalls   int              `json:"llm_calls"`
+	Usage      activities.Usage `json:"usage"`
+	LastSig    string           `json:"last_sig,omitempty"`
+	Repeats    int              `json:"repeats,omitempty"`
+	StartedAt  time.Time        `json:"started_at"`
+	Deadline   time.Time        `json:"deadline"`
+	Runs       int              `json:"runs"`
+}
+
+// SubAgentResult is the small result a sub-agent returns to its parent.
+type SubAgentResult struct {
+	SubtaskID       string           `json:"subtask_id"`
+	Attempt         int              `json:"attempt"`
+	Success         bool             `json:"success"`
+	Status          string           `json:"status"`
+	ExitReason      string           `json:"exit_reason"`
+	Result          string           `json:"result"`
+	Error           string           `json:"error,omitempty"`
+	Steps           int              `json:"steps"`
+	ToolCalls       int              `json:"tool_calls"`
+	LLMCalls        int              `json:"llm_calls"`
+	Usage           activities.Usage `json:"usage"`
+	Worktree        string           `json:"worktree"`
+	Branch          string           `json:"branch"`
+	BaseCommit      string           `json:"base_commit"`
+	Commit          string           `json:"commit"`
+	Changed         bool             `json:"changed"`
+	FilesChanged    []string         `json:"files_changed"`
+	ExecutionTimeMs int64            `json:"execution_time_ms"`
+	ContinuedAsNew  int              `json:"continued_as_new"`
+}
+
+// SubAgentWorkflow runs the tool-calling loop of one subtask in its own
+// worktree, then commits. The conversation lives in the transcript store;
+// only counters and references pass through history.
+func SubAgentWorkflow(ctx workflow.Context, in SubAgentInput) (SubAgentResult, error) {
+	ag := &agent{in: in, st: in.State}
+	if ag.st == nil {
+		if err := ag.start(ctx); err != nil {
+			return ag.result(ExitError, "", err), nil
+		}
+	}
+	exit, final, err := ag.loop(ctx)
+	var can *workflow.ContinueAsNewError
+	if errors.As(err, &can) {
+		return SubAgentResult{}, err
+	}
+	return ag.finish(ctx, exit, final, err), nil
+}
+
+type agent struct {
+	in SubAgentInput
+	st *SubAgentState
+}
+
+func (ag *agent) ref() activities.ConvRef {
+	return activities.ConvRef{RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Attempt: ag.in.Attempt}
+}
+
+func (ag *agent) start(ctx workflow.Context) error {
+	now := workflow.Now(ctx)
+	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout)}
+	var res activities.StartSubtaskResult
+	err := workflow.ExecuteActivity(ag.gitCtx(ctx), a.StartSubtask, activities.StartSubtaskInput{
+		Ref: ag.ref(), RepoPath: ag.in.RepoPath, IntegrationBranch: ag.in.IntegrationBranch, Branch: ag.in.Branch,
+		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict,
+	}).Get(ctx, &res)
+	if err != nil {
+		return fmt.Errorf("start subtask: %w", err)
+	}
+	ag.st.Worktree, ag.st.Branch, ag.st.BaseCommit = res.Worktree, res.Branch, res.BaseCommit
+	return nil
+}
+
+func (ag *agent) gitCtx(ctx workflow.Context) workflow.Context {
+	return workspaceOptions(ctx, ag.in.WorkspaceQueue, gitTimeout, 4, false)
+}
+
+// loop runs model turns until the model stops calling tools or a limit hits.
+func (ag *agent) loop(ctx workflow.Context) (exit, final string, err error) {
+	stepsThisRun := 0
+	for {
+		if exit := ag.limitReached(ctx); exit != "" {
+			return exit, "", nil
+		}
+		if ag.shouldContinueAsNew(ctx, stepsThisRun) {
+			ag.st.Runs++
+			next := ag.in
+			next.State = ag.st
+			return "", "", workflow.NewContinueAsNewError(ctx, SubAgentWorkflowName, next)
+		}
+		step, err := ag.step(ctx)
+		if err != nil {
+			return ag.errorExit(ctx, err), "", err
+		}
+		stepsThisRun++
+		if step.Nudged {
+			continue
+		}
+		if len(step.ToolCalls) == 0 {
+			return ExitCompleted, step.Final, nil
+		}
+		if exit, err := ag.runTools(ctx, step.ToolCalls); exit != "" || err != nil {
+			return exit, "", err
+		}
+		ag.st.Deadline = workflow.Now(ctx).Add(ag.in.Limits.SubagentTimeout)
+	}
+}
+
+func (ag *agent) limitReached(ctx workflow.Context) string {
+	switch {
+	case ctx.Err() != nil:
+		return ExitCancelled
+	case ag.st.Steps >= ag.in.MaxSteps:
+		return ExitMaxSteps
+	case workflow.Now(ctx).After(ag.st.Deadline):
+		return ExitTimeout
+	}
+	return ""
+}
+
+func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) bool {
+	if stepsThisRun == 0 {
+		return false
+	}
+	if ag.in.ContinueAsNewEvery > 0 && stepsThisRun >= ag.in.ContinueAsNewEvery {
+		return true
+	}
+	return workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
+	var res activities.AgentStepResult
+	err := workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.AgentStep, activities.AgentStepInput{
+		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit,
+	}).Get(ctx, &res)
+	if err != nil {
+		return res, err
+	}
+	ag.st.Steps++
+	ag.st.LLMCalls++
+	ag.st.Usage = ag.st.Usage.Add(res.Usage)
+	ag.st.Turn++
+	return res, nil
+}
+
+// runTools executes the turn's tool calls in order; turn is the turn they
+// belong to (already advanced in state).
+func (ag *agent) runTools(ctx workflow.Context, calls []activities.ToolCallInfo) (string, error) {
+	turn := ag.st.Turn - 1
+	for i, call := range calls {
+		if ag.repeated(call.Signature) {
+			return ExitStuck, nil
+		}
+		if err := ag.runTool(ctx, turn, i, call); err != nil {
+			return ag.errorExit(ctx, err), err
+		}
+		ag.st.ToolCalls++
+	}
+	return "", nil
+}
+
+func (ag *agent) repeated(sig string) bool {
+	if sig == ag.st.LastSig {
+		ag.st.Repeats++
+	} else {
+		ag.st.LastSig, ag.st.Repeats = sig, 1
+	}
+	return ag.st.Repeats >= stuckRepeats
+}
+
+func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.ToolCallInfo) error {
+	if call.Name == "swarm_share" {
+		actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, 4, false)
+		return workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
+			Ref: ag.ref(), Turn: turn, Index: index, ParentWorkflowID: ag.in.ParentWorkflowID,
+		}).Get(ctx, nil)
+	}
+	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, 4, false)
+	if call.Name == "bash" {
+		actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, 4, true)
+	}
+	var res activities.ExecToolResult
+	err := workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
+		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools,
+	}).Get(ctx, &res)
+	if err != nil || !res.NeedsSummary {
+		return err
+	}
+	var sum activities.SummarizeResult
+	err = workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.Summarize, activities.SummarizeInput{
+		Ref: ag.ref(), Turn: turn, Index: index, ToolName: call.Name, CallID: call.ID, Model: ag.in.Model,
+	}).Get(ctx, &sum)
+	if sum.Summarized {
+		ag.st.LLMCalls++
+		ag.st.Usage = ag.st.Usage.Add(sum.Usage)
+	}
+	return err
+}
+
+func (ag *agent) errorExit(ctx workflow.Context, err error) string {
+	if temporal.IsCanceledError(err) || ctx.Err() != nil {
+		return ExitCancelled
+	}
+	return ExitError
+}
+
+// finish commits whatever the worktree holds (work is never lost, even on
+// failure or cancellation) and applies the change policy.
+func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error) SubAgentResult {
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	var commit activities.CommitOutput
+	cerr := workflow.ExecuteActivity(ag.gitCtx(dctx), a.CommitSubtask, activities.CommitInput{
+		RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Name: ag.in.Subtask.Name, Worktree: ag.st.Worktree, BaseCommit: ag.st.BaseCommit,
+	}).Get(dctx, &commit)
+	res := ag.result(exit, final, loopErr)
+	res.ExecutionTimeMs = workflow.Now(ctx).Sub(ag.st.StartedAt).Milliseconds()
+	res.Commit, res.Changed, res.FilesChanged = commit.Commit, commit.Changed, commit.FilesChanged
+	if cerr != nil {
+		res.Success, res.Error = false, joinErr(res.Error, "commit: "+cerr.Error())
+		return res
+	}
+	ag.applyPolicy(&res)
+	return res
+}
+
+func (ag *agent) applyPolicy(res *SubAgentResult) {
+	if !res.Success {
+		return
+	}
+	switch {
+	case ag.in.Subtask.NeedsWorktree && !res.Changed:
+		res.Success, res.Error = false, "the subtask was meant to change code but changed no files"
+	case !ag.in.Subtask.NeedsWorktree && res.Changed:
+		res.Success, res.Error = false, fmt.Sprintf("read-only subtask changed %d files; its work is kept on branch %s", len(res.FilesChanged), res.Branch)
+	}
+}
+
+func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
+	st := ag.st
+	if st == nil {
+		st = &SubAgentState{}
+	}
+	res := SubAgentResult{
+		SubtaskID: ag.in.Subtask.ID, Attempt: ag.in.Attempt, ExitReason: exit, Result: final,
+		Steps: st.Steps, ToolCalls: st.ToolCalls, LLMCalls: st.LLMCalls, Usage: st.Usage,
+		Worktree: st.Worktree, Branch: st.Branch, BaseCommit: st.BaseCommit, ContinuedAsNew: st.Runs,
+	}
+	res.Status, res.Success, res.Error = outcome(exit, final, ag.in)
+	if loopErr != nil {
+		res.Error = joinErr(res.Error, loopErr.Error())
+	}
+	return res
+}
+
+func outcome(exit, final string, in SubAgentInput) (status string, success bool, errText string) {
+	switch exit {
+	case ExitCompleted:
+		switch s := activities.ParseStatus(final); s {
+		case activities.StatusCompleted:
+			return s, true, ""
+		case "":
+			return activities.StatusFailed, false, "the final message has no STATUS line"
+		default:
+			return s, false, "the sub-agent reported STATUS: " + s
+		}
+	case ExitMaxSteps:
+		return activities.StatusFailed, false, fmt.Sprintf("sub-agent hit max steps (%d)", in.MaxSteps)
+	case ExitTimeout:
+		return activities.StatusTimedOut, false, fmt.Sprintf("sub-agent timed out after %s without progress", in.Limits.SubagentTimeout)
+	case ExitStuck:
+		return activities.StatusFailed, false, fmt.Sprintf("stuck: the same tool call was repeated %d times in a row", stuckRepeats)
+	case ExitCancelled:
+		return activities.StatusCancelled, false, "cancelled"
+	}
+	return activities.StatusFailed, false, ""
+}
+
+func joinErr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	if b == "" || strings.Contains(a, b) {
+		return a
+	}
+	return a + "; " + b
+}

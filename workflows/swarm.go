@@ -1,0 +1,254 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+// SwarmInput is everything a run needs; it holds no secrets.
+type SwarmInput struct {
+	RepoPath         string                `json:"repo_path"`
+	Task             string                `json:"task"`
+	BaseRef          string                `json:"base_ref"`
+	Strategy         string                `json:"strategy"`
+	Model            string                `json:"model"`
+	PlannerModel     string                `json:"planner_model"`
+	Limits           activities.Limits     `json:"limits"`
+	Tools            activities.ToolLimits `json:"tools"`
+	BranchPrefix     string                `json:"branch_prefix"`
+	AutoMerge        bool                  `json:"auto_merge"`
+	ResolveConflicts bool                  `json:"resolve_conflicts"`
+	VerifyCommand    string                `json:"verify_command,omitempty"`
+	VerifyMode       string                `json:"verify_mode,omitempty"` // "end" (default) or "each"
+	VerifyTimeout    time.Duration         `json:"verify_timeout,omitempty"`
+	Apply            bool                  `json:"apply"`
+	// ContinueAsNewEvery is passed to every sub-agent (tests).
+	ContinueAsNewEvery int `json:"continue_as_new_every,omitempty"`
+}
+
+// Run phases reported by the progress query.
+const (
+	PhasePreparing = "preparing"
+	PhasePlanning  = "planning"
+	PhaseRunning   = "running"
+	PhaseVerifying = "verifying"
+	PhaseFinishing = "finishing"
+	PhaseDone      = "done"
+)
+
+// SwarmWorkflow decomposes the task, runs one SubAgentWorkflow per subtask as
+// soon as its dependencies are merged, merges each finished subtask into the
+// integration branch, verifies, and reports.
+func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult, error) {
+	s := newSwarm(ctx, in)
+	if err := s.registerHandlers(ctx); err != nil {
+		return activities.SwarmResult{}, err
+	}
+	res, err := s.run(ctx)
+	// Let in-flight swarm_share updates finish before the run closes.
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return res, err
+}
+
+type swarm struct {
+	in       SwarmInput
+	runID    string
+	started  time.Time
+	prep     activities.PrepareRunResult
+	branch   string
+	head     string
+	tasks    []*task
+	share    []activities.SharedResult
+	events   []activities.Event
+	phase    string
+	usage    activities.Usage
+	llmCalls int
+	running  int
+	used     int // steps used by finished sub-agents
+	reserved int // steps reserved by running sub-agents
+	spawned  int
+	verify   *activities.VerifyReport
+	planNote string
+}
+
+func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing}
+}
+
+func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
+	if err := s.prepare(ctx); err != nil {
+		return s.failed(ctx, err), nil
+	}
+	s.phase = PhasePlanning
+	plan, err := s.decompose(ctx)
+	if err != nil {
+		s.finish(ctx)
+		return s.failed(ctx, err), nil
+	}
+	s.setPlan(ctx, plan)
+	s.phase = PhaseRunning
+	s.schedule(ctx)
+	if s.in.VerifyCommand != "" && s.in.VerifyMode != "each" && s.anyMerged() {
+		s.phase = PhaseVerifying
+		s.runVerify(ctx, "")
+	}
+	s.phase = PhaseFinishing
+	fin := s.finish(ctx)
+	s.phase = PhaseDone
+	res := s.result(ctx, fin)
+	s.event(ctx, "done", "", res.summaryLine())
+	return res.SwarmResult, nil
+}
+
+func (s *swarm) prepare(ctx workflow.Context) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: gitTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
+	err := workflow.ExecuteActivity(actx, a.PrepareRun, activities.PrepareRunInput{
+		RunID: s.runID, RepoPath: s.in.RepoPath, BaseRef: s.in.BaseRef, IntegrationBranch: s.branch,
+	}).Get(ctx, &s.prep)
+	if err != nil {
+		return fmt.Errorf("prepare run: %w", err)
+	}
+	s.head = s.prep.BaseCommit
+	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", short(s.prep.BaseCommit), s.branch))
+	return nil
+}
+
+// decompose asks the planner, repairs an invalid plan once, and falls back to
+// a single subtask. Only an LLM error that cannot be retried fails the run.
+func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
+	if s.in.Strategy == "none" {
+		s.planNote = "strategy none: single subtask"
+		return activities.SingleTaskPlan(s.in.Task), nil
+	}
+	model := s.in.PlannerModel
+	if model == "" {
+		model = s.in.Model
+	}
+	in := activities.PlanInput{RunID: s.runID, Task: s.in.Task, Strategy: s.in.Strategy, RepoListing: s.prep.RepoListing, MaxSubtasks: s.in.Limits.MaxSubagents, Model: model}
+	problem := ""
+	for attempt := 0; attempt < 2; attempt++ {
+		in.Attempt, in.RepairProblem = attempt, problem
+		var res activities.PlanResult
+		if err := workflow.ExecuteActivity(llmOptions(ctx, s.in.Limits.LLMTimeout), a.Plan, in).Get(ctx, &res); err != nil {
+			return nil, fmt.Errorf("decompose: %w", err)
+		}
+		s.llmCalls++
+		s.usage = s.usage.Add(res.Usage)
+		if res.Problem == "" {
+			if attempt > 0 {
+				s.planNote = "plan repaired after: " + problem
+			}
+			return res.Subtasks, nil
+		}
+		problem = res.Problem
+		s.event(ctx, "plan_invalid", "", problem)
+	}
+	s.planNote = "planner gave no valid plan (" + problem + "); ran the task as a single subtask"
+	return activities.SingleTaskPlan(s.in.Task), nil
+}
+
+func (s *swarm) setPlan(ctx workflow.Context, plan []activities.Subtask) {
+	for _, st := range plan {
+		s.tasks = append(s.tasks, &task{sub: st, state: statePending})
+	}
+	names := make([]string, len(plan))
+	for i, st := range plan {
+		names[i] = fmt.Sprintf("%s (stage %d)", st.ID, st.Stage)
+	}
+	s.event(ctx, "planned", "", fmt.Sprintf("%d subtasks: %s", len(plan), strings.Join(names, ", ")))
+}
+
+func (s *swarm) anyMerged() bool {
+	for _, t := range s.tasks {
+		if t.res.Merge == activities.MergeMerged {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
+	timeout := s.in.VerifyTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Minute
+	}
+	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, timeout+time.Minute, 2, true)
+	var rep activities.VerifyReport
+	err := workflow.ExecuteActivity(actx, a.Verify, activities.VerifyInput{
+		RunID: s.runID, RepoPath: s.prep.RepoRoot, Commit: s.head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
+	}).Get(ctx, &rep)
+	if err != nil {
+		rep = activities.VerifyReport{Command: s.in.VerifyCommand, Commit: s.head, ExitCode: -1, Output: "verify could not run: " + err.Error()}
+	}
+	if !rep.OK && after != "" {
+		rep.BrokenBy = after
+		if s.verify != nil && !s.verify.OK {
+			rep.BrokenBy = s.verify.BrokenBy
+		}
+	}
+	s.verify = &rep
+	s.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, short(s.head), rep.ExitCode))
+	return rep.OK
+}
+
+// finish restores the repository, removes merged worktrees and applies.
+func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	var remove []string
+	for _, t := range s.tasks {
+		remove = append(remove, t.removableWorktrees()...)
+	}
+	in := activities.FinishRunInput{
+		RunID: s.runID, RepoPath: s.prep.RepoRoot, GCAutoPrev: s.prep.GCAutoPrev, GCAutoHad: s.prep.GCAutoHad,
+		RemoveWorktrees: remove, Apply: s.in.Apply && s.succeeded(), BaseBranch: s.prep.BaseBranch,
+		BaseCommit: s.prep.BaseCommit, IntegrationHead: s.head,
+	}
+	var out activities.FinishRunResult
+	actx := workspaceOptions(dctx, s.prep.WorkspaceQueue, gitTimeout, 3, false)
+	if err := workflow.ExecuteActivity(actx, a.FinishRun, in).Get(dctx, &out); err != nil {
+		workflow.GetLogger(ctx).Warn("finish run", "error", err)
+	}
+	if s.in.Apply && !s.succeeded() {
+		out.ApplyError = "not applied: the run did not succeed"
+	}
+	return out
+}
+
+func (s *swarm) succeeded() bool {
+	if len(s.tasks) == 0 {
+		return false
+	}
+	for _, t := range s.tasks {
+		if !t.res.Success {
+			return false
+		}
+	}
+	return s.verify == nil || s.verify.OK
+}
+
+func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
+	s.events = append(s.events, activities.Event{Seq: len(s.events) + 1, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
+}
+
+func (s *swarm) failed(ctx workflow.Context, err error) activities.SwarmResult {
+	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head, Error: err.Error(),
+		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{}}}
+}
+
+func short(sha string) string {
+	if len(sha) > 10 {
+		return sha[:10]
+	}
+	return sha
+}
