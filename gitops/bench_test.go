@@ -1,0 +1,178 @@
+package gitops
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Size of the generated benchmark repository: benchDirs × benchFilesPerDir
+// files of roughly benchFileSize bytes, in one commit.
+const (
+	benchDirs        = 100
+	benchFilesPerDir = 100
+	benchFileSize    = 3000
+)
+
+// newBenchRepo generates the 10,000-file repository with git fast-import
+// (seconds, versus minutes through the porcelain) and opens it. Only refs
+// and objects exist; the main working tree is never checked out because
+// nothing measured here reads it.
+func newBenchRepo(b *testing.B) (*Repo, string) {
+	b.Helper()
+	dir := filepath.Join(b.TempDir(), "repo")
+	runGit(b, "", nil, "init", "--quiet", "--initial-branch=main", dir)
+	cmd := exec.Command("git", "-C", dir, "fast-import", "--quiet")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(stdin)
+	fmt.Fprintf(w, "commit refs/heads/main\ncommitter Bench <bench@example.com> 1700000000 +0000\ndata 7\ninitial\n")
+	for d := range benchDirs {
+		for f := range benchFilesPerDir {
+			content := benchContent(benchPath(d, f), "v0")
+			fmt.Fprintf(w, "M 100644 inline %s\ndata %d\n%s\n", benchPath(d, f), len(content), content)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("fast-import: %v", err)
+	}
+	repo, err := Open(context.Background(), dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return repo, runGit(b, dir, nil, "rev-parse", "main")
+}
+
+func benchPath(d, f int) string { return fmt.Sprintf("pkg%03d/file%03d.go", d, f) }
+
+// benchContent is a unique, compressible body of about benchFileSize bytes.
+func benchContent(path, version string) string {
+	line := fmt.Sprintf("// %s %s: the quick brown fox jumps over the lazy dog\n", path, version)
+	return strings.Repeat(line, benchFileSize/len(line))
+}
+
+// benchCommit commits new versions of files d/0..9 on top of parent.
+func benchCommit(b *testing.B, tr *testRepo, branch, parent string, d int) string {
+	b.Helper()
+	files := make(map[string]string, 10)
+	for f := range 10 {
+		files[benchPath(d, f)] = benchContent(benchPath(d, f), branch)
+	}
+	return tr.commitOn(branch, parent, files)
+}
+
+// BenchmarkAddWorktree measures checking out a new worktree of 10,000
+// files on a new branch; removal and the disk flush after it are outside
+// the timer. The git-cli sub-benchmark runs plain `git worktree add` the
+// same way, as a baseline for this package's own overhead.
+func BenchmarkAddWorktree(b *testing.B) {
+	ctx := context.Background()
+	b.Run("gitops", func(b *testing.B) {
+		benchWorktreeAdd(b, func(repo *Repo, dir, branch, base string) {
+			if _, err := repo.AddWorktree(ctx, dir, branch, base); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("git-cli", func(b *testing.B) {
+		benchWorktreeAdd(b, func(repo *Repo, dir, branch, base string) {
+			runGit(b, repo.Root, nil, "worktree", "add", "--quiet", "-b", branch, dir, base)
+		})
+	})
+}
+
+func benchWorktreeAdd(b *testing.B, add func(repo *Repo, dir, branch, base string)) {
+	ctx := context.Background()
+	repo, base := newBenchRepo(b)
+	root := b.TempDir()
+	syscall.Sync()
+	b.ResetTimer()
+	for i := range b.N {
+		dir := filepath.Join(root, fmt.Sprintf("wt-%d", i))
+		branch := fmt.Sprintf("bench/%d", i)
+		add(repo, dir, branch, base)
+		b.StopTimer()
+		if err := repo.RemoveWorktree(ctx, dir, true); err != nil {
+			b.Fatal(err)
+		}
+		runGit(b, repo.Root, nil, "update-ref", "-d", "refs/heads/"+branch)
+		// Flush the deletion's writes (and discards) now, so they are not
+		// billed to the next, timed, checkout.
+		syscall.Sync()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkMerge measures a real three-way merge (merge commit, CAS update)
+// of a branch changing 10 files into an integration branch that changed 10
+// other files, in the 10,000-file repository.
+func BenchmarkMerge(b *testing.B) {
+	ctx := context.Background()
+	repo, base := newBenchRepo(b)
+	tr := &testRepo{t: b, dir: repo.Root, repo: repo}
+	integ := benchCommit(b, tr, "integ", base, 1)
+	src := benchCommit(b, tr, "feature", base, 0)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		runGit(b, repo.Root, nil, "update-ref", "refs/heads/integ", integ)
+		b.StartTimer()
+		res, err := repo.Merge(ctx, MergeInput{TargetBranch: "integ", Source: src})
+		if err != nil || res.Status != MergeMerged || len(res.FilesChanged) != 10 {
+			b.Fatalf("Merge = %+v, %v", res, err)
+		}
+	}
+}
+
+// BenchmarkCommitAll measures staging and committing 10 changed files in a
+// 10,000-file worktree (git add -A scans the whole tree).
+func BenchmarkCommitAll(b *testing.B) {
+	ctx := context.Background()
+	repo, base := newBenchRepo(b)
+	dir := filepath.Join(b.TempDir(), "wt")
+	if _, err := repo.AddWorktree(ctx, dir, "bench/commit", base); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		for f := range 10 {
+			p := benchPath(0, f)
+			if err := os.WriteFile(filepath.Join(dir, p), []byte(benchContent(p, fmt.Sprint(i))), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		res, err := CommitAll(ctx, dir, base, "bench", [][2]string{{"Codeswarm-Run", "bench"}})
+		if err != nil || !res.Changed {
+			b.Fatalf("CommitAll = %+v, %v", res, err)
+		}
+	}
+}
+
+// BenchmarkRefSHA measures one ref read, i.e. the cost of one git process.
+func BenchmarkRefSHA(b *testing.B) {
+	ctx := context.Background()
+	repo, _ := newBenchRepo(b)
+	b.ResetTimer()
+	for range b.N {
+		if sha, err := repo.RefSHA(ctx, "main"); err != nil || sha == "" {
+			b.Fatalf("RefSHA = %q, %v", sha, err)
+		}
+	}
+}

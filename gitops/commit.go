@@ -1,0 +1,139 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+)
+
+// CommitResult describes a worktree's work relative to its base commit.
+type CommitResult struct {
+	// Commit is the worktree's HEAD after committing (baseSHA if nothing
+	// was ever committed).
+	Commit string `json:"commit"`
+	// Changed reports whether HEAD differs from the base commit.
+	Changed bool `json:"changed"`
+	// FilesChanged lists the paths changed between base and HEAD, sorted.
+	FilesChanged []string `json:"files_changed,omitempty"`
+}
+
+// CommitAll stages everything in the worktree at dir (`git add -A`) and, if
+// anything is staged, commits it as codeswarm with message and trailers
+// (e.g. {"Codeswarm-Run", "x"}). The result compares HEAD with baseSHA rather
+// than describing this one call, so a retry after the commit landed reports
+// the same commit and files. Hooks that can veto a commit (pre-commit,
+// commit-msg) are skipped: an automated commit must not depend on them.
+func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]string) (CommitResult, error) {
+	if baseSHA == "" {
+		return CommitResult{}, errors.New("commit: empty base commit")
+	}
+	if err := clearStaleIndexLock(ctx, dir, time.Now()); err != nil {
+		return CommitResult{}, err
+	}
+	if _, err := git(ctx, dir, runOpts{}, "add", "--all"); err != nil {
+		return CommitResult{}, fmt.Errorf("stage changes in %q: %w", dir, err)
+	}
+	staged, err := hasStaged(ctx, dir)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	if staged {
+		if message == "" {
+			message = "codeswarm: commit subtask changes"
+		}
+		msg := formatMessage(message, trailers)
+		_, err := git(ctx, dir, runOpts{identity: true, stdin: strings.NewReader(msg)},
+			"commit", "--quiet", "--no-verify", "--no-gpg-sign", "--cleanup=whitespace", "--file=-")
+		if err != nil {
+			return CommitResult{}, fmt.Errorf("commit in %q: %w", dir, err)
+		}
+	}
+	return worktreeResult(ctx, dir, baseSHA)
+}
+
+// staleLockAge is how old an index.lock must be before CommitAll treats it
+// as left behind by a killed git process. Git holds the lock for well under
+// a second per command, even on large trees.
+const staleLockAge = time.Minute
+
+// clearStaleIndexLock removes the worktree's index.lock if it is older than
+// staleLockAge. A worker killed in the middle of `git add` or `git commit`
+// leaves the lock behind, and every retry would then fail on it; only
+// codeswarm's own activities write to a subtask worktree, one at a time,
+// so an old lock cannot belong to a live process.
+func clearStaleIndexLock(ctx context.Context, dir string, now time.Time) error {
+	lock, err := gitOut(ctx, dir, "rev-parse", "--path-format=absolute", "--git-path", "index.lock")
+	if err != nil {
+		return fmt.Errorf("locate index lock of %q: %w", dir, err)
+	}
+	info, err := os.Stat(lock)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && now.Sub(info.ModTime()) < staleLockAge) {
+		return nil
+	}
+	if err == nil {
+		err = os.Remove(lock)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale index lock %q: %w", lock, err)
+	}
+	return nil
+}
+
+// hasStaged reports whether the index of the worktree at dir differs from HEAD.
+func hasStaged(ctx context.Context, dir string) (bool, error) {
+	_, err := git(ctx, dir, runOpts{}, "diff", "--cached", "--quiet", "--no-ext-diff")
+	if err == nil {
+		return false, nil
+	}
+	if exitCode(err) == 1 {
+		return true, nil
+	}
+	return false, fmt.Errorf("check staged changes in %q: %w", dir, err)
+}
+
+// worktreeResult compares the worktree's HEAD with baseSHA.
+func worktreeResult(ctx context.Context, dir, baseSHA string) (CommitResult, error) {
+	head, err := gitOut(ctx, dir, "rev-parse", "--verify", "HEAD")
+	if err != nil {
+		return CommitResult{}, fmt.Errorf("read HEAD of %q: %w", dir, err)
+	}
+	res := CommitResult{Commit: head, Changed: head != baseSHA}
+	if !res.Changed {
+		return res, nil
+	}
+	out, err := git(ctx, dir, runOpts{}, "diff-tree", "-r", "--name-only", "-z", "--no-renames", baseSHA, head)
+	if err != nil {
+		return CommitResult{}, fmt.Errorf("diff %s..HEAD in %q: %w", shortSHA(baseSHA), dir, err)
+	}
+	res.FilesChanged = splitNUL(out)
+	return res, nil
+}
+
+// formatMessage appends trailers as the message's last paragraph, where git
+// (interpret-trailers, %(trailers)) finds them. Newlines inside a trailer
+// would end it early, so they become spaces.
+func formatMessage(message string, trailers [][2]string) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimRight(message, "\n \t"))
+	b.WriteString("\n")
+	if len(trailers) == 0 {
+		return b.String()
+	}
+	b.WriteString("\n")
+	for _, t := range trailers {
+		key := strings.TrimSpace(oneLine(t[0]))
+		if key == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s\n", key, strings.TrimSpace(oneLine(t[1])))
+	}
+	return b.String()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

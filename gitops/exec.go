@@ -1,0 +1,148 @@
+package gitops
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Identity of every commit codeswarm makes, so automated commits never
+// depend on (or fail for lack of) the user's configured identity.
+const (
+	identityName  = "codeswarm"
+	identityEmail = "codeswarm@localhost"
+)
+
+// maxStderr bounds how much of git's stderr goes into an error message.
+const maxStderr = 2000
+
+// gitError reports a git command that exited non-zero. Callers that expect a
+// particular status (merge-tree's 1 = conflicts) read it with exitCode.
+type gitError struct {
+	args   []string
+	code   int
+	stderr string
+}
+
+func (e *gitError) Error() string {
+	return fmt.Sprintf("git %s: exit status %d: %s", strings.Join(e.args, " "), e.code, e.stderr)
+}
+
+// exitCode returns git's exit status carried by err, or -1 if err is not a
+// git exit status (nil, cancelled context, git missing).
+func exitCode(err error) int {
+	var ge *gitError
+	if errors.As(err, &ge) {
+		return ge.code
+	}
+	return -1
+}
+
+// runOpts are the rarely needed extras of a git invocation.
+type runOpts struct {
+	stdin    io.Reader
+	identity bool // run as codeswarm's identity (commits, reflogs)
+}
+
+// git runs `git -C dir args...` and returns its stdout. On a non-zero exit it
+// returns the stdout so far together with a *gitError.
+func git(ctx context.Context, dir string, opts runOpts, args ...string) ([]byte, error) {
+	full := make([]string, 0, len(args)+3)
+	full = append(full, "--no-pager")
+	if dir != "" {
+		full = append(full, "-C", dir)
+	}
+	full = append(full, args...)
+
+	cmd := exec.CommandContext(ctx, "git", full...)
+	cmd.Env = gitEnv(os.Environ(), opts.identity)
+	cmd.Stdin = opts.stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+
+	err := cmd.Run()
+	if err == nil {
+		return stdout.Bytes(), nil
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) && ctx.Err() == nil {
+		return stdout.Bytes(), &gitError{args: args, code: exitErr.ExitCode(), stderr: trimStderr(stderr.String())}
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("git %s: %w", args[0], ctx.Err())
+	}
+	return nil, fmt.Errorf("git %s: %w", args[0], err)
+}
+
+// gitOut runs git and returns its stdout with surrounding whitespace trimmed.
+func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := git(ctx, dir, runOpts{}, args...)
+	return strings.TrimSpace(string(out)), err
+}
+
+// gitEnv derives the child environment from the parent's. Variables that
+// relocate the repository are dropped because codeswarm may itself run from
+// a git hook, where they point at some other repository than -C does.
+func gitEnv(parent []string, identity bool) []string {
+	env := make([]string, 0, len(parent)+8)
+	for _, kv := range parent {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+			"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+			"GIT_NAMESPACE", "GIT_PREFIX", "LC_ALL", "GIT_TERMINAL_PROMPT", "GIT_PAGER":
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env,
+		"LC_ALL=C",
+		"GIT_TERMINAL_PROMPT=0",
+		"GIT_PAGER=cat",
+		// status must not refresh the user's index behind their back.
+		"GIT_OPTIONAL_LOCKS=0",
+	)
+	if identity {
+		env = append(env,
+			"GIT_AUTHOR_NAME="+identityName, "GIT_AUTHOR_EMAIL="+identityEmail,
+			"GIT_COMMITTER_NAME="+identityName, "GIT_COMMITTER_EMAIL="+identityEmail,
+		)
+	}
+	return env
+}
+
+func trimStderr(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > maxStderr {
+		return s[:maxStderr] + "…"
+	}
+	return s
+}
+
+// splitNUL splits NUL-terminated git output (-z) into its non-empty fields.
+func splitNUL(out []byte) []string {
+	var fields []string
+	for _, f := range strings.Split(string(out), "\x00") {
+		if f != "" {
+			fields = append(fields, f)
+		}
+	}
+	return fields
+}
+
+// shortSHA abbreviates a SHA for messages.
+func shortSHA(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	if sha == "" {
+		return "(none)"
+	}
+	return sha
+}

@@ -1,0 +1,195 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Merge statuses reported in MergeResult.Status.
+const (
+	MergeMerged    = "merged"
+	MergeConflict  = "conflict"
+	MergeNoChanges = "no_changes"
+)
+
+// maxMergeAttempts bounds how often Merge recomputes a merge whose target
+// moved underneath it before giving up with ErrRefMoved.
+const maxMergeAttempts = 5
+
+// MergeInput asks to merge a commit into a branch.
+type MergeInput struct {
+	// TargetBranch is the branch to merge into (short name or refs/heads/...).
+	TargetBranch string `json:"target_branch"`
+	// Source is the commit to merge (SHA or any revision).
+	Source string `json:"source"`
+	// Message is the merge commit's message; a default names source and target.
+	Message string `json:"message,omitempty"`
+	// Trailers are appended to the message ("Codeswarm-Subtask: x").
+	Trailers [][2]string `json:"trailers,omitempty"`
+}
+
+// MergeResult is the outcome of Merge.
+type MergeResult struct {
+	// Status is MergeMerged, MergeConflict or MergeNoChanges.
+	Status string `json:"status"`
+	// Commit is the merge commit when merged, else the target's head.
+	Commit string `json:"commit"`
+	// Conflicts lists the conflicting paths, sorted (Status conflict only).
+	Conflicts []string `json:"conflicts,omitempty"`
+	// FilesChanged lists the paths the merge changed on the target, sorted.
+	FilesChanged []string `json:"files_changed,omitempty"`
+}
+
+// Merge merges in.Source into in.TargetBranch without any worktree:
+// `git merge-tree --write-tree`, then `git commit-tree -p head -p source`,
+// then a compare-and-swap update of the branch. It always makes a real merge
+// commit (never a fast-forward) so the history shows each subtask.
+//
+//   - A conflict leaves the target untouched and reports the paths.
+//   - A source whose changes the target already has is "no_changes".
+//   - A source already merged (a retry after a crash) is "merged" with the
+//     merge commit that merged it, and no new commit is made.
+//   - If the target moves between reading and swapping, the merge is
+//     recomputed, up to 5 times, then ErrRefMoved is returned.
+func (r *Repo) Merge(ctx context.Context, in MergeInput) (MergeResult, error) {
+	if in.TargetBranch == "" {
+		return MergeResult{}, errors.New("merge: empty target branch")
+	}
+	src, err := r.resolveCommit(ctx, in.Source)
+	if err != nil {
+		return MergeResult{}, fmt.Errorf("merge source: %w", err)
+	}
+	ref := fullRef(in.TargetBranch)
+	for range maxMergeAttempts {
+		res, err := r.mergeOnce(ctx, ref, src, in)
+		if !errors.Is(err, ErrRefMoved) {
+			return res, err
+		}
+	}
+	return MergeResult{}, errorf(ErrRefMoved, "merge %s into %s: target kept moving, gave up after %d attempts",
+		shortSHA(src), ref, maxMergeAttempts)
+}
+
+// mergeOnce is one read-merge-swap attempt; ErrRefMoved means "try again".
+func (r *Repo) mergeOnce(ctx context.Context, ref, src string, in MergeInput) (MergeResult, error) {
+	head, err := r.RefSHA(ctx, ref)
+	if err != nil {
+		return MergeResult{}, err
+	}
+	if head == "" {
+		return MergeResult{}, fmt.Errorf("merge into %s: target branch does not exist", ref)
+	}
+	merged, err := r.isAncestor(ctx, src, head)
+	if err != nil {
+		return MergeResult{}, err
+	}
+	if merged {
+		return r.alreadyMerged(ctx, head, src)
+	}
+	return r.mergeNew(ctx, ref, head, src, in)
+}
+
+// mergeNew merges src, not yet in head, and swaps ref from head to the
+// merge commit.
+func (r *Repo) mergeNew(ctx context.Context, ref, head, src string, in MergeInput) (MergeResult, error) {
+	tree, conflicts, err := r.mergeTree(ctx, head, src)
+	if err != nil {
+		return MergeResult{}, err
+	}
+	if conflicts != nil {
+		return MergeResult{Status: MergeConflict, Commit: head, Conflicts: conflicts}, nil
+	}
+	headTree, err := gitOut(ctx, r.Root, "rev-parse", "--verify", head+"^{tree}")
+	if err != nil {
+		return MergeResult{}, fmt.Errorf("read tree of %s: %w", shortSHA(head), err)
+	}
+	if tree == headTree {
+		return MergeResult{Status: MergeNoChanges, Commit: head}, nil
+	}
+	commit, err := r.commitTree(ctx, tree, head, src, mergeMessage(in, src, ref))
+	if err != nil {
+		return MergeResult{}, err
+	}
+	if r.beforeUpdateRef != nil {
+		r.beforeUpdateRef()
+	}
+	if err := r.UpdateRefCAS(ctx, ref, commit, head); err != nil {
+		return MergeResult{}, err
+	}
+	files, err := r.DiffFiles(ctx, head, commit)
+	if err != nil {
+		return MergeResult{}, err
+	}
+	return MergeResult{Status: MergeMerged, Commit: commit, FilesChanged: files}, nil
+}
+
+// alreadyMerged describes a source that is an ancestor of the target head.
+// If a merge commit on the target's first-parent line has the source as a
+// parent, an earlier attempt merged it: report that merge again. Otherwise
+// the source brought nothing (e.g. a subtask that committed nothing and so
+// still sits at its base).
+func (r *Repo) alreadyMerged(ctx context.Context, head, src string) (MergeResult, error) {
+	// --ancestry-path src..head: only commits descending from src, so the
+	// walk stops at the merge that brought src in.
+	out, err := gitOut(ctx, r.Root, "rev-list", "--first-parent", "--parents", "--ancestry-path", src+".."+head)
+	if err != nil {
+		return MergeResult{}, fmt.Errorf("find merge of %s: %w", shortSHA(src), err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 3 || !slices.Contains(fields[2:], src) {
+			continue
+		}
+		files, err := r.DiffFiles(ctx, fields[1], fields[0])
+		if err != nil {
+			return MergeResult{}, err
+		}
+		return MergeResult{Status: MergeMerged, Commit: fields[0], FilesChanged: files}, nil
+	}
+	return MergeResult{Status: MergeNoChanges, Commit: head}, nil
+}
+
+// mergeTree computes the merged tree of two commits. On conflict it returns
+// the conflicting paths (never nil) instead of a tree.
+func (r *Repo) mergeTree(ctx context.Context, ours, theirs string) (tree string, conflicts []string, err error) {
+	out, err := git(ctx, r.Root, runOpts{}, "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", ours, theirs)
+	conflicted := exitCode(err) == 1
+	if err != nil && !conflicted {
+		return "", nil, fmt.Errorf("merge-tree %s %s: %w", shortSHA(ours), shortSHA(theirs), err)
+	}
+	// Output: <tree> NUL, then (on conflict) one conflicted path per NUL.
+	fields := splitNUL(out)
+	if len(fields) == 0 {
+		return "", nil, fmt.Errorf("merge-tree %s %s: no tree in output", shortSHA(ours), shortSHA(theirs))
+	}
+	if !conflicted {
+		return fields[0], nil, nil
+	}
+	conflicts = slices.Compact(slices.Sorted(slices.Values(fields[1:])))
+	if conflicts == nil {
+		conflicts = []string{} // conflicted even if git named no path
+	}
+	return fields[0], conflicts, nil
+}
+
+// commitTree writes a merge commit of tree with parents (first, second).
+func (r *Repo) commitTree(ctx context.Context, tree, first, second, msg string) (string, error) {
+	out, err := git(ctx, r.Root, runOpts{identity: true, stdin: strings.NewReader(msg)},
+		"commit-tree", "--no-gpg-sign", "-p", first, "-p", second, tree)
+	if err != nil {
+		return "", fmt.Errorf("write merge commit: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// mergeMessage is in.Message (or a default) with in.Trailers appended.
+func mergeMessage(in MergeInput, src, ref string) string {
+	msg := in.Message
+	if msg == "" {
+		msg = fmt.Sprintf("Merge %s into %s", shortSHA(src), shortBranch(ref))
+	}
+	return formatMessage(msg, in.Trailers)
+}

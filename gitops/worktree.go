@@ -1,0 +1,256 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Worktree is a working tree of the repository.
+type Worktree struct {
+	// Dir is the worktree's absolute path.
+	Dir string `json:"dir"`
+	// Branch is the short name of its branch, "" if HEAD is detached.
+	Branch string `json:"branch"`
+	// BaseCommit is the commit it was created from (set by AddWorktree).
+	BaseCommit string `json:"base_commit,omitempty"`
+	// Head is the commit its HEAD points at.
+	Head string `json:"head"`
+
+	// initializing marks a worktree whose `git worktree add` never finished
+	// (git leaves it locked with reason "initializing").
+	initializing bool
+}
+
+// AddWorktree creates a worktree at dir on a new branch starting at
+// startSHA (`git worktree add -b branch dir startSHA`). dir must be outside
+// the repository's working tree; its parent is created as needed.
+//
+// It is idempotent: if dir already is a worktree on branch it is returned as
+// is; if branch exists without a worktree (say, a retry after a crash, or a
+// resumed subtask) it is checked out at its own head, not moved to startSHA.
+func (r *Repo) AddWorktree(ctx context.Context, dir, branch, startSHA string) (Worktree, error) {
+	abs, err := r.worktreePath(dir)
+	if err != nil {
+		return Worktree{}, err
+	}
+	if err := checkBranchName(ctx, branch); err != nil {
+		return Worktree{}, err
+	}
+	existing, err := r.ListWorktrees(ctx)
+	if err != nil {
+		return Worktree{}, err
+	}
+	if wt, ok := findWorktree(existing, abs); ok {
+		done, err := r.reuseWorktree(ctx, wt, branch)
+		if err != nil {
+			return Worktree{}, err
+		}
+		if done {
+			wt.Dir, wt.BaseCommit = abs, startSHA
+			return wt, nil
+		}
+	} else if wt, ok := findBranch(existing, branch); ok {
+		return Worktree{}, fmt.Errorf("add worktree %q: branch %q is already checked out at %q", abs, branch, wt.Dir)
+	}
+	return r.createWorktree(ctx, abs, branch, startSHA)
+}
+
+// reuseWorktree decides what to do with a worktree already registered at
+// the target path: done=true means it is usable as is; done=false means it
+// was a leftover of a crashed attempt and has been cleared for re-creation.
+func (r *Repo) reuseWorktree(ctx context.Context, wt Worktree, branch string) (done bool, err error) {
+	if wt.Branch != branch {
+		return false, fmt.Errorf("add worktree %q: it is already a worktree on branch %q, not %q", wt.Dir, wt.Branch, branch)
+	}
+	_, statErr := os.Stat(wt.Dir)
+	if !wt.initializing && statErr == nil {
+		return true, nil
+	}
+	if wt.initializing && statErr == nil {
+		// Double force removes a locked worktree.
+		if _, err := git(ctx, r.Root, runOpts{}, "worktree", "remove", "--force", "--force", wt.Dir); err != nil {
+			return false, fmt.Errorf("clear half-created worktree %q: %w", wt.Dir, err)
+		}
+	}
+	if _, err := git(ctx, r.Root, runOpts{}, "worktree", "prune"); err != nil {
+		return false, fmt.Errorf("prune worktrees: %w", err)
+	}
+	return false, nil
+}
+
+// createWorktree runs `git worktree add`, creating branch at startSHA unless
+// the branch already exists.
+func (r *Repo) createWorktree(ctx context.Context, dir, branch, startSHA string) (Worktree, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return Worktree{}, fmt.Errorf("add worktree %q: %w", dir, err)
+	}
+	head, err := r.RefSHA(ctx, branch)
+	if err != nil {
+		return Worktree{}, err
+	}
+	args := []string{"worktree", "add", "--quiet", dir, branch}
+	if head == "" {
+		head = startSHA
+		args = []string{"worktree", "add", "--quiet", "--no-track", "-b", branch, dir, startSHA}
+	}
+	if _, err := git(ctx, r.Root, runOpts{identity: true}, args...); err != nil {
+		return Worktree{}, fmt.Errorf("add worktree %q on branch %q: %w", dir, branch, err)
+	}
+	return Worktree{Dir: dir, Branch: branch, BaseCommit: startSHA, Head: head}, nil
+}
+
+// RemoveWorktree removes the worktree at dir and prunes stale worktree
+// records. It refuses a worktree with uncommitted or untracked changes
+// (ErrDirtyWorktree) unless force. A missing dir is not an error. The
+// worktree's branch is kept.
+func (r *Repo) RemoveWorktree(ctx context.Context, dir string, force bool) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("remove worktree %q: %w", dir, err)
+	}
+	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		return r.pruneWorktrees(ctx)
+	}
+	existing, err := r.ListWorktrees(ctx)
+	if err != nil {
+		return err
+	}
+	wt, ok := findWorktree(existing, abs)
+	if !ok {
+		return fmt.Errorf("remove worktree %q: not a worktree of %q", dir, r.Root)
+	}
+	if !force {
+		clean, err := isClean(ctx, wt.Dir)
+		if err != nil {
+			return err
+		}
+		if !clean {
+			return errorf(ErrDirtyWorktree, "remove worktree %q: it has uncommitted changes", wt.Dir)
+		}
+	}
+	// Force here only skips git's own cleanliness check (done above); double
+	// force also removes a worktree left locked by a crashed add.
+	if _, err := git(ctx, r.Root, runOpts{}, "worktree", "remove", "--force", "--force", wt.Dir); err != nil {
+		return fmt.Errorf("remove worktree %q: %w", wt.Dir, err)
+	}
+	return r.pruneWorktrees(ctx)
+}
+
+func (r *Repo) pruneWorktrees(ctx context.Context) error {
+	if _, err := git(ctx, r.Root, runOpts{}, "worktree", "prune"); err != nil {
+		return fmt.Errorf("prune worktrees of %q: %w", r.Root, err)
+	}
+	return nil
+}
+
+// ListWorktrees returns every worktree of the repository, the main one
+// first. BaseCommit is not known here and stays empty.
+func (r *Repo) ListWorktrees(ctx context.Context) ([]Worktree, error) {
+	out, err := git(ctx, r.Root, runOpts{}, "worktree", "list", "--porcelain", "-z")
+	if err != nil {
+		return nil, fmt.Errorf("list worktrees of %q: %w", r.Root, err)
+	}
+	return parseWorktreeList(out), nil
+}
+
+// parseWorktreeList reads `git worktree list --porcelain -z`: attributes are
+// NUL-terminated and an empty attribute ends each worktree.
+func parseWorktreeList(out []byte) []Worktree {
+	var (
+		list []Worktree
+		cur  *Worktree
+	)
+	for _, attr := range strings.Split(string(out), "\x00") {
+		key, val, _ := strings.Cut(attr, " ")
+		switch key {
+		case "worktree":
+			list = append(list, Worktree{Dir: val})
+			cur = &list[len(list)-1]
+		case "HEAD":
+			if cur != nil {
+				cur.Head = val
+			}
+		case "branch":
+			if cur != nil {
+				cur.Branch = shortBranch(val)
+			}
+		case "locked":
+			if cur != nil && val == "initializing" {
+				cur.initializing = true
+			}
+		}
+	}
+	return list
+}
+
+// IsClean reports whether the working tree at dir (any worktree, or Root)
+// has no staged, unstaged or untracked (non-ignored) changes.
+func (r *Repo) IsClean(ctx context.Context, dir string) (bool, error) {
+	return isClean(ctx, dir)
+}
+
+func isClean(ctx context.Context, dir string) (bool, error) {
+	out, err := git(ctx, dir, runOpts{}, "status", "--porcelain", "-z")
+	if err != nil {
+		return false, fmt.Errorf("status of %q: %w", dir, err)
+	}
+	return len(out) == 0, nil
+}
+
+// worktreePath makes dir absolute and refuses a path inside the user's
+// working tree, where it would show up in their `git status`.
+func (r *Repo) worktreePath(dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("add worktree: empty directory")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("add worktree %q: %w", dir, err)
+	}
+	root := realPath(r.Root)
+	if rel, err := filepath.Rel(root, realPath(abs)); err == nil && !strings.HasPrefix(rel, "..") {
+		return "", fmt.Errorf("add worktree %q: directory is inside the repository %q; worktrees must live outside it", dir, r.Root)
+	}
+	return abs, nil
+}
+
+// findWorktree finds the worktree registered at dir, comparing real paths
+// because git records resolved paths (/tmp may be a symlink).
+func findWorktree(list []Worktree, dir string) (Worktree, bool) {
+	want := realPath(dir)
+	for _, wt := range list {
+		if realPath(wt.Dir) == want {
+			return wt, true
+		}
+	}
+	return Worktree{}, false
+}
+
+// findBranch finds the worktree that has branch checked out.
+func findBranch(list []Worktree, branch string) (Worktree, bool) {
+	for _, wt := range list {
+		if wt.Branch == branch {
+			return wt, true
+		}
+	}
+	return Worktree{}, false
+}
+
+// realPath resolves symlinks in the longest existing prefix of p, so paths
+// that do not exist yet still compare equal to their resolved form.
+func realPath(p string) string {
+	p = filepath.Clean(p)
+	if resolved, err := filepath.EvalSymlinks(p); err == nil {
+		return resolved
+	}
+	parent := filepath.Dir(p)
+	if parent == p {
+		return p
+	}
+	return filepath.Join(realPath(parent), filepath.Base(p))
+}
