@@ -1,0 +1,65 @@
+package devserver
+
+import (
+	"maps"
+
+	"go.temporal.io/server/common/dynamicconfig"
+)
+
+// queuePollRPS replaces the default of 20 polls per second per history queue.
+// Every activity needs two transfer tasks (schedule the activity, then the
+// next workflow task); at 20 RPS each waits up to 50 ms for a poll token.
+const queuePollRPS = 10000
+
+// baseDynamicConfig is what the Temporal CLI dev server sets: features a
+// single-user dev server wants regardless of performance tuning.
+func baseDynamicConfig() map[dynamicconfig.Key]any {
+	return map[dynamicconfig.Key]any{
+		// New search attributes and Nexus endpoints are usable at once
+		// instead of after the cache's eventual refresh.
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		dynamicconfig.ForceNexusEndpointRefreshOnRead.Key():         true,
+		// Bypassing those caches costs persistence reads; raise the limits
+		// keeping the ratio of the defaults, as the CLI does.
+		dynamicconfig.FrontendPersistenceMaxQPS.Key():    10000,
+		dynamicconfig.HistoryPersistenceMaxQPS.Key():     45000,
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 8096,
+		// The Web UI polls visibility; the default of 10 RPS throttles it.
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+	}
+}
+
+// tunedDynamicConfig is the latency tuning that is the point of this package.
+func tunedDynamicConfig() map[dynamicconfig.Key]any {
+	return map[dynamicconfig.Key]any{
+		dynamicconfig.TransferProcessorMaxPollRPS.Key():   queuePollRPS,
+		dynamicconfig.TimerProcessorMaxPollRPS.Key():      queuePollRPS,
+		dynamicconfig.VisibilityProcessorMaxPollRPS.Key(): queuePollRPS,
+		dynamicconfig.OutboundProcessorMaxPollRPS.Key():   queuePollRPS,
+		// One partition per task queue: with several, a task can land on a
+		// partition without a waiting poller and must be forwarded.
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
+		// Workflow updates are used by callers; make sure they are on.
+		dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key():              true,
+		dynamicconfig.FrontendEnableUpdateWorkflowExecutionAsyncAccepted.Key(): true,
+		// Background scanners only add load on a one-file SQLite store.
+		dynamicconfig.HistoryScannerEnabled.Key():    false,
+		dynamicconfig.TaskQueueScannerEnabled.Key():  false,
+		dynamicconfig.ExecutionsScannerEnabled.Key(): false,
+		dynamicconfig.BuildIdScavengerEnabled.Key():  false,
+	}
+}
+
+// buildDynamicConfig layers the base settings, the tuning (unless o.Stock)
+// and the caller's overrides, in that order.
+func buildDynamicConfig(o Options) dynamicconfig.StaticClient {
+	dc := dynamicconfig.StaticClient(baseDynamicConfig())
+	if !o.Stock {
+		maps.Copy(dc, tunedDynamicConfig())
+	}
+	for k, v := range o.DynamicConfig {
+		dc[dynamicconfig.MakeKey(k)] = v
+	}
+	return dc
+}
