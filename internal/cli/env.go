@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
@@ -17,9 +18,23 @@ import (
 	"codeswarm/internal/tlog"
 )
 
-// SearchAttributes registered by the embedded server and set on every run.
-var searchAttributes = map[string]enumspb.IndexedValueType{
-	"CodeswarmRepo": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+// repoAttribute is the search attribute that holds a run's repository; the
+// embedded server registers it, a cluster may or may not have it.
+const repoAttribute = "CodeswarmRepo"
+
+func searchAttributes() map[string]enumspb.IndexedValueType {
+	return map[string]enumspb.IndexedValueType{repoAttribute: enumspb.INDEXED_VALUE_TYPE_KEYWORD}
+}
+
+// hasSearchAttribute reports whether the namespace knows the attribute, so
+// runs on a cluster without it still start.
+func (e *env) hasSearchAttribute(ctx context.Context, name string) bool {
+	resp, err := e.client.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: e.cfg.Temporal.Namespace})
+	if err != nil {
+		return false
+	}
+	_, ok := resp.GetCustomAttributes()[name]
+	return ok
 }
 
 // env is a connection to Temporal, with whatever this process had to start
@@ -81,7 +96,7 @@ func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger) 
 	defer cancel()
 	srv, err := devserver.Start(sctx, devserver.Options{
 		DBPath: cfg.Embedded.DBPath, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
-		Namespace: cfg.Temporal.Namespace, SearchAttributes: searchAttributes, Logger: logger.Named("temporal"),
+		Namespace: cfg.Temporal.Namespace, SearchAttributes: searchAttributes(), Logger: logger.Named("temporal"),
 		LogLevel: serverLogLevel(cfg),
 	})
 	if err != nil {

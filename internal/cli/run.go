@@ -177,12 +177,15 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 }
 
 func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (client.WorkflowRun, error) {
-	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	opts := client.StartWorkflowOptions{
 		ID: id, TaskQueue: e.cfg.Temporal.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Memo:                     map[string]any{"task": firstLine(in.Task, 200), "repo": in.RepoPath},
-		TypedSearchAttributes:    temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword("CodeswarmRepo").ValueSet(in.RepoPath)),
-	}, workflows.SwarmWorkflowName, in)
+	}
+	if e.hasSearchAttribute(ctx, repoAttribute) {
+		opts.TypedSearchAttributes = temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword(repoAttribute).ValueSet(in.RepoPath))
+	}
+	run, err := e.client.ExecuteWorkflow(ctx, opts, workflows.SwarmWorkflowName, in)
 	if err != nil {
 		return nil, fmt.Errorf("start workflow %s: %w", id, err)
 	}

@@ -48,8 +48,14 @@ func New(dir string) *Store { return &Store{root: dir} }
 // Dir returns the directory of a run's conversations.
 func (s *Store) Dir(runID string) string { return filepath.Join(s.root, runID, "transcripts") }
 
+// safeName reports whether s can be used as one path component: "." and
+// ".." match the character class but would leave the store's directory.
+func safeName(s string) bool {
+	return safeComponent.MatchString(s) && s != "." && s != ".."
+}
+
 func (s *Store) file(ref Ref) (string, error) {
-	if !safeComponent.MatchString(ref.RunID) || !safeComponent.MatchString(ref.SubtaskID) {
+	if !safeName(ref.RunID) || !safeName(ref.SubtaskID) {
 		return "", fmt.Errorf("transcript: unsafe conversation name %q/%q", ref.RunID, ref.SubtaskID)
 	}
 	return filepath.Join(s.Dir(ref.RunID), ref.SubtaskID+"-a"+strconv.Itoa(ref.Attempt)+".jsonl"), nil
@@ -72,7 +78,12 @@ func (s *Store) Load(ref Ref) ([]Record, error) {
 	return parse(data), nil
 }
 
+// parse decodes the complete lines of data. A line is committed by its
+// newline: an unterminated last line is ignored even if it happens to be
+// valid JSON, because Append drops it before writing, and Load must not
+// report a record that the next Append would remove.
 func parse(data []byte) []Record {
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
 	var out []Record
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -197,7 +208,7 @@ func (s *Store) blobPath(ref Ref, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !safeComponent.MatchString(key) {
+	if !safeName(key) {
 		return "", fmt.Errorf("transcript: unsafe blob key %q", key)
 	}
 	return filepath.Join(base[:len(base)-len(".jsonl")]+".blobs", key), nil
