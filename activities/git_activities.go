@@ -144,9 +144,9 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
-	base := wt.BaseCommit
-	if base == "" {
-		base = head
+	base, err := forkPoint(ctx, repo.Root, in.Branch, head)
+	if err != nil {
+		return StartSubtaskResult{}, err
 	}
 	conflict := ""
 	if in.Conflict != nil {
@@ -163,6 +163,18 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 		return StartSubtaskResult{}, err
 	}
 	return StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base}, nil
+}
+
+// forkPoint is the commit the subtask's branch started from. It is not
+// always the current integration head: a retried StartSubtask reuses the
+// worktree of an earlier attempt, and other subtasks may have been merged
+// since. CommitSubtask diffs against this commit, so it must be the real one.
+func forkPoint(ctx context.Context, root, branch, integrationHead string) (string, error) {
+	out, err := runGit(ctx, root, "merge-base", "refs/heads/"+branch, integrationHead)
+	if err != nil {
+		return "", fmt.Errorf("find the base of branch %q: %w", branch, err)
+	}
+	return strings.TrimSpace(out), nil
 }
 
 func conflictNote(ctx context.Context, root string, c ConflictInfo, newBase string) string {

@@ -1,0 +1,511 @@
+package activities
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"codeswarm/internal/transcript"
+)
+
+// gitFixture is a user repository with uncommitted work, and an Activities
+// whose workspace and transcripts live in temp dirs.
+type gitFixture struct {
+	repo *gitRepo
+	a    *Activities
+	env  *testsuite.TestActivityEnvironment
+}
+
+const runID = "run-git"
+
+// integration mirrors the workflows' naming: <prefix>/<run>/integration,
+// beside the subtask branches <prefix>/<run>/<subtask>.
+const integration = "codeswarm/" + runID + "/integration"
+
+func newGitFixture(t *testing.T) *gitFixture {
+	t.Helper()
+	repo := newGitRepo(t, map[string]string{
+		"a.txt":     "alpha\n",
+		"b.txt":     "bravo\n",
+		"AGENTS.md": "Always run gofmt before finishing.\n",
+	})
+	a := &Activities{
+		Transcripts:    transcript.New(t.TempDir()),
+		WorkspaceRoot:  t.TempDir(),
+		WorkspaceQueue: "codeswarm-ws-testhost",
+	}
+	return &gitFixture{repo: repo, a: a, env: newActivityEnv(a)}
+}
+
+func (f *gitFixture) prepare(t *testing.T) PrepareRunResult {
+	t.Helper()
+	return mustRun[PrepareRunResult](t, f.env, f.a.PrepareRun, PrepareRunInput{
+		RunID: runID, RepoPath: f.repo.dir, BaseRef: "HEAD", IntegrationBranch: integration,
+	})
+}
+
+// userState is everything about the user's checkout that a run must keep.
+func (f *gitFixture) userState(t *testing.T) string {
+	t.Helper()
+	return strings.Join([]string{
+		f.repo.git("symbolic-ref", "HEAD"),
+		f.repo.git("rev-parse", "HEAD"),
+		f.repo.git("status", "--porcelain", "--untracked-files=all"),
+		f.repo.read("a.txt"),
+		f.repo.read("notes.txt"),
+	}, "\x00")
+}
+
+func sameDir(t *testing.T, a, b string) bool {
+	t.Helper()
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
+}
+
+func TestPrepareAndFinishRunGCAuto(t *testing.T) {
+	tests := []struct {
+		name string
+		user string // the user's gc.auto; "" = unset
+	}{
+		{"unset", ""},
+		{"user value", "42"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newGitFixture(t)
+			if tt.user != "" {
+				f.repo.git("config", "gc.auto", tt.user)
+			}
+			f.repo.write("a.txt", "alpha, uncommitted\n")
+			f.repo.write("notes.txt", "untracked\n")
+			before := f.userState(t)
+			base := f.repo.git("rev-parse", "HEAD")
+
+			prep := f.prepare(t)
+			if prep.BaseCommit != base || prep.BaseBranch != "main" || prep.WorkspaceQueue != "codeswarm-ws-testhost" {
+				t.Errorf("PrepareRun = %+v, want base %s on main", prep, base)
+			}
+			if !sameDir(t, prep.RepoRoot, f.repo.dir) || !strings.Contains(prep.RepoListing, "a.txt") || strings.Contains(prep.RepoListing, "notes.txt") {
+				t.Errorf("root %q, listing %q", prep.RepoRoot, prep.RepoListing)
+			}
+			if prep.GitVersion == "" {
+				t.Error("no git version reported")
+			}
+			if got := f.repo.git("rev-parse", "refs/heads/"+integration); got != base {
+				t.Errorf("integration branch at %s, want base %s", got, base)
+			}
+			if got := f.userState(t); got != before {
+				t.Errorf("the user's checkout changed:\nbefore %q\nafter  %q", before, got)
+			}
+			if got := f.repo.git("config", "--local", "--get", "gc.auto"); got != "0" {
+				t.Errorf("gc.auto during the run = %q, want 0", got)
+			}
+			if prep.GCAutoHad != (tt.user != "") || prep.GCAutoPrev != tt.user {
+				t.Errorf("saved gc.auto = %q had %v, want %q", prep.GCAutoPrev, prep.GCAutoHad, tt.user)
+			}
+
+			// A retried PrepareRun must not record our own 0 as the user's value,
+			// nor move an integration branch that has advanced.
+			moved := f.repo.commitOn(integration, base, map[string]string{"c.txt": "c\n"})
+			again := f.prepare(t)
+			if again.GCAutoPrev != prep.GCAutoPrev || again.GCAutoHad != prep.GCAutoHad || again.BaseCommit != base {
+				t.Errorf("retried PrepareRun = %+v, want %+v", again, prep)
+			}
+			if got := f.repo.git("rev-parse", "refs/heads/"+integration); got != moved {
+				t.Errorf("retried PrepareRun moved the integration branch to %s", got)
+			}
+
+			fin := mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
+				RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: prep.GCAutoPrev, GCAutoHad: prep.GCAutoHad,
+			})
+			if fin.Applied || fin.ApplyError != "" {
+				t.Errorf("FinishRun without Apply = %+v", fin)
+			}
+			code := gitExit(f.repo.dir, "config", "--local", "--get", "gc.auto")
+			if tt.user == "" && code != 1 {
+				t.Errorf("gc.auto after the run: git config exit %d, want 1 (unset)", code)
+			}
+			if tt.user != "" {
+				if got := f.repo.git("config", "--local", "--get", "gc.auto"); got != tt.user {
+					t.Errorf("gc.auto after the run = %q, want %q", got, tt.user)
+				}
+			}
+			if got := f.userState(t); got != before {
+				t.Errorf("FinishRun changed the user's checkout")
+			}
+			if cfg := f.repo.git("config", "--local", "--list"); strings.Contains(cfg, "codeswarm") {
+				t.Errorf("run state left in the repository config:\n%s", cfg)
+			}
+			// A retried FinishRun is harmless.
+			mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
+				RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: prep.GCAutoPrev, GCAutoHad: prep.GCAutoHad,
+			})
+			if code := gitExit(f.repo.dir, "config", "--local", "--get", "gc.auto"); (code == 0) != (tt.user != "") {
+				t.Errorf("gc.auto after a retried FinishRun: exit %d", code)
+			}
+		})
+	}
+}
+
+func TestPrepareRunUnknownBase(t *testing.T) {
+	f := newGitFixture(t)
+	_, err := run[PrepareRunResult](t, f.env, f.a.PrepareRun, PrepareRunInput{
+		RunID: runID, RepoPath: f.repo.dir, BaseRef: "no-such-branch", IntegrationBranch: "codeswarm/x",
+	})
+	if err == nil {
+		t.Fatal("PrepareRun with an unknown base succeeded")
+	}
+	if ae := appErr(t, err); !ae.NonRetryable() || ae.Type() != "git.base" {
+		t.Errorf("error type %q non-retryable %v, want git.base non-retryable", ae.Type(), ae.NonRetryable())
+	}
+}
+
+func startInput(f *gitFixture, subtaskID, instruction string) StartSubtaskInput {
+	return StartSubtaskInput{
+		Ref: ConvRef{RunID: runID, SubtaskID: subtaskID, Attempt: 1}, RepoPath: f.repo.dir,
+		IntegrationBranch: integration, Branch: "codeswarm/" + runID + "/" + subtaskID,
+		Subtask:    Subtask{ID: subtaskID, Name: subtaskID, Instruction: instruction, Specialty: "docs"},
+		DepContext: "00-dep: wrote c.txt",
+	}
+}
+
+func TestStartSubtask(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	// A dependency was merged: the worktree must start from the integration
+	// head, not from the base.
+	head := f.repo.commitOn(integration, prep.BaseCommit, map[string]string{"c.txt": "from a dependency\n"})
+	in := startInput(f, "01-docs", "Document a.txt.\nKeep it short.")
+
+	res := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in)
+	wantDir := WorktreeDir(f.a.WorkspaceRoot, runID, "01-docs", 1)
+	if !sameDir(t, res.Worktree, wantDir) || res.Branch != in.Branch || res.BaseCommit != head {
+		t.Fatalf("StartSubtask = %+v, want worktree %s on %s from %s", res, wantDir, in.Branch, head)
+	}
+	if !strings.HasPrefix(res.Worktree, f.a.WorkspaceRoot) {
+		t.Errorf("worktree %q is not under the workspace root %q", res.Worktree, f.a.WorkspaceRoot)
+	}
+	if got := gitCmd(t, res.Worktree, nil, "symbolic-ref", "--short", "HEAD"); got != in.Branch {
+		t.Errorf("worktree branch = %q", got)
+	}
+	if got := gitCmd(t, res.Worktree, nil, "rev-parse", "HEAD"); got != head {
+		t.Errorf("worktree HEAD = %s, want the integration head %s", got, head)
+	}
+	if got := readFile(t, filepath.Join(res.Worktree, "c.txt")); got != "from a dependency\n" {
+		t.Errorf("dependency's file in the worktree = %q", got)
+	}
+
+	recs := load(t, f.a.Transcripts, in.Ref)
+	if len(recs) != 2 || recs[0].Key != keySystem() || recs[1].Key != keyUser() {
+		t.Fatalf("transcript head = %+v", recs)
+	}
+	sys, user := recs[0].Message.Content, recs[1].Message.Content
+	for _, w := range []string{"PROJECT INSTRUCTIONS (from AGENTS.md)", "Always run gofmt before finishing.", res.Worktree, "docs specialist"} {
+		if !strings.Contains(sys, w) {
+			t.Errorf("system prompt lacks %q", w)
+		}
+	}
+	if !strings.HasPrefix(user, "Complete this task:\n\n"+in.Subtask.Instruction) || !strings.Contains(user, in.DepContext) {
+		t.Errorf("user prompt = %q", user)
+	}
+
+	// Idempotent: a retry reuses the worktree and writes nothing new.
+	writeFile(t, filepath.Join(res.Worktree, "work.txt"), "in progress\n")
+	again := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in)
+	if !sameDir(t, again.Worktree, res.Worktree) || again.Branch != res.Branch {
+		t.Errorf("retry = %+v, want %+v", again, res)
+	}
+	if _, err := os.Stat(filepath.Join(res.Worktree, "work.txt")); err != nil {
+		t.Errorf("retry lost work in the worktree: %v", err)
+	}
+	if n := len(load(t, f.a.Transcripts, in.Ref)); n != 2 {
+		t.Errorf("transcript has %d records after a retry, want 2", n)
+	}
+}
+
+func TestStartSubtaskWithoutIntegrationBranch(t *testing.T) {
+	f := newGitFixture(t)
+	if _, err := run[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-x", "x")); err == nil {
+		t.Fatal("StartSubtask without an integration branch succeeded")
+	}
+}
+
+// subtaskCommit starts a subtask, writes files into its worktree and
+// commits them through CommitSubtask.
+func (f *gitFixture) subtaskCommit(t *testing.T, id string, files map[string]string) CommitOutput {
+	t.Helper()
+	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, id, "edit files"))
+	for p, c := range files {
+		writeFile(t, filepath.Join(st.Worktree, p), c)
+	}
+	return mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, CommitInput{
+		RunID: runID, SubtaskID: id, Name: "name of " + id, Worktree: st.Worktree, BaseCommit: st.BaseCommit,
+	})
+}
+
+func TestCommitSubtask(t *testing.T) {
+	f := newGitFixture(t)
+	f.prepare(t)
+	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-edit", "edit"))
+	writeFile(t, filepath.Join(st.Worktree, "a.txt"), "alpha, edited\n")
+	writeFile(t, filepath.Join(st.Worktree, "new/file.txt"), "new\n")
+	in := CommitInput{RunID: runID, SubtaskID: "01-edit", Name: "edit things", Worktree: st.Worktree, BaseCommit: st.BaseCommit}
+
+	out := mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, in)
+	if !out.Changed || out.Commit == st.BaseCommit || !reflect.DeepEqual(out.FilesChanged, []string{"a.txt", "new/file.txt"}) {
+		t.Fatalf("CommitSubtask = %+v", out)
+	}
+	if got := gitCmd(t, st.Worktree, nil, "rev-parse", "HEAD"); got != out.Commit {
+		t.Errorf("worktree HEAD %s, want %s", got, out.Commit)
+	}
+	trailers := gitCmd(t, st.Worktree, nil, "log", "-1", "--format=%(trailers:only,unfold)", out.Commit)
+	if want := "Codeswarm-Run: " + runID + "\nCodeswarm-Subtask: 01-edit"; trailers != want {
+		t.Errorf("trailers = %q, want %q", trailers, want)
+	}
+	if subject := gitCmd(t, st.Worktree, nil, "log", "-1", "--format=%s", out.Commit); !strings.Contains(subject, "edit things") {
+		t.Errorf("subject = %q", subject)
+	}
+
+	again := mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, in)
+	if !reflect.DeepEqual(again, out) {
+		t.Errorf("retry = %+v, want %+v", again, out)
+	}
+
+	// A subtask that changed nothing commits nothing.
+	idle := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "02-idle", "look only"))
+	none := mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, CommitInput{RunID: runID, SubtaskID: "02-idle", Name: "idle", Worktree: idle.Worktree, BaseCommit: idle.BaseCommit})
+	if none.Changed || none.Commit != idle.BaseCommit || len(none.FilesChanged) != 0 {
+		t.Errorf("idle commit = %+v", none)
+	}
+}
+
+func TestMergeSubtask(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	// Both subtasks start from the base, so both change a.txt's only line.
+	one := f.subtaskCommit(t, "01-one", map[string]string{"a.txt": "alpha one\n", "one.txt": "1\n"})
+	two := f.subtaskCommit(t, "02-two", map[string]string{"a.txt": "alpha two\n"})
+	three := f.subtaskCommit(t, "03-three", map[string]string{"three.txt": "3\n"})
+
+	in := MergeSubtaskInput{RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "01-one", Name: "one", Commit: one.Commit}
+	merged := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, in)
+	if merged.Status != MergeMerged || !reflect.DeepEqual(merged.FilesChanged, []string{"a.txt", "one.txt"}) {
+		t.Fatalf("clean merge = %+v", merged)
+	}
+	if got := f.repo.git("rev-parse", integration); got != merged.Commit {
+		t.Errorf("integration head %s, want the merge commit %s", got, merged.Commit)
+	}
+	if parents := f.repo.git("rev-list", "--parents", "-n1", merged.Commit); parents != merged.Commit+" "+prep.BaseCommit+" "+one.Commit {
+		t.Errorf("merge parents = %q", parents)
+	}
+	if tr := f.repo.git("log", "-1", "--format=%(trailers:only,unfold)", merged.Commit); !strings.Contains(tr, "Codeswarm-Subtask: 01-one") || !strings.Contains(tr, "Codeswarm-Run: "+runID) {
+		t.Errorf("merge trailers = %q", tr)
+	}
+	count := f.repo.git("rev-list", "--count", integration)
+
+	// A retry after the merge landed reports it again, with no new commit.
+	retry := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, in)
+	if retry.Status != MergeMerged || retry.Commit != merged.Commit {
+		t.Errorf("retry = %+v, want %+v", retry, merged)
+	}
+	if got := f.repo.git("rev-list", "--count", integration); got != count {
+		t.Errorf("commits on the integration branch: %s after retry, want %s", got, count)
+	}
+
+	conflict := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "02-two", Name: "two", Commit: two.Commit,
+	})
+	if conflict.Status != MergeConflict || !reflect.DeepEqual(conflict.Conflicts, []string{"a.txt"}) || conflict.Commit != merged.Commit {
+		t.Errorf("conflicting merge = %+v", conflict)
+	}
+	if got := f.repo.git("rev-parse", integration); got != merged.Commit {
+		t.Errorf("a conflict moved the integration branch to %s", got)
+	}
+	if got := f.repo.git("rev-parse", "codeswarm/"+runID+"/02-two"); got != two.Commit {
+		t.Errorf("the conflicting subtask's branch is at %s, want it kept at %s", got, two.Commit)
+	}
+
+	clean := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "03-three", Name: "three", Commit: three.Commit,
+	})
+	if clean.Status != MergeMerged || !reflect.DeepEqual(clean.FilesChanged, []string{"three.txt"}) {
+		t.Errorf("second clean merge = %+v", clean)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	tests := []struct {
+		name    string
+		command string
+		ok      bool
+		code    int
+		output  string
+	}{
+		{"passing", "cat a.txt", true, 0, "alpha"},
+		{"failing", "echo broken >&2; exit 3", false, 3, "broken"},
+		{"sees the commit, not the user's tree", "test ! -e notes.txt && echo clean", true, 0, "clean"},
+	}
+	f.repo.write("notes.txt", "untracked\n")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := mustRun[VerifyReport](t, f.env, f.a.Verify, VerifyInput{
+				RunID: runID, RepoPath: f.repo.dir, Commit: prep.BaseCommit, Command: tt.command, Timeout: 30 * time.Second, MaxOutput: 10_000,
+			})
+			if rep.OK != tt.ok || rep.ExitCode != tt.code || !strings.Contains(rep.Output, tt.output) || rep.Command != tt.command || rep.Commit != prep.BaseCommit {
+				t.Errorf("Verify = %+v, want ok %v exit %d output containing %q", rep, tt.ok, tt.code, tt.output)
+			}
+		})
+	}
+	if list := f.repo.git("worktree", "list"); strings.Contains(list, "verify-") {
+		t.Errorf("verify worktree left behind:\n%s", list)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	tests := map[string]int{
+		"ok\nexit code: 0":           0,
+		"exit code: 1\nexit code: 2": 2,
+		"exit code: 17\n":            17,
+		"no code":                    -1,
+		"exit code: x":               -1,
+	}
+	for in, want := range tests {
+		if got := exitCode(in); got != want {
+			t.Errorf("exitCode(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestFinishRunApply(t *testing.T) {
+	tests := []struct {
+		name    string
+		dirty   bool
+		applied bool
+	}{
+		{"clean tree fast-forwards", false, true},
+		{"dirty tree is refused", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newGitFixture(t)
+			prep := f.prepare(t)
+			c := f.subtaskCommit(t, "01-one", map[string]string{"a.txt": "alpha, by the swarm\n"})
+			m := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+				RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "01-one", Commit: c.Commit,
+			})
+			st := WorktreeDir(f.a.WorkspaceRoot, runID, "01-one", 1)
+			if tt.dirty {
+				f.repo.write("b.txt", "bravo, edited by the user\n")
+			}
+			in := FinishRunInput{
+				RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: prep.GCAutoPrev, GCAutoHad: prep.GCAutoHad,
+				RemoveWorktrees: []string{st}, Apply: true, BaseBranch: prep.BaseBranch, BaseCommit: prep.BaseCommit, IntegrationHead: m.Commit,
+			}
+			fin := mustRun[FinishRunResult](t, f.env, f.a.FinishRun, in)
+			if fin.Applied != tt.applied {
+				t.Fatalf("FinishRun = %+v, want applied %v", fin, tt.applied)
+			}
+			if len(fin.Removed) != 1 || len(fin.Kept) != 0 {
+				t.Errorf("worktrees removed %v kept %v, want the merged one removed", fin.Removed, fin.Kept)
+			}
+			if _, err := os.Stat(st); !os.IsNotExist(err) {
+				t.Errorf("merged worktree still on disk: %v", err)
+			}
+			head := f.repo.git("rev-parse", "main")
+			if tt.applied {
+				if head != m.Commit || f.repo.read("a.txt") != "alpha, by the swarm\n" || fin.ApplyError != "" {
+					t.Errorf("after apply: main %s (want %s), a.txt %q, error %q", head, m.Commit, f.repo.read("a.txt"), fin.ApplyError)
+				}
+				return
+			}
+			if head != prep.BaseCommit || f.repo.read("a.txt") != "alpha\n" || f.repo.read("b.txt") != "bravo, edited by the user\n" {
+				t.Errorf("a refused apply touched the user's branch or tree: main %s", head)
+			}
+			if !strings.HasPrefix(fin.ApplyError, "not applied: ") || !strings.Contains(fin.ApplyError, "b.txt") {
+				t.Errorf("ApplyError = %q, want a refusal naming b.txt", fin.ApplyError)
+			}
+
+			// The refusal is not final: once the user cleans up, a retry applies.
+			f.repo.git("checkout", "--", "b.txt")
+			fin = mustRun[FinishRunResult](t, f.env, f.a.FinishRun, in)
+			if !fin.Applied || f.repo.git("rev-parse", "main") != m.Commit {
+				t.Errorf("apply after cleanup = %+v", fin)
+			}
+		})
+	}
+}
+
+func TestFinishRunKeepsDirtyWorktreeAndExplainsNoApply(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-dirty", "x"))
+	writeFile(t, filepath.Join(st.Worktree, "wip.txt"), "uncommitted\n")
+	fin := mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
+		RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: prep.GCAutoPrev, GCAutoHad: prep.GCAutoHad,
+		RemoveWorktrees: []string{st.Worktree}, Apply: true, BaseBranch: "main", BaseCommit: prep.BaseCommit, IntegrationHead: prep.BaseCommit,
+	})
+	if !reflect.DeepEqual(fin.Kept, []string{st.Worktree}) || len(fin.Removed) != 0 {
+		t.Errorf("dirty worktree: removed %v kept %v", fin.Removed, fin.Kept)
+	}
+	if fin.Applied || !strings.Contains(fin.ApplyError, "no changes") {
+		t.Errorf("apply without changes = %+v", fin)
+	}
+	if got := readFile(t, filepath.Join(st.Worktree, "wip.txt")); got != "uncommitted\n" {
+		t.Errorf("wip.txt = %q", got)
+	}
+}
+
+// A StartSubtask retried after another subtask was merged must still report
+// the commit the worktree was created from: CommitSubtask compares with it.
+func TestStartSubtaskRetryAfterIntegrationMoved(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	in := startInput(f, "01-idle", "look around")
+	first := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in)
+	if first.BaseCommit != prep.BaseCommit {
+		t.Fatalf("BaseCommit = %s, want %s", first.BaseCommit, prep.BaseCommit)
+	}
+	f.repo.commitOn(integration, prep.BaseCommit, map[string]string{"other.txt": "merged meanwhile\n"})
+
+	again := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in)
+	if again.BaseCommit != first.BaseCommit {
+		t.Errorf("retry BaseCommit = %s, want the worktree's start %s", again.BaseCommit, first.BaseCommit)
+	}
+	out := mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, CommitInput{
+		RunID: runID, SubtaskID: "01-idle", Name: "idle", Worktree: again.Worktree, BaseCommit: again.BaseCommit,
+	})
+	if out.Changed || len(out.FilesChanged) != 0 {
+		t.Errorf("idle subtask after a retried start = %+v, want no changes", out)
+	}
+}
+
+func TestStartSubtaskConflictNote(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	head := f.repo.commitOn(integration, prep.BaseCommit, map[string]string{"a.txt": "alpha from the winner\n"})
+	in := startInput(f, "02-loser", "Change a.txt.")
+	in.Ref.Attempt, in.Branch = 2, in.Branch+"-r2"
+	in.Conflict = &ConflictInfo{Paths: []string{"a.txt"}, FirstBase: prep.BaseCommit, FirstCommit: "0123456789abcdef"}
+
+	res := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in)
+	if res.BaseCommit != head || !strings.HasSuffix(res.Worktree, "02-loser-r2") {
+		t.Fatalf("StartSubtask = %+v", res)
+	}
+	user := load(t, f.a.Transcripts, in.Ref)[1].Message.Content
+	for _, w := range []string{"Complete this task:\n\nChange a.txt.", "0123456789", "in: a.txt", "+alpha from the winner", "-alpha"} {
+		if !strings.Contains(user, w) {
+			t.Errorf("user prompt lacks %q:\n%s", w, user)
+		}
+	}
+	if strings.Index(user, "NOTE:") < strings.Index(user, "Change a.txt.") {
+		t.Error("the conflict note comes before the instruction")
+	}
+}

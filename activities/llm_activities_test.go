@@ -1,0 +1,339 @@
+package activities
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"codeswarm/internal/transcript"
+	"codeswarm/llm"
+	"codeswarm/llm/scripted"
+	"codeswarm/tools"
+)
+
+// sentRequest decodes the body of the i-th chat request the server got.
+func sentRequest(t *testing.T, srv *scripted.Server, i int) openai.ChatCompletionRequest {
+	t.Helper()
+	reqs := srv.Requests()
+	if i >= len(reqs) {
+		t.Fatalf("server got %d requests, want at least %d", len(reqs), i+1)
+	}
+	var req openai.ChatCompletionRequest
+	if err := json.Unmarshal(reqs[i].Body, &req); err != nil {
+		t.Fatalf("decode request %d: %v", i, err)
+	}
+	return req
+}
+
+func TestPlanValidAndStoredBeforeReturn(t *testing.T) {
+	h := newHarness(t, scripted.Script{Planner: []scripted.Reply{{Content: "```json\n" + twoStepPlan + "\n```", PromptTokens: 300, CompletionTokens: 40}}})
+	in := PlanInput{RunID: "run-plan", Task: "Rename Foo to Bar everywhere", Strategy: "automatic", RepoListing: "api/foo.go\n", MaxSubtasks: 4, Model: "planner-model"}
+
+	first := mustRun[PlanResult](t, h.env, h.a.Plan, in)
+	if first.Problem != "" || len(first.Subtasks) != 2 {
+		t.Fatalf("Plan = %+v, want two subtasks and no problem", first)
+	}
+	if first.Subtasks[1].Dependencies[0] != first.Subtasks[0].ID || first.Reused {
+		t.Errorf("Plan subtasks = %+v (reused %v)", first.Subtasks, first.Reused)
+	}
+	if first.Usage != (Usage{300, 40}) {
+		t.Errorf("usage = %+v, want 300/40", first.Usage)
+	}
+	req := sentRequest(t, h.srv, 0)
+	if len(req.Tools) != 0 || req.Model != "planner-model" {
+		t.Errorf("planner request has %d tools, model %q; want none, planner-model", len(req.Tools), req.Model)
+	}
+	if len(req.Messages) != 2 || !strings.Contains(req.Messages[1].Content, in.Task) || !strings.Contains(req.Messages[0].Content, "At most 4 subtasks") {
+		t.Errorf("planner messages = %+v", req.Messages)
+	}
+
+	// A retried activity (same input) must reuse the stored answer.
+	again := mustRun[PlanResult](t, h.env, h.a.Plan, in)
+	if n := h.srv.Count(scripted.KindPlanner); n != 1 {
+		t.Errorf("planner requests after a repeat = %d, want 1", n)
+	}
+	if !again.Reused || !reflect.DeepEqual(again.Subtasks, first.Subtasks) || again.Usage != first.Usage {
+		t.Errorf("repeat = %+v, want the first answer reused", again)
+	}
+}
+
+func TestPlanInvalidThenRepair(t *testing.T) {
+	h := newHarness(t, scripted.Script{Planner: []scripted.Reply{
+		{Content: `{"subtasks":[{"name":"a","instruction":"x","dependencies":["ghost"]}]}`},
+		{Content: twoStepPlan},
+	}})
+	in := PlanInput{RunID: "run-repair", Task: "task", MaxSubtasks: 5}
+	res, err := run[PlanResult](t, h.env, h.a.Plan, in)
+	if err != nil {
+		t.Fatalf("an invalid plan must not fail the activity: %v", err)
+	}
+	if len(res.Subtasks) != 0 || !strings.Contains(res.Problem, `unknown subtask "ghost"`) {
+		t.Fatalf("Plan = %+v, want the problem and no subtasks", res)
+	}
+
+	in.Attempt, in.RepairProblem = 1, res.Problem
+	fixed := mustRun[PlanResult](t, h.env, h.a.Plan, in)
+	if fixed.Problem != "" || len(fixed.Subtasks) != 2 {
+		t.Fatalf("repair = %+v, want the valid plan", fixed)
+	}
+	req := sentRequest(t, h.srv, 1)
+	if n := len(req.Messages); n != 4 || req.Messages[2].Role != openai.ChatMessageRoleAssistant ||
+		!strings.Contains(req.Messages[3].Content, "Your plan is invalid: "+res.Problem) {
+		t.Errorf("repair request messages = %+v, want system, user, first answer, repair note", req.Messages)
+	}
+	mustRun[PlanResult](t, h.env, h.a.Plan, in)
+	if n := h.srv.Count(scripted.KindPlanner); n != 2 {
+		t.Errorf("planner requests = %d, want 2", n)
+	}
+}
+
+const agentMarker = "[agent:alpha]"
+
+// agentHead writes the first two messages of a sub-agent conversation.
+func agentHead(t *testing.T, h *harness, ref ConvRef, marker string) {
+	t.Helper()
+	appendRecs(t, h.a.Transcripts, ref, sysRec("You are a sub-agent."), userRec("Complete this task:\n\nRename things "+marker))
+}
+
+func TestAgentStep(t *testing.T) {
+	readArgs := `{"path":"a.txt"}`
+	editArgs := `{"path":"a.txt","old_string":"SECRET-ARGUMENT-TEXT","new_string":"x"}`
+	h := newHarness(t, scripted.Script{Agents: []scripted.Agent{{Match: agentMarker, Turns: []scripted.Reply{
+		{Content: "Let me look.", ToolCalls: []scripted.ToolCall{{Name: "read", Arguments: readArgs}, {Name: "edit", Arguments: editArgs}},
+			PromptTokens: 900, CompletionTokens: 30},
+		{Content: "Renamed everything.\nSTATUS: completed", PromptTokens: 1000, CompletionTokens: 12},
+	}}}})
+	ref := ConvRef{RunID: "run-agent", SubtaskID: "01-alpha", Attempt: 1}
+	agentHead(t, h, ref, agentMarker)
+	in := AgentStepInput{Ref: ref, Turn: 0, Model: "agent-model", ContextLimit: 128000}
+
+	step := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, in)
+	want := []ToolCallInfo{
+		{ID: "call_0_0", Name: "read", Signature: callSignature("read", readArgs)},
+		{ID: "call_0_1", Name: "edit", Signature: callSignature("edit", editArgs)},
+	}
+	if !reflect.DeepEqual(step.ToolCalls, want) || step.Final != "" || step.Reused {
+		t.Fatalf("AgentStep = %+v, want tool calls %+v", step, want)
+	}
+	if !strings.HasPrefix(step.ToolCalls[0].Signature, "read:") || step.ToolCalls[0].Signature == step.ToolCalls[1].Signature {
+		t.Errorf("signatures = %q, %q", step.ToolCalls[0].Signature, step.ToolCalls[1].Signature)
+	}
+	if step.Usage != (Usage{900, 30}) {
+		t.Errorf("usage = %+v", step.Usage)
+	}
+	encoded, _ := json.Marshal(step)
+	if strings.Contains(string(encoded), "SECRET-ARGUMENT-TEXT") || strings.Contains(string(encoded), "a.txt") {
+		t.Errorf("tool arguments leaked into the result: %s", encoded)
+	}
+	first := sentRequest(t, h.srv, 0)
+	if len(first.Tools) != len(tools.Definitions()) || len(first.Messages) != 2 || first.Model != "agent-model" {
+		t.Errorf("first request: %d tools, %d messages, model %q", len(first.Tools), len(first.Messages), first.Model)
+	}
+
+	// The answer is in the transcript, arguments included.
+	stored, ok := transcript.Find(load(t, h.a.Transcripts, ref), keyAssistant(0))
+	if !ok || stored.Message.ToolCalls[1].Function.Arguments != editArgs || stored.Message.ToolCalls[1].Type != openai.ToolTypeFunction {
+		t.Fatalf("stored turn 0 = %+v, %v", stored, ok)
+	}
+
+	// A retry of the same turn reuses the stored answer.
+	again := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, in)
+	if !again.Reused || !reflect.DeepEqual(again.ToolCalls, want) {
+		t.Errorf("retry = %+v, want the same tool calls, reused", again)
+	}
+	if n := h.srv.Count(scripted.KindAgent); n != 1 {
+		t.Errorf("agent requests after a retry = %d, want 1", n)
+	}
+
+	// Tool results, then the final turn.
+	appendRecs(t, h.a.Transcripts, ref,
+		transcript.Record{Key: keyTool(0, 0), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, ToolCallID: "call_0_0", Name: "read", Content: "1\thello"}},
+		transcript.Record{Key: keyTool(0, 1), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, ToolCallID: "call_0_1", Name: "edit", Content: "edited a.txt"}},
+	)
+	final := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Turn: 1, Model: "agent-model", ContextLimit: 128000})
+	if final.Final != "Renamed everything.\nSTATUS: completed" || len(final.ToolCalls) != 0 {
+		t.Fatalf("final turn = %+v", final)
+	}
+	if ParseStatus(final.Final) != StatusCompleted {
+		t.Errorf("final status = %q", ParseStatus(final.Final))
+	}
+	second := sentRequest(t, h.srv, 1)
+	roles := make([]string, len(second.Messages))
+	for i, m := range second.Messages {
+		roles[i] = m.Role
+	}
+	if want := []string{"system", "user", "assistant", "tool", "tool"}; !reflect.DeepEqual(roles, want) {
+		t.Fatalf("second request roles = %v, want %v", roles, want)
+	}
+	if second.Messages[2].ToolCalls[1].Function.Arguments != editArgs || second.Messages[4].ToolCallID != "call_0_1" || second.Messages[4].Content != "edited a.txt" {
+		t.Errorf("second request does not carry the conversation from the transcript: %+v", second.Messages)
+	}
+	if len(second.Tools) != len(tools.Definitions()) {
+		t.Errorf("second request has %d tools", len(second.Tools))
+	}
+	if auth := h.srv.Requests()[1].Authorization; auth != "Bearer "+testAPIKey {
+		t.Errorf("Authorization = %q", auth)
+	}
+}
+
+func TestAgentStepErrorMapping(t *testing.T) {
+	tests := []struct {
+		name      string
+		fault     scripted.Fault
+		typ       string
+		retryable bool
+		delay     time.Duration
+	}{
+		{"rate limit with Retry-After", scripted.Fault{Status: 429, RetryAfter: "7"}, "llm.rate_limit", true, 7 * time.Second},
+		{"rate limit without Retry-After", scripted.Fault{Status: 429}, "llm.rate_limit", true, 0},
+		{"unauthorized", scripted.Fault{Status: 401}, "llm.auth", false, 0},
+		{"forbidden", scripted.Fault{Status: 403}, "llm.auth", false, 0},
+		{"not found", scripted.Fault{Status: 404}, "llm.not_found", false, 0},
+		{"bad request", scripted.Fault{Status: 400}, "llm.bad_request", false, 0},
+		{"context length", scripted.Fault{ContextLength: true}, "llm.context_length", false, 0},
+		{"server error", scripted.Fault{Status: 500}, "llm.server", true, 0},
+		{"bad gateway page", scripted.Fault{Status: 502, Body: "<html>bad gateway</html>"}, "llm.server", true, 0},
+		{"empty choices", scripted.Fault{EmptyChoices: true}, "llm.empty_response", true, 0},
+	}
+	agents := make([]scripted.Agent, len(tests))
+	for i, tt := range tests {
+		agents[i] = scripted.Agent{Match: "[fault:" + tt.name + "]", Turns: []scripted.Reply{{Content: "ok\nSTATUS: completed", Faults: []scripted.Fault{tt.fault}}}}
+	}
+	h := newHarness(t, scripted.Script{Agents: agents})
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ref := ConvRef{RunID: "run-faults", SubtaskID: fmt.Sprintf("st-%02d", i), Attempt: 1}
+			agentHead(t, h, ref, agents[i].Match)
+			_, err := run[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Model: "m", ContextLimit: 128000})
+			if err == nil {
+				t.Fatal("AgentStep succeeded, want an error")
+			}
+			ae := appErr(t, err)
+			if ae.Type() != tt.typ || ae.NonRetryable() == tt.retryable || ae.NextRetryDelay() != tt.delay {
+				t.Errorf("error type %q non-retryable %v delay %v; want %q retryable %v delay %v (%v)",
+					ae.Type(), ae.NonRetryable(), ae.NextRetryDelay(), tt.typ, tt.retryable, tt.delay, err)
+			}
+			if strings.Contains(err.Error(), testAPIKey) {
+				t.Errorf("error leaks the API key: %v", err)
+			}
+			if _, ok := transcript.Find(load(t, h.a.Transcripts, ref), keyAssistant(0)); ok {
+				t.Error("a failed call stored an answer")
+			}
+			// The retry (the fault is spent) gets the reply.
+			res := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Model: "m", ContextLimit: 128000})
+			if res.Final != "ok\nSTATUS: completed" {
+				t.Errorf("retry = %+v", res)
+			}
+		})
+	}
+}
+
+func TestLLMError(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		typ       string
+		retryable bool
+		delay     time.Duration
+	}{
+		{"429 with retry after", &llm.Error{Kind: llm.KindRateLimit, StatusCode: 429, RetryAfter: 7 * time.Second}, "llm.rate_limit", true, 7 * time.Second},
+		{"401", &llm.Error{Kind: llm.KindAuth, StatusCode: 401}, "llm.auth", false, 0},
+		{"400", &llm.Error{Kind: llm.KindBadRequest, StatusCode: 400}, "llm.bad_request", false, 0},
+		{"context length", &llm.Error{Kind: llm.KindContextLength, StatusCode: 400}, "llm.context_length", false, 0},
+		{"500", &llm.Error{Kind: llm.KindServer, StatusCode: 500}, "llm.server", true, 0},
+		{"timeout", &llm.Error{Kind: llm.KindTimeout}, "llm.timeout", true, 0},
+		{"wrapped", errors.Join(errors.New("context"), &llm.Error{Kind: llm.KindAuth, StatusCode: 403}), "llm.auth", false, 0},
+		{"unclassified", errors.New("connection reset by peer"), "llm.network", true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ae := appErr(t, llmError(tt.err))
+			if ae.Type() != tt.typ || ae.NonRetryable() == tt.retryable || ae.NextRetryDelay() != tt.delay {
+				t.Errorf("llmError = type %q non-retryable %v delay %v; want %q retryable %v delay %v",
+					ae.Type(), ae.NonRetryable(), ae.NextRetryDelay(), tt.typ, tt.retryable, tt.delay)
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	raw := strings.Repeat("ok   github.com/x/pkg  0.1s\n", 3000) + "FAIL github.com/x/broken: undefined: Foo\n"
+	ref := ConvRef{RunID: "run-sum", SubtaskID: "01-alpha", Attempt: 1}
+	in := SummarizeInput{Ref: ref, Turn: 2, Index: 1, ToolName: "bash", CallID: "call_2_1", Model: "m"}
+
+	t.Run("model summary", func(t *testing.T) {
+		h := newHarness(t, scripted.Script{Summary: &scripted.Reply{Content: "One failure: broken (undefined Foo).", PromptTokens: 20000, CompletionTokens: 15}})
+		if err := h.a.Transcripts.PutBlob(tref(ref), keyTool(2, 1), []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		res := mustRun[SummarizeResult](t, h.env, h.a.Summarize, in)
+		if !res.Summarized || res.Usage != (Usage{20000, 15}) {
+			t.Fatalf("Summarize = %+v, want summarized with the reply's usage", res)
+		}
+		r, ok := transcript.Find(load(t, h.a.Transcripts, ref), keyTool(2, 1))
+		if !ok {
+			t.Fatal("no tool record written")
+		}
+		m := r.Message
+		if m.Role != openai.ChatMessageRoleTool || m.ToolCallID != "call_2_1" || m.Name != "bash" ||
+			!strings.HasPrefix(m.Content, "[Summary of bash output") || !strings.HasSuffix(m.Content, "One failure: broken (undefined Foo).") {
+			t.Errorf("tool record = %+v", m)
+		}
+		if res.Chars != len(m.Content) {
+			t.Errorf("Chars = %d, want %d", res.Chars, len(m.Content))
+		}
+		req := sentRequest(t, h.srv, 0)
+		if !strings.Contains(req.Messages[len(req.Messages)-1].Content, "FAIL github.com/x/broken") {
+			t.Error("summary request does not carry the raw output")
+		}
+		again := mustRun[SummarizeResult](t, h.env, h.a.Summarize, in)
+		if again.Summarized || again.Chars != res.Chars || h.srv.Count(scripted.KindSummary) != 1 {
+			t.Errorf("repeat = %+v with %d summary requests; want the stored record, no new request", again, h.srv.Count(scripted.KindSummary))
+		}
+	})
+
+	t.Run("non-retryable failure falls back to truncation", func(t *testing.T) {
+		h := newHarness(t, scripted.Script{Summary: &scripted.Reply{Content: "unused", Faults: []scripted.Fault{{Status: 400}}}})
+		if err := h.a.Transcripts.PutBlob(tref(ref), keyTool(2, 1), []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		res, err := run[SummarizeResult](t, h.env, h.a.Summarize, in)
+		if err != nil {
+			t.Fatalf("Summarize failed instead of truncating: %v", err)
+		}
+		r, ok := transcript.Find(load(t, h.a.Transcripts, ref), keyTool(2, 1))
+		if res.Summarized || !ok || !strings.Contains(r.Message.Content, "OUTPUT TRUNCATED") {
+			t.Fatalf("Summarize = %+v, record %+v", res, r.Message)
+		}
+		if len(r.Message.Content) > llm.SimpleTruncateChars+200 {
+			t.Errorf("truncated record is %d chars", len(r.Message.Content))
+		}
+	})
+
+	t.Run("retryable failure is an activity error on early attempts", func(t *testing.T) {
+		h := newHarness(t, scripted.Script{Summary: &scripted.Reply{Content: "unused", Faults: []scripted.Fault{{Status: 503}}}})
+		if err := h.a.Transcripts.PutBlob(tref(ref), keyTool(2, 1), []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := run[SummarizeResult](t, h.env, h.a.Summarize, in)
+		if err == nil || appErr(t, err).NonRetryable() {
+			t.Fatalf("Summarize error = %v, want a retryable error", err)
+		}
+		if _, ok := transcript.Find(load(t, h.a.Transcripts, ref), keyTool(2, 1)); ok {
+			t.Error("a record was written although the activity will be retried")
+		}
+	})
+
+	t.Run("missing blob", func(t *testing.T) {
+		h := newHarness(t, scripted.Script{})
+		if _, err := run[SummarizeResult](t, h.env, h.a.Summarize, in); err == nil {
+			t.Fatal("Summarize without a blob succeeded")
+		}
+	})
+}
