@@ -9,12 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
-
 	"codeswarm/config"
 	"codeswarm/internal/swarmworker"
-	"codeswarm/internal/tlog"
 )
 
 func main() {
@@ -34,26 +30,7 @@ func run() error {
 		return err
 	}
 	defer func() { _ = logger.Sync() }()
-	addr := cfg.Temporal.Address
-	if addr == "" {
-		addr = fmt.Sprintf("127.0.0.1:%d", cfg.Embedded.Port)
-	}
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, Logger: tlog.New(logger)})
-	if err != nil {
-		return fmt.Errorf("dial temporal at %s: %w", addr, err)
-	}
-	defer c.Close()
-	w, err := swarmworker.New(cfg, c, logger)
-	if err != nil {
-		return err
-	}
-	if err := w.Start(); err != nil {
-		return err
-	}
-	defer w.Stop()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger.Info("worker running", zap.String("address", addr), zap.String("workspace_queue", w.Queue))
-	<-ctx.Done()
-	return nil
+	return swarmworker.Run(ctx, cfg, logger)
 }
