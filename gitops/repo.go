@@ -198,3 +198,19 @@ func fullRef(ref string) string {
 func shortBranch(ref string) string {
 	return strings.TrimPrefix(ref, "refs/heads/")
 }
+
+// Branches lists the local branches whose names start with prefix (e.g.
+// "codeswarm/run-1/"), sorted.
+func (r *Repo) Branches(ctx context.Context, prefix string) ([]string, error) {
+	out, err := gitOut(ctx, r.Root, "for-each-ref", "--format=%(refname:short)", "--sort=refname", "refs/heads/"+strings.TrimSuffix(prefix, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("list branches %q: %w", prefix, err)
+	}
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		if line = strings.TrimSpace(line); line != "" && strings.HasPrefix(line, prefix) {
+			names = append(names, line)
+		}
+	}
+	return names, nil
+}

@@ -73,7 +73,7 @@ func newRoot(stdio IO) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newRunCmd(g, stdio), newStatusCmd(g, stdio), newWatchCmd(g, stdio), newResultCmd(g, stdio),
-		newListCmd(g, stdio), newCancelCmd(g, stdio), newServerCmd(g, stdio), newDevCmd(g, stdio), newDemoCmd(g, stdio),
+		newListCmd(g, stdio), newCancelCmd(g, stdio), newCleanCmd(g, stdio), newServerCmd(g, stdio), newDevCmd(g, stdio), newDemoCmd(g, stdio),
 	)
 	return root
 }
