@@ -50,6 +50,7 @@ type gcState struct {
 // (never moving an existing one) and turns gc.auto off for the run. It never
 // touches the user's checked-out branch or working tree.
 func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (PrepareRunResult, error) {
+	defer keepAlive(ctx)()
 	version, err := gitops.CheckGitVersion(ctx)
 	if err != nil {
 		return PrepareRunResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "git.version", err)
@@ -131,6 +132,7 @@ const agentsMDCap = 20000
 // integration head (so it holds every merged dependency) and writes the first
 // two messages of the conversation. Both steps are idempotent.
 func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (StartSubtaskResult, error) {
+	defer keepAlive(ctx)()
 	repo, err := gitops.Open(ctx, in.RepoPath)
 	if err != nil {
 		return StartSubtaskResult{}, err
@@ -204,6 +206,7 @@ type CommitOutput struct {
 // CommitSubtask commits every change in the worktree, with trailers naming the
 // run and the subtask.
 func (a *Activities) CommitSubtask(ctx context.Context, in CommitInput) (CommitOutput, error) {
+	defer keepAlive(ctx)()
 	msg := fmt.Sprintf("codeswarm: %s\n\nSubtask %s of run %s.", in.Name, in.SubtaskID, in.RunID)
 	res, err := gitops.CommitAll(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID))
 	if err != nil {
@@ -237,6 +240,7 @@ type MergeSubtaskResult struct {
 // MergeSubtask merges without a worktree (merge-tree, commit-tree,
 // compare-and-swap update-ref); a retry after a landed merge is a no-op.
 func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (MergeSubtaskResult, error) {
+	defer keepAlive(ctx)()
 	repo, err := gitops.Open(ctx, in.RepoPath)
 	if err != nil {
 		return MergeSubtaskResult{}, err
@@ -264,6 +268,7 @@ type VerifyInput struct {
 
 // Verify runs the command in a temporary detached worktree of the commit.
 func (a *Activities) Verify(ctx context.Context, in VerifyInput) (VerifyReport, error) {
+	defer keepAlive(ctx)()
 	dir := filepath.Join(a.stateDir(in.RunID), "verify-"+short(in.Commit))
 	repo, err := gitops.Open(ctx, in.RepoPath)
 	if err != nil {
@@ -319,6 +324,7 @@ type FinishRunResult struct {
 // FinishRun restores the repository settings, removes the worktrees of merged
 // subtasks (never a dirty one) and, if asked, fast-forwards the user's branch.
 func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRunResult, error) {
+	defer keepAlive(ctx)()
 	repo, err := gitops.Open(ctx, in.RepoPath)
 	if err != nil {
 		return FinishRunResult{}, err

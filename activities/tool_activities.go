@@ -40,6 +40,7 @@ type ExecToolResult struct {
 // and appends its result to the transcript. Tool failures are results for the
 // model, not activity errors.
 func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolResult, error) {
+	defer keepAlive(ctx)()
 	ref := tref(in.Ref)
 	key := keyTool(in.Turn, in.Index)
 	recs, err := a.Transcripts.Load(ref)
@@ -125,6 +126,7 @@ type SwarmShareResult struct {
 // workflow: publish is a workflow update (deduplicated by update ID, so a
 // retry publishes once), reads are queries.
 func (a *Activities) SwarmShare(ctx context.Context, in SwarmShareInput) (SwarmShareResult, error) {
+	defer keepAlive(ctx)()
 	ref := tref(in.Ref)
 	key := keyTool(in.Turn, in.Index)
 	recs, err := a.Transcripts.Load(ref)

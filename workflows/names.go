@@ -47,7 +47,9 @@ func ChildWorkflowID(parentID, subtaskID string, attempt int) string {
 
 // Timeouts and retries of every activity family, in one place.
 const (
-	heartbeatTimeout = 30 * time.Second
+	// heartbeatTimeout bounds how long a dead worker goes unnoticed: every
+	// activity heartbeats every 5 s while it runs.
+	heartbeatTimeout = 20 * time.Second
 	gitTimeout       = 5 * time.Minute
 	quickToolTimeout = 2 * time.Minute
 	llmRetryWindow   = time.Hour
@@ -64,14 +66,11 @@ func llmOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
 	})
 }
 
-func workspaceOptions(ctx workflow.Context, queue string, timeout time.Duration, retries int, heartbeat bool) workflow.Context {
-	opts := workflow.ActivityOptions{
+func workspaceOptions(ctx workflow.Context, queue string, timeout time.Duration, retries int) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           queue,
 		StartToCloseTimeout: timeout,
+		HeartbeatTimeout:    heartbeatTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: int32(retries + 1)},
-	}
-	if heartbeat {
-		opts.HeartbeatTimeout = heartbeatTimeout
-	}
-	return workflow.WithActivityOptions(ctx, opts)
+	})
 }

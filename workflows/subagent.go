@@ -130,8 +130,16 @@ func (ag *agent) start(ctx workflow.Context) error {
 	return nil
 }
 
+// retries is swarm.max_retries for tool and git activities (3 if unset).
+func (ag *agent) retries() int {
+	if ag.in.Limits.MaxRetries <= 0 {
+		return 3
+	}
+	return ag.in.Limits.MaxRetries
+}
+
 func (ag *agent) gitCtx(ctx workflow.Context) workflow.Context {
-	return workspaceOptions(ctx, ag.in.WorkspaceQueue, gitTimeout, 4, false)
+	return workspaceOptions(ctx, ag.in.WorkspaceQueue, gitTimeout, ag.retries())
 }
 
 // loop runs model turns until the model stops calling tools or a limit hits.
@@ -229,14 +237,14 @@ func (ag *agent) repeated(sig string) bool {
 
 func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.ToolCallInfo) error {
 	if call.Name == "swarm_share" {
-		actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, 4, false)
+		actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, ag.retries())
 		return workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
 			Ref: ag.ref(), Turn: turn, Index: index, ParentWorkflowID: ag.in.ParentWorkflowID,
 		}).Get(ctx, nil)
 	}
-	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, 4, false)
+	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
 	if call.Name == "bash" {
-		actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, 4, true)
+		actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, ag.retries())
 	}
 	var res activities.ExecToolResult
 	err := workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
