@@ -36,6 +36,9 @@ func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) run
 		if !t.res.Success && t.res.Worktree != "" {
 			res.KeptWorktrees = append(res.KeptWorktrees, t.res.Worktree)
 		}
+		if t.first != nil && t.res.Merge != activities.MergeMerged && t.first.Worktree != "" {
+			res.KeptWorktrees = append(res.KeptWorktrees, t.first.Worktree) // FinishRun does not remove it either
+		}
 	}
 	res.KeptWorktrees = append(res.KeptWorktrees, fin.Kept...)
 	res.Stats = s.stats(ctx)

@@ -33,6 +33,11 @@ type task struct {
 	res      activities.SubtaskResult
 }
 
+// keptNote names where a first attempt's work stays after a conflict.
+func keptNote(r *SubAgentResult) string {
+	return fmt.Sprintf("first attempt kept on branch %s at %s", r.Branch, short(r.Commit))
+}
+
 // removableWorktrees are the worktrees whose work is safely merged.
 func (t *task) removableWorktrees() []string {
 	var out []string
@@ -228,6 +233,10 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 	if t.first != nil {
 		t.res.ToolCalls += t.first.ToolCalls
 		t.res.Steps += t.first.Steps
+		if !r.Success {
+			// A failed re-run must still say where the first attempt's work is.
+			t.res.Error = joinErr(t.res.Error, keptNote(t.first))
+		}
 	}
 	if r.Success && !r.Changed {
 		t.res.Merge = activities.MergeNoChanges
@@ -241,7 +250,7 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 // re-run from the new head when resolve_conflicts is on; its first attempt's
 // branch and commit are kept either way.
 func (s *swarm) merge(ctx workflow.Context, t *task) {
-	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, 4, false)
+	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, 4)
 	var m activities.MergeSubtaskResult
 	err := workflow.ExecuteActivity(actx, a.MergeSubtask, activities.MergeSubtaskInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,
@@ -280,7 +289,7 @@ func (s *swarm) onConflict(ctx workflow.Context, t *task, paths []string) {
 	t.res.Success, t.res.Merge = false, activities.MergeConflict
 	t.res.Error = joinErr(t.res.Error, fmt.Sprintf("merge conflict in %s; the work is kept on branch %s", strings.Join(paths, ", "), t.res.Branch))
 	if t.first != nil {
-		t.res.Error = joinErr(t.res.Error, fmt.Sprintf("first attempt kept on branch %s at %s", t.first.Branch, short(t.first.Commit)))
+		t.res.Error = joinErr(t.res.Error, keptNote(t.first))
 	}
 }
 

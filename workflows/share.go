@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -59,8 +60,12 @@ func (s *swarm) publishResult(t *task) {
 	if t.res.Result == "" {
 		return
 	}
-	value := fmt.Sprintf("%q", capString(t.res.Result, depResultCap))
-	s.publish(activities.SharedResult{Key: t.sub.ID, Value: value, Publisher: t.sub.ID,
+	// json.Marshal, not %q: Go quoting of control characters (\x1b) is not JSON.
+	value, err := json.Marshal(capString(t.res.Result, depResultCap))
+	if err != nil {
+		return // a string always marshals
+	}
+	s.publish(activities.SharedResult{Key: t.sub.ID, Value: string(value), Publisher: t.sub.ID,
 		Tags: []string{fmt.Sprintf("stage:%d", t.sub.Stage), "subtask:" + t.sub.ID}})
 }
 

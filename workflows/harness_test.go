@@ -1,0 +1,385 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+	"codeswarm/workflows"
+)
+
+// a names the activities for OnActivity, as the workflows do.
+var a *activities.Activities
+
+const (
+	testRunID  = "swarm-test-run"
+	baseCommit = "base000000000000"
+	repoRoot   = "/repo"
+	wsQueue    = "codeswarm-ws-host1"
+)
+
+// stepUsage is what every scripted model turn costs.
+var stepUsage = activities.Usage{PromptTokens: 100, CompletionTokens: 10}
+
+// planUsage is what every planner call costs.
+var planUsage = activities.Usage{PromptTokens: 50, CompletionTokens: 20}
+
+// script is a fake model for one subtask: it answers a turn.
+type script func(in activities.AgentStepInput) activities.AgentStepResult
+
+// toolTurn answers with tool calls named name, one per signature.
+func toolTurn(name string, sigs ...string) activities.AgentStepResult {
+	r := activities.AgentStepResult{Usage: stepUsage}
+	for i, sig := range sigs {
+		r.ToolCalls = append(r.ToolCalls, activities.ToolCallInfo{ID: fmt.Sprintf("call-%d-%s", i, sig), Name: name, Signature: sig})
+	}
+	return r
+}
+
+// finalTurn answers without tool calls.
+func finalTurn(text string) activities.AgentStepResult {
+	return activities.AgentStepResult{Final: text, Usage: stepUsage}
+}
+
+// toolsThenDone calls one distinct tool per turn for n turns, then reports
+// completion: n+1 steps, n tool calls.
+func toolsThenDone(n int) script {
+	return func(in activities.AgentStepInput) activities.AgentStepResult {
+		if in.Turn <= n {
+			return toolTurn("edit", fmt.Sprintf("edit:%s:%d", in.Ref.SubtaskID, in.Turn))
+		}
+		return finalTurn("did " + in.Ref.SubtaskID + "\nSTATUS: completed")
+	}
+}
+
+// sequence answers turn i with turns[i-1], and repeats the last one after.
+func sequence(turns ...activities.AgentStepResult) script {
+	return func(in activities.AgentStepInput) activities.AgentStepResult {
+		return turns[min(in.Turn, len(turns))-1]
+	}
+}
+
+// world is a fake outside world: a scripted model per subtask, a fake git
+// repository and tool sandbox. Its methods are the activity mocks; they run on
+// activity goroutines, so every field is guarded by mu.
+type world struct {
+	mu sync.Mutex
+
+	subtasks []activities.Subtask
+	scripts  map[string]script
+	fallback script
+
+	planFn     func(in activities.PlanInput, n int) (activities.PlanResult, error)
+	commitFn   func(in activities.CommitInput) (activities.CommitOutput, error)
+	mergeFn    func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool)
+	verifyFn   func(in activities.VerifyInput, n int) activities.VerifyReport
+	execFn     func(in activities.ExecToolInput) activities.ExecToolResult
+	startErr   error
+	prepareErr error
+	mergeErr   error
+	// stepErr is returned by the model at turn failTurn.
+	stepErr  error
+	failTurn int
+	// stepDelay is how long each model turn takes on the workflow clock.
+	stepDelay time.Duration
+
+	head      string
+	log       []string
+	plans     []activities.PlanInput
+	starts    []activities.StartSubtaskInput
+	steps     []activities.AgentStepInput
+	execs     []activities.ExecToolInput
+	summaries []activities.SummarizeInput
+	shares    []activities.SwarmShareInput
+	commits   []activities.CommitInput
+	merges    []activities.MergeSubtaskInput
+	verifies  []activities.VerifyInput
+	finishes  []activities.FinishRunInput
+	children  []workflows.SubAgentInput
+	childIDs  []string
+
+	active, maxActive int
+	merging           int
+	mergeOverlap      bool
+}
+
+func newWorld(subtasks ...activities.Subtask) *world {
+	return &world{subtasks: subtasks, scripts: map[string]script{}, fallback: toolsThenDone(1), head: baseCommit}
+}
+
+// subtask builds a plan entry the way the planner activity returns it.
+func subtask(id string, stage int, deps ...string) activities.Subtask {
+	return activities.Subtask{ID: id, Name: "task " + id, Instruction: "do " + id, Dependencies: orNil(deps), NeedsWorktree: true, Stage: stage}
+}
+
+func orNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}
+
+func (w *world) record(entry string) {
+	w.log = append(w.log, entry)
+}
+
+// indexOf is the position of entry in the log, or -1.
+func (w *world) indexOf(entry string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Index(w.log, entry)
+}
+
+func (w *world) count(prefix string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, e := range w.log {
+		if strings.HasPrefix(e, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *world) prepareRun(_ context.Context, in activities.PrepareRunInput) (activities.PrepareRunResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("prepare")
+	if w.prepareErr != nil {
+		return activities.PrepareRunResult{}, w.prepareErr
+	}
+	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go"}, nil
+}
+
+func (w *world) plan(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {
+	w.mu.Lock()
+	w.plans = append(w.plans, in)
+	n := len(w.plans)
+	w.record("plan")
+	fn, subtasks := w.planFn, w.subtasks
+	w.mu.Unlock()
+	if fn != nil {
+		return fn(in, n)
+	}
+	return activities.PlanResult{Subtasks: subtasks, Usage: planUsage}, nil
+}
+
+func worktreeOf(ref activities.ConvRef) string {
+	return fmt.Sprintf("/wt/%s-a%d", ref.SubtaskID, ref.Attempt)
+}
+
+func (w *world) startSubtask(_ context.Context, in activities.StartSubtaskInput) (activities.StartSubtaskResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.starts = append(w.starts, in)
+	w.record("start:" + in.Subtask.ID)
+	if w.startErr != nil {
+		return activities.StartSubtaskResult{}, w.startErr
+	}
+	w.active++
+	w.maxActive = max(w.maxActive, w.active)
+	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head}, nil
+}
+
+func (w *world) agentStep(_ context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {
+	w.mu.Lock()
+	w.steps = append(w.steps, in)
+	s, ok := w.scripts[in.Ref.SubtaskID]
+	if !ok {
+		s = w.fallback
+	}
+	fail := w.stepErr != nil && in.Turn == w.failTurn
+	w.mu.Unlock()
+	if fail {
+		return activities.AgentStepResult{}, w.stepErr
+	}
+	return s(in), nil
+}
+
+func (w *world) execTool(_ context.Context, in activities.ExecToolInput) (activities.ExecToolResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.execs = append(w.execs, in)
+	if w.execFn != nil {
+		return w.execFn(in), nil
+	}
+	return activities.ExecToolResult{Name: "edit", OutputChars: 10}, nil
+}
+
+func (w *world) summarize(_ context.Context, in activities.SummarizeInput) (activities.SummarizeResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.summaries = append(w.summaries, in)
+	return activities.SummarizeResult{Summarized: true, Chars: 200, Usage: activities.Usage{PromptTokens: 7, CompletionTokens: 3}}, nil
+}
+
+func (w *world) swarmShare(_ context.Context, in activities.SwarmShareInput) (activities.SwarmShareResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.shares = append(w.shares, in)
+	return activities.SwarmShareResult{Action: "list"}, nil
+}
+
+func commitOf(worktree string) string { return "commit:" + worktree }
+
+func (w *world) commitSubtask(_ context.Context, in activities.CommitInput) (activities.CommitOutput, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.commits = append(w.commits, in)
+	w.record("commit:" + in.SubtaskID)
+	w.active--
+	if w.commitFn != nil {
+		return w.commitFn(in)
+	}
+	return activities.CommitOutput{Commit: commitOf(in.Worktree), Changed: true, FilesChanged: []string{in.SubtaskID + ".go"}}, nil
+}
+
+// mergeSubtask merges onto the fake integration head. It holds the merge open
+// for a moment (real time), so two merges issued at once would overlap.
+func (w *world) mergeSubtask(_ context.Context, in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, error) {
+	w.mu.Lock()
+	w.merging++
+	w.mergeOverlap = w.mergeOverlap || w.merging > 1
+	w.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.merging--
+	w.merges = append(w.merges, in)
+	if w.mergeErr != nil {
+		return activities.MergeSubtaskResult{}, w.mergeErr
+	}
+	if w.mergeFn != nil {
+		if res, ok := w.mergeFn(in); ok {
+			w.record("merge-" + res.Status + ":" + in.SubtaskID)
+			return res, nil
+		}
+	}
+	w.head = fmt.Sprintf("merge-%d-%s", len(w.merges), in.SubtaskID)
+	w.record("merge:" + in.SubtaskID)
+	return activities.MergeSubtaskResult{Status: activities.MergeMerged, Commit: w.head, FilesChanged: []string{in.SubtaskID + ".go"}}, nil
+}
+
+func (w *world) verify(_ context.Context, in activities.VerifyInput) (activities.VerifyReport, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.verifies = append(w.verifies, in)
+	w.record("verify:" + in.Commit)
+	if w.verifyFn != nil {
+		return w.verifyFn(in, len(w.verifies)), nil
+	}
+	return activities.VerifyReport{Command: in.Command, Commit: in.Commit, OK: true}, nil
+}
+
+func (w *world) finishRun(_ context.Context, in activities.FinishRunInput) (activities.FinishRunResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.finishes = append(w.finishes, in)
+	w.record("finish")
+	return activities.FinishRunResult{Applied: in.Apply}, nil
+}
+
+// quietLogger keeps test output readable.
+func quietLogger() log.Logger {
+	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// newEnv builds a test environment with both workflows registered by name and
+// every activity mocked by w.
+func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(quietLogger())
+	env := ts.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(30 * time.Second)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testRunID, TaskQueue: "codeswarm"})
+	env.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
+	env.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
+	env.RegisterActivity(&activities.Activities{})
+
+	env.OnActivity(a.PrepareRun, mock.Anything, mock.Anything).Return(w.prepareRun)
+	env.OnActivity(a.Plan, mock.Anything, mock.Anything).Return(w.plan)
+	env.OnActivity(a.StartSubtask, mock.Anything, mock.Anything).Return(w.startSubtask)
+	step := env.OnActivity(a.AgentStep, mock.Anything, mock.Anything).Return(w.agentStep)
+	if w.stepDelay > 0 {
+		step.After(w.stepDelay) // advances workflow time, not wall time
+	}
+	env.OnActivity(a.ExecTool, mock.Anything, mock.Anything).Return(w.execTool)
+	env.OnActivity(a.Summarize, mock.Anything, mock.Anything).Return(w.summarize)
+	env.OnActivity(a.SwarmShare, mock.Anything, mock.Anything).Return(w.swarmShare)
+	env.OnActivity(a.CommitSubtask, mock.Anything, mock.Anything).Return(w.commitSubtask)
+	env.OnActivity(a.MergeSubtask, mock.Anything, mock.Anything).Return(w.mergeSubtask)
+	env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(w.verify)
+	env.OnActivity(a.FinishRun, mock.Anything, mock.Anything).Return(w.finishRun)
+
+	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
+		var in workflows.SubAgentInput
+		if err := args.Get(&in); err != nil {
+			t.Errorf("decode child input: %v", err)
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.children = append(w.children, in)
+		w.childIDs = append(w.childIDs, info.WorkflowExecution.ID)
+	})
+	return env
+}
+
+// swarmInput is a run with generous limits; tests override what they probe.
+func swarmInput() workflows.SwarmInput {
+	return workflows.SwarmInput{
+		RepoPath: "/repo", Task: "refactor everything", Strategy: "automatic", Model: "m", BranchPrefix: "codeswarm",
+		AutoMerge: true, ResolveConflicts: true,
+		Limits: activities.Limits{
+			MaxSubagents: 10, MaxConcurrent: 4, MaxStepsPerSubagent: 20, MaxTotalSteps: 500,
+			SubagentTimeout: time.Hour, LLMTimeout: 5 * time.Minute,
+		},
+		Tools: activities.ToolLimits{BashTimeout: time.Minute, BashMaxTimeout: 10 * time.Minute},
+	}
+}
+
+// runSwarm runs the parent to completion and returns its result.
+func runSwarm(t *testing.T, env *testsuite.TestWorkflowEnvironment, in workflows.SwarmInput) activities.SwarmResult {
+	t.Helper()
+	env.ExecuteWorkflow(workflows.SwarmWorkflowName, in)
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("swarm workflow did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("swarm workflow error: %v", err)
+	}
+	var res activities.SwarmResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatalf("decode swarm result: %v", err)
+	}
+	return res
+}
+
+// subtaskResult finds one subtask's entry of the result.
+func subtaskResult(t *testing.T, res activities.SwarmResult, id string) activities.SubtaskResult {
+	t.Helper()
+	for _, r := range res.SubtaskResults {
+		if r.ID == id {
+			return r
+		}
+	}
+	t.Fatalf("no subtask result %q in %+v", id, res.SubtaskResults)
+	return activities.SubtaskResult{}
+}

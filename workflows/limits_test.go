@@ -1,0 +1,149 @@
+package workflows_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"codeswarm/activities"
+	"codeswarm/workflows"
+)
+
+func TestSwarmStepBudget(t *testing.T) {
+	tests := []struct {
+		name          string
+		total         int
+		concurrent    int
+		wantMaxSteps  map[string]int // MaxSteps each sub-agent was given
+		wantStatus    map[string]string
+		wantErrSubstr map[string]string
+	}{
+		{
+			name: "last sub-agent gets the remainder", total: 12, concurrent: 1,
+			wantMaxSteps:  map[string]int{"01-a": 10, "02-b": 7, "03-c": 2},
+			wantStatus:    map[string]string{"01-a": "completed", "02-b": "completed", "03-c": "failed"},
+			wantErrSubstr: map[string]string{"03-c": "max steps (2)"},
+		},
+		{
+			name: "nothing left for the last", total: 10, concurrent: 1,
+			wantMaxSteps:  map[string]int{"01-a": 10, "02-b": 5},
+			wantStatus:    map[string]string{"01-a": "completed", "02-b": "completed", "03-c": "failed"},
+			wantErrSubstr: map[string]string{"03-c": "step budget exhausted (max_total_steps=10)"},
+		},
+		{
+			name: "running sub-agents reserve their share", total: 12, concurrent: 3,
+			wantMaxSteps:  map[string]int{"01-a": 10, "02-b": 2},
+			wantStatus:    map[string]string{"01-a": "completed", "02-b": "failed", "03-c": "failed"},
+			wantErrSubstr: map[string]string{"02-b": "max steps (2)", "03-c": "step budget exhausted"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(subtask("01-a", 0), subtask("02-b", 0), subtask("03-c", 0))
+			w.fallback = toolsThenDone(4) // 5 steps each
+			in := swarmInput()
+			in.Limits.MaxStepsPerSubagent, in.Limits.MaxTotalSteps, in.Limits.MaxConcurrent = 10, tt.total, tt.concurrent
+			res := runSwarm(t, newEnv(t, w), in)
+
+			got := map[string]int{}
+			for _, c := range w.children {
+				got[c.Subtask.ID] = c.MaxSteps
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.wantMaxSteps) {
+				t.Errorf("MaxSteps given = %v, want %v", got, tt.wantMaxSteps)
+			}
+			if len(w.steps) > tt.total {
+				t.Errorf("%d model turns ran, over max_total_steps %d", len(w.steps), tt.total)
+			}
+			total := 0
+			for _, r := range res.SubtaskResults {
+				total += r.Steps
+				if r.Status != tt.wantStatus[r.ID] {
+					t.Errorf("%s status = %q, want %q", r.ID, r.Status, tt.wantStatus[r.ID])
+				}
+				if want := tt.wantErrSubstr[r.ID]; want != "" && !strings.Contains(r.Error, want) {
+					t.Errorf("%s error = %q, want it to contain %q", r.ID, r.Error, want)
+				}
+			}
+			if total > tt.total || total != len(w.steps) {
+				t.Errorf("steps in result = %d, turns run = %d, budget %d", total, len(w.steps), tt.total)
+			}
+			if res.Success {
+				t.Error("run succeeded although a subtask ran out of budget")
+			}
+		})
+	}
+}
+
+func TestSwarmSubagentTimeout(t *testing.T) {
+	w := newWorld(subtask("01-a", 0), subtask("02-b", 0))
+	w.scripts["01-a"] = sequence(nudged()) // never makes progress
+	w.scripts["02-b"] = toolsThenDone(3)   // progress every turn
+	w.stepDelay = 10 * time.Minute
+	in := swarmInput()
+	in.Limits.SubagentTimeout = 15 * time.Minute
+	res := runSwarm(t, newEnv(t, w), in)
+	ra := subtaskResult(t, res, "01-a")
+	if ra.Status != activities.StatusTimedOut || ra.ExitReason != workflows.ExitTimeout || ra.Merge != activities.MergeSkipped {
+		t.Errorf("01-a = %+v, want timed out and not merged", ra)
+	}
+	if b := subtaskResult(t, res, "02-b"); !b.Success || b.ExecutionTimeMs < (40*time.Minute).Milliseconds() {
+		t.Errorf("02-b = %+v, want success after 40 minutes of steady progress", b)
+	}
+	if res.Success || !strings.Contains(res.Error, "01-a (timed_out)") {
+		t.Errorf("success=%v error=%q", res.Success, res.Error)
+	}
+}
+
+// TestSwarmCancel: cancelling the run cancels the sub-agents, which still
+// commit their work, and the run still restores the repository.
+func TestSwarmCancel(t *testing.T) {
+	w := newWorld(subtask("01-a", 0), subtask("02-b", 0), subtask("03-c", 1, "01-a"))
+	w.fallback = toolsThenDone(10)
+	w.stepDelay = time.Minute
+	in := swarmInput()
+	in.Apply = true
+	env := newEnv(t, w)
+	env.RegisterDelayedCallback(env.CancelWorkflow, 150*time.Second)
+	env.ExecuteWorkflow(workflows.SwarmWorkflowName, in)
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("cancelled run did not complete")
+	}
+	var res activities.SwarmResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatalf("cancelled run returned no result: %v", err)
+	}
+	if len(w.finishes) != 1 || w.finishes[0].Apply {
+		t.Errorf("finish calls = %+v, want one, without apply", w.finishes)
+	}
+	if res.Success || w.indexOf("start:03-c") >= 0 {
+		t.Errorf("success=%v, 03-c started=%v after the cancel", res.Success, w.indexOf("start:03-c") >= 0)
+	}
+	for _, id := range []string{"01-a", "02-b"} {
+		r := subtaskResult(t, res, id)
+		if r.Status != activities.StatusCancelled || r.ExitReason != workflows.ExitCancelled || r.Commit == "" || r.Steps != 2 {
+			t.Errorf("%s = %+v, want cancelled after 2 turns with its work committed", id, r)
+		}
+	}
+}
+
+// TestSwarmCancelQueued: a subtask waiting for a concurrency slot when the
+// run is cancelled is never started.
+func TestSwarmCancelQueued(t *testing.T) {
+	w := newWorld(subtask("01-a", 0), subtask("02-b", 0))
+	w.fallback = toolsThenDone(10)
+	w.stepDelay = time.Minute
+	in := swarmInput()
+	in.Limits.MaxConcurrent = 1
+	env := newEnv(t, w)
+	env.RegisterDelayedCallback(env.CancelWorkflow, 90*time.Second)
+	res := runSwarm(t, env, in)
+	b := subtaskResult(t, res, "02-b")
+	if b.Status != activities.StatusCancelled || !strings.Contains(b.Error, "before it started") || w.indexOf("start:02-b") >= 0 {
+		t.Errorf("02-b = %+v, want cancelled before it started", b)
+	}
+	if res.Stats.SubagentsSpawned != 1 {
+		t.Errorf("spawned = %d, want 1", res.Stats.SubagentsSpawned)
+	}
+}
