@@ -126,6 +126,9 @@ func TestSwarmCancel(t *testing.T) {
 			t.Errorf("%s = %+v, want cancelled after 2 turns with its work committed", id, r)
 		}
 	}
+	if c := subtaskResult(t, res, "03-c"); c.Status != activities.StatusCancelled || !strings.Contains(c.Error, "before it started") {
+		t.Errorf("03-c = %+v, want cancelled before it started (not blocked)", c)
+	}
 }
 
 // TestSwarmCancelQueued: a subtask waiting for a concurrency slot when the

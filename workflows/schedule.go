@@ -100,8 +100,13 @@ func (s *swarm) blockUnreachable(ctx workflow.Context) {
 			}
 			for _, d := range t.sub.Dependencies {
 				if dep := s.byID(d); dep != nil && dep.state == stateDone && !dep.res.Success {
-					s.complete(t, activities.StatusBlocked, fmt.Sprintf("blocked: dependency %s did not succeed", d))
-					s.event(ctx, "blocked", t.sub.ID, "dependency "+d+" did not succeed")
+					if dep.res.Status == activities.StatusCancelled {
+						s.complete(t, activities.StatusCancelled, "cancelled before it started: dependency "+d+" was cancelled")
+						s.event(ctx, "cancelled", t.sub.ID, "dependency "+d+" was cancelled")
+					} else {
+						s.complete(t, activities.StatusBlocked, fmt.Sprintf("blocked: dependency %s did not succeed", d))
+						s.event(ctx, "blocked", t.sub.ID, "dependency "+d+" did not succeed")
+					}
 					changed = true
 					break
 				}
@@ -273,6 +278,8 @@ func (s *swarm) merge(ctx workflow.Context, t *task) {
 		t.res.Merge = activities.MergeNoChanges
 	case activities.MergeConflict:
 		s.onConflict(ctx, t, m.Conflicts)
+	default:
+		t.res.Success, t.res.Error = false, fmt.Sprintf("merge returned unknown status %q", m.Status)
 	}
 }
 

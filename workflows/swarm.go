@@ -94,7 +94,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	s.setPlan(ctx, plan)
 	s.phase = PhaseRunning
 	s.schedule(ctx)
-	if s.in.VerifyCommand != "" && s.in.VerifyMode != "each" && s.anyMerged() {
+	if s.in.VerifyCommand != "" && s.in.VerifyMode != "each" && s.anyMerged() && ctx.Err() == nil {
 		s.phase = PhaseVerifying
 		s.runVerify(ctx, "")
 	}
