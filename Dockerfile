@@ -1,0 +1,14 @@
+# The codeswarm worker (SDK only, no embedded server). Workers need git and
+# whatever toolchains the sub-agents' bash commands use on your repositories.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -o /out/codeswarm-worker ./worker && \
+    CGO_ENABLED=0 go build -o /out/codeswarm ./starter
+
+FROM golang:1.26
+RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/ /usr/local/bin/
+ENTRYPOINT ["codeswarm-worker"]
