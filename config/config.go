@@ -19,6 +19,16 @@ type Config struct {
 	Verify    VerifyConfig    `mapstructure:"verify"`
 	Tools     ToolsConfig     `mapstructure:"tools"`
 	Log       LogConfig       `mapstructure:"log"`
+	Codec     CodecConfig     `mapstructure:"codec"`
+}
+
+// CodecConfig turns on payload encryption: with a key, every payload stored
+// in Temporal (inputs, results, activity arguments) is AES-256-GCM encrypted.
+type CodecConfig struct {
+	// Key is a secret (32 bytes, base64 or hex); "" stores payloads in clear.
+	Key string `mapstructure:"key"`
+	// Port serves the codec endpoint the Web UI uses to show payloads decoded.
+	Port int `mapstructure:"port"`
 }
 
 // TemporalConfig says which Temporal service to use.
@@ -113,6 +123,9 @@ func (c *Config) Redacted() Config {
 	out := *c
 	if out.LLM.APIKey != "" {
 		out.LLM.APIKey = redactedSecret
+	}
+	if out.Codec.Key != "" {
+		out.Codec.Key = redactedSecret
 	}
 	if u, err := url.Parse(out.LLM.BaseURL); err == nil && u.User != nil {
 		out.LLM.BaseURL = u.Redacted()

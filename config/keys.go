@@ -71,6 +71,8 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "tools.bash.max_output_bytes", def: 30000, doc: "bash output kept per call, in bytes"},
 		{key: "log.level", def: "info", doc: "log level: debug, info, warn or error"},
 		{key: "log.format", def: "console", doc: "log format: console or json"},
+		{key: "codec.key", def: "", doc: `AES-256 key (32 bytes, base64 or hex) that encrypts every payload stored in Temporal; "" stores them in clear (secret; never logged)`},
+		{key: "codec.port", def: 8234, doc: "port of the codec endpoint the Web UI uses to decode payloads (served with the embedded server when codec.key is set)"},
 	}
 }
 

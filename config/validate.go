@@ -1,6 +1,8 @@
 package config
 
 import (
+	"codeswarm/internal/codec"
+
 	"errors"
 	"fmt"
 	"net"
@@ -79,6 +81,8 @@ func (c *Config) checks() []func() error {
 		func() error { return atLeast("tools.bash.max_output_bytes", c.Tools.Bash.MaxOutputBytes, 1) },
 		func() error { return oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error") },
 		func() error { return oneOf("log.format", c.Log.Format, "console", "json") },
+		c.checkCodecKey,
+		func() error { return checkPort("codec.port", c.Codec.Port) },
 	}
 }
 
@@ -169,6 +173,16 @@ func checkBranchPrefix(key, v string) error {
 		strings.HasPrefix(v, "/"), strings.HasPrefix(v, "-"), strings.HasSuffix(v, "/"),
 		strings.HasSuffix(v, "."), strings.Contains(v, "@{"):
 		return &KeyError{Key: key, Value: v, Problem: "is not a valid git branch name prefix"}
+	}
+	return nil
+}
+
+func (c *Config) checkCodecKey() error {
+	if c.Codec.Key == "" {
+		return nil
+	}
+	if _, err := codec.ParseKey(c.Codec.Key); err != nil {
+		return &KeyError{Key: "codec.key", Value: redactedSecret, Problem: err.Error()}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"codeswarm/config"
+	"codeswarm/internal/codec"
 	"codeswarm/devserver"
 	"codeswarm/internal/swarmworker"
 	"codeswarm/internal/tlog"
@@ -46,6 +48,7 @@ type env struct {
 	server  *devserver.Server
 	workers *swarmworker.Workers
 	uiURL   string
+	codec   *http.Server
 }
 
 type connectOpts struct {
@@ -69,9 +72,18 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 				return nil, err
 			}
 			e.server, addr, e.uiURL = srv, srv.FrontendAddress(), srv.UIURL()
+			if err := e.serveCodec(); err != nil {
+				e.close()
+				return nil, err
+			}
 		}
 	}
-	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, Logger: tlog.New(quiet(logger, cfg).Named("sdk"))})
+	dc, err := codec.DataConverter(cfg.Codec.Key)
+	if err != nil {
+		e.close()
+		return nil, usageError{err}
+	}
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc, Logger: tlog.New(quiet(logger, cfg).Named("sdk"))})
 	if err != nil {
 		e.close()
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
@@ -122,7 +134,37 @@ func (e *env) workflowURL(id string) string {
 	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", e.uiURL, e.cfg.Temporal.Namespace, id)
 }
 
+// serveCodec serves the payload codec for the Web UI when payloads are
+// encrypted, so the UI can show them decoded; the key never leaves this host.
+func (e *env) serveCodec() error {
+	if e.cfg.Codec.Key == "" {
+		return nil
+	}
+	h, err := codec.Handler(e.cfg.Codec.Key, e.uiURL)
+	if err != nil {
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(e.cfg.Codec.Port)))
+	if err != nil {
+		return fmt.Errorf("codec.port %d: %w", e.cfg.Codec.Port, err)
+	}
+	e.codec = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = e.codec.Serve(ln) }()
+	return nil
+}
+
+// CodecURL is the endpoint the Web UI's codec setting should point at.
+func (e *env) codecURL() string {
+	if e.codec == nil {
+		return ""
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", e.cfg.Codec.Port)
+}
+
 func (e *env) close() {
+	if e.codec != nil {
+		_ = e.codec.Close()
+	}
 	if e.workers != nil {
 		e.workers.Stop()
 	}

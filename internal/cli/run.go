@@ -182,7 +182,7 @@ func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Memo:                     map[string]any{"task": firstLine(in.Task, 200), "repo": in.RepoPath},
 	}
-	if e.hasSearchAttribute(ctx, repoAttribute) {
+	if e.cfg.Codec.Key == "" && e.hasSearchAttribute(ctx, repoAttribute) { // search attributes are never encrypted
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword(repoAttribute).ValueSet(in.RepoPath))
 	}
 	run, err := e.client.ExecuteWorkflow(ctx, opts, workflows.SwarmWorkflowName, in)

@@ -50,6 +50,9 @@ func serve(cmd *cobra.Command, g *globalOpts, stdio IO, worker bool) error {
 	if e.uiURL != "" {
 		fmt.Fprintf(stdio.Out, "Web UI: %s\n", e.uiURL)
 	}
+	if u := e.codecURL(); u != "" {
+		fmt.Fprintf(stdio.Out, "payloads are encrypted; codec endpoint for the Web UI: %s\n", u)
+	}
 	if worker {
 		fmt.Fprintf(stdio.Out, "worker: task queue %s (workspace queue %s)\n", cfg.Temporal.TaskQueue, e.workers.Queue)
 	}

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"codeswarm/config"
+	"codeswarm/internal/codec"
 	"codeswarm/internal/tlog"
 )
 
@@ -18,7 +19,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger) error {
 	if addr == "" {
 		addr = fmt.Sprintf("127.0.0.1:%d", cfg.Embedded.Port)
 	}
-	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, Logger: tlog.New(logger.Named("sdk"))})
+	dc, err := codec.DataConverter(cfg.Codec.Key)
+	if err != nil {
+		return err
+	}
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc, Logger: tlog.New(logger.Named("sdk"))})
 	if err != nil {
 		return fmt.Errorf("dial temporal at %s: %w", addr, err)
 	}
