@@ -14,8 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"codeswarm/config"
-	"codeswarm/internal/codec"
 	"codeswarm/devserver"
+	"codeswarm/internal/codec"
 	"codeswarm/internal/swarmworker"
 	"codeswarm/internal/tlog"
 )
