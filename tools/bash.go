@@ -69,6 +69,8 @@ func runBash(ctx context.Context, opts Options, dir, command string, timeout tim
 		return errorf("bash: could not start: %v", err)
 	}
 	pw.Close() // only the children hold the write end now
+	release := guardGroup(cmd.Process.Pid)
+	defer release()
 	out := newHeadTail(opts.MaxOutputBytes)
 	copied := make(chan struct{})
 	go func() {
@@ -84,6 +86,31 @@ func runBash(ctx context.Context, opts Options, dir, command string, timeout tim
 		<-copied
 	}
 	return bashResult(ctx, out.String(), cmd.ProcessState, reason, timeout)
+}
+
+// guardGroup starts a watchdog in bash's process group that kills the group
+// if this process dies: Pdeathsig reaches bash only, not its children, and a
+// SIGKILLed worker cannot kill the group itself. The watchdog blocks reading
+// a pipe whose only writer is this process, which the kernel closes however
+// the process ends. It is best effort: without it only bash is guarded.
+// release is called after killGroup, which has already killed the watchdog.
+func guardGroup(pgid int) (release func()) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return func() {}
+	}
+	defer r.Close()
+	dog := exec.Command("sh", "-c", "cat >/dev/null; kill -KILL 0")
+	dog.Stdin = r
+	dog.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	if err := dog.Start(); err != nil {
+		w.Close()
+		return func() {}
+	}
+	return func() {
+		w.Close()
+		_ = dog.Wait()
+	}
 }
 
 // stopReason says why waitBash returned.

@@ -1,0 +1,612 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"codeswarm/activities"
+	"codeswarm/devserver"
+	"codeswarm/internal/cli"
+	"codeswarm/llm/scripted"
+)
+
+// Bounds of the crash tests. The run deadline is generous because every
+// kill costs up to one activity heartbeat timeout (30 s) of recovery.
+const (
+	crashRunDeadline = 4 * time.Minute
+	crashLatency     = 300 * time.Millisecond
+	demoSubtasks     = 3
+)
+
+// crashRig is a Temporal server in the test process (on SQLite), a scripted
+// model with latency, and a worker that runs as a child process so it can
+// be SIGKILLed and replaced.
+type crashRig struct {
+	t      *testing.T
+	server *devserver.Server
+	client client.Client
+	model  *scripted.Server
+	queue  string
+	root   string
+	worker *workerProc
+	runID  string
+	kills  []killPoint
+	// workerLogs are the stderr tails of the killed workers, for failures.
+	workerLogs []string
+}
+
+// killPoint is what the model had seen just before a worker was killed.
+type killPoint struct {
+	at     time.Time
+	before []scripted.Request
+	// fresh is where the requests after the previous kill start: older
+	// unanswered ones were cut off by that kill and stay unanswered.
+	fresh   int
+	pending []string // activities pending in Temporal at the kill
+}
+
+func newCrashRig(t *testing.T, script scripted.Script) *crashRig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{DBPath: filepath.Join(t.TempDir(), "temporal.db"), UIPort: -1, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("start temporal: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	model, err := scripted.Start(script, scripted.WithAPIKey(testAPIKey))
+	if err != nil {
+		t.Fatalf("start scripted model: %v", err)
+	}
+	t.Cleanup(model.Close)
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: nopLogger{}})
+	if err != nil {
+		t.Fatalf("dial %s: %v", srv.FrontendAddress(), err)
+	}
+	t.Cleanup(c.Close)
+	r := &crashRig{t: t, server: srv, client: c, model: model, queue: testQueue(t), root: t.TempDir()}
+	setCLIEnv(t, srv.FrontendAddress(), r.queue, model.URL(), r.root)
+	return r
+}
+
+// testQueue is a task queue of this test alone.
+func testQueue(t *testing.T) string {
+	return "e2e-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+}
+
+// setCLIEnv points the in-process CLI and every child process (they inherit
+// the environment) at a server, queue, model and workspace.
+func setCLIEnv(t *testing.T, address, queue, modelURL, root string) {
+	t.Setenv("CODESWARM_TEMPORAL_ADDRESS", address)
+	t.Setenv("CODESWARM_TEMPORAL_TASK_QUEUE", queue)
+	t.Setenv("CODESWARM_LLM_BASE_URL", modelURL)
+	t.Setenv("CODESWARM_LLM_API_KEY", testAPIKey)
+	t.Setenv("CODESWARM_LLM_MODEL", "scripted")
+	t.Setenv("CODESWARM_WORKSPACE_ROOT", root)
+	t.Setenv("CODESWARM_LOG_LEVEL", "info")
+	t.Setenv("OPENAI_API_KEY", "")
+}
+
+// workerProc is a standalone worker process (see runWorker in main_test.go).
+type workerProc struct {
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+}
+
+// startWorkerProcess starts a worker configured by the environment plus env.
+func startWorkerProcess(t *testing.T, env ...string) *workerProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), env...), workerEnv+"=1")
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start worker process: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return &workerProc{cmd: cmd, logs: logs}
+}
+
+// kill SIGKILLs the worker and waits for it; only then are its logs safe
+// to read.
+func (w *workerProc) kill(t *testing.T) string {
+	t.Helper()
+	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill worker %d: %v", w.cmd.Process.Pid, err)
+	}
+	_ = w.cmd.Wait()
+	return w.logs.String()
+}
+
+func (r *crashRig) startWorker() { r.worker = startWorkerProcess(r.t) }
+
+// killWorker SIGKILLs the current worker, recording what was in flight, and
+// starts a new one.
+func (r *crashRig) killWorker() {
+	r.t.Helper()
+	pending := pendingActivities(r.t, r.client, r.runID)
+	k := killPoint{before: r.model.Requests(), pending: pending, at: time.Now()}
+	if n := len(r.kills); n > 0 {
+		k.fresh = len(r.kills[n-1].before)
+	}
+	r.workerLogs = append(r.workerLogs, tail(r.worker.kill(r.t), 2000))
+	r.kills = append(r.kills, k)
+	r.startWorker()
+}
+
+// startRun starts the swarm with the real CLI, detached and without an
+// in-process worker: only the worker processes run it.
+func (r *crashRig) startRun(repo, id string) {
+	r.t.Helper()
+	r.runID = id
+	startDetached(r.t, repo, id)
+}
+
+func startDetached(t *testing.T, repo, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := cli.Execute(ctx, []string{"run", "--repo", repo, "--task", scripted.DemoTask, "--id", id, "--no-worker", "--detach", "--json"}, cli.IO{Out: &out, Err: &errb})
+	if code != 0 || strings.TrimSpace(out.String()) != id {
+		t.Fatalf("run --detach: exit %d, stdout %q\n%s", code, out.String(), tail(errb.String(), 3000))
+	}
+}
+
+// awaitResult waits for the run's result through the Temporal client.
+func awaitResult(t *testing.T, c client.Client, id string, logs func() string) activities.SwarmResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), crashRunDeadline)
+	defer cancel()
+	var res activities.SwarmResult
+	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+		t.Fatalf("result of %s: %v\nworker logs:\n%s", id, err, logs())
+	}
+	return res
+}
+
+func (r *crashRig) await(id string) activities.SwarmResult {
+	r.t.Helper()
+	return awaitResult(r.t, r.client, id, func() string { return strings.Join(r.workerLogs, "\n--- next worker ---\n") })
+}
+
+// pendingActivities names the activities pending in the running workflows
+// of run id (the swarm and its sub-agents), to log what a kill interrupted.
+func pendingActivities(t *testing.T, c client.Client, id string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100})
+	if err != nil {
+		return []string{"list workflows: " + err.Error()}
+	}
+	var out []string
+	for _, e := range resp.GetExecutions() {
+		if e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || !strings.HasPrefix(e.GetExecution().GetWorkflowId(), id) {
+			continue
+		}
+		d, err := c.DescribeWorkflowExecution(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+		if err != nil {
+			continue // finished in between
+		}
+		for _, pa := range d.GetPendingActivities() {
+			state := strings.ToLower(strings.TrimPrefix(pa.GetState().String(), "PENDING_ACTIVITY_STATE_"))
+			out = append(out, fmt.Sprintf("%s#%d(%s)", pa.GetActivityType().GetName(), pa.GetAttempt(), state))
+		}
+	}
+	return out
+}
+
+// reference is an uninterrupted run of the same script on a copy of the repo.
+type reference struct {
+	repo string
+	wait func() activities.SwarmResult
+}
+
+// startReference runs the script without any kill, in a CLI process with its
+// own in-process worker, its own model server and task queue. With address
+// "" the process starts its own embedded server.
+func startReference(t *testing.T, script scripted.Script, address string) reference {
+	t.Helper()
+	model, err := scripted.Start(script, scripted.WithAPIKey(testAPIKey))
+	if err != nil {
+		t.Fatalf("start reference model: %v", err)
+	}
+	t.Cleanup(model.Close)
+	repo, state := t.TempDir(), t.TempDir()
+	if err := scripted.WriteDemoRepo(repo); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"CODESWARM_TEMPORAL_ADDRESS=" + address, "TEMPORAL_ADDRESS=",
+		"CODESWARM_TEMPORAL_TASK_QUEUE=" + testQueue(t) + "-ref",
+		"CODESWARM_LLM_BASE_URL=" + model.URL(), "CODESWARM_LLM_API_KEY=" + testAPIKey,
+		"CODESWARM_LLM_MODEL=scripted", "CODESWARM_LOG_LEVEL=warn",
+		"CODESWARM_WORKSPACE_ROOT=" + filepath.Join(state, "ws"),
+		"CODESWARM_EMBEDDED_DB_PATH=" + filepath.Join(state, "temporal.db"),
+		fmt.Sprintf("CODESWARM_EMBEDDED_PORT=%d", freePort(t)),
+		fmt.Sprintf("CODESWARM_EMBEDDED_UI_PORT=%d", freePort(t)),
+	}
+	cmd, out, errb := cliProcess(t, env, "run", "--repo", repo, "--task", scripted.DemoTask, "--id", "reference", "--json")
+	wait := func() activities.SwarmResult {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("reference run: %v\n%s\n%s", err, out, tail(errb.String(), 4000))
+			}
+		case <-time.After(crashRunDeadline):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("reference run did not end within %s\n%s", crashRunDeadline, tail(errb.String(), 4000))
+		}
+		var res activities.SwarmResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("reference result: %v\n%s", err, out)
+		}
+		if !res.Success {
+			t.Fatalf("reference run failed:\n%s", fmtResult(res))
+		}
+		return res
+	}
+	return reference{repo: repo, wait: wait}
+}
+
+// checkLikeReference asserts a run that survived crashes ended exactly as the
+// uninterrupted one: success, same integration tree, one merge commit per
+// subtask and no edit applied twice.
+func checkLikeReference(t *testing.T, repo string, res activities.SwarmResult, ref reference) {
+	t.Helper()
+	if !res.Success || len(res.SubtaskResults) != demoSubtasks {
+		t.Fatalf("run did not succeed:\n%s", fmtResult(res))
+	}
+	for _, s := range res.SubtaskResults {
+		if s.Merge != activities.MergeMerged {
+			t.Errorf("subtask %s: merge %s, want merged", s.ID, s.Merge)
+		}
+	}
+	refRes := ref.wait()
+	got := git(t, repo, "rev-parse", res.Branch+"^{tree}")
+	want := git(t, ref.repo, "rev-parse", refRes.Branch+"^{tree}")
+	if got != want {
+		t.Errorf("integration tree %s differs from the uninterrupted run's %s:\n%s", got, want,
+			diffTrees(t, repo, res.Branch, ref.repo, refRes.Branch))
+	}
+	merges := git(t, repo, "rev-list", "--merges", "--count", res.BaseCommit+".."+res.Branch)
+	if merges != strconv.Itoa(demoSubtasks) {
+		t.Errorf("merge commits on %s: %s, want %d (one per subtask)", res.Branch, merges, demoSubtasks)
+	}
+	// Edits applied twice would duplicate these; the tree check says the
+	// same, these say which edit.
+	for _, c := range []struct{ path, once string }{
+		{"greet/greet.go", "func Greet("},
+		{"greet/greet.go", "// Package greet"},
+		{"mathx/mathx.go", "// Package mathx"},
+		{"mathx/mean.go", "func Mean("},
+		{"main.go", "mathx.Mean(nums)"},
+	} {
+		body := git(t, repo, "show", res.Branch+":"+c.path)
+		if n := strings.Count(body, c.once); n != 1 {
+			t.Errorf("%s has %q %d times, want once:\n%s", c.path, c.once, n, body)
+		}
+	}
+}
+
+// diffTrees shows which files differ, for a failing tree comparison.
+func diffTrees(t *testing.T, repoA, branchA, repoB, branchB string) string {
+	t.Helper()
+	a := git(t, repoA, "ls-tree", "-r", branchA)
+	b := git(t, repoB, "ls-tree", "-r", branchB)
+	return "crash run:\n" + a + "\nreference:\n" + b
+}
+
+// killStats is the accounting of one kill.
+type killStats struct {
+	inFlight int           // model requests unanswered at the kill
+	resent   int           // requests after the kill for answers already paid for
+	recovery time.Duration // kill to the re-send of the last interrupted call; 0 if none
+}
+
+// statsPerKill accounts each kill over the requests that arrived between it
+// and the next kill (or the end of the run).
+func statsPerKill(kills []killPoint, all []scripted.Request) []killStats {
+	out := make([]killStats, len(kills))
+	for i, k := range kills {
+		end := len(all)
+		if i+1 < len(kills) {
+			end = len(kills[i+1].before)
+		}
+		out[i] = killStats{
+			inFlight: inFlightAt(k.before[k.fresh:]),
+			resent:   resentAfter(k.before, all[:end]),
+			recovery: recoveryAfter(k, all),
+		}
+	}
+	return out
+}
+
+func requestKey(r scripted.Request) string { return fmt.Sprintf("%s|%s|%d", r.Kind, r.Agent, r.Turn) }
+
+// recoveryAfter is how long after the kill the last of the interrupted model
+// calls was sent again: the time Temporal took to notice the dead worker.
+func recoveryAfter(k killPoint, all []scripted.Request) time.Duration {
+	var worst time.Duration
+	for _, r := range k.before[k.fresh:] {
+		if r.Status != 0 || r.Kind == "" {
+			continue
+		}
+		for _, again := range all[len(k.before):] {
+			if requestKey(again) == requestKey(r) {
+				worst = max(worst, again.Time.Sub(k.at))
+				break
+			}
+		}
+	}
+	return worst
+}
+
+// reportKills logs every kill and checks that no kill made the swarm pay
+// again for more model answers than were in flight when it struck.
+func (r *crashRig) reportKills(elapsed time.Duration) {
+	r.t.Helper()
+	all := r.model.Requests()
+	totalResent, totalInFlight := 0, 0
+	for i, s := range statsPerKill(r.kills, all) {
+		r.t.Logf("kill %d at +%s: in flight %d, re-sent %d, recovery %s, pending activities %v",
+			i+1, r.kills[i].at.Sub(r.kills[0].at).Round(time.Millisecond), s.inFlight, s.resent, s.recovery.Round(time.Millisecond), r.kills[i].pending)
+		if s.resent > s.inFlight {
+			r.t.Errorf("kill %d: re-sent %d model calls that had been answered; only %d were in flight", i+1, s.resent, s.inFlight)
+		}
+		totalResent += s.resent
+		totalInFlight += s.inFlight
+	}
+	r.t.Logf("kills survived %d, model requests %d (distinct %d), in flight at kills %d, re-sent %d, run time %s",
+		len(r.kills), len(all), distinctKeys(all), totalInFlight, totalResent, elapsed.Round(time.Millisecond))
+}
+
+func distinctKeys(reqs []scripted.Request) int {
+	keys := map[string]bool{}
+	for _, q := range reqs {
+		keys[requestKey(q)] = true
+	}
+	return len(keys)
+}
+
+// newCrashRun prepares a rig, a repo and a concurrent reference run.
+func newCrashRun(t *testing.T, script scripted.Script) (*crashRig, string, reference) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("kills worker processes")
+	}
+	r := newCrashRig(t, script)
+	ref := startReference(t, script, r.server.FrontendAddress())
+	repo := t.TempDir()
+	if err := scripted.WriteDemoRepo(repo); err != nil {
+		t.Fatal(err)
+	}
+	return r, repo, ref
+}
+
+// TestWorkerCrashDuringLLMCall kills the worker while a model call is in
+// flight; a new worker finishes the run as if nothing happened.
+func TestWorkerCrashDuringLLMCall(t *testing.T) {
+	r, repo, ref := newCrashRun(t, slowDemo(crashLatency))
+	r.startWorker()
+	start := time.Now()
+	r.startRun(repo, "crash-llm")
+	waitFor(t, 2*time.Minute, func() bool {
+		return r.model.Count(scripted.KindAgent) >= 3 && agentInFlight(r.model.Requests())
+	})
+	r.killWorker()
+	res := r.await("crash-llm")
+	r.reportKills(time.Since(start))
+	if statsPerKill(r.kills, r.model.Requests())[0].inFlight == 0 {
+		t.Error("no model call was in flight at the kill")
+	}
+	checkLikeReference(t, repo, res, ref)
+}
+
+func agentInFlight(reqs []scripted.Request) bool {
+	for _, q := range reqs {
+		if q.Kind == scripted.KindAgent && q.Status == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// bashMarker is in the command of the bash call the bash test interrupts.
+const bashMarker = "bash-log.txt"
+
+// bashScript is the demo whose rename-greet agent runs a slow bash command
+// that appends a line once it is done sleeping.
+func bashScript() scripted.Script {
+	s := slowDemo(crashLatency)
+	args, _ := json.Marshal(map[string]string{"command": "sleep 5; echo once >> " + bashMarker + "; go test ./greet/"})
+	for i, a := range s.Agents {
+		if !strings.Contains(a.Match, "rename-greet") {
+			continue
+		}
+		for j, turn := range a.Turns {
+			if len(turn.ToolCalls) == 1 && turn.ToolCalls[0].Name == "bash" {
+				s.Agents[i].Turns[j].ToolCalls = []scripted.ToolCall{{Name: "bash", Arguments: string(args)}}
+			}
+		}
+	}
+	return s
+}
+
+// TestWorkerCrashDuringBash kills the worker while a bash command sleeps:
+// the interrupted command's process group dies with the worker, and the
+// re-run after recovery leaves exactly one line.
+func TestWorkerCrashDuringBash(t *testing.T) {
+	r, repo, ref := newCrashRun(t, bashScript())
+	r.startWorker()
+	start := time.Now()
+	r.startRun(repo, "crash-bash")
+	var pgid int
+	waitFor(t, 2*time.Minute, func() bool {
+		pgid = findBash(r.worker.cmd.Process.Pid, bashMarker)
+		return pgid != 0
+	})
+	t.Cleanup(func() {
+		if groupAlive(pgid) { // only a survivor of a failed check
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	})
+	time.Sleep(time.Second) // well into the sleep
+	r.killWorker()
+	killed := time.Now()
+	for groupAlive(pgid) && time.Since(killed) < 2*time.Second {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if groupAlive(pgid) {
+		t.Errorf("process group %d of the interrupted bash outlived the worker: %v", pgid, groupMembers(pgid))
+	}
+	// Recovery of a bash call: the heartbeat timeout, then the re-run.
+	waitFor(t, 2*time.Minute, func() bool { return findBash(r.worker.cmd.Process.Pid, bashMarker) != 0 })
+	t.Logf("bash re-run started %s after the kill", time.Since(killed).Round(time.Millisecond))
+	res := r.await("crash-bash")
+	r.reportKills(time.Since(start))
+	checkLikeReference(t, repo, res, ref)
+	if got := git(t, repo, "show", res.Branch+":"+bashMarker); got != "once" {
+		t.Errorf("%s = %q, want exactly one line \"once\"", bashMarker, got)
+	}
+}
+
+// findBash returns the pid of a live bash started by parent whose command
+// line contains marker, or 0. The reference run runs the same command, so
+// the parent matters.
+func findBash(parent int, marker string) int {
+	for _, p := range processes() {
+		if p.ppid == parent && p.state != "Z" && strings.HasPrefix(p.cmdline, "bash\x00-c\x00") && strings.Contains(p.cmdline, marker) {
+			return p.pid
+		}
+	}
+	return 0
+}
+
+type proc struct {
+	pid, ppid, pgrp int
+	state, cmdline  string
+}
+
+// processes lists the live processes from /proc.
+func processes() []proc {
+	ents, _ := os.ReadDir("/proc")
+	var out []proc
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name in parentheses may hold spaces; fields follow it.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 3 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		pgrp, _ := strconv.Atoi(f[2])
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		out = append(out, proc{pid: pid, ppid: ppid, pgrp: pgrp, state: f[0], cmdline: string(cmdline)})
+	}
+	return out
+}
+
+// groupMembers lists the live (not zombie) processes of a process group.
+func groupMembers(pgid int) []string {
+	var out []string
+	for _, p := range processes() {
+		if p.pgrp == pgid && p.state != "Z" {
+			out = append(out, fmt.Sprintf("%d %q", p.pid, strings.ReplaceAll(p.cmdline, "\x00", " ")))
+		}
+	}
+	return out
+}
+
+func groupAlive(pgid int) bool {
+	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
+		return false
+	}
+	return len(groupMembers(pgid)) > 0
+}
+
+// TestWorkerCrashChaos kills the worker a bounded number of times at random
+// points (model call, tool, git, merge). Each kill waits until the swarm has
+// made progress again since the previous one, then strikes after a random
+// 0.3–2 s: kills that only hit an idle worker, waiting for Temporal to time
+// out the previous one's activities, would prove nothing.
+func TestWorkerCrashChaos(t *testing.T) {
+	const kills = 3
+	r, repo, ref := newCrashRun(t, slowDemo(crashLatency))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("chaos seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, seed))
+	r.startWorker()
+	start := time.Now()
+	r.startRun(repo, "crash-chaos")
+	for range kills {
+		seen := len(r.model.Requests())
+		// Progress: a model answer after the last kill, from the new worker.
+		waitFor(t, 2*time.Minute, func() bool { return answeredSince(r.model.Requests(), seen) || runEnded(t, r.client, "crash-chaos") })
+		time.Sleep(300*time.Millisecond + time.Duration(rnd.Int64N(int64(1700*time.Millisecond))))
+		if runEnded(t, r.client, "crash-chaos") {
+			break
+		}
+		r.killWorker()
+	}
+	res := r.await("crash-chaos")
+	r.reportKills(time.Since(start))
+	checkLikeReference(t, repo, res, ref)
+}
+
+// answeredSince reports whether a request after index from was answered.
+func answeredSince(reqs []scripted.Request, from int) bool {
+	for _, q := range reqs[from:] {
+		if q.Status == 200 {
+			return true
+		}
+	}
+	return false
+}
+
+func runEnded(t *testing.T, c client.Client, id string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatalf("describe %s: %v", id, err)
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+}
