@@ -134,6 +134,34 @@ func TestDemoSwarmEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("result, status, list and watch read the finished run", func(t *testing.T) {
+		code, again := h.runJSON("result", "e2e-demo")
+		if code != 0 || again.HeadCommit != res.HeadCommit || len(again.SubtaskResults) != 3 {
+			t.Errorf("result --json: exit %d, head %s", code, again.HeadCommit)
+		}
+		code, out := h.run("status", "e2e-demo")
+		if code != 0 {
+			t.Errorf("status: exit %d", code)
+		}
+		mustContain(t, "status", out, "completed")
+		mustContain(t, "status", out, "SUCCEEDED")
+		code, out = h.run("list")
+		if code != 0 {
+			t.Errorf("list: exit %d", code)
+		}
+		mustContain(t, "list", out, "e2e-demo")
+		mustContain(t, "list", out, "Rename greet.Hello")
+		code, out = h.run("watch", "e2e-demo")
+		if code != 0 {
+			t.Errorf("watch: exit %d", code)
+		}
+		mustContain(t, "watch", out, "merged 03-update-main")
+		mustContain(t, "watch", out, "SUCCEEDED")
+		if code, out := h.run("status", "no-such-run"); code == 0 || out != "" {
+			t.Errorf("status of an unknown run: exit %d, %q", code, out)
+		}
+	})
+
 	t.Run("API key appears in no history, result or log", func(t *testing.T) {
 		for id, hist := range exportHistories(t, h.client) {
 			if strings.Contains(hist, testAPIKey) {

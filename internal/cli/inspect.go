@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -123,6 +124,15 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 			fmt.Fprintf(stdio.Out, "run %s: %s (started %s)\n", args[0], statusName(info), info.GetStartTime().AsTime().Local().Format(time.DateTime))
 			if u := e.workflowURL(args[0]); u != "" {
 				fmt.Fprintf(stdio.Out, "Web UI: %s\n", u)
+			}
+			if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				// A closed run's progress query would need a worker to replay
+				// it; its result says everything.
+				var res activities.SwarmResult
+				if err := e.client.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err == nil {
+					printSummary(stdio, res)
+				}
+				return nil
 			}
 			if p, err := queryProgress(ctx, e.client, args[0], 0); err == nil {
 				fmt.Fprintf(stdio.Out, "phase %s, %d subtasks, %d events\n", p.Phase, p.Subtasks, len(p.Events))
