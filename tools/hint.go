@@ -3,6 +3,8 @@ package tools
 import (
 	"fmt"
 	"strings"
+
+	"codeswarm/internal/textdist"
 )
 
 const hintMaxLineBytes = 200
@@ -52,7 +54,7 @@ func closestLine(content, needle string) (int, string, int) {
 		if t == "" {
 			continue
 		}
-		if d := levenshtein(needle, t, bestDist); d < bestDist {
+		if d := textdist.Levenshtein(needle, t, bestDist); d < bestDist {
 			best, bestLine, bestDist = i+1, strings.TrimRight(l, "\r"), d
 		}
 	}
@@ -64,34 +66,4 @@ func clip(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-// levenshtein is the byte edit distance of a and b; it returns bound as
-// soon as the distance is known to reach it, to keep the scan cheap.
-func levenshtein(a, b string, bound int) int {
-	if d := len(a) - len(b); d >= bound || -d >= bound {
-		return bound
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= bound {
-			return bound
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
