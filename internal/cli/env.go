@@ -194,7 +194,9 @@ func loadConfig(g *globalOpts, flags flagSource, keys map[string]string) (*confi
 // quiet raises the SDK's log level to warn unless debug logging was asked
 // for: its info lines (workers starting and stopping) are noise in a CLI.
 func quiet(logger *zap.Logger, cfg *config.Config) *zap.Logger {
-	if cfg.Log.Level == "debug" {
+	// At warn or error the logger is already quiet enough, and zap refuses
+	// (noisily, on stderr) an "increase" that would lower its level.
+	if cfg.Log.Level == "debug" || !logger.Core().Enabled(zap.InfoLevel) {
 		return logger
 	}
 	return logger.WithOptions(zap.IncreaseLevel(zap.WarnLevel))

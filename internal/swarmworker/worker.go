@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -56,7 +57,11 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	})
 	llmWorker.RegisterActivity(acts)
 
-	ws := worker.New(c, wsQueue, worker.Options{})
+	// Cancellation reaches an activity only in a heartbeat's response, and
+	// the SDK batches heartbeats to 80% of the heartbeat timeout (24 s): a
+	// cancelled run's bash would run on that long. Sending every heartbeat
+	// the tools record (every 5 s) bounds it.
+	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
 	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue}, nil

@@ -1,0 +1,66 @@
+package workflows_test
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/workflows"
+)
+
+// Recorded histories of a real demo run (see recordHistories). Replaying
+// them against the current workflow code catches changes that would break
+// runs already in flight: a new, removed or reordered command is a
+// non-determinism error.
+const (
+	replaySwarmHistory    = "testdata/swarm_history.json"
+	replaySubAgentHistory = "testdata/subagent_history.json"
+	// recordRunID is the demo run's workflow ID; recordChild is the
+	// sub-agent whose history is kept (it sends a malformed tool call, so
+	// its history has the error path too).
+	recordRunID = "replay-demo"
+	recordChild = recordRunID + ".02-mathx-docs"
+)
+
+func TestReplayRecordedHistories(t *testing.T) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
+	replayer.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
+	logger := log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, h := range []struct{ file, workflowID string }{
+		{replaySwarmHistory, recordRunID},
+		{replaySubAgentHistory, recordChild},
+	} {
+		t.Run(filepath.Base(h.file), func(t *testing.T) {
+			hist := readHistory(t, h.file)
+			// The original workflow ID, not the replayer's default: child
+			// workflow IDs are derived from it.
+			opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: h.workflowID}}
+			if err := replayer.ReplayWorkflowHistoryWithOptions(logger, hist, opts); err != nil {
+				t.Fatalf("replay %s: %v\n(an intended change to workflow logic needs workflow.GetVersion; re-record with `go test -tags record -run TestRecordHistories ./workflows/` only for changes that keep old runs replayable)", h.file, err)
+			}
+		})
+	}
+}
+
+func readHistory(t *testing.T, file string) *historypb.History {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	hist, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatalf("read %s: %v", file, err)
+	}
+	return hist
+}
