@@ -71,6 +71,9 @@ func workspaceOptions(ctx workflow.Context, queue string, timeout time.Duration,
 		TaskQueue:           queue,
 		StartToCloseTimeout: timeout,
 		HeartbeatTimeout:    heartbeatTimeout,
+		// A cancelled run waits for bash to be killed before it commits the
+		// worktree, so nothing the command writes afterwards is left out.
+		WaitForCancellation: true,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: int32(retries + 1)},
 	})
 }

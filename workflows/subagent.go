@@ -124,7 +124,7 @@ func (ag *agent) start(ctx workflow.Context) error {
 		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict,
 	}).Get(ctx, &res)
 	if err != nil {
-		return fmt.Errorf("start subtask: %w", err)
+		return fmt.Errorf("start subtask: %s", errText(err))
 	}
 	ag.st.Worktree, ag.st.Branch, ag.st.BaseCommit = res.Worktree, res.Branch, res.BaseCommit
 	return nil
@@ -315,7 +315,7 @@ func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
 	}
 	res.Status, res.Success, res.Error = outcome(exit, final, ag.in)
 	if loopErr != nil {
-		res.Error = joinErr(res.Error, loopErr.Error())
+		res.Error = joinErr(res.Error, errText(loopErr))
 	}
 	return res
 }
@@ -351,4 +351,14 @@ func joinErr(a, b string) string {
 		return a
 	}
 	return a + "; " + b
+}
+
+// errText is the readable cause of an activity failure: the application
+// error's message, without the SDK's "activity error (type: …)" wrapping.
+func errText(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Message() != "" {
+		return appErr.Message()
+	}
+	return err.Error()
 }
