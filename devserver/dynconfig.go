@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"maps"
+	"time"
 
 	"go.temporal.io/server/common/dynamicconfig"
 )
@@ -10,6 +11,10 @@ import (
 // Every activity needs two transfer tasks (schedule the activity, then the
 // next workflow task); at 20 RPS each waits up to 50 ms for a poll token.
 const queuePollRPS = 10000
+
+// historyLongPoll bounds how long a missed history notification can delay a
+// caller waiting on a workflow.
+const historyLongPoll = 250 * time.Millisecond
 
 // baseDynamicConfig is what the Temporal CLI dev server sets: features a
 // single-user dev server wants regardless of performance tuning.
@@ -43,6 +48,11 @@ func tunedDynamicConfig() map[dynamicconfig.Key]any {
 		// Workflow updates are used by callers; make sure they are on.
 		dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key():              true,
 		dynamicconfig.FrontendEnableUpdateWorkflowExecutionAsyncAccepted.Key(): true,
+		// Waiting for a workflow's result (GetWorkflowExecutionHistory with
+		// wait) sometimes misses the close notification when the workflow
+		// runs fast, and then stalls until this expires: 20 s by default.
+		// A short interval turns the stall into a cheap re-poll.
+		dynamicconfig.HistoryLongPollExpirationInterval.Key(): historyLongPoll,
 		// Background scanners only add load on a one-file SQLite store.
 		dynamicconfig.HistoryScannerEnabled.Key():    false,
 		dynamicconfig.TaskQueueScannerEnabled.Key():  false,
