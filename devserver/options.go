@@ -40,6 +40,9 @@ type Options struct {
 	// DynamicConfig holds extra dynamic config overrides (key -> value),
 	// applied on top of the tuned defaults. Integers must be of type int.
 	DynamicConfig map[string]any
+	// CodecEndpoint is a remote payload codec the Web UI calls to show
+	// encrypted payloads decoded; "" for none.
+	CodecEndpoint string
 	// Stock skips the latency tuning and keeps only what the Temporal CLI dev
 	// server sets; it exists for benchmark comparisons.
 	Stock bool

@@ -138,7 +138,7 @@ func (s *Server) initialize(ctx context.Context, o Options, p ports, logger log.
 	if !o.uiEnabled() {
 		return nil
 	}
-	ui, err := startUI(ctx, o.IP, p.ui, s.frontend, s.namespace)
+	ui, err := startUI(ctx, o.IP, p.ui, s.frontend, s.namespace, o.CodecEndpoint)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ type webUI struct {
 
 // startUI serves the Web UI on addr for the frontend at frontendAddr and
 // returns once it accepts connections.
-func startUI(ctx context.Context, ip string, port int, frontendAddr, namespace string) (*webUI, error) {
+func startUI(ctx context.Context, ip string, port int, frontendAddr, namespace, codecEndpoint string) (*webUI, error) {
 	srv := uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
 		Host:                uiHost(ip),
 		Port:                port,
@@ -34,6 +34,7 @@ func startUI(ctx context.Context, ip string, port int, frontendAddr, namespace s
 		CORS:             uiconfig.CORS{CookieInsecure: true},
 		HideLogs:         true,
 		DisableNewsFetch: true,
+		Codec:            uiconfig.Codec{Endpoint: codecEndpoint},
 	}))
 	ui := &webUI{srv: srv, done: make(chan struct{})}
 	go func() {

@@ -109,7 +109,7 @@ func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger) 
 	srv, err := devserver.Start(sctx, devserver.Options{
 		DBPath: cfg.Embedded.DBPath, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
 		Namespace: cfg.Temporal.Namespace, SearchAttributes: searchAttributes(), Logger: logger.Named("temporal"),
-		LogLevel: serverLogLevel(cfg),
+		LogLevel: serverLogLevel(cfg), CodecEndpoint: codecEndpoint(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded Temporal server (embedded.db_path %s): %w", cfg.Embedded.DBPath, err)
@@ -153,12 +153,20 @@ func (e *env) serveCodec() error {
 	return nil
 }
 
-// CodecURL is the endpoint the Web UI's codec setting should point at.
+// codecURL is the codec endpoint this process serves, if any.
 func (e *env) codecURL() string {
 	if e.codec == nil {
 		return ""
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d", e.cfg.Codec.Port)
+	return codecEndpoint(e.cfg)
+}
+
+// codecEndpoint is where the embedded server's Web UI finds the codec.
+func codecEndpoint(cfg *config.Config) string {
+	if cfg.Codec.Key == "" {
+		return ""
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", cfg.Codec.Port)
 }
 
 func (e *env) close() {
