@@ -159,6 +159,12 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 		return err
 	}
 	defer e.close()
+	return startAndFollow(ctx, e, id, in, o, stdio)
+}
+
+// startAndFollow starts the run (or attaches to it) and, unless detached,
+// follows it to the end on an existing connection.
+func startAndFollow(ctx context.Context, e *env, id string, in workflows.SwarmInput, o *runOpts, stdio IO) error {
 	run, err := startRun(ctx, e, id, in)
 	if err != nil {
 		return err

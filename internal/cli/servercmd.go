@@ -111,12 +111,21 @@ func runDemo(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *dem
 		fmt.Fprintf(stdio.Out, "demo repository: %s\nscripted model: %s\n", dir, srv.URL())
 	}
 	ro := &runOpts{repo: dir, task: scripted.DemoTask, base: "HEAD", json: o.json}
-	err = runSwarm(ctx, cfg, logger, ro, stdio)
+	in, id, err := runInput(ctx, cfg, ro)
+	if err != nil {
+		return err
+	}
+	e, err := connect(ctx, cfg, logger, connectOpts{worker: true})
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	err = startAndFollow(ctx, e, id, in, ro, stdio)
 	if err == nil && !o.json {
 		showLog(stdio, dir)
 	}
 	if o.keep {
-		fmt.Fprintln(stdio.Out, "keeping the server up; press Ctrl-C to stop")
+		fmt.Fprintf(stdio.Out, "keeping the server up (Web UI %s); press Ctrl-C to stop\n", e.uiURL)
 		<-ctx.Done()
 	}
 	return err
