@@ -105,7 +105,7 @@ func buildCompletion(req wireRequest, body []byte, reply Reply, turn int) comple
 	for i, tc := range reply.ToolCalls {
 		msg.ToolCalls = append(msg.ToolCalls, wireToolCall{
 			ID: fmt.Sprintf("call_%d_%d", turn, i), Type: "function",
-			Function: wireFunction{Name: tc.Name, Arguments: tc.Arguments},
+			Function: wireFunction(tc),
 		})
 		finish = "tool_calls"
 	}
