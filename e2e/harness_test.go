@@ -37,9 +37,21 @@ type harness struct {
 // points the CLI at them through the environment.
 func newHarness(t *testing.T, script scripted.Script) *harness {
 	t.Helper()
+	srv, model, c := startStack(t, "", script)
+	h := &harness{t: t, server: srv, model: model, client: c, queue: testQueue(t), root: t.TempDir(), logs: &bytes.Buffer{}}
+	setCLIEnv(t, srv.FrontendAddress(), h.queue, model.URL(), h.root)
+	t.Setenv("CODESWARM_LOG_LEVEL", "debug")
+	return h
+}
+
+// startStack starts the Temporal server (SQLite file at dbPath, "" in
+// memory), the scripted model that demands testAPIKey, and a client; all are
+// stopped when the test ends.
+func startStack(t *testing.T, dbPath string, script scripted.Script) (*devserver.Server, *scripted.Server, client.Client) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop()})
+	srv, err := devserver.Start(ctx, devserver.Options{DBPath: dbPath, UIPort: -1, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatalf("start temporal: %v", err)
 	}
@@ -51,19 +63,10 @@ func newHarness(t *testing.T, script scripted.Script) *harness {
 	t.Cleanup(model.Close)
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: nopLogger{}})
 	if err != nil {
-		t.Fatalf("dial: %v", err)
+		t.Fatalf("dial %s: %v", srv.FrontendAddress(), err)
 	}
 	t.Cleanup(c.Close)
-	h := &harness{t: t, server: srv, model: model, client: c, queue: "e2e-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), root: t.TempDir(), logs: &bytes.Buffer{}}
-	t.Setenv("CODESWARM_TEMPORAL_ADDRESS", srv.FrontendAddress())
-	t.Setenv("CODESWARM_TEMPORAL_TASK_QUEUE", h.queue)
-	t.Setenv("CODESWARM_LLM_BASE_URL", model.URL())
-	t.Setenv("CODESWARM_LLM_API_KEY", testAPIKey)
-	t.Setenv("CODESWARM_LLM_MODEL", "scripted")
-	t.Setenv("CODESWARM_WORKSPACE_ROOT", h.root)
-	t.Setenv("CODESWARM_LOG_LEVEL", "debug")
-	t.Setenv("OPENAI_API_KEY", "")
-	return h
+	return srv, model, c
 }
 
 // run executes the CLI in-process and returns its exit code and stdout.

@@ -19,7 +19,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
 
 	"codeswarm/activities"
 	"codeswarm/devserver"
@@ -64,23 +63,7 @@ type killPoint struct {
 
 func newCrashRig(t *testing.T, script scripted.Script) *crashRig {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{DBPath: filepath.Join(t.TempDir(), "temporal.db"), UIPort: -1, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatalf("start temporal: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	model, err := scripted.Start(script, scripted.WithAPIKey(testAPIKey))
-	if err != nil {
-		t.Fatalf("start scripted model: %v", err)
-	}
-	t.Cleanup(model.Close)
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: nopLogger{}})
-	if err != nil {
-		t.Fatalf("dial %s: %v", srv.FrontendAddress(), err)
-	}
-	t.Cleanup(c.Close)
+	srv, model, c := startStack(t, filepath.Join(t.TempDir(), "temporal.db"), script)
 	r := &crashRig{t: t, server: srv, client: c, model: model, queue: testQueue(t), root: t.TempDir()}
 	setCLIEnv(t, srv.FrontendAddress(), r.queue, model.URL(), r.root)
 	return r
