@@ -52,7 +52,7 @@ func tref(r ConvRef) transcript.Ref {
 func llmError(err error) error {
 	var e *llm.Error
 	if !errors.As(err, &e) {
-		e = llm.Classify(err)
+		return err // not a model failure (e.g. the transcript store): retry as is
 	}
 	typ := "llm." + string(e.Kind)
 	if !e.Retryable() {

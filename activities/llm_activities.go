@@ -64,9 +64,11 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err := a.Transcripts.Append(ref, head...); err != nil {
 		return PlanResult{}, err
 	}
-	rec, reused, err := a.complete(ctx, ref, keyAssistant(in.Attempt), in.Model, false)
+	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Attempt), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
+		return openai.ChatCompletionRequest{Model: in.Model, Messages: msgs}
+	})
 	if err != nil {
-		return PlanResult{}, err
+		return PlanResult{}, llmError(err)
 	}
 	out := PlanResult{Usage: Usage{rec.PromptTokens, rec.CompletionTokens}, Reused: reused}
 	subtasks, perr := ParsePlan(rec.Message.Content, in.MaxSubtasks)
@@ -78,9 +80,12 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	return out, nil
 }
 
-// complete answers the conversation at ref with one model call, unless the
-// answer under key is already stored (a retry after a crash), and stores it.
-func (a *Activities) complete(ctx context.Context, ref transcript.Ref, key, model string, withTools bool) (transcript.Record, bool, error) {
+// answer returns the model's answer stored under key, or asks the model (the
+// request built from the stored conversation) and stores the answer before
+// returning it, so a retried activity never pays for the same answer twice.
+// Model failures come back as *llm.Error for the caller to map.
+func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
+	build func([]openai.ChatCompletionMessage) openai.ChatCompletionRequest) (transcript.Record, bool, error) {
 	recs, err := a.Transcripts.Load(ref)
 	if err != nil {
 		return transcript.Record{}, false, err
@@ -88,16 +93,18 @@ func (a *Activities) complete(ctx context.Context, ref transcript.Ref, key, mode
 	if r, ok := transcript.Find(recs, key); ok {
 		return r, true, nil
 	}
-	req := openai.ChatCompletionRequest{Model: model, Messages: transcript.Messages(recs)}
-	if withTools {
-		req.Tools = tools.Definitions()
-	}
-	resp, err := a.chat(ctx, req)
+	resp, err := a.chat(ctx, build(transcript.Messages(recs)))
 	if err != nil {
-		return transcript.Record{}, false, llmError(err)
+		return transcript.Record{}, false, err
 	}
 	msg := resp.Choices[0].Message
 	msg.Role = openai.ChatMessageRoleAssistant
+	for i := range msg.ToolCalls {
+		if msg.ToolCalls[i].ID == "" {
+			msg.ToolCalls[i].ID = fmt.Sprintf("call_%s_%d", key, i)
+		}
+		msg.ToolCalls[i].Type = openai.ToolTypeFunction
+	}
 	rec := transcript.Record{Key: key, Message: msg, PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
 	if err := a.Transcripts.Append(ref, rec); err != nil {
 		return transcript.Record{}, false, err
@@ -140,47 +147,27 @@ const finalTextCap = 16 << 10
 // window, call the model with tools, store the answer.
 func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentStepResult, error) {
 	ref := tref(in.Ref)
-	key := keyAssistant(in.Turn)
-	recs, err := a.Transcripts.Load(ref)
-	if err != nil {
-		return AgentStepResult{}, err
-	}
-	if r, ok := transcript.Find(recs, key); ok {
-		res := stepResult(r)
-		res.Reused = true
-		return res, nil
-	}
-	fitted, rep := llm.FitContext(transcript.Messages(recs), in.ContextLimit)
-	resp, err := a.chat(ctx, openai.ChatCompletionRequest{Model: in.Model, Messages: fitted, Tools: tools.Definitions()})
+	var fit llm.FitReport
+	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Turn), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
+		var fitted []openai.ChatCompletionMessage
+		fitted, fit = llm.FitContext(msgs, in.ContextLimit)
+		return openai.ChatCompletionRequest{Model: in.Model, Messages: fitted, Tools: tools.Definitions()}
+	})
 	if err != nil {
 		if nudgeable(err) && activity.GetInfo(ctx).Attempt >= attemptsBeforeNudge {
 			return a.nudge(ref, in.Turn, err)
 		}
 		return AgentStepResult{}, llmError(err)
 	}
-	msg := resp.Choices[0].Message
-	msg.Role = openai.ChatMessageRoleAssistant
-	for i := range msg.ToolCalls {
-		if msg.ToolCalls[i].ID == "" {
-			msg.ToolCalls[i].ID = fmt.Sprintf("call_%d_%d", in.Turn, i)
-		}
-		msg.ToolCalls[i].Type = openai.ToolTypeFunction
-	}
-	rec := transcript.Record{Key: key, Message: msg, PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
-	if err := a.Transcripts.Append(ref, rec); err != nil {
-		return AgentStepResult{}, err
-	}
 	res := stepResult(rec)
-	res.DroppedMessages, res.TruncatedResults = rep.DroppedMessages, rep.TruncatedResults
+	res.Reused = reused
+	res.DroppedMessages, res.TruncatedResults = fit.DroppedMessages, fit.TruncatedResults
 	return res, nil
 }
 
 func nudgeable(err error) bool {
 	var e *llm.Error
-	if !errors.As(err, &e) {
-		e = llm.Classify(err)
-	}
-	return e.Kind == llm.KindEmptyResponse || e.Kind == llm.KindMalformedResponse
+	return errors.As(err, &e) && (e.Kind == llm.KindEmptyResponse || e.Kind == llm.KindMalformedResponse)
 }
 
 // nudge records an unusable answer as an empty assistant turn followed by a
@@ -285,10 +272,8 @@ func (a *Activities) Summarize(ctx context.Context, in SummarizeInput) (Summariz
 	return out, nil
 }
 
+// llmRetryable: a model error of a retryable kind, or any other failure.
 func llmRetryable(err error) bool {
 	var e *llm.Error
-	if !errors.As(err, &e) {
-		e = llm.Classify(err)
-	}
-	return e.Retryable()
+	return !errors.As(err, &e) || e.Retryable()
 }

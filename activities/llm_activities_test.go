@@ -249,7 +249,12 @@ func TestLLMError(t *testing.T) {
 		{"500", &llm.Error{Kind: llm.KindServer, StatusCode: 500}, "llm.server", true, 0},
 		{"timeout", &llm.Error{Kind: llm.KindTimeout}, "llm.timeout", true, 0},
 		{"wrapped", errors.Join(errors.New("context"), &llm.Error{Kind: llm.KindAuth, StatusCode: 403}), "llm.auth", false, 0},
-		{"unclassified", errors.New("connection reset by peer"), "llm.network", true, 0},
+	}
+	// An error that is not the model's (the transcript store failing) is
+	// returned as it is: Temporal retries it, under no llm.* label.
+	plain := errors.New("read transcript: disk full")
+	if got := llmError(plain); got != plain {
+		t.Errorf("llmError(non-model error) = %v, want it unchanged", got)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
