@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// holdIntegrationUpdate installs a reference-transaction hook that, the
+// first time the run's integration branch is moved by a merge (not created),
+// signals through marker and then holds git for hold after the update is
+// committed: the merge has landed but the activity has not returned yet.
+func holdIntegrationUpdate(t *testing.T, repo, runID, marker string, hold time.Duration) {
+	t.Helper()
+	script := fmt.Sprintf(`#!/bin/sh
+[ "$1" = committed ] || exit 0
+grep -v '^0\{40\} ' | grep -q ' refs/heads/codeswarm/%s/integration$' || exit 0
+[ -e %q ] && exit 0
+touch %q
+sleep %d
+`, runID, marker, marker, int(hold.Seconds()))
+	hook := filepath.Join(repo, ".git", "hooks", "reference-transaction")
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWorkerCrashDuringMerge kills the worker while a merge is in flight,
+// after the compare-and-swap moved the integration branch but before the
+// activity reported back. The retried merge must find its commit already
+// there: no second merge commit, the same tree as an uninterrupted run.
+func TestWorkerCrashDuringMerge(t *testing.T) {
+	r, repo, ref := newCrashRun(t, slowDemo(crashLatency))
+	marker := filepath.Join(t.TempDir(), "merge-landed")
+	holdIntegrationUpdate(t, repo, "crash-merge", marker, 5*time.Second)
+	r.startWorker()
+	start := time.Now()
+	r.startRun(repo, "crash-merge")
+	waitFor(t, 2*time.Minute, func() bool { _, err := os.Stat(marker); return err == nil })
+	r.killWorker()
+	if k := r.kills[0]; !slices.ContainsFunc(k.pending, func(p string) bool { return strings.HasPrefix(p, "MergeSubtask#") }) {
+		t.Errorf("no MergeSubtask pending at the kill: %v", k.pending)
+	}
+	res := r.await("crash-merge")
+	r.reportKills(time.Since(start))
+	checkLikeReference(t, repo, res, ref)
+}
