@@ -6,7 +6,10 @@ package llm
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -22,10 +25,11 @@ type Options struct {
 
 // Client sends chat completion requests. It is safe for concurrent use.
 type Client struct {
-	api     *openai.Client
-	apiKey  string
-	timeout time.Duration
-	now     func() time.Time
+	api      *openai.Client
+	apiKey   string
+	endpoint string // the chat completions URL, credentials redacted, for error hints
+	timeout  time.Duration
+	now      func() time.Time
 }
 
 // New builds a Client from opts.
@@ -36,11 +40,20 @@ func New(opts Options) *Client {
 	}
 	cfg.HTTPClient = wrapHTTPClient(opts.HTTPClient)
 	return &Client{
-		api:     openai.NewClientWithConfig(cfg),
-		apiKey:  opts.APIKey,
-		timeout: opts.Timeout,
-		now:     time.Now,
+		api:      openai.NewClientWithConfig(cfg),
+		apiKey:   opts.APIKey,
+		endpoint: redactURL(strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions"),
+		timeout:  opts.Timeout,
+		now:      time.Now,
 	}
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable base URL)"
+	}
+	return u.Redacted()
 }
 
 // Chat sends req as exactly one HTTP request. Every failure is an *Error;
@@ -75,6 +88,11 @@ func (c *Client) classify(err error, x *exchange) *Error {
 	}
 	if e.StatusCode != 0 {
 		e.RetryAfter = retryAfter(header, c.now())
+	}
+	if e.Kind == KindNotFound {
+		// A wrong base URL (often a missing /v1) and an unknown model both
+		// answer 404: say where we looked so the user can tell which.
+		e.Message += fmt.Sprintf(" (POST %s; check llm.base_url, which usually ends in /v1, and llm.model)", c.endpoint)
 	}
 	return e
 }

@@ -191,3 +191,21 @@ func TestChatRetryAfterPerCall(t *testing.T) {
 		}
 	}
 }
+
+// A 404 says which URL was tried, so a base URL missing /v1 is easy to spot;
+// credentials in the base URL are not repeated.
+func TestChatNotFoundNamesEndpoint(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	base := strings.Replace(srv.URL, "http://", "http://user:hunter2@", 1)
+	c := New(Options{BaseURL: base, APIKey: "sk-test-secret-key-123456"})
+	_, err := c.Chat(context.Background(), chatRequest("m"))
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindNotFound {
+		t.Fatalf("err = %v, want not_found", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "/chat/completions") || !strings.Contains(msg, "llm.base_url") || strings.Contains(msg, "hunter2") {
+		t.Errorf("404 message = %q: want the endpoint tried, a hint at llm.base_url, no password", msg)
+	}
+}
