@@ -111,7 +111,7 @@ func TestKillAndResume(t *testing.T) {
 	if merges != "3" {
 		t.Errorf("merge commits on the integration branch: %s, want 3", merges)
 	}
-	resent := resentAfter(before, model.Requests())
+	resent := resentAfter(before, model.Requests(), nil)
 	t.Logf("requests before kill %d (in flight %d), re-sent after restart %d", len(before), inFlight, resent)
 	if resent > inFlight {
 		t.Errorf("re-sent %d completed model calls; only %d were in flight at the kill", resent, inFlight)
@@ -132,17 +132,18 @@ func inFlightAt(reqs []scripted.Request) int {
 }
 
 // resentAfter counts model calls for a (kind, agent, turn) that had already
-// been answered successfully before the kill.
-func resentAfter(before, all []scripted.Request) int {
-	done := map[string]bool{}
-	for _, r := range before {
-		if r.Status == 200 {
-			done[fmt.Sprintf("%s|%s|%d", r.Kind, r.Agent, r.Turn)] = true
+// been answered successfully before the kill; answers to requests in lost
+// (in flight at an earlier kill, so never received) do not count.
+func resentAfter(before, all []scripted.Request, lost map[int]bool) int {
+	paid := map[string]bool{}
+	for j, r := range before {
+		if r.Status == 200 && !lost[j] {
+			paid[requestKey(r)] = true
 		}
 	}
 	n := 0
 	for _, r := range all[len(before):] {
-		if done[fmt.Sprintf("%s|%s|%d", r.Kind, r.Agent, r.Turn)] {
+		if paid[requestKey(r)] {
 			n++
 		}
 	}

@@ -116,7 +116,7 @@ func TestServerRestart(t *testing.T) {
 		t.Errorf("the worker did not survive the server restart: %v", err)
 	}
 	all := model.Requests()
-	resent, inFlight := resentAfter(before, all), inFlightAt(before)
+	resent, inFlight := resentAfter(before, all, nil), inFlightAt(before)
 	t.Logf("server kill: requests before %d (in flight %d), re-sent %d, requests after %d, run time %s",
 		len(before), inFlight, resent, len(all)-len(before), elapsed.Round(time.Millisecond))
 	if resent > inFlight {

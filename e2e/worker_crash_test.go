@@ -314,8 +314,14 @@ type killStats struct {
 
 // statsPerKill accounts each kill over the requests that arrived between it
 // and the next kill (or the end of the run).
+//
+// A request in flight at a kill may still get its 200 afterwards, written to
+// the dead worker's socket: that answer was never received, so it does not
+// count as paid for at any later kill (kills can come before the previous
+// one's retries have happened).
 func statsPerKill(kills []killPoint, all []scripted.Request) []killStats {
 	out := make([]killStats, len(kills))
+	lost := map[int]bool{} // requests in flight at an earlier kill
 	for i, k := range kills {
 		end := len(all)
 		if i+1 < len(kills) {
@@ -323,8 +329,13 @@ func statsPerKill(kills []killPoint, all []scripted.Request) []killStats {
 		}
 		out[i] = killStats{
 			inFlight: inFlightAt(k.before[k.fresh:]),
-			resent:   resentAfter(k.before, all[:end]),
+			resent:   resentAfter(k.before, all[:end], lost),
 			recovery: recoveryAfter(k, all),
+		}
+		for j, r := range k.before {
+			if r.Status == 0 {
+				lost[j] = true
+			}
 		}
 	}
 	return out
