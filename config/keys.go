@@ -56,7 +56,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "swarm.max_steps_per_subagent", def: 100, doc: "LLM turns one sub-agent may take"},
 		{key: "swarm.max_total_steps", def: 1500, doc: "LLM turns across the whole run"},
 		{key: "swarm.subagent_timeout", def: 10 * time.Minute, doc: "a sub-agent fails when it makes no progress for this long (the deadline resets after every step)"},
-		{key: "swarm.max_retries", def: 3, doc: "retries of a failed tool or git activity (LLM calls retry until their 1 h window closes)"},
+		{key: "swarm.max_retries", def: 3, doc: "retries of a failed tool or git activity, in sub-agents and in the run itself; 0 means one attempt, no retry (LLM calls retry until their 1 h window closes)"},
 		{key: "swarm.strategy", def: "automatic",
 			doc: "decomposition strategy: " + strings.Join(Strategies(), ", ")},
 		{key: "workspace.root", def: filepath.Join(stateDir, "workspaces"),

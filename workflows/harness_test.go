@@ -349,7 +349,7 @@ func swarmInput() workflows.SwarmInput {
 		AutoMerge: true, ResolveConflicts: true,
 		Limits: activities.Limits{
 			MaxSubagents: 10, MaxConcurrent: 4, MaxStepsPerSubagent: 20, MaxTotalSteps: 500,
-			SubagentTimeout: time.Hour, LLMTimeout: 5 * time.Minute,
+			SubagentTimeout: time.Hour, LLMTimeout: 5 * time.Minute, MaxRetries: 3,
 		},
 		Tools: activities.ToolLimits{BashTimeout: time.Minute, BashMaxTimeout: 10 * time.Minute},
 	}

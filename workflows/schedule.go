@@ -255,7 +255,7 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 // re-run from the new head when resolve_conflicts is on; its first attempt's
 // branch and commit are kept either way.
 func (s *swarm) merge(ctx workflow.Context, t *task) {
-	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, 4)
+	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries)
 	var m activities.MergeSubtaskResult
 	err := workflow.ExecuteActivity(actx, a.MergeSubtask, activities.MergeSubtaskInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,

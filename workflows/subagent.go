@@ -130,11 +130,9 @@ func (ag *agent) start(ctx workflow.Context) error {
 	return nil
 }
 
-// retries is swarm.max_retries for tool and git activities (3 if unset).
+// retries is swarm.max_retries for tool and git activities; 0 means one
+// attempt and no retry.
 func (ag *agent) retries() int {
-	if ag.in.Limits.MaxRetries <= 0 {
-		return 3
-	}
 	return ag.in.Limits.MaxRetries
 }
 

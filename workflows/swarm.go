@@ -107,7 +107,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 }
 
 func (s *swarm) prepare(ctx workflow.Context) error {
-	actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, gitTimeout, 2)
+	actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, gitTimeout, s.in.Limits.MaxRetries)
 	err := workflow.ExecuteActivity(actx, a.PrepareRun, activities.PrepareRunInput{
 		RunID: s.runID, RepoPath: s.in.RepoPath, BaseRef: s.in.BaseRef, IntegrationBranch: s.branch,
 	}).Get(ctx, &s.prep)
@@ -178,7 +178,7 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
-	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, timeout+time.Minute, 2)
+	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, timeout+time.Minute, s.in.Limits.MaxRetries)
 	var rep activities.VerifyReport
 	err := workflow.ExecuteActivity(actx, a.Verify, activities.VerifyInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, Commit: s.head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
@@ -211,7 +211,7 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 		BaseCommit: s.prep.BaseCommit, IntegrationHead: s.head,
 	}
 	var out activities.FinishRunResult
-	actx := workspaceOptions(dctx, s.prep.WorkspaceQueue, gitTimeout, 3)
+	actx := workspaceOptions(dctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries)
 	if err := workflow.ExecuteActivity(actx, a.FinishRun, in).Get(dctx, &out); err != nil {
 		workflow.GetLogger(ctx).Warn("finish run", "error", err)
 	}
