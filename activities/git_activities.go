@@ -1,12 +1,10 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -275,7 +273,7 @@ func (a *Activities) Verify(ctx context.Context, in VerifyInput) (VerifyReport, 
 		return VerifyReport{}, err
 	}
 	_ = repo.RemoveWorktree(ctx, dir, true)
-	if _, err := runGit(ctx, repo.Root, "worktree", "add", "--detach", dir, in.Commit); err != nil {
+	if err := repo.AddDetachedWorktree(ctx, dir, in.Commit); err != nil {
 		return VerifyReport{}, fmt.Errorf("verify worktree: %w", err)
 	}
 	defer func() { _ = repo.RemoveWorktree(context.WithoutCancel(ctx), dir, true) }()
@@ -359,15 +357,11 @@ func applyResult(ctx context.Context, repo *gitops.Repo, in FinishRunInput) (boo
 	return true, ""
 }
 
+// runGit runs git through gitops, so activities get the same sanitised
+// environment as every other codeswarm git command (no GIT_DIR or
+// GIT_WORK_TREE of the worker's own environment, C locale, no prompts).
 func runGit(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	return gitops.Run(ctx, dir, args...)
 }
 
 func capLines(s string, maxLines, maxBytes int) string {

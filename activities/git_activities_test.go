@@ -509,3 +509,23 @@ func TestStartSubtaskConflictNote(t *testing.T) {
 		t.Error("the conflict note comes before the instruction")
 	}
 }
+
+// TestRunGitIgnoresWorkerGitEnv runs the activities' git under a GIT_DIR and
+// GIT_WORK_TREE pointing at another repository (as in a git hook): the
+// command must still act on the repository it was pointed at.
+func TestRunGitIgnoresWorkerGitEnv(t *testing.T) {
+	mine := newGitRepo(t, map[string]string{"a.txt": "a\n"})
+	base := mine.git("rev-parse", "HEAD")
+	head := mine.commitOn("feature", base, map[string]string{"b.txt": "b\n"})
+	other := newGitRepo(t, map[string]string{"x.txt": "x\n"})
+	t.Setenv("GIT_DIR", filepath.Join(other.dir, ".git"))
+	t.Setenv("GIT_WORK_TREE", other.dir)
+
+	got, err := forkPoint(t.Context(), mine.dir, "feature", base)
+	if err != nil || got != base {
+		t.Errorf("forkPoint = %q, %v; want %s (the GIT_DIR of the environment leaked)", got, err, base)
+	}
+	if _, err := runGit(t.Context(), mine.dir, "cat-file", "-e", head); err != nil {
+		t.Errorf("cat-file of the repository's own commit: %v", err)
+	}
+}
