@@ -5,7 +5,11 @@
 package activities
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
+
+	"codeswarm/tools"
 )
 
 // Names shared between workflows, activities and the CLI. They are part of
@@ -70,6 +74,8 @@ type ToolLimits struct {
 	BashTimeout    time.Duration `json:"bash_timeout"`
 	BashMaxTimeout time.Duration `json:"bash_max_timeout"`
 	MaxOutputBytes int           `json:"max_output_bytes"`
+	// ShareMaxValueBytes caps a swarm_share value (0: tools.DefaultShareMaxValueBytes).
+	ShareMaxValueBytes int `json:"share_max_value_bytes,omitempty"`
 }
 
 // Usage counts tokens.
@@ -188,6 +194,15 @@ type ShareRequest struct {
 	Tags      []string `json:"tags,omitempty"`
 	Prefix    string   `json:"prefix,omitempty"`
 	Publisher string   `json:"publisher,omitempty"`
+}
+
+// ValidatePublish checks a publish request exactly as the swarm_share tool
+// checks its arguments, so the parent never rejects what the tool let through.
+func (r ShareRequest) ValidatePublish(maxValueBytes int) error {
+	if r.Action != tools.ShareActionPublish {
+		return fmt.Errorf("swarm_share publish update carries action %q", r.Action)
+	}
+	return tools.CheckShareArgs(tools.ShareArgs{Action: r.Action, Key: r.Key, Value: json.RawMessage(r.Value), Tags: r.Tags}, maxValueBytes)
 }
 
 // Event is one line of a run's progress, read by the CLI through ProgressQueryName.

@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// maxShareValueBytes bounds tools.share.max_value_bytes well under
+// Temporal's 2 MB payload limit.
+const maxShareValueBytes = 1 << 20
+
 // envPrefix is prepended to every key's environment variable name.
 const envPrefix = "CODESWARM"
 
@@ -69,6 +73,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "tools.bash.timeout", def: 2 * time.Minute, doc: "default timeout of a bash tool call"},
 		{key: "tools.bash.max_timeout", def: 10 * time.Minute, doc: "largest timeout a bash tool call may ask for"},
 		{key: "tools.bash.max_output_bytes", def: 30000, doc: "bash output kept per call, in bytes"},
+		{key: "tools.share.max_value_bytes", def: 16384, doc: fmt.Sprintf("largest value a swarm_share publish may carry, in bytes (at most %d: values are kept in the run's Temporal history)", maxShareValueBytes)},
 		{key: "log.level", def: "info", doc: "log level: debug, info, warn or error"},
 		{key: "log.format", def: "console", doc: "log format: console or json"},
 		{key: "codec.key", def: "", doc: `AES-256 key (32 bytes, base64 or hex) that encrypts every payload stored in Temporal; "" stores them in clear (secret; never logged)`},

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -26,10 +25,7 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 			return len(s.share), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(req activities.ShareRequest) error {
-			if strings.TrimSpace(req.Key) == "" {
-				return errors.New("swarm_share publish needs a key")
-			}
-			return nil
+			return req.ValidatePublish(s.in.Tools.ShareMaxValueBytes)
 		}})
 }
 

@@ -238,6 +238,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, ag.retries())
 		return workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
 			Ref: ag.ref(), Turn: turn, Index: index, ParentWorkflowID: ag.in.ParentWorkflowID,
+			MaxValueBytes: ag.in.Tools.ShareMaxValueBytes,
 		}).Get(ctx, nil)
 	}
 	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
