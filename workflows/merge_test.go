@@ -112,6 +112,40 @@ func TestSwarmMergeConflict(t *testing.T) {
 	}
 }
 
+// TestSwarmConflictRerunCountsAgainstMaxSubagents: a conflict re-run is a
+// sub-agent too; when max_subagents is used up, the conflict is reported
+// and the work stays on its branch instead.
+func TestSwarmConflictRerunCountsAgainstMaxSubagents(t *testing.T) {
+	for _, tt := range []struct {
+		maxSubagents, wantAttempts int
+		wantMerge                  string
+	}{
+		{maxSubagents: 2, wantAttempts: 1, wantMerge: activities.MergeConflict},
+		{maxSubagents: 3, wantAttempts: 2, wantMerge: activities.MergeMerged},
+	} {
+		w := newWorld(subtask("01-a", 0), subtask("02-b", 0))
+		firstB := commitOf("/wt/02-b-a1")
+		w.mergeFn = func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool) {
+			if in.Commit == firstB {
+				return activities.MergeSubtaskResult{Status: activities.MergeConflict, Conflicts: []string{"shared.go"}}, true
+			}
+			return activities.MergeSubtaskResult{}, false
+		}
+		in := swarmInput()
+		in.Limits.MaxSubagents = tt.maxSubagents
+		res := runSwarm(t, newEnv(t, w), in)
+		b := subtaskResult(t, res, "02-b")
+		if b.Attempts != tt.wantAttempts || b.Merge != tt.wantMerge || res.Stats.SubagentsSpawned > tt.maxSubagents {
+			t.Errorf("max_subagents %d: 02-b attempts=%d merge=%q, spawned %d; want %d %q", tt.maxSubagents,
+				b.Attempts, b.Merge, res.Stats.SubagentsSpawned, tt.wantAttempts, tt.wantMerge)
+		}
+		if tt.wantMerge == activities.MergeConflict &&
+			(!strings.Contains(b.Error, "max_subagents (2) reached") || !strings.Contains(b.Error, "kept on branch")) {
+			t.Errorf("02-b error = %q, want the cap and the kept branch named", b.Error)
+		}
+	}
+}
+
 func TestSwarmMergeActivityFails(t *testing.T) {
 	w := newWorld(subtask("01-a", 0), subtask("02-b", 1, "01-a"))
 	w.mergeErr = temporal.NewNonRetryableApplicationError("integration branch moved", "Git", nil)

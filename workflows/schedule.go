@@ -286,7 +286,13 @@ func (s *swarm) merge(ctx workflow.Context, t *task) {
 func (s *swarm) onConflict(ctx workflow.Context, t *task, paths []string) {
 	t.res.Conflicts = orEmpty(paths)
 	s.event(ctx, "conflict", t.sub.ID, "merge conflict in "+strings.Join(paths, ", "))
-	if s.in.ResolveConflicts && t.attempt == 1 && ctx.Err() == nil && s.stepAllowance() > 0 {
+	rerun := s.in.ResolveConflicts && t.attempt == 1 && ctx.Err() == nil && s.stepAllowance() > 0
+	if rerun && !s.canSpawnExtra() {
+		rerun = false
+		t.res.Error = joinErr(t.res.Error, fmt.Sprintf("not re-run to resolve the conflict: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
+		s.event(ctx, "conflict", t.sub.ID, fmt.Sprintf("not re-run: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
+	}
+	if rerun {
 		first := t.last
 		t.first = &first
 		t.conflict = &activities.ConflictInfo{Paths: paths, FirstBase: first.BaseCommit, FirstCommit: first.Commit}
@@ -298,6 +304,19 @@ func (s *swarm) onConflict(ctx workflow.Context, t *task, paths []string) {
 	if t.first != nil {
 		t.res.Error = joinErr(t.res.Error, keptNote(t.first))
 	}
+}
+
+// canSpawnExtra reports whether a sub-agent beyond the plan (a conflict
+// re-run) fits under max_subagents, counting the ones already spawned and
+// a slot for every planned subtask that has not started yet.
+func (s *swarm) canSpawnExtra() bool {
+	committed := s.spawned
+	for _, t := range s.tasks {
+		if t.state == statePending {
+			committed++
+		}
+	}
+	return committed < s.in.Limits.MaxSubagents
 }
 
 func (s *swarm) complete(t *task, status, errText string) {
