@@ -96,7 +96,9 @@ type ConvRef struct {
 	Attempt   int    `json:"attempt"`
 }
 
-// SubtaskResult is one entry of the result JSON's subtask_results.
+// SubtaskResult is one entry of the result JSON's subtask_results. For a
+// subtask re-run after a conflict, steps, tool calls, execution time, tokens
+// and LLM calls count both attempts; the rest describes the last one.
 type SubtaskResult struct {
 	ID              string   `json:"id"`
 	Name            string   `json:"name"`

@@ -236,8 +236,13 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 		PromptTokens: r.Usage.PromptTokens, CompletionTkns: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
 	}
 	if t.first != nil {
+		// Every figure counts both attempts, as the run's totals do.
 		t.res.ToolCalls += t.first.ToolCalls
 		t.res.Steps += t.first.Steps
+		t.res.ExecutionTimeMs += t.first.ExecutionTimeMs
+		t.res.PromptTokens += t.first.Usage.PromptTokens
+		t.res.CompletionTkns += t.first.Usage.CompletionTokens
+		t.res.LLMCalls += t.first.LLMCalls
 		if !r.Success {
 			// A failed re-run must still say where the first attempt's work is.
 			t.res.Error = joinErr(t.res.Error, keptNote(t.first))
