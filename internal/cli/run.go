@@ -166,6 +166,9 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 // startAndFollow starts the run (or attaches to it) and, unless detached,
 // follows it to the end on an existing connection.
 func startAndFollow(ctx context.Context, e *env, id string, in workflows.SwarmInput, o *runOpts, stdio IO) error {
+	if err := checkRunID(ctx, e, id, in.RepoPath); err != nil {
+		return err
+	}
 	run, err := startRun(ctx, e, id, in)
 	if err != nil {
 		return err
@@ -187,6 +190,9 @@ func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (
 	opts := client.StartWorkflowOptions{
 		ID: id, TaskQueue: e.cfg.Temporal.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// checkRunID refused a closed run's ID; this closes the race with a
+		// run that ends between that check and this start.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		Memo:                     map[string]any{"task": firstLine(in.Task, 200), "repo": in.RepoPath},
 	}
 	if e.cfg.Codec.Key == "" && e.hasSearchAttribute(ctx, repoAttribute) { // search attributes are never encrypted
