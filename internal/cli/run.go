@@ -64,7 +64,7 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 	f.StringVar(&o.taskFile, "task-file", "", "read the task from this file")
 	f.StringVar(&o.base, "base", "HEAD", "base ref the run starts from")
 	f.String("strategy", "automatic", "decomposition: automatic|by_domain|by_data|by_stage|none")
-	f.StringVar(&o.id, "id", "", "workflow ID of the run (default swarm-<slug>-<random>); an existing running ID is attached to")
+	f.StringVar(&o.id, "id", "", "workflow ID of the run (default swarm-<slug>-<random>); a running ID is attached to, an ended one is refused")
 	f.Int("max-subagents", 0, "maximum number of subtasks")
 	f.Int("max-concurrent", 0, "sub-agents running at once")
 	f.Int("max-steps", 0, "maximum model steps per sub-agent")
