@@ -100,30 +100,30 @@ type ConvRef struct {
 // subtask re-run after a conflict, steps, tool calls, execution time, tokens
 // and LLM calls count both attempts; the rest describes the last one.
 type SubtaskResult struct {
-	ID              string   `json:"id"`
-	Name            string   `json:"name"`
-	Stage           int      `json:"stage"`
-	Dependencies    []string `json:"dependencies"`
-	Success         bool     `json:"success"`
-	Status          string   `json:"status"`
-	Result          string   `json:"result"`
-	Steps           int      `json:"steps"`
-	ToolCalls       int      `json:"tool_calls"`
-	ExecutionTimeMs int64    `json:"execution_time_ms"`
-	Error           string   `json:"error,omitempty"`
-	Branch          string   `json:"branch,omitempty"`
-	Commit          string   `json:"commit,omitempty"`
-	FilesChanged    []string `json:"files_changed"`
-	Merge           string   `json:"merge"`
-	Conflicts       []string `json:"conflicts"`
-	ExitReason      string   `json:"exit_reason,omitempty"`
-	Attempts        int      `json:"attempts,omitempty"`
-	Worktree        string   `json:"worktree,omitempty"`
-	PromptTokens    int      `json:"prompt_tokens"`
-	CompletionTkns  int      `json:"completion_tokens"`
-	LLMCalls        int      `json:"llm_calls"`
-	MergeCommit     string   `json:"merge_commit,omitempty"`
-	VerifyFailed    bool     `json:"verify_failed,omitempty"`
+	ID               string   `json:"id"`
+	Name             string   `json:"name"`
+	Stage            int      `json:"stage"`
+	Dependencies     []string `json:"dependencies"`
+	Success          bool     `json:"success"`
+	Status           string   `json:"status"`
+	Result           string   `json:"result"`
+	Steps            int      `json:"steps"`
+	ToolCalls        int      `json:"tool_calls"`
+	ExecutionTimeMs  int64    `json:"execution_time_ms"`
+	Error            string   `json:"error,omitempty"`
+	Branch           string   `json:"branch,omitempty"`
+	Commit           string   `json:"commit,omitempty"`
+	FilesChanged     []string `json:"files_changed"`
+	Merge            string   `json:"merge"`
+	Conflicts        []string `json:"conflicts"`
+	ExitReason       string   `json:"exit_reason,omitempty"`
+	Attempts         int      `json:"attempts,omitempty"`
+	Worktree         string   `json:"worktree,omitempty"`
+	PromptTokens     int      `json:"prompt_tokens"`
+	CompletionTokens int      `json:"completion_tokens"`
+	LLMCalls         int      `json:"llm_calls"`
+	MergeCommit      string   `json:"merge_commit,omitempty"`
+	VerifyFailed     bool     `json:"verify_failed,omitempty"`
 }
 
 // StageStats is the seed's per-stage statistics.

@@ -22,7 +22,7 @@ func (r runResult) summaryLine() string {
 	if r.Success {
 		verdict = "succeeded"
 	}
-	return fmt.Sprintf("run %s: %d/%d subtasks succeeded; branch %s at %s", verdict, ok, len(r.SubtaskResults), r.Branch, short(r.HeadCommit))
+	return fmt.Sprintf("run %s: %d/%d subtasks succeeded; branch %s at %s", verdict, ok, len(r.SubtaskResults), r.Branch, activities.ShortSHA(r.HeadCommit))
 }
 
 func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) runResult {

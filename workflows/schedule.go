@@ -35,7 +35,7 @@ type task struct {
 
 // keptNote names where a first attempt's work stays after a conflict.
 func keptNote(r *SubAgentResult) string {
-	return fmt.Sprintf("first attempt kept on branch %s at %s", r.Branch, short(r.Commit))
+	return fmt.Sprintf("first attempt kept on branch %s at %s", r.Branch, activities.ShortSHA(r.Commit))
 }
 
 // removableWorktrees are the worktrees whose work is safely merged.
@@ -179,7 +179,7 @@ func (s *swarm) launch(ctx workflow.Context, t *task) {
 	if t.attempt > 1 {
 		what = "restarted to resolve a merge conflict"
 	}
-	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, short(s.head)))
+	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, activities.ShortSHA(s.head)))
 }
 
 // depResultCap bounds each dependency's result in a dependent's prompt.
@@ -216,7 +216,7 @@ func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	if !r.Success {
 		kind = "failed"
 	}
-	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, firstLine(orElse(r.Error, r.Result))))
+	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, activities.FirstLine(orElse(r.Error, r.Result), 160)))
 	if r.Success && s.in.AutoMerge && r.Changed {
 		s.merge(ctx, t)
 	}
@@ -233,7 +233,7 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 		ExecutionTimeMs: r.ExecutionTimeMs, Error: r.Error, Branch: r.Branch, Commit: r.Commit,
 		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
 		ExitReason: r.ExitReason, Attempts: t.attempt, Worktree: r.Worktree,
-		PromptTokens: r.Usage.PromptTokens, CompletionTkns: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
+		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
 	}
 	if t.first != nil {
 		// Every figure counts both attempts, as the run's totals do.
@@ -241,7 +241,7 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 		t.res.Steps += t.first.Steps
 		t.res.ExecutionTimeMs += t.first.ExecutionTimeMs
 		t.res.PromptTokens += t.first.Usage.PromptTokens
-		t.res.CompletionTkns += t.first.Usage.CompletionTokens
+		t.res.CompletionTokens += t.first.Usage.CompletionTokens
 		t.res.LLMCalls += t.first.LLMCalls
 		if !r.Success {
 			// A failed re-run must still say where the first attempt's work is.
@@ -275,7 +275,7 @@ func (s *swarm) merge(ctx workflow.Context, t *task) {
 	case activities.MergeMerged:
 		s.head = m.Commit
 		t.res.Merge, t.res.MergeCommit = activities.MergeMerged, m.Commit
-		s.event(ctx, "merged", t.sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, short(m.Commit)))
+		s.event(ctx, "merged", t.sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, activities.ShortSHA(m.Commit)))
 		if s.in.VerifyCommand != "" && s.in.VerifyMode == "each" && !s.runVerify(ctx, t.sub.ID) {
 			t.res.VerifyFailed = s.verify.BrokenBy == t.sub.ID
 		}
@@ -337,14 +337,6 @@ func capString(s string, n int) string {
 		return s
 	}
 	return s[:n] + "\n...[truncated]"
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return capString(s, 160)
 }
 
 func orElse(a, b string) string {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
@@ -86,22 +87,13 @@ func shareMatch(req activities.ShareRequest, r activities.SharedResult) bool {
 		return strings.HasPrefix(r.Key, req.Prefix)
 	case "query_tags":
 		for _, want := range req.Tags {
-			if !contains(r.Tags, want) {
+			if !slices.Contains(r.Tags, want) {
 				return false
 			}
 		}
 		return len(req.Tags) > 0
 	case "list":
 		return true
-	}
-	return false
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
 	}
 	return false
 }

@@ -115,7 +115,7 @@ func (s *swarm) prepare(ctx workflow.Context) error {
 		return fmt.Errorf("prepare run: %w", err)
 	}
 	s.head = s.prep.BaseCommit
-	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", short(s.prep.BaseCommit), s.branch))
+	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", activities.ShortSHA(s.prep.BaseCommit), s.branch))
 	return nil
 }
 
@@ -193,7 +193,7 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 		}
 	}
 	s.verify = &rep
-	s.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, short(s.head), rep.ExitCode))
+	s.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, activities.ShortSHA(s.head), rep.ExitCode))
 	return rep.OK
 }
 
@@ -240,11 +240,4 @@ func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
 func (s *swarm) failed(ctx workflow.Context, err error) activities.SwarmResult {
 	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head, Error: err.Error(),
 		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{}}}
-}
-
-func short(sha string) string {
-	if len(sha) > 10 {
-		return sha[:10]
-	}
-	return sha
 }

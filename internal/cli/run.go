@@ -193,7 +193,7 @@ func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (
 		// checkRunID refused a closed run's ID; this closes the race with a
 		// run that ends between that check and this start.
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		Memo:                  map[string]any{"task": firstLine(in.Task, 200), "repo": in.RepoPath},
+		Memo:                  map[string]any{"task": activities.FirstLine(in.Task, 200), "repo": in.RepoPath},
 	}
 	if e.cfg.Codec.Key == "" && e.hasSearchAttribute(ctx, repoAttribute) { // search attributes are never encrypted
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword(repoAttribute).ValueSet(in.RepoPath))
@@ -273,15 +273,4 @@ func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (a
 			return activities.SwarmResult{}, errors.New("interrupted: the run goes on in Temporal; follow it with `codeswarm watch " + id + "`")
 		}
 	}
-}
-
-func firstLine(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
 }
