@@ -5,7 +5,11 @@
 package activities
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
+
+	"codeswarm/tools"
 )
 
 // Names shared between workflows, activities and the CLI. They are part of
@@ -70,6 +74,8 @@ type ToolLimits struct {
 	BashTimeout    time.Duration `json:"bash_timeout"`
 	BashMaxTimeout time.Duration `json:"bash_max_timeout"`
 	MaxOutputBytes int           `json:"max_output_bytes"`
+	// ShareMaxValueBytes caps a swarm_share value (0: tools.DefaultShareMaxValueBytes).
+	ShareMaxValueBytes int `json:"share_max_value_bytes,omitempty"`
 }
 
 // Usage counts tokens.
@@ -90,32 +96,34 @@ type ConvRef struct {
 	Attempt   int    `json:"attempt"`
 }
 
-// SubtaskResult is one entry of the result JSON's subtask_results.
+// SubtaskResult is one entry of the result JSON's subtask_results. For a
+// subtask re-run after a conflict, steps, tool calls, execution time, tokens
+// and LLM calls count both attempts; the rest describes the last one.
 type SubtaskResult struct {
-	ID              string   `json:"id"`
-	Name            string   `json:"name"`
-	Stage           int      `json:"stage"`
-	Dependencies    []string `json:"dependencies"`
-	Success         bool     `json:"success"`
-	Status          string   `json:"status"`
-	Result          string   `json:"result"`
-	Steps           int      `json:"steps"`
-	ToolCalls       int      `json:"tool_calls"`
-	ExecutionTimeMs int64    `json:"execution_time_ms"`
-	Error           string   `json:"error,omitempty"`
-	Branch          string   `json:"branch,omitempty"`
-	Commit          string   `json:"commit,omitempty"`
-	FilesChanged    []string `json:"files_changed"`
-	Merge           string   `json:"merge"`
-	Conflicts       []string `json:"conflicts"`
-	ExitReason      string   `json:"exit_reason,omitempty"`
-	Attempts        int      `json:"attempts,omitempty"`
-	Worktree        string   `json:"worktree,omitempty"`
-	PromptTokens    int      `json:"prompt_tokens"`
-	CompletionTkns  int      `json:"completion_tokens"`
-	LLMCalls        int      `json:"llm_calls"`
-	MergeCommit     string   `json:"merge_commit,omitempty"`
-	VerifyFailed    bool     `json:"verify_failed,omitempty"`
+	ID               string   `json:"id"`
+	Name             string   `json:"name"`
+	Stage            int      `json:"stage"`
+	Dependencies     []string `json:"dependencies"`
+	Success          bool     `json:"success"`
+	Status           string   `json:"status"`
+	Result           string   `json:"result"`
+	Steps            int      `json:"steps"`
+	ToolCalls        int      `json:"tool_calls"`
+	ExecutionTimeMs  int64    `json:"execution_time_ms"`
+	Error            string   `json:"error,omitempty"`
+	Branch           string   `json:"branch,omitempty"`
+	Commit           string   `json:"commit,omitempty"`
+	FilesChanged     []string `json:"files_changed"`
+	Merge            string   `json:"merge"`
+	Conflicts        []string `json:"conflicts"`
+	ExitReason       string   `json:"exit_reason,omitempty"`
+	Attempts         int      `json:"attempts,omitempty"`
+	Worktree         string   `json:"worktree,omitempty"`
+	PromptTokens     int      `json:"prompt_tokens"`
+	CompletionTokens int      `json:"completion_tokens"`
+	LLMCalls         int      `json:"llm_calls"`
+	MergeCommit      string   `json:"merge_commit,omitempty"`
+	VerifyFailed     bool     `json:"verify_failed,omitempty"`
 }
 
 // StageStats is the seed's per-stage statistics.
@@ -188,6 +196,15 @@ type ShareRequest struct {
 	Tags      []string `json:"tags,omitempty"`
 	Prefix    string   `json:"prefix,omitempty"`
 	Publisher string   `json:"publisher,omitempty"`
+}
+
+// ValidatePublish checks a publish request exactly as the swarm_share tool
+// checks its arguments, so the parent never rejects what the tool let through.
+func (r ShareRequest) ValidatePublish(maxValueBytes int) error {
+	if r.Action != tools.ShareActionPublish {
+		return fmt.Errorf("swarm_share publish update carries action %q", r.Action)
+	}
+	return tools.CheckShareArgs(tools.ShareArgs{Action: r.Action, Key: r.Key, Value: json.RawMessage(r.Value), Tags: r.Tags}, maxValueBytes)
 }
 
 // Event is one line of a run's progress, read by the CLI through ProgressQueryName.

@@ -1,12 +1,10 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -184,11 +182,11 @@ func conflictNote(ctx context.Context, root string, c ConflictInfo, newBase stri
 	diff, _ := runGit(ctx, root, args...)
 	return fmt.Sprintf("NOTE: an earlier attempt of this task (commit %s) conflicted with changes merged meanwhile, in: %s.\n"+
 		"Those changes are already in your working directory. Redo the task on top of them, keeping both intents.\n"+
-		"The other side's change:\n```diff\n%s\n```", short(c.FirstCommit), strings.Join(c.Paths, ", "), capText(diff, 8000))
+		"The other side's change:\n```diff\n%s\n```", ShortSHA(c.FirstCommit), strings.Join(c.Paths, ", "), capText(diff, 8000))
 }
 
-// CommitInput commits a finished sub-agent's worktree.
-type CommitInput struct {
+// CommitSubtaskInput commits a finished sub-agent's worktree.
+type CommitSubtaskInput struct {
 	RunID      string `json:"run_id"`
 	SubtaskID  string `json:"subtask_id"`
 	Name       string `json:"name"`
@@ -196,8 +194,8 @@ type CommitInput struct {
 	BaseCommit string `json:"base_commit"`
 }
 
-// CommitOutput is the subtask's commit.
-type CommitOutput struct {
+// CommitSubtaskResult is the subtask's commit.
+type CommitSubtaskResult struct {
 	Commit       string   `json:"commit"`
 	Changed      bool     `json:"changed"`
 	FilesChanged []string `json:"files_changed"`
@@ -205,14 +203,14 @@ type CommitOutput struct {
 
 // CommitSubtask commits every change in the worktree, with trailers naming the
 // run and the subtask.
-func (a *Activities) CommitSubtask(ctx context.Context, in CommitInput) (CommitOutput, error) {
+func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (CommitSubtaskResult, error) {
 	defer keepAlive(ctx)()
 	msg := fmt.Sprintf("codeswarm: %s\n\nSubtask %s of run %s.", in.Name, in.SubtaskID, in.RunID)
 	res, err := gitops.CommitAll(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID))
 	if err != nil {
-		return CommitOutput{}, fmt.Errorf("commit subtask %s: %w", in.SubtaskID, err)
+		return CommitSubtaskResult{}, fmt.Errorf("commit subtask %s: %w", in.SubtaskID, err)
 	}
-	return CommitOutput{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged}, nil
+	return CommitSubtaskResult{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged}, nil
 }
 
 func trailers(runID, subtaskID string) [][2]string {
@@ -269,13 +267,13 @@ type VerifyInput struct {
 // Verify runs the command in a temporary detached worktree of the commit.
 func (a *Activities) Verify(ctx context.Context, in VerifyInput) (VerifyReport, error) {
 	defer keepAlive(ctx)()
-	dir := filepath.Join(a.stateDir(in.RunID), "verify-"+short(in.Commit))
+	dir := filepath.Join(a.stateDir(in.RunID), "verify-"+ShortSHA(in.Commit))
 	repo, err := gitops.Open(ctx, in.RepoPath)
 	if err != nil {
 		return VerifyReport{}, err
 	}
 	_ = repo.RemoveWorktree(ctx, dir, true)
-	if _, err := runGit(ctx, repo.Root, "worktree", "add", "--detach", dir, in.Commit); err != nil {
+	if err := repo.AddDetachedWorktree(ctx, dir, in.Commit); err != nil {
 		return VerifyReport{}, fmt.Errorf("verify worktree: %w", err)
 	}
 	defer func() { _ = repo.RemoveWorktree(context.WithoutCancel(ctx), dir, true) }()
@@ -359,15 +357,11 @@ func applyResult(ctx context.Context, repo *gitops.Repo, in FinishRunInput) (boo
 	return true, ""
 }
 
+// runGit runs git through gitops, so activities get the same sanitised
+// environment as every other codeswarm git command (no GIT_DIR or
+// GIT_WORK_TREE of the worker's own environment, C locale, no prompts).
 func runGit(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	return gitops.Run(ctx, dir, args...)
 }
 
 func capLines(s string, maxLines, maxBytes int) string {
@@ -382,11 +376,4 @@ func capLines(s string, maxLines, maxBytes int) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-func short(sha string) string {
-	if len(sha) > 10 {
-		return sha[:10]
-	}
-	return sha
 }

@@ -238,13 +238,13 @@ func TestStartSubtaskWithoutIntegrationBranch(t *testing.T) {
 
 // subtaskCommit starts a subtask, writes files into its worktree and
 // commits them through CommitSubtask.
-func (f *gitFixture) subtaskCommit(t *testing.T, id string, files map[string]string) CommitOutput {
+func (f *gitFixture) subtaskCommit(t *testing.T, id string, files map[string]string) CommitSubtaskResult {
 	t.Helper()
 	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, id, "edit files"))
 	for p, c := range files {
 		writeFile(t, filepath.Join(st.Worktree, p), c)
 	}
-	return mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, CommitInput{
+	return mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, CommitSubtaskInput{
 		RunID: runID, SubtaskID: id, Name: "name of " + id, Worktree: st.Worktree, BaseCommit: st.BaseCommit,
 	})
 }
@@ -255,9 +255,9 @@ func TestCommitSubtask(t *testing.T) {
 	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-edit", "edit"))
 	writeFile(t, filepath.Join(st.Worktree, "a.txt"), "alpha, edited\n")
 	writeFile(t, filepath.Join(st.Worktree, "new/file.txt"), "new\n")
-	in := CommitInput{RunID: runID, SubtaskID: "01-edit", Name: "edit things", Worktree: st.Worktree, BaseCommit: st.BaseCommit}
+	in := CommitSubtaskInput{RunID: runID, SubtaskID: "01-edit", Name: "edit things", Worktree: st.Worktree, BaseCommit: st.BaseCommit}
 
-	out := mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, in)
+	out := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, in)
 	if !out.Changed || out.Commit == st.BaseCommit || !reflect.DeepEqual(out.FilesChanged, []string{"a.txt", "new/file.txt"}) {
 		t.Fatalf("CommitSubtask = %+v", out)
 	}
@@ -272,14 +272,14 @@ func TestCommitSubtask(t *testing.T) {
 		t.Errorf("subject = %q", subject)
 	}
 
-	again := mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, in)
+	again := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, in)
 	if !reflect.DeepEqual(again, out) {
 		t.Errorf("retry = %+v, want %+v", again, out)
 	}
 
 	// A subtask that changed nothing commits nothing.
 	idle := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "02-idle", "look only"))
-	none := mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, CommitInput{RunID: runID, SubtaskID: "02-idle", Name: "idle", Worktree: idle.Worktree, BaseCommit: idle.BaseCommit})
+	none := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, CommitSubtaskInput{RunID: runID, SubtaskID: "02-idle", Name: "idle", Worktree: idle.Worktree, BaseCommit: idle.BaseCommit})
 	if none.Changed || none.Commit != idle.BaseCommit || len(none.FilesChanged) != 0 {
 		t.Errorf("idle commit = %+v", none)
 	}
@@ -479,7 +479,7 @@ func TestStartSubtaskRetryAfterIntegrationMoved(t *testing.T) {
 	if again.BaseCommit != first.BaseCommit {
 		t.Errorf("retry BaseCommit = %s, want the worktree's start %s", again.BaseCommit, first.BaseCommit)
 	}
-	out := mustRun[CommitOutput](t, f.env, f.a.CommitSubtask, CommitInput{
+	out := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, CommitSubtaskInput{
 		RunID: runID, SubtaskID: "01-idle", Name: "idle", Worktree: again.Worktree, BaseCommit: again.BaseCommit,
 	})
 	if out.Changed || len(out.FilesChanged) != 0 {
@@ -507,5 +507,25 @@ func TestStartSubtaskConflictNote(t *testing.T) {
 	}
 	if strings.Index(user, "NOTE:") < strings.Index(user, "Change a.txt.") {
 		t.Error("the conflict note comes before the instruction")
+	}
+}
+
+// TestRunGitIgnoresWorkerGitEnv runs the activities' git under a GIT_DIR and
+// GIT_WORK_TREE pointing at another repository (as in a git hook): the
+// command must still act on the repository it was pointed at.
+func TestRunGitIgnoresWorkerGitEnv(t *testing.T) {
+	mine := newGitRepo(t, map[string]string{"a.txt": "a\n"})
+	base := mine.git("rev-parse", "HEAD")
+	head := mine.commitOn("feature", base, map[string]string{"b.txt": "b\n"})
+	other := newGitRepo(t, map[string]string{"x.txt": "x\n"})
+	t.Setenv("GIT_DIR", filepath.Join(other.dir, ".git"))
+	t.Setenv("GIT_WORK_TREE", other.dir)
+
+	got, err := forkPoint(t.Context(), mine.dir, "feature", base)
+	if err != nil || got != base {
+		t.Errorf("forkPoint = %q, %v; want %s (the GIT_DIR of the environment leaked)", got, err, base)
+	}
+	if _, err := runGit(t.Context(), mine.dir, "cat-file", "-e", head); err != nil {
+		t.Errorf("cat-file of the repository's own commit: %v", err)
 	}
 }

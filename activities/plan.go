@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
-
-// Decomposition strategies accepted by the planner.
-var Strategies = []string{"automatic", "by_domain", "by_data", "by_stage", "none"}
 
 type rawPlan struct {
 	Subtasks []rawSubtask `json:"subtasks"`
@@ -103,7 +101,7 @@ func validatePlan(raw []rawSubtask, maxSubtasks int) ([]Subtask, error) {
 		deps := make([]string, 0, len(r.Dependencies))
 		for _, d := range r.Dependencies {
 			id := ids[strings.TrimSpace(d)]
-			if !contains(deps, id) {
+			if !slices.Contains(deps, id) {
 				deps = append(deps, id)
 			}
 		}
@@ -213,13 +211,4 @@ func Slug(s string, maxLen int) string {
 // SingleTaskPlan is the fallback plan: the whole task as one subtask.
 func SingleTaskPlan(task string) []Subtask {
 	return []Subtask{{ID: SubtaskID(0, "main"), Name: "main", Instruction: task, Specialty: "generalist", Dependencies: []string{}, NeedsWorktree: true}}
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"codeswarm/config"
 )
 
 const twoStepPlan = `{"subtasks":[
@@ -239,7 +241,7 @@ func TestPlannerMessages(t *testing.T) {
 	if strings.Contains(user2, "Repository files") {
 		t.Errorf("empty listing still announced:\n%s", user2)
 	}
-	for _, s := range Strategies {
+	for _, s := range config.Strategies() {
 		if s != "none" && strategyGuidance[s] == "" {
 			t.Errorf("strategy %q has no guidance", s)
 		}

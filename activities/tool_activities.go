@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
@@ -113,6 +115,8 @@ type SwarmShareInput struct {
 	Turn             int     `json:"turn"`
 	Index            int     `json:"index"`
 	ParentWorkflowID string  `json:"parent_workflow_id"`
+	// MaxValueBytes caps a published value (0: tools.DefaultShareMaxValueBytes).
+	MaxValueBytes int `json:"max_value_bytes,omitempty"`
 }
 
 // SwarmShareResult is the small outcome the workflow sees.
@@ -140,15 +144,30 @@ func (a *Activities) SwarmShare(ctx context.Context, in SwarmShareInput) (SwarmS
 	if _, ok := transcript.Find(recs, key); ok {
 		return SwarmShareResult{Reused: true}, nil
 	}
-	args, perr := tools.ParseShareArgs(call.Function.Arguments)
+	args, perr := tools.ParseShareArgs(call.Function.Arguments, in.MaxValueBytes)
 	out := SwarmShareResult{Action: args.Action}
 	var text string
+	if perr == nil {
+		text, err = a.share(ctx, in, args)
+		if perr = rejection(err); perr == nil && err != nil {
+			return SwarmShareResult{}, err
+		}
+	}
 	if perr != nil {
 		out.IsError, text = true, "swarm_share error: "+perr.Error()
-	} else if text, err = a.share(ctx, in, args); err != nil {
-		return SwarmShareResult{}, err
 	}
 	return out, a.Transcripts.Append(ref, toolRecord(key, call, text))
+}
+
+// rejection returns the parent's own refusal of a publish (its validator's
+// error, an application error), which is the model's to fix, not a retry's;
+// nil for transport errors, which are retried.
+func rejection(err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return errors.New(appErr.Message())
+	}
+	return nil
 }
 
 func (a *Activities) share(ctx context.Context, in SwarmShareInput, args tools.ShareArgs) (string, error) {

@@ -97,7 +97,14 @@ type VerifyConfig struct {
 
 // ToolsConfig configures the tools offered to sub-agents.
 type ToolsConfig struct {
-	Bash BashConfig `mapstructure:"bash"`
+	Bash  BashConfig  `mapstructure:"bash"`
+	Share ShareConfig `mapstructure:"share"`
+}
+
+// ShareConfig limits the swarm_share tool.
+type ShareConfig struct {
+	// MaxValueBytes caps a published value: values live in the run's history.
+	MaxValueBytes int `mapstructure:"max_value_bytes"`
 }
 
 // BashConfig limits the bash tool.

@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// maxShareValueBytes bounds tools.share.max_value_bytes well under
+// Temporal's 2 MB payload limit.
+const maxShareValueBytes = 1 << 20
+
 // envPrefix is prepended to every key's environment variable name.
 const envPrefix = "CODESWARM"
 
@@ -56,7 +60,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "swarm.max_steps_per_subagent", def: 100, doc: "LLM turns one sub-agent may take"},
 		{key: "swarm.max_total_steps", def: 1500, doc: "LLM turns across the whole run"},
 		{key: "swarm.subagent_timeout", def: 10 * time.Minute, doc: "a sub-agent fails when it makes no progress for this long (the deadline resets after every step)"},
-		{key: "swarm.max_retries", def: 3, doc: "retries of a failed tool or git activity (LLM calls retry until their 1 h window closes)"},
+		{key: "swarm.max_retries", def: 3, doc: "retries of a failed tool or git activity, in sub-agents and in the run itself; 0 means one attempt, no retry (LLM calls retry until their 1 h window closes)"},
 		{key: "swarm.strategy", def: "automatic",
 			doc: "decomposition strategy: " + strings.Join(Strategies(), ", ")},
 		{key: "workspace.root", def: filepath.Join(stateDir, "workspaces"),
@@ -69,6 +73,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "tools.bash.timeout", def: 2 * time.Minute, doc: "default timeout of a bash tool call"},
 		{key: "tools.bash.max_timeout", def: 10 * time.Minute, doc: "largest timeout a bash tool call may ask for"},
 		{key: "tools.bash.max_output_bytes", def: 30000, doc: "bash output kept per call, in bytes"},
+		{key: "tools.share.max_value_bytes", def: 16384, doc: fmt.Sprintf("largest value a swarm_share publish may carry, in bytes (at most %d: values are kept in the run's Temporal history)", maxShareValueBytes)},
 		{key: "log.level", def: "info", doc: "log level: debug, info, warn or error"},
 		{key: "log.format", def: "console", doc: "log format: console or json"},
 		{key: "codec.key", def: "", doc: `AES-256 key (32 bytes, base64 or hex) that encrypts every payload stored in Temporal; "" stores them in clear (secret; never logged)`},

@@ -36,7 +36,7 @@ func TestLoadDefaults(t *testing.T) {
 		Workspace: WorkspaceConfig{Root: filepath.Join(state, "codeswarm", "workspaces")},
 		Git:       GitConfig{AutoMerge: true, ResolveConflicts: true, BranchPrefix: "codeswarm"},
 		Verify:    VerifyConfig{Command: "", Mode: "end"},
-		Tools:     ToolsConfig{Bash: BashConfig{Timeout: 2 * time.Minute, MaxTimeout: 10 * time.Minute, MaxOutputBytes: 30000}},
+		Tools:     ToolsConfig{Bash: BashConfig{Timeout: 2 * time.Minute, MaxTimeout: 10 * time.Minute, MaxOutputBytes: 30000}, Share: ShareConfig{MaxValueBytes: 16384}},
 		Log:       LogConfig{Level: "info", Format: "console"},
 		Codec:     CodecConfig{Port: 8234},
 	}

@@ -79,6 +79,9 @@ func (c *Config) checks() []func() error {
 		func() error { return positiveDuration("tools.bash.max_timeout", c.Tools.Bash.MaxTimeout) },
 		c.checkBashTimeouts,
 		func() error { return atLeast("tools.bash.max_output_bytes", c.Tools.Bash.MaxOutputBytes, 1) },
+		func() error {
+			return between("tools.share.max_value_bytes", c.Tools.Share.MaxValueBytes, 1, maxShareValueBytes)
+		},
 		func() error { return oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error") },
 		func() error { return oneOf("log.format", c.Log.Format, "console", "json") },
 		c.checkCodecKey,
@@ -120,6 +123,13 @@ func atLeast(key string, v, lowest int) error {
 		return nil
 	}
 	return &KeyError{Key: key, Value: v, Problem: fmt.Sprintf("must be at least %d", lowest)}
+}
+
+func between(key string, v, lowest, highest int) error {
+	if v >= lowest && v <= highest {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: fmt.Sprintf("must be between %d and %d", lowest, highest)}
 }
 
 func positiveFloat(key string, v float64) error {

@@ -53,6 +53,8 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{"bash max timeout", func(c *Config) { c.Tools.Bash.MaxTimeout = time.Minute },
 			"tools.bash.max_timeout: 1m0s must be at least tools.bash.timeout (2m0s)"},
 		{"bash output", func(c *Config) { c.Tools.Bash.MaxOutputBytes = 0 }, "tools.bash.max_output_bytes: 0 must be at least 1"},
+		{"share value cap", func(c *Config) { c.Tools.Share.MaxValueBytes = 0 }, "tools.share.max_value_bytes: 0 must be between 1 and 1048576"},
+		{"share value cap too big", func(c *Config) { c.Tools.Share.MaxValueBytes = 4 << 20 }, "tools.share.max_value_bytes: 4194304 must be between 1 and 1048576"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level: "loud" is not one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not one of console, json`},
 	}

@@ -119,6 +119,9 @@ func stage0Turns() []scripted.Reply {
 		}},
 		{ToolCalls: []scripted.ToolCall{
 			tc("swarm_share", map[string]any{"action": "publish", "key": sharedKey, "value": json.RawMessage(sharedValue), "tags": []string{"finding", "version"}}),
+			// Bad arguments the parent would refuse come back as tool errors.
+			tc("swarm_share", map[string]any{"action": "publish", "key": " ", "value": 1}),
+			tc("swarm_share", map[string]any{"action": "publish", "key": "huge", "value": strings.Repeat("x", 17000)}),
 		}},
 		{Content: stage0Final},
 	}
@@ -322,9 +325,9 @@ func checkToolsResult(t *testing.T, res activities.SwarmResult) {
 	if len(subs) != 2 || s0.Stage != 0 || s1.Stage != 1 || !slices.Equal(s1.Dependencies, []string{toolsStage0ID}) {
 		t.Fatalf("want %s (stage 0) and %s (stage 1, depends on it):\n%s", toolsStage0ID, toolsStage1ID, fmtResult(res))
 	}
-	// 2+2+2+3+1+1 calls in six tool turns, then the final answer.
-	if s0.Steps != 7 || s0.ToolCalls != 11 || s0.Merge != activities.MergeMerged {
-		t.Errorf("stage 0: steps %d, tool calls %d, merge %s; want 7, 11, merged", s0.Steps, s0.ToolCalls, s0.Merge)
+	// 2+2+2+3+1+3 calls in six tool turns, then the final answer.
+	if s0.Steps != 7 || s0.ToolCalls != 13 || s0.Merge != activities.MergeMerged {
+		t.Errorf("stage 0: steps %d, tool calls %d, merge %s; want 7, 13, merged", s0.Steps, s0.ToolCalls, s0.Merge)
 	}
 	if s1.Steps != 3 || s1.ToolCalls != 6 || s1.Merge != activities.MergeMerged {
 		t.Errorf("stage 1: steps %d, tool calls %d, merge %s; want 3, 6, merged", s1.Steps, s1.ToolCalls, s1.Merge)
@@ -347,6 +350,8 @@ func checkStage0Results(t *testing.T, got []toolResult) {
 		{"multiedit", "Edited src/app/util.go: applied 2 edit(s)", false},
 		{"bash", "10\n", false},
 		{"swarm_share", `Published "` + sharedKey + `"`, false},
+		{"swarm_share", `swarm_share error: swarm_share: action "publish" requires "key" (not blank)`, true},
+		{"swarm_share", "swarm_share error: swarm_share: the value is 17002 bytes, over the limit of 16384 (tools.share.max_value_bytes)", false},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("the model saw %d tool results, want %d: %+v", len(got), len(want), got)

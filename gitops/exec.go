@@ -80,6 +80,14 @@ func git(ctx context.Context, dir string, opts runOpts, args ...string) ([]byte,
 	return nil, fmt.Errorf("git %s: %w", args[0], err)
 }
 
+// Run runs `git -C dir args...` with the environment every codeswarm git
+// command gets (see gitEnv) and returns its stdout. It is the one way to run
+// git outside this package.
+func Run(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := git(ctx, dir, runOpts{}, args...)
+	return string(out), err
+}
+
 // gitOut runs git and returns its stdout with surrounding whitespace trimmed.
 func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
 	out, err := git(ctx, dir, runOpts{}, args...)

@@ -41,7 +41,8 @@ func (r *Repo) AddWorktree(ctx context.Context, dir, branch, startSHA string) (W
 	if err := checkBranchName(ctx, branch); err != nil {
 		return Worktree{}, err
 	}
-	existing, err := r.ListWorktrees(ctx)
+	defer r.lockWorktrees()()
+	existing, err := r.listWorktrees(ctx)
 	if err != nil {
 		return Worktree{}, err
 	}
@@ -113,10 +114,11 @@ func (r *Repo) RemoveWorktree(ctx context.Context, dir string, force bool) error
 	if err != nil {
 		return fmt.Errorf("remove worktree %q: %w", dir, err)
 	}
+	defer r.lockWorktrees()()
 	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
 		return r.pruneWorktrees(ctx)
 	}
-	existing, err := r.ListWorktrees(ctx)
+	existing, err := r.listWorktrees(ctx)
 	if err != nil {
 		return err
 	}
@@ -151,6 +153,26 @@ func (r *Repo) pruneWorktrees(ctx context.Context) error {
 // ListWorktrees returns every worktree of the repository, the main one
 // first. BaseCommit is not known here and stays empty.
 func (r *Repo) ListWorktrees(ctx context.Context) ([]Worktree, error) {
+	defer r.lockWorktrees()()
+	return r.listWorktrees(ctx)
+}
+
+// AddDetachedWorktree checks commit out at dir with a detached HEAD (a
+// scratch tree, e.g. for verification); dir must not exist yet.
+func (r *Repo) AddDetachedWorktree(ctx context.Context, dir, commit string) error {
+	abs, err := r.worktreePath(dir)
+	if err != nil {
+		return err
+	}
+	defer r.lockWorktrees()()
+	if _, err := git(ctx, r.Root, runOpts{}, "worktree", "add", "--quiet", "--detach", abs, commit); err != nil {
+		return fmt.Errorf("add worktree %q at %s: %w", abs, shortSHA(commit), err)
+	}
+	return nil
+}
+
+// listWorktrees is ListWorktrees for callers holding the worktree lock.
+func (r *Repo) listWorktrees(ctx context.Context) ([]Worktree, error) {
 	out, err := git(ctx, r.Root, runOpts{}, "worktree", "list", "--porcelain", "-z")
 	if err != nil {
 		return nil, fmt.Errorf("list worktrees of %q: %w", r.Root, err)

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/google/renameio/v2"
 )
 
 // apply writes the planned post-image.
@@ -15,37 +17,26 @@ func (c *change) apply() error {
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content, never a torn file: temp file in the same
-// directory, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
+// old or the new content, never a torn file. renameio writes a temp file in
+// the same directory (WithTempDir: never /tmp, which may be another mount or
+// outside the sandbox), fsyncs it and renames it into place; the file gets
+// exactly mode (umask ignored), as the planned post-image says. renameio
+// does not fsync the directory, so the rename itself is made durable here.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create parent directories: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir), renameio.WithStaticPermissions(mode))
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
+	defer func() { _ = f.Cleanup() }()
+	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write temp file: %w", err)
 	}
-	if err = tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("chmod temp file: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("sync temp file: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("close temp file: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename into place: %w", err)
+	if err := f.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("replace %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(dir)
 }

@@ -29,26 +29,46 @@ type ShareArgs struct {
 	Prefix string          `json:"prefix,omitempty"`
 }
 
-// ParseShareArgs decodes swarm_share arguments and checks the action and
-// the fields it requires: publish needs key and value, get needs key,
-// query_tags needs tags, query_prefix needs prefix. The error text is meant
-// for the model.
-func ParseShareArgs(arguments string) (ShareArgs, error) {
+// DefaultShareMaxValueBytes caps a published value when no limit is given
+// (tools.share.max_value_bytes): every value lands in the parent's history.
+const DefaultShareMaxValueBytes = 16 << 10
+
+// ParseShareArgs decodes swarm_share arguments and checks them with
+// CheckShareArgs. The error text is meant for the model.
+func ParseShareArgs(arguments string, maxValueBytes int) (ShareArgs, error) {
 	var a ShareArgs
 	if err := json.Unmarshal([]byte(strings.TrimSpace(arguments)), &a); err != nil {
 		return ShareArgs{}, fmt.Errorf("invalid JSON arguments for swarm_share: %w", err)
+	}
+	if err := CheckShareArgs(a, maxValueBytes); err != nil {
+		return ShareArgs{}, err
+	}
+	return a, nil
+}
+
+// CheckShareArgs checks the action and the fields it requires: publish
+// needs a non-blank key and a value of at most maxValueBytes (<= 0: the
+// default), get needs a non-blank key, query_tags needs tags, query_prefix
+// needs prefix. The tool and the parent's publish validator both use it, so
+// what the tool accepts the parent accepts.
+func CheckShareArgs(a ShareArgs, maxValueBytes int) error {
+	if maxValueBytes <= 0 {
+		maxValueBytes = DefaultShareMaxValueBytes
 	}
 	var missing string
 	switch a.Action {
 	case ShareActionPublish:
 		switch {
-		case a.Key == "":
+		case strings.TrimSpace(a.Key) == "":
 			missing = "key"
 		case len(bytes.TrimSpace(a.Value)) == 0 || bytes.Equal(bytes.TrimSpace(a.Value), []byte("null")):
 			missing = "value"
+		case len(a.Value) > maxValueBytes:
+			return fmt.Errorf("swarm_share: the value is %d bytes, over the limit of %d (tools.share.max_value_bytes); publish a summary, or write the details to a file and share its path",
+				len(a.Value), maxValueBytes)
 		}
 	case ShareActionGet:
-		if a.Key == "" {
+		if strings.TrimSpace(a.Key) == "" {
 			missing = "key"
 		}
 	case ShareActionQueryTags:
@@ -61,11 +81,11 @@ func ParseShareArgs(arguments string) (ShareArgs, error) {
 		}
 	case ShareActionList:
 	default:
-		return ShareArgs{}, fmt.Errorf("swarm_share: unknown action %q; use one of %s",
+		return fmt.Errorf("swarm_share: unknown action %q; use one of %s",
 			a.Action, strings.Join(shareActions(), ", "))
 	}
 	if missing != "" {
-		return ShareArgs{}, fmt.Errorf("swarm_share: action %q requires %q", a.Action, missing)
+		return fmt.Errorf("swarm_share: action %q requires %q (not blank)", a.Action, missing)
 	}
-	return a, nil
+	return nil
 }

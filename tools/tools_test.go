@@ -102,6 +102,11 @@ func TestParseShareArgs(t *testing.T) {
 		{`{"action":"publish","key":"k"}`, ShareArgs{}, `requires "value"`},
 		{`{"action":"publish","key":"k","value":null}`, ShareArgs{}, `requires "value"`},
 		{`{"action":"publish","value":1}`, ShareArgs{}, `requires "key"`},
+		{`{"action":"publish","key":" \t","value":1}`, ShareArgs{}, `requires "key" (not blank)`},
+		{`{"action":"get","key":"  "}`, ShareArgs{}, `requires "key"`},
+		{`{"action":"publish","key":"k","value":"` + strings.Repeat("x", 62) + `"}`, ShareArgs{}, "the value is 64 bytes, over the limit of 63 (tools.share.max_value_bytes)"},
+		{`{"action":"publish","key":"k","value":"` + strings.Repeat("x", 61) + `"}`,
+			ShareArgs{Action: "publish", Key: "k", Value: json.RawMessage(`"` + strings.Repeat("x", 61) + `"`)}, ""},
 		{`{"action":"get"}`, ShareArgs{}, `requires "key"`},
 		{`{"action":"query_tags","tags":[]}`, ShareArgs{}, `requires "tags"`},
 		{`{"action":"query_prefix"}`, ShareArgs{}, `requires "prefix"`},
@@ -110,7 +115,7 @@ func TestParseShareArgs(t *testing.T) {
 		{`{"action":`, ShareArgs{}, "invalid JSON"},
 	}
 	for _, tt := range tests {
-		got, err := ParseShareArgs(tt.args)
+		got, err := ParseShareArgs(tt.args, 63)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%s: error %v, want %q", tt.args, err, tt.wantErr)
@@ -125,6 +130,10 @@ func TestParseShareArgs(t *testing.T) {
 			!slices.Equal(got.Tags, tt.want.Tags) || !bytes.Equal(got.Value, tt.want.Value) {
 			t.Errorf("%s: got %+v, want %+v", tt.args, got, tt.want)
 		}
+	}
+	big := `{"action":"publish","key":"k","value":"` + strings.Repeat("x", DefaultShareMaxValueBytes) + `"}`
+	if _, err := ParseShareArgs(big, 0); err == nil || !strings.Contains(err.Error(), "over the limit of 16384") {
+		t.Errorf("a value over the default cap: error %v", err)
 	}
 }
 

@@ -84,7 +84,7 @@ type world struct {
 	fallback script
 
 	planFn     func(in activities.PlanInput, n int) (activities.PlanResult, error)
-	commitFn   func(in activities.CommitInput) (activities.CommitOutput, error)
+	commitFn   func(in activities.CommitSubtaskInput) (activities.CommitSubtaskResult, error)
 	mergeFn    func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool)
 	verifyFn   func(in activities.VerifyInput, n int) activities.VerifyReport
 	execFn     func(in activities.ExecToolInput) activities.ExecToolResult
@@ -105,7 +105,7 @@ type world struct {
 	execs     []activities.ExecToolInput
 	summaries []activities.SummarizeInput
 	shares    []activities.SwarmShareInput
-	commits   []activities.CommitInput
+	commits   []activities.CommitSubtaskInput
 	merges    []activities.MergeSubtaskInput
 	verifies  []activities.VerifyInput
 	finishes  []activities.FinishRunInput
@@ -237,7 +237,7 @@ func (w *world) swarmShare(_ context.Context, in activities.SwarmShareInput) (ac
 
 func commitOf(worktree string) string { return "commit:" + worktree }
 
-func (w *world) commitSubtask(_ context.Context, in activities.CommitInput) (activities.CommitOutput, error) {
+func (w *world) commitSubtask(_ context.Context, in activities.CommitSubtaskInput) (activities.CommitSubtaskResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.commits = append(w.commits, in)
@@ -246,7 +246,7 @@ func (w *world) commitSubtask(_ context.Context, in activities.CommitInput) (act
 	if w.commitFn != nil {
 		return w.commitFn(in)
 	}
-	return activities.CommitOutput{Commit: commitOf(in.Worktree), Changed: true, FilesChanged: []string{in.SubtaskID + ".go"}}, nil
+	return activities.CommitSubtaskResult{Commit: commitOf(in.Worktree), Changed: true, FilesChanged: []string{in.SubtaskID + ".go"}}, nil
 }
 
 // mergeSubtask merges onto the fake integration head. It holds the merge open
@@ -349,7 +349,7 @@ func swarmInput() workflows.SwarmInput {
 		AutoMerge: true, ResolveConflicts: true,
 		Limits: activities.Limits{
 			MaxSubagents: 10, MaxConcurrent: 4, MaxStepsPerSubagent: 20, MaxTotalSteps: 500,
-			SubagentTimeout: time.Hour, LLMTimeout: 5 * time.Minute,
+			SubagentTimeout: time.Hour, LLMTimeout: 5 * time.Minute, MaxRetries: 3,
 		},
 		Tools: activities.ToolLimits{BashTimeout: time.Minute, BashMaxTimeout: 10 * time.Minute},
 	}

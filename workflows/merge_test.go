@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -109,6 +110,78 @@ func TestSwarmMergeConflict(t *testing.T) {
 				t.Errorf("head = %q, want the re-run's merge", res.HeadCommit)
 			}
 		})
+	}
+}
+
+// TestSwarmConflictRerunCountsAgainstMaxSubagents: a conflict re-run is a
+// sub-agent too; when max_subagents is used up, the conflict is reported
+// and the work stays on its branch instead.
+func TestSwarmConflictRerunCountsAgainstMaxSubagents(t *testing.T) {
+	for _, tt := range []struct {
+		maxSubagents, wantAttempts int
+		wantMerge                  string
+	}{
+		{maxSubagents: 2, wantAttempts: 1, wantMerge: activities.MergeConflict},
+		{maxSubagents: 3, wantAttempts: 2, wantMerge: activities.MergeMerged},
+	} {
+		w := newWorld(subtask("01-a", 0), subtask("02-b", 0))
+		firstB := commitOf("/wt/02-b-a1")
+		w.mergeFn = func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool) {
+			if in.Commit == firstB {
+				return activities.MergeSubtaskResult{Status: activities.MergeConflict, Conflicts: []string{"shared.go"}}, true
+			}
+			return activities.MergeSubtaskResult{}, false
+		}
+		in := swarmInput()
+		in.Limits.MaxSubagents = tt.maxSubagents
+		res := runSwarm(t, newEnv(t, w), in)
+		b := subtaskResult(t, res, "02-b")
+		if b.Attempts != tt.wantAttempts || b.Merge != tt.wantMerge || res.Stats.SubagentsSpawned > tt.maxSubagents {
+			t.Errorf("max_subagents %d: 02-b attempts=%d merge=%q, spawned %d; want %d %q", tt.maxSubagents,
+				b.Attempts, b.Merge, res.Stats.SubagentsSpawned, tt.wantAttempts, tt.wantMerge)
+		}
+		if tt.wantMerge == activities.MergeConflict &&
+			(!strings.Contains(b.Error, "max_subagents (2) reached") || !strings.Contains(b.Error, "kept on branch")) {
+			t.Errorf("02-b error = %q, want the cap and the kept branch named", b.Error)
+		}
+	}
+}
+
+// TestSwarmStatsCountEveryAttempt: a subtask re-run after a conflict
+// reports the steps, tool calls, time and tokens of both attempts, and the
+// run's sequential estimate is the sum of what the subtasks report.
+func TestSwarmStatsCountEveryAttempt(t *testing.T) {
+	w := newWorld(subtask("01-a", 0), subtask("02-b", 0))
+	w.stepDelay = time.Minute
+	firstB := commitOf("/wt/02-b-a1")
+	w.mergeFn = func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool) {
+		if in.Commit == firstB {
+			return activities.MergeSubtaskResult{Status: activities.MergeConflict, Conflicts: []string{"shared.go"}}, true
+		}
+		return activities.MergeSubtaskResult{}, false
+	}
+	res := runSwarm(t, newEnv(t, w), swarmInput())
+	a, b := subtaskResult(t, res, "01-a"), subtaskResult(t, res, "02-b")
+	if b.Attempts != 2 || b.Steps != 2*a.Steps || b.ToolCalls != 2*a.ToolCalls {
+		t.Fatalf("02-b attempts=%d steps=%d tool calls=%d; 01-a steps=%d tool calls=%d", b.Attempts, b.Steps, b.ToolCalls, a.Steps, a.ToolCalls)
+	}
+	// Both run the same script at one minute a step: two attempts take twice as long.
+	if a.ExecutionTimeMs < 2*60_000 || b.ExecutionTimeMs != 2*a.ExecutionTimeMs {
+		t.Errorf("execution time: 01-a %d ms, 02-b %d ms; want 02-b to count both attempts", a.ExecutionTimeMs, b.ExecutionTimeMs)
+	}
+	if b.PromptTokens != 2*a.PromptTokens || b.LLMCalls != 2*a.LLMCalls {
+		t.Errorf("02-b tokens %d, llm calls %d; 01-a %d, %d; want both attempts", b.PromptTokens, b.LLMCalls, a.PromptTokens, a.LLMCalls)
+	}
+	st := res.Stats
+	if st.SequentialTimeEstimateMs != a.ExecutionTimeMs+b.ExecutionTimeMs || st.TotalToolCalls != a.ToolCalls+b.ToolCalls {
+		t.Errorf("stats sequential %d ms, tool calls %d; want the subtasks' sums %d, %d",
+			st.SequentialTimeEstimateMs, st.TotalToolCalls, a.ExecutionTimeMs+b.ExecutionTimeMs, a.ToolCalls+b.ToolCalls)
+	}
+	if g := st.Stages[0]; g.TotalSteps != a.Steps+b.Steps || g.MaxSteps != b.Steps || g.ExecutionTimeMs != b.ExecutionTimeMs {
+		t.Errorf("stage 0 stats = %+v", g)
+	}
+	if st.CriticalPathLength != b.Steps {
+		t.Errorf("critical path = %d, want 02-b's %d steps", st.CriticalPathLength, b.Steps)
 	}
 }
 

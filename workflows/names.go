@@ -66,6 +66,9 @@ func llmOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
 	})
 }
 
+// workspaceOptions runs a tool or git activity on queue with retries retries
+// (swarm.max_retries): MaximumAttempts is retries+1, so 0 is one attempt and
+// never Temporal's "0 = unlimited".
 func workspaceOptions(ctx workflow.Context, queue string, timeout time.Duration, retries int) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           queue,

@@ -22,7 +22,7 @@ func (r runResult) summaryLine() string {
 	if r.Success {
 		verdict = "succeeded"
 	}
-	return fmt.Sprintf("run %s: %d/%d subtasks succeeded; branch %s at %s", verdict, ok, len(r.SubtaskResults), r.Branch, short(r.HeadCommit))
+	return fmt.Sprintf("run %s: %d/%d subtasks succeeded; branch %s at %s", verdict, ok, len(r.SubtaskResults), r.Branch, activities.ShortSHA(r.HeadCommit))
 }
 
 func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) runResult {
@@ -85,9 +85,13 @@ func runError(r activities.SwarmResult) string {
 	return strings.Join(parts, "; ")
 }
 
-// stats computes the seed's statistics. The critical path is the longest
-// dependency chain weighted by steps (with stage barriers, as in the seed,
-// it equals the sum of each stage's maximum).
+// stats computes the seed's statistics from the subtask results, which count
+// every attempt of a re-run subtask (steps, tool calls, time), so the
+// sequential estimate is the sum of the sub-agents' own running times.
+// The critical path is the longest dependency chain weighted by steps. The
+// seed, which runs stages behind barriers, reports the sum of each stage's
+// maximum instead: never less than this figure, and equal only when each
+// stage's longest subtask depends on the previous stage's longest one.
 func (s *swarm) stats(ctx workflow.Context) activities.Stats {
 	st := activities.Stats{
 		SubagentsSpawned: s.spawned, TotalLLMCalls: s.llmCalls,

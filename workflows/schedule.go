@@ -35,7 +35,7 @@ type task struct {
 
 // keptNote names where a first attempt's work stays after a conflict.
 func keptNote(r *SubAgentResult) string {
-	return fmt.Sprintf("first attempt kept on branch %s at %s", r.Branch, short(r.Commit))
+	return fmt.Sprintf("first attempt kept on branch %s at %s", r.Branch, activities.ShortSHA(r.Commit))
 }
 
 // removableWorktrees are the worktrees whose work is safely merged.
@@ -179,7 +179,7 @@ func (s *swarm) launch(ctx workflow.Context, t *task) {
 	if t.attempt > 1 {
 		what = "restarted to resolve a merge conflict"
 	}
-	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, short(s.head)))
+	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, activities.ShortSHA(s.head)))
 }
 
 // depResultCap bounds each dependency's result in a dependent's prompt.
@@ -216,7 +216,7 @@ func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	if !r.Success {
 		kind = "failed"
 	}
-	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, firstLine(orElse(r.Error, r.Result))))
+	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, activities.FirstLine(orElse(r.Error, r.Result), 160)))
 	if r.Success && s.in.AutoMerge && r.Changed {
 		s.merge(ctx, t)
 	}
@@ -233,11 +233,16 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 		ExecutionTimeMs: r.ExecutionTimeMs, Error: r.Error, Branch: r.Branch, Commit: r.Commit,
 		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
 		ExitReason: r.ExitReason, Attempts: t.attempt, Worktree: r.Worktree,
-		PromptTokens: r.Usage.PromptTokens, CompletionTkns: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
+		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
 	}
 	if t.first != nil {
+		// Every figure counts both attempts, as the run's totals do.
 		t.res.ToolCalls += t.first.ToolCalls
 		t.res.Steps += t.first.Steps
+		t.res.ExecutionTimeMs += t.first.ExecutionTimeMs
+		t.res.PromptTokens += t.first.Usage.PromptTokens
+		t.res.CompletionTokens += t.first.Usage.CompletionTokens
+		t.res.LLMCalls += t.first.LLMCalls
 		if !r.Success {
 			// A failed re-run must still say where the first attempt's work is.
 			t.res.Error = joinErr(t.res.Error, keptNote(t.first))
@@ -255,7 +260,7 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 // re-run from the new head when resolve_conflicts is on; its first attempt's
 // branch and commit are kept either way.
 func (s *swarm) merge(ctx workflow.Context, t *task) {
-	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, 4)
+	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries)
 	var m activities.MergeSubtaskResult
 	err := workflow.ExecuteActivity(actx, a.MergeSubtask, activities.MergeSubtaskInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,
@@ -270,7 +275,7 @@ func (s *swarm) merge(ctx workflow.Context, t *task) {
 	case activities.MergeMerged:
 		s.head = m.Commit
 		t.res.Merge, t.res.MergeCommit = activities.MergeMerged, m.Commit
-		s.event(ctx, "merged", t.sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, short(m.Commit)))
+		s.event(ctx, "merged", t.sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, activities.ShortSHA(m.Commit)))
 		if s.in.VerifyCommand != "" && s.in.VerifyMode == "each" && !s.runVerify(ctx, t.sub.ID) {
 			t.res.VerifyFailed = s.verify.BrokenBy == t.sub.ID
 		}
@@ -286,7 +291,13 @@ func (s *swarm) merge(ctx workflow.Context, t *task) {
 func (s *swarm) onConflict(ctx workflow.Context, t *task, paths []string) {
 	t.res.Conflicts = orEmpty(paths)
 	s.event(ctx, "conflict", t.sub.ID, "merge conflict in "+strings.Join(paths, ", "))
-	if s.in.ResolveConflicts && t.attempt == 1 && ctx.Err() == nil && s.stepAllowance() > 0 {
+	rerun := s.in.ResolveConflicts && t.attempt == 1 && ctx.Err() == nil && s.stepAllowance() > 0
+	if rerun && !s.canSpawnExtra() {
+		rerun = false
+		t.res.Error = joinErr(t.res.Error, fmt.Sprintf("not re-run to resolve the conflict: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
+		s.event(ctx, "conflict", t.sub.ID, fmt.Sprintf("not re-run: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
+	}
+	if rerun {
 		first := t.last
 		t.first = &first
 		t.conflict = &activities.ConflictInfo{Paths: paths, FirstBase: first.BaseCommit, FirstCommit: first.Commit}
@@ -298,6 +309,19 @@ func (s *swarm) onConflict(ctx workflow.Context, t *task, paths []string) {
 	if t.first != nil {
 		t.res.Error = joinErr(t.res.Error, keptNote(t.first))
 	}
+}
+
+// canSpawnExtra reports whether a sub-agent beyond the plan (a conflict
+// re-run) fits under max_subagents, counting the ones already spawned and
+// a slot for every planned subtask that has not started yet.
+func (s *swarm) canSpawnExtra() bool {
+	committed := s.spawned
+	for _, t := range s.tasks {
+		if t.state == statePending {
+			committed++
+		}
+	}
+	return committed < s.in.Limits.MaxSubagents
 }
 
 func (s *swarm) complete(t *task, status, errText string) {
@@ -313,14 +337,6 @@ func capString(s string, n int) string {
 		return s
 	}
 	return s[:n] + "\n...[truncated]"
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return capString(s, 160)
 }
 
 func orElse(a, b string) string {

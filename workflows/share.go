@@ -2,8 +2,8 @@ package workflows
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
@@ -26,10 +26,7 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 			return len(s.share), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(req activities.ShareRequest) error {
-			if strings.TrimSpace(req.Key) == "" {
-				return errors.New("swarm_share publish needs a key")
-			}
-			return nil
+			return req.ValidatePublish(s.in.Tools.ShareMaxValueBytes)
 		}})
 }
 
@@ -90,22 +87,13 @@ func shareMatch(req activities.ShareRequest, r activities.SharedResult) bool {
 		return strings.HasPrefix(r.Key, req.Prefix)
 	case "query_tags":
 		for _, want := range req.Tags {
-			if !contains(r.Tags, want) {
+			if !slices.Contains(r.Tags, want) {
 				return false
 			}
 		}
 		return len(req.Tags) > 0
 	case "list":
 		return true
-	}
-	return false
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
 	}
 	return false
 }

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,11 +60,12 @@ func TestSwarmShareHandlers(t *testing.T) {
 	w.stepDelay = time.Minute // the run lasts long enough to talk to it
 	env := newEnv(t, w)
 
-	var first, second, empty, replace *publishOutcome
+	var first, second, empty, big, replace *publishOutcome
 	env.RegisterDelayedCallback(func() {
 		first = publish(env, "u1", activities.ShareRequest{Action: "publish", Key: "api/auth", Value: `{"a":1}`, Tags: []string{"auth"}, Publisher: "01-a"})
 		second = publish(env, "u2", activities.ShareRequest{Action: "publish", Key: "api/db", Value: `"pg"`, Tags: []string{"db", "auth"}, Publisher: "01-a"})
 		empty = publish(env, "u3", activities.ShareRequest{Action: "publish", Key: "  ", Value: `1`})
+		big = publish(env, "u5", activities.ShareRequest{Action: "publish", Key: "big", Value: `"` + strings.Repeat("x", 99) + `"`})
 	}, 30*time.Second)
 
 	queries := []struct {
@@ -88,7 +90,9 @@ func TestSwarmShareHandlers(t *testing.T) {
 		replace = publish(env, "u4", activities.ShareRequest{Action: "publish", Key: "api/auth", Value: `{"a":2}`, Tags: []string{"auth"}})
 	}, 90*time.Second)
 
-	res := runSwarm(t, env, swarmInput())
+	in := swarmInput()
+	in.Tools.ShareMaxValueBytes = 100
+	res := runSwarm(t, env, in)
 	if !res.Success {
 		t.Fatalf("run failed: %s", res.Error)
 	}
@@ -100,6 +104,9 @@ func TestSwarmShareHandlers(t *testing.T) {
 	}
 	if empty == nil || empty.rejected == nil || empty.accepted || empty.done {
 		t.Errorf("empty-key publish = %+v, want rejected by the validator", empty)
+	}
+	if big == nil || big.rejected == nil || !strings.Contains(big.rejected.Error(), "101 bytes, over the limit of 100") {
+		t.Errorf("over-cap publish = %+v, want rejected naming the limit", big)
 	}
 
 	// After the run, each subtask's result is in the store, tagged.

@@ -47,45 +47,47 @@ type SubAgentInput struct {
 	State              *SubAgentState `json:"state,omitempty"`
 }
 
-// SubAgentState is what a continued run carries over: counters and
-// references, never the conversation.
-type SubAgentState struct {
+// AgentTally is where a sub-agent works and what it has done so far. The
+// state a continued run carries over and the result it returns both embed
+// it, so it is copied once, and its fields keep their JSON names at the top
+// level of each (running histories depend on them).
+type AgentTally struct {
 	Worktree   string           `json:"worktree"`
 	Branch     string           `json:"branch"`
 	BaseCommit string           `json:"base_commit"`
-	Turn       int              `json:"turn"`
 	Steps      int              `json:"steps"`
 	ToolCalls  int              `json:"tool_calls"`
 	LLMCalls   int              `json:"llm_calls"`
 	Usage      activities.Usage `json:"usage"`
-	LastSig    string           `json:"last_sig,omitempty"`
-	Repeats    int              `json:"repeats,omitempty"`
-	StartedAt  time.Time        `json:"started_at"`
-	Deadline   time.Time        `json:"deadline"`
-	Runs       int              `json:"runs"`
+}
+
+// SubAgentState is what a continued run carries over: counters and
+// references, never the conversation.
+type SubAgentState struct {
+	AgentTally
+	Turn      int       `json:"turn"`
+	LastSig   string    `json:"last_sig,omitempty"`
+	Repeats   int       `json:"repeats,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	Deadline  time.Time `json:"deadline"`
+	Runs      int       `json:"runs"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
 type SubAgentResult struct {
-	SubtaskID       string           `json:"subtask_id"`
-	Attempt         int              `json:"attempt"`
-	Success         bool             `json:"success"`
-	Status          string           `json:"status"`
-	ExitReason      string           `json:"exit_reason"`
-	Result          string           `json:"result"`
-	Error           string           `json:"error,omitempty"`
-	Steps           int              `json:"steps"`
-	ToolCalls       int              `json:"tool_calls"`
-	LLMCalls        int              `json:"llm_calls"`
-	Usage           activities.Usage `json:"usage"`
-	Worktree        string           `json:"worktree"`
-	Branch          string           `json:"branch"`
-	BaseCommit      string           `json:"base_commit"`
-	Commit          string           `json:"commit"`
-	Changed         bool             `json:"changed"`
-	FilesChanged    []string         `json:"files_changed"`
-	ExecutionTimeMs int64            `json:"execution_time_ms"`
-	ContinuedAsNew  int              `json:"continued_as_new"`
+	SubtaskID  string `json:"subtask_id"`
+	Attempt    int    `json:"attempt"`
+	Success    bool   `json:"success"`
+	Status     string `json:"status"`
+	ExitReason string `json:"exit_reason"`
+	Result     string `json:"result"`
+	Error      string `json:"error,omitempty"`
+	AgentTally
+	Commit          string   `json:"commit"`
+	Changed         bool     `json:"changed"`
+	FilesChanged    []string `json:"files_changed"`
+	ExecutionTimeMs int64    `json:"execution_time_ms"`
+	ContinuedAsNew  int      `json:"continued_as_new"`
 }
 
 // SubAgentWorkflow runs the tool-calling loop of one subtask in its own
@@ -130,11 +132,9 @@ func (ag *agent) start(ctx workflow.Context) error {
 	return nil
 }
 
-// retries is swarm.max_retries for tool and git activities (3 if unset).
+// retries is swarm.max_retries for tool and git activities; 0 means one
+// attempt and no retry.
 func (ag *agent) retries() int {
-	if ag.in.Limits.MaxRetries <= 0 {
-		return 3
-	}
 	return ag.in.Limits.MaxRetries
 }
 
@@ -240,6 +240,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, ag.retries())
 		return workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
 			Ref: ag.ref(), Turn: turn, Index: index, ParentWorkflowID: ag.in.ParentWorkflowID,
+			MaxValueBytes: ag.in.Tools.ShareMaxValueBytes,
 		}).Get(ctx, nil)
 	}
 	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
@@ -276,8 +277,8 @@ func (ag *agent) errorExit(ctx workflow.Context, err error) string {
 func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error) SubAgentResult {
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	var commit activities.CommitOutput
-	cerr := workflow.ExecuteActivity(ag.gitCtx(dctx), a.CommitSubtask, activities.CommitInput{
+	var commit activities.CommitSubtaskResult
+	cerr := workflow.ExecuteActivity(ag.gitCtx(dctx), a.CommitSubtask, activities.CommitSubtaskInput{
 		RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Name: ag.in.Subtask.Name, Worktree: ag.st.Worktree, BaseCommit: ag.st.BaseCommit,
 	}).Get(dctx, &commit)
 	res := ag.result(exit, final, loopErr)
@@ -310,8 +311,7 @@ func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
 	}
 	res := SubAgentResult{
 		SubtaskID: ag.in.Subtask.ID, Attempt: ag.in.Attempt, ExitReason: exit, Result: final,
-		Steps: st.Steps, ToolCalls: st.ToolCalls, LLMCalls: st.LLMCalls, Usage: st.Usage,
-		Worktree: st.Worktree, Branch: st.Branch, BaseCommit: st.BaseCommit, ContinuedAsNew: st.Runs,
+		AgentTally: st.AgentTally, ContinuedAsNew: st.Runs,
 	}
 	res.Status, res.Success, res.Error = outcome(exit, final, ag.in)
 	if loopErr != nil {

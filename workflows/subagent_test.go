@@ -45,8 +45,8 @@ func runAgent(t *testing.T, env *testsuite.TestWorkflowEnvironment, in workflows
 	return res
 }
 
-func unchanged(in activities.CommitInput) (activities.CommitOutput, error) {
-	return activities.CommitOutput{Commit: baseCommit, Changed: false, FilesChanged: []string{}}, nil
+func unchanged(in activities.CommitSubtaskInput) (activities.CommitSubtaskResult, error) {
+	return activities.CommitSubtaskResult{Commit: baseCommit, Changed: false, FilesChanged: []string{}}, nil
 }
 
 func nudged() activities.AgentStepResult {
@@ -65,7 +65,7 @@ func TestSubAgentLoop(t *testing.T) {
 		script    script
 		maxSteps  int
 		readOnly  bool
-		commitFn  func(activities.CommitInput) (activities.CommitOutput, error)
+		commitFn  func(activities.CommitSubtaskInput) (activities.CommitSubtaskResult, error)
 		stepDelay time.Duration
 		timeout   time.Duration
 
@@ -97,8 +97,8 @@ func TestSubAgentLoop(t *testing.T) {
 		},
 		{
 			name: "commit fails", script: toolsThenDone(1),
-			commitFn: func(activities.CommitInput) (activities.CommitOutput, error) {
-				return activities.CommitOutput{}, temporal.NewNonRetryableApplicationError("disk full", "Commit", nil)
+			commitFn: func(activities.CommitSubtaskInput) (activities.CommitSubtaskResult, error) {
+				return activities.CommitSubtaskResult{}, temporal.NewNonRetryableApplicationError("disk full", "Commit", nil)
 			},
 			wantExit: "completed", wantStatus: "completed", wantErr: "commit: ", wantSteps: 2, wantTools: 1,
 		},

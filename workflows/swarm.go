@@ -107,7 +107,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 }
 
 func (s *swarm) prepare(ctx workflow.Context) error {
-	actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, gitTimeout, 2)
+	actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, gitTimeout, s.in.Limits.MaxRetries)
 	err := workflow.ExecuteActivity(actx, a.PrepareRun, activities.PrepareRunInput{
 		RunID: s.runID, RepoPath: s.in.RepoPath, BaseRef: s.in.BaseRef, IntegrationBranch: s.branch,
 	}).Get(ctx, &s.prep)
@@ -115,7 +115,7 @@ func (s *swarm) prepare(ctx workflow.Context) error {
 		return fmt.Errorf("prepare run: %w", err)
 	}
 	s.head = s.prep.BaseCommit
-	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", short(s.prep.BaseCommit), s.branch))
+	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", activities.ShortSHA(s.prep.BaseCommit), s.branch))
 	return nil
 }
 
@@ -178,7 +178,7 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
-	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, timeout+time.Minute, 2)
+	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, timeout+time.Minute, s.in.Limits.MaxRetries)
 	var rep activities.VerifyReport
 	err := workflow.ExecuteActivity(actx, a.Verify, activities.VerifyInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, Commit: s.head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
@@ -193,7 +193,7 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 		}
 	}
 	s.verify = &rep
-	s.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, short(s.head), rep.ExitCode))
+	s.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, activities.ShortSHA(s.head), rep.ExitCode))
 	return rep.OK
 }
 
@@ -211,7 +211,7 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 		BaseCommit: s.prep.BaseCommit, IntegrationHead: s.head,
 	}
 	var out activities.FinishRunResult
-	actx := workspaceOptions(dctx, s.prep.WorkspaceQueue, gitTimeout, 3)
+	actx := workspaceOptions(dctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries)
 	if err := workflow.ExecuteActivity(actx, a.FinishRun, in).Get(dctx, &out); err != nil {
 		workflow.GetLogger(ctx).Warn("finish run", "error", err)
 	}
@@ -240,11 +240,4 @@ func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
 func (s *swarm) failed(ctx workflow.Context, err error) activities.SwarmResult {
 	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head, Error: err.Error(),
 		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{}}}
-}
-
-func short(sha string) string {
-	if len(sha) > 10 {
-		return sha[:10]
-	}
-	return sha
 }

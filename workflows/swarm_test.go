@@ -339,7 +339,8 @@ func TestSwarmChildWorkflowFails(t *testing.T) {
 			}
 			return workflows.SubAgentResult{
 				SubtaskID: in.Subtask.ID, Attempt: in.Attempt, Success: true, Status: activities.StatusCompleted, ExitReason: workflows.ExitCompleted,
-				Result: "ok", Steps: 3, ToolCalls: 2, LLMCalls: 3, Branch: in.Branch, Commit: "c-" + in.Subtask.ID, Changed: true, FilesChanged: []string{"x.go"},
+				Result: "ok", AgentTally: workflows.AgentTally{Steps: 3, ToolCalls: 2, LLMCalls: 3, Branch: in.Branch},
+				Commit: "c-" + in.Subtask.ID, Changed: true, FilesChanged: []string{"x.go"},
 			}, nil
 		})
 	res := runSwarm(t, env, swarmInput())

@@ -66,7 +66,7 @@ func printSummary(stdio IO, r activities.SwarmResult) {
 	}
 	_ = tw.Flush()
 	st := r.Stats
-	fmt.Fprintf(stdio.Out, "integration branch %s at %s (base %s)\n", r.Branch, short(r.HeadCommit), short(r.BaseCommit))
+	fmt.Fprintf(stdio.Out, "integration branch %s at %s (base %s)\n", r.Branch, activities.ShortSHA(r.HeadCommit), activities.ShortSHA(r.BaseCommit))
 	fmt.Fprintf(stdio.Out, "%d LLM calls, %d tool calls, %d+%d tokens, %.1fs, speedup %.2fx\n",
 		st.TotalLLMCalls, st.TotalToolCalls, st.PromptTokens, st.CompletionTokens, float64(st.ExecutionTimeMs)/1000, st.SpeedupFactor)
 	if r.Verify != nil {
@@ -83,13 +83,6 @@ func printSummary(stdio IO, r activities.SwarmResult) {
 	if r.Error != "" {
 		fmt.Fprintf(stdio.Out, "error: %s\n", r.Error)
 	}
-}
-
-func short(sha string) string {
-	if len(sha) > 10 {
-		return sha[:10]
-	}
-	return sha
 }
 
 // clientCmd builds a command that needs a client (and, for commands that

@@ -64,7 +64,7 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 	f.StringVar(&o.taskFile, "task-file", "", "read the task from this file")
 	f.StringVar(&o.base, "base", "HEAD", "base ref the run starts from")
 	f.String("strategy", "automatic", "decomposition: automatic|by_domain|by_data|by_stage|none")
-	f.StringVar(&o.id, "id", "", "workflow ID of the run (default swarm-<slug>-<random>); an existing running ID is attached to")
+	f.StringVar(&o.id, "id", "", "workflow ID of the run (default swarm-<slug>-<random>); a running ID is attached to, an ended one is refused")
 	f.Int("max-subagents", 0, "maximum number of subtasks")
 	f.Int("max-concurrent", 0, "sub-agents running at once")
 	f.Int("max-steps", 0, "maximum model steps per sub-agent")
@@ -142,6 +142,7 @@ func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows
 		},
 		Tools: activities.ToolLimits{
 			BashTimeout: cfg.Tools.Bash.Timeout, BashMaxTimeout: cfg.Tools.Bash.MaxTimeout, MaxOutputBytes: cfg.Tools.Bash.MaxOutputBytes,
+			ShareMaxValueBytes: cfg.Tools.Share.MaxValueBytes,
 		},
 		BranchPrefix: cfg.Git.BranchPrefix, AutoMerge: cfg.Git.AutoMerge, ResolveConflicts: cfg.Git.ResolveConflicts,
 		VerifyCommand: cfg.Verify.Command, VerifyMode: cfg.Verify.Mode, VerifyTimeout: cfg.Tools.Bash.MaxTimeout * 3,
@@ -165,6 +166,9 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 // startAndFollow starts the run (or attaches to it) and, unless detached,
 // follows it to the end on an existing connection.
 func startAndFollow(ctx context.Context, e *env, id string, in workflows.SwarmInput, o *runOpts, stdio IO) error {
+	if err := checkRunID(ctx, e, id, in.RepoPath); err != nil {
+		return err
+	}
 	run, err := startRun(ctx, e, id, in)
 	if err != nil {
 		return err
@@ -186,7 +190,10 @@ func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (
 	opts := client.StartWorkflowOptions{
 		ID: id, TaskQueue: e.cfg.Temporal.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		Memo:                     map[string]any{"task": firstLine(in.Task, 200), "repo": in.RepoPath},
+		// checkRunID refused a closed run's ID; this closes the race with a
+		// run that ends between that check and this start.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		Memo:                  map[string]any{"task": activities.FirstLine(in.Task, 200), "repo": in.RepoPath},
 	}
 	if e.cfg.Codec.Key == "" && e.hasSearchAttribute(ctx, repoAttribute) { // search attributes are never encrypted
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword(repoAttribute).ValueSet(in.RepoPath))
@@ -266,15 +273,4 @@ func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (a
 			return activities.SwarmResult{}, errors.New("interrupted: the run goes on in Temporal; follow it with `codeswarm watch " + id + "`")
 		}
 	}
-}
-
-func firstLine(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
 }

@@ -58,8 +58,8 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	llmWorker.RegisterActivity(acts)
 
 	// Cancellation reaches an activity only in a heartbeat's response, and
-	// the SDK batches heartbeats to 80% of the heartbeat timeout (24 s): a
-	// cancelled run's bash would run on that long. Sending every heartbeat
+	// the SDK throttles heartbeats to 80% of the heartbeat timeout (0.8 ×
+	// 20 s = 16 s): a cancelled run's bash would run on that long. Sending every heartbeat
 	// the tools record (every 5 s) bounds it.
 	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second})
 	ws.RegisterActivity(acts)
