@@ -53,6 +53,10 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{"bash max timeout", func(c *Config) { c.Tools.Bash.MaxTimeout = time.Minute },
 			"tools.bash.max_timeout: 1m0s must be at least tools.bash.timeout (2m0s)"},
 		{"bash output", func(c *Config) { c.Tools.Bash.MaxOutputBytes = 0 }, "tools.bash.max_output_bytes: 0 must be at least 1"},
+		{"sandbox", func(c *Config) { c.Tools.Sandbox = "maybe" }, `tools.sandbox: "maybe" is not one of on, off`},
+		{"bash network", func(c *Config) { c.Tools.Bash.Network = "yes" }, `tools.bash.network: "yes" is not one of off, on`},
+		{"env passthrough", func(c *Config) { c.Tools.Bash.EnvPassthrough = []string{"GOFLAGS", "A=B"} },
+			`tools.bash.env_passthrough: "A=B" is not an environment variable name (letters, digits and _, not starting with a digit)`},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level: "loud" is not one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not one of console, json`},
 	}
