@@ -38,8 +38,8 @@ func TestLoadDefaults(t *testing.T) {
 		Verify:    VerifyConfig{Command: "", Mode: "end"},
 		Tools: ToolsConfig{Sandbox: "on", Bash: BashConfig{Timeout: 2 * time.Minute, MaxTimeout: 10 * time.Minute,
 			MaxOutputBytes: 30000, Network: "off", EnvPassthrough: []string{}}},
-		Log:       LogConfig{Level: "info", Format: "console"},
-		Codec:     CodecConfig{Port: 8234},
+		Log:   LogConfig{Level: "info", Format: "console"},
+		Codec: CodecConfig{Port: 8234},
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *got, want)

@@ -50,7 +50,7 @@ type Sandbox struct {
 	caches []cacheDir
 	pids   pidsLimiter
 	empty  string // an empty read-only file bound over hidden files
-	broken error // non-nil: the sandbox cannot work here and bash is refused
+	broken error  // non-nil: the sandbox cannot work here and bash is refused
 }
 
 // cacheDir is a language cache bound read-only and named by env in the sandbox.
