@@ -252,6 +252,7 @@ func TestSandboxForkBombIsBounded(t *testing.T) {
 	if out, err := exec.Command("true").CombinedOutput(); err != nil {
 		t.Errorf("the worker cannot fork after the bomb: %v %s", err, out)
 	}
+	sb.pids.wait()
 	if calls, _ := filepath.Glob(filepath.Join(sb.pids.base, "call-*")); len(calls) > 0 {
 		t.Errorf("per-call cgroups left behind: %v", calls)
 	}

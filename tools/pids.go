@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,16 +22,17 @@ import (
 // non-root worker, RLIMIT_NPROC. A root worker without a writable pids
 // cgroup has no process limit beyond the call's timeout, and Describe says so.
 type pidsLimiter struct {
-	max  int
-	base string // cgroup dir holding one child per call; "" when none
-	seq  *atomic.Uint64
-	why  string // why there is no cgroup
+	max     int
+	base    string // cgroup dir holding one child per call; "" when none
+	seq     *atomic.Uint64
+	why     string          // why there is no cgroup
+	pending *sync.WaitGroup // per-call cgroups being removed
 }
 
 const cgroupRoot = "/sys/fs/cgroup"
 
 func newPidsLimiter(maxTasks int) pidsLimiter {
-	l := pidsLimiter{max: maxTasks, seq: new(atomic.Uint64)}
+	l := pidsLimiter{max: maxTasks, seq: new(atomic.Uint64), pending: new(sync.WaitGroup)}
 	base, err := makePidsBase()
 	if err != nil {
 		l.why = err.Error()
@@ -71,11 +73,18 @@ func (l pidsLimiter) wrap(argv []string) ([]string, func(), error) {
 		return nil, nil, fmt.Errorf("set pids.max: %w", err)
 	}
 	script := `echo $$ > "$0/cgroup.procs" && exec "$@"`
-	return append([]string{"/bin/sh", "-c", script, dir}, argv...), func() { removeCgroup(dir) }, nil
+	// The removal runs after the call has returned: the namespace's
+	// processes take a moment to exit, and the model need not wait for it.
+	done := func() { l.pending.Go(func() { removeCgroup(dir) }) }
+	return append([]string{"/bin/sh", "-c", script, dir}, argv...), done, nil
 }
 
-// close removes the base cgroup (it is empty once every call is done).
+// wait blocks until every finished call's cgroup is removed.
+func (l pidsLimiter) wait() { l.pending.Wait() }
+
+// close removes the base cgroup once every call's cgroup is gone.
 func (l pidsLimiter) close() {
+	l.wait()
 	if l.base != "" {
 		_ = os.Remove(l.base)
 	}
