@@ -226,14 +226,24 @@ func (s *Sandbox) bwrapArgs(root string, env []string) []string {
 	return append(args, "--chdir", root)
 }
 
-// hidden lists the existing paths to hide: home and the configured state.
+// hidden lists the existing paths to hide: home and the configured state,
+// without those inside another (the default workspace root lies in the
+// database's directory): covering the outer one hides them already, and a
+// mount under it would be covered in turn.
 func (s *Sandbox) hidden() []string {
-	var out []string
+	var all []string
 	for _, p := range append([]string{s.home}, s.cfg.Hide...) {
-		if p == "" || !filepath.IsAbs(p) || filepath.Clean(p) == "/" || !exists(p) {
-			continue
+		if p != "" && filepath.IsAbs(p) && filepath.Clean(p) != "/" && exists(p) {
+			all = append(all, filepath.Clean(p))
 		}
-		out = append(out, filepath.Clean(p))
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	var out []string
+	for _, p := range all { // sorted: an ancestor comes before what it holds
+		if !underAny(p, out) {
+			out = append(out, p)
+		}
 	}
 	return out
 }

@@ -36,6 +36,8 @@ func newHost(t *testing.T) host {
 		repo: filepath.Join(base, "repo"), wsRoot: filepath.Join(base, "ws"), home: filepath.Join(base, "home"),
 		config: filepath.Join(base, "etc", "codeswarm.yaml"), dbDir: filepath.Join(base, "state"),
 	}
+	// The default layout: the workspace root inside the database's directory.
+	h.wsRoot = filepath.Join(h.dbDir, "ws")
 	h.worktree = filepath.Join(h.wsRoot, "run-1", "sub-1")
 	h.other = filepath.Join(h.wsRoot, "run-0", ".state", "transcript.jsonl")
 	writeTestFile(t, filepath.Join(h.repo, "main.txt"), "user's file\n")
