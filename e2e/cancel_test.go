@@ -238,4 +238,3 @@ func waitForFile(t *testing.T, root, name string, d time.Duration) string {
 	})
 	return found
 }
-
