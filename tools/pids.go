@@ -126,7 +126,9 @@ func makePidsBase() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	name := "codeswarm-sandbox-" + strconv.Itoa(os.Getpid())
+	// One base per Sandbox: several workers may share a process (tests,
+	// `codeswarm dev`), and each removes its own base when it stops.
+	name := fmt.Sprintf("codeswarm-sandbox-%d-%d", os.Getpid(), baseSeq.Add(1))
 	var errs []error
 	if p, ok := own[""]; ok {
 		base, err := makeV2Base(filepath.Join(cgroupRoot, p), name)
@@ -159,6 +161,7 @@ func makeV2Base(parent, name string) (string, error) {
 		return "", errors.New("pids controller not available")
 	}
 	_ = os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+pids"), 0o644)
+	sweepStale(parent)
 	base := filepath.Join(parent, name)
 	if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", err
@@ -171,6 +174,7 @@ func makeV2Base(parent, name string) (string, error) {
 }
 
 func makeV1Base(parent, name string) (string, error) {
+	sweepStale(parent)
 	base := filepath.Join(parent, name)
 	if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", err
@@ -180,6 +184,26 @@ func makeV1Base(parent, name string) (string, error) {
 		return "", err
 	}
 	return base, nil
+}
+
+// baseSeq numbers the bases this process creates.
+var baseSeq atomic.Uint64
+
+// sweepStale removes the bases of processes that are gone (a SIGKILLed
+// worker cannot remove its own), with any per-call cgroups left in them.
+func sweepStale(parent string) {
+	bases, _ := filepath.Glob(filepath.Join(parent, "codeswarm-sandbox-*"))
+	for _, base := range bases {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(base), "codeswarm-sandbox-"), "-")
+		if _, err := os.Stat(filepath.Join("/proc", pid)); err == nil || pid == "" {
+			continue // its worker still runs
+		}
+		calls, _ := filepath.Glob(filepath.Join(base, "call-*"))
+		for _, c := range calls {
+			removeCgroup(c)
+		}
+		_ = os.Remove(base)
+	}
 }
 
 // ownCgroups maps controller ("" for v2) to this process's cgroup path.
