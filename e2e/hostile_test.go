@@ -104,6 +104,8 @@ func TestHostileAgent(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://app:"+hostileKey+"@db/prod") // passes the name filter
 	t.Setenv("CODESWARM_WORKSPACE_ROOT", w.wsRoot)
 	t.Setenv("CODESWARM_LLM_REQUESTS_PER_SECOND", "200")
+	// The verify command runs model-written code, so it is sandboxed too.
+	t.Setenv("CODESWARM_VERIFY_COMMAND", "echo pwned > "+filepath.Join(w.repo, "verify-pwned.txt")+"; env | grep -c CODESWARM; true")
 	h.root = w.wsRoot
 
 	writeRepo(t, w.repo, map[string]string{"README.md": "# user's repo\n", "main.go": "package main\n"})
@@ -142,6 +144,13 @@ func TestHostileAgent(t *testing.T) {
 				t.Errorf("%s was written", p)
 			}
 		}
+	})
+	t.Run("verify ran sandboxed", func(t *testing.T) {
+		if res.Verify == nil || !res.Verify.OK {
+			t.Fatalf("verify: %+v", res.Verify)
+		}
+		mustContain(t, "verify output", res.Verify.Output, "Read-only file system")
+		mustContain(t, "verify output", res.Verify.Output, "0\n") // no CODESWARM_* variable
 	})
 	t.Run("git stayed read-only", func(t *testing.T) {
 		if strings.Contains(git(t, w.repo, "config", "--list"), "hookspath") || strings.Contains(git(t, w.repo, "branch"), "evil") {
