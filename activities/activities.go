@@ -15,6 +15,7 @@ import (
 
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
+	"codeswarm/tools"
 )
 
 // Activities holds the worker-side collaborators. Secrets (the API key) live
@@ -27,6 +28,17 @@ type Activities struct {
 	WorkspaceQueue string   // this host's workspace task queue
 	Secrets        []string // values scrubbed from tool environments and outputs
 	Environ        []string // base environment for bash (already sanitized)
+	// Sandbox confines bash and the verify command; nil uses the tools
+	// package's default sandbox (never unconfined).
+	Sandbox *tools.Sandbox
+}
+
+// sandboxMode is "on" or "off" for the result JSON.
+func (a *Activities) sandboxMode() string {
+	if a.Sandbox == nil {
+		return "on"
+	}
+	return a.Sandbox.Mode()
 }
 
 // StateDir is where a run keeps journals next to its worktrees.

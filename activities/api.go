@@ -178,6 +178,9 @@ type SwarmResult struct {
 	ApplyError     string          `json:"apply_error,omitempty"`
 	KeptWorktrees  []string        `json:"kept_worktrees,omitempty"`
 	PlanNote       string          `json:"plan_note,omitempty"`
+	// Sandbox is "on" when model-run commands were confined, "off" when
+	// tools.sandbox was off; omitted for runs from before the sandbox.
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // SharedResult is one entry of the swarm_share store.

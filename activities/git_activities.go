@@ -37,6 +37,9 @@ type PrepareRunResult struct {
 	GCAutoPrev     string `json:"gc_auto_prev"`
 	GCAutoHad      bool   `json:"gc_auto_had"`
 	GitVersion     string `json:"git_version"`
+	// Sandbox is "on" or "off" (tools.sandbox of the worker that prepared
+	// the run); "" in histories from before the sandbox.
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 type gcState struct {
@@ -76,6 +79,7 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 	return PrepareRunResult{
 		RepoRoot: repo.Root, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
 		RepoListing: capLines(listing, 300, 8000), GCAutoPrev: gc.Prev, GCAutoHad: gc.Had, GitVersion: version,
+		Sandbox: a.sandboxMode(),
 	}, nil
 }
 
@@ -280,7 +284,7 @@ func (a *Activities) Verify(ctx context.Context, in VerifyInput) (VerifyReport, 
 	args, _ := json.Marshal(map[string]any{"command": in.Command, "timeout": int(in.Timeout.Seconds())})
 	res := tools.Run(ctx, tools.Options{
 		Root: dir, BashTimeout: in.Timeout, BashMaxTimeout: in.Timeout, MaxOutputBytes: in.MaxOutput,
-		Env: a.Environ, Heartbeat: func() { activity.RecordHeartbeat(ctx) },
+		Env: a.Environ, Sandbox: a.Sandbox, Heartbeat: func() { activity.RecordHeartbeat(ctx) },
 	}, "bash", string(args))
 	code := exitCode(res.Output)
 	return VerifyReport{Command: in.Command, Commit: in.Commit, OK: code == 0 && !res.IsError, ExitCode: code, Output: a.scrub(res.Output)}, nil

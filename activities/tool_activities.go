@@ -64,7 +64,7 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 	}
 	opts := tools.Options{
 		Root: in.Worktree, BashTimeout: in.Limits.BashTimeout, BashMaxTimeout: in.Limits.BashMaxTimeout,
-		MaxOutputBytes: in.Limits.MaxOutputBytes, Env: a.Environ,
+		MaxOutputBytes: in.Limits.MaxOutputBytes, Env: a.Environ, Sandbox: a.Sandbox,
 		Heartbeat: func() { activity.RecordHeartbeat(ctx) },
 	}
 	res, err := journal.Run(ctx, fmt.Sprintf("t%04d-%02d", in.Turn, in.Index), opts, call.Function.Name, call.Function.Arguments)

@@ -20,6 +20,9 @@ type Config struct {
 	Tools     ToolsConfig     `mapstructure:"tools"`
 	Log       LogConfig       `mapstructure:"log"`
 	Codec     CodecConfig     `mapstructure:"codec"`
+	// File is the config file Load read ("" when none); the bash sandbox
+	// hides it from model-run commands.
+	File string `mapstructure:"-"`
 }
 
 // CodecConfig turns on payload encryption: with a key, every payload stored
@@ -99,6 +102,9 @@ type VerifyConfig struct {
 type ToolsConfig struct {
 	Bash  BashConfig  `mapstructure:"bash"`
 	Share ShareConfig `mapstructure:"share"`
+	// Sandbox is "on" (bubblewrap confines every model-chosen command) or
+	// "off" (unconfined; only ever by explicit choice).
+	Sandbox string `mapstructure:"sandbox"`
 }
 
 // ShareConfig limits the swarm_share tool.
@@ -113,6 +119,12 @@ type BashConfig struct {
 	Timeout        time.Duration `mapstructure:"timeout"`
 	MaxTimeout     time.Duration `mapstructure:"max_timeout"`
 	MaxOutputBytes int           `mapstructure:"max_output_bytes"`
+	// Network is "off" (the sandbox has its own empty network namespace) or
+	// "on" (the host's network).
+	Network string `mapstructure:"network"`
+	// EnvPassthrough names worker environment variables copied into the
+	// sandbox's otherwise clean environment.
+	EnvPassthrough []string `mapstructure:"env_passthrough"`
 }
 
 // LogConfig configures NewLogger.

@@ -14,7 +14,7 @@ import (
 func decode(v *viper.Viper) (*Config, error) {
 	var cfg Config
 	err := v.Unmarshal(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		durationHook(), wholeNumberHook(),
+		durationHook(), wholeNumberHook(), mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
 		return nil, describeDecodeError(v, err)

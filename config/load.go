@@ -40,7 +40,8 @@ func Load(opts LoadOptions) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := readFile(v, opts.File); err != nil {
+	file, err := readFile(v, opts.File)
+	if err != nil {
 		return nil, err
 	}
 	if err := applyFlags(v, opts.Flags, opts.FlagKeys); err != nil {
@@ -50,6 +51,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.File = file
 	cfg.normalize()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
@@ -72,11 +74,12 @@ func newViper() (*viper.Viper, error) {
 	return v, nil
 }
 
-// readFile merges the config file into v after checking it for unknown keys.
-func readFile(v *viper.Viper, explicit string) error {
+// readFile merges the config file into v after checking it for unknown keys
+// and returns its path ("" when there is none).
+func readFile(v *viper.Viper, explicit string) (string, error) {
 	path, err := findFile(explicit)
 	if path == "" || err != nil {
-		return err
+		return "", err
 	}
 	fv := viper.New()
 	fv.SetConfigFile(path)
@@ -84,16 +87,19 @@ func readFile(v *viper.Viper, explicit string) error {
 		fv.SetConfigType("yaml")
 	}
 	if err := fv.ReadInConfig(); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return "", fmt.Errorf("config file %s: %w", path, err)
 	}
 	settings := setValues(fv)
 	if err := checkKeys(slices.Collect(maps.Keys(settings))); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return "", fmt.Errorf("config file %s: %w", path, err)
 	}
 	if err := v.MergeConfigMap(nest(settings)); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return "", fmt.Errorf("config file %s: %w", path, err)
 	}
-	return nil
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return path, nil
 }
 
 // setValues flattens the file to dotted keys, dropping nulls and empty
@@ -210,4 +216,6 @@ func (c *Config) normalize() {
 	}
 	c.Embedded.DBPath = ExpandHome(c.Embedded.DBPath)
 	c.Workspace.Root = ExpandHome(c.Workspace.Root)
+	c.Tools.Sandbox = strings.ToLower(strings.TrimSpace(c.Tools.Sandbox))
+	c.Tools.Bash.Network = strings.ToLower(strings.TrimSpace(c.Tools.Bash.Network))
 }

@@ -36,9 +36,10 @@ func TestLoadDefaults(t *testing.T) {
 		Workspace: WorkspaceConfig{Root: filepath.Join(state, "codeswarm", "workspaces")},
 		Git:       GitConfig{AutoMerge: true, ResolveConflicts: true, BranchPrefix: "codeswarm"},
 		Verify:    VerifyConfig{Command: "", Mode: "end"},
-		Tools:     ToolsConfig{Bash: BashConfig{Timeout: 2 * time.Minute, MaxTimeout: 10 * time.Minute, MaxOutputBytes: 30000}, Share: ShareConfig{MaxValueBytes: 16384}},
-		Log:       LogConfig{Level: "info", Format: "console"},
-		Codec:     CodecConfig{Port: 8234},
+		Tools: ToolsConfig{Sandbox: "on", Bash: BashConfig{Timeout: 2 * time.Minute, MaxTimeout: 10 * time.Minute,
+			MaxOutputBytes: 30000, Network: "off", EnvPassthrough: []string{}}, Share: ShareConfig{MaxValueBytes: 16384}},
+		Log:   LogConfig{Level: "info", Format: "console"},
+		Codec: CodecConfig{Port: 8234},
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *got, want)
@@ -69,6 +70,9 @@ func TestKeysMatchStruct(t *testing.T) {
 	var walk func(reflect.Type, string)
 	walk = func(typ reflect.Type, prefix string) {
 		for f := range typ.Fields() {
+			if f.Tag.Get("mapstructure") == "-" {
+				continue // set by Load, not a key
+			}
 			key := prefix + f.Tag.Get("mapstructure")
 			if f.Type.Kind() == reflect.Struct {
 				walk(f.Type, key+".")
@@ -447,5 +451,24 @@ func BenchmarkLoad(b *testing.B) {
 		if _, err := Load(LoadOptions{File: path}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestLoadSandboxKeys(t *testing.T) {
+	wd := isolate(t)
+	writeFile(t, wd, "codeswarm.yaml", "tools:\n  sandbox: OFF\n  bash:\n    network: on\n")
+	t.Setenv("CODESWARM_TOOLS_BASH_ENV_PASSTHROUGH", "GOFLAGS,CGO_ENABLED")
+	got, err := Load(LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tools.Sandbox != "off" || got.Tools.Bash.Network != "on" {
+		t.Errorf("sandbox %q network %q, want off and on from the file", got.Tools.Sandbox, got.Tools.Bash.Network)
+	}
+	if !slices.Equal(got.Tools.Bash.EnvPassthrough, []string{"GOFLAGS", "CGO_ENABLED"}) {
+		t.Errorf("env_passthrough = %q, want the two names of the env var", got.Tools.Bash.EnvPassthrough)
+	}
+	if got.File != filepath.Join(wd, "codeswarm.yaml") {
+		t.Errorf("File = %q, want the file read", got.File)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -82,6 +83,9 @@ func (c *Config) checks() []func() error {
 		func() error {
 			return between("tools.share.max_value_bytes", c.Tools.Share.MaxValueBytes, 1, maxShareValueBytes)
 		},
+		func() error { return oneOf("tools.bash.network", c.Tools.Bash.Network, "off", "on") },
+		c.checkEnvPassthrough,
+		func() error { return oneOf("tools.sandbox", c.Tools.Sandbox, "on", "off") },
 		func() error { return oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error") },
 		func() error { return oneOf("log.format", c.Log.Format, "console", "json") },
 		c.checkCodecKey,
@@ -102,6 +106,19 @@ func (c *Config) checkBashTimeouts() error {
 	}
 	return &KeyError{Key: "tools.bash.max_timeout", Value: c.Tools.Bash.MaxTimeout,
 		Problem: fmt.Sprintf("must be at least tools.bash.timeout (%s)", c.Tools.Bash.Timeout)}
+}
+
+// envNamePattern is what a POSIX shell accepts as a variable name.
+var envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (c *Config) checkEnvPassthrough() error {
+	for _, name := range c.Tools.Bash.EnvPassthrough {
+		if !envNamePattern.MatchString(name) {
+			return &KeyError{Key: "tools.bash.env_passthrough", Value: name,
+				Problem: "is not an environment variable name (letters, digits and _, not starting with a digit)"}
+		}
+	}
+	return nil
 }
 
 func notEmpty(key, v string) error {

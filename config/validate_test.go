@@ -55,6 +55,10 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{"bash output", func(c *Config) { c.Tools.Bash.MaxOutputBytes = 0 }, "tools.bash.max_output_bytes: 0 must be at least 1"},
 		{"share value cap", func(c *Config) { c.Tools.Share.MaxValueBytes = 0 }, "tools.share.max_value_bytes: 0 must be between 1 and 1048576"},
 		{"share value cap too big", func(c *Config) { c.Tools.Share.MaxValueBytes = 4 << 20 }, "tools.share.max_value_bytes: 4194304 must be between 1 and 1048576"},
+		{"sandbox", func(c *Config) { c.Tools.Sandbox = "maybe" }, `tools.sandbox: "maybe" is not one of on, off`},
+		{"bash network", func(c *Config) { c.Tools.Bash.Network = "yes" }, `tools.bash.network: "yes" is not one of off, on`},
+		{"env passthrough", func(c *Config) { c.Tools.Bash.EnvPassthrough = []string{"GOFLAGS", "A=B"} },
+			`tools.bash.env_passthrough: "A=B" is not an environment variable name (letters, digits and _, not starting with a digit)`},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level: "loud" is not one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not one of console, json`},
 	}

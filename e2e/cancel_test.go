@@ -9,9 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +24,9 @@ import (
 // cancelScript: "quick" finishes at once; "long" writes a file, then runs a
 // bash that records its pid and sleeps for a minute; "after-long" depends on
 // "long" and so never gets to run.
+// cancelSleep is the long bash's sleep argument, unique on the host.
+const cancelSleep = "60.7319"
+
 func cancelScript() scripted.Script {
 	plan := `{"subtasks":[
 	 {"name":"quick","instruction":"[cancel:quick] create quick.txt","dependencies":[],"needs_worktree":true},
@@ -38,7 +38,7 @@ func cancelScript() scripted.Script {
 			{Match: "[cancel:quick]", Turns: writeTurns("quick")},
 			{Match: "[cancel:long]", Turns: []scripted.Reply{
 				{ToolCalls: []scripted.ToolCall{{Name: "write", Arguments: `{"path": "partial.txt", "content": "half done\n"}`}}},
-				{ToolCalls: []scripted.ToolCall{{Name: "bash", Arguments: `{"command": "echo $$ > pid.txt; sleep 60"}`}}},
+				{ToolCalls: []scripted.ToolCall{{Name: "bash", Arguments: `{"command": "echo started > pid.txt; sleep ` + cancelSleep + `"}`}}},
 				{Content: "Done.\nSTATUS: completed"},
 			}},
 			{Match: "[cancel:after-long]", Turns: writeTurns("after-long")},
@@ -84,10 +84,11 @@ func TestCancelRun(t *testing.T) {
 		}
 	})
 
-	pidFile := waitForFile(t, h.root, "pid.txt", 60*time.Second)
-	pid := readPid(t, pidFile)
-	if err := syscall.Kill(-pid, 0); err != nil {
-		t.Fatalf("bash process group %d not running before cancel: %v", pid, err)
+	waitForFile(t, h.root, "pid.txt", 60*time.Second)
+	// The sandbox's PID namespace hides host pids from the command: find its
+	// sleep on the host by its unique argument.
+	if pids := hostProcesses(cancelSleep); len(pids) == 0 {
+		t.Fatal("the long bash's sleep is not running before cancel")
 	}
 	waitFor(t, 30*time.Second, func() bool { return quickMerged(h, id) })
 	// Cancel after the bash's first heartbeat (the tools beat every 5 s):
@@ -114,8 +115,8 @@ func TestCancelRun(t *testing.T) {
 		t.Errorf("the run took %s to end after the cancel: the sleeping bash was not interrupted", took)
 	}
 
-	t.Run("bash process group killed", func(t *testing.T) {
-		waitFor(t, 30*time.Second, func() bool { return errors.Is(syscall.Kill(-pid, 0), syscall.ESRCH) })
+	t.Run("bash and its children killed", func(t *testing.T) {
+		waitFor(t, 30*time.Second, func() bool { return len(hostProcesses(cancelSleep)) == 0 })
 		t.Logf("bash process group gone %s after the cancel request", time.Since(cancelledAt).Round(time.Millisecond))
 	})
 
@@ -236,19 +237,4 @@ func waitForFile(t *testing.T, root, name string, d time.Duration) string {
 		return found != ""
 	})
 	return found
-}
-
-// readPid waits until the shell has written its pid.
-func readPid(t *testing.T, path string) int {
-	t.Helper()
-	var pid int
-	waitFor(t, 10*time.Second, func() bool {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && pid > 0
-	})
-	return pid
 }

@@ -490,12 +490,16 @@ func TestWorkerCrashDuringBash(t *testing.T) {
 	}
 }
 
-// findBash returns the pid of a live bash started by parent whose command
-// line contains marker, or 0. The reference run runs the same command, so
+// findBash returns the pid of a live bash (or the bwrap running it) started
+// by parent whose command line contains marker, or 0. The reference run runs the same command, so
 // the parent matters.
 func findBash(parent int, marker string) int {
 	for _, p := range processes() {
-		if p.ppid == parent && p.state != "Z" && strings.HasPrefix(p.cmdline, "bash\x00-c\x00") && strings.Contains(p.cmdline, marker) {
+		// Sandboxed, the worker's child is bwrap (its process group leader),
+		// which runs bash -c in its own namespaces.
+		argv0, _, _ := strings.Cut(p.cmdline, "\x00")
+		starter := argv0 == "bash" || strings.HasSuffix(argv0, "/bwrap")
+		if p.ppid == parent && p.state != "Z" && starter && strings.Contains(p.cmdline, marker) {
 			return p.pid
 		}
 	}

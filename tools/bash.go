@@ -54,14 +54,16 @@ func (t *toolbox) bashTimeout(req flexFloat) time.Duration {
 // runBash runs command in its own process group and always kills that
 // group when bash ends, so background children cannot outlive the call.
 func runBash(ctx context.Context, opts Options, dir, command string, timeout time.Duration) Result {
+	cmd, cleanup, err := bashCommand(opts, dir, command)
+	if err != nil {
+		return errorf("bash: %v", err)
+	}
+	defer cleanup()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return errorf("bash: create output pipe: %v", err)
 	}
 	defer pr.Close()
-	cmd := exec.Command("bash", "-c", command)
-	cmd.Dir = dir
-	cmd.Env = bashEnv(opts.Env)
 	cmd.Stdout, cmd.Stderr = pw, pw // one pipe keeps stdout and stderr interleaved
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -86,6 +88,29 @@ func runBash(ctx context.Context, opts Options, dir, command string, timeout tim
 		<-copied
 	}
 	return bashResult(ctx, out.String(), cmd.ProcessState, reason, timeout)
+}
+
+// bashCommand builds the command: inside the sandbox, or unconfined when
+// tools.sandbox is off. A sandbox that failed its start-up check refuses.
+func bashCommand(opts Options, dir, command string) (*exec.Cmd, func(), error) {
+	sb := opts.Sandbox
+	if sb.cfg.Off {
+		cmd := exec.Command("bash", "-c", command)
+		cmd.Dir = dir
+		cmd.Env = bashEnv(opts.Env)
+		return cmd, func() {}, nil
+	}
+	if err := sb.Err(); err != nil {
+		return nil, nil, err
+	}
+	argv, env, cleanup, err := sb.command(dir, command, bashEnv(opts.Env))
+	if err != nil {
+		return nil, nil, fmt.Errorf("prepare sandbox: %w", err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = env
+	return cmd, cleanup, nil
 }
 
 // guardGroup starts a watchdog in bash's process group that kills the group

@@ -38,7 +38,7 @@ func TestBashExitCodes(t *testing.T) {
 		{"printf 'no newline'", "no newline\nexit code: 0"},
 		{"true", "exit code: 0"},
 		{"pwd", "ROOT\nexit code: 0"},
-		{"kill -9 $$", "command was killed by signal killed\nexit code: -1"},
+		{"kill -9 $$", "exit code: 137"}, // bwrap reports a signal as a shell does
 	}
 	root := t.TempDir()
 	for _, tt := range tests {
@@ -48,6 +48,10 @@ func TestBashExitCodes(t *testing.T) {
 				t.Errorf("output %q, want %q", res.Output, want)
 			}
 		})
+	}
+	res := runBashTool(t, t.Context(), Options{Root: root, Sandbox: unconfined}, map[string]any{"command": "kill -9 $$"})
+	if want := "command was killed by signal killed\nexit code: -1"; res.Output != want {
+		t.Errorf("unconfined: output %q, want %q", res.Output, want)
 	}
 	mustErr(t, runBashTool(t, t.Context(), Options{}, map[string]any{"command": "  "}), "command is empty")
 	mustErr(t, runBashTool(t, t.Context(), Options{}, map[string]any{}), `missing required argument "command"`)
@@ -85,7 +89,7 @@ func firstPid(t *testing.T, out string) int {
 }
 
 func TestBashBackgroundChildKilled(t *testing.T) {
-	res := mustOK(t, runBashTool(t, t.Context(), Options{}, map[string]any{"command": "sleep 1000 & echo $!"}))
+	res := mustOK(t, runBashTool(t, t.Context(), Options{Sandbox: unconfined}, map[string]any{"command": "sleep 1000 & echo $!"}))
 	if !strings.HasSuffix(res.Output, "exit code: 0") {
 		t.Errorf("output %q", res.Output)
 	}
@@ -95,7 +99,7 @@ func TestBashBackgroundChildKilled(t *testing.T) {
 }
 
 func TestBashTimeoutKillsGroup(t *testing.T) {
-	res := mustOK(t, runBashTool(t, t.Context(), Options{}, map[string]any{
+	res := mustOK(t, runBashTool(t, t.Context(), Options{Sandbox: unconfined}, map[string]any{
 		"command": "sleep 1000 & echo $!; sleep 1000", "timeout": 0.3,
 	}))
 	if !strings.Contains(res.Output, "timed out after 300ms") || !strings.HasSuffix(res.Output, "exit code: 124") {
@@ -122,6 +126,7 @@ func TestBashCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var beats atomic.Int32
 	opts := Options{
+		Sandbox:           unconfined,
 		HeartbeatInterval: 10 * time.Millisecond,
 		Heartbeat: func() {
 			if beats.Add(1) == 5 {
@@ -175,7 +180,7 @@ func TestBashNilEnvDoesNotLeak(t *testing.T) {
 func TestBashEscapedDaemonDoesNotHang(t *testing.T) {
 	// setsid leaves bash's process group, so killing the group cannot reach
 	// it; Run must still return once the drain grace ends.
-	res := mustOK(t, runBashTool(t, t.Context(), Options{}, map[string]any{"command": "setsid sleep 1000 & echo $!"}))
+	res := mustOK(t, runBashTool(t, t.Context(), Options{Sandbox: unconfined}, map[string]any{"command": "setsid sleep 1000 & echo $!"}))
 	pid := firstPid(t, res.Output)
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	if !strings.HasSuffix(res.Output, "exit code: 0") {

@@ -87,3 +87,28 @@ func BenchmarkBashEcho(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBashTrue measures one bash call of `true`, sandboxed (bubblewrap,
+// namespaces, the pids cgroup) and unconfined, in the same run: the
+// difference is the sandbox's cost per call.
+func BenchmarkBashTrue(b *testing.B) {
+	root := b.TempDir()
+	sandboxed := NewSandbox(SandboxConfig{})
+	b.Cleanup(sandboxed.Close)
+	if err := sandboxed.Err(); err != nil {
+		b.Skip(err)
+	}
+	for _, bc := range []struct {
+		name string
+		sb   *Sandbox
+	}{{"unconfined", unconfined}, {"sandboxed", sandboxed}} {
+		b.Run(bc.name, func(b *testing.B) {
+			opts := Options{Root: root, Sandbox: bc.sb, Env: testEnv()}
+			for b.Loop() {
+				if res := Run(b.Context(), opts, ToolBash, `{"command":"true"}`); res.Output != "exit code: 0" {
+					b.Fatal(res.Output)
+				}
+			}
+		})
+	}
+}

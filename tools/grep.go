@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -69,6 +70,8 @@ func (t *toolbox) grep(arguments string) Result {
 		return errorf("grep %s: %v", a.Path, err)
 	case fi.IsDir():
 		t.grepTree(g, base)
+	case specialKind(fi.Mode()) != "":
+		return errorf("grep: %s %v", a.Path, &specialFileError{kind: specialKind(fi.Mode())})
 	default:
 		g.file(base.abs, base.rel)
 	}
@@ -147,7 +150,7 @@ func (g *grepper) wants(rel string) bool {
 
 // file searches one file, skipping binary ones.
 func (g *grepper) file(abs, rel string) {
-	f, err := os.Open(abs)
+	f, err := openRegular(abs) // a FIFO in the tree is skipped, never waited on
 	if err != nil {
 		return
 	}
@@ -214,7 +217,12 @@ func (ig *ignorer) load(dir string, domain []string) {
 }
 
 func (ig *ignorer) readFile(path string, domain []string) {
-	data, err := os.ReadFile(path)
+	f, err := openRegular(path) // a .gitignore FIFO must not hang grep or glob
+	if err != nil {
+		return
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
 	if err != nil {
 		return
 	}

@@ -106,6 +106,8 @@ func (t *toolbox) searchDir(tool, p string) (target, Result, bool) {
 		return target{}, errorf("%s: directory %s does not exist; use list to see what is there", tool, p), false
 	case err != nil:
 		return target{}, errorf("%s %s: %v", tool, p, err), false
+	case specialKind(fi.Mode()) != "":
+		return target{}, errorf("%s: %s %v", tool, p, &specialFileError{kind: specialKind(fi.Mode())}), false
 	case !fi.IsDir():
 		return target{}, errorf("%s: %s is a file, not a directory; use read to see it", tool, p), false
 	}

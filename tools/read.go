@@ -73,9 +73,9 @@ func openText(tg target, shown string) (*os.File, Result, bool) {
 	case fi.IsDir():
 		return nil, errorf("read: %s is a directory; use list to see its entries", shown), false
 	}
-	f, err := os.Open(tg.abs)
+	f, err := openRegular(tg.abs)
 	if err != nil {
-		return nil, errorf("read %s: %v", shown, err), false
+		return nil, errorf("read: %s %v", shown, err), false
 	}
 	head := make([]byte, binarySniffBytes)
 	n, _ := io.ReadFull(f, head)

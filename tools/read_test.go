@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func numbered(from, to int) string {
@@ -100,5 +102,36 @@ func TestReadHugeFile(t *testing.T) {
 	want := fmt.Sprintf("100000\t%s\n100001\t%s\n", line[:99], line[:99])
 	if !strings.HasPrefix(out, want) || !strings.Contains(out, "more lines; use offset=100002") {
 		t.Errorf("streamed read: %q", out)
+	}
+}
+
+func TestSpecialFilesRefused(t *testing.T) {
+	root := newRoot(t, map[string]string{"ok.txt": "needle\n"})
+	for _, name := range []string{"pipe", "sub/pipe", ".gitignore"} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(filepath.Join(root, name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mustErr(t, call(t, root, ToolRead, map[string]any{"path": "pipe"}), "pipe is a FIFO (named pipe)", "can block forever")
+		mustErr(t, call(t, root, ToolGrep, map[string]any{"pattern": "x", "path": "pipe"}), "pipe is a FIFO")
+		mustErr(t, call(t, root, ToolList, map[string]any{"path": "sub/pipe"}), "sub/pipe is a FIFO")
+		mustErr(t, call(t, root, ToolRead, map[string]any{"path": "/dev/null"}), "outside the worktree")
+		// A tree search skips FIFOs (and a FIFO .gitignore) instead of waiting.
+		if res := mustOK(t, call(t, root, ToolGrep, map[string]any{"pattern": "needle"})); !strings.Contains(res.Output, "ok.txt") {
+			t.Errorf("grep output %q", res.Output)
+		}
+		mustOK(t, call(t, root, ToolList, map[string]any{}))
+		mustOK(t, call(t, root, ToolGlob, map[string]any{"pattern": "**"}))
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a tool blocked on a FIFO")
 	}
 }

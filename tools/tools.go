@@ -72,6 +72,9 @@ type Options struct {
 	// HeartbeatInterval is the period of Heartbeat calls
 	// (default DefaultHeartbeatInterval).
 	HeartbeatInterval time.Duration
+	// Sandbox confines bash. nil uses a default sandbox that hides the home
+	// directory, so a caller that forgets it never runs commands unconfined.
+	Sandbox *Sandbox
 }
 
 // withDefaults fills zero fields with their defaults.
@@ -87,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if o.Sandbox == nil {
+		o.Sandbox = defaultSandbox()
 	}
 	return o
 }

@@ -28,7 +28,7 @@ func (r runResult) summaryLine() string {
 func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) runResult {
 	res := activities.SwarmResult{
 		RunID: s.runID, Success: s.succeeded(), Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head,
-		Verify: s.verify, Applied: fin.Applied, ApplyError: fin.ApplyError, PlanNote: s.planNote,
+		Verify: s.verify, Applied: fin.Applied, ApplyError: fin.ApplyError, PlanNote: s.planNote, Sandbox: s.prep.Sandbox,
 		SubtaskResults: make([]activities.SubtaskResult, 0, len(s.tasks)),
 	}
 	for _, t := range s.tasks {

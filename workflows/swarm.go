@@ -238,6 +238,6 @@ func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
 }
 
 func (s *swarm) failed(ctx workflow.Context, err error) activities.SwarmResult {
-	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head, Error: err.Error(),
+	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head, Error: err.Error(), Sandbox: s.prep.Sandbox,
 		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{}}}
 }

@@ -7,6 +7,7 @@ package swarmworker
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -26,8 +27,9 @@ import (
 
 // Workers are the three workers of one process.
 type Workers struct {
-	list  []worker.Worker
-	Queue string // the workspace queue of this host
+	list    []worker.Worker
+	Queue   string // the workspace queue of this host
+	sandbox *tools.Sandbox
 }
 
 // New creates (but does not start) the workers for cfg.
@@ -37,6 +39,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		return nil, fmt.Errorf("workspace.root %q: %w", root, err)
 	}
 	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue)
+	sandbox := newSandbox(cfg, root, logger)
 	acts := &activities.Activities{
 		LLM:            llm.New(llm.Options{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Timeout: cfg.LLM.Timeout}),
 		Temporal:       c,
@@ -45,6 +48,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		WorkspaceQueue: wsQueue,
 		Secrets:        secrets(cfg),
 		Environ:        tools.SanitizeEnv(os.Environ(), secrets(cfg)...),
+		Sandbox:        sandbox,
 	}
 	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
@@ -64,7 +68,30 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
-	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue}, nil
+	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox}, nil
+}
+
+// newSandbox builds the bash sandbox, which checks once that it works here,
+// and says at start-up how model-run commands are confined: nothing runs
+// unconfined without a log line saying so.
+func newSandbox(cfg *config.Config, root string, logger *zap.Logger) *tools.Sandbox {
+	sb := tools.NewSandbox(tools.SandboxConfig{
+		Off:            cfg.Tools.Sandbox == "off",
+		Network:        cfg.Tools.Bash.Network == "on",
+		EnvPassthrough: cfg.Tools.Bash.EnvPassthrough,
+		// The worker's state: every run's worktrees, transcripts and
+		// journals, the embedded server's database, the config file.
+		Hide: []string{root, filepath.Dir(cfg.Embedded.DBPath), cfg.File},
+	})
+	switch {
+	case sb.Mode() == "off":
+		logger.Warn("sandbox: " + sb.Describe())
+	case sb.Err() != nil:
+		logger.Error("sandbox: bash is refused", zap.Error(sb.Err()))
+	default:
+		logger.Info("sandbox: " + sb.Describe())
+	}
+	return sb
 }
 
 // Start starts every worker; on error the started ones are stopped.
@@ -80,11 +107,12 @@ func (w *Workers) Start() error {
 	return nil
 }
 
-// Stop stops every worker.
+// Stop stops every worker and removes the sandbox's cgroup.
 func (w *Workers) Stop() {
 	for _, wk := range w.list {
 		wk.Stop()
 	}
+	w.sandbox.Close()
 }
 
 var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
