@@ -83,8 +83,8 @@ func (b *quirkBook) set(model string, q quirks) {
 	b.byName[model] = q
 }
 
-// apply returns req with the sampling settings q allows. Settings the caller
-// put in req itself are kept.
+// apply returns req with the sampling settings q allows. The caller sets
+// no sampling fields of its own.
 func (s Sampling) apply(req openai.ChatCompletionRequest, q quirks) openai.ChatCompletionRequest {
 	if q.reasoning || q.noTemperature {
 		req.Temperature = 0
@@ -93,7 +93,7 @@ func (s Sampling) apply(req openai.ChatCompletionRequest, q quirks) openai.ChatC
 		// instead and every server treats it as 0.
 		req.Temperature = max(*s.Temperature, math.SmallestNonzeroFloat32)
 	}
-	if s.MaxTokens <= 0 || req.MaxTokens != 0 || req.MaxCompletionTokens != 0 {
+	if s.MaxTokens <= 0 {
 		return req
 	}
 	completion := q.reasoning
@@ -104,6 +104,7 @@ func (s Sampling) apply(req openai.ChatCompletionRequest, q quirks) openai.ChatC
 	case completion && !q.noCompletionTokens:
 		req.MaxCompletionTokens = s.MaxTokens
 	case !completion && !q.noMaxTokens:
+		//lint:ignore SA1019 vLLM, Ollama and most compatible servers know only max_tokens
 		req.MaxTokens = s.MaxTokens
 	}
 	return req
