@@ -21,6 +21,7 @@ func keySystem() string               { return "t0000-system" }
 func keyUser() string                 { return "t0000-user" }
 func keyAssistant(t int) string       { return fmt.Sprintf("t%04d-assistant", t) }
 func keyNudge(t int) string           { return fmt.Sprintf("t%04d-nudge", t) }
+func keyContinue(t int) string        { return fmt.Sprintf("t%04d-continue", t) }
 func keyTool(t, i int) string         { return fmt.Sprintf("t%04d-tool-%02d", t, i) }
 func keyRepair(attempt int) string    { return fmt.Sprintf("t%04d-repair", attempt) }
 func plannerRef(runID string) ConvRef { return ConvRef{RunID: runID, SubtaskID: "planner"} }
@@ -66,7 +67,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	}
 	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Attempt), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
 		return openai.ChatCompletionRequest{Model: in.Model, Messages: msgs}
-	})
+	}, nil)
 	if err != nil {
 		return PlanResult{}, llmError(err)
 	}
@@ -81,11 +82,13 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 }
 
 // answer returns the model's answer stored under key, or asks the model (the
-// request built from the stored conversation) and stores the answer before
+// request built from the stored conversation) and stores the answer, made
+// into the form the conversation needs by shape (may be nil), before
 // returning it, so a retried activity never pays for the same answer twice.
 // Model failures come back as *llm.Error for the caller to map.
 func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
-	build func([]openai.ChatCompletionMessage) openai.ChatCompletionRequest) (transcript.Record, bool, error) {
+	build func([]openai.ChatCompletionMessage) openai.ChatCompletionRequest,
+	shape func(openai.ChatCompletionChoice, string) openai.ChatCompletionMessage) (transcript.Record, bool, error) {
 	recs, err := a.Transcripts.Load(ref)
 	if err != nil {
 		return transcript.Record{}, false, err
@@ -97,15 +100,20 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 	if err != nil {
 		return transcript.Record{}, false, err
 	}
-	msg := resp.Choices[0].Message
+	choice := resp.Choices[0]
+	msg := choice.Message
+	if shape != nil {
+		msg = shape(choice, key)
+	}
 	msg.Role = openai.ChatMessageRoleAssistant
 	for i := range msg.ToolCalls {
 		if msg.ToolCalls[i].ID == "" {
-			msg.ToolCalls[i].ID = fmt.Sprintf("call_%s_%d", key, i)
+			msg.ToolCalls[i].ID = defaultCallID(key, i)
 		}
 		msg.ToolCalls[i].Type = openai.ToolTypeFunction
 	}
-	rec := transcript.Record{Key: key, Message: msg, PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
+	rec := transcript.Record{Key: key, Message: msg, PromptTokens: resp.Usage.PromptTokens,
+		CompletionTokens: resp.Usage.CompletionTokens, FinishReason: string(choice.FinishReason)}
 	if err := a.Transcripts.Append(ref, rec); err != nil {
 		return transcript.Record{}, false, err
 	}
@@ -134,7 +142,8 @@ type AgentStepResult struct {
 	ToolCalls        []ToolCallInfo `json:"tool_calls,omitempty"`
 	Final            string         `json:"final,omitempty"` // final text, when there are no tool calls
 	Usage            Usage          `json:"usage"`
-	Nudged           bool           `json:"nudged,omitempty"`
+	Nudged           bool           `json:"nudged,omitempty"` // the model must answer again: no tools to run, not final
+	NudgeReason      string         `json:"nudge_reason,omitempty"`
 	Reused           bool           `json:"reused,omitempty"`
 	DroppedMessages  int            `json:"dropped_messages,omitempty"`
 	TruncatedResults int            `json:"truncated_results,omitempty"`
@@ -152,14 +161,17 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 		var fitted []openai.ChatCompletionMessage
 		fitted, fit = llm.FitContext(msgs, in.ContextLimit)
 		return openai.ChatCompletionRequest{Model: in.Model, Messages: fitted, Tools: tools.Definitions()}
-	})
+	}, shapeAgentAnswer)
 	if err != nil {
 		if nudgeable(err) && activity.GetInfo(ctx).Attempt >= attemptsBeforeNudge {
 			return a.nudge(ref, in.Turn, err)
 		}
 		return AgentStepResult{}, llmError(err)
 	}
-	res := stepResult(rec)
+	res, err := a.followUp(ref, in.Turn, rec)
+	if err != nil {
+		return AgentStepResult{}, err
+	}
 	res.Reused = reused
 	res.DroppedMessages, res.TruncatedResults = fit.DroppedMessages, fit.TruncatedResults
 	return res, nil
@@ -181,7 +193,7 @@ func (a *Activities) nudge(ref transcript.Ref, turn int, cause error) (AgentStep
 	if err := a.Transcripts.Append(ref, recs...); err != nil {
 		return AgentStepResult{}, err
 	}
-	return AgentStepResult{Nudged: true}, nil
+	return AgentStepResult{Nudged: true, NudgeReason: NudgeUnusable}, nil
 }
 
 func stepResult(r transcript.Record) AgentStepResult {

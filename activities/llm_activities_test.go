@@ -313,7 +313,7 @@ func TestSummarize(t *testing.T) {
 			t.Fatalf("Summarize failed instead of truncating: %v", err)
 		}
 		r, ok := transcript.Find(load(t, h.a.Transcripts, ref), keyTool(2, 1))
-		if res.Summarized || !ok || !strings.Contains(r.Message.Content, "OUTPUT TRUNCATED") {
+		if res.Summarized || !ok || !strings.Contains(r.Message.Content, "chars omitted") {
 			t.Fatalf("Summarize = %+v, record %+v", res, r.Message)
 		}
 		if len(r.Message.Content) > llm.SimpleTruncateChars+200 {

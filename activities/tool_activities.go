@@ -2,6 +2,8 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +28,10 @@ type ExecToolInput struct {
 	Index    int        `json:"index"`
 	Worktree string     `json:"worktree"`
 	Limits   ToolLimits `json:"limits"`
+	// Repeated refuses the call instead of running it: the model made it
+	// with the same arguments and got the same result too often in a row,
+	// and is told so in the call's result.
+	Repeated bool `json:"repeated,omitempty"`
 }
 
 // ExecToolResult is the small outcome the workflow sees.
@@ -36,7 +42,15 @@ type ExecToolResult struct {
 	NeedsSummary bool     `json:"needs_summary,omitempty"`
 	FilesChanged []string `json:"files_changed,omitempty"`
 	Reused       bool     `json:"reused,omitempty"`
+	// ResultHash identifies the output, so the loop breaker can tell a
+	// repeated call that returns something new from one that does not.
+	ResultHash string `json:"result_hash,omitempty"`
 }
+
+// repeatNote is the result of a refused repeated call.
+const repeatNote = "This call was not run: you made the same call with the same arguments and got the same result " +
+	"several times in a row. You are repeating yourself. Change your approach: read the result you already have, " +
+	"try a different command or file, or finish with a summary ending in a STATUS line."
 
 // ExecTool runs one tool call in the worktree through the idempotency journal
 // and appends its result to the transcript. Tool failures are results for the
@@ -55,8 +69,12 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 	}
 	out := ExecToolResult{Name: call.Function.Name}
 	if r, ok := transcript.Find(recs, key); ok {
-		out.Reused, out.OutputChars = true, len(r.Message.Content)
+		out.Reused, out.OutputChars, out.ResultHash = true, len(r.Message.Content), resultHash(r.Message.Content)
 		return out, nil
+	}
+	if in.Repeated {
+		out.IsError, out.OutputChars = true, len(repeatNote)
+		return out, a.Transcripts.Append(ref, toolRecord(key, call, repeatNote))
 	}
 	journal, err := tools.OpenJournal(filepath.Join(a.stateDir(in.Ref.RunID), "journal", fmt.Sprintf("%s-a%d", in.Ref.SubtaskID, in.Ref.Attempt)))
 	if err != nil {
@@ -74,13 +92,22 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 	output := a.scrub(res.Output)
 	out.IsError, out.FilesChanged, out.OutputChars = res.IsError, res.FilesChanged, len(output)
 	if len(output) > llm.SummarizeThresholdChars {
-		out.NeedsSummary = true
+		out.NeedsSummary, out.ResultHash = true, resultHash(output)
 		return out, a.Transcripts.PutBlob(ref, key, []byte(output))
 	}
 	if len(output) > llm.SimpleTruncateChars {
 		output = llm.TruncateResult(output, llm.SimpleTruncateChars)
 	}
-	return out, a.Transcripts.Append(ref, toolRecord(key, call, output))
+	rec := toolRecord(key, call, output)
+	out.ResultHash = resultHash(rec.Message.Content)
+	return out, a.Transcripts.Append(ref, rec)
+}
+
+// resultHash is a short digest of a tool result: enough to compare two
+// results, small enough for history.
+func resultHash(content string) string {
+	sum := sha256.Sum256([]byte(content))
+	return hex.EncodeToString(sum[:8])
 }
 
 func toolCall(recs []transcript.Record, turn, index int) (openai.ToolCall, error) {
@@ -124,6 +151,8 @@ type SwarmShareResult struct {
 	Action  string `json:"action"`
 	IsError bool   `json:"is_error,omitempty"`
 	Reused  bool   `json:"reused,omitempty"`
+	// ResultHash identifies the result text, as ExecToolResult.ResultHash.
+	ResultHash string `json:"result_hash,omitempty"`
 }
 
 // SwarmShare executes swarm_share against the store kept in the parent
@@ -141,8 +170,8 @@ func (a *Activities) SwarmShare(ctx context.Context, in SwarmShareInput) (SwarmS
 	if err != nil {
 		return SwarmShareResult{}, err
 	}
-	if _, ok := transcript.Find(recs, key); ok {
-		return SwarmShareResult{Reused: true}, nil
+	if r, ok := transcript.Find(recs, key); ok {
+		return SwarmShareResult{Reused: true, ResultHash: resultHash(r.Message.Content)}, nil
 	}
 	args, perr := tools.ParseShareArgs(call.Function.Arguments, in.MaxValueBytes)
 	out := SwarmShareResult{Action: args.Action}
@@ -156,7 +185,9 @@ func (a *Activities) SwarmShare(ctx context.Context, in SwarmShareInput) (SwarmS
 	if perr != nil {
 		out.IsError, text = true, "swarm_share error: "+perr.Error()
 	}
-	return out, a.Transcripts.Append(ref, toolRecord(key, call, text))
+	rec := toolRecord(key, call, text)
+	out.ResultHash = resultHash(rec.Message.Content)
+	return out, a.Transcripts.Append(ref, rec)
 }
 
 // rejection returns the parent's own refusal of a publish (its validator's

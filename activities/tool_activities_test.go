@@ -151,8 +151,8 @@ func TestExecToolLargeOutput(t *testing.T) {
 
 	big := mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(1))
 	r, ok := f.record(t, 1)
-	if big.NeedsSummary || !ok || !strings.Contains(r.Message.Content, "OUTPUT TRUNCATED") || len(r.Message.Content) > llm.SimpleTruncateChars+200 {
-		t.Errorf("10000-char output = %+v, record %d chars (truncated: %v)", big, len(r.Message.Content), strings.Contains(r.Message.Content, "OUTPUT TRUNCATED"))
+	if big.NeedsSummary || !ok || !strings.Contains(r.Message.Content, "chars omitted") || len(r.Message.Content) > llm.SimpleTruncateChars+200 {
+		t.Errorf("10000-char output = %+v, record %d chars (truncated: %v)", big, len(r.Message.Content), strings.Contains(r.Message.Content, "chars omitted"))
 	}
 
 	small := mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(2))
@@ -198,5 +198,36 @@ func TestExecToolRunsInWorktreeOnly(t *testing.T) {
 	// The journal lives in the workspace state, not in the worktree.
 	if status := f.repo.git("status", "--porcelain"); status != "?? sub/" {
 		t.Errorf("worktree status = %q, want only the written file", status)
+	}
+}
+
+// A refused repeat is not run; its result tells the model why. Results
+// carry a hash that is the same for the same output.
+func TestExecToolRefusedRepeatAndResultHash(t *testing.T) {
+	edit := `{"path":"greet.txt","old_string":"hello","new_string":"bye"}`
+	f := newToolFixture(t, [2]string{"read", `{"path":"greet.txt"}`}, [2]string{"read", `{"path":"greet.txt"}`}, [2]string{"edit", edit})
+	env := newActivityEnv(f.a)
+
+	first := mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(0))
+	second := mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(1))
+	if first.ResultHash == "" || first.ResultHash != second.ResultHash {
+		t.Fatalf("hashes of identical reads = %q, %q", first.ResultHash, second.ResultHash)
+	}
+	in := f.in(2)
+	in.Repeated = true
+	refused := mustRun[ExecToolResult](t, env, f.a.ExecTool, in)
+	if !refused.IsError || refused.Reused {
+		t.Fatalf("refused = %+v", refused)
+	}
+	if got := f.repo.read("greet.txt"); got != "hello\n" {
+		t.Fatalf("a refused edit ran: greet.txt = %q", got)
+	}
+	r, ok := f.record(t, 2)
+	if !ok || !strings.Contains(r.Message.Content, "You are repeating yourself") || r.Message.ToolCallID != "call_0_2" {
+		t.Fatalf("refusal record = %+v, %v", r, ok)
+	}
+	again := mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(0))
+	if !again.Reused || again.ResultHash != first.ResultHash {
+		t.Fatalf("reused result hash %q, want %q", again.ResultHash, first.ResultHash)
 	}
 }

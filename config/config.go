@@ -64,6 +64,13 @@ type LLMConfig struct {
 	Timeout           time.Duration `mapstructure:"timeout"`
 	// ContextLimit is the model's context window in tokens.
 	ContextLimit int `mapstructure:"context_limit"`
+	// Temperature and MaxTokens are sent with every request, in the form
+	// the model accepts (see Reasoning).
+	Temperature float64 `mapstructure:"temperature"`
+	MaxTokens   int     `mapstructure:"max_tokens"`
+	// Reasoning is auto, on or off: whether requests take the form of
+	// reasoning models (no temperature, max_completion_tokens).
+	Reasoning string `mapstructure:"reasoning"`
 }
 
 // SwarmConfig bounds how a run fans out into sub-agents.

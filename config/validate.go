@@ -66,6 +66,9 @@ func (c *Config) checks() []func() error {
 		func() error { return positiveFloat("llm.requests_per_second", c.LLM.RequestsPerSecond) },
 		func() error { return positiveDuration("llm.timeout", c.LLM.Timeout) },
 		func() error { return atLeast("llm.context_limit", c.LLM.ContextLimit, 1) },
+		func() error { return checkTemperature("llm.temperature", c.LLM.Temperature) },
+		func() error { return atLeast("llm.max_tokens", c.LLM.MaxTokens, 1) },
+		func() error { return oneOf("llm.reasoning", c.LLM.Reasoning, "auto", "on", "off") },
 		func() error { return atLeast("swarm.max_subagents", c.Swarm.MaxSubagents, 1) },
 		func() error { return atLeast("swarm.max_concurrent", c.Swarm.MaxConcurrent, 1) },
 		func() error { return atLeast("swarm.max_steps_per_subagent", c.Swarm.MaxStepsPerSubagent, 1) },
@@ -154,6 +157,14 @@ func positiveFloat(key string, v float64) error {
 		return nil
 	}
 	return &KeyError{Key: key, Value: v, Problem: "must be greater than 0"}
+}
+
+// checkTemperature accepts OpenAI's range; other servers use a subset.
+func checkTemperature(key string, v float64) error {
+	if v >= 0 && v <= 2 {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "is not in 0..2"}
 }
 
 func positiveDuration(key string, v time.Duration) error {

@@ -21,6 +21,7 @@ type Options struct {
 	APIKey     string        // sent as a bearer token; may be empty for local servers
 	Timeout    time.Duration // per request; 0 means only the caller's context bounds it
 	HTTPClient *http.Client  // optional; copied, never modified
+	Sampling   Sampling      // added to every request
 }
 
 // Client sends chat completion requests. It is safe for concurrent use.
@@ -30,6 +31,8 @@ type Client struct {
 	endpoint string // the chat completions URL, credentials redacted, for error hints
 	timeout  time.Duration
 	now      func() time.Time
+	sampling Sampling
+	quirks   quirkBook
 }
 
 // New builds a Client from opts.
@@ -45,6 +48,7 @@ func New(opts Options) *Client {
 		endpoint: redactURL(strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions"),
 		timeout:  opts.Timeout,
 		now:      time.Now,
+		sampling: opts.Sampling,
 	}
 }
 
@@ -56,19 +60,39 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
-// Chat sends req as exactly one HTTP request. Every failure is an *Error;
-// a response without choices is *Error{Kind: KindEmptyResponse}.
+// maxParamFallbacks bounds the re-sends after a rejected sampling
+// parameter: each of the three can be dropped once.
+const maxParamFallbacks = 3
+
+// Chat sends req with the client's sampling settings. Every failure is an
+// *Error; a response without choices is *Error{Kind: KindEmptyResponse}.
+// When the server (or go-openai's local check) rejects a sampling parameter
+// for the model, Chat sends the request again without it and remembers that
+// for the model; a rejected request is not a paid answer, so this costs
+// nothing. Otherwise it sends exactly one HTTP request.
 func (c *Client) Chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	x := &exchange{}
-	resp, err := c.api.CreateChatCompletion(withExchange(ctx, x), req)
-	if err != nil {
-		return openai.ChatCompletionResponse{}, c.classify(err, x)
+	q := c.quirks.get(req.Model, c.sampling)
+	for fallbacks := 0; ; fallbacks++ {
+		x := &exchange{}
+		resp, err := c.api.CreateChatCompletion(withExchange(ctx, x), c.sampling.apply(req, q))
+		if err == nil {
+			return c.checkChoices(resp)
+		}
+		next, changed := q.without(rejectedParam(err))
+		if !changed || fallbacks == maxParamFallbacks {
+			return openai.ChatCompletionResponse{}, c.classify(err, x)
+		}
+		q = next
+		c.quirks.set(req.Model, q)
 	}
+}
+
+func (c *Client) checkChoices(resp openai.ChatCompletionResponse) (openai.ChatCompletionResponse, error) {
 	if len(resp.Choices) == 0 {
 		return openai.ChatCompletionResponse{}, &Error{
 			Kind: KindEmptyResponse, StatusCode: http.StatusOK,

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -69,23 +70,69 @@ func estimateAll(msgs []openai.ChatCompletionMessage) int {
 	return total
 }
 
-// TruncateResult cuts content to at most maxChars bytes, at the last newline
-// before the limit when there is one, never inside a UTF-8 sequence, and
-// appends a note saying how much was cut.
+// TruncateResult keeps content within about maxChars bytes: the first two
+// thirds of the budget and the last third, cut at line breaks when there
+// are any and never inside a UTF-8 sequence, joined by a marker saying how
+// much was left out. The end of an output is where a build or test says
+// what failed, so it is never dropped, and a final "exit code: N" line
+// (the bash tool's last line) is always kept whole.
 func TruncateResult(content string, maxChars int) string {
 	if len(content) <= maxChars {
 		return content
 	}
-	limit := max(maxChars, 0)
-	for limit > 0 && !utf8.RuneStart(content[limit]) {
-		limit--
+	body, last := splitExitLine(content)
+	budget := max(maxChars-len(last), 0)
+	head := cutHead(body, budget*2/3)
+	tail := cutTail(body[len(head):], budget-len(head))
+	omitted := len(body) - len(head) - len(tail)
+	return head + fmt.Sprintf("\n[… %d chars omitted …]\n", omitted) + tail + last
+}
+
+// exitLine is the bash tool's final line.
+var exitLine = regexp.MustCompile(`^exit code: -?[0-9]+$`)
+
+// splitExitLine splits off a final "exit code: N" line, with the newline
+// before it.
+func splitExitLine(s string) (body, last string) {
+	i := strings.LastIndexByte(s, '\n')
+	if i >= 0 && exitLine.MatchString(s[i+1:]) {
+		return s[:i], s[i:]
 	}
-	cut := limit
-	if i := strings.LastIndexByte(content[:limit], '\n'); i >= 0 {
-		cut = i
+	return s, ""
+}
+
+// cutHead returns the longest prefix of s within n bytes that ends before a
+// newline (or, with none, at a rune boundary).
+func cutHead(s string, n int) string {
+	if n >= len(s) {
+		return s
 	}
-	return fmt.Sprintf("%s...\n\n[OUTPUT TRUNCATED: %d → %d chars to fit context limit]",
-		content[:cut], len(content), cut)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	if i := strings.LastIndexByte(s[:n], '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s[:n]
+}
+
+// cutTail returns the longest suffix of s within n bytes that starts after
+// a newline (or, with none, at a rune boundary).
+func cutTail(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	start := len(s) - max(n, 0)
+	for start < len(s) && !utf8.RuneStart(s[start]) {
+		start++
+	}
+	if start > 0 && s[start-1] == '\n' {
+		return s[start:]
+	}
+	if j := strings.IndexByte(s[start:], '\n'); j >= 0 {
+		return s[start+j+1:]
+	}
+	return s[start:]
 }
 
 // FitReport says what FitContext did.

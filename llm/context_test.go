@@ -44,29 +44,41 @@ func TestTruncateResult(t *testing.T) {
 	tests := []struct {
 		name, content string
 		max           int
-		wantKept      string
+		want          string
 	}{
-		{"short unchanged", "abc", 10, ""},
-		{"cut at newline", "line1\nline2\nline3", 14, "line1\nline2"},
-		{"no newline", "abcdefghij", 4, "abcd"},
-		// "é" is two bytes; a limit inside it must not split it.
-		{"utf8 boundary", "abcé", 4, "abc"},
+		{"short unchanged", "abc", 10, "abc"},
+		{"head and tail at newlines", "l1\nl2\nl3\nl4\nl5\nl6", 10, "l1\nl2\n[… 7 chars omitted …]\nl5\nl6"},
+		{"no newline", "abcdefghij", 6, "abcd\n[… 4 chars omitted …]\nij"},
+		// "é" is two bytes; neither cut may split it.
+		{"utf8 boundaries", "abcé" + "xyzé", 6, "abc\n[… 4 chars omitted …]\nzé"},
+		{"exit code line kept", "start\n" + strings.Repeat("noise\n", 50) + "FAIL: TestX\nexit code: 1", 41,
+			"start\nnoise\nnoise\n[… 289 chars omitted …]\nFAIL: TestX\nexit code: 1"},
+		{"exit code kept past a huge last line", strings.Repeat("y", 100) + "\nexit code: 2", 30,
+			strings.Repeat("y", 11) + "\n[… 83 chars omitted …]\n" + strings.Repeat("y", 6) + "\nexit code: 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := TruncateResult(tt.content, tt.max)
-			if tt.wantKept == "" {
-				if got != tt.content {
-					t.Fatalf("TruncateResult changed a short input: %q", got)
-				}
-				return
-			}
-			want := fmt.Sprintf("%s...\n\n[OUTPUT TRUNCATED: %d → %d chars to fit context limit]",
-				tt.wantKept, len(tt.content), len(tt.wantKept))
-			if got != want {
-				t.Fatalf("TruncateResult = %q, want %q", got, want)
+			if got != tt.want {
+				t.Fatalf("TruncateResult = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A failing build's 20,000-char log keeps its last lines and exit code.
+func TestTruncateResultKeepsEndOfLongLog(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < 20000; i++ {
+		fmt.Fprintf(&b, "compiling package %d\n", i)
+	}
+	b.WriteString("main.go:3: undefined: Foo\nexit code: 1")
+	got := TruncateResult(b.String(), SimpleTruncateChars)
+	if !strings.HasSuffix(got, "main.go:3: undefined: Foo\nexit code: 1") || !strings.HasPrefix(got, "compiling package 0\n") {
+		t.Fatalf("head or tail lost:\n%s", got)
+	}
+	if len(got) > SimpleTruncateChars+40 || !strings.Contains(got, "chars omitted") {
+		t.Fatalf("result is %d chars, want about %d with a marker", len(got), SimpleTruncateChars)
 	}
 }
 
@@ -133,7 +145,7 @@ func TestFitContextTruncatesResultsFirst(t *testing.T) {
 		t.Fatalf("report %+v, len %d; want 3 truncated, none dropped", rep, len(out))
 	}
 	for _, m := range out {
-		if m.Role == "tool" && !strings.Contains(m.Content, "[OUTPUT TRUNCATED: 40000 → ") {
+		if m.Role == "tool" && !strings.Contains(m.Content, " chars omitted …]") {
 			t.Fatalf("tool result not truncated: %d bytes", len(m.Content))
 		}
 	}
@@ -216,7 +228,7 @@ func TestSummaryRequest(t *testing.T) {
 		"important findings, and actionable items. Be concise but thorough.") {
 		t.Fatalf("user message starts %q", user[:120])
 	}
-	if len(user) > summaryInputChars+1000 || !strings.Contains(user, "[OUTPUT TRUNCATED: 450000 → ") {
+	if len(user) > summaryInputChars+1000 || !strings.Contains(user, " chars omitted …]") {
 		t.Fatalf("content not cut: %d bytes", len(user))
 	}
 }

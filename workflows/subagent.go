@@ -22,8 +22,22 @@ const (
 	ExitError     = "error"
 )
 
-// stuckRepeats is how many identical tool calls in a row end the loop.
+// stuckRepeats is the identical tool call (same arguments) in a row that
+// the loop breaker looks at: when the calls before it also returned the
+// same result, it is refused instead of run, and the model is told it is
+// repeating itself. (Before repeatBreakerVersion it ended the loop.)
 const stuckRepeats = 3
+
+// refusalsBeforeStuck is how many refused repeats the model gets; the next
+// identical call ends the sub-agent as stuck.
+const refusalsBeforeStuck = 3
+
+// repeatBreakerChange versions the loop breaker: histories recorded before
+// it end the loop on the third identical call, whatever its result.
+const (
+	repeatBreakerChange  = "repeat-breaker-compares-results"
+	repeatBreakerVersion = 1
+)
 
 // SubAgentInput starts (or, with State, continues) one sub-agent.
 type SubAgentInput struct {
@@ -65,12 +79,18 @@ type AgentTally struct {
 // references, never the conversation.
 type SubAgentState struct {
 	AgentTally
-	Turn      int       `json:"turn"`
-	LastSig   string    `json:"last_sig,omitempty"`
-	Repeats   int       `json:"repeats,omitempty"`
-	StartedAt time.Time `json:"started_at"`
-	Deadline  time.Time `json:"deadline"`
-	Runs      int       `json:"runs"`
+	Turn    int    `json:"turn"`
+	LastSig string `json:"last_sig,omitempty"`
+	Repeats int    `json:"repeats,omitempty"`
+	// LastHash is the result of the last run of LastSig; SameResults
+	// counts its runs in a row that returned it; Refused counts the
+	// repeats refused since.
+	LastHash    string    `json:"last_hash,omitempty"`
+	SameResults int       `json:"same_results,omitempty"`
+	Refused     int       `json:"refused,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	Deadline    time.Time `json:"deadline"`
+	Runs        int       `json:"runs"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
@@ -215,33 +235,93 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 func (ag *agent) runTools(ctx workflow.Context, calls []activities.ToolCallInfo) (string, error) {
 	turn := ag.st.Turn - 1
 	for i, call := range calls {
-		if ag.repeated(call.Signature) {
+		switch ag.judge(ctx, call.Signature) {
+		case verdictStuck:
 			return ExitStuck, nil
+		case verdictRefuse:
+			if err := ag.refuseTool(ctx, turn, i); err != nil {
+				return ag.errorExit(ctx, err), err
+			}
+			continue
 		}
-		if err := ag.runTool(ctx, turn, i, call); err != nil {
+		hash, err := ag.runTool(ctx, turn, i, call)
+		if err != nil {
 			return ag.errorExit(ctx, err), err
 		}
+		ag.noteResult(hash)
 		ag.st.ToolCalls++
 	}
 	return "", nil
 }
 
+type verdict int
+
+const (
+	verdictRun verdict = iota
+	verdictRefuse
+	verdictStuck
+)
+
+// judge decides whether a tool call runs. Only the stuckRepeats-th and
+// later identical calls in a row are looked at; GetVersion is asked only
+// there, so histories that never got that far carry no marker.
+func (ag *agent) judge(ctx workflow.Context, sig string) verdict {
+	if !ag.repeated(sig) {
+		return verdictRun
+	}
+	if workflow.GetVersion(ctx, repeatBreakerChange, workflow.DefaultVersion, repeatBreakerVersion) == workflow.DefaultVersion {
+		return verdictStuck
+	}
+	if ag.st.SameResults < stuckRepeats-1 {
+		return verdictRun // same call, new results: a legitimate repeat (polling, re-running tests)
+	}
+	ag.st.Refused++
+	if ag.st.Refused > refusalsBeforeStuck {
+		return verdictStuck
+	}
+	return verdictRefuse
+}
+
+// repeated counts identical calls in a row and reports whether this one is
+// at least the stuckRepeats-th.
 func (ag *agent) repeated(sig string) bool {
 	if sig == ag.st.LastSig {
 		ag.st.Repeats++
 	} else {
 		ag.st.LastSig, ag.st.Repeats = sig, 1
+		ag.st.SameResults, ag.st.Refused = 0, 0
 	}
 	return ag.st.Repeats >= stuckRepeats
 }
 
-func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.ToolCallInfo) error {
+// noteResult counts runs of the current call in a row with the same result.
+func (ag *agent) noteResult(hash string) {
+	if ag.st.SameResults > 0 && hash == ag.st.LastHash {
+		ag.st.SameResults++
+		return
+	}
+	ag.st.LastHash, ag.st.SameResults = hash, 1
+}
+
+// refuseTool stores the "you are repeating yourself" result of a call that
+// is not run, so the conversation stays valid.
+func (ag *agent) refuseTool(ctx workflow.Context, turn, index int) error {
+	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
+	return workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
+		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools, Repeated: true,
+	}).Get(ctx, nil)
+}
+
+// runTool runs one call and returns the hash of its result.
+func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.ToolCallInfo) (string, error) {
 	if call.Name == "swarm_share" {
 		actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, ag.retries())
-		return workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
+		var res activities.SwarmShareResult
+		err := workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
 			Ref: ag.ref(), Turn: turn, Index: index, ParentWorkflowID: ag.in.ParentWorkflowID,
 			MaxValueBytes: ag.in.Tools.ShareMaxValueBytes,
-		}).Get(ctx, nil)
+		}).Get(ctx, &res)
+		return res.ResultHash, err
 	}
 	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
 	if call.Name == "bash" {
@@ -252,7 +332,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools,
 	}).Get(ctx, &res)
 	if err != nil || !res.NeedsSummary {
-		return err
+		return res.ResultHash, err
 	}
 	var sum activities.SummarizeResult
 	err = workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.Summarize, activities.SummarizeInput{
@@ -262,7 +342,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		ag.st.LLMCalls++
 		ag.st.Usage = ag.st.Usage.Add(sum.Usage)
 	}
-	return err
+	return res.ResultHash, err
 }
 
 func (ag *agent) errorExit(ctx workflow.Context, err error) string {
@@ -313,14 +393,14 @@ func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
 		SubtaskID: ag.in.Subtask.ID, Attempt: ag.in.Attempt, ExitReason: exit, Result: final,
 		AgentTally: st.AgentTally, ContinuedAsNew: st.Runs,
 	}
-	res.Status, res.Success, res.Error = outcome(exit, final, ag.in)
+	res.Status, res.Success, res.Error = outcome(exit, final, ag.in, st)
 	if loopErr != nil {
 		res.Error = joinErr(res.Error, errText(loopErr))
 	}
 	return res
 }
 
-func outcome(exit, final string, in SubAgentInput) (status string, success bool, errText string) {
+func outcome(exit, final string, in SubAgentInput, st *SubAgentState) (status string, success bool, errText string) {
 	switch exit {
 	case ExitCompleted:
 		switch s := activities.ParseStatus(final); s {
@@ -336,11 +416,19 @@ func outcome(exit, final string, in SubAgentInput) (status string, success bool,
 	case ExitTimeout:
 		return activities.StatusTimedOut, false, fmt.Sprintf("sub-agent timed out after %s without progress", in.Limits.SubagentTimeout)
 	case ExitStuck:
-		return activities.StatusFailed, false, fmt.Sprintf("stuck: the same tool call was repeated %d times in a row", stuckRepeats)
+		return activities.StatusFailed, false, stuckText(st)
 	case ExitCancelled:
 		return activities.StatusCancelled, false, "cancelled"
 	}
 	return activities.StatusFailed, false, ""
+}
+
+func stuckText(st *SubAgentState) string {
+	if st.Refused == 0 {
+		return fmt.Sprintf("stuck: the same tool call was repeated %d times in a row", stuckRepeats)
+	}
+	return fmt.Sprintf("stuck: the same tool call with the same result was made %d times in a row, "+
+		"and again after %d requests to change approach", st.Repeats, st.Refused-1)
 }
 
 func joinErr(a, b string) string {

@@ -53,6 +53,40 @@ func nudged() activities.AgentStepResult {
 	return activities.AgentStepResult{Nudged: true, Usage: stepUsage}
 }
 
+// repeatThenDone makes the same call (signature sig) for n turns, then
+// reports completion.
+func repeatThenDone(n int, sig string) script {
+	return func(in activities.AgentStepInput) activities.AgentStepResult {
+		if in.Turn <= n {
+			return toolTurn("bash", sig)
+		}
+		return finalTurn("STATUS: completed")
+	}
+}
+
+// freshResults gives every run a different result, as a test suite
+// re-run after edits elsewhere would.
+func freshResults(in activities.ExecToolInput) activities.ExecToolResult {
+	return activities.ExecToolResult{Name: "bash", ResultHash: fmt.Sprintf("h%d-%d", in.Turn, in.Index)}
+}
+
+// resultsThenSame gives new results for the first n turns, then the same one.
+func resultsThenSame(n int) func(activities.ExecToolInput) activities.ExecToolResult {
+	return func(in activities.ExecToolInput) activities.ExecToolResult {
+		return activities.ExecToolResult{Name: "bash", ResultHash: fmt.Sprintf("h%d", min(in.Turn, n+1))}
+	}
+}
+
+func refused(execs []activities.ExecToolInput) int {
+	n := 0
+	for _, e := range execs {
+		if e.Repeated {
+			n++
+		}
+	}
+	return n
+}
+
 func TestSubAgentLoop(t *testing.T) {
 	alternating := func(in activities.AgentStepInput) activities.AgentStepResult {
 		if in.Turn > 6 {
@@ -73,10 +107,22 @@ func TestSubAgentLoop(t *testing.T) {
 		wantSuccess          bool
 		wantErr              string
 		wantSteps, wantTools int
+		execFn               func(activities.ExecToolInput) activities.ExecToolResult
+		wantRefused          int // calls not run, answered "you are repeating yourself"
 	}{
 		{name: "completes", script: toolsThenDone(2), wantExit: "completed", wantStatus: "completed", wantSuccess: true, wantSteps: 3, wantTools: 2},
-		{name: "stuck across turns", script: sequence(toolTurn("read", "read:x")), wantExit: "stuck", wantStatus: "failed", wantErr: "repeated 3 times", wantSteps: 3, wantTools: 2},
-		{name: "stuck within a turn", script: sequence(toolTurn("read", "r", "r", "r", "r")), wantExit: "stuck", wantStatus: "failed", wantErr: "stuck", wantSteps: 1, wantTools: 2},
+		// Two runs with the same result, then three refusals (each telling
+		// the model it repeats itself), then the end.
+		{name: "stuck across turns", script: sequence(toolTurn("read", "read:x")), wantExit: "stuck", wantStatus: "failed", wantErr: "made 6 times in a row, and again after 3 requests to change approach", wantSteps: 6, wantTools: 2, wantRefused: 3},
+		{name: "stuck within a turn", script: sequence(toolTurn("read", "r", "r", "r", "r")), wantExit: "stuck", wantStatus: "failed", wantErr: "stuck", wantSteps: 2, wantTools: 2, wantRefused: 3},
+		{
+			name: "same call with new results is not stuck", script: repeatThenDone(8, "bash:go-test"), execFn: freshResults,
+			wantExit: "completed", wantStatus: "completed", wantSuccess: true, wantSteps: 9, wantTools: 8,
+		},
+		{
+			name: "same result after new ones is refused", script: repeatThenDone(5, "bash:go-test"), execFn: resultsThenSame(2),
+			wantExit: "completed", wantStatus: "completed", wantSuccess: true, wantSteps: 6, wantTools: 4, wantRefused: 1,
+		},
 		{name: "alternating calls are not stuck", script: alternating, wantExit: "completed", wantStatus: "completed", wantSuccess: true, wantSteps: 7, wantTools: 6},
 		{name: "max steps", script: toolsThenDone(100), maxSteps: 3, wantExit: "max_steps", wantStatus: "failed", wantErr: "max steps (3)", wantSteps: 3, wantTools: 3},
 		{name: "no status line", script: sequence(finalTurn("all done")), wantExit: "completed", wantStatus: "failed", wantErr: "no STATUS line", wantSteps: 1},
@@ -114,7 +160,7 @@ func TestSubAgentLoop(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld()
-			w.fallback, w.commitFn, w.stepDelay = tt.script, tt.commitFn, tt.stepDelay
+			w.fallback, w.commitFn, w.stepDelay, w.execFn = tt.script, tt.commitFn, tt.stepDelay, tt.execFn
 			in := agentInput()
 			in.Subtask.NeedsWorktree = !tt.readOnly
 			if tt.maxSteps > 0 {
@@ -134,8 +180,8 @@ func TestSubAgentLoop(t *testing.T) {
 			if res.Steps != tt.wantSteps || res.LLMCalls != tt.wantSteps || len(w.steps) != tt.wantSteps {
 				t.Errorf("steps=%d llm calls=%d turns run=%d, want %d", res.Steps, res.LLMCalls, len(w.steps), tt.wantSteps)
 			}
-			if res.ToolCalls != tt.wantTools || len(w.execs) != tt.wantTools {
-				t.Errorf("tool calls=%d executed=%d, want %d", res.ToolCalls, len(w.execs), tt.wantTools)
+			if res.ToolCalls != tt.wantTools || len(w.execs) != tt.wantTools+tt.wantRefused || refused(w.execs) != tt.wantRefused {
+				t.Errorf("tool calls=%d exec activities=%d refused=%d, want %d run and %d refused", res.ToolCalls, len(w.execs), refused(w.execs), tt.wantTools, tt.wantRefused)
 			}
 			if res.Usage != (activities.Usage{PromptTokens: 100 * tt.wantSteps, CompletionTokens: 10 * tt.wantSteps}) {
 				t.Errorf("usage = %+v", res.Usage)
@@ -321,19 +367,32 @@ func TestSubAgentStuckStateSurvivesContinueAsNew(t *testing.T) {
 	w := newWorld()
 	w.fallback = sequence(toolTurn("read", "read:x"))
 	in := agentInput()
-	in.ContinueAsNewEvery = 2
+	in.ContinueAsNewEvery = 4
 	env := newEnv(t, w)
 	env.ExecuteWorkflow(workflows.SubAgentWorkflowName, in)
 	next := continueAsNew(t, env.GetWorkflowError())
-	if next.State.LastSig != "read:x" || next.State.Repeats != 2 {
-		t.Fatalf("state = %+v, want two repeats of read:x", next.State)
+	if st := next.State; st.LastSig != "read:x" || st.Repeats != 4 || st.SameResults != 2 || st.Refused != 2 {
+		t.Fatalf("state = %+v, want four repeats of read:x, two refused", next.State)
 	}
 
 	w2 := newWorld()
 	w2.fallback = sequence(toolTurn("read", "read:x"))
 	next.ContinueAsNewEvery = 0
 	res := runAgent(t, newEnv(t, w2), next)
-	if res.ExitReason != workflows.ExitStuck || len(w2.steps) != 1 || len(w2.execs) != 0 {
-		t.Errorf("exit=%q turns=%d execs=%d, want stuck on the first turn of the continued run", res.ExitReason, len(w2.steps), len(w2.execs))
+	if res.ExitReason != workflows.ExitStuck || len(w2.steps) != 2 || len(w2.execs) != 1 || refused(w2.execs) != 1 {
+		t.Errorf("exit=%q turns=%d execs=%d, want one more refusal, then stuck on the second turn of the continued run", res.ExitReason, len(w2.steps), len(w2.execs))
+	}
+}
+
+// Runs recorded before the breaker compared results keep ending on the
+// third identical call when replayed (workflow.GetVersion).
+func TestSubAgentStuckBeforeRepeatBreakerVersion(t *testing.T) {
+	w := newWorld()
+	w.fallback = sequence(toolTurn("read", "read:x"))
+	env := newEnv(t, w)
+	env.OnGetVersion("repeat-breaker-compares-results", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	res := runAgent(t, env, agentInput())
+	if res.ExitReason != workflows.ExitStuck || len(w.steps) != 3 || len(w.execs) != 2 || !strings.Contains(res.Error, "repeated 3 times") {
+		t.Errorf("exit=%q turns=%d execs=%d error=%q, want the old breaker", res.ExitReason, len(w.steps), len(w.execs), res.Error)
 	}
 }

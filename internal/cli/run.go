@@ -34,6 +34,8 @@ var runFlagKeys = map[string]string{
 	"max-concurrent": "swarm.max_concurrent",
 	"max-steps":      "swarm.max_steps_per_subagent",
 	"timeout":        "swarm.subagent_timeout",
+	"model":          "llm.model",
+	"planner-model":  "llm.planner_model",
 }
 
 type runOpts struct {
@@ -69,6 +71,8 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 	f.Int("max-concurrent", 0, "sub-agents running at once")
 	f.Int("max-steps", 0, "maximum model steps per sub-agent")
 	f.Duration("timeout", 0, "sub-agent timeout without progress")
+	f.String("model", "", "model for sub-agents (and the planner unless --planner-model or llm.planner_model is set); overrides llm.model")
+	f.String("planner-model", "", "model for the planner; overrides llm.planner_model")
 	f.BoolVar(&o.apply, "apply", false, "fast-forward your checked-out branch to the result if it is safe")
 	f.BoolVar(&o.detach, "detach", false, "print the workflow ID and return")
 	f.BoolVar(&o.noWorker, "no-worker", false, "do not start an in-process worker")

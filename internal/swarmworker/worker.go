@@ -41,7 +41,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue)
 	sandbox := newSandbox(cfg, root, logger)
 	acts := &activities.Activities{
-		LLM:            llm.New(llm.Options{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Timeout: cfg.LLM.Timeout}),
+		LLM:            llm.New(llmOptions(cfg.LLM)),
 		Temporal:       c,
 		Transcripts:    transcript.New(root),
 		WorkspaceRoot:  root,
@@ -132,4 +132,13 @@ func secrets(cfg *config.Config) []string {
 		return nil
 	}
 	return []string{cfg.LLM.APIKey}
+}
+
+// llmOptions builds the model client's options from the llm.* keys.
+func llmOptions(c config.LLMConfig) llm.Options {
+	temperature := float32(c.Temperature)
+	return llm.Options{
+		BaseURL: c.BaseURL, APIKey: c.APIKey, Timeout: c.Timeout,
+		Sampling: llm.Sampling{Temperature: &temperature, MaxTokens: c.MaxTokens, Reasoning: c.Reasoning},
+	}
 }

@@ -25,6 +25,8 @@ type Record struct {
 	Message          openai.ChatCompletionMessage `json:"message"`
 	PromptTokens     int                          `json:"prompt_tokens,omitempty"`
 	CompletionTokens int                          `json:"completion_tokens,omitempty"`
+	// FinishReason is the model's, for an answer ("length": cut off).
+	FinishReason string `json:"finish_reason,omitempty"`
 }
 
 // Ref names a conversation.

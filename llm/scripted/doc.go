@@ -43,14 +43,20 @@
 //	    {"match": "[demo:rename-greet]", "turns": [ REPLY, ... ]}
 //	  ],
 //	  "summary": REPLY,
-//	  "default": REPLY
+//	  "default": REPLY,
+//	  "reject_params": ["temperature", "max_tokens"]
 //	}
+//
+// A request carrying a field named in "reject_params" gets a 400 as OpenAI
+// answers a parameter a model does not support (code
+// "unsupported_parameter", "param" naming it).
 //
 // A REPLY is
 //
 //	{
 //	  "content": "text of the assistant message",
 //	  "tool_calls": [{"name": "read", "arguments": "{\"path\": \"main.go\"}"}],
+//	  "finish_reason": "length",
 //	  "faults": [ FAULT, ... ],
 //	  "delay": "250ms",
 //	  "prompt_tokens": 1200,
@@ -59,7 +65,8 @@
 //
 // "arguments" is a string sent verbatim, so it may be invalid JSON on
 // purpose. Tool call IDs are "call_<turn>_<index>". finish_reason is
-// "tool_calls" when there are tool calls and "stop" otherwise. Token counts
+// "tool_calls" when there are tool calls and "stop" otherwise, unless the
+// reply sets it. Token counts
 // default to estimates from the request and reply sizes.
 //
 // The first len(faults) requests for a reply (one agent's turn, one planner

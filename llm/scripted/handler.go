@@ -130,6 +130,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, idx int, body 
 		}
 		return writeError(w, status, "invalid_request_error", code, msg)
 	}
+	if p := h.rejectedParam(body); p != "" {
+		return writeParamError(w, p)
+	}
 	key, reply := h.route(req)
 	h.update(idx, func(q *Request) { q.Kind, q.Agent, q.Turn = key.kind, key.agent, key.turn })
 	if f := h.nextFault(key, reply); f != nil {

@@ -109,6 +109,9 @@ func buildCompletion(req wireRequest, body []byte, reply Reply, turn int) comple
 		})
 		finish = "tool_calls"
 	}
+	if reply.FinishReason != "" {
+		finish = reply.FinishReason
+	}
 	if reply.Content != "" || len(reply.ToolCalls) == 0 {
 		content := reply.Content
 		msg.Content = &content

@@ -14,6 +14,9 @@ type Script struct {
 	Agents  []Agent `json:"agents"`            // matched on the first user message
 	Summary *Reply  `json:"summary,omitempty"` // default: a short fixed summary
 	Default *Reply  `json:"default,omitempty"` // agent request matching no entry
+	// RejectParams are request fields answered with a 400 "Unsupported
+	// parameter", as OpenAI answers max_tokens for its reasoning models.
+	RejectParams []string `json:"reject_params,omitempty"`
 }
 
 // Agent scripts the sub-agent whose first user message contains Match.
@@ -26,6 +29,9 @@ type Agent struct {
 type Reply struct {
 	Content   string     `json:"content,omitempty"`
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// FinishReason overrides "tool_calls"/"stop", e.g. "length" for an
+	// answer cut off by the token limit.
+	FinishReason string `json:"finish_reason,omitempty"`
 	// Faults are answered, in order, to the first len(Faults) requests for
 	// this reply's (agent, turn); later requests get the reply itself.
 	Faults []Fault  `json:"faults,omitempty"`

@@ -1,8 +1,10 @@
 package scripted
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 )
 
@@ -40,4 +42,31 @@ func validate(msgs []wireMessage) error {
 func unanswered(i int, pending []string) error {
 	return fmt.Errorf("messages[%d]: an assistant message with 'tool_calls' must be followed by "+
 		"tool messages responding to each 'tool_call_id'; missing %q", i, pending)
+}
+
+// rejectedParam returns the first of the script's RejectParams present in
+// the request body, or "".
+func (h *Handler) rejectedParam(body []byte) string {
+	if len(h.script.RejectParams) == 0 {
+		return ""
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return ""
+	}
+	for _, p := range h.script.RejectParams {
+		if _, ok := fields[p]; ok {
+			return p
+		}
+	}
+	return ""
+}
+
+// writeParamError answers as OpenAI does for a parameter the model rejects.
+func writeParamError(w http.ResponseWriter, param string) int {
+	code := "unsupported_parameter"
+	return writeJSON(w, http.StatusBadRequest, errorBody{Error: apiError{
+		Message: fmt.Sprintf("Unsupported parameter: '%s' is not supported with this model.", param),
+		Type:    "invalid_request_error", Param: &param, Code: &code,
+	}})
 }
