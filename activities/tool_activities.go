@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	openai "github.com/sashabaranov/go-openai"
 	"go.temporal.io/sdk/activity"
@@ -98,15 +97,6 @@ func toolRecord(key string, call openai.ToolCall, output string) transcript.Reco
 	}}
 }
 
-func (a *Activities) scrub(s string) string {
-	for _, secret := range a.Secrets {
-		if len(secret) >= 8 {
-			s = strings.ReplaceAll(s, secret, "[REDACTED]")
-		}
-	}
-	return s
-}
-
 // SwarmShareInput names a swarm_share call of a turn.
 type SwarmShareInput struct {
 	Ref              ConvRef `json:"ref"`
@@ -152,7 +142,7 @@ func (a *Activities) SwarmShare(ctx context.Context, in SwarmShareInput) (SwarmS
 }
 
 func (a *Activities) share(ctx context.Context, in SwarmShareInput, args tools.ShareArgs) (string, error) {
-	req := ShareRequest{Action: args.Action, Key: args.Key, Value: string(args.Value), Tags: args.Tags, Prefix: args.Prefix, Publisher: in.Ref.SubtaskID}
+	req := a.scrubShare(ShareRequest{Action: args.Action, Key: args.Key, Value: string(args.Value), Tags: args.Tags, Prefix: args.Prefix, Publisher: in.Ref.SubtaskID})
 	if args.Action == "publish" {
 		h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID: in.ParentWorkflowID, UpdateName: SharePublishUpdateName,

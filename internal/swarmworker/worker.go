@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
 	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 	"codeswarm/tools"
@@ -37,16 +39,19 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		return nil, fmt.Errorf("workspace.root %q: %w", root, err)
 	}
 	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue)
+	scrubber := secret.New(cfg.Secrets()...)
 	acts := &activities.Activities{
-		LLM:            llm.New(llm.Options{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Timeout: cfg.LLM.Timeout}),
+		LLM:            llm.New(llm.Options{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Timeout: cfg.LLM.Timeout, Secrets: scrubber}),
 		Temporal:       c,
 		Transcripts:    transcript.New(root),
 		WorkspaceRoot:  root,
 		WorkspaceQueue: wsQueue,
-		Secrets:        secrets(cfg),
-		Environ:        tools.SanitizeEnv(os.Environ(), secrets(cfg)...),
+		Secrets:        scrubber,
+		Environ:        tools.SanitizeEnv(os.Environ(), cfg.Secrets()...),
 	}
-	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{})
+	// Every worker runs activities, so every one scrubs their errors.
+	scrub := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber)}
+	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: scrub})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	main.RegisterActivity(acts)
@@ -54,6 +59,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	llmWorker := worker.New(c, workflows.LLMQueue(cfg.Temporal.TaskQueue), worker.Options{
 		MaxConcurrentActivityExecutionSize: cfg.LLM.MaxConcurrent,
 		TaskQueueActivitiesPerSecond:       cfg.LLM.RequestsPerSecond,
+		Interceptors:                       scrub,
 	})
 	llmWorker.RegisterActivity(acts)
 
@@ -61,7 +67,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	// the SDK batches heartbeats to 80% of the heartbeat timeout (24 s): a
 	// cancelled run's bash would run on that long. Sending every heartbeat
 	// the tools record (every 5 s) bounds it.
-	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second})
+	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: scrub})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
 	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue}, nil
@@ -97,11 +103,4 @@ func WorkspaceQueue(main string) string {
 		host = "localhost"
 	}
 	return main + activities.WorkspaceQueueInfix + strings.Trim(unsafeQueueChars.ReplaceAllString(host, "-"), "-")
-}
-
-func secrets(cfg *config.Config) []string {
-	if cfg.LLM.APIKey == "" {
-		return nil
-	}
-	return []string{cfg.LLM.APIKey}
 }

@@ -1,0 +1,127 @@
+package activities
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"codeswarm/internal/secret"
+)
+
+// TestExecToolScrubsEncodedSecrets: a command that prints the key base64- or
+// hex-encoded (mid-stream, so at another base64 alignment) leaves neither in
+// the transcript.
+func TestExecToolScrubsEncodedSecrets(t *testing.T) {
+	f := newToolFixture(t,
+		[2]string{"bash", `{"command":"printf 'KEY=%s' ` + toolSecret + ` | base64 -w0"}`},
+		[2]string{"bash", `{"command":"printf 'x%s' ` + toolSecret + ` | od -An -v -tx1 | tr -d ' \\n'"}`},
+	)
+	env := newActivityEnv(f.a)
+	leaks := []string{
+		base64.StdEncoding.EncodeToString([]byte("KEY=" + toolSecret))[8:36],
+		hex.EncodeToString([]byte(toolSecret)),
+	}
+	for i := range 2 {
+		mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(i))
+		r, _ := f.record(t, i)
+		if strings.Contains(r.Message.Content, leaks[i]) || !strings.Contains(r.Message.Content, secret.Redacted) {
+			t.Errorf("call %d output = %q, want the encoded key redacted", i, r.Message.Content)
+		}
+	}
+}
+
+// shareClient is a Temporal client that records the swarm_share update the
+// activity sends instead of sending it.
+type shareClient struct {
+	client.Client
+	sent []ShareRequest
+}
+
+func (c *shareClient) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	c.sent = append(c.sent, o.Args[0].(ShareRequest))
+	return doneUpdate{}, nil
+}
+
+type doneUpdate struct{ client.WorkflowUpdateHandle }
+
+func (doneUpdate) Get(_ context.Context, v any) error {
+	*(v.(*int)) = 1
+	return nil
+}
+
+// TestSwarmShareScrubsBeforeUpdate: what a sub-agent publishes reaches the
+// parent (and so its history) without the key, in the value, the key name
+// and the tags, and the value is still JSON.
+func TestSwarmShareScrubsBeforeUpdate(t *testing.T) {
+	b64 := base64.RawURLEncoding.EncodeToString([]byte(toolSecret))
+	args := fmt.Sprintf(`{"action":"publish","key":"k-%s","value":{"env":"OPENAI_API_KEY=%s","b64":"%s"},"tags":["%s"]}`, toolSecret, toolSecret, b64, toolSecret)
+	f := newToolFixture(t, [2]string{"swarm_share", args})
+	fake := &shareClient{}
+	f.a.Temporal = fake
+	res := mustRun[SwarmShareResult](t, newActivityEnv(f.a), f.a.SwarmShare, SwarmShareInput{Ref: f.ref, ParentWorkflowID: "parent"})
+	if res.IsError || len(fake.sent) != 1 {
+		t.Fatalf("SwarmShare = %+v, %d updates sent", res, len(fake.sent))
+	}
+	sent, _ := json.Marshal(fake.sent[0])
+	if strings.Contains(string(sent), toolSecret) || strings.Contains(string(sent), b64[2:len(b64)-2]) {
+		t.Errorf("update carries the key: %s", sent)
+	}
+	if !json.Valid([]byte(fake.sent[0].Value)) || !strings.Contains(fake.sent[0].Value, secret.Redacted) {
+		t.Errorf("shared value = %q, want valid JSON with the key redacted", fake.sent[0].Value)
+	}
+}
+
+// TestActivityErrorsAreScrubbed runs a failing activity behind the worker
+// interceptor: the error that would enter the history has no key, and keeps
+// its type and retry decision.
+func TestActivityErrorsAreScrubbed(t *testing.T) {
+	a := &Activities{Secrets: secret.New(toolSecret)}
+	hexKey := hex.EncodeToString([]byte(toolSecret))
+	env := newActivityEnv(a)
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{ScrubErrors(a.Secrets)}})
+	env.RegisterActivityWithOptions(func(context.Context) error {
+		cause := fmt.Errorf("git push: remote said %s", hexKey)
+		return temporal.NewNonRetryableApplicationError("merge failed with key "+toolSecret, "git.conflict", cause)
+	}, activity.RegisterOptions{Name: "leaky"})
+	env.RegisterActivityWithOptions(func(context.Context) error {
+		return fmt.Errorf("open %s: %w", toolSecret, errors.ErrUnsupported)
+	}, activity.RegisterOptions{Name: "leakyPlain"})
+
+	_, err := env.ExecuteActivity("leaky")
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != "git.conflict" || !app.NonRetryable() {
+		t.Fatalf("error = %v, want non-retryable git.conflict", err)
+	}
+	if strings.Contains(err.Error(), toolSecret) || strings.Contains(err.Error(), hexKey) || !strings.Contains(err.Error(), "merge failed with key "+secret.Redacted) {
+		t.Errorf("error = %q, want the key and its hex redacted", err)
+	}
+	_, err = env.ExecuteActivity("leakyPlain")
+	if err == nil || strings.Contains(err.Error(), toolSecret) || !strings.Contains(err.Error(), "open "+secret.Redacted) {
+		t.Errorf("plain error = %v, want the key redacted", err)
+	}
+}
+
+func TestScrubErrorKeepsCleanErrors(t *testing.T) {
+	a := &Activities{Secrets: secret.New(toolSecret)}
+	in := temporal.NewApplicationErrorWithOptions("rate limited", "llm.rate_limit", temporal.ApplicationErrorOptions{NextRetryDelay: 7 * time.Second})
+	if got := scrubError(a.Secrets, in); got != in {
+		t.Errorf("scrubError replaced an error without secrets: %v", got)
+	}
+	leaky := temporal.NewApplicationErrorWithOptions("rate limited for "+toolSecret, "llm.rate_limit", temporal.ApplicationErrorOptions{NextRetryDelay: 7 * time.Second})
+	var app *temporal.ApplicationError
+	if !errors.As(scrubError(a.Secrets, leaky), &app) || app.NextRetryDelay() != 7*time.Second || app.Message() != "rate limited for "+secret.Redacted {
+		t.Errorf("scrubError lost the retry delay or kept the key: %v", app)
+	}
+}
