@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	openai "github.com/sashabaranov/go-openai"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
@@ -18,6 +19,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"codeswarm/internal/secret"
+	"codeswarm/internal/transcript"
+	"codeswarm/llm/scripted"
 )
 
 // TestExecToolScrubsEncodedSecrets: a command that prints the key base64- or
@@ -123,5 +126,32 @@ func TestScrubErrorKeepsCleanErrors(t *testing.T) {
 	var app *temporal.ApplicationError
 	if !errors.As(scrubError(a.Secrets, leaky), &app) || app.NextRetryDelay() != 7*time.Second || app.Message() != "rate limited for "+secret.Redacted {
 		t.Errorf("scrubError lost the retry delay or kept the key: %v", app)
+	}
+}
+
+// TestAgentStepScrubsModelOutput: a model that learnt the key (in a disguise
+// the scrubber does not know, and decoded it) cannot carry it into the
+// transcript, its final text or a tool call's arguments.
+func TestAgentStepScrubsModelOutput(t *testing.T) {
+	writeArgs := fmt.Sprintf(`{"path":"leak.txt","content":"%s"}`, testAPIKey)
+	h := newHarness(t, scripted.Script{Agents: []scripted.Agent{{Match: agentMarker, Turns: []scripted.Reply{
+		{Content: "Found it: " + testAPIKey, ToolCalls: []scripted.ToolCall{{Name: "write", Arguments: writeArgs}}},
+		{Content: "The key is " + testAPIKey + "\nSTATUS: completed"},
+	}}}})
+	ref := ConvRef{RunID: "run-leak", SubtaskID: "01-alpha", Attempt: 1}
+	agentHead(t, h, ref, agentMarker)
+	mustRun[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Turn: 0, Model: "m", ContextLimit: 128000})
+	appendRecs(t, h.a.Transcripts, ref, toolRecord(keyTool(0, 0), openai.ToolCall{ID: "call_0_0", Function: openai.FunctionCall{Name: "write"}}, "ok"))
+	last := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Turn: 1, Model: "m", ContextLimit: 128000})
+	if strings.Contains(last.Final, testAPIKey) || !strings.Contains(last.Final, "The key is "+secret.Redacted) {
+		t.Errorf("final text = %q, want the key redacted", last.Final)
+	}
+	stored, _ := json.Marshal(load(t, h.a.Transcripts, ref))
+	if strings.Contains(string(stored), testAPIKey) {
+		t.Errorf("transcript holds the key: %s", stored)
+	}
+	rec, _ := transcript.Find(load(t, h.a.Transcripts, ref), keyAssistant(0))
+	if args := rec.Message.ToolCalls[0].Function.Arguments; !json.Valid([]byte(args)) || !strings.Contains(args, secret.Redacted) {
+		t.Errorf("stored arguments = %q, want valid JSON with the key redacted", args)
 	}
 }

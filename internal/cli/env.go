@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"codeswarm/config"
 	"codeswarm/devserver"
 	"codeswarm/internal/codec"
+	"codeswarm/internal/secret"
 	"codeswarm/internal/swarmworker"
 	"codeswarm/internal/tlog"
 )
@@ -202,7 +204,7 @@ func loadConfig(g *globalOpts, flags flagSource, keys map[string]string) (*confi
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	logger, err := config.NewLogger(cfg.Log, nil)
+	logger, err := config.NewLogger(cfg.Log, secret.Writer(os.Stderr, secret.New(cfg.Secrets()...)))
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
