@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,23 +28,40 @@ import (
 
 // TestExecToolScrubsEncodedSecrets: a command that prints the key base64- or
 // hex-encoded (mid-stream, so at another base64 alignment) leaves neither in
-// the transcript.
+// the transcript, nor the key itself in the tool journal on disk.
 func TestExecToolScrubsEncodedSecrets(t *testing.T) {
 	f := newToolFixture(t,
 		[2]string{"bash", `{"command":"printf 'KEY=%s' ` + toolSecret + ` | base64 -w0"}`},
 		[2]string{"bash", `{"command":"printf 'x%s' ` + toolSecret + ` | od -An -v -tx1 | tr -d ' \\n'"}`},
+		[2]string{"bash", `{"command":"echo ` + toolSecret + `"}`},
 	)
 	env := newActivityEnv(f.a)
 	leaks := []string{
 		base64.StdEncoding.EncodeToString([]byte("KEY=" + toolSecret))[8:36],
 		hex.EncodeToString([]byte(toolSecret)),
+		toolSecret,
 	}
-	for i := range 2 {
+	for i := range leaks {
 		mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(i))
 		r, _ := f.record(t, i)
 		if strings.Contains(r.Message.Content, leaks[i]) || !strings.Contains(r.Message.Content, secret.Redacted) {
 			t.Errorf("call %d output = %q, want the encoded key redacted", i, r.Message.Content)
 		}
+	}
+	err := filepath.WalkDir(f.a.WorkspaceRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		for _, leak := range leaks {
+			if strings.Contains(string(b), leak) {
+				t.Errorf("%s holds %q", path, leak)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -59,6 +59,7 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 	if err != nil {
 		return ExecToolResult{}, err
 	}
+	journal.Scrub = a.scrub
 	opts := tools.Options{
 		Root: in.Worktree, BashTimeout: in.Limits.BashTimeout, BashMaxTimeout: in.Limits.BashMaxTimeout,
 		MaxOutputBytes: in.Limits.MaxOutputBytes, Env: a.Environ,
