@@ -12,17 +12,30 @@ import (
 // and base64 (standard and URL alphabets) as it appears at each of the three
 // byte alignments in a longer encoded stream. The base64 forms are the
 // characters that depend on v alone, so they match padded, unpadded and
-// mid-stream encodings alike. Duplicates are possible.
+// mid-stream encodings alike. Tools wrap long base64 and hex output (base64
+// at 76 columns, xxd -p at 60), so those forms are also looked for with a
+// line break at every position. Duplicates are possible.
 func Encodings(v string) []string {
-	out := []string{
-		v, reverse(v),
-		hex.EncodeToString([]byte(v)), strings.ToUpper(hex.EncodeToString([]byte(v))),
-		url.QueryEscape(v), url.PathEscape(v), percentAll(v, true), percentAll(v, false),
-	}
+	hexLower := hex.EncodeToString([]byte(v))
+	wrappable := []string{hexLower, strings.ToUpper(hexLower)}
 	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
 		for shift := range 3 {
-			out = append(out, base64Core(enc, v, shift))
+			wrappable = append(wrappable, base64Core(enc, v, shift))
 		}
+	}
+	out := []string{v, reverse(v), url.QueryEscape(v), url.PathEscape(v), percentAll(v, true), percentAll(v, false)}
+	for _, w := range wrappable {
+		out = append(out, w)
+		out = append(out, lineBroken(w)...)
+	}
+	return out
+}
+
+// lineBroken lists s with a newline inserted at each inner position.
+func lineBroken(s string) []string {
+	out := make([]string, 0, len(s))
+	for i := 1; i < len(s); i++ {
+		out = append(out, s[:i]+"\n"+s[i:])
 	}
 	return out
 }
