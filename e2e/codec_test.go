@@ -51,6 +51,10 @@ func TestEncryptedPayloads(t *testing.T) {
 			t.Errorf("history %s has no encrypted payloads", id)
 		}
 	}
+	// Memos are encrypted too; the CLI decodes them with its key.
+	if code, out := h.run("list"); code != 0 || !strings.Contains(out, "Rename greet.Hello") {
+		t.Errorf("list (exit %d) does not show the run's task:\n%s", code, out)
+	}
 }
 
 // failureMarker is upstream error text only a failure message carries.

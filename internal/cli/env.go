@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
 	"codeswarm/config"
@@ -53,6 +54,7 @@ type env struct {
 	codec   *http.Server
 	// codecToken is the capability path of this process's codec endpoint.
 	codecToken string
+	dc         converter.DataConverter // the client's, for memos
 }
 
 type connectOpts struct {
@@ -96,7 +98,7 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 		e.close()
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
 	}
-	e.client = c
+	e.client, e.dc = c, dc
 	if opts.worker {
 		w, err := swarmworker.New(cfg, c, logger.Named("worker"))
 		if err == nil {
