@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 	"codeswarm/tools"
@@ -25,9 +26,9 @@ type Activities struct {
 	Temporal       client.Client // for swarm_share (query/update on the parent)
 	Transcripts    *transcript.Store
 	WorkspaceRoot  string
-	WorkspaceQueue string   // this host's workspace task queue
-	Secrets        []string // values scrubbed from tool environments and outputs
-	Environ        []string // base environment for bash (already sanitized)
+	WorkspaceQueue string           // this host's workspace task queue
+	Secrets        *secret.Scrubber // scrubs tool output, shared values and errors
+	Environ        []string         // base environment for bash (already sanitized)
 	// Sandbox confines bash and the verify command; nil uses the tools
 	// package's default sandbox (never unconfined).
 	Sandbox *tools.Sandbox

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 	"codeswarm/llm/scripted"
@@ -54,7 +55,7 @@ func newHarness(t *testing.T, script scripted.Script) *harness {
 		Transcripts:    transcript.New(t.TempDir()),
 		WorkspaceRoot:  t.TempDir(),
 		WorkspaceQueue: "codeswarm-ws-testhost",
-		Secrets:        []string{testAPIKey},
+		Secrets:        secret.New(testAPIKey),
 	}
 	return &harness{t: t, a: a, srv: srv, env: newActivityEnv(a)}
 }

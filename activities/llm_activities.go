@@ -106,7 +106,12 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 		msg = shape(choice, key)
 	}
 	msg.Role = openai.ChatMessageRoleAssistant
+	// What the model writes flows into results, commits and shared values:
+	// a secret it got hold of in a disguise the scrubber missed and decoded
+	// itself stops here.
+	msg.Content = a.scrub(msg.Content)
 	for i := range msg.ToolCalls {
+		msg.ToolCalls[i].Function.Arguments = a.scrub(msg.ToolCalls[i].Function.Arguments)
 		if msg.ToolCalls[i].ID == "" {
 			msg.ToolCalls[i].ID = defaultCallID(key, i)
 		}
@@ -267,7 +272,7 @@ func (a *Activities) Summarize(ctx context.Context, in SummarizeInput) (Summariz
 	resp, err := a.chat(ctx, llm.SummaryRequest(in.Model, in.ToolName, string(raw)))
 	switch {
 	case err == nil:
-		summary := resp.Choices[0].Message.Content
+		summary := a.scrub(resp.Choices[0].Message.Content)
 		content = fmt.Sprintf("[Summary of %s output (%d chars → %d chars)]\n\n%s", in.ToolName, len(raw), len(summary), summary)
 		out.Summarized = true
 		out.Usage = Usage{resp.Usage.PromptTokens, resp.Usage.CompletionTokens}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	openai "github.com/sashabaranov/go-openai"
 	"go.temporal.io/sdk/activity"
@@ -80,6 +79,7 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 	if err != nil {
 		return ExecToolResult{}, err
 	}
+	journal.Scrub = a.scrub
 	opts := tools.Options{
 		Root: in.Worktree, BashTimeout: in.Limits.BashTimeout, BashMaxTimeout: in.Limits.BashMaxTimeout,
 		MaxOutputBytes: in.Limits.MaxOutputBytes, Env: a.Environ, Sandbox: a.Sandbox,
@@ -125,15 +125,6 @@ func toolRecord(key string, call openai.ToolCall, output string) transcript.Reco
 	return transcript.Record{Key: key, Message: openai.ChatCompletionMessage{
 		Role: openai.ChatMessageRoleTool, Content: output, ToolCallID: call.ID, Name: call.Function.Name,
 	}}
-}
-
-func (a *Activities) scrub(s string) string {
-	for _, secret := range a.Secrets {
-		if len(secret) >= 8 {
-			s = strings.ReplaceAll(s, secret, "[REDACTED]")
-		}
-	}
-	return s
 }
 
 // SwarmShareInput names a swarm_share call of a turn.
@@ -202,7 +193,7 @@ func rejection(err error) error {
 }
 
 func (a *Activities) share(ctx context.Context, in SwarmShareInput, args tools.ShareArgs) (string, error) {
-	req := ShareRequest{Action: args.Action, Key: args.Key, Value: string(args.Value), Tags: args.Tags, Prefix: args.Prefix, Publisher: in.Ref.SubtaskID}
+	req := a.scrubShare(ShareRequest{Action: args.Action, Key: args.Key, Value: string(args.Value), Tags: args.Tags, Prefix: args.Prefix, Publisher: in.Ref.SubtaskID})
 	if args.Action == "publish" {
 		h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID: in.ParentWorkflowID, UpdateName: SharePublishUpdateName,

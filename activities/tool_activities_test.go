@@ -10,6 +10,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 )
@@ -31,7 +32,7 @@ func newToolFixture(t *testing.T, calls ...[2]string) *toolFixture {
 	a := &Activities{
 		Transcripts:   transcript.New(t.TempDir()),
 		WorkspaceRoot: t.TempDir(),
-		Secrets:       []string{toolSecret},
+		Secrets:       secret.New(toolSecret),
 	}
 	ref := ConvRef{RunID: "run-tools", SubtaskID: "01-greet", Attempt: 1}
 	appendRecs(t, a.Transcripts, ref, sysRec("system"), userRec("Complete this task:\n\ngreet"), assistantRec(0, calls...))
@@ -183,7 +184,7 @@ func TestExecToolScrubsSecrets(t *testing.T) {
 		t.Errorf("a tool record carries the key: %s", b)
 	}
 	// Short values are not treated as secrets (they would redact common words).
-	short := &Activities{Secrets: []string{"abc"}}
+	short := &Activities{Secrets: secret.New("abc")}
 	if got := short.scrub("abc def"); got != "abc def" {
 		t.Errorf("scrub of a short secret = %q", got)
 	}

@@ -5,7 +5,10 @@ package config
 
 import (
 	"net/url"
+	"strings"
 	"time"
+
+	"codeswarm/internal/codec"
 )
 
 // Config is every setting codeswarm reads. Load fills it; Validate checks it.
@@ -155,6 +158,29 @@ func (c *Config) Redacted() Config {
 	}
 	if u, err := url.Parse(out.LLM.BaseURL); err == nil && u.User != nil {
 		out.LLM.BaseURL = u.Redacted()
+	}
+	return out
+}
+
+// Secrets lists every secret value in c, for scrubbing text that leaves the
+// worker: the API key, the codec key as written and as the raw key bytes
+// (a command can print either, in any encoding), and a password embedded in
+// the base URL.
+func (c *Config) Secrets() []string {
+	var out []string
+	if c.LLM.APIKey != "" {
+		out = append(out, c.LLM.APIKey)
+	}
+	if c.Codec.Key != "" {
+		out = append(out, strings.TrimSpace(c.Codec.Key))
+		if raw, err := codec.ParseKey(c.Codec.Key); err == nil {
+			out = append(out, string(raw))
+		}
+	}
+	if u, err := url.Parse(c.LLM.BaseURL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			out = append(out, p)
+		}
 	}
 	return out
 }

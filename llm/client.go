@@ -5,6 +5,7 @@
 package llm
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"codeswarm/internal/secret"
 )
 
 // Options configure a Client.
@@ -22,12 +25,14 @@ type Options struct {
 	Timeout    time.Duration // per request; 0 means only the caller's context bounds it
 	HTTPClient *http.Client  // optional; copied, never modified
 	Sampling   Sampling      // added to every request
+	// Secrets scrubs error messages; nil scrubs APIKey (and its encodings).
+	Secrets *secret.Scrubber
 }
 
 // Client sends chat completion requests. It is safe for concurrent use.
 type Client struct {
 	api      *openai.Client
-	apiKey   string
+	secrets  *secret.Scrubber
 	endpoint string // the chat completions URL, credentials redacted, for error hints
 	timeout  time.Duration
 	now      func() time.Time
@@ -44,7 +49,7 @@ func New(opts Options) *Client {
 	cfg.HTTPClient = wrapHTTPClient(opts.HTTPClient)
 	return &Client{
 		api:      openai.NewClientWithConfig(cfg),
-		apiKey:   opts.APIKey,
+		secrets:  cmp.Or(opts.Secrets, secret.New(opts.APIKey)),
 		endpoint: redactURL(strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions"),
 		timeout:  opts.Timeout,
 		now:      time.Now,
@@ -103,7 +108,7 @@ func (c *Client) checkChoices(resp openai.ChatCompletionResponse) (openai.ChatCo
 }
 
 func (c *Client) classify(err error, x *exchange) *Error {
-	e := classifyScrubbed(err, c.apiKey)
+	e := classifyScrubbed(err, c.secrets)
 	sent, header := x.result()
 	if !sent && e.Kind == KindNetwork && e.cause == nil {
 		// go-openai refused the request before sending it (e.g. a body that

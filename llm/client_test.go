@@ -2,6 +2,8 @@ package llm
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"codeswarm/internal/secret"
 )
 
 const okCompletion = `{"id":"c1","object":"chat.completion","created":1,"model":"m",
@@ -161,6 +165,33 @@ func TestChatNeverLeaksKey(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), key) {
 		t.Fatalf("error %q contains the API key", err)
+	}
+}
+
+// TestChatErrorScrubsEncodedSecrets: an upstream error that echoes the key
+// base64-encoded, or another configured secret (the codec key) in hex, reaches
+// the caller without them.
+func TestChatErrorScrubsEncodedSecrets(t *testing.T) {
+	const key, codecKey = "gw-live-0123456789abcdef", "0123456789abcdef0123456789abcdef"
+	b64 := base64.StdEncoding.EncodeToString([]byte("Authorization: Bearer " + key))
+	hexCodec := hex.EncodeToString([]byte(codecKey))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"message":"bad request %s / %s"}}`, b64, hexCodec)
+	}))
+	t.Cleanup(srv.Close)
+	c := New(Options{BaseURL: srv.URL, APIKey: key, Secrets: secret.New(key, codecKey)})
+	_, err := c.Chat(context.Background(), chatRequest("m"))
+	if err == nil {
+		t.Fatal("Chat succeeded against a failing server")
+	}
+	for _, leak := range []string{b64[31 : len(b64)-2], hexCodec} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q contains secret encoding %q", err, leak)
+		}
+	}
+	if !strings.Contains(err.Error(), secret.Redacted) {
+		t.Errorf("error %q shows no redaction", err)
 	}
 }
 

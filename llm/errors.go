@@ -13,6 +13,8 @@ import (
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"codeswarm/internal/secret"
 )
 
 // Kind classifies a failed LLM call so the caller (Temporal's retry policy)
@@ -88,12 +90,12 @@ func (e *Error) Retryable() bool {
 // Upstream text is scrubbed of anything that looks like a key; Client.Chat
 // additionally removes the configured key verbatim.
 func Classify(err error) *Error {
-	return classifyScrubbed(err, "")
+	return classifyScrubbed(err, nil)
 }
 
-// classifyScrubbed classifies err and removes key from the message before
-// truncating it, so a key cut at the boundary cannot leave a fragment.
-func classifyScrubbed(err error, key string) *Error {
+// classifyScrubbed classifies err and removes the secrets from the message
+// before truncating it, so a key cut at the boundary cannot leave a fragment.
+func classifyScrubbed(err error, secrets *secret.Scrubber) *Error {
 	if err == nil {
 		return nil
 	}
@@ -102,7 +104,7 @@ func classifyScrubbed(err error, key string) *Error {
 		return e
 	}
 	e = classify(err)
-	e.Message = truncate(scrubSecrets(e.Message, key), maxMessageBytes)
+	e.Message = truncate(scrubSecrets(e.Message, secrets), maxMessageBytes)
 	return e
 }
 

@@ -105,7 +105,7 @@ func TestClassifyScrubsKeys(t *testing.T) {
 			}
 		})
 	}
-	if got := scrubSecrets("task-list disk-usage-report", ""); got != "task-list disk-usage-report" {
+	if got := scrubSecrets("task-list disk-usage-report", nil); got != "task-list disk-usage-report" {
 		t.Errorf("scrubSecrets changed ordinary words: %q", got)
 	}
 }

@@ -1,15 +1,18 @@
 package llm
 
-import "strings"
+import (
+	"strings"
 
-const redacted = "[REDACTED]"
+	"codeswarm/internal/secret"
+)
 
-// scrubSecrets removes key from s and anything that looks like a bearer
-// token or an OpenAI-style key ("sk-..."), which some proxies echo back.
-func scrubSecrets(s, key string) string {
-	if key != "" {
-		s = strings.ReplaceAll(s, key, redacted)
-	}
+const redacted = secret.Redacted
+
+// scrubSecrets removes the configured secrets (in any encoding the scrubber
+// knows) from s, and anything that looks like a bearer token or an
+// OpenAI-style key ("sk-..."), which some proxies echo back.
+func scrubSecrets(s string, secrets *secret.Scrubber) string {
+	s = secrets.Scrub(s)
 	s = redactAfter(s, "Bearer ", 1)
 	s = redactAfter(s, "bearer ", 1)
 	return redactAfter(s, "sk-", 6)

@@ -15,6 +15,9 @@ import (
 // run concurrently with itself (Temporal runs one attempt at a time).
 type Journal struct {
 	dir string
+	// Scrub, if set, rewrites every result's output before it is recorded
+	// (and returned), so a secret a command printed never reaches the disk.
+	Scrub func(string) string
 }
 
 // Record states.
@@ -154,6 +157,9 @@ func (j *Journal) bash(ctx context.Context, tb *toolbox, key string, interrupted
 
 // finish stores res as the final result of rec's key.
 func (j *Journal) finish(rec record, res Result) (Result, error) {
+	if j.Scrub != nil {
+		res.Output = j.Scrub(res.Output)
+	}
 	rec.State, rec.Result = stateDone, res
 	if err := j.save(rec); err != nil {
 		return Result{}, err

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"codeswarm/config"
+	"codeswarm/internal/secret"
 	"codeswarm/internal/swarmworker"
 )
 
@@ -25,7 +26,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	logger, err := config.NewLogger(cfg.Log, nil)
+	logger, err := config.NewLogger(cfg.Log, secret.Writer(os.Stderr, secret.New(cfg.Secrets()...)))
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func runRepo(ctx context.Context, e *env, runID, flagRepo string) (string, error
 	if flagRepo != "" {
 		return flagRepo, nil
 	}
-	if repo := memoString(info, "repo"); repo != "" {
+	if repo := e.memoString(info, "repo"); repo != "" {
 		return repo, nil
 	}
 	return "", badInput("run %s has no recorded repository; give --repo", runID)

@@ -5,17 +5,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
 	"codeswarm/config"
 	"codeswarm/devserver"
 	"codeswarm/internal/codec"
+	"codeswarm/internal/secret"
 	"codeswarm/internal/swarmworker"
 	"codeswarm/internal/tlog"
 )
@@ -49,6 +52,9 @@ type env struct {
 	workers *swarmworker.Workers
 	uiURL   string
 	codec   *http.Server
+	// codecToken is the capability path of this process's codec endpoint.
+	codecToken string
+	dc         converter.DataConverter // the client's, for memos
 }
 
 type connectOpts struct {
@@ -67,7 +73,10 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 			addr = local
 			e.uiURL = fmt.Sprintf("http://127.0.0.1:%d", cfg.Embedded.UIPort)
 		} else {
-			srv, err := startEmbedded(ctx, cfg, logger)
+			if err := e.newCodecToken(); err != nil {
+				return nil, err
+			}
+			srv, err := startEmbedded(ctx, cfg, logger, e.codecURL())
 			if err != nil {
 				return nil, err
 			}
@@ -83,12 +92,13 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 		e.close()
 		return nil, usageError{err}
 	}
-	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc, Logger: tlog.New(quiet(logger, cfg).Named("sdk"))})
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc,
+		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(quiet(logger, cfg).Named("sdk"))})
 	if err != nil {
 		e.close()
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
 	}
-	e.client = c
+	e.client, e.dc = c, dc
 	if opts.worker {
 		w, err := swarmworker.New(cfg, c, logger.Named("worker"))
 		if err == nil {
@@ -103,13 +113,13 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 	return e, nil
 }
 
-func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger) (*devserver.Server, error) {
+func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger, codecURL string) (*devserver.Server, error) {
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	srv, err := devserver.Start(sctx, devserver.Options{
 		DBPath: cfg.Embedded.DBPath, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
 		Namespace: cfg.Temporal.Namespace, SearchAttributes: searchAttributes(), Logger: logger.Named("temporal"),
-		LogLevel: serverLogLevel(cfg), CodecEndpoint: codecEndpoint(cfg),
+		LogLevel: serverLogLevel(cfg), CodecEndpoint: codecURL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded Temporal server (embedded.db_path %s): %w", cfg.Embedded.DBPath, err)
@@ -140,7 +150,7 @@ func (e *env) serveCodec() error {
 	if e.cfg.Codec.Key == "" {
 		return nil
 	}
-	h, err := codec.Handler(e.cfg.Codec.Key, e.uiURL)
+	h, err := codec.Handler(e.cfg.Codec.Key, e.uiURL, e.codecToken)
 	if err != nil {
 		return usageError{err}
 	}
@@ -153,20 +163,24 @@ func (e *env) serveCodec() error {
 	return nil
 }
 
-// codecURL is the codec endpoint this process serves, if any.
-func (e *env) codecURL() string {
-	if e.codec == nil {
-		return ""
+// newCodecToken draws the codec endpoint's capability when payloads are
+// encrypted: a fresh one per process, so no token outlives its server.
+func (e *env) newCodecToken() error {
+	if e.cfg.Codec.Key == "" {
+		return nil
 	}
-	return codecEndpoint(e.cfg)
+	t, err := codec.NewToken()
+	e.codecToken = t
+	return err
 }
 
-// codecEndpoint is where the embedded server's Web UI finds the codec.
-func codecEndpoint(cfg *config.Config) string {
-	if cfg.Codec.Key == "" {
+// codecURL is where the embedded server's Web UI finds the codec endpoint
+// this process serves, token included; "" without encryption.
+func (e *env) codecURL() string {
+	if e.codecToken == "" {
 		return ""
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d", cfg.Codec.Port)
+	return fmt.Sprintf("http://127.0.0.1:%d/%s", e.cfg.Codec.Port, e.codecToken)
 }
 
 func (e *env) close() {
@@ -192,7 +206,7 @@ func loadConfig(g *globalOpts, flags flagSource, keys map[string]string) (*confi
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	logger, err := config.NewLogger(cfg.Log, nil)
+	logger, err := config.NewLogger(cfg.Log, secret.Writer(os.Stderr, secret.New(cfg.Secrets()...)))
 	if err != nil {
 		return nil, nil, usageError{err}
 	}

@@ -12,7 +12,6 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"codeswarm/activities"
 	"codeswarm/workflows"
@@ -190,19 +189,21 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 			fmt.Fprintln(tw, "ID\tSTATUS\tSTARTED\tTASK")
 			for _, info := range resp.GetExecutions() {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), statusName(info),
-					info.GetStartTime().AsTime().Local().Format(time.DateTime), memoString(info, "task"))
+					info.GetStartTime().AsTime().Local().Format(time.DateTime), e.memoString(info, "task"))
 			}
 			return tw.Flush()
 		})
 }
 
-func memoString(info *workflowpb.WorkflowExecutionInfo, key string) string {
+// memoString decodes a memo field with the client's converter: the SDK
+// encodes memos with it, so with codec.key set they are ciphertext.
+func (e *env) memoString(info *workflowpb.WorkflowExecutionInfo, key string) string {
 	p, ok := info.GetMemo().GetFields()[key]
 	if !ok {
 		return ""
 	}
 	var s string
-	_ = converter.GetDefaultDataConverter().FromPayload(p, &s)
+	_ = e.dc.FromPayload(p, &s)
 	return s
 }
 

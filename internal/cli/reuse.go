@@ -34,7 +34,7 @@ func checkRunID(ctx context.Context, e *env, id, repoPath string) error {
 		}
 		return badInput("run ID %s is taken: that run %s at %s (repository %s). An ID names one run's transcripts, journals and branches, "+
 			"so it is never reused: give a new --id (or none). `codeswarm result %s` shows the old run; `codeswarm clean %s` removes its worktrees and merged branches",
-			id, statusName(info), info.GetCloseTime().AsTime().Local().Format(time.DateTime), orUnknown(memoString(info, "repo")), id, id)
+			id, statusName(info), info.GetCloseTime().AsTime().Local().Format(time.DateTime), orUnknown(e.memoString(info, "repo")), id, id)
 	case !errors.As(err, &notFound):
 		return fmt.Errorf("look up run %s: %w", id, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -132,6 +134,18 @@ func DataConverter(key string) (converter.DataConverter, error) {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c), nil
 }
 
+// FailureConverter returns the failure converter that goes with dc. With a
+// key, failure messages and stack traces (which quote tool output, file
+// names, model errors) are moved into an attribute payload that dc encrypts,
+// so a history read without the key shows only "Encoded failure"; with no
+// key it is the SDK's default.
+func FailureConverter(key string, dc converter.DataConverter) converter.FailureConverter {
+	if key == "" {
+		return temporal.GetDefaultFailureConverter()
+	}
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc, EncodeCommonAttributes: true})
+}
+
 func fromString(key string) (*Codec, error) {
 	raw, err := ParseKey(key)
 	if err != nil {
@@ -140,15 +154,37 @@ func fromString(key string) (*Codec, error) {
 	return New(raw)
 }
 
+// NewToken returns a random capability for Handler: 256 bits, hex.
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("codec token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
 // Handler serves the remote codec protocol (POST /encode, /decode) for the
-// Web UI, allowing the UI's origin.
-func Handler(key, uiOrigin string) (http.Handler, error) {
+// Web UI, allowing the UI's origin, under the path /<token>/: any other
+// path gets 404 and decodes nothing. The endpoint is on localhost, where
+// other users' and the sandbox's processes could otherwise ask it to
+// decrypt a history; the token is a capability only the UI (which is given
+// the full endpoint) knows. A path, not a header, because the Web UI can
+// send no custom header to a codec endpoint without an auth provider.
+func Handler(key, uiOrigin, token string) (http.Handler, error) {
+	if len(token) < 32 {
+		return nil, errors.New("codec endpoint: token must be at least 32 characters")
+	}
 	c, err := fromString(key)
 	if err != nil {
 		return nil, err
 	}
 	inner := converter.NewPayloadCodecHTTPHandler(c)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := stripToken(r.URL.Path, token)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
 		if uiOrigin != "" {
 			w.Header().Set("Access-Control-Allow-Origin", uiOrigin)
 			w.Header().Set("Access-Control-Allow-Headers", "Content-Type,X-Namespace,Authorization")
@@ -158,6 +194,18 @@ func Handler(key, uiOrigin string) (http.Handler, error) {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		inner.ServeHTTP(w, r)
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = rest, ""
+		inner.ServeHTTP(w, r2)
 	}), nil
+}
+
+// stripToken checks that path is /<token>/... in constant time and returns
+// the rest, with its leading slash.
+func stripToken(path, token string) (string, bool) {
+	first, rest, found := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !found || subtle.ConstantTimeCompare([]byte(first), []byte(token)) != 1 {
+		return "", false
+	}
+	return "/" + rest, true
 }

@@ -3,6 +3,8 @@ package codec
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 func testKey() string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)) }
@@ -82,20 +86,22 @@ func TestParseKey(t *testing.T) {
 }
 
 func TestHandlerDecodesForTheUI(t *testing.T) {
-	h, err := Handler(testKey(), "http://127.0.0.1:8233")
+	token, err := NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Handler(testKey(), "http://127.0.0.1:8233", token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	remote := converter.NewRemoteDataConverter(converter.GetDefaultDataConverter(), converter.RemoteDataConverterOptions{Endpoint: srv.URL})
-	local, _ := DataConverter(testKey())
-	p, _ := local.ToPayload("hello")
+	p, _ := mustDC(t).ToPayload("hello")
 	var got string
-	if err := remote.FromPayload(p, &got); err != nil || got != "hello" {
+	if err := remoteDC(srv.URL+"/"+token).FromPayload(p, &got); err != nil || got != "hello" {
 		t.Fatalf("remote decode: %q, %v", got, err)
 	}
-	req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/decode", nil)
+	req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/"+token+"/decode", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -103,5 +109,79 @@ func TestHandlerDecodesForTheUI(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:8233" {
 		t.Error("no CORS header for the UI")
+	}
+}
+
+// TestHandlerRefusesRequestsWithoutToken: another local process that finds
+// the port but not the token gets 404 and no plaintext, whatever path it
+// tries.
+func TestHandlerRefusesRequestsWithoutToken(t *testing.T) {
+	token, _ := NewToken()
+	h, err := Handler(testKey(), "", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	p, _ := mustDC(t).ToPayload("top secret source")
+	body, _ := protojson.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{p}})
+	wrong := strings.Repeat("0", len(token))
+	for _, path := range []string{"/decode", "/" + wrong + "/decode", "/" + token[:len(token)-1] + "/decode", "/" + token + "x/decode", "//decode", "/" + token} {
+		resp, err := http.Post(srv.URL+path, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || strings.Contains(string(out), base64.StdEncoding.EncodeToString([]byte(`"top secret`))[:12]) {
+			t.Errorf("POST %s: status %d, body %q; want 404 and nothing decoded", path, resp.StatusCode, out)
+		}
+	}
+	var got string
+	if err := remoteDC(srv.URL).FromPayload(p, &got); err == nil {
+		t.Errorf("a codec client without the token decoded %q", got)
+	}
+	if _, err := Handler(testKey(), "", "short"); err == nil {
+		t.Error("Handler accepted a guessable token")
+	}
+}
+
+func mustDC(t *testing.T) converter.DataConverter {
+	t.Helper()
+	dc, err := DataConverter(testKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dc
+}
+
+func remoteDC(endpoint string) converter.DataConverter {
+	return converter.NewRemoteDataConverter(converter.GetDefaultDataConverter(), converter.RemoteDataConverterOptions{Endpoint: endpoint})
+}
+
+// TestFailureConverterEncryptsMessages: with a key, a failure's message and
+// stack trace leave the process only as ciphertext, and a converter with the
+// key turns the failure back into the original message.
+func TestFailureConverterEncryptsMessages(t *testing.T) {
+	dc, err := DataConverter(testKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := FailureConverter(testKey(), dc)
+	const msg = "open internal/payroll.go: permission denied"
+	f := fc.ErrorToFailure(temporal.NewApplicationError(msg, "tool"))
+	raw, err := protojson.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "payroll") || strings.Contains(string(raw), base64.StdEncoding.EncodeToString([]byte(msg))[:16]) {
+		t.Errorf("failure holds the message in clear: %s", raw)
+	}
+	if back := fc.FailureToError(f); !strings.Contains(back.Error(), msg) {
+		t.Errorf("decoded failure = %q, want %q", back, msg)
+	}
+	plain := FailureConverter("", converter.GetDefaultDataConverter()).ErrorToFailure(errors.New(msg))
+	if plain.GetMessage() != msg {
+		t.Errorf("without a key the message = %q, want it in clear", plain.GetMessage())
 	}
 }

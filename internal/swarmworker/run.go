@@ -23,7 +23,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc, Logger: tlog.New(logger.Named("sdk"))})
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc,
+		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(logger.Named("sdk"))})
 	if err != nil {
 		return fmt.Errorf("dial temporal at %s: %w", addr, err)
 	}

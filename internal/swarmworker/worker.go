@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
 	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 	"codeswarm/tools"
@@ -40,17 +42,20 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	}
 	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue)
 	sandbox := newSandbox(cfg, root, logger)
+	scrubber := secret.New(cfg.Secrets()...)
 	acts := &activities.Activities{
-		LLM:            llm.New(llmOptions(cfg.LLM)),
+		LLM:            llm.New(llmOptions(cfg.LLM, scrubber)),
 		Temporal:       c,
 		Transcripts:    transcript.New(root),
 		WorkspaceRoot:  root,
 		WorkspaceQueue: wsQueue,
-		Secrets:        secrets(cfg),
-		Environ:        tools.SanitizeEnv(os.Environ(), secrets(cfg)...),
+		Secrets:        scrubber,
+		Environ:        tools.SanitizeEnv(os.Environ(), cfg.Secrets()...),
 		Sandbox:        sandbox,
 	}
-	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{})
+	// Every worker runs activities, so every one scrubs their errors.
+	scrub := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber)}
+	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: scrub})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	main.RegisterActivity(acts)
@@ -58,6 +63,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	llmWorker := worker.New(c, workflows.LLMQueue(cfg.Temporal.TaskQueue), worker.Options{
 		MaxConcurrentActivityExecutionSize: cfg.LLM.MaxConcurrent,
 		TaskQueueActivitiesPerSecond:       cfg.LLM.RequestsPerSecond,
+		Interceptors:                       scrub,
 	})
 	llmWorker.RegisterActivity(acts)
 
@@ -65,7 +71,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	// the SDK throttles heartbeats to 80% of the heartbeat timeout (0.8 ×
 	// 20 s = 16 s): a cancelled run's bash would run on that long. Sending every heartbeat
 	// the tools record (every 5 s) bounds it.
-	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second})
+	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: scrub})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
 	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox}, nil
@@ -127,18 +133,11 @@ func WorkspaceQueue(main string) string {
 	return main + activities.WorkspaceQueueInfix + strings.Trim(unsafeQueueChars.ReplaceAllString(host, "-"), "-")
 }
 
-func secrets(cfg *config.Config) []string {
-	if cfg.LLM.APIKey == "" {
-		return nil
-	}
-	return []string{cfg.LLM.APIKey}
-}
-
 // llmOptions builds the model client's options from the llm.* keys.
-func llmOptions(c config.LLMConfig) llm.Options {
+func llmOptions(c config.LLMConfig, scrubber *secret.Scrubber) llm.Options {
 	temperature := float32(c.Temperature)
 	return llm.Options{
-		BaseURL: c.BaseURL, APIKey: c.APIKey, Timeout: c.Timeout,
+		BaseURL: c.BaseURL, APIKey: c.APIKey, Timeout: c.Timeout, Secrets: scrubber,
 		Sampling: llm.Sampling{Temperature: &temperature, MaxTokens: c.MaxTokens, Reasoning: c.Reasoning},
 	}
 }
