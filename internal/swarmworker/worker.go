@@ -5,6 +5,7 @@
 package swarmworker
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
@@ -26,8 +28,11 @@ import (
 
 // Workers are the three workers of one process.
 type Workers struct {
-	list  []worker.Worker
-	Queue string // the workspace queue of this host
+	list    []worker.Worker
+	Queue   string // the workspace queue of this host
+	journal *journal
+	client  client.Client
+	logger  *zap.Logger
 }
 
 // New creates (but does not start) the workers for cfg.
@@ -37,6 +42,11 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		return nil, fmt.Errorf("workspace.root %q: %w", root, err)
 	}
 	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue)
+	j, err := openJournal(root)
+	if err != nil {
+		return nil, err
+	}
+	journaled := []interceptor.WorkerInterceptor{&journalInterceptor{j: j}}
 	acts := &activities.Activities{
 		LLM:            llm.New(llm.Options{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Timeout: cfg.LLM.Timeout}),
 		Temporal:       c,
@@ -46,7 +56,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		Secrets:        secrets(cfg),
 		Environ:        tools.SanitizeEnv(os.Environ(), secrets(cfg)...),
 	}
-	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{})
+	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: journaled})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	main.RegisterActivity(acts)
@@ -54,6 +64,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	llmWorker := worker.New(c, workflows.LLMQueue(cfg.Temporal.TaskQueue), worker.Options{
 		MaxConcurrentActivityExecutionSize: cfg.LLM.MaxConcurrent,
 		TaskQueueActivitiesPerSecond:       cfg.LLM.RequestsPerSecond,
+		Interceptors:                       journaled,
 	})
 	llmWorker.RegisterActivity(acts)
 
@@ -61,30 +72,35 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	// the SDK batches heartbeats to 80% of the heartbeat timeout (24 s): a
 	// cancelled run's bash would run on that long. Sending every heartbeat
 	// the tools record (every 5 s) bounds it.
-	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second})
+	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: journaled})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
-	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue}, nil
+	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, journal: j, client: c, logger: logger}, nil
 }
 
-// Start starts every worker; on error the started ones are stopped.
+// Start fails the activities a killed predecessor left running (so they
+// retry now, not after their heartbeat timeout) and starts every worker; on
+// error the started ones are stopped.
 func (w *Workers) Start() error {
+	w.journal.recover(context.Background(), w.client, w.logger)
 	for i, wk := range w.list {
 		if err := wk.Start(); err != nil {
 			for _, started := range w.list[:i] {
 				started.Stop()
 			}
+			w.journal.Close()
 			return fmt.Errorf("start worker: %w", err)
 		}
 	}
 	return nil
 }
 
-// Stop stops every worker.
+// Stop stops every worker and releases the in-flight journal.
 func (w *Workers) Stop() {
 	for _, wk := range w.list {
 		wk.Stop()
 	}
+	w.journal.Close()
 }
 
 var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
