@@ -27,6 +27,15 @@ type Activities struct {
 	WorkspaceQueue string   // this host's workspace task queue
 	Secrets        []string // values scrubbed from tool environments and outputs
 	Environ        []string // base environment for bash (already sanitized)
+	// Pace adapts LLM calls to the provider's 429s; nil sends them unpaced.
+	Pace LLMPace
+}
+
+// LLMPace paces this worker's LLM calls (internal/llmrate implements it).
+type LLMPace interface {
+	Wait(ctx context.Context) error                         // before a call
+	Accepted()                                              // the provider answered
+	Throttle(ctx context.Context, retryAfter time.Duration) // it answered 429
 }
 
 // StateDir is where a run keeps journals next to its worktrees.
@@ -74,7 +83,21 @@ const heartbeatEvery = 5 * time.Second
 func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
 	stop := keepAlive(ctx)
 	defer stop()
-	return a.LLM.Chat(ctx, req)
+	if a.Pace == nil {
+		return a.LLM.Chat(ctx, req)
+	}
+	if err := a.Pace.Wait(ctx); err != nil {
+		return openai.ChatCompletionResponse{}, err
+	}
+	resp, err := a.LLM.Chat(ctx, req)
+	var e *llm.Error
+	switch {
+	case err == nil:
+		a.Pace.Accepted()
+	case errors.As(err, &e) && e.Kind == llm.KindRateLimit:
+		a.Pace.Throttle(ctx, e.RetryAfter)
+	}
+	return resp, err
 }
 
 func keepAlive(ctx context.Context) func() {

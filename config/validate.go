@@ -62,7 +62,7 @@ func (c *Config) checks() []func() error {
 		func() error { return checkHTTPURL("llm.base_url", c.LLM.BaseURL) },
 		func() error { return notEmpty("llm.model", c.LLM.Model) },
 		func() error { return atLeast("llm.max_concurrent", c.LLM.MaxConcurrent, 1) },
-		func() error { return positiveFloat("llm.requests_per_second", c.LLM.RequestsPerSecond) },
+		func() error { return nonNegativeFloat("llm.requests_per_second", c.LLM.RequestsPerSecond) },
 		func() error { return positiveDuration("llm.timeout", c.LLM.Timeout) },
 		func() error { return atLeast("llm.context_limit", c.LLM.ContextLimit, 1) },
 		func() error { return atLeast("swarm.max_subagents", c.Swarm.MaxSubagents, 1) },
@@ -127,6 +127,13 @@ func positiveFloat(key string, v float64) error {
 		return nil
 	}
 	return &KeyError{Key: key, Value: v, Problem: "must be greater than 0"}
+}
+
+func nonNegativeFloat(key string, v float64) error {
+	if v >= 0 {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "must be 0 (no limit) or more"}
 }
 
 func positiveDuration(key string, v time.Duration) error {

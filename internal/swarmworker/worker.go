@@ -20,6 +20,7 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/internal/llmrate"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 	"codeswarm/tools"
@@ -33,6 +34,8 @@ type Workers struct {
 	journal *journal
 	client  client.Client
 	logger  *zap.Logger
+	pace    *llmrate.Controller
+	stopRun context.CancelFunc
 }
 
 // New creates (but does not start) the workers for cfg.
@@ -47,6 +50,9 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		return nil, err
 	}
 	journaled := []interceptor.WorkerInterceptor{&journalInterceptor{j: j}}
+	pace := llmrate.New(&llmrate.TemporalQueue{
+		Client: c, Namespace: cfg.Temporal.Namespace, Name: workflows.LLMQueue(cfg.Temporal.TaskQueue), Identity: "codeswarm-worker@" + wsQueue,
+	}, cfg.LLM.RequestsPerSecond, logger.Named("llmrate"))
 	acts := &activities.Activities{
 		LLM:            llm.New(llm.Options{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Timeout: cfg.LLM.Timeout}),
 		Temporal:       c,
@@ -55,6 +61,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		WorkspaceQueue: wsQueue,
 		Secrets:        secrets(cfg),
 		Environ:        tools.SanitizeEnv(os.Environ(), secrets(cfg)...),
+		Pace:           pace,
 	}
 	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: journaled})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
@@ -75,7 +82,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: journaled})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
-	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, journal: j, client: c, logger: logger}, nil
+	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, journal: j, client: c, logger: logger, pace: pace}, nil
 }
 
 // Start fails the activities a killed predecessor left running (so they
@@ -83,12 +90,16 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 // error the started ones are stopped.
 func (w *Workers) Start() error {
 	w.journal.recover(context.Background(), w.client, w.logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stopRun = cancel
+	go w.pace.Run(ctx)
 	for i, wk := range w.list {
 		if err := wk.Start(); err != nil {
 			for _, started := range w.list[:i] {
 				started.Stop()
 			}
 			w.journal.Close()
+			cancel()
 			return fmt.Errorf("start worker: %w", err)
 		}
 	}
@@ -101,6 +112,9 @@ func (w *Workers) Stop() {
 		wk.Stop()
 	}
 	w.journal.Close()
+	if w.stopRun != nil {
+		w.stopRun()
+	}
 }
 
 var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
