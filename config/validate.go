@@ -122,13 +122,6 @@ func atLeast(key string, v, lowest int) error {
 	return &KeyError{Key: key, Value: v, Problem: fmt.Sprintf("must be at least %d", lowest)}
 }
 
-func positiveFloat(key string, v float64) error {
-	if v > 0 {
-		return nil
-	}
-	return &KeyError{Key: key, Value: v, Problem: "must be greater than 0"}
-}
-
 func nonNegativeFloat(key string, v float64) error {
 	if v >= 0 {
 		return nil
