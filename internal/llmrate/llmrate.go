@@ -178,17 +178,21 @@ func (c *Controller) cut(ctx context.Context, accepted float64) {
 
 // Raise adds step to a limit this controller's kind set, when no 429 came
 // lately, and removes it once it is twice the rate that was cut (or at the
-// ceiling). Run calls it every raiseEvery.
-func (c *Controller) Raise(ctx context.Context) {
+// ceiling). It reports whether an adaptive limit is (still) set. Run calls
+// it every raiseEvery.
+func (c *Controller) Raise(ctx context.Context) bool {
 	c.mu.Lock()
 	quiet := c.now().Sub(c.last429) >= quietFor
 	c.mu.Unlock()
 	if c.queue == nil || !quiet {
-		return
+		return true
 	}
 	cur, err := c.queue.Limit(ctx)
-	if err != nil || !cur.Set || !strings.HasPrefix(cur.Reason, reasonPrefix) || c.now().Sub(cur.Updated) < raiseEvery {
-		return
+	if err != nil || !cur.Set || !strings.HasPrefix(cur.Reason, reasonPrefix) {
+		return false
+	}
+	if c.now().Sub(cur.Updated) < raiseEvery {
+		return true
 	}
 	from := cutFrom(cur.Reason, cur.RPS)
 	rps := cur.RPS + step
@@ -196,11 +200,13 @@ func (c *Controller) Raise(ctx context.Context) {
 	case rps >= 2*from, c.ceiling > 0 && rps >= c.ceiling:
 		if err := c.queue.SetLimit(ctx, -1, ""); err != nil {
 			c.logger.Warn("remove LLM queue rate limit", zap.Error(err))
-			return
+			return true
 		}
 		c.logger.Info("LLM rate limit removed: the provider accepted the recovered rate", zap.Float64("rps", cur.RPS))
+		return false
 	default:
 		c.set(ctx, rps, from, "raise")
+		return true
 	}
 }
 
@@ -212,6 +218,12 @@ func (c *Controller) set(ctx context.Context, rps, from float64, why string) {
 	c.logger.Info("LLM queue rate limit "+why, zap.Float64("rps", rps))
 }
 
+// idleChecks is how many raiseEvery ticks a worker lets pass between looks
+// at the server while no adaptive limit is set and it saw no 429: it still
+// finds, and recovers, a limit another worker left behind, without asking
+// the server every second.
+const idleChecks = 30
+
 // Run raises the limit every raiseEvery until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	if c.queue == nil {
@@ -219,12 +231,19 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(raiseEvery)
 	defer t.Stop()
+	limited, seen429, idle := true, c.Throttled(), 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.Raise(ctx)
+		}
+		if n := c.Throttled(); n != seen429 {
+			seen429, limited = n, true
+		}
+		if idle++; limited || idle >= idleChecks {
+			idle = 0
+			limited = c.Raise(ctx)
 		}
 	}
 }

@@ -116,8 +116,12 @@ func recordName(token []byte) string {
 }
 
 // begin records a started activity; the returned func removes the record.
-// A record that cannot be written only costs the fast recovery.
+// A record that cannot be written only costs the fast recovery. Local
+// activities have no task token: their workflow task re-runs them anyway.
 func (j *journal) begin(info activity.Info) func() {
+	if info.IsLocalActivity || len(info.TaskToken) == 0 {
+		return func() {}
+	}
 	rec := inflightRecord{
 		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, ActivityID: info.ActivityID,
 		ActivityType: info.ActivityType.Name, Attempt: info.Attempt, TaskToken: info.TaskToken,

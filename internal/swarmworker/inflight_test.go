@@ -57,6 +57,12 @@ func TestJournalRecoversOnlyDeadWorkers(t *testing.T) {
 	dead.begin(info("running"))
 	dead.begin(info("completed-meanwhile"))
 	dead.begin(info("returned"))() // removed when it returned
+	local := info("")
+	local.IsLocalActivity = true
+	dead.begin(local) // no token: not journaled
+	if recs, _ := filepath.Glob(filepath.Join(dead.dir, "*.json")); len(recs) != 2 {
+		t.Fatalf("records %v, want the two running activities with a task token", recs)
+	}
 	live.begin(info("live"))
 	dead.die()
 
