@@ -18,10 +18,10 @@ import (
 )
 
 // providerRPS is the scripted provider's account limit in the fan-out test.
-const providerRPS = 4
+const providerRPS = 2
 
 // TestLLMRateAdaptsToProvider: 20 sub-agents at once, with default LLM
-// settings (no per-second throttle), against a provider that takes 4
+// settings (no per-second throttle), against a provider that takes 2
 // requests per second and answers 429 with Retry-After beyond. The workers
 // cut the LLM queue's rate limit on the server when 429s come and raise it
 // again while none do: the run finishes with every subtask merged, the
