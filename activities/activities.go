@@ -32,6 +32,15 @@ type Activities struct {
 	// Sandbox confines bash and the verify command; nil uses the tools
 	// package's default sandbox (never unconfined).
 	Sandbox *tools.Sandbox
+	// Pace adapts LLM calls to the provider's 429s; nil sends them unpaced.
+	Pace LLMPace
+}
+
+// LLMPace paces this worker's LLM calls (internal/llmrate implements it).
+type LLMPace interface {
+	Wait(ctx context.Context) error                         // before a call
+	Accepted()                                              // the provider answered
+	Throttle(ctx context.Context, retryAfter time.Duration) // it answered 429
 }
 
 // sandboxMode is "on" or "off" for the result JSON.
@@ -87,7 +96,21 @@ const heartbeatEvery = 5 * time.Second
 func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
 	stop := keepAlive(ctx)
 	defer stop()
-	return a.LLM.Chat(ctx, req)
+	if a.Pace == nil {
+		return a.LLM.Chat(ctx, req)
+	}
+	if err := a.Pace.Wait(ctx); err != nil {
+		return openai.ChatCompletionResponse{}, err
+	}
+	resp, err := a.LLM.Chat(ctx, req)
+	var e *llm.Error
+	switch {
+	case err == nil:
+		a.Pace.Accepted()
+	case errors.As(err, &e) && e.Kind == llm.KindRateLimit:
+		a.Pace.Throttle(ctx, e.RetryAfter)
+	}
+	return resp, err
 }
 
 func keepAlive(ctx context.Context) func() {

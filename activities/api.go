@@ -43,6 +43,9 @@ const (
 	StatusPending   = "pending"
 	StatusTimedOut  = "timed_out"
 	StatusCancelled = "cancelled"
+	// StatusNoBudget: never started because the swarm-wide step budget
+	// (max_total_steps) was spent by the sub-agents that ran.
+	StatusNoBudget = "budget_exhausted"
 )
 
 // Subtask is one unit of the plan.

@@ -29,7 +29,7 @@ func TestTable(t *testing.T) {
 		{"tools.bash.timeout", "2m", "CODESWARM_TOOLS_BASH_TIMEOUT"},
 		{"swarm.max_concurrent", "4", "CODESWARM_SWARM_MAX_CONCURRENT"},
 		{"git.auto_merge", "true", "CODESWARM_GIT_AUTO_MERGE"},
-		{"llm.requests_per_second", "2", "CODESWARM_LLM_REQUESTS_PER_SECOND"},
+		{"llm.requests_per_second", "0", "CODESWARM_LLM_REQUESTS_PER_SECOND"},
 		{"temporal.address", "", "CODESWARM_TEMPORAL_ADDRESS, TEMPORAL_ADDRESS"},
 		{"llm.api_key", "", "CODESWARM_LLM_API_KEY, OPENAI_API_KEY"},
 		{"embedded.db_path", "$XDG_STATE_HOME/codeswarm/temporal.db", "CODESWARM_EMBEDDED_DB_PATH"},

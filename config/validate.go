@@ -63,7 +63,7 @@ func (c *Config) checks() []func() error {
 		func() error { return checkHTTPURL("llm.base_url", c.LLM.BaseURL) },
 		func() error { return notEmpty("llm.model", c.LLM.Model) },
 		func() error { return atLeast("llm.max_concurrent", c.LLM.MaxConcurrent, 1) },
-		func() error { return positiveFloat("llm.requests_per_second", c.LLM.RequestsPerSecond) },
+		func() error { return nonNegativeFloat("llm.requests_per_second", c.LLM.RequestsPerSecond) },
 		func() error { return positiveDuration("llm.timeout", c.LLM.Timeout) },
 		func() error { return atLeast("llm.context_limit", c.LLM.ContextLimit, 1) },
 		func() error { return checkTemperature("llm.temperature", c.LLM.Temperature) },
@@ -152,11 +152,11 @@ func between(key string, v, lowest, highest int) error {
 	return &KeyError{Key: key, Value: v, Problem: fmt.Sprintf("must be between %d and %d", lowest, highest)}
 }
 
-func positiveFloat(key string, v float64) error {
-	if v > 0 {
+func nonNegativeFloat(key string, v float64) error {
+	if v >= 0 {
 		return nil
 	}
-	return &KeyError{Key: key, Value: v, Problem: "must be greater than 0"}
+	return &KeyError{Key: key, Value: v, Problem: "must be 0 (no limit) or more"}
 }
 
 // checkTemperature accepts OpenAI's range; other servers use a subset.

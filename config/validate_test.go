@@ -35,7 +35,7 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{"base url no host", func(c *Config) { c.LLM.BaseURL = "localhost:8080" }, `llm.base_url: "localhost:8080" is not an http(s) URL`},
 		{"model", func(c *Config) { c.LLM.Model = "" }, `llm.model: "" must not be empty`},
 		{"llm concurrency", func(c *Config) { c.LLM.MaxConcurrent = 0 }, "llm.max_concurrent: 0 must be at least 1"},
-		{"rps", func(c *Config) { c.LLM.RequestsPerSecond = -1 }, "llm.requests_per_second: -1 must be greater than 0"},
+		{"rps", func(c *Config) { c.LLM.RequestsPerSecond = -1 }, "llm.requests_per_second: -1 must be 0 (no limit) or more"},
 		{"llm timeout", func(c *Config) { c.LLM.Timeout = 0 }, "llm.timeout: 0s must be greater than 0"},
 		{"context limit", func(c *Config) { c.LLM.ContextLimit = 0 }, "llm.context_limit: 0 must be at least 1"},
 		{"temperature", func(c *Config) { c.LLM.Temperature = 2.5 }, "llm.temperature: 2.5 is not in 0..2"},

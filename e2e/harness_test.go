@@ -47,7 +47,7 @@ func newHarness(t *testing.T, script scripted.Script) *harness {
 // startStack starts the Temporal server (SQLite file at dbPath, "" in
 // memory), the scripted model that demands testAPIKey, and a client; all are
 // stopped when the test ends.
-func startStack(t *testing.T, dbPath string, script scripted.Script) (*devserver.Server, *scripted.Server, client.Client) {
+func startStack(t *testing.T, dbPath string, script scripted.Script, opts ...scripted.Option) (*devserver.Server, *scripted.Server, client.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -56,7 +56,7 @@ func startStack(t *testing.T, dbPath string, script scripted.Script) (*devserver
 		t.Fatalf("start temporal: %v", err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
-	model, err := scripted.Start(script, scripted.WithAPIKey(testAPIKey))
+	model, err := scripted.Start(script, append([]scripted.Option{scripted.WithAPIKey(testAPIKey)}, opts...)...)
 	if err != nil {
 		t.Fatalf("start scripted model: %v", err)
 	}

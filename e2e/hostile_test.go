@@ -198,8 +198,8 @@ func TestHostileAgent(t *testing.T) {
 	})
 }
 
-// keyForms are the key and its common encodings.
-func keyForms() []string {
+// hostileKeyForms are the hostile test's key and its common encodings.
+func hostileKeyForms() []string {
 	return []string{hostileKey, base64.StdEncoding.EncodeToString([]byte(hostileKey)),
 		base64.StdEncoding.EncodeToString([]byte("API_KEY=" + hostileKey)), hex.EncodeToString([]byte(hostileKey)),
 		url.QueryEscape(hostileKey), "HOSTILE-5f1c9a7e"}
@@ -207,7 +207,7 @@ func keyForms() []string {
 
 func assertNoKey(t *testing.T, where, s string) {
 	t.Helper()
-	for _, form := range keyForms() {
+	for _, form := range hostileKeyForms() {
 		if strings.Contains(s, form) {
 			t.Errorf("%s contains the key (as %q)", where, form)
 		}

@@ -28,14 +28,15 @@ func TestSwarmStepBudget(t *testing.T) {
 		{
 			name: "nothing left for the last", total: 10, concurrent: 1,
 			wantMaxSteps:  map[string]int{"01-a": 10, "02-b": 5},
-			wantStatus:    map[string]string{"01-a": "completed", "02-b": "completed", "03-c": "failed"},
-			wantErrSubstr: map[string]string{"03-c": "step budget exhausted (max_total_steps=10)"},
+			wantStatus:    map[string]string{"01-a": "completed", "02-b": "completed", "03-c": activities.StatusNoBudget},
+			wantErrSubstr: map[string]string{"03-c": "not run: swarm step budget spent (10 of max_total_steps=10 used)"},
 		},
 		{
-			name: "running sub-agents reserve their share", total: 12, concurrent: 3,
-			wantMaxSteps:  map[string]int{"01-a": 10, "02-b": 2},
-			wantStatus:    map[string]string{"01-a": "completed", "02-b": "failed", "03-c": "failed"},
-			wantErrSubstr: map[string]string{"02-b": "max steps (2)", "03-c": "step budget exhausted"},
+			// b waits for a's unused reservation instead of starting short.
+			name: "a subtask waits for running sub-agents to hand steps back", total: 12, concurrent: 3,
+			wantMaxSteps:  map[string]int{"01-a": 10, "02-b": 7, "03-c": 2},
+			wantStatus:    map[string]string{"01-a": "completed", "02-b": "completed", "03-c": "failed"},
+			wantErrSubstr: map[string]string{"03-c": "max steps (2)"},
 		},
 	}
 	for _, tt := range tests {
@@ -57,6 +58,9 @@ func TestSwarmStepBudget(t *testing.T) {
 				t.Errorf("%d model turns ran, over max_total_steps %d", len(w.steps), tt.total)
 			}
 			total := 0
+			if len(res.SubtaskResults) != 3 {
+				t.Fatalf("%d subtask results, want 3", len(res.SubtaskResults))
+			}
 			for _, r := range res.SubtaskResults {
 				total += r.Steps
 				if r.Status != tt.wantStatus[r.ID] {

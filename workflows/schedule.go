@@ -138,19 +138,74 @@ func (s *swarm) startReady(ctx workflow.Context) {
 		if s.running >= limit {
 			return
 		}
-		s.launch(ctx, t)
+		steps, ok := s.grant(ctx)
+		if !ok {
+			break
+		}
+		s.launch(ctx, t, steps)
+	}
+	if s.running == 0 && s.budgetSpent() && s.hasPending() && s.budgetWaits(ctx) {
+		s.reportUnfunded(ctx)
 	}
 }
 
-// stepAllowance reserves a sub-agent's steps from the swarm-wide budget, so
-// running sub-agents together can never exceed max_total_steps.
+// stepAllowance is what a sub-agent may reserve now from the swarm-wide
+// budget, so running sub-agents together can never exceed max_total_steps.
 func (s *swarm) stepAllowance() int {
 	left := s.in.Limits.MaxTotalSteps - s.used - s.reserved
 	return min(s.in.Limits.MaxStepsPerSubagent, left)
 }
 
-func (s *swarm) launch(ctx workflow.Context, t *task) {
+func (s *swarm) budgetSpent() bool { return s.in.Limits.MaxTotalSteps-s.used-s.reserved <= 0 }
+
+func (s *swarm) hasPending() bool {
+	for _, t := range s.tasks {
+		if t.state == statePending {
+			return true
+		}
+	}
+	return false
+}
+
+// grant reserves a sub-agent's steps. A full share is granted at once; a
+// partial one only when nothing runs, because a running sub-agent hands its
+// unused reservation back when it finishes: until then the subtask waits
+// rather than starting short or failing while steps are still unspent.
+func (s *swarm) grant(ctx workflow.Context) (int, bool) {
 	steps := s.stepAllowance()
+	if steps >= s.in.Limits.MaxStepsPerSubagent {
+		return steps, true
+	}
+	if !s.budgetWaits(ctx) {
+		return steps, true // a run from before waiting: launch fails it
+	}
+	if steps > 0 && s.running == 0 {
+		return steps, true
+	}
+	return 0, false
+}
+
+// budgetWaits versions the switch from failing subtasks that could not get a
+// reservation to letting them wait, so runs started before it still replay.
+func (s *swarm) budgetWaits(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, budgetWaitsChange, workflow.DefaultVersion, 1) >= 1
+}
+
+const budgetWaitsChange = "budget-waits"
+
+// reportUnfunded marks every subtask that has not started as not run: the
+// budget is spent and no running sub-agent can hand steps back.
+func (s *swarm) reportUnfunded(ctx workflow.Context) {
+	msg := fmt.Sprintf("not run: swarm step budget spent (%d of max_total_steps=%d used)", s.used, s.in.Limits.MaxTotalSteps)
+	for _, t := range s.tasks {
+		if t.state == statePending {
+			s.complete(t, activities.StatusNoBudget, msg)
+			s.event(ctx, activities.StatusNoBudget, t.sub.ID, "step budget spent")
+		}
+	}
+}
+
+func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 	if steps <= 0 {
 		s.complete(t, activities.StatusFailed, fmt.Sprintf("swarm step budget exhausted (max_total_steps=%d)", s.in.Limits.MaxTotalSteps))
 		s.event(ctx, "failed", t.sub.ID, "step budget exhausted")
@@ -301,7 +356,7 @@ func (s *swarm) onConflict(ctx workflow.Context, t *task, paths []string) {
 		first := t.last
 		t.first = &first
 		t.conflict = &activities.ConflictInfo{Paths: paths, FirstBase: first.BaseCommit, FirstCommit: first.Commit}
-		s.launch(ctx, t)
+		s.launch(ctx, t, s.stepAllowance())
 		return
 	}
 	t.res.Success, t.res.Merge = false, activities.MergeConflict

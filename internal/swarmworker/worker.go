@@ -5,6 +5,7 @@
 package swarmworker
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/internal/llmrate"
 	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
@@ -32,6 +34,11 @@ type Workers struct {
 	list    []worker.Worker
 	Queue   string // the workspace queue of this host
 	sandbox *tools.Sandbox
+	journal *journal
+	client  client.Client
+	logger  *zap.Logger
+	pace    *llmrate.Controller
+	stopRun context.CancelFunc
 }
 
 // New creates (but does not start) the workers for cfg.
@@ -43,6 +50,13 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue)
 	sandbox := newSandbox(cfg, root, logger)
 	scrubber := secret.New(cfg.Secrets()...)
+	j, err := openJournal(root)
+	if err != nil {
+		return nil, err
+	}
+	pace := llmrate.New(&llmrate.TemporalQueue{
+		Client: c, Namespace: cfg.Temporal.Namespace, Name: workflows.LLMQueue(cfg.Temporal.TaskQueue), Identity: "codeswarm-worker@" + wsQueue,
+	}, cfg.LLM.RequestsPerSecond, logger.Named("llmrate"))
 	acts := &activities.Activities{
 		LLM:            llm.New(llmOptions(cfg.LLM, scrubber)),
 		Temporal:       c,
@@ -52,10 +66,12 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		Secrets:        scrubber,
 		Environ:        tools.SanitizeEnv(os.Environ(), cfg.Secrets()...),
 		Sandbox:        sandbox,
+		Pace:           pace,
 	}
-	// Every worker runs activities, so every one scrubs their errors.
-	scrub := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber)}
-	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: scrub})
+	// Every worker runs activities, so every one scrubs their errors and
+	// journals the attempts it runs (a restarted worker fails them at once).
+	intercept := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber), &journalInterceptor{j: j}}
+	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: intercept})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	main.RegisterActivity(acts)
@@ -63,7 +79,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	llmWorker := worker.New(c, workflows.LLMQueue(cfg.Temporal.TaskQueue), worker.Options{
 		MaxConcurrentActivityExecutionSize: cfg.LLM.MaxConcurrent,
 		TaskQueueActivitiesPerSecond:       cfg.LLM.RequestsPerSecond,
-		Interceptors:                       scrub,
+		Interceptors:                       intercept,
 	})
 	llmWorker.RegisterActivity(acts)
 
@@ -71,10 +87,10 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	// the SDK throttles heartbeats to 80% of the heartbeat timeout (0.8 ×
 	// 20 s = 16 s): a cancelled run's bash would run on that long. Sending every heartbeat
 	// the tools record (every 5 s) bounds it.
-	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: scrub})
+	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: intercept})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
-	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox}, nil
+	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox, journal: j, client: c, logger: logger, pace: pace}, nil
 }
 
 // newSandbox builds the bash sandbox, which checks once that it works here,
@@ -100,25 +116,38 @@ func newSandbox(cfg *config.Config, root string, logger *zap.Logger) *tools.Sand
 	return sb
 }
 
-// Start starts every worker; on error the started ones are stopped.
+// Start fails the activities a killed predecessor left running (so they
+// retry now, not after their heartbeat timeout) and starts every worker; on
+// error the started ones are stopped.
 func (w *Workers) Start() error {
+	w.journal.recover(context.Background(), w.client, w.logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stopRun = cancel
+	go w.pace.Run(ctx)
 	for i, wk := range w.list {
 		if err := wk.Start(); err != nil {
 			for _, started := range w.list[:i] {
 				started.Stop()
 			}
+			w.journal.Close()
+			cancel()
 			return fmt.Errorf("start worker: %w", err)
 		}
 	}
 	return nil
 }
 
-// Stop stops every worker and removes the sandbox's cgroup.
+// Stop stops every worker, removes the sandbox's cgroup and releases the
+// in-flight journal.
 func (w *Workers) Stop() {
 	for _, wk := range w.list {
 		wk.Stop()
 	}
 	w.sandbox.Close()
+	w.journal.Close()
+	if w.stopRun != nil {
+		w.stopRun()
+	}
 }
 
 var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

@@ -3,6 +3,7 @@ package scripted
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"golang.org/x/time/rate"
 	"io"
 	"net/http"
 	"slices"
@@ -39,11 +40,20 @@ func WithAPIKey(key string) Option {
 	return func(h *Handler) { h.apiKey = key }
 }
 
+// WithRateLimit makes the handler enforce rps chat requests per second
+// (a token bucket holding burst requests), as a provider account does:
+// a request beyond it is answered 429 with Retry-After (whole seconds) and
+// retry-after-ms saying when a token is free again.
+func WithRateLimit(rps float64, burst int) Option {
+	return func(h *Handler) { h.limiter = rate.NewLimiter(rate.Limit(rps), burst) }
+}
+
 // Handler is the scripted OpenAI-compatible API as an http.Handler.
 // It is safe for concurrent use.
 type Handler struct {
 	script    Script
 	apiKey    string
+	limiter   *rate.Limiter // nil: no rate limit
 	mux       *http.ServeMux
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -135,6 +145,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, idx int, body 
 	}
 	key, reply := h.route(req)
 	h.update(idx, func(q *Request) { q.Kind, q.Agent, q.Turn = key.kind, key.agent, key.turn })
+	if wait := h.overLimit(); wait > 0 {
+		return writeRateLimited(w, wait)
+	}
 	if f := h.nextFault(key, reply); f != nil {
 		return h.serveFault(w, r, req, *f)
 	}
