@@ -28,7 +28,7 @@ type cache struct {
 	convs    map[string]*conv
 	maxConvs int
 	maxBytes int64
-	bytes    int64 // sum of committed over convs
+	bytes    int64        // sum of committed over convs
 	reads    atomic.Int64 // whole-file reads, for tests
 }
 
