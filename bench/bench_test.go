@@ -109,6 +109,10 @@ func benchB1(t *testing.T) {
 	w := workload{agents: independent(1, steps+1)}
 	s := startStack(t, w, swarmSettings(1, steps+1, 1))
 	cs, base := compare(t, s, w, 1)
+	if os.Getenv("CODESWARM_BENCH_TRACE") != "" {
+		_, res := s.runCodeswarm(w)
+		t.Logf("where the time goes in the sub-agent's history:\n%s", s.traceHistory(res.RunID+"."+res.SubtaskResults[0].ID))
+	}
 	perStep := (cs - base) / steps
 	row(t, "B1 one agent, 200 steps, 0 ms model", secs(cs), secs(base), fmt.Sprintf("%.2fx", cs.Seconds()/base.Seconds()),
 		fmt.Sprintf("**%.1f ms overhead per step** (target ≤ 10)", float64(perStep.Microseconds())/1000))
