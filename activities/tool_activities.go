@@ -56,16 +56,12 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 		out.Reused, out.OutputChars = true, len(r.Message.Content)
 		return out, nil
 	}
-	journal, err := tools.OpenJournal(filepath.Join(a.stateDir(in.Ref.RunID), "journal", fmt.Sprintf("%s-a%d", in.Ref.SubtaskID, in.Ref.Attempt)))
-	if err != nil {
-		return ExecToolResult{}, err
-	}
 	opts := tools.Options{
 		Root: in.Worktree, BashTimeout: in.Limits.BashTimeout, BashMaxTimeout: in.Limits.BashMaxTimeout,
 		MaxOutputBytes: in.Limits.MaxOutputBytes, Env: a.Environ,
 		Heartbeat: func() { activity.RecordHeartbeat(ctx) },
 	}
-	res, err := journal.Run(ctx, fmt.Sprintf("t%04d-%02d", in.Turn, in.Index), opts, call.Function.Name, call.Function.Arguments)
+	res, err := a.runTool(ctx, in, opts, call)
 	if err != nil {
 		return ExecToolResult{}, err
 	}
@@ -79,6 +75,25 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 		output = llm.TruncateResult(output, llm.SimpleTruncateChars)
 	}
 	return out, a.Transcripts.Append(ref, toolRecord(key, call, output))
+}
+
+// readOnlyTools change nothing. Their result needs no journal record: until
+// the transcript holds it no one has seen it, so a retry may read again,
+// and once it does the retry returns it (Reused). Skipping the journal saves
+// a record write and two fsyncs per read.
+var readOnlyTools = map[string]bool{tools.ToolRead: true, tools.ToolGlob: true, tools.ToolGrep: true, tools.ToolList: true}
+
+// runTool runs a call: read-only tools directly, every other one through
+// the worktree's journal so that a retry never applies it twice.
+func (a *Activities) runTool(ctx context.Context, in ExecToolInput, opts tools.Options, call openai.ToolCall) (tools.Result, error) {
+	if readOnlyTools[call.Function.Name] {
+		return tools.Run(ctx, opts, call.Function.Name, call.Function.Arguments), nil
+	}
+	journal, err := tools.OpenJournal(filepath.Join(a.stateDir(in.Ref.RunID), "journal", fmt.Sprintf("%s-a%d", in.Ref.SubtaskID, in.Ref.Attempt)))
+	if err != nil {
+		return tools.Result{}, err
+	}
+	return journal.Run(ctx, fmt.Sprintf("t%04d-%02d", in.Turn, in.Index), opts, call.Function.Name, call.Function.Arguments)
 }
 
 func toolCall(recs []transcript.Record, turn, index int) (openai.ToolCall, error) {
