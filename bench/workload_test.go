@@ -70,7 +70,7 @@ func (w workload) script() scripted.Script {
 		if deps == nil {
 			deps = []string{}
 		}
-		plan = append(plan, entry{Name: a.name, Instruction: w.match(i) + " work through " + agentFile(i), Dependencies: deps, NeedsWT: true})
+		plan = append(plan, entry{Name: a.name, Instruction: w.match(i) + " work through " + agentFile(i), Dependencies: deps, NeedsWT: !w.readOnly})
 		turns := make([]scripted.Reply, 0, a.calls)
 		for s := 0; s < a.calls-1; s++ {
 			turns = append(turns, scripted.Reply{ToolCalls: []scripted.ToolCall{w.step(i, s)}, Delay: delay})
