@@ -110,7 +110,7 @@ func (s *stack) runCodeswarm(w workload, flags ...string) (time.Duration, activi
 	repo := newRepo(t, w.repoFiles())
 	cfgFile := writeEmptyConfig(t)
 	args := append([]string{"--config", cfgFile, "run", "--repo", repo, "--task", task, "--no-worker", "--json"}, flags...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	var out, errs bytes.Buffer
 	start := time.Now()
@@ -140,7 +140,7 @@ func (s *stack) runCodeswarm(w workload, flags ...string) (time.Duration, activi
 func (s *stack) runBaseline(w workload, maxConcurrent int) time.Duration {
 	t := s.t
 	repo := newRepo(t, w.repoFiles())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	start := time.Now()
 	out, err := runBaseline(ctx, s.model.URL(), apiKey, repo, filepath.Join(t.TempDir(), "ws"), maxConcurrent)
