@@ -120,8 +120,16 @@ func (b *baseline) runSubtask(ctx context.Context, st planned) error {
 		return err
 	}
 	dir := filepath.Join(b.wsRoot, st.Name)
-	if _, err := b.repo.AddWorktree(ctx, dir, "bench/"+st.Name, head); err != nil {
-		return err
+	// Concurrent `git worktree add`s can trip over each other's half-made
+	// entries; codeswarm retries its activity, so the baseline retries too.
+	for attempt := 1; ; attempt++ {
+		_, err := b.repo.AddWorktree(ctx, dir, "bench/"+st.Name, head)
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			return err
+		}
 	}
 	calls, err := b.loop(ctx, st, dir)
 	if err != nil {
