@@ -335,12 +335,14 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 		return FinishRunResult{}, fmt.Errorf("restore gc.auto: %w", err)
 	}
 	var out FinishRunResult
-	for _, dir := range in.RemoveWorktrees {
-		if err := repo.RemoveWorktree(ctx, dir, false); err != nil {
-			out.Kept = append(out.Kept, dir)
-			continue
+	if len(in.RemoveWorktrees) > 0 {
+		// In bulk: one at a time took about 3 minutes for 1,000 worktrees.
+		// A failure to list or prune leaves them for `codeswarm clean`, as
+		// a failed single removal did: it never fails the run.
+		out.Removed, out.Kept, err = repo.RemoveWorktrees(ctx, in.RemoveWorktrees)
+		if err != nil {
+			out.Removed, out.Kept = nil, in.RemoveWorktrees
 		}
-		out.Removed = append(out.Removed, dir)
 	}
 	if in.Apply {
 		out.Applied, out.ApplyError = applyResult(ctx, repo, in)

@@ -75,17 +75,12 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 		out.IsError, out.OutputChars = true, len(repeatNote)
 		return out, a.Transcripts.Append(ref, toolRecord(key, call, repeatNote))
 	}
-	journal, err := tools.OpenJournal(filepath.Join(a.stateDir(in.Ref.RunID), "journal", fmt.Sprintf("%s-a%d", in.Ref.SubtaskID, in.Ref.Attempt)))
-	if err != nil {
-		return ExecToolResult{}, err
-	}
-	journal.Scrub = a.scrub
 	opts := tools.Options{
 		Root: in.Worktree, BashTimeout: in.Limits.BashTimeout, BashMaxTimeout: in.Limits.BashMaxTimeout,
 		MaxOutputBytes: in.Limits.MaxOutputBytes, Env: a.Environ, Sandbox: a.Sandbox,
 		Heartbeat: func() { activity.RecordHeartbeat(ctx) },
 	}
-	res, err := journal.Run(ctx, fmt.Sprintf("t%04d-%02d", in.Turn, in.Index), opts, call.Function.Name, call.Function.Arguments)
+	res, err := a.runTool(ctx, in, opts, call)
 	if err != nil {
 		return ExecToolResult{}, err
 	}
@@ -108,6 +103,26 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 func resultHash(content string) string {
 	sum := sha256.Sum256([]byte(content))
 	return hex.EncodeToString(sum[:8])
+}
+
+// readOnlyTools change nothing. Their result needs no journal record: until
+// the transcript holds it no one has seen it, so a retry may read again,
+// and once it does the retry returns it (Reused). Skipping the journal saves
+// a record write and two fsyncs per read.
+var readOnlyTools = map[string]bool{tools.ToolRead: true, tools.ToolGlob: true, tools.ToolGrep: true, tools.ToolList: true}
+
+// runTool runs a call: read-only tools directly, every other one through
+// the worktree's journal so that a retry never applies it twice.
+func (a *Activities) runTool(ctx context.Context, in ExecToolInput, opts tools.Options, call openai.ToolCall) (tools.Result, error) {
+	if readOnlyTools[call.Function.Name] {
+		return tools.Run(ctx, opts, call.Function.Name, call.Function.Arguments), nil
+	}
+	journal, err := tools.OpenJournal(filepath.Join(a.stateDir(in.Ref.RunID), "journal", fmt.Sprintf("%s-a%d", in.Ref.SubtaskID, in.Ref.Attempt)))
+	if err != nil {
+		return tools.Result{}, err
+	}
+	journal.Scrub = a.scrub
+	return journal.Run(ctx, fmt.Sprintf("t%04d-%02d", in.Turn, in.Index), opts, call.Function.Name, call.Function.Arguments)
 }
 
 func toolCall(recs []transcript.Record, turn, index int) (openai.ToolCall, error) {

@@ -2,7 +2,10 @@ package activities
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -231,4 +234,52 @@ func TestExecToolRefusedRepeatAndResultHash(t *testing.T) {
 	if !again.Reused || again.ResultHash != first.ResultHash {
 		t.Fatalf("reused result hash %q, want %q", again.ResultHash, first.ResultHash)
 	}
+}
+
+// Read-only tools bypass the journal (their transcript record is enough):
+// no journal file is written for them, the model gets the file's content,
+// and a retry reuses the recorded result. An edit in the same turn is
+// still journaled.
+func TestExecToolReadOnlySkipsJournal(t *testing.T) {
+	f := newToolFixture(t,
+		[2]string{"read", `{"path":"greet.txt"}`},
+		[2]string{"edit", `{"path":"greet.txt","old_string":"hello","new_string":"hello, world"}`})
+	env := newActivityEnv(f.a)
+	journalDir := f.a.stateDir(f.ref.RunID) + "/journal"
+
+	res := mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(0))
+	if res.Name != "read" || res.IsError || res.Reused {
+		t.Fatalf("read = %+v", res)
+	}
+	if r, ok := f.record(t, 0); !ok || !strings.Contains(r.Message.Content, "hello") {
+		t.Fatalf("read record = %+v, %v; want the file's content", r, ok)
+	}
+	if n := countFiles(t, journalDir); n != 0 {
+		t.Errorf("%d journal files after a read, want none", n)
+	}
+	if again := mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(0)); !again.Reused {
+		t.Errorf("retried read = %+v, want reused", again)
+	}
+	mustRun[ExecToolResult](t, env, f.a.ExecTool, f.in(1))
+	if n := countFiles(t, journalDir); n == 0 {
+		t.Error("no journal file after an edit")
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

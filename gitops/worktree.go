@@ -24,6 +24,9 @@ type Worktree struct {
 	// initializing marks a worktree whose `git worktree add` never finished
 	// (git leaves it locked with reason "initializing").
 	initializing bool
+	// locked marks a worktree git keeps locked (`git worktree lock`, or an
+	// add that never finished): `git worktree prune` leaves its record.
+	locked bool
 }
 
 // AddWorktree creates a worktree at dir on a new branch starting at
@@ -202,8 +205,9 @@ func parseWorktreeList(out []byte) []Worktree {
 				cur.Branch = shortBranch(val)
 			}
 		case "locked":
-			if cur != nil && val == "initializing" {
-				cur.initializing = true
+			if cur != nil {
+				cur.locked = true
+				cur.initializing = val == "initializing"
 			}
 		}
 	}

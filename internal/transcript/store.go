@@ -8,13 +8,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
 
 	openai "github.com/sashabaranov/go-openai"
 )
@@ -38,14 +36,17 @@ type Ref struct {
 
 var safeComponent = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
-// Store is a directory of conversations.
+// Store is a directory of conversations. It caches each conversation it has
+// read or written (see cache.go), so a step neither re-reads nor re-parses
+// the whole file; appends to different conversations do not wait for each
+// other.
 type Store struct {
-	root string
-	mu   sync.Mutex // serialises appends within one process
+	root  string
+	cache *cache
 }
 
 // New returns a store rooted at dir (created on first write).
-func New(dir string) *Store { return &Store{root: dir} }
+func New(dir string) *Store { return &Store{root: dir, cache: newCache(defaultCacheSize)} }
 
 // Dir returns the directory of a run's conversations.
 func (s *Store) Dir(runID string) string { return filepath.Join(s.root, runID, "transcripts") }
@@ -64,20 +65,24 @@ func (s *Store) file(ref Ref) (string, error) {
 }
 
 // Load returns the records of a conversation in append order, first write of a
-// key winning. A torn last line (crash mid-write) is ignored.
+// key winning. A torn last line (crash mid-write) is ignored. The result is
+// the caller's: changing it does not change the store.
 func (s *Store) Load(ref Ref) ([]Record, error) {
 	path, err := s.file(ref)
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	c := s.cache.acquire(path)
+	defer s.cache.release(c)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.refresh(false); err != nil {
+		return nil, err
+	}
+	if len(c.recs) == 0 {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read transcript: %w", err)
-	}
-	return parse(data), nil
+	return append([]Record(nil), c.recs...), nil
 }
 
 // parse decodes the complete lines of data. A line is committed by its
@@ -121,9 +126,9 @@ func Messages(recs []Record) []openai.ChatCompletionMessage {
 }
 
 // Append writes records whose keys are not yet present, in order, and syncs.
+// It reads the file only when the cached copy is stale (another process wrote
+// to it, or it was never read by this process).
 func (s *Store) Append(ref Ref, recs ...Record) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	path, err := s.file(ref)
 	if err != nil {
 		return err
@@ -131,22 +136,18 @@ func (s *Store) Append(ref Ref, recs ...Record) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create transcript dir: %w", err)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read transcript: %w", err)
+	c := s.cache.acquire(path)
+	defer s.cache.release(c)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.refresh(true); err != nil {
+		return err
 	}
-	if n := len(data); n > 0 && data[n-1] != '\n' {
-		// A crash tore the last line: drop it before appending.
-		cut := bytes.LastIndexByte(data, '\n') + 1
-		if err := os.Truncate(path, int64(cut)); err != nil {
-			return fmt.Errorf("repair transcript: %w", err)
-		}
-		data = data[:cut]
-	}
-	existing := parse(data)
 	var buf bytes.Buffer
+	var added []Record
+	pending := map[string]bool{}
 	for _, r := range recs {
-		if _, ok := Find(existing, r.Key); ok {
+		if c.has(r.Key) || pending[r.Key] {
 			continue
 		}
 		line, err := json.Marshal(r)
@@ -155,28 +156,43 @@ func (s *Store) Append(ref Ref, recs ...Record) error {
 		}
 		buf.Write(line)
 		buf.WriteByte('\n')
-		existing = append(existing, r)
+		pending[r.Key] = true
+		added = append(added, r)
 	}
 	if buf.Len() == 0 {
 		return nil
 	}
-	return appendSync(path, buf.Bytes())
+	fi, err := appendSync(path, buf.Bytes())
+	if err != nil {
+		// What reached the file is unknown: read it again next time.
+		c.invalidate()
+		return err
+	}
+	c.appended(added, fi, int64(buf.Len()))
+	return nil
 }
 
-func appendSync(path string, b []byte) error {
+// appendSync appends b to path, syncs, and returns the file's state after the
+// write so the cache can recognise its own write.
+func appendSync(path string, b []byte) (os.FileInfo, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("open transcript: %w", err)
+		return nil, fmt.Errorf("open transcript: %w", err)
 	}
 	if _, err := f.Write(b); err != nil {
 		_ = f.Close()
-		return fmt.Errorf("append transcript: %w", err)
+		return nil, fmt.Errorf("append transcript: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		_ = f.Close()
-		return fmt.Errorf("sync transcript: %w", err)
+		return nil, fmt.Errorf("sync transcript: %w", err)
 	}
-	return f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("stat transcript: %w", err)
+	}
+	return fi, f.Close()
 }
 
 // PutBlob stores a large payload (e.g. a raw tool output awaiting a summary)

@@ -1,0 +1,225 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// unthrottled is the llm.requests_per_second used wherever a figure is not
+// about the throttle (the key must be > 0; 1,000/s never binds here).
+const unthrottled = "1000"
+
+// runs returns how many runs of each contender a figure takes the median
+// of: CODESWARM_BENCH_N, default 3.
+func runs(t *testing.T) int {
+	if v := os.Getenv("CODESWARM_BENCH_N"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("CODESWARM_BENCH_N=%q: want a positive integer", v)
+		}
+		return n
+	}
+	return 3
+}
+
+func gate(t *testing.T) {
+	if os.Getenv("CODESWARM_BENCH") == "" {
+		t.Skip("benchmarks run only with CODESWARM_BENCH=1 (see BENCHMARKS.md)")
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// row prints one line of the results table (to stdout, so that it shows
+// without -v too).
+func row(t *testing.T, figure, codeswarm, baseline, ratio, note string) {
+	line := fmt.Sprintf("| %s | %s | %s | %s | %s |", figure, codeswarm, baseline, ratio, note)
+	t.Log(line)
+	fmt.Println(line)
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// compare runs codeswarm and the baseline n times each, interleaved, and
+// returns both medians.
+func compare(t *testing.T, s *stack, w workload, maxConcurrent int, flags ...string) (cs, base time.Duration) {
+	var csRuns, baseRuns []time.Duration
+	for i := range runs(t) {
+		d, _ := s.runCodeswarm(w, flags...)
+		csRuns = append(csRuns, d)
+		b := s.runBaseline(w, maxConcurrent)
+		baseRuns = append(baseRuns, b)
+		t.Logf("run %d: codeswarm %s, baseline %s", i+1, secs(d), secs(b))
+	}
+	return median(csRuns), median(baseRuns)
+}
+
+func independent(n, calls int) []agentSpec {
+	out := make([]agentSpec, n)
+	for i := range out {
+		out[i] = agentSpec{name: fmt.Sprintf("a%04d", i), calls: calls}
+	}
+	return out
+}
+
+// swarmSettings lets n sub-agents of calls model calls each run at
+// concurrency c without the step budget or the throttle getting in the way.
+func swarmSettings(n, calls, c int) map[string]string {
+	return map[string]string{
+		"llm.requests_per_second":      unthrottled,
+		"llm.max_concurrent":           strconv.Itoa(c),
+		"swarm.max_concurrent":         strconv.Itoa(c),
+		"swarm.max_subagents":          strconv.Itoa(max(n, 100)),
+		"swarm.max_steps_per_subagent": strconv.Itoa(calls + 10),
+		"swarm.max_total_steps":        strconv.Itoa(n*(calls+10) + 10),
+		"swarm.subagent_timeout":       "30m",
+	}
+}
+
+// TestBench runs every figure; run one with -run 'TestBench/B1$'.
+func TestBench(t *testing.T) {
+	gate(t)
+	fmt.Println("| figure | codeswarm | in-process | ratio | notes |")
+	fmt.Println("|---|---|---|---|---|")
+	t.Run("B1", benchB1)
+	t.Run("B2", benchB2)
+	t.Run("B3", benchB3)
+	t.Run("B4", benchB4)
+	t.Run("Flatness", benchFlatness)
+	t.Run("B5", benchB5)
+}
+
+// B1: one sub-agent, 200 read/edit steps, 0-latency model.
+func benchB1(t *testing.T) {
+	const steps = 200
+	w := workload{agents: independent(1, steps+1)}
+	s := startStack(t, w, swarmSettings(1, steps+1, 1))
+	cs, base := compare(t, s, w, 1)
+	if os.Getenv("CODESWARM_BENCH_TRACE") != "" {
+		_, res := s.runCodeswarm(w)
+		t.Logf("where the time goes in the sub-agent's history:\n%s", s.traceHistory(res.RunID+"."+res.SubtaskResults[0].ID))
+	}
+	perStep := (cs - base) / steps
+	row(t, "B1 one agent, 200 steps, 0 ms model", secs(cs), secs(base), fmt.Sprintf("%.2fx", cs.Seconds()/base.Seconds()),
+		fmt.Sprintf("**%.1f ms overhead per step** (target ≤ 10)", float64(perStep.Microseconds())/1000))
+}
+
+// B2: 100 sub-agents × 15 model calls, 0-latency model, --max-concurrent 100.
+func benchB2(t *testing.T) {
+	w := workload{agents: independent(100, 15)}
+	s := startStack(t, w, swarmSettings(100, 15, 100))
+	resetPeakRSS()
+	var csRuns, baseRuns []time.Duration
+	var rss int64
+	for i := range runs(t) {
+		resetPeakRSS()
+		d, _ := s.runCodeswarm(w, "--max-concurrent", "100")
+		rss = max(rss, peakRSS())
+		csRuns = append(csRuns, d)
+		baseRuns = append(baseRuns, s.runBaseline(w, 100))
+		t.Logf("run %d: codeswarm %s, baseline %s", i+1, secs(d), secs(baseRuns[i]))
+	}
+	cs, base := median(csRuns), median(baseRuns)
+	row(t, "B2 100 agents × 15 calls, 0 ms model, --max-concurrent 100", secs(cs), secs(base),
+		fmt.Sprintf("**%.2fx** (target ≤ 2)", cs.Seconds()/base.Seconds()),
+		fmt.Sprintf("peak RSS of the process (server + worker + CLI + model) during codeswarm runs: %d MB (target < 1 GB)", rss>>20))
+}
+
+// B3: 10 sub-agents × 15 calls at 200 ms per call.
+func benchB3(t *testing.T) {
+	w := workload{agents: independent(10, 15), latency: 200 * time.Millisecond}
+	s := startStack(t, w, swarmSettings(10, 15, 10))
+	cs, base := compare(t, s, w, 10, "--max-concurrent", "10")
+	row(t, "B3 10 agents × 15 calls, 200 ms model", secs(cs), secs(base),
+		fmt.Sprintf("**%.2fx** (target ≤ 1.10)", cs.Seconds()/base.Seconds()), "")
+}
+
+// b4Plan: 4 read-only subtasks with uneven chains; the longest chain is
+// 4 + 7 = 11 calls, plus the planner.
+func b4Plan() workload {
+	return workload{readOnly: true, latency: 300 * time.Millisecond, agents: []agentSpec{
+		{name: "a-scan", calls: 4},
+		{name: "b-deep", calls: 7, deps: []string{"a-scan"}},
+		{name: "c-scan", calls: 5},
+		{name: "d-short", calls: 3, deps: []string{"c-scan"}},
+	}}
+}
+
+// B4: the uneven plan at 300 ms per call with default settings, against
+// the critical-path ideal (12 × 300 ms); then with the throttle off.
+func benchB4(t *testing.T) {
+	w := b4Plan()
+	ideal := 12 * w.latency
+	for _, c := range []struct {
+		name     string
+		settings map[string]string
+	}{
+		{"defaults", nil},
+		{"llm.requests_per_second 1000", map[string]string{"llm.requests_per_second": unthrottled}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := startStack(t, w, c.settings)
+			var csRuns, baseRuns []time.Duration
+			for i := range runs(t) {
+				d, _ := s.runCodeswarm(w)
+				csRuns = append(csRuns, d)
+				baseRuns = append(baseRuns, s.runBaseline(w, 4))
+				t.Logf("run %d: codeswarm %s, baseline %s", i+1, secs(d), secs(baseRuns[i]))
+			}
+			cs, base := median(csRuns), median(baseRuns)
+			row(t, "B4 uneven chains, 300 ms model, "+c.name, secs(cs), secs(base),
+				fmt.Sprintf("**%.2fx ideal** (target ≤ 1.15)", cs.Seconds()/ideal.Seconds()),
+				fmt.Sprintf("critical-path ideal %s; in-process %.2fx ideal", secs(ideal), base.Seconds()/ideal.Seconds()))
+		})
+	}
+}
+
+// Flatness: a 1,000-step agent's last 100 steps against its first 100,
+// from the arrival times of its model requests at the scripted server.
+func benchFlatness(t *testing.T) {
+	const steps = 1000
+	w := workload{agents: independent(1, steps+1)}
+	s := startStack(t, w, swarmSettings(1, steps+1, 1))
+	before := len(s.model.Requests())
+	d, _ := s.runCodeswarm(w)
+	first, last := stepCosts(s.model.Requests()[before:], w.match(0))
+	before = len(s.model.Requests())
+	b := s.runBaseline(w, 1)
+	bFirst, bLast := stepCosts(s.model.Requests()[before:], w.match(0))
+	row(t, "Flatness: 1,000-step agent, mean ms per step, first 100 → last 100",
+		fmt.Sprintf("%.1f → %.1f ms (total %s)", first, last, secs(d)),
+		fmt.Sprintf("%.1f → %.1f ms (total %s)", bFirst, bLast, secs(b)),
+		fmt.Sprintf("**last/first %.2f**", last/first), "")
+}
+
+// B5: 1,000 sub-agents × 15 calls, --max-concurrent 200, one run.
+func benchB5(t *testing.T) {
+	const n = 1000
+	w := workload{agents: independent(n, 15)}
+	s := startStack(t, w, swarmSettings(n, 15, 200))
+	d, res := s.runCodeswarm(w, "--max-concurrent", "200", "--max-subagents", strconv.Itoa(n))
+	if len(res.SubtaskResults) != n {
+		t.Fatalf("%d subtask results, want %d", len(res.SubtaskResults), n)
+	}
+	pe, pb := s.historySize(res.RunID)
+	ce, cb := s.historySize(res.RunID + "." + res.SubtaskResults[0].ID)
+	b := s.runBaseline(w, 200)
+	row(t, "B5 1,000 agents × 15 calls, 0 ms model, --max-concurrent 200", secs(d), secs(b),
+		fmt.Sprintf("%.2fx (target < 10 min)", d.Seconds()/b.Seconds()),
+		fmt.Sprintf("all merged, no worktree left; parent history %d events / %.1f MB, a child %d events / %.0f kB",
+			pe, float64(pb)/(1<<20), ce, float64(cb)/1024))
+}
