@@ -91,6 +91,8 @@ type world struct {
 	startErr   error
 	prepareErr error
 	mergeErr   error
+	// sandbox is what PrepareRun reports ("" is an older worker: on).
+	sandbox string
 	// stepErr is returned by the model at turn failTurn.
 	stepErr  error
 	failTurn int
@@ -163,7 +165,7 @@ func (w *world) prepareRun(_ context.Context, in activities.PrepareRunInput) (ac
 	if w.prepareErr != nil {
 		return activities.PrepareRunResult{}, w.prepareErr
 	}
-	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go"}, nil
+	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox}, nil
 }
 
 func (w *world) plan(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {

@@ -116,6 +116,20 @@ func (s *swarm) prepare(ctx workflow.Context) error {
 	}
 	s.head = s.prep.BaseCommit
 	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", activities.ShortSHA(s.prep.BaseCommit), s.branch))
+	return s.markUnsandboxed(ctx)
+}
+
+// markUnsandboxed says, where people look (the run's events and its memo in
+// the Web UI), that model-run commands are not confined on this run's host.
+func (s *swarm) markUnsandboxed(ctx workflow.Context) error {
+	if s.prep.Sandbox != "off" {
+		return nil
+	}
+	const note = "off: model-run commands are NOT confined on this host (tools.sandbox: off)"
+	s.event(ctx, "sandbox", "", note)
+	if err := workflow.UpsertMemo(ctx, map[string]interface{}{"sandbox": note}); err != nil {
+		return fmt.Errorf("record sandbox off in the memo: %w", err)
+	}
 	return nil
 }
 

@@ -175,6 +175,30 @@ func TestSwarmResultJSONFields(t *testing.T) {
 	}
 }
 
+// A host without the sandbox is said so in the result and in the memo the
+// Web UI shows; with the sandbox on, the memo is left alone.
+func TestSwarmSaysWhenSandboxIsOff(t *testing.T) {
+	for _, mode := range []string{"on", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			w := twoStagePlan()
+			w.sandbox = mode
+			env := newEnv(t, w)
+			var memo map[string]interface{}
+			env.OnUpsertMemo(mock.Anything).Run(func(args mock.Arguments) {
+				memo = args.Get(0).(map[string]interface{})
+			}).Return(nil).Maybe()
+			res := runSwarm(t, env, swarmInput())
+			if res.Sandbox != mode {
+				t.Errorf("result sandbox = %q, want %q", res.Sandbox, mode)
+			}
+			note, _ := memo["sandbox"].(string)
+			if (mode == "off") != strings.Contains(note, "NOT confined") {
+				t.Errorf("sandbox %s: memo = %v", mode, memo)
+			}
+		})
+	}
+}
+
 func TestSwarmMaxConcurrent(t *testing.T) {
 	for _, limit := range []int{1, 2, 3} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
