@@ -51,6 +51,8 @@ type Handler struct {
 	mu       sync.Mutex
 	requests []Request
 	faults   map[replyKey]int // faults already served per (kind, agent, turn)
+	hold     chan struct{}    // non-nil while answers are held; closed by Release
+	held     map[int]bool     // indexes of the requests waiting at the hold
 }
 
 // replyKey identifies the scripted reply a request gets.
@@ -66,6 +68,7 @@ func NewHandler(s Script, opts ...Option) *Handler {
 		mux:    http.NewServeMux(),
 		closed: make(chan struct{}),
 		faults: map[replyKey]int{},
+		held:   map[int]bool{},
 	}
 	for _, o := range opts {
 		o(h)
@@ -133,9 +136,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, idx int, body 
 	key, reply := h.route(req)
 	h.update(idx, func(q *Request) { q.Kind, q.Agent, q.Turn = key.kind, key.agent, key.turn })
 	if f := h.nextFault(key, reply); f != nil {
-		return h.serveFault(w, r, req, *f)
+		return h.serveFault(w, r, idx, req, *f)
 	}
 	h.wait(r, time.Duration(reply.Delay))
+	h.awaitRelease(r, idx)
 	return writeJSON(w, http.StatusOK, buildCompletion(req, body, reply, key.turn))
 }
 
@@ -202,6 +206,68 @@ func (h *Handler) wait(r *http.Request, d time.Duration) {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return
+	case <-r.Context().Done():
+	case <-h.closed:
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// Hold keeps every answer not yet sent until Release: requests are still
+// received and recorded, but get no answer (nor fault) meanwhile. Crash
+// tests hold the answers to bring a run to rest at a known point: nothing
+// answered and not yet taken in, only held requests in flight.
+func (h *Handler) Hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold == nil {
+		h.hold = make(chan struct{})
+	}
+}
+
+// Release sends the held answers and stops holding.
+func (h *Handler) Release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold != nil {
+		close(h.hold)
+		h.hold = nil
+	}
+}
+
+// Held returns the indexes (into Requests) of the requests whose answers
+// are being held, in arrival order. A held request whose client leaves is
+// dropped unanswered and leaves this list.
+func (h *Handler) Held() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]int, 0, len(h.held))
+	for idx := range h.held {
+		out = append(out, idx)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// awaitRelease blocks request idx while answers are held. If the client
+// leaves or the handler closes first, the request is aborted unanswered.
+func (h *Handler) awaitRelease(r *http.Request, idx int) {
+	h.mu.Lock()
+	hold := h.hold
+	if hold != nil {
+		h.held[idx] = true
+	}
+	h.mu.Unlock()
+	if hold == nil {
+		return
+	}
+	defer func() {
+		h.mu.Lock()
+		delete(h.held, idx)
+		h.mu.Unlock()
+	}()
+	select {
+	case <-hold:
 		return
 	case <-r.Context().Done():
 	case <-h.closed:
