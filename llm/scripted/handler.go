@@ -29,6 +29,7 @@ type Request struct {
 	Authorization string
 	Body          []byte
 	Time          time.Time
+	Done          bool // the handler is finished with it: answered, or dropped unanswered
 }
 
 // Option configures a Handler.
@@ -119,6 +120,9 @@ func (h *Handler) models(w http.ResponseWriter, _ *http.Request) {
 func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	idx := h.record(Request{Authorization: r.Header.Get("Authorization"), Body: body, Time: time.Now()})
+	// Also when the request is aborted (a panic): a test that released held
+	// answers after killing the client must know none of them went out.
+	defer h.update(idx, func(q *Request) { q.Done = true })
 	status := h.respond(w, r, idx, body, err)
 	h.update(idx, func(q *Request) { q.Status = status })
 }

@@ -57,6 +57,7 @@ func TestHoldRelease(t *testing.T) {
 	if got := srv.Held(); len(got) != 0 {
 		t.Errorf("Held after Release = %v", got)
 	}
+	waitUntil(t, "the handler to finish the request", func() bool { return srv.Requests()[0].Done })
 	if st := srv.Requests()[0].Status; st != 200 {
 		t.Errorf("status after Release %d, want 200", st)
 	}
@@ -80,6 +81,7 @@ func TestHoldClientLeaves(t *testing.T) {
 		t.Fatal("a held request whose client left was answered")
 	}
 	waitUntil(t, "the request to leave Held", func() bool { return len(srv.Held()) == 0 })
+	waitUntil(t, "the handler to finish the request", func() bool { return srv.Requests()[0].Done })
 	srv.Release()
 	if st := srv.Requests()[0].Status; st != 0 {
 		t.Errorf("status of the abandoned request %d, want 0 (never answered)", st)
