@@ -48,14 +48,7 @@ func freezeModel(t *testing.T, model *scripted.Server, c client.Client, runID st
 // It returns the requests as they stood before the release.
 func thawAfterKill(t *testing.T, model *scripted.Server) []scripted.Request {
 	t.Helper()
-	waitFor(t, freezeDeadline, func() bool {
-		for _, q := range model.Requests() {
-			if !q.Done {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, freezeDeadline, func() bool { return allDone(model.Requests()) })
 	before := model.Requests()
 	model.Release()
 	return before
