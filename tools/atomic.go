@@ -22,7 +22,7 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create parent directories: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
@@ -48,6 +48,26 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
 		return fmt.Errorf("rename into place: %w", err)
 	}
 	return syncDir(dir)
+}
+
+// tempPattern names writeFileAtomic's temp files for path (os.CreateTemp
+// replaces the "*").
+func tempPattern(path string) string { return "." + filepath.Base(path) + ".tmp-*" }
+
+// removeStaleTemps deletes the temp files a writeFileAtomic of path killed
+// before its rename left behind: they sit in the worktree, and a commit
+// would take them in as if the model had written them.
+func removeStaleTemps(path string) error {
+	stale, err := filepath.Glob(filepath.Join(filepath.Dir(path), tempPattern(path)))
+	if err != nil {
+		return err
+	}
+	for _, f := range stale {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove temp file of an interrupted write: %w", err)
+		}
+	}
+	return nil
 }
 
 // syncDir makes a rename in dir durable.

@@ -95,6 +95,10 @@ func TestJournalCrashRecovery(t *testing.T) {
 		{"multiedit landed", ToolMultiEdit, map[string]any{"path": "f.txt", "edits": []any{editAB(), map[string]any{"old_string": "ab", "new_string": "abc"}}},
 			map[string]string{"f.txt": "a"},
 			func(t *testing.T, p string, _ *change) { writeTestFile(t, p, "abc") }, "abc", ""},
+		{"killed inside the write, before its rename", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
+			func(t *testing.T, p string, _ *change) {
+				writeTestFile(t, filepath.Join(filepath.Dir(p), ".f.txt.tmp-4242"), "a") // half the post-image
+			}, "ab", ""},
 		{"file changed in between", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
 			func(t *testing.T, p string, _ *change) { writeTestFile(t, p, "someone else") }, "someone else", "changed since the interrupted attempt"},
 	}
@@ -109,6 +113,10 @@ func TestJournalCrashRecovery(t *testing.T) {
 			res := journalRun(t, j, "k", opts, tt.tool, tt.args)
 			if got := readTestFile(t, path); got != tt.want {
 				t.Errorf("content %q, want %q", got, tt.want)
+			}
+			// A temp file of the interrupted write would be committed.
+			if left, _ := filepath.Glob(filepath.Join(root, ".f.txt.tmp-*")); len(left) > 0 {
+				t.Errorf("temp files of the interrupted write left in the worktree: %v", left)
 			}
 			if tt.wantErr != "" {
 				mustErr(t, res, tt.wantErr, "f.txt")
