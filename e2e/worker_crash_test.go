@@ -582,7 +582,8 @@ func groupAlive(pgid int) bool {
 
 // TestWorkerCrashChaos kills the worker 3 times at random points (model
 // call, tool, git, merge). Each kill waits until the new worker has had a
-// random 1–3 model answers, so no kill hits an idle worker that is only
+// random 1–3 model answers, and for a random half of the kills until a
+// model call is in flight, so no kill hits an idle worker that is only
 // waiting for Temporal to time out the previous one's activities; the
 // test fails unless all 3 kills happened before the run ended.
 func TestWorkerCrashChaos(t *testing.T) {
@@ -603,7 +604,9 @@ func TestWorkerCrashChaos(t *testing.T) {
 		if runEnded(t, r.client, "crash-chaos") {
 			t.Fatalf("the run ended after %d of %d kills", i, kills)
 		}
-		r.killWorker(0)
+		// Half the kills strike with a model call in flight, the others
+		// wherever the run is when no call is (tool, git, merge).
+		r.killWorker(rnd.IntN(2))
 	}
 	res := r.await("crash-chaos")
 	r.reportKills(time.Since(start))
