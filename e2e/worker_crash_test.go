@@ -582,7 +582,7 @@ func groupAlive(pgid int) bool {
 
 // TestWorkerCrashChaos kills the worker 3 times at random points (model
 // call, tool, git, merge). Each kill waits until the new worker has had a
-// random 1–3 model answers, and for a random half of the kills until a
+// random 1–2 model answers, and for a random half of the kills until a
 // model call is in flight, so no kill hits an idle worker that is only
 // waiting for Temporal to time out the previous one's activities; the
 // test fails unless all 3 kills happened before the run ended.
@@ -597,7 +597,7 @@ func TestWorkerCrashChaos(t *testing.T) {
 	r.startRun(repo, "crash-chaos")
 	for i := range kills {
 		seen := len(r.model.Requests())
-		want := 1 + rnd.IntN(3)
+		want := 1 + rnd.IntN(2)
 		waitFor(t, 2*time.Minute, func() bool {
 			return answeredSince(r.model.Requests(), seen) >= want || runEnded(t, r.client, "crash-chaos")
 		})
