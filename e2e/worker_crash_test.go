@@ -147,8 +147,11 @@ func (r *crashRig) freeze(minHeld int) {
 // killFrozen kills the worker of a frozen run at once (see killWorker).
 func (r *crashRig) killFrozen() {
 	r.t.Helper()
-	k := killPoint{pending: runPendingActivities(r.t, r.client, r.runID), at: time.Now()}
+	k := killPoint{at: time.Now()}
 	r.workerLogs = append(r.workerLogs, tail(r.worker.kill(r.t), 2000))
+	// Described after the kill, so as not to delay it: with its only worker
+	// dead the run stands still until the heartbeat timeout.
+	k.pending = runPendingActivities(r.t, r.client, r.runID)
 	k.before = thawAfterKill(r.t, r.model)
 	if n := len(r.kills); n > 0 {
 		k.fresh = len(r.kills[n-1].before)
