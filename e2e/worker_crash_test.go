@@ -26,7 +26,7 @@ import (
 )
 
 // Bounds of the crash tests. The run deadline is generous because every
-// kill costs up to one activity heartbeat timeout (30 s) of recovery.
+// kill costs up to one activity heartbeat timeout (20 s) of recovery.
 const (
 	crashRunDeadline = 4 * time.Minute
 	crashLatency     = 300 * time.Millisecond
