@@ -91,10 +91,15 @@ func TestCancelRun(t *testing.T) {
 		t.Fatal("the long bash's sleep is not running before cancel")
 	}
 	waitFor(t, 30*time.Second, func() bool { return quickMerged(h, id) })
-	// Cancel after the bash's first heartbeat (the tools beat every 5 s):
-	// the SDK sends a first heartbeat at once and throttles the later ones,
-	// and only a heartbeat's response carries the cancellation.
-	time.Sleep(7 * time.Second)
+	// Cancel once the server has recorded a heartbeat of the bash's
+	// activity (the tools beat every 5 s): the SDK sends a first heartbeat
+	// at once and throttles the later ones, and only a heartbeat's response
+	// carries the cancellation.
+	waitFor(t, 30*time.Second, func() bool {
+		return slices.ContainsFunc(runPendingActivities(t, h.client, id), func(p pendingActivity) bool {
+			return p.activity == "ExecTool" && !p.heartbeat.IsZero()
+		})
+	})
 
 	cancelledAt := time.Now()
 	var cancelOut, cancelErr bytes.Buffer

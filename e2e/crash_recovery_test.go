@@ -15,17 +15,17 @@ import (
 // activities.
 const fastRecoveryBound = 10 * time.Second
 
-// killInFlight waits for a model call of a sub-agent to be in flight, kills
-// the worker and starts a new one, and waits (at most bound) until the
-// interrupted call is sent again. It returns that recovery time.
+// killInFlight waits until a sub-agent has asked the model, kills the worker
+// with at least one model call in flight (see killWorker), and waits (at
+// most bound) until the interrupted calls are sent again. It returns that
+// recovery time.
 func (r *crashRig) killInFlight(bound time.Duration) time.Duration {
 	r.t.Helper()
 	seen := len(r.model.Requests())
 	waitFor(r.t, 2*time.Minute, func() bool {
-		reqs := r.model.Requests()
-		return answeredSince(reqs, seen) && agentInFlight(reqs[seen:])
+		return slices.ContainsFunc(r.model.Requests()[seen:], func(q scripted.Request) bool { return q.Kind == scripted.KindAgent })
 	})
-	r.killWorker()
+	r.killWorker(1)
 	k := r.kills[len(r.kills)-1]
 	var took time.Duration
 	waitFor(r.t, bound, func() bool {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"codeswarm/activities"
 	"codeswarm/llm/scripted"
 )
@@ -70,9 +72,10 @@ func TestKillAndResume(t *testing.T) {
 	if err := scripted.WriteDemoRepo(repo); err != nil {
 		t.Fatal(err)
 	}
+	port := freePort(t)
 	env := []string{
 		"CODESWARM_EMBEDDED_DB_PATH=" + filepath.Join(state, "temporal.db"),
-		fmt.Sprintf("CODESWARM_EMBEDDED_PORT=%d", freePort(t)),
+		fmt.Sprintf("CODESWARM_EMBEDDED_PORT=%d", port),
 		fmt.Sprintf("CODESWARM_EMBEDDED_UI_PORT=%d", freePort(t)),
 		"CODESWARM_TEMPORAL_ADDRESS=", "TEMPORAL_ADDRESS=",
 		"CODESWARM_LLM_BASE_URL=" + model.URL(), "CODESWARM_LLM_API_KEY=" + testAPIKey,
@@ -82,12 +85,19 @@ func TestKillAndResume(t *testing.T) {
 
 	first, _, firstErr := cliProcess(t, env, args...)
 	waitFor(t, 60*time.Second, func() bool { return model.Count("agent") >= 6 })
-	before := model.Requests()
+	// The process runs the server too: reach it on its port to see what
+	// the run has pending, and kill with the run at rest (freezeModel).
+	c, err := client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", port), Logger: nopLogger{}})
+	if err != nil {
+		t.Fatalf("dial the first run's server: %v", err)
+	}
+	freezeModel(t, model, c, "crash-demo", first.Process.Pid, 1)
+	c.Close()
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	inFlight := inFlightAt(before)
+	before := thawAfterKill(t, model)
 
 	second, out, secondErr := cliProcess(t, env, args...)
 	if err := second.Wait(); err != nil {
@@ -111,43 +121,12 @@ func TestKillAndResume(t *testing.T) {
 	if merges != "3" {
 		t.Errorf("merge commits on the integration branch: %s, want 3", merges)
 	}
-	resent := resentAfter(before, model.Requests(), nil)
-	t.Logf("requests before kill %d (in flight %d), re-sent after restart %d", len(before), inFlight, resent)
-	if resent > inFlight {
-		t.Errorf("re-sent %d completed model calls; only %d were in flight at the kill", resent, inFlight)
+	s := accountKill(before, 0, model.Requests())
+	t.Logf("requests before kill %d (in flight %d), re-sent of those %d, answered calls re-sent %d", len(before), s.inFlight, s.retried, s.resent)
+	checkKillStats(t, "CLI kill", s)
+	if s.inFlight == 0 {
+		t.Error("no model call was in flight at the kill")
 	}
-}
-
-// inFlightAt counts requests not yet answered in a snapshot taken just
-// before the kill (the scripted server records a request on arrival and its
-// status when it answers).
-func inFlightAt(reqs []scripted.Request) int {
-	n := 0
-	for _, r := range reqs {
-		if r.Status == 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// resentAfter counts model calls for a (kind, agent, turn) that had already
-// been answered successfully before the kill; answers to requests in lost
-// (in flight at an earlier kill, so never received) do not count.
-func resentAfter(before, all []scripted.Request, lost map[int]bool) int {
-	paid := map[string]bool{}
-	for j, r := range before {
-		if r.Status == 200 && !lost[j] {
-			paid[requestKey(r)] = true
-		}
-	}
-	n := 0
-	for _, r := range all[len(before):] {
-		if paid[requestKey(r)] {
-			n++
-		}
-	}
-	return n
 }
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,27 +27,81 @@ func bigEditScript(t *testing.T) scripted.Script {
 	}
 }
 
-// journalIntent reports whether a tool journal under root has recorded the
-// intent of a change (the edit has been planned and is being applied).
-func journalIntent(root string) bool {
-	files, _ := filepath.Glob(filepath.Join(root, "*", ".state", "journal", "*", "*.json"))
+// editIntent is the journal record of an edit that has been planned but
+// not completed, and the worktree file it changes.
+type editIntent struct {
+	Tool     string `json:"tool"`
+	State    string `json:"state"`
+	Path     string `json:"path"`
+	PreHash  string `json:"pre_hash"`
+	PostHash string `json:"post_hash"`
+	file     string // absolute path of Path in the subtask's worktree
+}
+
+// journalIntent returns the recorded intent of an edit in run runID's tool
+// journals under root (root/RUN/.state/journal/SUBTASK-aN/KEY.json, the
+// worktree being root/RUN/SUBTASK), if there is one.
+func journalIntent(root, runID string) (editIntent, bool) {
+	files, _ := filepath.Glob(filepath.Join(root, runID, ".state", "journal", "*", "*.json"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
-		if err == nil && bytes.Contains(b, []byte(`"state":"intent"`)) && bytes.Contains(b, []byte(`"tool":"edit"`)) {
-			return true
+		if err != nil {
+			continue
+		}
+		var rec editIntent
+		if json.Unmarshal(b, &rec) != nil || rec.Tool != "edit" || rec.State != "intent" {
+			continue
+		}
+		subtask := strings.TrimSuffix(filepath.Base(filepath.Dir(f)), "-a1")
+		rec.file = filepath.Join(root, runID, subtask, rec.Path)
+		return rec, true
+	}
+	return editIntent{}, false
+}
+
+// journalState returns the state of the journal record of the edit's call
+// ("intent", "done"), "" if there is none.
+func journalState(root, runID string) string {
+	files, _ := filepath.Glob(filepath.Join(root, runID, ".state", "journal", "*", "*.json"))
+	for _, f := range files {
+		var rec editIntent
+		if b, err := os.ReadFile(f); err == nil && json.Unmarshal(b, &rec) == nil && rec.Tool == "edit" {
+			return rec.State
 		}
 	}
-	return false
+	return ""
+}
+
+// killSide says which side of the journal a kill hit: the recorded change
+// had not landed (the file still has the pre-image) or had (post-image).
+func killSide(t *testing.T, in editIntent) string {
+	t.Helper()
+	b, err := os.ReadFile(in.file)
+	if err != nil {
+		t.Fatalf("read the edited file after the kill: %v", err)
+	}
+	sum := sha256.Sum256(b)
+	switch hex.EncodeToString(sum[:]) {
+	case in.PreHash:
+		return "not applied"
+	case in.PostHash:
+		return "applied"
+	}
+	t.Fatalf("%s after the kill matches neither the recorded pre- nor post-image: the change was torn", in.file)
+	return ""
 }
 
 // TestWorkerCrashDuringEdit kills the worker while an edit is being applied
-// (its intent is journaled, its completion is not). Whether the kill came
-// before or after the file was replaced, the retried tool call must leave
-// the change applied exactly once and report success to the model.
+// (its intent is journaled, its completion is not) and checks which side
+// of the journal the kill hit. Not applied: the retried call applies the
+// change; applied: the retried call finds it landed and does not apply it
+// again. Either way the change is there exactly once and the model is told
+// the edit succeeded.
 func TestWorkerCrashDuringEdit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills worker processes")
 	}
+	const id = "crash-edit"
 	r := newCrashRig(t, bigEditScript(t))
 	var data bytes.Buffer
 	line := strings.Repeat("filler text for a large file that takes a while to rewrite ", 2) + "\n"
@@ -54,23 +111,37 @@ func TestWorkerCrashDuringEdit(t *testing.T) {
 	data.WriteString("MARKER_OLD\n")
 	repo := newRepo(t, map[string]string{"data.txt": data.String()})
 	r.startWorker()
-	r.startRun(repo, "crash-edit")
-	waitFor(t, 2*time.Minute, func() bool { return journalIntent(r.root) })
-	r.killWorker()
-	res := r.await("crash-edit")
+	r.startRun(repo, id)
+	// The answer asking for the edit is turn 0; freeze once it is sent, so
+	// no model call is in flight at the kill and the kill follows the
+	// journal's intent record with nothing in between.
+	waitFor(t, 2*time.Minute, func() bool { return answered(r.model, "[crash:edit]", 0) })
+	r.freeze(0)
+	var intent editIntent
+	waitFor(t, 2*time.Minute, func() bool { var ok bool; intent, ok = journalIntent(r.root, id); return ok })
+	r.killFrozen()
+	if st := journalState(r.root, id); st != "intent" {
+		t.Fatalf("journal record of the edit is %q at the kill, want intent: the kill did not interrupt the edit", st)
+	}
+	side := killSide(t, intent)
+	t.Logf("the kill hit the edit with its change %s", side)
+	res := r.await(id)
 	if !res.Success || len(res.SubtaskResults) != 1 || res.SubtaskResults[0].Merge != "merged" {
 		t.Fatalf("run after the kill did not succeed:\n%s", fmtResult(res))
 	}
 	body := git(t, repo, "show", res.Branch+":data.txt")
 	if strings.Count(body, "MARKER_NEW") != 1 || strings.Contains(body, "MARKER_OLD") || len(body)+1 != data.Len() {
-		t.Errorf("data.txt after the retried edit: %d bytes (want %d), MARKER_NEW %d times, MARKER_OLD present %v",
-			len(body)+1, data.Len(), strings.Count(body, "MARKER_NEW"), strings.Contains(body, "MARKER_OLD"))
+		t.Errorf("data.txt after the retried edit (%s at the kill): %d bytes (want %d), MARKER_NEW %d times, MARKER_OLD present %v",
+			side, len(body)+1, data.Len(), strings.Count(body, "MARKER_NEW"), strings.Contains(body, "MARKER_OLD"))
+	}
+	if st := journalState(r.root, id); st != "done" && st != "" {
+		t.Errorf("journal record of the edit ends %q, want done", st)
 	}
 	// The model saw a successful edit, not "changed since the interrupted attempt".
 	reqs := r.model.Requests()
 	last := string(reqs[len(reqs)-1].Body)
 	if strings.Contains(last, "changed since the interrupted attempt") || strings.Contains(last, "not found") {
-		t.Errorf("the model was told the edit failed:\n%s", tail(last, 1500))
+		t.Errorf("the model was not told the edit succeeded:\n%s", tail(last, 1500))
 	}
 	r.reportKills(0)
 }

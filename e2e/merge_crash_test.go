@@ -5,9 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"codeswarm/llm/scripted"
 )
 
 // holdIntegrationUpdate installs a reference-transaction hook that, the
@@ -29,20 +30,38 @@ sleep %d
 	}
 }
 
+// finalAnswered reports whether some agent of script has been given its
+// final answer: its sub-agent is about to commit and merge.
+func finalAnswered(model *scripted.Server, script scripted.Script) bool {
+	for _, q := range model.Requests() {
+		for _, a := range script.Agents {
+			if q.Agent == a.Match && q.Turn == len(a.Turns)-1 && q.Status == 200 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // TestWorkerCrashDuringMerge kills the worker while a merge is in flight,
 // after the compare-and-swap moved the integration branch but before the
 // activity reported back. The retried merge must find its commit already
 // there: no second merge commit, the same tree as an uninterrupted run.
 func TestWorkerCrashDuringMerge(t *testing.T) {
-	r, repo, ref := newCrashRun(t, slowDemo(crashLatency))
+	script := slowDemo(crashLatency)
+	r, repo, ref := newCrashRun(t, script)
 	marker := filepath.Join(t.TempDir(), "merge-landed")
 	holdIntegrationUpdate(t, repo, "crash-merge", marker, 5*time.Second)
 	r.startWorker()
 	start := time.Now()
 	r.startRun(repo, "crash-merge")
+	// Freeze the model once a sub-agent has its final answer, so the kill
+	// can strike the moment its merge lands, with no answer on its way.
+	waitFor(t, 2*time.Minute, func() bool { return finalAnswered(r.model, script) })
+	r.freeze(0)
 	waitFor(t, 2*time.Minute, func() bool { _, err := os.Stat(marker); return err == nil })
-	r.killWorker()
-	if k := r.kills[0]; !slices.ContainsFunc(k.pending, func(p string) bool { return strings.HasPrefix(p, "MergeSubtask#") }) {
+	r.killFrozen()
+	if k := r.kills[0]; !slices.ContainsFunc(k.pending, func(p pendingActivity) bool { return p.activity == "MergeSubtask" }) {
 		t.Errorf("no MergeSubtask pending at the kill: %v", k.pending)
 	}
 	res := r.await("crash-merge")

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"codeswarm/activities"
@@ -51,14 +50,18 @@ type crashRig struct {
 	workerLogs []string
 }
 
-// killPoint is what the model had seen just before a worker was killed.
+// killPoint is what the model had seen when a worker was killed.
 type killPoint struct {
-	at     time.Time
+	at time.Time
+	// before is every request up to the kill, taken once the killed worker
+	// was gone and the model had dropped its requests, before any held
+	// answer was released: a request in it is either answered to a live
+	// worker (status 200) or was never answered at all.
 	before []scripted.Request
-	// fresh is where the requests after the previous kill start: older
-	// unanswered ones were cut off by that kill and stay unanswered.
+	// fresh is where the killed worker's requests start in before: older
+	// ones were sent by an earlier worker.
 	fresh   int
-	pending []string // activities pending in Temporal at the kill
+	pending []pendingActivity // activities pending in Temporal at the kill
 }
 
 func newCrashRig(t *testing.T, script scripted.Script) *crashRig {
@@ -123,16 +126,36 @@ func (w *workerProc) kill(t *testing.T) string {
 
 func (r *crashRig) startWorker() { r.worker = startWorkerProcess(r.t) }
 
-// killWorker SIGKILLs the current worker, recording what was in flight, and
-// starts a new one.
-func (r *crashRig) killWorker() {
+// killWorker brings the run to rest around held model answers (see
+// freezeModel), SIGKILLs the current worker, records what it had in flight,
+// releases the answers once the dead worker's requests are dropped and
+// starts a new worker. minHeld is how many model requests must be in
+// flight at the kill.
+func (r *crashRig) killWorker(minHeld int) {
 	r.t.Helper()
-	pending := pendingActivities(r.t, r.client, r.runID)
-	k := killPoint{before: r.model.Requests(), pending: pending, at: time.Now()}
+	r.freeze(minHeld)
+	r.killFrozen()
+}
+
+// freeze holds the model's answers and waits until the run is at rest
+// around at least minHeld held requests of the current worker.
+func (r *crashRig) freeze(minHeld int) {
+	r.t.Helper()
+	freezeModel(r.t, r.model, r.client, r.runID, r.worker.cmd.Process.Pid, minHeld)
+}
+
+// killFrozen kills the worker of a frozen run at once (see killWorker).
+func (r *crashRig) killFrozen() {
+	r.t.Helper()
+	k := killPoint{at: time.Now()}
+	r.workerLogs = append(r.workerLogs, tail(r.worker.kill(r.t), 2000))
+	// Described after the kill, so as not to delay it: with its only worker
+	// dead the run stands still until the heartbeat timeout.
+	k.pending = runPendingActivities(r.t, r.client, r.runID)
+	k.before = thawAfterKill(r.t, r.model)
 	if n := len(r.kills); n > 0 {
 		k.fresh = len(r.kills[n-1].before)
 	}
-	r.workerLogs = append(r.workerLogs, tail(r.worker.kill(r.t), 2000))
 	r.kills = append(r.kills, k)
 	r.startWorker()
 }
@@ -171,33 +194,6 @@ func awaitResult(t *testing.T, c client.Client, id string, logs func() string) a
 func (r *crashRig) await(id string) activities.SwarmResult {
 	r.t.Helper()
 	return awaitResult(r.t, r.client, id, func() string { return strings.Join(r.workerLogs, "\n--- next worker ---\n") })
-}
-
-// pendingActivities names the activities pending in the running workflows
-// of run id (the swarm and its sub-agents), to log what a kill interrupted.
-func pendingActivities(t *testing.T, c client.Client, id string) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100})
-	if err != nil {
-		return []string{"list workflows: " + err.Error()}
-	}
-	var out []string
-	for _, e := range resp.GetExecutions() {
-		if e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || !strings.HasPrefix(e.GetExecution().GetWorkflowId(), id) {
-			continue
-		}
-		d, err := c.DescribeWorkflowExecution(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
-		if err != nil {
-			continue // finished in between
-		}
-		for _, pa := range d.GetPendingActivities() {
-			state := strings.ToLower(strings.TrimPrefix(pa.GetState().String(), "PENDING_ACTIVITY_STATE_"))
-			out = append(out, fmt.Sprintf("%s#%d(%s)", pa.GetActivityType().GetName(), pa.GetAttempt(), state))
-		}
-	}
-	return out
 }
 
 // reference is an uninterrupted run of the same script on a copy of the repo.
@@ -307,38 +303,51 @@ func diffTrees(t *testing.T, repoA, branchA, repoB, branchB string) string {
 
 // killStats is the accounting of one kill.
 type killStats struct {
-	inFlight int           // model requests unanswered at the kill
-	resent   int           // requests after the kill for answers already paid for
+	inFlight int           // the killed worker's model requests never answered
+	retried  int           // of those, sent again after the kill
+	resent   int           // requests after the kill for calls answered before it
 	recovery time.Duration // kill to the re-send of the last interrupted call; 0 if none
 }
 
-// statsPerKill accounts each kill over the requests that arrived between it
-// and the next kill (or the end of the run).
-//
-// A request in flight at a kill may still get its 200 afterwards, written to
-// the dead worker's socket: that answer was never received, so it does not
-// count as paid for at any later kill (kills can come before the previous
-// one's retries have happened).
+// statsPerKill accounts each kill over every request after it. Because no
+// answer is released before the killed worker's requests are dropped (see
+// thawAfterKill), a request answered before the kill was received by a live
+// worker: sending it again would pay twice.
 func statsPerKill(kills []killPoint, all []scripted.Request) []killStats {
 	out := make([]killStats, len(kills))
-	lost := map[int]bool{} // requests in flight at an earlier kill
 	for i, k := range kills {
-		end := len(all)
-		if i+1 < len(kills) {
-			end = len(kills[i+1].before)
-		}
-		out[i] = killStats{
-			inFlight: inFlightAt(k.before[k.fresh:]),
-			resent:   resentAfter(k.before, all[:end], lost),
-			recovery: recoveryAfter(k, all),
-		}
-		for j, r := range k.before {
-			if r.Status == 0 {
-				lost[j] = true
-			}
-		}
+		out[i] = accountKill(k.before, k.fresh, all)
+		out[i].recovery = recoveryAfter(k, all)
 	}
 	return out
+}
+
+// accountKill compares the requests after a kill with before, the requests
+// up to it (fresh: where the killed client's start).
+func accountKill(before []scripted.Request, fresh int, all []scripted.Request) killStats {
+	answered, lost := map[string]bool{}, map[string]bool{}
+	for j, q := range before {
+		switch {
+		case q.Status == 200:
+			answered[requestKey(q)] = true
+		case q.Status == 0 && q.Kind != "" && j >= fresh:
+			lost[requestKey(q)] = true
+		}
+	}
+	s := killStats{inFlight: len(lost)}
+	again := map[string]bool{}
+	for _, q := range all[len(before):] {
+		if answered[requestKey(q)] {
+			s.resent++
+		}
+		again[requestKey(q)] = true
+	}
+	for key := range lost {
+		if again[key] {
+			s.retried++
+		}
+	}
+	return s
 }
 
 func requestKey(r scripted.Request) string { return fmt.Sprintf("%s|%s|%d", r.Kind, r.Agent, r.Turn) }
@@ -361,23 +370,34 @@ func recoveryAfter(k killPoint, all []scripted.Request) time.Duration {
 	return worst
 }
 
-// reportKills logs every kill and checks that no kill made the swarm pay
-// again for more model answers than were in flight when it struck.
+// reportKills logs every kill and checks what RELIABILITY.md claims of it:
+// no model call answered before the kill is sent again, and every call in
+// flight at the kill (never answered) is sent again exactly because it was
+// lost.
 func (r *crashRig) reportKills(elapsed time.Duration) {
 	r.t.Helper()
 	all := r.model.Requests()
 	totalResent, totalInFlight := 0, 0
 	for i, s := range statsPerKill(r.kills, all) {
-		r.t.Logf("kill %d at +%s: in flight %d, re-sent %d, recovery %s, pending activities %v",
-			i+1, r.kills[i].at.Sub(r.kills[0].at).Round(time.Millisecond), s.inFlight, s.resent, s.recovery.Round(time.Millisecond), r.kills[i].pending)
-		if s.resent > s.inFlight {
-			r.t.Errorf("kill %d: re-sent %d model calls that had been answered; only %d were in flight", i+1, s.resent, s.inFlight)
-		}
+		r.t.Logf("kill %d at +%s: in flight %d, re-sent of those %d, answered calls re-sent %d, recovery %s, pending activities %v",
+			i+1, r.kills[i].at.Sub(r.kills[0].at).Round(time.Millisecond), s.inFlight, s.retried, s.resent, s.recovery.Round(time.Millisecond), r.kills[i].pending)
+		checkKillStats(r.t, fmt.Sprintf("kill %d", i+1), s)
 		totalResent += s.resent
 		totalInFlight += s.inFlight
 	}
-	r.t.Logf("kills survived %d, model requests %d (distinct %d), in flight at kills %d, re-sent %d, run time %s",
+	r.t.Logf("kills survived %d, model requests %d (distinct %d), in flight at kills %d, answered calls re-sent %d, run time %s",
 		len(r.kills), len(all), distinctKeys(all), totalInFlight, totalResent, elapsed.Round(time.Millisecond))
+}
+
+// checkKillStats asserts the exact re-send bound of one kill.
+func checkKillStats(t *testing.T, what string, s killStats) {
+	t.Helper()
+	if s.resent != 0 {
+		t.Errorf("%s: %d model calls answered before the kill were sent again", what, s.resent)
+	}
+	if s.retried != s.inFlight {
+		t.Errorf("%s: %d of the %d calls in flight were sent again, want all", what, s.retried, s.inFlight)
+	}
 }
 
 func distinctKeys(reqs []scripted.Request) int {
@@ -410,10 +430,8 @@ func TestWorkerCrashDuringLLMCall(t *testing.T) {
 	r.startWorker()
 	start := time.Now()
 	r.startRun(repo, "crash-llm")
-	waitFor(t, 2*time.Minute, func() bool {
-		return r.model.Count(scripted.KindAgent) >= 3 && agentInFlight(r.model.Requests())
-	})
-	r.killWorker()
+	waitFor(t, 2*time.Minute, func() bool { return r.model.Count(scripted.KindAgent) >= 3 })
+	r.killWorker(1)
 	res := r.await("crash-llm")
 	r.reportKills(time.Since(start))
 	if statsPerKill(r.kills, r.model.Requests())[0].inFlight == 0 {
@@ -422,44 +440,56 @@ func TestWorkerCrashDuringLLMCall(t *testing.T) {
 	checkLikeReference(t, repo, res, ref)
 }
 
-func agentInFlight(reqs []scripted.Request) bool {
-	for _, q := range reqs {
-		if q.Kind == scripted.KindAgent && q.Status == 0 {
+// bashMarker is in the command of the bash call the bash test interrupts.
+const bashMarker = "bash-log.txt"
+
+// bashScript is the demo whose rename-greet agent runs a slow bash command
+// that appends a line once it is done sleeping. It also returns the
+// agent's Match and the turn whose answer asks for that command.
+func bashScript() (scripted.Script, string, int) {
+	s := slowDemo(crashLatency)
+	args, _ := json.Marshal(map[string]string{"command": "sleep 5; echo once >> " + bashMarker + "; go test ./greet/"})
+	match, turn := "", -1
+	for i, a := range s.Agents {
+		if !strings.Contains(a.Match, "rename-greet") {
+			continue
+		}
+		for j, reply := range a.Turns {
+			if len(reply.ToolCalls) == 1 && reply.ToolCalls[0].Name == "bash" {
+				s.Agents[i].Turns[j].ToolCalls = []scripted.ToolCall{{Name: "bash", Arguments: string(args)}}
+				match, turn = a.Match, j
+			}
+		}
+	}
+	return s, match, turn
+}
+
+// answered reports whether the model has answered turn of the agent match.
+func answered(model *scripted.Server, match string, turn int) bool {
+	for _, q := range model.Requests() {
+		if q.Agent == match && q.Turn == turn && q.Status == 200 {
 			return true
 		}
 	}
 	return false
 }
 
-// bashMarker is in the command of the bash call the bash test interrupts.
-const bashMarker = "bash-log.txt"
-
-// bashScript is the demo whose rename-greet agent runs a slow bash command
-// that appends a line once it is done sleeping.
-func bashScript() scripted.Script {
-	s := slowDemo(crashLatency)
-	args, _ := json.Marshal(map[string]string{"command": "sleep 5; echo once >> " + bashMarker + "; go test ./greet/"})
-	for i, a := range s.Agents {
-		if !strings.Contains(a.Match, "rename-greet") {
-			continue
-		}
-		for j, turn := range a.Turns {
-			if len(turn.ToolCalls) == 1 && turn.ToolCalls[0].Name == "bash" {
-				s.Agents[i].Turns[j].ToolCalls = []scripted.ToolCall{{Name: "bash", Arguments: string(args)}}
-			}
-		}
-	}
-	return s
-}
-
 // TestWorkerCrashDuringBash kills the worker while a bash command sleeps:
 // the interrupted command's process group dies with the worker, and the
 // re-run after recovery leaves exactly one line.
 func TestWorkerCrashDuringBash(t *testing.T) {
-	r, repo, ref := newCrashRun(t, bashScript())
+	script, match, turn := bashScript()
+	if turn < 0 {
+		t.Fatal("the demo script has no bash call to slow down")
+	}
+	r, repo, ref := newCrashRun(t, script)
 	r.startWorker()
 	start := time.Now()
 	r.startRun(repo, "crash-bash")
+	// Freeze the model once the bash call has been asked for: the other
+	// agents stop at a known point while the bash starts.
+	waitFor(t, 2*time.Minute, func() bool { return answered(r.model, match, turn) })
+	r.freeze(0)
 	var pgid int
 	waitFor(t, 2*time.Minute, func() bool {
 		pgid = findBash(r.worker.cmd.Process.Pid, bashMarker)
@@ -470,15 +500,13 @@ func TestWorkerCrashDuringBash(t *testing.T) {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		}
 	})
-	time.Sleep(time.Second) // well into the sleep
-	r.killWorker()
-	killed := time.Now()
-	for groupAlive(pgid) && time.Since(killed) < 2*time.Second {
-		time.Sleep(20 * time.Millisecond)
+	r.killFrozen()
+	killed := r.kills[0].at
+	// The command had not finished: the kill hit it mid-sleep.
+	if files, _ := filepath.Glob(filepath.Join(r.root, "crash-bash", "*", bashMarker)); len(files) > 0 {
+		t.Fatalf("the bash command had already written %v at the kill: the kill did not interrupt it", files)
 	}
-	if groupAlive(pgid) {
-		t.Errorf("process group %d of the interrupted bash outlived the worker: %v", pgid, groupMembers(pgid))
-	}
+	waitFor(t, 2*time.Second, func() bool { return !groupAlive(pgid) })
 	// Recovery of a bash call: the heartbeat timeout, then the re-run.
 	waitFor(t, 2*time.Minute, func() bool { return findBash(r.worker.cmd.Process.Pid, bashMarker) != 0 })
 	t.Logf("bash re-run started %s after the kill", time.Since(killed).Round(time.Millisecond))
@@ -559,11 +587,12 @@ func groupAlive(pgid int) bool {
 	return len(groupMembers(pgid)) > 0
 }
 
-// TestWorkerCrashChaos kills the worker a bounded number of times at random
-// points (model call, tool, git, merge). Each kill waits until the swarm has
-// made progress again since the previous one, then strikes after a random
-// 0.3–2 s: kills that only hit an idle worker, waiting for Temporal to time
-// out the previous one's activities, would prove nothing.
+// TestWorkerCrashChaos kills the worker 3 times at random points (model
+// call, tool, git, merge). Each kill waits until the new worker has had a
+// random 1–2 model answers, and for a random half of the kills until a
+// model call is in flight, so no kill hits an idle worker that is only
+// waiting for Temporal to time out the previous one's activities; the
+// test fails unless all 3 kills happened before the run ended.
 func TestWorkerCrashChaos(t *testing.T) {
 	const kills = 3
 	r, repo, ref := newCrashRun(t, slowDemo(crashLatency))
@@ -573,29 +602,33 @@ func TestWorkerCrashChaos(t *testing.T) {
 	r.startWorker()
 	start := time.Now()
 	r.startRun(repo, "crash-chaos")
-	for range kills {
+	for i := range kills {
 		seen := len(r.model.Requests())
-		// Progress: a model answer after the last kill, from the new worker.
-		waitFor(t, 2*time.Minute, func() bool { return answeredSince(r.model.Requests(), seen) || runEnded(t, r.client, "crash-chaos") })
-		time.Sleep(300*time.Millisecond + time.Duration(rnd.Int64N(int64(1700*time.Millisecond))))
+		want := 1 + rnd.IntN(2)
+		waitFor(t, 2*time.Minute, func() bool {
+			return answeredSince(r.model.Requests(), seen) >= want || runEnded(t, r.client, "crash-chaos")
+		})
 		if runEnded(t, r.client, "crash-chaos") {
-			break
+			t.Fatalf("the run ended after %d of %d kills", i, kills)
 		}
-		r.killWorker()
+		// Half the kills strike with a model call in flight, the others
+		// wherever the run is when no call is (tool, git, merge).
+		r.killWorker(rnd.IntN(2))
 	}
 	res := r.await("crash-chaos")
 	r.reportKills(time.Since(start))
 	checkLikeReference(t, repo, res, ref)
 }
 
-// answeredSince reports whether a request after index from was answered.
-func answeredSince(reqs []scripted.Request, from int) bool {
+// answeredSince counts the requests after index from that were answered.
+func answeredSince(reqs []scripted.Request, from int) int {
+	n := 0
 	for _, q := range reqs[from:] {
 		if q.Status == 200 {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 func runEnded(t *testing.T, c client.Client, id string) bool {

@@ -31,7 +31,7 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 	if baseSHA == "" {
 		return CommitResult{}, errors.New("commit: empty base commit")
 	}
-	if err := clearStaleIndexLock(ctx, dir, time.Now()); err != nil {
+	if err := clearStaleIndexLock(ctx, dir); err != nil {
 		return CommitResult{}, err
 	}
 	if _, err := git(ctx, dir, runOpts{}, "add", "--all"); err != nil {
@@ -60,27 +60,39 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 // a second per command, even on large trees.
 const staleLockAge = time.Minute
 
-// clearStaleIndexLock removes the worktree's index.lock if it is older than
-// staleLockAge. A worker killed in the middle of `git add` or `git commit`
-// leaves the lock behind, and every retry would then fail on it; only
-// codeswarm's own activities write to a subtask worktree, one at a time,
-// so an old lock cannot belong to a live process.
-func clearStaleIndexLock(ctx context.Context, dir string, now time.Time) error {
+// lockPoll is how often a fresh index.lock is looked at again.
+const lockPoll = 200 * time.Millisecond
+
+// clearStaleIndexLock waits until the worktree's index.lock is gone, or
+// removes it once it is older than staleLockAge. A worker killed in the
+// middle of `git add` or `git commit` (or a git killed with its cancelled
+// activity) leaves the lock behind; a retry that failed on it at once
+// would fail every attempt that comes within staleLockAge, and the
+// subtask with them. Only codeswarm's own activities write to a subtask
+// worktree, one at a time, so an old lock cannot belong to a live process,
+// and a fresh one is either released soon or becomes old.
+func clearStaleIndexLock(ctx context.Context, dir string) error {
 	lock, err := gitOut(ctx, dir, "rev-parse", "--path-format=absolute", "--git-path", "index.lock")
 	if err != nil {
 		return fmt.Errorf("locate index lock of %q: %w", dir, err)
 	}
-	info, err := os.Stat(lock)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && now.Sub(info.ModTime()) < staleLockAge) {
-		return nil
+	for {
+		info, err := os.Stat(lock)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err == nil && time.Since(info.ModTime()) >= staleLockAge {
+			err = os.Remove(lock)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale index lock %q: %w", lock, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index lock %q: %w", lock, ctx.Err())
+		case <-time.After(lockPoll):
+		}
 	}
-	if err == nil {
-		err = os.Remove(lock)
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove stale index lock %q: %w", lock, err)
-	}
-	return nil
 }
 
 // hasStaged reports whether the index of the worktree at dir differs from HEAD.

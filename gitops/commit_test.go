@@ -94,11 +94,41 @@ func TestCommitAllAfterKilledGit(t *testing.T) {
 	lock := filepath.Join(tr.dir, ".git", "worktrees", "sub", "index.lock")
 	writeFile(t, lock, "")
 
-	// A fresh lock may belong to a running git: leave it (git then fails).
-	if _, err := CommitAll(ctx, dir, base, "m", nil); err == nil {
+	// A fresh lock may belong to a running git: CommitAll waits for it
+	// and leaves it alone.
+	short, cancel := context.WithTimeout(ctx, 3*lockPoll)
+	_, err := CommitAll(short, dir, base, "m", nil)
+	cancel()
+	if err == nil {
 		t.Fatal("CommitAll succeeded over a fresh index.lock")
 	}
-	old := time.Now().Add(-2 * staleLockAge)
+	if _, statErr := os.Stat(lock); statErr != nil {
+		t.Fatalf("CommitAll removed a fresh index.lock: %v", statErr)
+	}
+	// Released while CommitAll waits (the git finished): it commits.
+	go func() {
+		time.Sleep(2 * lockPoll)
+		_ = os.Remove(lock)
+	}()
+	if res, err := CommitAll(ctx, dir, base, "m", nil); err != nil || !res.Changed {
+		t.Fatalf("CommitAll after the lock was released = %+v, %v; want a commit", res, err)
+	}
+
+	// A lock left by a killed git: the retry, coming within staleLockAge
+	// (e.g. after a 20 s heartbeat timeout), waits until the lock is old
+	// and removes it, instead of failing.
+	writeFile(t, filepath.Join(dir, "a.txt"), "alpha 3\n")
+	writeFile(t, lock, "")
+	old := time.Now().Add(-staleLockAge + 2*lockPoll)
+	if err := os.Chtimes(lock, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := CommitAll(ctx, dir, base, "m", nil); err != nil || !res.Changed {
+		t.Fatalf("CommitAll over a lock turning stale = %+v, %v; want a commit", res, err)
+	}
+	writeFile(t, filepath.Join(dir, "a.txt"), "alpha 4\n")
+	writeFile(t, lock, "")
+	old = time.Now().Add(-2 * staleLockAge)
 	if err := os.Chtimes(lock, old, old); err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,12 @@ package tools
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/renameio/v2"
 )
@@ -27,7 +29,7 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create parent directories: %w", err)
 	}
-	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir), renameio.WithStaticPermissions(mode))
+	f, err := newPendingFile(path, mode)
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
@@ -39,6 +41,44 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
 		return fmt.Errorf("replace %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(dir)
+}
+
+// newPendingFile opens writeFileAtomic's temp file for path.
+func newPendingFile(path string, mode fs.FileMode) (*renameio.PendingFile, error) {
+	return renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(mode))
+}
+
+// tempPrefix starts the names of writeFileAtomic's temp files for path:
+// renameio names them "." + base name + a decimal random number.
+func tempPrefix(path string) string { return "." + filepath.Base(path) }
+
+// isTempOf reports whether name is one of writeFileAtomic's temp files for
+// path (the prefix followed by digits only, so ".a.go.orig" never matches).
+func isTempOf(name, path string) bool {
+	rest, ok := strings.CutPrefix(name, tempPrefix(path))
+	return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
+}
+
+// removeStaleTemps deletes the temp files a writeFileAtomic of path killed
+// before its rename left behind: they sit in the worktree, and a commit
+// would take them in as if the model had written them.
+func removeStaleTemps(path string) error {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !isTempOf(e.Name(), path) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(filepath.Dir(path), e.Name())); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove temp file of an interrupted write: %w", err)
+		}
+	}
+	return nil
 }
 
 // syncDir makes a rename in dir durable.

@@ -112,6 +112,9 @@ func (j *Journal) resumeChange(tb *toolbox, rec record, arguments string) (Resul
 	if err != nil {
 		return j.finish(rec, errorf("%s: %v", rec.Tool, err))
 	}
+	if err := removeStaleTemps(tg.abs); err != nil {
+		return Result{}, err
+	}
 	cur, err := hashFile(tg.abs)
 	if err != nil {
 		return j.finish(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))

@@ -95,6 +95,21 @@ func TestJournalCrashRecovery(t *testing.T) {
 		{"multiedit landed", ToolMultiEdit, map[string]any{"path": "f.txt", "edits": []any{editAB(), map[string]any{"old_string": "ab", "new_string": "abc"}}},
 			map[string]string{"f.txt": "a"},
 			func(t *testing.T, p string, _ *change) { writeTestFile(t, p, "abc") }, "abc", ""},
+		{"killed inside the write, before its rename", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
+			func(t *testing.T, p string, _ *change) {
+				// The temp file of a write killed before its rename, as
+				// writeFileAtomic creates it, holding half the post-image.
+				f, err := newPendingFile(p, 0o644)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Write([]byte("a")); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.File.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}, "ab", ""},
 		{"file changed in between", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
 			func(t *testing.T, p string, _ *change) { writeTestFile(t, p, "someone else") }, "someone else", "changed since the interrupted attempt"},
 	}
@@ -109,6 +124,10 @@ func TestJournalCrashRecovery(t *testing.T) {
 			res := journalRun(t, j, "k", opts, tt.tool, tt.args)
 			if got := readTestFile(t, path); got != tt.want {
 				t.Errorf("content %q, want %q", got, tt.want)
+			}
+			// A temp file of the interrupted write would be committed.
+			if left, _ := filepath.Glob(filepath.Join(root, ".f.txt*")); len(left) > 0 {
+				t.Errorf("temp files of the interrupted write left in the worktree: %v", left)
 			}
 			if tt.wantErr != "" {
 				mustErr(t, res, tt.wantErr, "f.txt")
@@ -211,5 +230,18 @@ func TestJournalFailures(t *testing.T) {
 	writeTestFile(t, blocker, "")
 	if _, err := OpenJournal(filepath.Join(blocker, "sub")); err == nil {
 		t.Error("OpenJournal under a file succeeded")
+	}
+}
+
+// Only writeFileAtomic's own temp files count as leftovers of a killed
+// write; a user's dot-files next to the target never do.
+func TestIsTempOf(t *testing.T) {
+	for name, want := range map[string]bool{
+		".f.txt4242": true, ".f.txt0": true, ".f.txt": false, ".f.txt.orig": false,
+		".f.txt12a": false, "f.txt4242": false, ".g.txt4242": false,
+	} {
+		if got := isTempOf(name, "/w/f.txt"); got != want {
+			t.Errorf("isTempOf(%q) = %v, want %v", name, got, want)
+		}
 	}
 }

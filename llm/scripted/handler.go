@@ -30,6 +30,7 @@ type Request struct {
 	Authorization string
 	Body          []byte
 	Time          time.Time
+	Done          bool // the handler is finished with it: answered, or dropped unanswered
 }
 
 // Option configures a Handler.
@@ -61,6 +62,8 @@ type Handler struct {
 	mu       sync.Mutex
 	requests []Request
 	faults   map[replyKey]int // faults already served per (kind, agent, turn)
+	hold     chan struct{}    // non-nil while answers are held; closed by Release
+	held     map[int]bool     // indexes of the requests waiting at the hold
 }
 
 // replyKey identifies the scripted reply a request gets.
@@ -76,6 +79,7 @@ func NewHandler(s Script, opts ...Option) *Handler {
 		mux:    http.NewServeMux(),
 		closed: make(chan struct{}),
 		faults: map[replyKey]int{},
+		held:   map[int]bool{},
 	}
 	for _, o := range opts {
 		o(h)
@@ -126,6 +130,9 @@ func (h *Handler) models(w http.ResponseWriter, _ *http.Request) {
 func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	idx := h.record(Request{Authorization: r.Header.Get("Authorization"), Body: body, Time: time.Now()})
+	// Also when the request is aborted (a panic): a test that released held
+	// answers after killing the client must know none of them went out.
+	defer h.update(idx, func(q *Request) { q.Done = true })
 	status := h.respond(w, r, idx, body, err)
 	h.update(idx, func(q *Request) { q.Status = status })
 }
@@ -149,9 +156,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, idx int, body 
 		return writeRateLimited(w, wait)
 	}
 	if f := h.nextFault(key, reply); f != nil {
-		return h.serveFault(w, r, req, *f)
+		return h.serveFault(w, r, idx, req, *f)
 	}
 	h.wait(r, time.Duration(reply.Delay))
+	h.awaitRelease(r, idx)
 	return writeJSON(w, http.StatusOK, buildCompletion(req, body, reply, key.turn))
 }
 
@@ -218,6 +226,68 @@ func (h *Handler) wait(r *http.Request, d time.Duration) {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return
+	case <-r.Context().Done():
+	case <-h.closed:
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// Hold keeps every answer not yet sent until Release: requests are still
+// received and recorded, but get no answer (nor fault) meanwhile. Crash
+// tests hold the answers to bring a run to rest at a known point: nothing
+// answered and not yet taken in, only held requests in flight.
+func (h *Handler) Hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold == nil {
+		h.hold = make(chan struct{})
+	}
+}
+
+// Release sends the held answers and stops holding.
+func (h *Handler) Release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold != nil {
+		close(h.hold)
+		h.hold = nil
+	}
+}
+
+// Held returns the indexes (into Requests) of the requests whose answers
+// are being held, in arrival order. A held request whose client leaves is
+// dropped unanswered and leaves this list.
+func (h *Handler) Held() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]int, 0, len(h.held))
+	for idx := range h.held {
+		out = append(out, idx)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// awaitRelease blocks request idx while answers are held. If the client
+// leaves or the handler closes first, the request is aborted unanswered.
+func (h *Handler) awaitRelease(r *http.Request, idx int) {
+	h.mu.Lock()
+	hold := h.hold
+	if hold != nil {
+		h.held[idx] = true
+	}
+	h.mu.Unlock()
+	if hold == nil {
+		return
+	}
+	defer func() {
+		h.mu.Lock()
+		delete(h.held, idx)
+		h.mu.Unlock()
+	}()
+	select {
+	case <-hold:
 		return
 	case <-r.Context().Done():
 	case <-h.closed:

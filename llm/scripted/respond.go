@@ -13,8 +13,9 @@ import (
 )
 
 // serveFault answers f and returns the status sent.
-func (h *Handler) serveFault(w http.ResponseWriter, r *http.Request, req wireRequest, f Fault) int {
+func (h *Handler) serveFault(w http.ResponseWriter, r *http.Request, idx int, req wireRequest, f Fault) int {
 	h.wait(r, time.Duration(f.Delay))
+	h.awaitRelease(r, idx)
 	if f.Hang {
 		h.hang(r)
 	}
