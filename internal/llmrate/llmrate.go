@@ -8,9 +8,9 @@
 //     (UpdateTaskQueueConfig), starting from the rate the provider just
 //     accepted, so every worker's sub-agents slow down together: the server
 //     dispatches LLM activities no faster than that, whoever polls;
-//   - while no 429 comes, any worker raises that limit by one request per
-//     second each second (additive increase), and removes it once it is
-//     twice the rate that was cut, or at llm.requests_per_second.
+//   - while no 429 comes, any worker raises that limit each second by an
+//     eighth of the rate it was cut from (additive increase), and removes it
+//     once it is twice that rate, or at llm.requests_per_second.
 //
 // llm.requests_per_second, when set, stays a hard ceiling: it is the
 // workers' own queue rate limit, and the adaptive limit never exceeds it.
@@ -34,8 +34,13 @@ const (
 	Floor = 0.5
 	// window is how far back the rate the provider accepted is measured.
 	window = 2 * time.Second
-	// step is the additive increase, per raise.
-	step = 1.0
+	// stepShare is the additive increase per raise, as a share of the rate
+	// the limit was cut from: recovering from half that rate to all of it
+	// takes stepShare/2 raises, whatever the provider's account allows, so
+	// a 2 req/s account is not overshot by whole requests per second.
+	stepShare = 8
+	// minStep bounds the increase below, for limits cut from almost nothing.
+	minStep = 0.1
 	// raiseEvery is how often the limit may rise; also how long after any
 	// change of the limit (by any worker) before it rises.
 	raiseEvery = time.Second
@@ -176,7 +181,7 @@ func (c *Controller) cut(ctx context.Context, accepted float64) {
 	c.set(ctx, rps, max(from, base, 2*rps), "cut")
 }
 
-// Raise adds step to a limit this controller's kind set, when no 429 came
+// Raise adds an eighth of the rate cut from to a limit this controller's kind set, when no 429 came
 // lately, and removes it once it is twice the rate that was cut (or at the
 // ceiling). It reports whether an adaptive limit is (still) set. Run calls
 // it every raiseEvery.
@@ -195,7 +200,7 @@ func (c *Controller) Raise(ctx context.Context) bool {
 		return true
 	}
 	from := cutFrom(cur.Reason, cur.RPS)
-	rps := cur.RPS + step
+	rps := cur.RPS + max(minStep, from/stepShare)
 	switch {
 	case rps >= 2*from, c.ceiling > 0 && rps >= c.ceiling:
 		if err := c.queue.SetLimit(ctx, -1, ""); err != nil {
