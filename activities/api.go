@@ -227,4 +227,11 @@ type Progress struct {
 	Phase    string  `json:"phase"`
 	Subtasks int     `json:"subtasks"`
 	Events   []Event `json:"events"`
+	// State is a RunState*; StateReason says why (a pause's reason, the cap
+	// that was reached, the host waited for and since when).
+	State       string        `json:"state,omitempty"`
+	StateReason string        `json:"state_reason,omitempty"`
+	Host        string        `json:"host,omitempty"` // the run's workspace host
+	Budget      BudgetView    `json:"budget"`
+	Rows        []SubtaskView `json:"rows,omitempty"`
 }
