@@ -74,11 +74,15 @@ type swarm struct {
 	spawned  int
 	verify   *activities.VerifyReport
 	planNote string
+	// state is a RunState* and stateReason says why; setState changes them
+	// and refreshes what the Web UI and the CLI show.
+	state       string
+	stateReason string
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
-	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing}
+	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing, state: activities.RunStateRunning}
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
@@ -245,6 +249,26 @@ func (s *swarm) succeeded() bool {
 		}
 	}
 	return s.verify == nil || s.verify.OK
+}
+
+// setState moves the run to a RunState* and says why, in the events and in
+// the run's current details.
+func (s *swarm) setState(ctx workflow.Context, state, reason string) {
+	if s.state == state && s.stateReason == reason {
+		return
+	}
+	s.state, s.stateReason = state, reason
+	s.event(ctx, "state", "", strings.TrimSpace(state+" "+reason))
+	s.refresh(ctx)
+}
+
+// refresh publishes the run's live view: its current details in the Web UI.
+func (s *swarm) refresh(ctx workflow.Context) {
+	line := fmt.Sprintf("**%s** (%s)", s.state, s.phase)
+	if s.stateReason != "" {
+		line += ": " + s.stateReason
+	}
+	workflow.SetCurrentDetails(ctx, line)
 }
 
 func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
