@@ -91,6 +91,7 @@ type SwarmConfig struct {
 // WorkspaceConfig says where per-run worktrees live.
 type WorkspaceConfig struct {
 	Root string `mapstructure:"root"`
+	Host string `mapstructure:"host"`
 }
 
 // GitConfig controls how sub-agent branches are merged back.

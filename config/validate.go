@@ -77,6 +77,7 @@ func (c *Config) checks() []func() error {
 		func() error { return atLeast("swarm.max_retries", c.Swarm.MaxRetries, 0) },
 		func() error { return oneOf("swarm.strategy", c.Swarm.Strategy, Strategies()...) },
 		func() error { return notEmpty("workspace.root", c.Workspace.Root) },
+		func() error { return checkHostName("workspace.host", c.Workspace.Host) },
 		func() error { return checkBranchPrefix("git.branch_prefix", c.Git.BranchPrefix) },
 		func() error { return oneOf("verify.mode", c.Verify.Mode, "end", "each") },
 		func() error { return positiveDuration("tools.bash.timeout", c.Tools.Bash.Timeout) },
@@ -122,6 +123,17 @@ func (c *Config) checkEnvPassthrough() error {
 		}
 	}
 	return nil
+}
+
+var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// checkHostName accepts "" (the machine's hostname) or a name that is a
+// task queue suffix as it is.
+func checkHostName(key, v string) error {
+	if v == "" || hostNameRE.MatchString(v) {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: "must be letters, digits, '.', '_' or '-', starting with a letter or digit"}
 }
 
 func notEmpty(key, v string) error {

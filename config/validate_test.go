@@ -49,6 +49,7 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{"retries", func(c *Config) { c.Swarm.MaxRetries = -1 }, "swarm.max_retries: -1 must be at least 0"},
 		{"strategy", func(c *Config) { c.Swarm.Strategy = "foo" }, `swarm.strategy: "foo" is not one of automatic, by_domain, by_data, by_stage, none`},
 		{"workspace", func(c *Config) { c.Workspace.Root = "" }, `workspace.root: "" must not be empty`},
+		{"host", func(c *Config) { c.Workspace.Host = "my host/1" }, `workspace.host: "my host/1" must be letters, digits, '.', '_' or '-', starting with a letter or digit`},
 		{"branch prefix empty", func(c *Config) { c.Git.BranchPrefix = "" }, `git.branch_prefix: "" must not be empty`},
 		{"branch prefix bad", func(c *Config) { c.Git.BranchPrefix = "a b" }, `git.branch_prefix: "a b" is not a valid git branch name prefix`},
 		{"verify mode", func(c *Config) { c.Verify.Mode = "always" }, `verify.mode: "always" is not one of end, each`},

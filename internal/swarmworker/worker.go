@@ -47,7 +47,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("workspace.root %q: %w", root, err)
 	}
-	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue)
+	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue, cfg.Workspace.Host)
 	sandbox := newSandbox(cfg, root, logger)
 	scrubber := secret.New(cfg.Secrets()...)
 	j, err := openJournal(root)
@@ -153,11 +153,15 @@ func (w *Workers) Stop() {
 var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // WorkspaceQueue names this host's workspace queue. Worktrees live on one
-// host's disk, so every activity that touches them goes to that host.
-func WorkspaceQueue(main string) string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
+// host's disk, so every activity that touches them goes to that host. host
+// is workspace.host; "" names the queue after the machine's hostname.
+func WorkspaceQueue(main, host string) string {
+	if host == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		host = h
 	}
 	return main + activities.WorkspaceQueueInfix + strings.Trim(unsafeQueueChars.ReplaceAllString(host, "-"), "-")
 }
