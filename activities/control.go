@@ -137,4 +137,19 @@ type AgentView struct {
 	LastStatus  string    `json:"last_status,omitempty"`
 	Paused      bool      `json:"paused"`
 	StartedAt   time.Time `json:"started_at"`
+	// Recent are the sub-agent's latest tool calls, oldest first, at most
+	// RecentToolCalls of them; `watch --verbose` prints those it has not
+	// printed yet (by Seq).
+	Recent []ToolEvent `json:"recent,omitempty"`
+}
+
+// RecentToolCalls bounds AgentView.Recent.
+const RecentToolCalls = 32
+
+// ToolEvent is one tool call of a sub-agent, numbered in the order it ran.
+type ToolEvent struct {
+	Seq   int       `json:"seq"`
+	Step  int       `json:"step"`
+	Time  time.Time `json:"time"`
+	Brief string    `json:"brief"`
 }

@@ -139,6 +139,9 @@ type ToolCallInfo struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	Signature string `json:"signature"`
+	// Brief is the call in one line for people (ToolBrief): never file
+	// contents. Empty in histories recorded before it existed.
+	Brief string `json:"brief,omitempty"`
 }
 
 // AgentStepResult is kept small on purpose: history must not grow with the
@@ -204,7 +207,8 @@ func (a *Activities) nudge(ref transcript.Ref, turn int, cause error) (AgentStep
 func stepResult(r transcript.Record) AgentStepResult {
 	res := AgentStepResult{Usage: Usage{r.PromptTokens, r.CompletionTokens}}
 	for _, tc := range r.Message.ToolCalls {
-		res.ToolCalls = append(res.ToolCalls, ToolCallInfo{ID: tc.ID, Name: tc.Function.Name, Signature: callSignature(tc.Function.Name, tc.Function.Arguments)})
+		res.ToolCalls = append(res.ToolCalls, ToolCallInfo{ID: tc.ID, Name: tc.Function.Name, Signature: callSignature(tc.Function.Name, tc.Function.Arguments),
+			Brief: ToolBrief(tc.Function.Name, tc.Function.Arguments)})
 	}
 	if len(res.ToolCalls) == 0 {
 		res.Final = capText(r.Message.Content, finalTextCap)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -31,6 +32,10 @@ type task struct {
 	first    *SubAgentResult // first attempt, when a conflict caused a re-run
 	last     SubAgentResult
 	res      activities.SubtaskResult
+	// started and ended time the current attempt; lastEvent is the
+	// subtask's latest event, for the live table.
+	started, ended time.Time
+	lastEvent      string
 }
 
 // keptNote names where a first attempt's work stays after a conflict.
@@ -217,10 +222,14 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 	s.running++
 	s.spawned++
 	t.state = stateRunning
+	t.started, t.ended = workflow.Now(ctx), time.Time{}
+	summary, details := childMetadata(t)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:          ChildWorkflowID(s.runID, t.sub.ID, t.attempt),
 		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		WaitForCancellation: true,
+		StaticSummary:       summary,
+		StaticDetails:       details,
 	})
 	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, SubAgentInput{
 		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.sub, Attempt: t.attempt,
@@ -235,6 +244,7 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 		what = "restarted to resolve a merge conflict"
 	}
 	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, activities.ShortSHA(s.head)))
+	s.refresh(ctx)
 }
 
 // depResultCap bounds each dependency's result in a dependent's prompt.
@@ -256,6 +266,7 @@ func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	s.running--
 	s.reserved -= t.reserved
 	t.state = stateDone
+	t.ended = workflow.Now(ctx)
 	if err != nil {
 		r = SubAgentResult{SubtaskID: t.sub.ID, Attempt: t.attempt, Status: activities.StatusFailed, Error: err.Error()}
 		if temporal.IsCanceledError(err) {
@@ -278,6 +289,7 @@ func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	if t.state == stateDone {
 		s.publishResult(t)
 	}
+	s.refresh(ctx)
 }
 
 func (s *swarm) fillResult(t *task, r SubAgentResult) {
@@ -315,7 +327,7 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 // re-run from the new head when resolve_conflicts is on; its first attempt's
 // branch and commit are kept either way.
 func (s *swarm) merge(ctx workflow.Context, t *task) {
-	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries)
+	actx := summarized(workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries), "merge "+t.sub.ID)
 	var m activities.MergeSubtaskResult
 	err := workflow.ExecuteActivity(actx, a.MergeSubtask, activities.MergeSubtaskInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,

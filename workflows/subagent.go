@@ -91,6 +91,8 @@ type SubAgentState struct {
 	StartedAt   time.Time `json:"started_at"`
 	Deadline    time.Time `json:"deadline"`
 	Runs        int       `json:"runs"`
+	// ToolSeq numbers tool calls across continue-as-new (AgentView.Recent).
+	ToolSeq int `json:"tool_seq,omitempty"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
@@ -115,6 +117,9 @@ type SubAgentResult struct {
 // only counters and references pass through history.
 func SubAgentWorkflow(ctx workflow.Context, in SubAgentInput) (SubAgentResult, error) {
 	ag := &agent{in: in, st: in.State}
+	if err := ag.registerAgentQuery(ctx); err != nil {
+		return SubAgentResult{}, err
+	}
 	if ag.st == nil {
 		if err := ag.start(ctx); err != nil {
 			return ag.result(ExitError, "", err), nil
@@ -129,8 +134,9 @@ func SubAgentWorkflow(ctx workflow.Context, in SubAgentInput) (SubAgentResult, e
 }
 
 type agent struct {
-	in SubAgentInput
-	st *SubAgentState
+	in   SubAgentInput
+	st   *SubAgentState
+	view liveView
 }
 
 func (ag *agent) ref() activities.ConvRef {
@@ -141,7 +147,8 @@ func (ag *agent) start(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout)}
 	var res activities.StartSubtaskResult
-	err := workflow.ExecuteActivity(ag.gitCtx(ctx), a.StartSubtask, activities.StartSubtaskInput{
+	ag.doing(ctx, "start worktree "+ag.in.Branch)
+	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
 		Ref: ag.ref(), RepoPath: ag.in.RepoPath, IntegrationBranch: ag.in.IntegrationBranch, Branch: ag.in.Branch,
 		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict,
 	}).Get(ctx, &res)
@@ -217,7 +224,9 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
-	err := workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.AgentStep, activities.AgentStepInput{
+	ag.doing(ctx, turnSummary(ag.st.Turn, ag.in.Model))
+	actx := summarized(llmOptions(ctx, ag.in.Limits.LLMTimeout), turnSummary(ag.st.Turn, ag.in.Model))
+	err := workflow.ExecuteActivity(actx, a.AgentStep, activities.AgentStepInput{
 		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit,
 	}).Get(ctx, &res)
 	if err != nil {
@@ -239,7 +248,7 @@ func (ag *agent) runTools(ctx workflow.Context, calls []activities.ToolCallInfo)
 		case verdictStuck:
 			return ExitStuck, nil
 		case verdictRefuse:
-			if err := ag.refuseTool(ctx, turn, i); err != nil {
+			if err := ag.refuseTool(ctx, turn, i, callBrief(call)); err != nil {
 				return ag.errorExit(ctx, err), err
 			}
 			continue
@@ -305,8 +314,8 @@ func (ag *agent) noteResult(hash string) {
 
 // refuseTool stores the "you are repeating yourself" result of a call that
 // is not run, so the conversation stays valid.
-func (ag *agent) refuseTool(ctx workflow.Context, turn, index int) error {
-	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
+func (ag *agent) refuseTool(ctx workflow.Context, turn, index int, brief string) error {
+	actx := summarized(workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries()), "refused repeat: "+brief)
 	return workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
 		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools, Repeated: true,
 	}).Get(ctx, nil)
@@ -314,8 +323,10 @@ func (ag *agent) refuseTool(ctx workflow.Context, turn, index int) error {
 
 // runTool runs one call and returns the hash of its result.
 func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.ToolCallInfo) (string, error) {
+	brief := callBrief(call)
+	ag.noteTool(ctx, brief)
 	if call.Name == "swarm_share" {
-		actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, ag.retries())
+		actx := summarized(workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, ag.retries()), brief)
 		var res activities.SwarmShareResult
 		err := workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
 			Ref: ag.ref(), Turn: turn, Index: index, ParentWorkflowID: ag.in.ParentWorkflowID,
@@ -327,6 +338,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	if call.Name == "bash" {
 		actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, ag.retries())
 	}
+	actx = summarized(actx, brief)
 	var res activities.ExecToolResult
 	err := workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
 		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools,
@@ -335,7 +347,8 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		return res.ResultHash, err
 	}
 	var sum activities.SummarizeResult
-	err = workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.Summarize, activities.SummarizeInput{
+	sctx := summarized(llmOptions(ctx, ag.in.Limits.LLMTimeout), fmt.Sprintf("summarize %s output (%s)", call.Name, ag.in.Model))
+	err = workflow.ExecuteActivity(sctx, a.Summarize, activities.SummarizeInput{
 		Ref: ag.ref(), Turn: turn, Index: index, ToolName: call.Name, CallID: call.ID, Model: ag.in.Model,
 	}).Get(ctx, &sum)
 	if sum.Summarized {
@@ -358,7 +371,9 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	var commit activities.CommitSubtaskResult
-	cerr := workflow.ExecuteActivity(ag.gitCtx(dctx), a.CommitSubtask, activities.CommitSubtaskInput{
+	ag.view.lastStatus = orElse(activities.ParseStatus(final), exit)
+	ag.doing(ctx, "commit "+ag.in.Subtask.ID)
+	cerr := workflow.ExecuteActivity(summarized(ag.gitCtx(dctx), "commit "+ag.in.Subtask.ID), a.CommitSubtask, activities.CommitSubtaskInput{
 		RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Name: ag.in.Subtask.Name, Worktree: ag.st.Worktree, BaseCommit: ag.st.BaseCommit,
 	}).Get(dctx, &commit)
 	res := ag.result(exit, final, loopErr)
@@ -369,6 +384,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 		return res
 	}
 	ag.applyPolicy(&res)
+	ag.doing(ctx, "done: "+res.Status)
 	return res
 }
 

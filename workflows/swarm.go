@@ -29,6 +29,9 @@ type SwarmInput struct {
 	Apply            bool                  `json:"apply"`
 	// ContinueAsNewEvery is passed to every sub-agent (tests).
 	ContinueAsNewEvery int `json:"continue_as_new_every,omitempty"`
+	// Visibility says which search attributes the run keeps up to date
+	// (none in histories from before they existed).
+	Visibility Visibility `json:"visibility"`
 }
 
 // Run phases reported by the progress query.
@@ -78,6 +81,8 @@ type swarm struct {
 	// and refreshes what the Web UI and the CLI show.
 	state       string
 	stateReason string
+	// lastSA is what the search attributes were last set to (nil: never).
+	lastSA *saSnapshot
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
@@ -86,6 +91,7 @@ func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
+	s.refresh(ctx)
 	if err := s.prepare(ctx); err != nil {
 		return s.failed(ctx, err), nil
 	}
@@ -97,6 +103,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	}
 	s.setPlan(ctx, plan)
 	s.phase = PhaseRunning
+	s.refresh(ctx)
 	s.schedule(ctx)
 	if s.in.VerifyCommand != "" && s.in.VerifyMode != "each" && s.anyMerged() && ctx.Err() == nil {
 		s.phase = PhaseVerifying
@@ -107,11 +114,12 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	s.phase = PhaseDone
 	res := s.result(ctx, fin)
 	s.event(ctx, "done", "", res.summaryLine())
+	s.end(ctx, res.Success)
 	return res.SwarmResult, nil
 }
 
 func (s *swarm) prepare(ctx workflow.Context) error {
-	actx := workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, gitTimeout, s.in.Limits.MaxRetries)
+	actx := summarized(workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, gitTimeout, s.in.Limits.MaxRetries), "prepare run")
 	err := workflow.ExecuteActivity(actx, a.PrepareRun, activities.PrepareRunInput{
 		RunID: s.runID, RepoPath: s.in.RepoPath, BaseRef: s.in.BaseRef, IntegrationBranch: s.branch,
 	}).Get(ctx, &s.prep)
@@ -153,7 +161,8 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		if err := workflow.ExecuteActivity(llmOptions(ctx, s.in.Limits.LLMTimeout), a.Plan, in).Get(ctx, &res); err != nil {
+		pctx := summarized(llmOptions(ctx, s.in.Limits.LLMTimeout), planSummary(attempt, model))
+		if err := workflow.ExecuteActivity(pctx, a.Plan, in).Get(ctx, &res); err != nil {
 			return nil, fmt.Errorf("decompose: %w", err)
 		}
 		s.llmCalls++
@@ -196,7 +205,7 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
-	actx := workspaceOptions(ctx, s.prep.WorkspaceQueue, timeout+time.Minute, s.in.Limits.MaxRetries)
+	actx := summarized(workspaceOptions(ctx, s.prep.WorkspaceQueue, timeout+time.Minute, s.in.Limits.MaxRetries), "verify: "+s.in.VerifyCommand)
 	var rep activities.VerifyReport
 	err := workflow.ExecuteActivity(actx, a.Verify, activities.VerifyInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, Commit: s.head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
@@ -229,7 +238,7 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 		BaseCommit: s.prep.BaseCommit, IntegrationHead: s.head,
 	}
 	var out activities.FinishRunResult
-	actx := workspaceOptions(dctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries)
+	actx := summarized(workspaceOptions(dctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries), "finish run")
 	if err := workflow.ExecuteActivity(actx, a.FinishRun, in).Get(dctx, &out); err != nil {
 		workflow.GetLogger(ctx).Warn("finish run", "error", err)
 	}
@@ -262,20 +271,23 @@ func (s *swarm) setState(ctx workflow.Context, state, reason string) {
 	s.refresh(ctx)
 }
 
-// refresh publishes the run's live view: its current details in the Web UI.
-func (s *swarm) refresh(ctx workflow.Context) {
-	line := fmt.Sprintf("**%s** (%s)", s.state, s.phase)
-	if s.stateReason != "" {
-		line += ": " + s.stateReason
-	}
-	workflow.SetCurrentDetails(ctx, line)
-}
-
 func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
 	s.events = append(s.events, activities.Event{Seq: len(s.events) + 1, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
+	if t := s.byID(subtask); t != nil {
+		t.lastEvent = activities.FirstLine(kind+": "+msg, 120)
+	}
+}
+
+// planSummary is the planner call's line in the Web UI.
+func planSummary(attempt int, model string) string {
+	if attempt > 0 {
+		return fmt.Sprintf("plan repair (%s)", model)
+	}
+	return fmt.Sprintf("plan (%s)", model)
 }
 
 func (s *swarm) failed(ctx workflow.Context, err error) activities.SwarmResult {
+	s.end(ctx, false)
 	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head, Error: err.Error(), Sandbox: s.prep.Sandbox,
 		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{}}}
 }

@@ -1,0 +1,76 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+// liveView is what a sub-agent does right now, for its agent query and its
+// current details in the Web UI. It is rebuilt after a continue-as-new,
+// except the tool sequence number, which its state carries.
+type liveView struct {
+	doing      string // the model turn or tool call in progress
+	lastStatus string
+	recent     []activities.ToolEvent
+}
+
+// registerAgentQuery answers AgentQueryName with the sub-agent's AgentView.
+func (ag *agent) registerAgentQuery(ctx workflow.Context) error {
+	return workflow.SetQueryHandler(ctx, activities.AgentQueryName, func() (activities.AgentView, error) {
+		return ag.agentView(), nil
+	})
+}
+
+func (ag *agent) agentView() activities.AgentView {
+	v := activities.AgentView{
+		Subtask: ag.in.Subtask.ID, Attempt: ag.in.Attempt, MaxSteps: ag.in.MaxSteps,
+		CurrentTool: ag.view.doing, LastStatus: ag.view.lastStatus, Recent: ag.view.recent,
+	}
+	if ag.st != nil {
+		v.Step, v.StartedAt = ag.st.Steps, ag.st.StartedAt
+		v.Tokens = int64(ag.st.Usage.PromptTokens + ag.st.Usage.CompletionTokens)
+	}
+	return v
+}
+
+// doing records what the sub-agent starts now and shows it.
+func (ag *agent) doing(ctx workflow.Context, what string) {
+	ag.view.doing = what
+	ag.showDetails(ctx)
+}
+
+// noteTool numbers a tool call and keeps it in the bounded ring of recent
+// calls before it runs.
+func (ag *agent) noteTool(ctx workflow.Context, brief string) {
+	ag.st.ToolSeq++
+	ev := activities.ToolEvent{Seq: ag.st.ToolSeq, Step: ag.st.Steps, Time: workflow.Now(ctx), Brief: brief}
+	ag.view.recent = append(ag.view.recent, ev)
+	if n := len(ag.view.recent); n > activities.RecentToolCalls {
+		ag.view.recent = append([]activities.ToolEvent(nil), ag.view.recent[n-activities.RecentToolCalls:]...)
+	}
+	ag.doing(ctx, brief)
+}
+
+// showDetails sets the child's current details in the Web UI.
+func (ag *agent) showDetails(ctx workflow.Context) {
+	v := ag.agentView()
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** · step %d/%d · %d tokens\n\n", orElse(v.CurrentTool, "starting"), v.Step, v.MaxSteps, v.Tokens)
+	fmt.Fprintf(&b, "last STATUS: %s\n", orElse(v.LastStatus, "none yet"))
+	workflow.SetCurrentDetails(ctx, b.String())
+}
+
+// callBrief is a tool call's one-line description; histories from before
+// briefs existed only have the tool's name.
+func callBrief(call activities.ToolCallInfo) string {
+	return orElse(call.Brief, call.Name)
+}
+
+// turnSummary is a model turn's line in the Web UI.
+func turnSummary(turn int, model string) string {
+	return fmt.Sprintf("LLM turn %d (%s)", turn, model)
+}

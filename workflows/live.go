@@ -1,0 +1,173 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+// Visibility says which search attributes a run keeps up to date.
+type Visibility struct {
+	// SearchAttributes: the namespace has the Codeswarm* attributes. A run
+	// that upserted one the namespace lacks would fail its workflow task.
+	SearchAttributes bool `json:"search_attributes,omitempty"`
+	// Private leaves the repository and the task text out: payloads are
+	// encrypted (codec.key) and search attributes never are.
+	Private bool `json:"private,omitempty"`
+}
+
+// summaryCap bounds an activity's one-line summary in the Web UI.
+const summaryCap = 100
+
+// summarized gives the next activity a one-line summary for the Web UI.
+func summarized(ctx workflow.Context, summary string) workflow.Context {
+	o := workflow.GetActivityOptions(ctx)
+	o.Summary = activities.FirstLine(summary, summaryCap)
+	return workflow.WithActivityOptions(ctx, o)
+}
+
+// saSnapshot is what the run's search attributes last said; an upsert is a
+// command in history, so one is issued only when it changes.
+type saSnapshot struct {
+	status      string
+	tokens      int64
+	cost        float64
+	done, total int
+}
+
+// rows is the run's live table: one row per planned subtask.
+func (s *swarm) rows() []activities.SubtaskView {
+	rows := make([]activities.SubtaskView, 0, len(s.tasks))
+	for _, t := range s.tasks {
+		rows = append(rows, t.view())
+	}
+	return rows
+}
+
+func (t *task) view() activities.SubtaskView {
+	v := activities.SubtaskView{
+		ID: t.sub.ID, Name: t.sub.Name, Stage: t.sub.Stage, Status: "pending", Attempt: t.attempt,
+		MaxSteps: t.reserved, StartedAt: t.started, EndedAt: t.ended, LastEvent: t.lastEvent,
+	}
+	switch t.state {
+	case stateRunning:
+		v.Status = "running"
+	case stateDone:
+		v.Status, v.Merge, v.Step = t.res.Status, t.res.Merge, t.res.Steps
+		v.Tokens = int64(t.res.PromptTokens + t.res.CompletionTokens)
+		v.LastStatus = activities.ParseStatus(t.res.Result)
+	}
+	return v
+}
+
+// refresh publishes the run's live view: its current details in the Web UI
+// (state line and the subtask table) and its search attributes.
+func (s *swarm) refresh(ctx workflow.Context) {
+	workflow.SetCurrentDetails(ctx, s.details())
+	s.upsertSearchAttributes(ctx)
+}
+
+// details is the current details' markdown.
+func (s *swarm) details() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** (%s)", s.state, s.phase)
+	if s.stateReason != "" {
+		b.WriteString(": " + s.stateReason)
+	}
+	rows := s.rows()
+	snap := s.snapshot(rows)
+	fmt.Fprintf(&b, "\n\n%d/%d subtasks done · %d tokens · $%.4f\n", snap.done, snap.total, snap.tokens, snap.cost)
+	if len(rows) == 0 {
+		return b.String()
+	}
+	b.WriteString("\n| subtask | status | step | tokens | cost | merge |\n|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %d/%d | %d | $%.4f | %s |\n", mdCell(r.ID), r.Status, r.Step, r.MaxSteps, r.Tokens, r.CostUSD, r.Merge)
+	}
+	return b.String()
+}
+
+// mdCell keeps a value inside its markdown table cell.
+func mdCell(s string) string {
+	return strings.ReplaceAll(activities.FirstLine(s, 80), "|", `\|`)
+}
+
+// snapshot sums the rows: tokens count the planner and every finished or
+// running sub-agent.
+func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
+	snap := saSnapshot{status: s.state, total: len(rows), tokens: int64(s.usage.PromptTokens + s.usage.CompletionTokens)}
+	for i, r := range rows {
+		snap.cost += r.CostUSD
+		if s.tasks[i].state == stateDone {
+			snap.done++
+		} else {
+			snap.tokens += r.Tokens // finished ones are in s.usage already
+		}
+	}
+	return snap
+}
+
+// upsertSearchAttributes brings the run's search attributes up to date; the
+// first call also sets the repository and the task unless they are private.
+func (s *swarm) upsertSearchAttributes(ctx workflow.Context) {
+	if !s.in.Visibility.SearchAttributes {
+		return
+	}
+	snap := s.snapshot(s.rows())
+	if s.lastSA != nil && *s.lastSA == snap {
+		return
+	}
+	updates := []temporal.SearchAttributeUpdate{
+		activities.SAStatusKey.ValueSet(snap.status),
+		activities.SATokensKey.ValueSet(snap.tokens),
+		activities.SACostUSDKey.ValueSet(snap.cost),
+		activities.SASubtasksDoneKey.ValueSet(int64(snap.done)),
+		activities.SASubtasksTotalKey.ValueSet(int64(snap.total)),
+	}
+	if s.lastSA == nil && !s.in.Visibility.Private {
+		updates = append(updates, activities.SARepoKey.ValueSet(s.in.RepoPath),
+			activities.SATaskKey.ValueSet(activities.FirstLine(s.in.Task, activities.TaskExcerptLen)))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		return
+	}
+	s.lastSA = &snap
+}
+
+// end records the run's final state where people look.
+func (s *swarm) end(ctx workflow.Context, success bool) {
+	switch {
+	case success:
+		s.state = activities.RunStateSucceeded
+	case ctx.Err() != nil:
+		s.state = activities.RunStateCancelled
+	default:
+		s.state = activities.RunStateFailed
+	}
+	s.refresh(ctx)
+}
+
+// childMetadata is what the Web UI shows for a sub-agent before it runs:
+// which subtask it is and what it was asked.
+func childMetadata(t *task) (summary, details string) {
+	summary = t.sub.Name + ": " + activities.FirstLine(t.sub.Instruction, 120)
+	if t.attempt > 1 {
+		summary = fmt.Sprintf("%s (attempt %d: resolve a merge conflict)", summary, t.attempt)
+	}
+	deps := "none"
+	if len(t.sub.Dependencies) > 0 {
+		deps = strings.Join(t.sub.Dependencies, ", ")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Subtask** %s — %s\n\n**Stage** %d · **attempt** %d · **depends on** %s", t.sub.ID, t.sub.Name, t.sub.Stage, t.attempt, deps)
+	if t.sub.Specialty != "" {
+		fmt.Fprintf(&b, " · **specialty** %s", t.sub.Specialty)
+	}
+	fmt.Fprintf(&b, "\n\n**Instruction**\n\n%s\n", t.sub.Instruction)
+	return activities.FirstLine(summary, 200), b.String()
+}
