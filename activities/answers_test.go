@@ -100,8 +100,8 @@ func TestAgentStepRunsToolCallsWrittenAsText(t *testing.T) {
 
 	step := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, stepIn(ref, 0))
 	want := []ToolCallInfo{
-		{ID: "call_t0000-assistant_0", Name: "read", Signature: callSignature("read", `{"path":"a.txt"}`)},
-		{ID: "call_t0000-assistant_1", Name: "grep", Signature: callSignature("grep", `{"pattern":"Foo"}`)},
+		{ID: "call_t0000-assistant_0", Name: "read", Signature: callSignature("read", `{"path":"a.txt"}`), Brief: "read a.txt"},
+		{ID: "call_t0000-assistant_1", Name: "grep", Signature: callSignature("grep", `{"pattern":"Foo"}`), Brief: "grep Foo"},
 	}
 	if step.Nudged || !reflect.DeepEqual(step.ToolCalls, want) {
 		t.Fatalf("AgentStep = %+v, want %+v", step, want)
