@@ -9,37 +9,39 @@ import (
 	"strconv"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
+	"codeswarm/activities"
 	"codeswarm/config"
 	"codeswarm/devserver"
 	"codeswarm/internal/codec"
+	"codeswarm/internal/searchattr"
 	"codeswarm/internal/secret"
 	"codeswarm/internal/swarmworker"
 	"codeswarm/internal/tlog"
+	"codeswarm/workflows"
 )
 
-// repoAttribute is the search attribute that holds a run's repository; the
-// embedded server registers it, a cluster may or may not have it.
-const repoAttribute = "CodeswarmRepo"
-
-func searchAttributes() map[string]enumspb.IndexedValueType {
-	return map[string]enumspb.IndexedValueType{repoAttribute: enumspb.INDEXED_VALUE_TYPE_KEYWORD}
+// visibility says which search attributes a new run keeps current: all of
+// them when the namespace has them (a run upserting one it lacks would fail),
+// without repository and task when payloads are encrypted, since search
+// attributes never are.
+func (e *env) visibility(ctx context.Context) workflows.Visibility {
+	missing, err := searchattr.Missing(ctx, e.client, e.cfg.Temporal.Namespace)
+	return workflows.Visibility{SearchAttributes: err == nil && len(missing) == 0, Private: e.cfg.Codec.Key != ""}
 }
 
-// hasSearchAttribute reports whether the namespace knows the attribute, so
-// runs on a cluster without it still start.
-func (e *env) hasSearchAttribute(ctx context.Context, name string) bool {
-	resp, err := e.client.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: e.cfg.Temporal.Namespace})
-	if err != nil {
-		return false
+// ensureSearchAttributes registers the run's search attributes on a cluster
+// this process did not start; without permission, runs go on without them.
+func (e *env) ensureSearchAttributes(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := searchattr.Ensure(sctx, e.client, e.cfg.Temporal.Namespace); err != nil {
+		e.logger.Warn("runs will have no search attributes (no state, repository or cost filters in the Web UI and `codeswarm list`); "+
+			"an operator can add them with: "+searchattr.Hint(e.cfg.Temporal.Namespace), zap.Error(err))
 	}
-	_, ok := resp.GetCustomAttributes()[name]
-	return ok
 }
 
 // env is a connection to Temporal, with whatever this process had to start
@@ -99,6 +101,9 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
 	}
 	e.client, e.dc = c, dc
+	if e.server == nil {
+		e.ensureSearchAttributes(ctx)
+	}
 	if opts.worker {
 		w, err := swarmworker.New(cfg, c, logger.Named("worker"))
 		if err == nil {
@@ -118,7 +123,7 @@ func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger, 
 	defer cancel()
 	srv, err := devserver.Start(sctx, devserver.Options{
 		DBPath: cfg.Embedded.DBPath, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
-		Namespace: cfg.Temporal.Namespace, SearchAttributes: searchAttributes(), Logger: logger.Named("temporal"),
+		Namespace: cfg.Temporal.Namespace, SearchAttributes: activities.SearchAttributeTypes(), Logger: logger.Named("temporal"),
 		LogLevel: serverLogLevel(cfg), CodecEndpoint: codecURL,
 	})
 	if err != nil {

@@ -3,6 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,33 +15,59 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"codeswarm/activities"
+	"codeswarm/gitops"
 	"codeswarm/workflows"
 )
 
 // eventPrinter prints run events once each; a zero printer prints nothing.
+// With tools set (--verbose) it prints every sub-agent tool call too.
 type eventPrinter struct {
-	out  interface{ Write([]byte) (int, error) }
-	seen int
+	out   io.Writer
+	seen  int
+	tools *toolTracker
 }
 
 func (p *eventPrinter) poll(ctx context.Context, c client.Client, id string) {
 	if p.out == nil {
 		return
 	}
-	prog, err := queryProgress(ctx, c, id, p.seen)
+	v, err := p.read(ctx, c, id)
 	if err != nil {
 		return // the workflow may not have run its first task yet
 	}
-	for _, e := range prog.Events {
-		who := e.Kind
-		if e.Subtask != "" {
-			who += " " + e.Subtask
-		}
-		fmt.Fprintf(p.out, "%s %s: %s\n", e.Time.Local().Format("15:04:05"), who, e.Message)
+	var lines []line
+	if p.tools != nil {
+		lines = p.tools.collect(ctx, c, id, v)
+	}
+	for _, e := range v.prog.Events {
+		lines = append(lines, line{e.Time, eventLine(e)})
 		p.seen = e.Seq
 	}
+	sortLines(lines)
+	for _, l := range lines {
+		fmt.Fprintln(p.out, l.text)
+	}
+}
+
+// read asks only the parent unless tool calls are printed.
+func (p *eventPrinter) read(ctx context.Context, c client.Client, id string) (liveView, error) {
+	if p.tools != nil {
+		return fetchLive(ctx, c, id, p.seen)
+	}
+	prog, err := queryProgress(ctx, c, id, p.seen)
+	return liveView{prog: prog}, err
+}
+
+// eventLine is one event as watch prints it.
+func eventLine(e activities.Event) string {
+	who := e.Kind
+	if e.Subtask != "" {
+		who += " " + e.Subtask
+	}
+	return fmt.Sprintf("%s %s: %s", e.Time.Local().Format("15:04:05"), who, e.Message)
 }
 
 func queryProgress(ctx context.Context, c client.Client, id string, since int) (activities.Progress, error) {
@@ -114,6 +143,9 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 			}
 			info := d.GetWorkflowExecutionInfo()
 			fmt.Fprintf(stdio.Out, "run %s: %s (started %s)\n", args[0], statusName(info), info.GetStartTime().AsTime().Local().Format(time.DateTime))
+			if st := saString(info, activities.SAStatus); st != "" && info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				fmt.Fprintf(stdio.Out, "state %s\n", st)
+			}
 			if u := e.workflowURL(args[0]); u != "" {
 				fmt.Fprintf(stdio.Out, "Web UI: %s\n", u)
 			}
@@ -126,10 +158,17 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 				}
 				return nil
 			}
-			if p, err := queryProgress(ctx, e.client, args[0], 0); err == nil {
-				fmt.Fprintf(stdio.Out, "phase %s, %d subtasks, %d events\n", p.Phase, p.Subtasks, len(p.Events))
-				(&eventPrinter{out: stdio.Out}).print(p.Events)
+			v, err := fetchLive(ctx, e.client, args[0], 0)
+			if err != nil {
+				return fmt.Errorf("status %s: read its progress: %w", args[0], err)
 			}
+			v.printTable(stdio.Out, time.Now())
+			events := v.prog.Events
+			if len(events) > statusEvents {
+				events = events[len(events)-statusEvents:]
+			}
+			fmt.Fprintf(stdio.Out, "last %d of %d events:\n", len(events), len(v.prog.Events))
+			(&eventPrinter{out: stdio.Out}).print(events)
 			return nil
 		})
 }
@@ -144,14 +183,23 @@ func statusName(info *workflowpb.WorkflowExecutionInfo) string {
 	return strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
 }
 
+// statusEvents is how many of the latest events status prints.
+const statusEvents = 10
+
 func newWatchCmd(g *globalOpts, stdio IO) *cobra.Command {
-	var asJSON bool
-	cmd := clientCmd(g, "watch ID", "Follow a run until it ends (starts a worker so it can progress)", cobra.ExactArgs(1), true,
+	var mode followMode
+	var plain bool
+	cmd := clientCmd(g, "watch ID", "Follow a run until it ends: a live table in a terminal, event lines otherwise (starts a worker so it can progress)", cobra.ExactArgs(1), true,
 		func(ctx context.Context, e *env, args []string) error {
-			printStart(stdio, e, args[0])
-			return awaitAndReport(ctx, e, args[0], asJSON, stdio)
+			mode.live = !plain && !mode.json && isTerminal(stdio.Out)
+			if !mode.live && !mode.json {
+				printStart(stdio, e, args[0])
+			}
+			return followAndReport(ctx, e, args[0], mode, stdio)
 		})
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print only the result JSON")
+	cmd.Flags().BoolVar(&mode.json, "json", false, "print only the result JSON")
+	cmd.Flags().BoolVar(&plain, "plain", false, "print event lines, also in a terminal")
+	cmd.Flags().BoolVar(&mode.verbose, "verbose", false, "with event lines, print every sub-agent tool call too")
 	return cmd
 }
 
@@ -176,23 +224,118 @@ func newResultCmd(g *globalOpts, stdio IO) *cobra.Command {
 	return cmd
 }
 
+type listOpts struct {
+	status, repo, query string
+}
+
 func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
-	return clientCmd(g, "list", "List runs", cobra.NoArgs, false,
+	o := &listOpts{}
+	cmd := clientCmd(g, "list", "List runs, newest first; filter by state, repository or a visibility query", cobra.NoArgs, false,
 		func(ctx context.Context, e *env, _ []string) error {
-			resp, err := e.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-				Query: fmt.Sprintf("WorkflowType = '%s'", workflows.SwarmWorkflowName), PageSize: 100,
-			})
+			query, err := o.build(ctx, e)
 			if err != nil {
-				return fmt.Errorf("list runs: %w", err)
+				return err
+			}
+			resp, err := e.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 100})
+			if err != nil {
+				return fmt.Errorf("list runs (query %s): %w", query, err)
 			}
 			tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATUS\tSTARTED\tTASK")
+			fmt.Fprintln(tw, "ID\tSTATE\tDONE\tTOKENS\tCOST\tSTARTED\tTASK")
 			for _, info := range resp.GetExecutions() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), statusName(info),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), orElse(saString(info, activities.SAStatus), statusName(info)),
+					doneCell(info), intCell(info, activities.SATokens), costCell(info),
 					info.GetStartTime().AsTime().Local().Format(time.DateTime), e.memoString(info, "task"))
 			}
 			return tw.Flush()
 		})
+	f := cmd.Flags()
+	f.StringVar(&o.status, "status", "", "only runs in this state: "+strings.Join(runStates, ", "))
+	f.StringVar(&o.repo, "repo", "", "only runs of this repository")
+	f.StringVar(&o.query, "query", "", "a Temporal visibility query ANDed to the others, e.g. \"CodeswarmCostUSD > 1\"")
+	return cmd
+}
+
+// runStates are the values of CodeswarmStatus.
+var runStates = []string{
+	activities.RunStateRunning, activities.RunStatePaused, activities.RunStateBudgetPaused, activities.RunStateAwaitingApproval,
+	activities.RunStateWaitingHost, activities.RunStateSucceeded, activities.RunStateFailed, activities.RunStateCancelled, activities.RunStateRejected,
+}
+
+// build turns the filters into one visibility query.
+func (o *listOpts) build(ctx context.Context, e *env) (string, error) {
+	parts := []string{fmt.Sprintf("WorkflowType = '%s'", workflows.SwarmWorkflowName)}
+	if o.status != "" {
+		if !slices.Contains(runStates, o.status) {
+			return "", badInput("--status %q: want one of %s", o.status, strings.Join(runStates, ", "))
+		}
+		parts = append(parts, fmt.Sprintf("%s = '%s'", activities.SAStatus, o.status))
+	}
+	if o.repo != "" {
+		root, err := repoRoot(ctx, o.repo, e.cfg.Codec.Key != "")
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, fmt.Sprintf("%s = '%s'", activities.SARepo, root))
+	}
+	if strings.TrimSpace(o.query) != "" {
+		parts = append(parts, "("+o.query+")")
+	}
+	return strings.Join(parts, " AND "), nil
+}
+
+// repoRoot is the repository as runs record it: its top-level directory.
+func repoRoot(ctx context.Context, path string, private bool) (string, error) {
+	if private {
+		return "", badInput("--repo: runs with encrypted payloads (codec.key) keep their repository out of search attributes; list them without --repo")
+	}
+	root := path
+	if r, err := gitops.Open(ctx, path); err == nil {
+		root = r.Root
+	} else if abs, aerr := filepath.Abs(path); aerr == nil {
+		root = abs
+	}
+	if strings.ContainsAny(root, "'\\") {
+		return "", badInput("--repo %q: a path with a quote or backslash cannot be matched; use --query", root)
+	}
+	return root, nil
+}
+
+// saString reads a keyword or text search attribute of a listed run.
+func saString(info *workflowpb.WorkflowExecutionInfo, name string) string {
+	var s string
+	saValue(info, name, &s)
+	return s
+}
+
+func saValue(info *workflowpb.WorkflowExecutionInfo, name string, v any) bool {
+	p, ok := info.GetSearchAttributes().GetIndexedFields()[name]
+	return ok && converter.GetDefaultDataConverter().FromPayload(p, v) == nil
+}
+
+func intCell(info *workflowpb.WorkflowExecutionInfo, name string) string {
+	var n int64
+	if !saValue(info, name, &n) {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func doneCell(info *workflowpb.WorkflowExecutionInfo) string {
+	var done, total int64
+	if !saValue(info, activities.SASubtasksTotal, &total) {
+		return "-"
+	}
+	saValue(info, activities.SASubtasksDone, &done)
+	return fmt.Sprintf("%d/%d", done, total)
+}
+
+func costCell(info *workflowpb.WorkflowExecutionInfo) string {
+	var c float64
+	if !saValue(info, activities.SACostUSD, &c) {
+		return "-"
+	}
+	return fmt.Sprintf("$%.4f", c)
 }
 
 // memoString decodes a memo field with the client's converter: the SDK

@@ -199,8 +199,15 @@ func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		Memo:                  map[string]any{"task": activities.FirstLine(in.Task, 200), "repo": in.RepoPath},
 	}
-	if e.cfg.Codec.Key == "" && e.hasSearchAttribute(ctx, repoAttribute) { // search attributes are never encrypted
-		opts.TypedSearchAttributes = temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword(repoAttribute).ValueSet(in.RepoPath))
+	in.Visibility = e.visibility(ctx)
+	if in.Visibility.SearchAttributes {
+		// Set at start too, so the run is found by state and repository
+		// before its first workflow task.
+		sa := []temporal.SearchAttributeUpdate{activities.SAStatusKey.ValueSet(activities.RunStateRunning)}
+		if !in.Visibility.Private {
+			sa = append(sa, activities.SARepoKey.ValueSet(in.RepoPath))
+		}
+		opts.TypedSearchAttributes = temporal.NewSearchAttributes(sa...)
 	}
 	run, err := e.client.ExecuteWorkflow(ctx, opts, workflows.SwarmWorkflowName, in)
 	if err != nil {
@@ -216,17 +223,37 @@ func printStart(stdio IO, e *env, id string) {
 	}
 }
 
+// followMode is how a command follows a run: only the JSON at the end,
+// plain event lines (with tool calls when verbose), or the live screen.
+type followMode struct {
+	json, verbose, live bool
+}
+
 // awaitAndReport follows the run's events until it ends, then prints the
 // summary (or only the JSON) and turns failure into the exit code.
 func awaitAndReport(ctx context.Context, e *env, id string, asJSON bool, stdio IO) error {
-	var events eventPrinter
-	if !asJSON {
-		events = eventPrinter{out: stdio.Out}
+	return followAndReport(ctx, e, id, followMode{json: asJSON}, stdio)
+}
+
+func followAndReport(ctx context.Context, e *env, id string, mode followMode, stdio IO) error {
+	var res activities.SwarmResult
+	var err error
+	if mode.live && !mode.json {
+		res, err = watchLive(ctx, e.client, id, stdio.Out)
+	} else {
+		events := eventPrinter{}
+		if !mode.json {
+			events.out = stdio.Out
+		}
+		if mode.verbose {
+			events.tools = newToolTracker()
+		}
+		res, err = follow(ctx, e.client, id, &events)
 	}
-	res, err := follow(ctx, e.client, id, &events)
 	if err != nil {
 		return err
 	}
+	asJSON := mode.json
 	if asJSON {
 		return printJSON(stdio, res)
 	}
@@ -249,18 +276,30 @@ func printJSON(stdio IO, res activities.SwarmResult) error {
 	return nil
 }
 
-// follow polls the progress query and waits for the result.
-func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (activities.SwarmResult, error) {
-	type outcome struct {
-		res activities.SwarmResult
-		err error
-	}
+// outcome is a run's result, or why it could not be read.
+type outcome struct {
+	res activities.SwarmResult
+	err error
+}
+
+// awaitResult waits for the run's result in the background.
+func awaitResult(ctx context.Context, c client.Client, id string) <-chan outcome {
 	done := make(chan outcome, 1)
 	go func() {
 		var res activities.SwarmResult
 		err := c.GetWorkflow(ctx, id, "").Get(ctx, &res)
 		done <- outcome{res, err}
 	}()
+	return done
+}
+
+func interrupted(id string) error {
+	return errors.New("interrupted: the run goes on in Temporal; follow it with `codeswarm watch " + id + "`")
+}
+
+// follow polls the progress query and waits for the result.
+func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (activities.SwarmResult, error) {
+	done := awaitResult(ctx, c, id)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -274,7 +313,7 @@ func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (a
 		case <-tick.C:
 			p.poll(ctx, c, id)
 		case <-ctx.Done():
-			return activities.SwarmResult{}, errors.New("interrupted: the run goes on in Temporal; follow it with `codeswarm watch " + id + "`")
+			return activities.SwarmResult{}, interrupted(id)
 		}
 	}
 }

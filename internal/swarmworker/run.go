@@ -3,12 +3,14 @@ package swarmworker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"codeswarm/config"
 	"codeswarm/internal/codec"
+	"codeswarm/internal/searchattr"
 	"codeswarm/internal/tlog"
 )
 
@@ -29,6 +31,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger) error {
 		return fmt.Errorf("dial temporal at %s: %w", addr, err)
 	}
 	defer c.Close()
+	ensureSearchAttributes(ctx, c, cfg.Temporal.Namespace, logger)
 	w, err := New(cfg, c, logger)
 	if err != nil {
 		return err
@@ -40,4 +43,15 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger) error {
 	logger.Info("worker running", zap.String("address", addr), zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", w.Queue))
 	<-ctx.Done()
 	return nil
+}
+
+// ensureSearchAttributes registers the runs' search attributes on the
+// cluster; without permission runs go on without them, and the log says how
+// an operator adds them.
+func ensureSearchAttributes(ctx context.Context, c client.Client, namespace string, logger *zap.Logger) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := searchattr.Ensure(sctx, c, namespace); err != nil {
+		logger.Warn("runs will have no search attributes; an operator can add them with: "+searchattr.Hint(namespace), zap.Error(err))
+	}
 }
