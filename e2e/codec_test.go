@@ -38,7 +38,10 @@ func TestEncryptedPayloads(t *testing.T) {
 		t.Fatalf("want the parent and 3 children, got %d histories", len(hists))
 	}
 	// Distinctive plain text that would be in inputs and results.
-	for _, plain := range []string{"Rename greet.Hello", "Renamed greet.Hello", "STATUS", repo} {
+	// "In greet/greet.go rename Hello" is a subtask's instruction, which its
+	// child's static summary (user metadata) repeats; "read greet/greet.go"
+	// is an activity summary.
+	for _, plain := range []string{"Rename greet.Hello", "Renamed greet.Hello", "STATUS", repo, "In greet/greet.go rename Hello", "read greet/greet.go"} {
 		b64 := base64.StdEncoding.EncodeToString([]byte(plain))
 		for id, hist := range hists {
 			if strings.Contains(hist, plain) || strings.Contains(hist, b64[:len(b64)-4]) {
@@ -50,6 +53,22 @@ func TestEncryptedPayloads(t *testing.T) {
 		if !strings.Contains(hist, base64.StdEncoding.EncodeToString([]byte("binary/encrypted"))) {
 			t.Errorf("history %s has no encrypted payloads", id)
 		}
+	}
+	// User metadata (the Web UI's summaries) is encrypted like any payload.
+	summaries := 0
+	for _, id := range []string{"codec-demo", "codec-demo.01-rename-greet"} {
+		for _, ev := range history(t, h.client, id, "").GetEvents() {
+			s := ev.GetUserMetadata().GetSummary()
+			if s != nil {
+				summaries++
+			}
+			if s != nil && string(s.GetMetadata()["encoding"]) != "binary/encrypted" {
+				t.Errorf("%s event %d (%s): summary encoded %q, want binary/encrypted", id, ev.GetEventId(), ev.GetEventType(), s.GetMetadata()["encoding"])
+			}
+		}
+	}
+	if summaries < 10 {
+		t.Errorf("%d events with a summary; want the start, the child and every activity", summaries)
 	}
 	// Memos are encrypted too; the CLI decodes them with its key.
 	if code, out := h.run("list"); code != 0 || !strings.Contains(out, "Rename greet.Hello") {

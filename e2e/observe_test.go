@@ -125,7 +125,7 @@ func TestRunIsObservable(t *testing.T) {
 		}
 		for _, want := range []string{"**succeeded** (done)", "3/3 subtasks done", "| subtask | status | step | tokens | cost | merge |",
 			"| 01-rename-greet | completed | 5/", "| merged |"} {
-			mustContain(t, "current details", md.GetCurrentDetails(), want)
+			mustContain(t, "current details", strings.ReplaceAll(md.GetCurrentDetails(), "\u00a0", ""), want)
 		}
 	})
 

@@ -84,11 +84,21 @@ func (s *swarm) details() string {
 	if len(rows) == 0 {
 		return b.String()
 	}
-	b.WriteString("\n| subtask | status | step | tokens | cost | merge |\n|---|---|---|---|---|---|\n")
+	b.WriteString("\n" + mdRow("subtask", "status", "step", "tokens", "cost", "merge") + "|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %d/%d | %d | $%.4f | %s |\n", mdCell(r.ID), r.Status, r.Step, r.MaxSteps, r.Tokens, r.CostUSD, r.Merge)
+		b.WriteString(mdRow(mdCell(r.ID), r.Status, fmt.Sprintf("%d/%d", r.Step, r.MaxSteps), fmt.Sprint(r.Tokens), fmt.Sprintf("$%.4f", r.CostUSD), r.Merge))
 	}
 	return b.String()
+}
+
+// mdRow is one table row. The Web UI draws tables without cell padding, so
+// no-break spaces keep neighbouring numbers apart.
+func mdRow(cells ...string) string {
+	var b strings.Builder
+	for _, c := range cells {
+		b.WriteString("| \u00a0" + c + "\u00a0 ")
+	}
+	return b.String() + "|\n"
 }
 
 // mdCell keeps a value inside its markdown table cell.

@@ -27,7 +27,8 @@ func currentDetails(t *testing.T, env *testsuite.TestWorkflowEnvironment) string
 	if err := v.Get(&md); err != nil {
 		t.Fatalf("decode metadata: %v", err)
 	}
-	return md.GetCurrentDetails()
+	// The no-break spaces that pad table cells for the Web UI.
+	return strings.ReplaceAll(md.GetCurrentDetails(), "\u00a0", "")
 }
 
 // saRecorder keeps every search attribute upsert of a run.

@@ -198,6 +198,12 @@ func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (
 		// run that ends between that check and this start.
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		Memo:                  map[string]any{"task": activities.FirstLine(in.Task, 200), "repo": in.RepoPath},
+		// What the Web UI shows of the run before anything else; user
+		// metadata goes through the data converter, so it is encrypted
+		// with codec.key like the input.
+		StaticSummary: activities.FirstLine(in.Task, 200),
+		StaticDetails: fmt.Sprintf("**Repository** %s · **base** %s · **strategy** %s · **model** %s\n\n**Task**\n\n%s\n",
+			in.RepoPath, in.BaseRef, in.Strategy, in.Model, in.Task),
 	}
 	in.Visibility = e.visibility(ctx)
 	if in.Visibility.SearchAttributes {
