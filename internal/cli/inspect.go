@@ -160,7 +160,9 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 			}
 			v, err := fetchLive(ctx, e.client, args[0], 0)
 			if err != nil {
-				return fmt.Errorf("status %s: read its progress: %w", args[0], err)
+				// No worker has run its first task yet, or none is up.
+				fmt.Fprintf(stdio.Out, "progress not available yet: %v\n", err)
+				return nil
 			}
 			v.printTable(stdio.Out, time.Now())
 			events := v.prog.Events
