@@ -56,7 +56,9 @@ func recordUpserts(env *testsuite.TestWorkflowEnvironment) *saRecorder {
 func TestSwarmLiveTableAndSearchAttributes(t *testing.T) {
 	w := twoStagePlan()
 	w.subtasks = append(w.subtasks, subtask("04-d", 1, "03-c")) // never runs: 03-c fails
-	w.scripts["03-c"] = func(activities.AgentStepInput) activities.AgentStepResult { return finalTurn("gave up\nSTATUS: blocked") }
+	w.scripts["03-c"] = func(activities.AgentStepInput) activities.AgentStepResult {
+		return finalTurn("gave up\nSTATUS: blocked")
+	}
 	env := newEnv(t, w)
 	sa := recordUpserts(env)
 	in := swarmInput()
