@@ -27,12 +27,19 @@ import (
 
 // TestRecordHistories re-records testdata/ from a demo run.
 func TestRecordHistories(t *testing.T) {
-	recordHistories(t)
+	recordHistories(t, replaySwarmHistory, replaySubAgentHistory)
+}
+
+// TestRecordObservedHistories records a demo run whose parent keeps search
+// attributes (the CLI registers them on the server), so replay covers the
+// upserts: go test -tags record -run TestRecordObservedHistories ./workflows/
+func TestRecordObservedHistories(t *testing.T) {
+	recordHistories(t, replayObservedSwarmHistory, replayObservedSubAgentHistory)
 }
 
 // recordHistories runs the scripted demo through the CLI on an in-memory
 // Temporal server and writes the parent's and one child's history.
-func recordHistories(t *testing.T) {
+func recordHistories(t *testing.T, swarmFile, childFile string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop()})
@@ -66,8 +73,8 @@ func recordHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	writeHistory(t, c, recordRunID, replaySwarmHistory, key)
-	writeHistory(t, c, recordChild, replaySubAgentHistory, key)
+	writeHistory(t, c, recordRunID, swarmFile, key)
+	writeHistory(t, c, recordChild, childFile, key)
 }
 
 // writeHistory saves a closed workflow's history as protojson, the format

@@ -23,6 +23,9 @@ import (
 const (
 	replaySwarmHistory    = "testdata/swarm_history.json"
 	replaySubAgentHistory = "testdata/subagent_history.json"
+	// The same demo run with search attributes on (upserts in history).
+	replayObservedSwarmHistory    = "testdata/observed_swarm_history.json"
+	replayObservedSubAgentHistory = "testdata/observed_subagent_history.json"
 	// recordRunID is the demo run's workflow ID; recordChild is the
 	// sub-agent whose history is kept (it sends a malformed tool call, so
 	// its history has the error path too).
@@ -38,6 +41,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, h := range []struct{ file, workflowID string }{
 		{replaySwarmHistory, recordRunID},
 		{replaySubAgentHistory, recordChild},
+		{replayObservedSwarmHistory, recordRunID},
+		{replayObservedSubAgentHistory, recordChild},
 	} {
 		t.Run(filepath.Base(h.file), func(t *testing.T) {
 			hist := readHistory(t, h.file)
