@@ -201,7 +201,7 @@ func newWatchCmd(g *globalOpts, stdio IO) *cobra.Command {
 		})
 	cmd.Flags().BoolVar(&mode.json, "json", false, "print only the result JSON")
 	cmd.Flags().BoolVar(&plain, "plain", false, "print event lines, also in a terminal")
-	cmd.Flags().BoolVar(&mode.verbose, "verbose", false, "with event lines, print every sub-agent tool call too")
+	cmd.Flags().BoolVar(&mode.verbose, "verbose", false, "print every sub-agent tool call too")
 	return cmd
 }
 

@@ -114,13 +114,18 @@ func progressBar(done, total, width int) string {
 
 // watchLive follows a run on the live screen until it closes, then returns
 // its result; leaving early (q) is an error that says the run goes on.
-func watchLive(ctx context.Context, c client.Client, id string, out io.Writer) (activities.SwarmResult, error) {
+// Verbose adds the sub-agents' tool calls to the screen's recent lines.
+func watchLive(ctx context.Context, c client.Client, id string, out io.Writer, verbose bool) (activities.SwarmResult, error) {
 	m := &watchModel{id: id}
 	prog := tea.NewProgram(m, tea.WithOutput(out), tea.WithContext(ctx))
 	done := awaitResult(ctx, c, id)
 	results := make(chan outcome, 1)
 	go func() {
-		results <- pollLive(ctx, c, id, done, prog.Send)
+		var tools *toolTracker
+		if verbose {
+			tools = newToolTracker()
+		}
+		results <- pollLive(ctx, c, id, done, tools, prog.Send)
 		prog.Send(endMsg{})
 	}()
 	if _, err := prog.Run(); err != nil || m.interrupted || !m.ended {
@@ -135,17 +140,25 @@ func watchLive(ctx context.Context, c client.Client, id string, out io.Writer) (
 
 // pollLive sends a reading every half second until the run's result
 // arrives, then a last one.
-func pollLive(ctx context.Context, c client.Client, id string, done <-chan outcome, send func(tea.Msg)) outcome {
+func pollLive(ctx context.Context, c client.Client, id string, done <-chan outcome, tools *toolTracker, send func(tea.Msg)) outcome {
 	since := 0
 	read := func() {
 		v, err := fetchLive(ctx, c, id, since)
 		if err != nil {
 			return
 		}
-		var lines []string
+		var ls []line
+		if tools != nil {
+			ls = tools.collect(ctx, c, id, v)
+		}
 		for _, e := range v.prog.Events {
-			lines = append(lines, eventLine(e))
+			ls = append(ls, line{e.Time, eventLine(e)})
 			since = e.Seq
+		}
+		sortLines(ls)
+		lines := make([]string, len(ls))
+		for i, l := range ls {
+			lines[i] = l.text
 		}
 		send(liveMsg{view: v, lines: lines})
 	}
