@@ -34,6 +34,9 @@ type Activities struct {
 	Sandbox *tools.Sandbox
 	// Pace adapts LLM calls to the provider's 429s; nil sends them unpaced.
 	Pace LLMPace
+	// HostLostAfter is how long a workspace queue may go unpolled before
+	// WatchHost reports its host lost; 0 is DefaultHostLostAfter.
+	HostLostAfter time.Duration
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).

@@ -92,6 +92,9 @@ type SwarmConfig struct {
 type WorkspaceConfig struct {
 	Root string `mapstructure:"root"`
 	Host string `mapstructure:"host"`
+	// HostLostAfter is how long a host's queue may go unpolled before runs
+	// on it say they wait for it.
+	HostLostAfter time.Duration `mapstructure:"host_lost_after"`
 }
 
 // GitConfig controls how sub-agent branches are merged back.

@@ -74,6 +74,7 @@ func (c *Config) checks() []func() error {
 		func() error { return atLeast("swarm.max_steps_per_subagent", c.Swarm.MaxStepsPerSubagent, 1) },
 		func() error { return atLeast("swarm.max_total_steps", c.Swarm.MaxTotalSteps, 1) },
 		func() error { return positiveDuration("swarm.subagent_timeout", c.Swarm.SubagentTimeout) },
+		func() error { return positiveDuration("workspace.host_lost_after", c.Workspace.HostLostAfter) },
 		func() error { return atLeast("swarm.max_retries", c.Swarm.MaxRetries, 0) },
 		func() error { return oneOf("swarm.strategy", c.Swarm.Strategy, Strategies()...) },
 		func() error { return notEmpty("workspace.root", c.Workspace.Root) },

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
+	"codeswarm/activities"
 	"codeswarm/config"
 	"codeswarm/devserver"
 	"codeswarm/internal/codec"
@@ -28,7 +29,7 @@ import (
 const repoAttribute = "CodeswarmRepo"
 
 func searchAttributes() map[string]enumspb.IndexedValueType {
-	return map[string]enumspb.IndexedValueType{repoAttribute: enumspb.INDEXED_VALUE_TYPE_KEYWORD}
+	return map[string]enumspb.IndexedValueType{repoAttribute: enumspb.INDEXED_VALUE_TYPE_KEYWORD, activities.SAHost: enumspb.INDEXED_VALUE_TYPE_KEYWORD}
 }
 
 // hasSearchAttribute reports whether the namespace knows the attribute, so

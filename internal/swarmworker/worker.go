@@ -67,6 +67,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		Environ:        tools.SanitizeEnv(os.Environ(), cfg.Secrets()...),
 		Sandbox:        sandbox,
 		Pace:           pace,
+		HostLostAfter:  cfg.Workspace.HostLostAfter,
 	}
 	// Every worker runs activities, so every one scrubs their errors and
 	// journals the attempts it runs (a restarted worker fails them at once).
