@@ -128,6 +128,9 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 			}
 			if p, err := queryProgress(ctx, e.client, args[0], 0); err == nil {
 				fmt.Fprintf(stdio.Out, "phase %s, %d subtasks, %d events\n", p.Phase, p.Subtasks, len(p.Events))
+				if p.State != "" {
+					fmt.Fprintf(stdio.Out, "state %s%s, host %s\n", p.State, prefixed(": ", p.StateReason), orDash(p.Host))
+				}
 				(&eventPrinter{out: stdio.Out}).print(p.Events)
 			}
 			return nil
@@ -186,9 +189,9 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 				return fmt.Errorf("list runs: %w", err)
 			}
 			tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATUS\tSTARTED\tTASK")
+			fmt.Fprintln(tw, "ID\tSTATUS\tHOST\tSTARTED\tTASK")
 			for _, info := range resp.GetExecutions() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), statusName(info),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), statusName(info), orDash(e.runHost(info)),
 					info.GetStartTime().AsTime().Local().Format(time.DateTime), e.memoString(info, "task"))
 			}
 			return tw.Flush()
@@ -216,4 +219,11 @@ func newCancelCmd(g *globalOpts, stdio IO) *cobra.Command {
 			fmt.Fprintf(stdio.Out, "cancellation requested for %s\n", args[0])
 			return nil
 		})
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }

@@ -72,7 +72,8 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	// Every worker runs activities, so every one scrubs their errors and
 	// journals the attempts it runs (a restarted worker fails them at once).
 	intercept := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber), &journalInterceptor{j: j}}
-	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: intercept})
+	id := Identity(wsQueue)
+	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: intercept, Identity: id})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	main.RegisterActivity(acts)
@@ -81,6 +82,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		MaxConcurrentActivityExecutionSize: cfg.LLM.MaxConcurrent,
 		TaskQueueActivitiesPerSecond:       cfg.LLM.RequestsPerSecond,
 		Interceptors:                       intercept,
+		Identity:                           id,
 	})
 	llmWorker.RegisterActivity(acts)
 
@@ -88,7 +90,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	// the SDK throttles heartbeats to 80% of the heartbeat timeout (0.8 ×
 	// 20 s = 16 s): a cancelled run's bash would run on that long. Sending every heartbeat
 	// the tools record (every 5 s) bounds it.
-	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: intercept})
+	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: intercept, Identity: id})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
 	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox, journal: j, client: c, logger: logger, pace: pace}, nil
@@ -149,6 +151,26 @@ func (w *Workers) Stop() {
 	if w.stopRun != nil {
 		w.stopRun()
 	}
+}
+
+// Identity is what this process's workers tell the server: the SDK's
+// default (pid@hostname@) followed by the workspace queue, so `codeswarm
+// workers` finds every host's queue from the main queue's pollers.
+func Identity(wsQueue string) string {
+	h, err := os.Hostname()
+	if err != nil {
+		h = "localhost"
+	}
+	return fmt.Sprintf("%d@%s@%s", os.Getpid(), h, wsQueue)
+}
+
+// QueueOfIdentity is the workspace queue in an Identity, or "".
+func QueueOfIdentity(identity string) string {
+	parts := strings.SplitN(identity, "@", 3)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
 }
 
 var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
