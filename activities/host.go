@@ -109,7 +109,7 @@ func (a *Activities) hasSearchAttribute(ctx context.Context, name string) bool {
 	if a.Temporal == nil || !activity.IsActivity(ctx) {
 		return false
 	}
-	resp, err := a.Temporal.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: activity.GetInfo(ctx).WorkflowNamespace})
+	resp, err := a.Temporal.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: activity.GetInfo(ctx).Namespace})
 	if err != nil {
 		return false
 	}

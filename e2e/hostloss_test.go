@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
 
 	"codeswarm/activities"
+	"codeswarm/devserver"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
 )
@@ -44,7 +50,7 @@ func newHostRig(t *testing.T) *hostRig {
 		t.Skip("kills worker processes")
 	}
 	script, bashAgent := slowBashScript()
-	srv, model, c := startStack(t, filepath.Join(t.TempDir(), "temporal.db"), script)
+	srv, model, c := startHostStack(t, script)
 	setCLIEnv(t, srv.FrontendAddress(), testQueue(t), model.URL(), t.TempDir())
 	t.Setenv("CODESWARM_WORKSPACE_HOST_LOST_AFTER", hostLostAfter.String())
 	r := &hostRig{t: t, client: c, model: model, marker: hostMarker, bashAt: bashAgent}
@@ -54,6 +60,46 @@ func newHostRig(t *testing.T) *hostRig {
 		}
 	}
 	return r
+}
+
+// startHostStack is startStack with the CodeswarmHost search attribute
+// registered, as the CLI's embedded server and a prepared cluster have it.
+func startHostStack(t *testing.T, script scripted.Script) (*devserver.Server, *scripted.Server, client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{DBPath: filepath.Join(t.TempDir(), "temporal.db"), UIPort: -1, Logger: zap.NewNop(),
+		SearchAttributes: map[string]enumspb.IndexedValueType{activities.SAHost: enumspb.INDEXED_VALUE_TYPE_KEYWORD}})
+	if err != nil {
+		t.Fatalf("start temporal: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	model, err := scripted.Start(script, scripted.WithAPIKey(testAPIKey))
+	if err != nil {
+		t.Fatalf("start scripted model: %v", err)
+	}
+	t.Cleanup(model.Close)
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: nopLogger{}})
+	if err != nil {
+		t.Fatalf("dial %s: %v", srv.FrontendAddress(), err)
+	}
+	t.Cleanup(c.Close)
+	return srv, model, c
+}
+
+// runsOnHost lists the runs whose CodeswarmHost search attribute is host.
+func (r *hostRig) runsOnHost(host string) []string {
+	r.t.Helper()
+	resp, err := r.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("%s = '%s'", activities.SAHost, host)})
+	if err != nil {
+		r.t.Fatalf("list runs on %s: %v", host, err)
+	}
+	var ids []string
+	for _, e := range resp.GetExecutions() {
+		ids = append(ids, e.GetExecution().GetWorkflowId())
+	}
+	return ids
 }
 
 const hostMarker = "host-bash-log.txt"
@@ -226,6 +272,7 @@ func TestHostLostThenMoved(t *testing.T) {
 	a := r.host("hosta", t.TempDir())
 	startDetached(t, repo, "host-move")
 	waitFor(t, time.Minute, func() bool { return r.progress("host-move").Host == "hosta" })
+	waitFor(t, 10*time.Second, func() bool { return slices.Equal(r.runsOnHost("hosta"), []string{"host-move"}) })
 	killed := r.killMidBash("host-move", a)
 	mathxBefore, bashBefore := r.agentCalls(r.mathx), r.agentCalls(r.bashAt)
 	// hostb starts after the kill: until transcripts are reachable from
@@ -244,6 +291,7 @@ func TestHostLostThenMoved(t *testing.T) {
 		t.Fatalf("move: exit %d\n%s", code, out)
 	}
 	mustContain(t, "move", out, "moved from host hosta to hostb; restarting there: ")
+	waitFor(t, 10*time.Second, func() bool { return slices.Equal(r.runsOnHost("hostb"), []string{"host-move"}) })
 	if p := r.progress("host-move"); p.State != activities.RunStateRunning || p.Host != "hostb" {
 		t.Errorf("after the move: state %q host %q", p.State, p.Host)
 	}
