@@ -43,6 +43,9 @@ type PrepareRunResult struct {
 	// HostAttribute says the namespace has the CodeswarmHost search
 	// attribute, so the run may upsert it.
 	HostAttribute bool `json:"host_attribute,omitempty"`
+	// AutoMoveAfter is workspace.auto_move_after of the worker that
+	// prepared the run (0: never move by itself).
+	AutoMoveAfter time.Duration `json:"auto_move_after,omitempty"`
 }
 
 type gcState struct {
@@ -83,6 +86,7 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 		RepoRoot: repo.Root, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
 		RepoListing: capLines(listing, 300, 8000), GCAutoPrev: gc.Prev, GCAutoHad: gc.Had, GitVersion: version,
 		Sandbox: a.sandboxMode(), HostAttribute: a.hasSearchAttribute(ctx, SAHost),
+		AutoMoveAfter: a.AutoMoveAfter,
 	}, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,4 +150,63 @@ func (a *Activities) TerminateChild(ctx context.Context, in TerminateChildInput)
 		return fmt.Errorf("terminate %s: %w", in.WorkflowID, err)
 	}
 	return nil
+}
+
+// WorkerIdentity is what this process's workers tell the server: the SDK's
+// default (pid@hostname@) followed by the workspace queue, so `codeswarm
+// workers` finds every host's queue from the main queue's pollers.
+func WorkerIdentity(wsQueue string) string {
+	h, err := os.Hostname()
+	if err != nil {
+		h = "localhost"
+	}
+	return fmt.Sprintf("%d@%s@%s", os.Getpid(), h, wsQueue)
+}
+
+// QueueOfIdentity is the workspace queue in a WorkerIdentity, or "".
+func QueueOfIdentity(identity string) string {
+	parts := strings.SplitN(identity, "@", 3)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
+}
+
+// AliveHostsInput names a run's main task queue.
+type AliveHostsInput struct {
+	Main string `json:"main"`
+}
+
+// AliveHostsResult lists the workspace hosts whose queues are polled now.
+type AliveHostsResult struct {
+	Hosts []string `json:"hosts"`
+}
+
+// AliveHosts finds the workspace hosts of main from its pollers' identities
+// (WorkerIdentity) and keeps those whose own queue is polled.
+func (a *Activities) AliveHosts(ctx context.Context, in AliveHostsInput) (AliveHostsResult, error) {
+	var queues []string
+	for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+		resp, err := a.Temporal.DescribeTaskQueue(ctx, in.Main, typ)
+		if err != nil {
+			return AliveHostsResult{}, fmt.Errorf("describe task queue %s: %w", in.Main, err)
+		}
+		for _, p := range resp.GetPollers() {
+			if q := QueueOfIdentity(p.GetIdentity()); strings.HasPrefix(q, in.Main+WorkspaceQueueInfix) {
+				queues = append(queues, q)
+			}
+		}
+	}
+	slices.Sort(queues)
+	out := AliveHostsResult{Hosts: []string{}}
+	for _, q := range slices.Compact(queues) {
+		st, err := a.hostStatus(ctx, q)
+		if err != nil {
+			return AliveHostsResult{}, err
+		}
+		if st.Alive {
+			out.Hosts = append(out.Hosts, HostOfQueue(in.Main, q))
+		}
+	}
+	return out, nil
 }

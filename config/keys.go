@@ -72,6 +72,8 @@ func keySpecs(stateDir string) []keySpec {
 			doc: `this worker's host name for its workspace queue (<task_queue>-ws-<host>); "" uses the machine's hostname. Two workers sharing a name must share workspace.root`},
 		{key: "workspace.host_lost_after", def: 90 * time.Second,
 			doc: "a run's workspace host counts as lost (state waiting_for_host) when no worker has polled its queue for this long; keep it above the server's matching.longPollExpirationInterval (1 min by default)"},
+		{key: "workspace.auto_move_after", def: time.Duration(0),
+			doc: "when a run's host has been lost this long and exactly one other host is polling, the run moves there by itself (as codeswarm move does; the repository must be at the same path there); 0 turns this off"},
 		{key: "git.auto_merge", def: true, doc: "merge sub-agent branches into the run branch"},
 		{key: "git.resolve_conflicts", def: true, doc: "re-run a subtask whose merge conflicts once, from the new integration head, with the conflict in its prompt"},
 		{key: "git.branch_prefix", def: "codeswarm", doc: "prefix of branches codeswarm creates"},

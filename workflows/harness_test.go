@@ -120,6 +120,9 @@ type world struct {
 	watches    []activities.WatchHostInput
 	liveHosts  map[string]bool // queues CheckHost finds polling
 	terminated []string
+	autoMove   time.Duration // workspace.auto_move_after of the preparing worker
+	aliveHosts []string      // what AliveHosts reports
+	aliveCalls int
 
 	active, maxActive int
 	merging           int
@@ -172,7 +175,7 @@ func (w *world) prepareRun(_ context.Context, in activities.PrepareRunInput) (ac
 	if w.prepareErr != nil {
 		return activities.PrepareRunResult{}, w.prepareErr
 	}
-	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox}, nil
+	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox, AutoMoveAfter: w.autoMove}, nil
 }
 
 func (w *world) plan(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {
@@ -340,6 +343,13 @@ func (w *world) checkHost(_ context.Context, in activities.HostStatusInput) (act
 	return activities.HostStatus{Queue: in.Queue, Alive: w.liveHosts[in.Queue]}, nil
 }
 
+func (w *world) listAliveHosts(_ context.Context, _ activities.AliveHostsInput) (activities.AliveHostsResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.aliveCalls++
+	return activities.AliveHostsResult{Hosts: w.aliveHosts}, nil
+}
+
 func (w *world) terminateChild(_ context.Context, in activities.TerminateChildInput) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -382,6 +392,7 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(a.WatchHost, mock.Anything, mock.Anything).Return(w.watchHost).AfterFn(w.watchDelay)
 	env.OnActivity(a.CheckHost, mock.Anything, mock.Anything).Return(w.checkHost)
 	env.OnActivity(a.TerminateChild, mock.Anything, mock.Anything).Return(w.terminateChild)
+	env.OnActivity(a.AliveHosts, mock.Anything, mock.Anything).Return(w.listAliveHosts)
 
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
 		var in workflows.SubAgentInput

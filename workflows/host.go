@@ -33,6 +33,8 @@ type hostState struct {
 	// waiting on the old host, which onHost then re-issues.
 	stopWatch workflow.CancelFunc
 	stopCall  workflow.CancelFunc
+	from      string              // the workspace queue of the host the last move left
+	stopAuto  workflow.CancelFunc // the automatic move's wait (workspace.auto_move_after)
 	// wake ends the scheduler's wait after a move replaced the futures it
 	// waits on.
 	wake workflow.Channel
@@ -118,6 +120,7 @@ func watchOptions(ctx workflow.Context, main string) workflow.Context {
 func (s *swarm) onHostStatus(ctx workflow.Context, st activities.HostStatus) {
 	if st.Alive {
 		s.hs.lost = false
+		s.disarmAutoMove()
 		s.event(ctx, "host_back", "", "host "+s.host()+" is polling again")
 		if s.state == activities.RunStateWaitingHost {
 			s.setState(ctx, activities.RunStateRunning, "")
@@ -134,6 +137,69 @@ func (s *swarm) onHostStatus(ctx workflow.Context, st activities.HostStatus) {
 	if s.state == activities.RunStateRunning {
 		s.setState(ctx, activities.RunStateWaitingHost, reason)
 	}
+	s.armAutoMove(ctx)
+}
+
+// armAutoMove moves the run by itself once its host has been lost for
+// auto_move_after, if exactly one other host is alive then; it tries again
+// every auto_move_after while the host stays lost. It costs history only
+// while the host is lost.
+func (s *swarm) armAutoMove(ctx workflow.Context) {
+	after := s.prep.AutoMoveAfter
+	if after <= 0 {
+		return
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	s.hs.stopAuto = cancel
+	queue := s.prep.WorkspaceQueue
+	workflow.Go(tctx, func(ctx workflow.Context) {
+		for workflow.Sleep(ctx, after) == nil && s.hs.lost && queue == s.prep.WorkspaceQueue {
+			if s.autoMove(ctx, after) {
+				return
+			}
+		}
+	})
+}
+
+func (s *swarm) disarmAutoMove() {
+	if s.hs.stopAuto != nil {
+		s.hs.stopAuto()
+		s.hs.stopAuto = nil
+	}
+}
+
+// autoMove moves the run to the one other live host, and says why not when
+// there is none or more than one.
+func (s *swarm) autoMove(ctx workflow.Context, after time.Duration) bool {
+	var alive activities.AliveHostsResult
+	err := workflow.ExecuteActivity(mainOptions(ctx, s.hs.main), a.AliveHosts, activities.AliveHostsInput{Main: s.hs.main}).Get(ctx, &alive)
+	var others []string
+	for _, h := range alive.Hosts {
+		if h != s.host() {
+			others = append(others, h)
+		}
+	}
+	switch {
+	case ctx.Err() != nil || !s.hs.lost || s.phase == PhaseFinishing || s.phase == PhaseDone:
+		return true
+	case err != nil:
+		s.event(ctx, "auto_move", "", "not moved: live hosts unknown: "+err.Error())
+		return false
+	case len(others) != 1:
+		s.event(ctx, "auto_move", "", fmt.Sprintf("not moved: %d other live hosts (%s), it needs exactly one", len(others), orNone(others)))
+		return false
+	}
+	s.hs.stopAuto = nil // a host coming back must not cut the move short
+	ids := s.moveTo(ctx, others[0])
+	s.event(ctx, "auto_move", "", fmt.Sprintf("host %s lost for %s: moved to %s, restarting %s", activities.HostOfQueue(s.hs.main, s.hs.from), after, others[0], orNone(ids)))
+	return true
+}
+
+func mainOptions(ctx workflow.Context, main string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue: main, StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3},
+	})
 }
 
 // onHost runs one of the parent's own workspace activities (merge, verify,
@@ -186,11 +252,7 @@ func (s *swarm) move(ctx workflow.Context, req activities.MoveRequest) (activiti
 	host := strings.TrimSpace(req.Host)
 	queue := activities.HostQueue(s.hs.main, host)
 	var st activities.HostStatus
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: s.hs.main, StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3},
-	})
-	if err := workflow.ExecuteActivity(actx, a.CheckHost, activities.HostStatusInput{Queue: queue}).Get(ctx, &st); err != nil {
+	if err := workflow.ExecuteActivity(mainOptions(ctx, s.hs.main), a.CheckHost, activities.HostStatusInput{Queue: queue}).Get(ctx, &st); err != nil {
 		return activities.ControlReply{}, fmt.Errorf("move: check host %s: %w", host, err)
 	}
 	if !st.Alive {
@@ -200,19 +262,29 @@ func (s *swarm) move(ctx workflow.Context, req activities.MoveRequest) (activiti
 		return activities.ControlReply{}, err
 	}
 	from := s.host()
-	s.prep.WorkspaceQueue = queue
+	restarted := s.moveTo(ctx, host)
+	return activities.ControlReply{State: s.state, Message: fmt.Sprintf("run %s moved from host %s to %s; restarting there: %s",
+		s.runID, from, host, orNone(restarted))}, nil
+}
+
+// moveTo makes host the run's workspace host and restarts there what ran on
+// the old one; it returns the restarted subtasks.
+func (s *swarm) moveTo(ctx workflow.Context, host string) []string {
+	s.hs.from = s.prep.WorkspaceQueue
+	from := s.host()
+	s.prep.WorkspaceQueue = activities.HostQueue(s.hs.main, host)
 	s.hs.moves++
 	s.hs.lost = false
+	s.disarmAutoMove()
 	if err := s.publishHost(ctx); err != nil {
-		return activities.ControlReply{}, err
+		workflow.GetLogger(ctx).Warn("record the run's new host", "error", err)
 	}
 	restarted := s.rehome(ctx, from)
 	s.event(ctx, "moved", "", fmt.Sprintf("moved from host %s to %s; %d running subtasks restart there", from, host, len(restarted)))
 	if s.state == activities.RunStateWaitingHost {
 		s.setState(ctx, activities.RunStateRunning, "")
 	}
-	return activities.ControlReply{State: s.state, Message: fmt.Sprintf("run %s moved from host %s to %s; restarting there: %s",
-		s.runID, from, host, orNone(restarted))}, nil
+	return restarted
 }
 
 // rehome stops what waits on the old host: the watch, the parent's own

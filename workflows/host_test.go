@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,63 @@ func TestSwarmMoveRestartsOnNewHost(t *testing.T) {
 func hasEvent(events []activities.Event, kind string) bool {
 	for _, e := range events {
 		if e.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// With workspace.auto_move_after set, a run whose host stays lost moves by
+// itself when exactly one other host is alive, and only then.
+func TestSwarmAutoMove(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		alive []string
+		moved bool
+	}{
+		{"one other host", []string{"host1", "host2"}, true},
+		{"two other hosts", []string{"host2", "host3"}, false},
+		{"no other host", []string{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(subtask("01-a", 0))
+			w.fallback = toolsThenDone(9) // runs for 10 min
+			w.stepDelay = time.Minute
+			w.autoMove = 2 * time.Minute
+			w.aliveHosts = tc.alive
+			// Lost at 3 min; back at 8 min unless the run moved before.
+			w.hostEvents = []hostEvent{{after: 3 * time.Minute, alive: false}, {after: 5 * time.Minute, alive: true}}
+			env := newEnv(t, w)
+			at7 := progressAt(t, env, 7*time.Minute)
+			res := runSwarm(t, env, swarmInput())
+			if !res.Success {
+				t.Fatalf("run failed: %s", res.Error)
+			}
+			movedID := workflows.MovedChildWorkflowID(testRunID, "01-a", 1, 1)
+			restarted := slices.Contains(w.childIDs, movedID)
+			if restarted != tc.moved || (at7.Host == "host2") != tc.moved {
+				t.Fatalf("moved: child %s started %v, host at 7 min %q; want moved %v", movedID, restarted, at7.Host, tc.moved)
+			}
+			if tc.moved {
+				if w.aliveCalls != 1 || at7.State != activities.RunStateRunning {
+					t.Errorf("AliveHosts calls %d, state at 7 min %q", w.aliveCalls, at7.State)
+				}
+				return
+			}
+			// Asked at 5 and 7 min while lost, each time said why not.
+			if w.aliveCalls != 2 || at7.State != activities.RunStateWaitingHost {
+				t.Errorf("AliveHosts calls %d, state at 7 min %q; want 2 and waiting", w.aliveCalls, at7.State)
+			}
+			if !hasEventText(at7.Events, "auto_move", "not moved: ") {
+				t.Errorf("no auto_move event saying why: %+v", at7.Events)
+			}
+		})
+	}
+}
+
+func hasEventText(events []activities.Event, kind, text string) bool {
+	for _, e := range events {
+		if e.Kind == kind && strings.Contains(e.Message, text) {
 			return true
 		}
 	}

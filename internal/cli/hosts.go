@@ -19,7 +19,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"codeswarm/activities"
-	"codeswarm/internal/swarmworker"
 	"codeswarm/workflows"
 )
 
@@ -120,7 +119,7 @@ func listWorkers(ctx context.Context, e *env) ([]workerRow, error) {
 func workspaceQueues(ctx context.Context, e *env, rows []workerRow) []string {
 	var qs []string
 	for _, r := range rows {
-		if q := swarmworker.QueueOfIdentity(r.Identity); q != "" {
+		if q := activities.QueueOfIdentity(r.Identity); q != "" {
 			qs = append(qs, q)
 		}
 	}
@@ -169,7 +168,7 @@ func describeQueue(ctx context.Context, e *env, queue, kind string) ([]workerRow
 		r.Live = time.Since(r.LastPoll) <= e.cfg.Workspace.HostLostAfter
 		if kind == "workspace" {
 			r.Host = activities.HostOfQueue(e.cfg.Temporal.TaskQueue, queue)
-		} else if q := swarmworker.QueueOfIdentity(id); q != "" {
+		} else if q := activities.QueueOfIdentity(id); q != "" {
 			r.Host = activities.HostOfQueue(e.cfg.Temporal.TaskQueue, q)
 		}
 		out = append(out, *r)

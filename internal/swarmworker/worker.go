@@ -68,11 +68,12 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		Sandbox:        sandbox,
 		Pace:           pace,
 		HostLostAfter:  cfg.Workspace.HostLostAfter,
+		AutoMoveAfter:  cfg.Workspace.AutoMoveAfter,
 	}
 	// Every worker runs activities, so every one scrubs their errors and
 	// journals the attempts it runs (a restarted worker fails them at once).
 	intercept := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber), &journalInterceptor{j: j}}
-	id := Identity(wsQueue)
+	id := activities.WorkerIdentity(wsQueue)
 	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: intercept, Identity: id})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
@@ -151,26 +152,6 @@ func (w *Workers) Stop() {
 	if w.stopRun != nil {
 		w.stopRun()
 	}
-}
-
-// Identity is what this process's workers tell the server: the SDK's
-// default (pid@hostname@) followed by the workspace queue, so `codeswarm
-// workers` finds every host's queue from the main queue's pollers.
-func Identity(wsQueue string) string {
-	h, err := os.Hostname()
-	if err != nil {
-		h = "localhost"
-	}
-	return fmt.Sprintf("%d@%s@%s", os.Getpid(), h, wsQueue)
-}
-
-// QueueOfIdentity is the workspace queue in an Identity, or "".
-func QueueOfIdentity(identity string) string {
-	parts := strings.SplitN(identity, "@", 3)
-	if len(parts) < 3 {
-		return ""
-	}
-	return parts[2]
 }
 
 var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
