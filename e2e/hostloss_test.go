@@ -324,6 +324,39 @@ func TestHostLostThenMoved(t *testing.T) {
 	}
 }
 
+// TestHostLostThenAutoMoved is TestHostLostThenMoved with
+// workspace.auto_move_after set and no move command: once hosta has been
+// lost that long and hostb is the only other live host, the run moves there
+// by itself and completes without redoing merged work.
+func TestHostLostThenAutoMoved(t *testing.T) {
+	r := newHostRig(t)
+	t.Setenv("CODESWARM_WORKSPACE_AUTO_MOVE_AFTER", "5s")
+	repo := t.TempDir()
+	if err := scripted.WriteDemoRepo(repo); err != nil {
+		t.Fatal(err)
+	}
+	a := r.host("hosta", t.TempDir())
+	startDetached(t, repo, "host-auto")
+	waitFor(t, time.Minute, func() bool { return r.progress("host-auto").Host == "hosta" })
+	killed := r.killMidBash("host-auto", a)
+	mathxBefore := r.agentCalls(r.mathx)
+	b := r.host("hostb", t.TempDir())
+
+	waitFor(t, hostLossBound+30*time.Second, func() bool { return r.progress("host-auto").Host == "hostb" })
+	t.Logf("moved to hostb by itself %s after the kill", time.Since(killed).Round(100*time.Millisecond))
+	res := awaitResult(t, r.client, "host-auto", func() string { return tail(b.logs.String(), 3000) })
+	if !res.Success {
+		t.Fatalf("run did not succeed after the automatic move:\n%s", fmtResult(res))
+	}
+	merges := git(t, repo, "rev-list", "--merges", "--count", res.BaseCommit+".."+res.Branch)
+	if merges != "3" {
+		t.Errorf("merge commits on the integration branch: %s, want 3 (none redone)", merges)
+	}
+	if n := r.agentCalls(r.mathx); n != mathxBefore {
+		t.Errorf("mathx-docs (merged before the kill) made %d model calls after it", n-mathxBefore)
+	}
+}
+
 // hasLine reports whether one line of out contains every word.
 func hasLine(out string, words ...string) bool {
 	for _, line := range strings.Split(out, "\n") {
