@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
@@ -72,6 +73,19 @@ func TestSwarmWaitsForLostHost(t *testing.T) {
 	watches := watchesStarted(t, env)
 	before := progressAt(t, env, 90*time.Second)
 	lost := progressAt(t, env, 3*time.Minute)
+	var details string // the Web UI's current details
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow("__temporal_workflow_metadata")
+		if err != nil {
+			t.Errorf("metadata query: %v", err)
+			return
+		}
+		var md sdkpb.WorkflowMetadata
+		if err := v.Get(&md); err != nil {
+			t.Errorf("decode metadata: %v", err)
+		}
+		details = md.GetCurrentDetails()
+	}, 3*time.Minute)
 	back := progressAt(t, env, 6*time.Minute)
 
 	res := runSwarm(t, env, swarmInput())
@@ -83,6 +97,9 @@ func TestSwarmWaitsForLostHost(t *testing.T) {
 	}
 	if lost.State != activities.RunStateWaitingHost || lost.StateReason != "waiting for host host1 since 03:12:05 UTC" {
 		t.Errorf("host lost: state %q reason %q", lost.State, lost.StateReason)
+	}
+	if !strings.Contains(details, "waiting_for_host") || !strings.Contains(details, "waiting for host host1 since 03:12:05 UTC") {
+		t.Errorf("current details while lost = %q", details)
 	}
 	if back.State != activities.RunStateRunning || back.StateReason != "" {
 		t.Errorf("host back: state %q reason %q, want running", back.State, back.StateReason)
