@@ -34,6 +34,12 @@ type Activities struct {
 	Sandbox *tools.Sandbox
 	// Pace adapts LLM calls to the provider's 429s; nil sends them unpaced.
 	Pace LLMPace
+	// HostLostAfter is how long a workspace queue may go unpolled before
+	// WatchHost reports its host lost; 0 is DefaultHostLostAfter.
+	HostLostAfter time.Duration
+	// AutoMoveAfter is workspace.auto_move_after, handed to the runs this
+	// worker prepares.
+	AutoMoveAfter time.Duration
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).

@@ -21,6 +21,10 @@ const (
 	// TellUpdateName delivers a steering note to one or every running
 	// sub-agent before its next model call (TellRequest → ControlReply).
 	TellUpdateName = "tell"
+	// MoveUpdateName re-homes a run on another workspace host (MoveRequest
+	// → ControlReply): its running subtasks restart there from their last
+	// committed state; merged work stays merged.
+	MoveUpdateName = "move"
 	// PlanQueryName returns the run's plan (PlanView).
 	PlanQueryName = "plan"
 	// AgentQueryName is the query on SubAgentWorkflow returning AgentView.
@@ -79,6 +83,12 @@ type RejectRequest struct {
 type TellRequest struct {
 	Subtask string `json:"subtask,omitempty"`
 	Message string `json:"message"`
+}
+
+// MoveRequest is the argument of MoveUpdateName: Host is a workspace.host
+// whose workers poll <task_queue>-ws-<host>.
+type MoveRequest struct {
+	Host string `json:"host"`
 }
 
 // ControlReply answers every steering update: the run's state after it and

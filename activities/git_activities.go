@@ -40,6 +40,12 @@ type PrepareRunResult struct {
 	// Sandbox is "on" or "off" (tools.sandbox of the worker that prepared
 	// the run); "" in histories from before the sandbox.
 	Sandbox string `json:"sandbox,omitempty"`
+	// HostAttribute says the namespace has the CodeswarmHost search
+	// attribute, so the run may upsert it.
+	HostAttribute bool `json:"host_attribute,omitempty"`
+	// AutoMoveAfter is workspace.auto_move_after of the worker that
+	// prepared the run (0: never move by itself).
+	AutoMoveAfter time.Duration `json:"auto_move_after,omitempty"`
 }
 
 type gcState struct {
@@ -79,7 +85,8 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 	return PrepareRunResult{
 		RepoRoot: repo.Root, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
 		RepoListing: capLines(listing, 300, 8000), GCAutoPrev: gc.Prev, GCAutoHad: gc.Had, GitVersion: version,
-		Sandbox: a.sandboxMode(),
+		Sandbox: a.sandboxMode(), HostAttribute: a.hasSearchAttribute(ctx, SAHost),
+		AutoMoveAfter: a.AutoMoveAfter,
 	}, nil
 }
 
@@ -119,6 +126,10 @@ type StartSubtaskInput struct {
 	Subtask           Subtask       `json:"subtask"`
 	DepContext        string        `json:"dep_context,omitempty"`
 	Conflict          *ConflictInfo `json:"conflict,omitempty"`
+	// ResumeFrom is the branch of the same subtask on a host the run moved
+	// away from: when it holds commits the integration branch lacks, the
+	// new worktree starts from its tip, so no committed work is lost.
+	ResumeFrom string `json:"resume_from,omitempty"`
 }
 
 // StartSubtaskResult records where the sub-agent works.
@@ -143,8 +154,12 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err != nil || head == "" {
 		return StartSubtaskResult{}, fmt.Errorf("integration branch %q: head not found (%v)", in.IntegrationBranch, err)
 	}
+	start, err := resumePoint(ctx, repo.Root, in.ResumeFrom, head)
+	if err != nil {
+		return StartSubtaskResult{}, err
+	}
 	dir := WorktreeDir(a.WorkspaceRoot, in.Ref.RunID, in.Ref.SubtaskID, in.Ref.Attempt)
-	wt, err := repo.AddWorktree(ctx, dir, in.Branch, head)
+	wt, err := repo.AddWorktree(ctx, dir, in.Branch, start)
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
@@ -167,6 +182,28 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 		return StartSubtaskResult{}, err
 	}
 	return StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base}, nil
+}
+
+// resumePoint is where a subtask's worktree starts: the integration head, or
+// the tip of branch from when the run moved off a host, if that branch holds
+// commits the integration branch lacks.
+func resumePoint(ctx context.Context, root, branch, head string) (string, error) {
+	if branch == "" {
+		return head, nil
+	}
+	tip, err := runGit(ctx, root, "rev-parse", "--verify", "--quiet", "refs/heads/"+branch+"^{commit}")
+	if err != nil || strings.TrimSpace(tip) == "" {
+		return head, nil // the old host never created it
+	}
+	tip = strings.TrimSpace(tip)
+	ahead, err := runGit(ctx, root, "rev-list", "--count", head+".."+tip)
+	if err != nil {
+		return "", fmt.Errorf("compare branch %q with the integration head: %w", branch, err)
+	}
+	if strings.TrimSpace(ahead) == "0" {
+		return head, nil
+	}
+	return tip, nil
 }
 
 // forkPoint is the commit the subtask's branch started from. It is not

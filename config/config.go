@@ -92,6 +92,12 @@ type SwarmConfig struct {
 type WorkspaceConfig struct {
 	Root string `mapstructure:"root"`
 	Host string `mapstructure:"host"`
+	// HostLostAfter is how long a host's queue may go unpolled before runs
+	// on it say they wait for it.
+	HostLostAfter time.Duration `mapstructure:"host_lost_after"`
+	// AutoMoveAfter moves a run off a host lost this long when exactly
+	// one other host is alive; 0 never moves.
+	AutoMoveAfter time.Duration `mapstructure:"auto_move_after"`
 }
 
 // GitConfig controls how sub-agent branches are merged back.

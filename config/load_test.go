@@ -34,7 +34,7 @@ func TestLoadDefaults(t *testing.T) {
 			MaxSubagents: 100, MaxConcurrent: 4, MaxStepsPerSubagent: 100, MaxTotalSteps: 1500,
 			SubagentTimeout: 10 * time.Minute, MaxRetries: 3, Strategy: "automatic",
 		},
-		Workspace: WorkspaceConfig{Root: filepath.Join(state, "codeswarm", "workspaces")},
+		Workspace: WorkspaceConfig{Root: filepath.Join(state, "codeswarm", "workspaces"), HostLostAfter: 90 * time.Second},
 		Git:       GitConfig{AutoMerge: true, ResolveConflicts: true, BranchPrefix: "codeswarm"},
 		Verify:    VerifyConfig{Command: "", Mode: "end"},
 		Tools: ToolsConfig{Sandbox: "on", Bash: BashConfig{Timeout: 2 * time.Minute, MaxTimeout: 10 * time.Minute,

@@ -74,6 +74,8 @@ func (c *Config) checks() []func() error {
 		func() error { return atLeast("swarm.max_steps_per_subagent", c.Swarm.MaxStepsPerSubagent, 1) },
 		func() error { return atLeast("swarm.max_total_steps", c.Swarm.MaxTotalSteps, 1) },
 		func() error { return positiveDuration("swarm.subagent_timeout", c.Swarm.SubagentTimeout) },
+		func() error { return positiveDuration("workspace.host_lost_after", c.Workspace.HostLostAfter) },
+		func() error { return nonNegativeDuration("workspace.auto_move_after", c.Workspace.AutoMoveAfter) },
 		func() error { return atLeast("swarm.max_retries", c.Swarm.MaxRetries, 0) },
 		func() error { return oneOf("swarm.strategy", c.Swarm.Strategy, Strategies()...) },
 		func() error { return notEmpty("workspace.root", c.Workspace.Root) },
@@ -177,6 +179,13 @@ func checkTemperature(key string, v float64) error {
 		return nil
 	}
 	return &KeyError{Key: key, Value: v, Problem: "is not in 0..2"}
+}
+
+func nonNegativeDuration(key string, v time.Duration) error {
+	if v < 0 {
+		return &KeyError{Key: key, Value: v, Problem: "must not be negative (0 turns it off)"}
+	}
+	return nil
 }
 
 func positiveDuration(key string, v time.Duration) error {

@@ -16,6 +16,9 @@ const queuePollRPS = 10000
 // caller waiting on a workflow.
 const historyLongPoll = 250 * time.Millisecond
 
+// MatchingLongPoll is how long the embedded server holds an empty poll.
+const MatchingLongPoll = 10 * time.Second
+
 // baseDynamicConfig is what the Temporal CLI dev server sets: features a
 // single-user dev server wants regardless of performance tuning.
 func baseDynamicConfig() map[dynamicconfig.Key]any {
@@ -31,6 +34,11 @@ func baseDynamicConfig() map[dynamicconfig.Key]any {
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 8096,
 		// The Web UI polls visibility; the default of 10 RPS throttles it.
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// An idle worker's last poll time (what a run's host watch reads)
+		// moves only when a long poll starts or ends: ending them every
+		// 10 s instead of 60 s lets workspace.host_lost_after go down to
+		// ~15 s on this server.
+		dynamicconfig.MatchingLongPollExpirationInterval.Key(): MatchingLongPoll,
 	}
 }
 

@@ -114,6 +114,16 @@ type world struct {
 	children  []workflows.SubAgentInput
 	childIDs  []string
 
+	// hostEvents are what successive WatchHost calls report, each after its
+	// delay on the workflow clock; after them the host never changes.
+	hostEvents []hostEvent
+	watches    []activities.WatchHostInput
+	liveHosts  map[string]bool // queues CheckHost finds polling
+	terminated []string
+	autoMove   time.Duration // workspace.auto_move_after of the preparing worker
+	aliveHosts []string      // what AliveHosts reports
+	aliveCalls int
+
 	active, maxActive int
 	merging           int
 	mergeOverlap      bool
@@ -165,7 +175,7 @@ func (w *world) prepareRun(_ context.Context, in activities.PrepareRunInput) (ac
 	if w.prepareErr != nil {
 		return activities.PrepareRunResult{}, w.prepareErr
 	}
-	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox}, nil
+	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox, AutoMoveAfter: w.autoMove}, nil
 }
 
 func (w *world) plan(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {
@@ -297,6 +307,56 @@ func (w *world) finishRun(_ context.Context, in activities.FinishRunInput) (acti
 	return activities.FinishRunResult{Applied: in.Apply}, nil
 }
 
+// hostEvent is one change of the run's host that WatchHost reports.
+type hostEvent struct {
+	after time.Duration
+	alive bool
+	seen  time.Time
+}
+
+// watchDelay is how long the next WatchHost call takes on the workflow clock.
+func (w *world) watchDelay() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := len(w.watches); n < len(w.hostEvents) {
+		return w.hostEvents[n].after
+	}
+	return 1000 * time.Hour
+}
+
+func (w *world) watchHost(_ context.Context, in activities.WatchHostInput) (activities.HostStatus, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(w.watches)
+	w.watches = append(w.watches, in)
+	if n < len(w.hostEvents) {
+		ev := w.hostEvents[n]
+		w.record(fmt.Sprintf("host-alive:%v", ev.alive))
+		return activities.HostStatus{Queue: in.Queue, Alive: ev.alive, LastSeen: ev.seen}, nil
+	}
+	return activities.HostStatus{Queue: in.Queue, Alive: in.Alive}, nil
+}
+
+func (w *world) checkHost(_ context.Context, in activities.HostStatusInput) (activities.HostStatus, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return activities.HostStatus{Queue: in.Queue, Alive: w.liveHosts[in.Queue]}, nil
+}
+
+func (w *world) listAliveHosts(_ context.Context, _ activities.AliveHostsInput) (activities.AliveHostsResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.aliveCalls++
+	return activities.AliveHostsResult{Hosts: w.aliveHosts}, nil
+}
+
+func (w *world) terminateChild(_ context.Context, in activities.TerminateChildInput) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.terminated = append(w.terminated, in.WorkflowID)
+	return nil
+}
+
 // quietLogger keeps test output readable.
 func quietLogger() log.Logger {
 	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -329,6 +389,10 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(a.MergeSubtask, mock.Anything, mock.Anything).Return(w.mergeSubtask)
 	env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(w.verify)
 	env.OnActivity(a.FinishRun, mock.Anything, mock.Anything).Return(w.finishRun)
+	env.OnActivity(a.WatchHost, mock.Anything, mock.Anything).Return(w.watchHost).AfterFn(w.watchDelay)
+	env.OnActivity(a.CheckHost, mock.Anything, mock.Anything).Return(w.checkHost)
+	env.OnActivity(a.TerminateChild, mock.Anything, mock.Anything).Return(w.terminateChild)
+	env.OnActivity(a.AliveHosts, mock.Anything, mock.Anything).Return(w.listAliveHosts)
 
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
 		var in workflows.SubAgentInput

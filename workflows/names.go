@@ -45,6 +45,16 @@ func ChildWorkflowID(parentID, subtaskID string, attempt int) string {
 	return parentID + "." + subtaskID
 }
 
+// MovedChildWorkflowID names a sub-agent restarted by the run's move-th move.
+func MovedChildWorkflowID(parentID, subtaskID string, attempt, move int) string {
+	return fmt.Sprintf("%s.m%d", ChildWorkflowID(parentID, subtaskID, attempt), move)
+}
+
+// MovedSubtaskBranch is the branch of a sub-agent restarted by a move.
+func MovedSubtaskBranch(prefix, runID, subtaskID string, attempt, move int) string {
+	return fmt.Sprintf("%s-m%d", SubtaskBranch(prefix, runID, subtaskID, attempt), move)
+}
+
 // Timeouts and retries of every activity family, in one place.
 const (
 	// heartbeatTimeout bounds how long a dead worker goes unnoticed: every

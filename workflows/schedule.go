@@ -36,6 +36,11 @@ type task struct {
 	// subtask's latest event, for the live table.
 	started, ended time.Time
 	lastEvent      string
+	// childID and branch name the running sub-agent; resumeFrom is its
+	// branch on the host the run left.
+	childID    string
+	branch     string
+	resumeFrom string
 }
 
 // keptNote names where a first attempt's work stays after a conflict.
@@ -65,6 +70,7 @@ func (s *swarm) schedule(ctx workflow.Context) {
 			return
 		}
 		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(s.hs.wake, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
 		for _, t := range s.tasks {
 			if t.state == stateRunning {
 				t := t
@@ -223,9 +229,24 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 	s.spawned++
 	t.state = stateRunning
 	t.started, t.ended = workflow.Now(ctx), time.Time{}
+	t.childID = ChildWorkflowID(s.runID, t.sub.ID, t.attempt)
+	t.branch = SubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt)
+	t.resumeFrom = ""
+	s.startChild(ctx, t)
+	what := "started"
+	if t.attempt > 1 {
+		what = "restarted to resolve a merge conflict"
+	}
+	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, activities.ShortSHA(s.head)))
+	s.refresh(ctx)
+}
+
+// startChild starts t's sub-agent on the run's current workspace host. After
+// a move it gets a new workflow ID and branch, resuming from its old branch.
+func (s *swarm) startChild(ctx workflow.Context, t *task) {
 	summary, details := childMetadata(t)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:          ChildWorkflowID(s.runID, t.sub.ID, t.attempt),
+		WorkflowID:          t.childID,
 		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		WaitForCancellation: true,
 		StaticSummary:       summary,
@@ -233,18 +254,11 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 	})
 	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, SubAgentInput{
 		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.sub, Attempt: t.attempt,
-		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,
-		Branch:         SubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt),
+		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.branch,
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
-		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: steps, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery,
+		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.reserved, Tools: s.in.Tools,
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom,
 	})
-	what := "started"
-	if t.attempt > 1 {
-		what = "restarted to resolve a merge conflict"
-	}
-	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, activities.ShortSHA(s.head)))
-	s.refresh(ctx)
 }
 
 // depResultCap bounds each dependency's result in a dependent's prompt.
@@ -261,6 +275,9 @@ func (s *swarm) depContext(t *task) string {
 }
 
 func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
+	if f != workflow.Future(t.future) {
+		return // a sub-agent a move replaced
+	}
 	var r SubAgentResult
 	err := f.Get(ctx, &r)
 	s.running--
@@ -327,12 +344,11 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 // re-run from the new head when resolve_conflicts is on; its first attempt's
 // branch and commit are kept either way.
 func (s *swarm) merge(ctx workflow.Context, t *task) {
-	actx := summarized(workspaceOptions(ctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries), "merge "+t.sub.ID)
 	var m activities.MergeSubtaskResult
-	err := workflow.ExecuteActivity(actx, a.MergeSubtask, activities.MergeSubtaskInput{
+	err := s.onHost(ctx, gitTimeout, "merge "+t.sub.ID, a.MergeSubtask, activities.MergeSubtaskInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,
 		SubtaskID: t.sub.ID, Name: t.sub.Name, Commit: t.last.Commit,
-	}).Get(ctx, &m)
+	}, &m)
 	if err != nil {
 		t.res.Success, t.res.Error = false, "merge failed: "+err.Error()
 		s.event(ctx, "failed", t.sub.ID, "merge failed: "+err.Error())

@@ -59,6 +59,9 @@ type SubAgentInput struct {
 	// the server suggests it). Tests use it.
 	ContinueAsNewEvery int            `json:"continue_as_new_every,omitempty"`
 	State              *SubAgentState `json:"state,omitempty"`
+	// ResumeFrom is this subtask's branch on the host the run moved from
+	// (StartSubtaskInput.ResumeFrom).
+	ResumeFrom string `json:"resume_from,omitempty"`
 }
 
 // AgentTally is where a sub-agent works and what it has done so far. The
@@ -150,7 +153,7 @@ func (ag *agent) start(ctx workflow.Context) error {
 	ag.doing(ctx, "start worktree "+ag.in.Branch)
 	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
 		Ref: ag.ref(), RepoPath: ag.in.RepoPath, IntegrationBranch: ag.in.IntegrationBranch, Branch: ag.in.Branch,
-		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict,
+		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict, ResumeFrom: ag.in.ResumeFrom,
 	}).Get(ctx, &res)
 	if err != nil {
 		return fmt.Errorf("start subtask: %s", errText(err))

@@ -52,6 +52,9 @@ func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult,
 	if err := s.registerHandlers(ctx); err != nil {
 		return activities.SwarmResult{}, err
 	}
+	if err := s.registerHostHandlers(ctx); err != nil {
+		return activities.SwarmResult{}, err
+	}
 	res, err := s.run(ctx)
 	// Let in-flight swarm_share updates finish before the run closes.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
@@ -83,11 +86,14 @@ type swarm struct {
 	stateReason string
 	// lastSA is what the search attributes were last set to (nil: never).
 	lastSA *saSnapshot
+	// hs is the run's workspace host: watched, and moved by the move update.
+	hs hostState
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
-	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing, state: activities.RunStateRunning}
+	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing, state: activities.RunStateRunning,
+		hs: hostState{main: workflow.GetInfo(ctx).TaskQueueName, wake: workflow.NewBufferedChannel(ctx, 1)}}
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
@@ -95,8 +101,14 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	if err := s.prepare(ctx); err != nil {
 		return s.failed(ctx, err), nil
 	}
+	stopWatch, err := s.startHostWatch(ctx)
+	if err != nil {
+		return s.failed(ctx, err), nil
+	}
+	defer stopWatch()
 	s.phase = PhasePlanning
-	plan, err := s.decompose(ctx)
+	var plan []activities.Subtask
+	plan, err = s.decompose(ctx)
 	if err != nil {
 		s.finish(ctx)
 		return s.failed(ctx, err), nil
@@ -205,11 +217,10 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
-	actx := summarized(workspaceOptions(ctx, s.prep.WorkspaceQueue, timeout+time.Minute, s.in.Limits.MaxRetries), "verify: "+s.in.VerifyCommand)
 	var rep activities.VerifyReport
-	err := workflow.ExecuteActivity(actx, a.Verify, activities.VerifyInput{
+	err := s.onHost(ctx, timeout+time.Minute, "verify: "+s.in.VerifyCommand, a.Verify, activities.VerifyInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, Commit: s.head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
-	}).Get(ctx, &rep)
+	}, &rep)
 	if err != nil {
 		rep = activities.VerifyReport{Command: s.in.VerifyCommand, Commit: s.head, ExitCode: -1, Output: "verify could not run: " + err.Error()}
 	}
@@ -238,8 +249,7 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 		BaseCommit: s.prep.BaseCommit, IntegrationHead: s.head,
 	}
 	var out activities.FinishRunResult
-	actx := summarized(workspaceOptions(dctx, s.prep.WorkspaceQueue, gitTimeout, s.in.Limits.MaxRetries), "finish run")
-	if err := workflow.ExecuteActivity(actx, a.FinishRun, in).Get(dctx, &out); err != nil {
+	if err := s.onHost(dctx, gitTimeout, "finish run", a.FinishRun, in, &out); err != nil {
 		workflow.GetLogger(ctx).Warn("finish run", "error", err)
 	}
 	if s.in.Apply && !s.succeeded() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -183,9 +184,9 @@ func TestSwarmSaysWhenSandboxIsOff(t *testing.T) {
 			w := twoStagePlan()
 			w.sandbox = mode
 			env := newEnv(t, w)
-			var memo map[string]interface{}
+			memo := map[string]interface{}{} // upserts merge, as the server does
 			env.OnUpsertMemo(mock.Anything).Run(func(args mock.Arguments) {
-				memo = args.Get(0).(map[string]interface{})
+				maps.Copy(memo, args.Get(0).(map[string]interface{}))
 			}).Return(nil).Maybe()
 			res := runSwarm(t, env, swarmInput())
 			if res.Sandbox != mode {

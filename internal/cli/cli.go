@@ -74,6 +74,7 @@ func newRoot(stdio IO) *cobra.Command {
 	root.AddCommand(
 		newRunCmd(g, stdio), newStatusCmd(g, stdio), newWatchCmd(g, stdio), newResultCmd(g, stdio),
 		newListCmd(g, stdio), newCancelCmd(g, stdio), newCleanCmd(g, stdio), newServerCmd(g, stdio), newDevCmd(g, stdio), newDemoCmd(g, stdio),
+		newMoveCmd(g, stdio), newWorkersCmd(g, stdio),
 	)
 	return root
 }

@@ -243,10 +243,10 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 				return fmt.Errorf("list runs (query %s): %w", query, err)
 			}
 			tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATE\tDONE\tTOKENS\tCOST\tSTARTED\tTASK")
+			fmt.Fprintln(tw, "ID\tSTATE\tHOST\tDONE\tTOKENS\tCOST\tSTARTED\tTASK")
 			for _, info := range resp.GetExecutions() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), orElse(saString(info, activities.SAStatus), statusName(info)),
-					doneCell(info), intCell(info, activities.SATokens), costCell(info),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), orElse(saString(info, activities.SAStatus), statusName(info)),
+					orDash(e.runHost(info)), doneCell(info), intCell(info, activities.SATokens), costCell(info),
 					info.GetStartTime().AsTime().Local().Format(time.DateTime), e.memoString(info, "task"))
 			}
 			return tw.Flush()
@@ -361,4 +361,11 @@ func newCancelCmd(g *globalOpts, stdio IO) *cobra.Command {
 			fmt.Fprintf(stdio.Out, "cancellation requested for %s\n", args[0])
 			return nil
 		})
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }

@@ -103,6 +103,9 @@ func (v liveView) stateLine() string {
 	for _, r := range v.rows() {
 		tokens, cost = tokens+r.Tokens, cost+r.CostUSD
 	}
+	if v.prog.Host != "" {
+		s += "; host " + v.prog.Host
+	}
 	return fmt.Sprintf("%s; %d/%d subtasks done; %d tokens, $%.4f", s, v.done(), len(v.prog.Rows), tokens, cost)
 }
 

@@ -67,11 +67,14 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		Environ:        tools.SanitizeEnv(os.Environ(), cfg.Secrets()...),
 		Sandbox:        sandbox,
 		Pace:           pace,
+		HostLostAfter:  cfg.Workspace.HostLostAfter,
+		AutoMoveAfter:  cfg.Workspace.AutoMoveAfter,
 	}
 	// Every worker runs activities, so every one scrubs their errors and
 	// journals the attempts it runs (a restarted worker fails them at once).
 	intercept := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber), &journalInterceptor{j: j}}
-	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: intercept})
+	id := activities.WorkerIdentity(wsQueue)
+	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: intercept, Identity: id})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	main.RegisterActivity(acts)
@@ -80,6 +83,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		MaxConcurrentActivityExecutionSize: cfg.LLM.MaxConcurrent,
 		TaskQueueActivitiesPerSecond:       cfg.LLM.RequestsPerSecond,
 		Interceptors:                       intercept,
+		Identity:                           id,
 	})
 	llmWorker.RegisterActivity(acts)
 
@@ -87,7 +91,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	// the SDK throttles heartbeats to 80% of the heartbeat timeout (0.8 ×
 	// 20 s = 16 s): a cancelled run's bash would run on that long. Sending every heartbeat
 	// the tools record (every 5 s) bounds it.
-	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: intercept})
+	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: intercept, Identity: id})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
 	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox, journal: j, client: c, logger: logger, pace: pace}, nil
