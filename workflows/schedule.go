@@ -31,6 +31,7 @@ type task struct {
 	first    *SubAgentResult // first attempt, when a conflict caused a re-run
 	last     SubAgentResult
 	res      activities.SubtaskResult
+	ctl      taskCtl
 }
 
 // keptNote names where a first attempt's work stays after a conflict.
@@ -56,7 +57,7 @@ func (s *swarm) schedule(ctx workflow.Context) {
 	for {
 		s.blockUnreachable(ctx)
 		s.startReady(ctx)
-		if s.running == 0 {
+		if s.running == 0 && !s.waitsForResume(ctx) {
 			return
 		}
 		sel := workflow.NewSelector(ctx)
@@ -66,6 +67,7 @@ func (s *swarm) schedule(ctx workflow.Context) {
 				sel.AddFuture(t.future, func(f workflow.Future) { s.onDone(ctx, t, f) })
 			}
 		}
+		s.addWake(ctx, sel)
 		sel.Select(ctx)
 	}
 }
@@ -129,6 +131,9 @@ func (s *swarm) ready() []*task {
 }
 
 func (s *swarm) startReady(ctx workflow.Context) {
+	if ctx.Err() == nil && s.holding() {
+		return // paused: nothing new starts
+	}
 	limit := max(1, s.in.Limits.MaxConcurrent)
 	for _, t := range s.ready() {
 		if ctx.Err() != nil {
@@ -228,7 +233,7 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 		Branch:         SubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt),
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: steps, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery,
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery, Control: s.controlFor(ctx, t),
 	})
 	what := "started"
 	if t.attempt > 1 {
@@ -267,6 +272,7 @@ func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	s.usage = s.usage.Add(r.Usage)
 	t.last = r
 	s.fillResult(t, r)
+	s.afterChild(ctx, t, r)
 	kind := "finished"
 	if !r.Success {
 		kind = "failed"

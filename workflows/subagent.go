@@ -59,6 +59,9 @@ type SubAgentInput struct {
 	// the server suggests it). Tests use it.
 	ContinueAsNewEvery int            `json:"continue_as_new_every,omitempty"`
 	State              *SubAgentState `json:"state,omitempty"`
+	// Control is the run's steering (pause, notes, budget); nil for
+	// sub-agents of runs that started before it.
+	Control *AgentControl `json:"control,omitempty"`
 }
 
 // AgentTally is where a sub-agent works and what it has done so far. The
@@ -91,6 +94,8 @@ type SubAgentState struct {
 	StartedAt   time.Time `json:"started_at"`
 	Deadline    time.Time `json:"deadline"`
 	Runs        int       `json:"runs"`
+	// Ctl is the steering state (with Control only).
+	Ctl *AgentCtlState `json:"ctl,omitempty"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
@@ -131,6 +136,8 @@ func SubAgentWorkflow(ctx workflow.Context, in SubAgentInput) (SubAgentResult, e
 type agent struct {
 	in SubAgentInput
 	st *SubAgentState
+	// why explains an ExitBudget.
+	why string
 }
 
 func (ag *agent) ref() activities.ConvRef {
@@ -171,9 +178,15 @@ func (ag *agent) loop(ctx workflow.Context) (exit, final string, err error) {
 		}
 		if ag.shouldContinueAsNew(ctx, stepsThisRun) {
 			ag.st.Runs++
+			if ag.in.Control != nil {
+				ag.drain(ctx) // a signal not taken now would be lost
+			}
 			next := ag.in
 			next.State = ag.st
 			return "", "", workflow.NewContinueAsNewError(ctx, SubAgentWorkflowName, next)
+		}
+		if exit := ag.gate(ctx); exit != "" {
+			return exit, "", nil
 		}
 		step, err := ag.step(ctx)
 		if err != nil {
@@ -218,7 +231,7 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
 	err := workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.AgentStep, activities.AgentStepInput{
-		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit,
+		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit, Notes: ag.notes(),
 	}).Get(ctx, &res)
 	if err != nil {
 		return res, err
@@ -227,6 +240,7 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 	ag.st.LLMCalls++
 	ag.st.Usage = ag.st.Usage.Add(res.Usage)
 	ag.st.Turn++
+	ag.afterStep(ctx, res.Usage)
 	return res, nil
 }
 
@@ -331,6 +345,9 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	err := workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
 		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools,
 	}).Get(ctx, &res)
+	if !res.NeedsSummary {
+		ag.noteOutput(res.OutputChars)
+	}
 	if err != nil || !res.NeedsSummary {
 		return res.ResultHash, err
 	}
@@ -338,6 +355,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	err = workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.Summarize, activities.SummarizeInput{
 		Ref: ag.ref(), Turn: turn, Index: index, ToolName: call.Name, CallID: call.ID, Model: ag.in.Model,
 	}).Get(ctx, &sum)
+	ag.noteOutput(sum.Chars)
 	if sum.Summarized {
 		ag.st.LLMCalls++
 		ag.st.Usage = ag.st.Usage.Add(sum.Usage)
@@ -394,6 +412,9 @@ func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
 		AgentTally: st.AgentTally, ContinuedAsNew: st.Runs,
 	}
 	res.Status, res.Success, res.Error = outcome(exit, final, ag.in, st)
+	if exit == ExitBudget {
+		res.Error = ag.why
+	}
 	if loopErr != nil {
 		res.Error = joinErr(res.Error, errText(loopErr))
 	}

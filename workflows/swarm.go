@@ -29,6 +29,10 @@ type SwarmInput struct {
 	Apply            bool                  `json:"apply"`
 	// ContinueAsNewEvery is passed to every sub-agent (tests).
 	ContinueAsNewEvery int `json:"continue_as_new_every,omitempty"`
+	// ApprovePlan holds the run after planning until approve or reject.
+	ApprovePlan bool `json:"approve_plan,omitempty"`
+	// Budget caps the run's tokens and cost (zero: no caps).
+	Budget RunBudget `json:"budget,omitempty"`
 }
 
 // Run phases reported by the progress query.
@@ -47,6 +51,9 @@ const (
 func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult, error) {
 	s := newSwarm(ctx, in)
 	if err := s.registerHandlers(ctx); err != nil {
+		return activities.SwarmResult{}, err
+	}
+	if err := s.registerControl(ctx); err != nil {
 		return activities.SwarmResult{}, err
 	}
 	res, err := s.run(ctx)
@@ -78,11 +85,13 @@ type swarm struct {
 	// and refreshes what the Web UI and the CLI show.
 	state       string
 	stateReason string
+	// ctl is the run's steering: caps, cost, pause and approval.
+	ctl *runCtl
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
-	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing, state: activities.RunStateRunning}
+	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing, state: activities.RunStateRunning, ctl: newRunCtl(in)}
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
@@ -96,6 +105,16 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 		return s.failed(ctx, err), nil
 	}
 	s.setPlan(ctx, plan)
+	if s.in.ApprovePlan {
+		if reason := s.awaitApproval(ctx); reason != "" {
+			s.phase = PhaseFinishing
+			fin := s.finish(ctx)
+			s.phase = PhaseDone
+			res := s.result(ctx, fin)
+			res.Error = "plan rejected: " + reason
+			return res.SwarmResult, nil
+		}
+	}
 	s.phase = PhaseRunning
 	s.schedule(ctx)
 	if s.in.VerifyCommand != "" && s.in.VerifyMode != "each" && s.anyMerged() && ctx.Err() == nil {
@@ -158,6 +177,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 		}
 		s.llmCalls++
 		s.usage = s.usage.Add(res.Usage)
+		s.ctl.cost += s.in.Budget.PlannerPrice.Cost(res.Usage)
 		if res.Problem == "" {
 			if attempt > 0 {
 				s.planNote = "plan repaired after: " + problem
