@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +213,49 @@ func TestBudgetCLI(t *testing.T) {
 		t.Errorf("total $%g (subtasks $%g, plus the planner), %d prompt tokens", res.Stats.CostUSD, total, res.Stats.PromptTokens)
 	}
 	t.Logf("paused at %d tokens; finished with %d+%d tokens, $%.4f", p.Budget.Tokens, res.Stats.PromptTokens, res.Stats.CompletionTokens, res.Stats.CostUSD)
+}
+
+// TestPausedWorkerCrash kills the only worker (SIGKILL) while a run is
+// paused, starts a new one, and checks that the run is still paused (the
+// pause lives in workflow state), resumes it, and that it completes with no
+// model answer paid for twice.
+func TestPausedWorkerCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes")
+	}
+	const id = "e2e-pause-crash"
+	r := newCrashRig(t, slowDemo(300*time.Millisecond))
+	r.startWorker()
+	repo := faultRepo(t)
+	r.startRun(repo, id)
+	waitFor(t, 60*time.Second, func() bool { return r.model.Count("agent") >= 3 })
+
+	expectOK(t, "paused", "pause", id)
+	atRest := stableAgentCalls(t, r.model, 2*time.Second)
+	r.workerLogs = append(r.workerLogs, tail(r.worker.kill(t), 2000))
+	r.startWorker()
+	// The new worker replays the run: it must stay paused.
+	waitFor(t, 30*time.Second, func() bool { return runState(r.client, id).State == activities.RunStatePaused })
+	time.Sleep(2 * time.Second)
+	if n := r.model.Count("agent"); n != atRest {
+		t.Fatalf("model calls after the restart of a paused run: %d, then %d", atRest, n)
+	}
+	expectOK(t, "resumed", "resume", id)
+	res := r.await(id)
+	if !res.Success || len(res.SubtaskResults) != 3 {
+		t.Fatalf("run did not succeed after the crash:\n%s", fmtResult(res))
+	}
+	// Nothing redone: every (agent, turn) was answered once.
+	answered := map[string]int{}
+	for _, q := range r.model.Requests() {
+		if q.Kind == scripted.KindAgent && q.Status == 200 {
+			answered[q.Agent+"#"+strconv.Itoa(q.Turn)]++
+		}
+	}
+	for k, n := range answered {
+		if n != 1 {
+			t.Errorf("model answer %s paid for %d times", k, n)
+		}
+	}
+	t.Logf("paused at %d model calls; %d answered in all", atRest, len(answered))
 }
