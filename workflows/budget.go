@@ -64,10 +64,6 @@ type taskCtl struct {
 	notes       []string
 }
 
-// capped says whether the run has a swarm-wide token or cost cap, which
-// the parent enforces by granting allowances.
-func (b RunBudget) capped() bool { return b.MaxTokens > 0 || b.MaxCostUSD > 0 }
-
 // onReport books a sub-agent's usage and serves its request.
 func (s *swarm) onReport(ctx workflow.Context, r BudgetReport) {
 	t := s.byID(r.Subtask)
