@@ -9,11 +9,15 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
+	"codeswarm/workflows"
 )
 
 // steerCLI runs one CLI command in-process and returns its exit code, stdout
@@ -155,6 +159,7 @@ func TestSteerCLI(t *testing.T) {
 	}
 	expectRefused(t, "run "+id+" has ended: completed", "pause", id)
 	expectRefused(t, "run "+id+" has ended: completed", "tell", id, "too late")
+	replayRun(t, h.client, id, id+".01-rename-greet", id+".02-mathx-docs", id+".03-update-main")
 }
 
 // TestBudgetCLI: a run over its token cap pauses on its budget, says so in
@@ -212,6 +217,7 @@ func TestBudgetCLI(t *testing.T) {
 	if res.Stats.CostUSD <= total || res.Stats.PromptTokens == 0 {
 		t.Errorf("total $%g (subtasks $%g, plus the planner), %d prompt tokens", res.Stats.CostUSD, total, res.Stats.PromptTokens)
 	}
+	replayRun(t, h.client, id, id+".01-rename-greet", id+".02-mathx-docs", id+".03-update-main")
 	t.Logf("paused at %d tokens; finished with %d+%d tokens, $%.4f", p.Budget.Tokens, res.Stats.PromptTokens, res.Stats.CompletionTokens, res.Stats.CostUSD)
 }
 
@@ -257,5 +263,34 @@ func TestPausedWorkerCrash(t *testing.T) {
 			t.Errorf("model answer %s paid for %d times", k, n)
 		}
 	}
+	replayRun(t, r.client, id, id+".01-rename-greet", id+".02-mathx-docs", id+".03-update-main")
 	t.Logf("paused at %d model calls; %d answered in all", atRest, len(answered))
+}
+
+// replayRun replays the histories of a finished run and its sub-agents
+// against the current workflow code: a steered run (updates, signals,
+// waits) must be as deterministic as any other, or a worker restart in the
+// middle of one would fail it.
+func replayRun(t *testing.T, c client.Client, ids ...string) {
+	t.Helper()
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
+	replayer.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		hist := &historypb.History{}
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				t.Fatalf("history of %s: %v", id, err)
+			}
+			hist.Events = append(hist.Events, e)
+		}
+		cancel()
+		opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: id}}
+		if err := replayer.ReplayWorkflowHistoryWithOptions(nopLogger{}, hist, opts); err != nil {
+			t.Errorf("replay %s (%d events): %v", id, len(hist.Events), err)
+		}
+	}
 }

@@ -30,8 +30,9 @@ type AgentCtlState struct {
 func (ag *agent) ctl() *AgentCtlState {
 	if ag.st.Ctl == nil {
 		ag.st.Ctl = &AgentCtlState{}
-		if ag.in.Control != nil {
-			ag.st.Ctl.Notes = append([]string(nil), ag.in.Control.Notes...)
+		if c := ag.in.Control; c != nil {
+			ag.st.Ctl.Notes = append([]string(nil), c.Notes...)
+			ag.st.Ctl.Paused, ag.st.Ctl.PauseSeq = c.Paused, c.PauseSeq
 		}
 	}
 	return ag.st.Ctl

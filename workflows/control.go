@@ -46,6 +46,10 @@ type ControlSignal struct {
 type AgentControl struct {
 	Budget RunBudget `json:"budget"`
 	Notes  []string  `json:"notes,omitempty"`
+	// Paused starts the sub-agent paused (a conflict re-run launched while
+	// the run is paused); PauseSeq orders it with later pause signals.
+	Paused   bool `json:"paused,omitempty"`
+	PauseSeq int  `json:"pause_seq,omitempty"`
 }
 
 // runCtl is the run's steering state; it lives in workflow state, so it
@@ -353,7 +357,7 @@ func (s *swarm) controlFor(ctx workflow.Context, t *task) *AgentControl {
 	}
 	notes := t.ctl.notes
 	t.ctl = taskCtl{}
-	return &AgentControl{Budget: s.in.Budget, Notes: notes}
+	return &AgentControl{Budget: s.in.Budget, Notes: notes, Paused: s.state == activities.RunStatePaused, PauseSeq: s.ctl.pauseSeq}
 }
 
 func (s *swarm) planView() (activities.PlanView, error) {
