@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/workflow"
@@ -93,33 +94,63 @@ func (ag *agent) gate(ctx workflow.Context) string {
 		return ""
 	}
 	ag.drain(ctx)
-	c, b := ag.ctl(), ag.in.Control.Budget
+	c := ag.ctl()
 	waited := c.Paused
 	if err := ag.waitFor(ctx, func() bool { return !c.Paused }); err != nil {
 		return ExitCancelled
 	}
 	needT, needUSD := ag.estimate()
+	exit, asked := ag.allowance(ctx, needT, needUSD)
+	if exit == "" && (waited || asked) {
+		ag.st.Deadline = workflow.Now(ctx).Add(ag.in.Limits.SubagentTimeout)
+	}
+	return exit
+}
+
+// allowance makes sure a call of the given most cost fits: under the
+// sub-agent's own caps (else ExitBudget), and in its allowance from the run,
+// which it asks for and waits for when short (asked says so). A pause that
+// comes while it waits holds it too.
+func (ag *agent) allowance(ctx workflow.Context, needT int64, needUSD float64) (exit string, asked bool) {
+	c, b := ag.ctl(), ag.in.Control.Budget
 	usedT, usedUSD := ag.st.Usage.Total(), b.Price.Cost(ag.st.Usage)
 	if (b.MaxTokensPerSubagent > 0 && usedT+needT > b.MaxTokensPerSubagent) ||
 		(b.MaxCostUSDPerSubagent > 0 && usedUSD+needUSD > b.MaxCostUSDPerSubagent) {
 		ag.why = fmt.Sprintf("sub-agent stopped before a call that could pass its own cap: %s tokens and $%.4f used, the next call may need %s tokens and $%.4f "+
 			"(max_tokens_per_subagent=%d, max_cost_usd_per_subagent=%g)", thousands(usedT), usedUSD, thousands(needT), needUSD, b.MaxTokensPerSubagent, b.MaxCostUSDPerSubagent)
-		return ExitBudget
+		return ExitBudget, false
 	}
 	covered := func() bool {
 		return (b.MaxTokens == 0 || usedT+needT <= c.GrantTokens) && (b.MaxCostUSD == 0 || usedUSD+needUSD <= c.GrantUSD)
 	}
-	if !covered() {
-		ag.report(ctx, true, needT, needUSD)
-		waited = true
-		if err := ag.waitFor(ctx, func() bool { return !c.Paused && covered() }); err != nil {
-			return ExitCancelled
-		}
+	if covered() {
+		return "", false
 	}
-	if waited {
-		ag.st.Deadline = workflow.Now(ctx).Add(ag.in.Limits.SubagentTimeout)
+	ag.report(ctx, true, needT, needUSD)
+	if err := ag.waitFor(ctx, func() bool { return !c.Paused && covered() }); err != nil {
+		return ExitCancelled, true
 	}
-	return ""
+	return "", true
+}
+
+// errBudgetStop ends the loop with ExitBudget from inside a step.
+var errBudgetStop = errors.New("stopped by the sub-agent's own budget")
+
+// summaryAllowance covers the summary call of a tool output of chars
+// characters (the request holds at most llm's 200,000 of them).
+func (ag *agent) summaryAllowance(ctx workflow.Context, chars int) error {
+	if ag.in.Control == nil {
+		return nil
+	}
+	b := ag.in.Control.Budget
+	u := activities.Usage{PromptTokens: min(chars, 200_000)/3 + 200, CompletionTokens: b.MaxAnswerTokens}
+	switch exit, _ := ag.allowance(ctx, u.Total(), b.Price.Cost(u)); exit {
+	case ExitBudget:
+		return errBudgetStop
+	case ExitCancelled:
+		return ctx.Err()
+	}
+	return nil
 }
 
 // estimate is the most the next call may cost: the last prompt, the last

@@ -373,3 +373,21 @@ func TestTell(t *testing.T) {
 		t.Errorf("notes seen: %q, want %q", got, want)
 	}
 }
+
+// TestSummaryCallBudgeted: the summary of a large tool output is a model
+// call too; a sub-agent whose own cap cannot cover it stops before it.
+func TestSummaryCallBudgeted(t *testing.T) {
+	w := newWorld(subtask("01-a", 0))
+	w.fallback = toolsThenDone(3)
+	w.execFn = func(activities.ExecToolInput) activities.ExecToolResult {
+		return activities.ExecToolResult{Name: "bash", OutputChars: 3000, NeedsSummary: true}
+	}
+	env := newEnv(t, w)
+	in := budgetInput(0)
+	in.Budget.MaxTokensPerSubagent = 1000 // the first call (110) fits, its summary (~1,210) does not
+	res := runSwarm(t, env, in)
+	r := subtaskResult(t, res, "01-a")
+	if len(w.summaries) != 0 || r.Steps != 1 || r.ExitReason != workflows.ExitBudget || !strings.Contains(r.Error, "own cap") {
+		t.Errorf("summaries=%d steps=%d exit=%q error=%q", len(w.summaries), r.Steps, r.ExitReason, r.Error)
+	}
+}

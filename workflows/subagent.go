@@ -259,6 +259,9 @@ func (ag *agent) runTools(ctx workflow.Context, calls []activities.ToolCallInfo)
 			continue
 		}
 		hash, err := ag.runTool(ctx, turn, i, call)
+		if errors.Is(err, errBudgetStop) {
+			return ExitBudget, nil
+		}
 		if err != nil {
 			return ag.errorExit(ctx, err), err
 		}
@@ -349,6 +352,9 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		ag.noteOutput(res.OutputChars)
 	}
 	if err != nil || !res.NeedsSummary {
+		return res.ResultHash, err
+	}
+	if err := ag.summaryAllowance(ctx, res.OutputChars); err != nil {
 		return res.ResultHash, err
 	}
 	var sum activities.SummarizeResult
