@@ -96,6 +96,9 @@ func (ag *agent) gate(ctx workflow.Context) string {
 	ag.drain(ctx)
 	c := ag.ctl()
 	waited := c.Paused
+	if waited && c.Reported != ag.st.Steps {
+		ag.report(ctx, false, 0, 0) // the live table shows where it stopped
+	}
 	if err := ag.waitFor(ctx, func() bool { return !c.Paused }); err != nil {
 		return ExitCancelled
 	}

@@ -131,6 +131,18 @@ func TestPauseResume(t *testing.T) {
 	if paused.State != activities.RunStatePaused || paused.StateReason != "lunch" {
 		t.Errorf("progress while paused = %q (%q)", paused.State, paused.StateReason)
 	}
+	if len(paused.Rows) != 3 {
+		t.Fatalf("rows while paused: %+v", paused.Rows)
+	}
+	for i, want := range []activities.SubtaskView{
+		{ID: "01-a", Status: "paused", Step: 3, Tokens: 330},
+		{ID: "02-b", Status: "paused", Step: 3, Tokens: 330},
+		{ID: "03-c", Status: activities.StatusPending},
+	} {
+		if got := paused.Rows[i]; got.ID != want.ID || got.Status != want.Status || got.Step != want.Step || got.Tokens != want.Tokens {
+			t.Errorf("row %d = %+v, want %+v", i, got, want)
+		}
+	}
 	if !res.Success {
 		t.Fatalf("run failed: %s", res.Error)
 	}
