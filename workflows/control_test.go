@@ -403,3 +403,44 @@ func TestSummaryCallBudgeted(t *testing.T) {
 		t.Errorf("summaries=%d steps=%d exit=%q error=%q", len(w.summaries), r.Steps, r.ExitReason, r.Error)
 	}
 }
+
+// TestConflictRerunWhilePaused: a subtask that finishes during a pause is
+// merged; when the merge conflicts, its re-run starts paused and makes no
+// model call until resume.
+func TestConflictRerunWhilePaused(t *testing.T) {
+	w := newWorld(subtask("01-a", 0), subtask("02-b", 0))
+	w.stepDelay = time.Minute // toolsThenDone(1): both end their second (final) turn at 2 min
+	firstB := commitOf(worktreeOf(activities.ConvRef{SubtaskID: "02-b", Attempt: 1}))
+	w.mergeFn = func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool) {
+		if in.Commit == firstB {
+			return activities.MergeSubtaskResult{Status: activities.MergeConflict, Conflicts: []string{"shared.go"}}, true
+		}
+		return activities.MergeSubtaskResult{}, false
+	}
+	env := newEnv(t, w)
+	var pause, resume *updateOutcome
+	rerunCalls := -1
+	env.RegisterDelayedCallback(func() {
+		pause = sendUpdate(env, activities.PauseUpdateName, "p", activities.PauseRequest{})
+	}, 90*time.Second)
+	env.RegisterDelayedCallback(func() {
+		w.mu.Lock()
+		rerunCalls = 0
+		for _, s := range w.steps {
+			if s.Ref.SubtaskID == "02-b" && s.Ref.Attempt == 2 {
+				rerunCalls++
+			}
+		}
+		w.mu.Unlock()
+		resume = sendUpdate(env, activities.ResumeUpdateName, "r", activities.ResumeRequest{})
+	}, 2*time.Hour)
+	res := runSwarm(t, env, swarmInput())
+	pause.mustAccept(t, "pause")
+	resume.mustAccept(t, "resume")
+	if w.count("start:02-b") != 2 || rerunCalls != 0 {
+		t.Errorf("02-b started %d times; the re-run made %d model calls while paused (want 2 starts, 0 calls)", w.count("start:02-b"), rerunCalls)
+	}
+	if !res.Success {
+		t.Errorf("run failed: %s", res.Error)
+	}
+}
