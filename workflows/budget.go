@@ -138,12 +138,15 @@ func (s *swarm) spent() (int64, float64) {
 	return tokens, usd
 }
 
-// tryGrant raises t's allowance to cover its next call, and a few more when
-// the budget has room; it returns why it cannot.
+// tryGrant raises t's allowance to cover its next call, and up to
+// grantCalls-1 more of the same size out of its fair share of what is left
+// (so the first sub-agent to ask does not take it all); it returns why it
+// cannot.
 func (s *swarm) tryGrant(ctx workflow.Context, t *task) string {
 	ask := t.ctl.ask
 	usedT, usedUSD := t.ctl.usage.Total(), s.in.Budget.Price.Cost(t.ctl.usage)
 	comT, comUSD := s.committed()
+	share := int64(max(1, s.countRunning()))
 	grantT, grantUSD := t.ctl.grantTokens, t.ctl.grantUSD
 	if s.ctl.maxTokens > 0 {
 		room := s.ctl.maxTokens - (comT - max(grantT, usedT))
@@ -152,7 +155,8 @@ func (s *swarm) tryGrant(ctx workflow.Context, t *task) string {
 			return fmt.Sprintf("token cap %s reached (%s used, %s held by running sub-agents; %s's next call may need %s)",
 				thousands(s.ctl.maxTokens), thousands(spentT), thousands(comT-spentT), t.sub.ID, thousands(ask.NeedTokens))
 		}
-		grantT = max(grantT, min(room, usedT+grantCalls*ask.NeedTokens))
+		extra := min((grantCalls-1)*ask.NeedTokens, (room-usedT-ask.NeedTokens)/share)
+		grantT = max(grantT, usedT+ask.NeedTokens+extra)
 	}
 	if s.ctl.maxUSD > 0 {
 		room := s.ctl.maxUSD - (comUSD - max(grantUSD, usedUSD))
@@ -161,7 +165,8 @@ func (s *swarm) tryGrant(ctx workflow.Context, t *task) string {
 			return fmt.Sprintf("cost cap $%.2f reached ($%.4f spent, $%.4f held by running sub-agents; %s's next call may cost $%.4f)",
 				s.ctl.maxUSD, spentUSD, comUSD-spentUSD, t.sub.ID, ask.NeedUSD)
 		}
-		grantUSD = max(grantUSD, min(room, usedUSD+grantCalls*ask.NeedUSD))
+		extra := min((grantCalls-1)*ask.NeedUSD, (room-usedUSD-ask.NeedUSD)/float64(share))
+		grantUSD = max(grantUSD, usedUSD+ask.NeedUSD+extra)
 	}
 	t.ctl.grantTokens, t.ctl.grantUSD, t.ctl.ask = grantT, grantUSD, nil
 	s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, GrantTokens: grantT, GrantUSD: grantUSD})
