@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -292,5 +294,76 @@ func replayRun(t *testing.T, c client.Client, ids ...string) {
 		if err := replayer.ReplayWorkflowHistoryWithOptions(nopLogger{}, hist, opts); err != nil {
 			t.Errorf("replay %s (%d events): %v", id, len(hist.Events), err)
 		}
+	}
+}
+
+// TestPausedServerRestart SIGKILLs both the Temporal server and the worker
+// while a run is paused and starts them again on the same SQLite file: the
+// run is still paused, accepts a note and a resume from the CLI, and
+// completes with no model answer paid twice.
+func TestPausedServerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the server process")
+	}
+	const id = "e2e-pause-server"
+	model, err := scripted.Start(slowDemo(300*time.Millisecond), scripted.WithAPIKey(testAPIKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(model.Close)
+	repo, state := t.TempDir(), t.TempDir()
+	if err := scripted.WriteDemoRepo(repo); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	setCLIEnv(t, addr, testQueue(t), model.URL(), filepath.Join(state, "ws"))
+	srv := startServerProcess(t, []string{
+		"CODESWARM_EMBEDDED_DB_PATH=" + filepath.Join(state, "temporal.db"),
+		fmt.Sprintf("CODESWARM_EMBEDDED_PORT=%d", port),
+		fmt.Sprintf("CODESWARM_EMBEDDED_UI_PORT=%d", freePort(t)),
+		"CODESWARM_LOG_LEVEL=warn",
+	}, addr)
+	worker := startWorkerProcess(t)
+	startDetached(t, repo, id)
+	waitFor(t, 60*time.Second, func() bool { return model.Count(scripted.KindAgent) >= 3 })
+	expectOK(t, "paused", "pause", id)
+	atRest := stableAgentCalls(t, model, 2*time.Second)
+
+	worker.kill(t)
+	srv.kill()
+	srv.start()
+	worker = startWorkerProcess(t)
+	c, err := client.Dial(client.Options{HostPort: addr, Logger: nopLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	waitFor(t, 60*time.Second, func() bool { return runState(c, id).State == activities.RunStatePaused })
+	time.Sleep(2 * time.Second)
+	if n := model.Count(scripted.KindAgent); n != atRest {
+		t.Fatalf("model calls after the restart of a paused run: %d, then %d", atRest, n)
+	}
+	const note = "mind the deprecated wrapper"
+	expectOK(t, "note sent", "tell", id, note)
+	expectOK(t, "resumed", "resume", id)
+	res := awaitResult(t, c, id, func() string { return tail(worker.logs.String(), 3000) })
+	if !res.Success || len(res.SubtaskResults) != 3 {
+		t.Fatalf("run did not succeed after the restarts:\n%s", fmtResult(res))
+	}
+	answered, noted := map[string]int{}, false
+	for _, q := range model.Requests() {
+		if q.Kind == scripted.KindAgent && q.Status == 200 {
+			answered[q.Agent+"#"+strconv.Itoa(q.Turn)]++
+			noted = noted || bytes.Contains(q.Body, []byte(note))
+		}
+	}
+	for k, n := range answered {
+		if n != 1 {
+			t.Errorf("model answer %s paid for %d times", k, n)
+		}
+	}
+	if !noted {
+		t.Error("the note sent after the restart reached no model call")
 	}
 }
