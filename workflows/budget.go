@@ -38,7 +38,7 @@ const (
 	grantCalls = 4
 	// reportEvery is how often (in steps) a sub-agent reports its usage to
 	// the parent between requests, for the live table.
-	reportEvery = 5
+	reportEvery = 10
 )
 
 // BudgetReport is a sub-agent's usage so far (cumulative, so a repeated or
