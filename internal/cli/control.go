@@ -71,7 +71,7 @@ func newRejectCmd(g *globalOpts, stdio IO) *cobra.Command {
 
 func newTellCmd(g *globalOpts, stdio IO) *cobra.Command {
 	var subtask string
-	cmd := clientCmd(g, "tell ID [--subtask S] TEXT", "Send a steering note a sub-agent reads before its next model call", cobra.MinimumNArgs(2), false,
+	cmd := clientCmd(g, "tell ID [--subtask S] TEXT", "Send a steering note a sub-agent reads before its next model call", tellArgs, false,
 		func(ctx context.Context, e *env, args []string) error {
 			msg := strings.TrimSpace(strings.Join(args[1:], " "))
 			if msg == "" {
@@ -81,6 +81,14 @@ func newTellCmd(g *globalOpts, stdio IO) *cobra.Command {
 		})
 	cmd.Flags().StringVar(&subtask, "subtask", "", "subtask ID (default: every running sub-agent); one that has not started reads it when it starts")
 	return cmd
+}
+
+// tellArgs wants a run ID and a note.
+func tellArgs(_ *cobra.Command, args []string) error {
+	if len(args) < 2 {
+		return badInput("tell needs a run ID and a note: codeswarm tell ID [--subtask S] TEXT")
+	}
+	return nil
 }
 
 func newPlanCmd(g *globalOpts, stdio IO) *cobra.Command {
