@@ -127,6 +127,8 @@ type SubtaskResult struct {
 	LLMCalls         int      `json:"llm_calls"`
 	MergeCommit      string   `json:"merge_commit,omitempty"`
 	VerifyFailed     bool     `json:"verify_failed,omitempty"`
+	// CostUSD prices the tokens above by llm.prices (0 when unpriced).
+	CostUSD float64 `json:"cost_usd"`
 }
 
 // StageStats is the seed's per-stage statistics.
@@ -147,6 +149,7 @@ type Stats struct {
 	TotalLLMCalls            int          `json:"total_llm_calls"`
 	PromptTokens             int          `json:"prompt_tokens"`
 	CompletionTokens         int          `json:"completion_tokens"`
+	CostUSD                  float64      `json:"cost_usd"` // planner and every sub-agent, by llm.prices
 	CriticalPathLength       int          `json:"critical_path_length"`
 	ExecutionTimeMs          int64        `json:"execution_time_ms"`
 	SequentialTimeEstimateMs int64        `json:"sequential_time_estimate_ms"`

@@ -131,6 +131,9 @@ type AgentStepInput struct {
 	Turn         int     `json:"turn"`
 	Model        string  `json:"model"`
 	ContextLimit int     `json:"context_limit"`
+	// Notes are steering notes (codeswarm tell) the model reads before this
+	// turn, appended once as user messages.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // ToolCallInfo is what the workflow needs of a tool call: the arguments stay
@@ -164,6 +167,9 @@ const finalTextCap = 16 << 10
 // window, call the model with tools, store the answer.
 func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentStepResult, error) {
 	ref := tref(in.Ref)
+	if err := a.appendNotes(ref, in.Turn, in.Notes); err != nil {
+		return AgentStepResult{}, err
+	}
 	var fit llm.FitReport
 	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Turn), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
 		var fitted []openai.ChatCompletionMessage
@@ -297,4 +303,31 @@ func (a *Activities) Summarize(ctx context.Context, in SummarizeInput) (Summariz
 func llmRetryable(err error) bool {
 	var e *llm.Error
 	return !errors.As(err, &e) || e.Retryable()
+}
+
+func keyNote(t, i int) string { return fmt.Sprintf("t%04d-note-%02d", t, i) }
+
+// NotePrefix opens a steering note in the conversation.
+const NotePrefix = "Note from the user who runs this swarm (codeswarm tell): "
+
+// appendNotes puts a turn's steering notes at the end of the conversation,
+// unless the turn's answer is already stored (a retry after the call): then
+// they are there already, and a note after the answer would split it from
+// its tool results.
+func (a *Activities) appendNotes(ref transcript.Ref, turn int, notes []string) error {
+	if len(notes) == 0 {
+		return nil
+	}
+	recs, err := a.Transcripts.Load(ref)
+	if err != nil {
+		return err
+	}
+	if _, done := transcript.Find(recs, keyAssistant(turn)); done {
+		return nil
+	}
+	out := make([]transcript.Record, len(notes))
+	for i, n := range notes {
+		out[i] = transcript.Record{Key: keyNote(turn, i), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: NotePrefix + n}}
+	}
+	return a.Transcripts.Append(ref, out...)
 }

@@ -74,6 +74,9 @@ type LLMConfig struct {
 	// Reasoning is auto, on or off: whether requests take the form of
 	// reasoning models (no temperature, max_completion_tokens).
 	Reasoning string `mapstructure:"reasoning"`
+	// Prices are MODEL=PROMPT/COMPLETION entries (USD per million tokens)
+	// over the built-in table; PriceOf looks a model up.
+	Prices []string `mapstructure:"prices"`
 }
 
 // SwarmConfig bounds how a run fans out into sub-agents.
@@ -84,6 +87,12 @@ type SwarmConfig struct {
 	MaxTotalSteps       int           `mapstructure:"max_total_steps"`
 	SubagentTimeout     time.Duration `mapstructure:"subagent_timeout"`
 	MaxRetries          int           `mapstructure:"max_retries"`
+	// MaxTokens and MaxCostUSD cap the whole run's spend, the PerSubagent
+	// ones each sub-agent's; 0 means no cap.
+	MaxTokens             int     `mapstructure:"max_tokens"`
+	MaxCostUSD            float64 `mapstructure:"max_cost_usd"`
+	MaxTokensPerSubagent  int     `mapstructure:"max_tokens_per_subagent"`
+	MaxCostUSDPerSubagent float64 `mapstructure:"max_cost_usd_per_subagent"`
 	// Strategy is one of Strategies().
 	Strategy string `mapstructure:"strategy"`
 }

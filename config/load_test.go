@@ -28,7 +28,7 @@ func TestLoadDefaults(t *testing.T) {
 		LLM: LLMConfig{
 			BaseURL: "https://api.openai.com/v1", APIKey: "", Model: "gpt-4.1-mini", PlannerModel: "gpt-4.1-mini",
 			MaxConcurrent: 16, RequestsPerSecond: 0, Timeout: 5 * time.Minute, ContextLimit: 256000,
-			Temperature: 0.7, MaxTokens: 8192, Reasoning: "auto",
+			Temperature: 0.7, MaxTokens: 8192, Reasoning: "auto", Prices: []string{},
 		},
 		Swarm: SwarmConfig{
 			MaxSubagents: 100, MaxConcurrent: 4, MaxStepsPerSubagent: 100, MaxTotalSteps: 1500,

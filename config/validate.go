@@ -77,6 +77,13 @@ func (c *Config) checks() []func() error {
 		func() error { return positiveDuration("workspace.host_lost_after", c.Workspace.HostLostAfter) },
 		func() error { return nonNegativeDuration("workspace.auto_move_after", c.Workspace.AutoMoveAfter) },
 		func() error { return atLeast("swarm.max_retries", c.Swarm.MaxRetries, 0) },
+		func() error { return atLeast("swarm.max_tokens", c.Swarm.MaxTokens, 0) },
+		func() error { return nonNegativeFloat("swarm.max_cost_usd", c.Swarm.MaxCostUSD) },
+		func() error { return atLeast("swarm.max_tokens_per_subagent", c.Swarm.MaxTokensPerSubagent, 0) },
+		func() error {
+			return nonNegativeFloat("swarm.max_cost_usd_per_subagent", c.Swarm.MaxCostUSDPerSubagent)
+		},
+		c.checkPrices,
 		func() error { return oneOf("swarm.strategy", c.Swarm.Strategy, Strategies()...) },
 		func() error { return notEmpty("workspace.root", c.Workspace.Root) },
 		func() error { return checkHostName("workspace.host", c.Workspace.Host) },

@@ -43,7 +43,19 @@ type saSnapshot struct {
 func (s *swarm) rows() []activities.SubtaskView {
 	rows := make([]activities.SubtaskView, 0, len(s.tasks))
 	for _, t := range s.tasks {
-		rows = append(rows, t.view())
+		v := t.view()
+		switch t.state {
+		case stateRunning:
+			// What the sub-agent last reported (every few steps, and with
+			// every allowance it asks for).
+			v.Step, v.Tokens, v.CostUSD = t.ctl.step, t.ctl.usage.Total(), s.in.Budget.Price.Cost(t.ctl.usage)
+			if s.state == activities.RunStatePaused {
+				v.Status = "paused"
+			}
+		case stateDone:
+			v.CostUSD = t.res.CostUSD
+		}
+		rows = append(rows, v)
 	}
 	return rows
 }

@@ -41,6 +41,7 @@ type task struct {
 	childID    string
 	branch     string
 	resumeFrom string
+	ctl        taskCtl
 }
 
 // keptNote names where a first attempt's work stays after a conflict.
@@ -66,7 +67,7 @@ func (s *swarm) schedule(ctx workflow.Context) {
 	for {
 		s.blockUnreachable(ctx)
 		s.startReady(ctx)
-		if s.running == 0 {
+		if s.running == 0 && !s.waitsForResume(ctx) {
 			return
 		}
 		sel := workflow.NewSelector(ctx)
@@ -77,6 +78,7 @@ func (s *swarm) schedule(ctx workflow.Context) {
 				sel.AddFuture(t.future, func(f workflow.Future) { s.onDone(ctx, t, f) })
 			}
 		}
+		s.addWake(ctx, sel)
 		sel.Select(ctx)
 	}
 }
@@ -140,6 +142,9 @@ func (s *swarm) ready() []*task {
 }
 
 func (s *swarm) startReady(ctx workflow.Context) {
+	if ctx.Err() == nil && s.holding() {
+		return // paused: nothing new starts
+	}
 	limit := max(1, s.in.Limits.MaxConcurrent)
 	for _, t := range s.ready() {
 		if ctx.Err() != nil {
@@ -257,7 +262,7 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.branch,
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.reserved, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom,
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t),
 	})
 }
 
@@ -295,6 +300,7 @@ func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	s.usage = s.usage.Add(r.Usage)
 	t.last = r
 	s.fillResult(t, r)
+	s.afterChild(ctx, t, r)
 	kind := "finished"
 	if !r.Success {
 		kind = "failed"

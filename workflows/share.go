@@ -32,7 +32,8 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 
 // progress returns the events after seq `since`.
 func (s *swarm) progress(since int) (activities.Progress, error) {
-	p := activities.Progress{Phase: s.phase, Subtasks: len(s.tasks), State: s.state, StateReason: s.stateReason, Host: s.host(), Rows: s.rows()}
+	p := activities.Progress{Phase: s.phase, Subtasks: len(s.tasks), State: s.state, StateReason: s.stateReason, Host: s.host(),
+		Budget: s.budgetView(), Rows: s.rows()}
 	for _, e := range s.events {
 		if e.Seq > since {
 			p.Events = append(p.Events, e)

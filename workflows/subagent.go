@@ -62,6 +62,9 @@ type SubAgentInput struct {
 	// ResumeFrom is this subtask's branch on the host the run moved from
 	// (StartSubtaskInput.ResumeFrom).
 	ResumeFrom string `json:"resume_from,omitempty"`
+	// Control is the run's steering (pause, notes, budget); nil for
+	// sub-agents of runs that started before it.
+	Control *AgentControl `json:"control,omitempty"`
 }
 
 // AgentTally is where a sub-agent works and what it has done so far. The
@@ -96,6 +99,8 @@ type SubAgentState struct {
 	Runs        int       `json:"runs"`
 	// ToolSeq numbers tool calls across continue-as-new (AgentView.Recent).
 	ToolSeq int `json:"tool_seq,omitempty"`
+	// Ctl is the steering state (with Control only).
+	Ctl *AgentCtlState `json:"ctl,omitempty"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
@@ -140,6 +145,8 @@ type agent struct {
 	in   SubAgentInput
 	st   *SubAgentState
 	view liveView
+	// why explains an ExitBudget.
+	why string
 }
 
 func (ag *agent) ref() activities.ConvRef {
@@ -181,9 +188,15 @@ func (ag *agent) loop(ctx workflow.Context) (exit, final string, err error) {
 		}
 		if ag.shouldContinueAsNew(ctx, stepsThisRun) {
 			ag.st.Runs++
+			if ag.in.Control != nil {
+				ag.drain(ctx) // a signal not taken now would be lost
+			}
 			next := ag.in
 			next.State = ag.st
 			return "", "", workflow.NewContinueAsNewError(ctx, SubAgentWorkflowName, next)
+		}
+		if exit := ag.gate(ctx); exit != "" {
+			return exit, "", nil
 		}
 		step, err := ag.step(ctx)
 		if err != nil {
@@ -230,7 +243,7 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 	ag.doing(ctx, turnSummary(ag.st.Turn, ag.in.Model))
 	actx := summarized(llmOptions(ctx, ag.in.Limits.LLMTimeout), turnSummary(ag.st.Turn, ag.in.Model))
 	err := workflow.ExecuteActivity(actx, a.AgentStep, activities.AgentStepInput{
-		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit,
+		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit, Notes: ag.notes(),
 	}).Get(ctx, &res)
 	if err != nil {
 		return res, err
@@ -239,6 +252,7 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 	ag.st.LLMCalls++
 	ag.st.Usage = ag.st.Usage.Add(res.Usage)
 	ag.st.Turn++
+	ag.afterStep(ctx, res.Usage)
 	return res, nil
 }
 
@@ -257,6 +271,9 @@ func (ag *agent) runTools(ctx workflow.Context, calls []activities.ToolCallInfo)
 			continue
 		}
 		hash, err := ag.runTool(ctx, turn, i, call)
+		if errors.Is(err, errBudgetStop) {
+			return ExitBudget, nil
+		}
 		if err != nil {
 			return ag.errorExit(ctx, err), err
 		}
@@ -346,7 +363,13 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	err := workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
 		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools,
 	}).Get(ctx, &res)
+	if !res.NeedsSummary {
+		ag.noteOutput(res.OutputChars)
+	}
 	if err != nil || !res.NeedsSummary {
+		return res.ResultHash, err
+	}
+	if err := ag.summaryAllowance(ctx, res.OutputChars); err != nil {
 		return res.ResultHash, err
 	}
 	var sum activities.SummarizeResult
@@ -354,6 +377,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	err = workflow.ExecuteActivity(sctx, a.Summarize, activities.SummarizeInput{
 		Ref: ag.ref(), Turn: turn, Index: index, ToolName: call.Name, CallID: call.ID, Model: ag.in.Model,
 	}).Get(ctx, &sum)
+	ag.noteOutput(sum.Chars)
 	if sum.Summarized {
 		ag.st.LLMCalls++
 		ag.st.Usage = ag.st.Usage.Add(sum.Usage)
@@ -413,6 +437,9 @@ func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
 		AgentTally: st.AgentTally, ContinuedAsNew: st.Runs,
 	}
 	res.Status, res.Success, res.Error = outcome(exit, final, ag.in, st)
+	if exit == ExitBudget {
+		res.Error = ag.why
+	}
 	if loopErr != nil {
 		res.Error = joinErr(res.Error, errText(loopErr))
 	}

@@ -32,6 +32,10 @@ type SwarmInput struct {
 	// Visibility says which search attributes the run keeps up to date
 	// (none in histories from before they existed).
 	Visibility Visibility `json:"visibility"`
+	// ApprovePlan holds the run after planning until approve or reject.
+	ApprovePlan bool `json:"approve_plan,omitempty"`
+	// Budget caps the run's tokens and cost (zero: no caps).
+	Budget RunBudget `json:"budget,omitempty"`
 }
 
 // Run phases reported by the progress query.
@@ -53,6 +57,9 @@ func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult,
 		return activities.SwarmResult{}, err
 	}
 	if err := s.registerHostHandlers(ctx); err != nil {
+		return activities.SwarmResult{}, err
+	}
+	if err := s.registerControl(ctx); err != nil {
 		return activities.SwarmResult{}, err
 	}
 	res, err := s.run(ctx)
@@ -88,12 +95,14 @@ type swarm struct {
 	lastSA *saSnapshot
 	// hs is the run's workspace host: watched, and moved by the move update.
 	hs hostState
+	// ctl is the run's steering: caps, cost, pause and approval.
+	ctl *runCtl
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
 	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing, state: activities.RunStateRunning,
-		hs: hostState{main: workflow.GetInfo(ctx).TaskQueueName, wake: workflow.NewBufferedChannel(ctx, 1)}}
+		hs: hostState{main: workflow.GetInfo(ctx).TaskQueueName, wake: workflow.NewBufferedChannel(ctx, 1)}, ctl: newRunCtl(in)}
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
@@ -114,6 +123,16 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 		return s.failed(ctx, err), nil
 	}
 	s.setPlan(ctx, plan)
+	if s.in.ApprovePlan {
+		if reason := s.awaitApproval(ctx); reason != "" {
+			s.phase = PhaseFinishing
+			fin := s.finish(ctx)
+			s.phase = PhaseDone
+			res := s.result(ctx, fin)
+			res.Error = "plan rejected: " + reason
+			return res.SwarmResult, nil
+		}
+	}
 	s.phase = PhaseRunning
 	s.refresh(ctx)
 	s.schedule(ctx)
@@ -179,6 +198,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 		}
 		s.llmCalls++
 		s.usage = s.usage.Add(res.Usage)
+		s.ctl.cost += s.in.Budget.PlannerPrice.Cost(res.Usage)
 		if res.Problem == "" {
 			if attempt > 0 {
 				s.planNote = "plan repaired after: " + problem

@@ -1,5 +1,6 @@
 // Package cli implements the codeswarm command line: run, status, watch,
-// result, list, cancel, server, dev and demo.
+// result, list, cancel, pause, resume, plan, approve, reject, tell, server,
+// dev and demo.
 package cli
 
 import (
@@ -73,7 +74,9 @@ func newRoot(stdio IO) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newRunCmd(g, stdio), newStatusCmd(g, stdio), newWatchCmd(g, stdio), newResultCmd(g, stdio),
-		newListCmd(g, stdio), newCancelCmd(g, stdio), newCleanCmd(g, stdio), newServerCmd(g, stdio), newDevCmd(g, stdio), newDemoCmd(g, stdio),
+		newListCmd(g, stdio), newCancelCmd(g, stdio),
+		newPauseCmd(g, stdio), newResumeCmd(g, stdio), newPlanCmd(g, stdio), newApproveCmd(g, stdio), newRejectCmd(g, stdio), newTellCmd(g, stdio),
+		newCleanCmd(g, stdio), newServerCmd(g, stdio), newDevCmd(g, stdio), newDemoCmd(g, stdio),
 		newMoveCmd(g, stdio), newWorkersCmd(g, stdio),
 	)
 	return root

@@ -41,6 +41,8 @@ var runFlagKeys = map[string]string{
 type runOpts struct {
 	repo, task, taskFile, base, id string
 	apply, detach, noWorker, json  bool
+	// approvePlan holds the run after planning until approve or reject.
+	approvePlan bool
 	// continueAsNewEvery is a hidden knob for tests and benchmarks.
 	continueAsNewEvery int
 }
@@ -77,6 +79,7 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 	f.BoolVar(&o.detach, "detach", false, "print the workflow ID and return")
 	f.BoolVar(&o.noWorker, "no-worker", false, "do not start an in-process worker")
 	f.BoolVar(&o.json, "json", false, "print only the result JSON")
+	f.BoolVar(&o.approvePlan, "approve-plan", false, "stop after planning until `codeswarm approve ID` (or `reject ID --reason TEXT`); `codeswarm plan ID` shows the plan")
 	f.IntVar(&o.continueAsNewEvery, "continue-as-new-every", 0, "continue sub-agents as new every N steps (testing)")
 	_ = f.MarkHidden("continue-as-new-every")
 	return cmd
@@ -104,7 +107,37 @@ func runInput(ctx context.Context, cfg *config.Config, o *runOpts) (workflows.Sw
 	} else if !validID.MatchString(id) {
 		return workflows.SwarmInput{}, "", badInput("--id %q: use letters, digits, '.', '_' and '-' only", id)
 	}
-	return swarmInput(cfg, repo.Root, task, o), id, nil
+	budget, err := runBudget(cfg)
+	if err != nil {
+		return workflows.SwarmInput{}, "", err
+	}
+	in := swarmInput(cfg, repo.Root, task, o)
+	in.Budget = budget
+	return in, id, nil
+}
+
+// runBudget takes the caps from config and prices the run's models. With
+// a cost cap, a model without a price is refused: its spend could not be
+// counted.
+func runBudget(cfg *config.Config) (workflows.RunBudget, error) {
+	b := workflows.RunBudget{
+		MaxTokens: int64(cfg.Swarm.MaxTokens), MaxCostUSD: cfg.Swarm.MaxCostUSD,
+		MaxTokensPerSubagent: int64(cfg.Swarm.MaxTokensPerSubagent), MaxCostUSDPerSubagent: cfg.Swarm.MaxCostUSDPerSubagent,
+		MaxAnswerTokens: cfg.LLM.MaxTokens, FirstPromptTokens: workflows.DefaultFirstPromptTokens,
+	}
+	costCapped := b.MaxCostUSD > 0 || b.MaxCostUSDPerSubagent > 0
+	for _, m := range []struct {
+		model string
+		price *activities.Price
+	}{{cfg.LLM.Model, &b.Price}, {cfg.LLM.PlannerModel, &b.PlannerPrice}} {
+		p, ok := cfg.PriceOf(m.model)
+		if !ok && costCapped {
+			return b, badInput("swarm.max_cost_usd is set but model %q has no price: add it to llm.prices as %q "+
+				"(USD per million prompt/completion tokens) in codeswarm.yaml or CODESWARM_LLM_PRICES", m.model, m.model+"=PROMPT/COMPLETION")
+		}
+		*m.price = activities.Price{Prompt: p.Prompt, Completion: p.Completion}
+	}
+	return b, nil
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -150,7 +183,7 @@ func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows
 		},
 		BranchPrefix: cfg.Git.BranchPrefix, AutoMerge: cfg.Git.AutoMerge, ResolveConflicts: cfg.Git.ResolveConflicts,
 		VerifyCommand: cfg.Verify.Command, VerifyMode: cfg.Verify.Mode, VerifyTimeout: cfg.Tools.Bash.MaxTimeout * 3,
-		Apply: o.apply, ContinueAsNewEvery: o.continueAsNewEvery,
+		Apply: o.apply, ContinueAsNewEvery: o.continueAsNewEvery, ApprovePlan: o.approvePlan,
 	}
 }
 

@@ -1,0 +1,377 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+// Signals between a run and its sub-agents (internal to the workflows).
+const (
+	// agentControlSignal carries a ControlSignal from the run to a sub-agent.
+	agentControlSignal = "agent_control"
+	// budgetReportSignal carries a BudgetReport from a sub-agent to the run.
+	budgetReportSignal = "budget_report"
+)
+
+// controlChange versions the steering of sub-agents (pause, tell, budget
+// grants, usage reports): sub-agents launched before it get no Control and
+// behave, and replay, as they did.
+const controlChange = "agent-control"
+
+// ControlSignal kinds.
+const (
+	signalPause = "pause"
+	signalGrant = "grant"
+	signalTell  = "tell"
+)
+
+// ControlSignal is what the run tells a running sub-agent: pause or go on
+// (the highest Seq wins), a new allowance (cumulative), or notes.
+type ControlSignal struct {
+	Kind        string   `json:"kind"`
+	Seq         int      `json:"seq,omitempty"`
+	Paused      bool     `json:"paused,omitempty"`
+	GrantTokens int64    `json:"grant_tokens,omitempty"`
+	GrantUSD    float64  `json:"grant_usd,omitempty"`
+	Notes       []string `json:"notes,omitempty"`
+}
+
+// AgentControl is a sub-agent's share of the run's steering: its budget
+// rules and the notes sent to it before it started.
+type AgentControl struct {
+	Budget RunBudget `json:"budget"`
+	Notes  []string  `json:"notes,omitempty"`
+	// Paused starts the sub-agent paused (a conflict re-run launched while
+	// the run is paused); PauseSeq orders it with later pause signals.
+	Paused   bool `json:"paused,omitempty"`
+	PauseSeq int  `json:"pause_seq,omitempty"`
+}
+
+// runCtl is the run's steering state; it lives in workflow state, so it
+// survives worker and server restarts.
+type runCtl struct {
+	maxTokens    int64
+	maxUSD       float64
+	cost         float64 // planner and ended sub-agents
+	pauseSeq     int
+	approval     string // "", "approved" or "rejected"
+	rejectReason string
+	wake         workflow.Channel
+}
+
+func newRunCtl(in SwarmInput) *runCtl {
+	return &runCtl{maxTokens: in.Budget.MaxTokens, maxUSD: in.Budget.MaxCostUSD}
+}
+
+// registerControl sets up the steering updates, the plan query and the
+// sub-agents' usage reports. A validator's refusal writes nothing to history.
+func (s *swarm) registerControl(ctx workflow.Context) error {
+	s.ctl.wake = workflow.NewBufferedChannel(ctx, 1)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		ch := workflow.GetSignalChannel(gctx, budgetReportSignal)
+		for {
+			var r BudgetReport
+			ch.Receive(gctx, &r)
+			s.onReport(gctx, r)
+		}
+	})
+	if err := workflow.SetQueryHandler(ctx, activities.PlanQueryName, s.planView); err != nil {
+		return err
+	}
+	type update struct {
+		name    string
+		handler any
+		check   any
+	}
+	for _, u := range []update{
+		{activities.PauseUpdateName, s.pause, s.checkPause},
+		{activities.ResumeUpdateName, s.resume, s.checkResume},
+		{activities.ApproveUpdateName, s.approve, s.checkApprove},
+		{activities.RejectUpdateName, s.reject, s.checkReject},
+		{activities.TellUpdateName, s.tell, s.checkTell},
+	} {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.check}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *swarm) reply(msg string) activities.ControlReply {
+	return activities.ControlReply{State: s.state, Message: msg}
+}
+
+// ended refuses steering a run that is past its sub-agents.
+func (s *swarm) ended() error {
+	if s.phase == PhaseFinishing || s.phase == PhaseDone || s.phase == PhaseVerifying {
+		return fmt.Errorf("run %s is %s: nothing left to steer", s.runID, s.phase)
+	}
+	return nil
+}
+
+func (s *swarm) checkPause(req activities.PauseRequest) error {
+	if err := s.ended(); err != nil {
+		return err
+	}
+	switch s.state {
+	case activities.RunStatePaused:
+		return fmt.Errorf("run %s is already paused (%s)", s.runID, s.stateReason)
+	case activities.RunStateAwaitingApproval:
+		return fmt.Errorf("run %s is awaiting approval of its plan: nothing runs yet; approve or reject it", s.runID)
+	}
+	return nil
+}
+
+// pause stops the run: running sub-agents stop before their next model
+// call (after the tool results of their current step are recorded), and
+// no subtask starts.
+func (s *swarm) pause(ctx workflow.Context, req activities.PauseRequest) (activities.ControlReply, error) {
+	reason := strings.TrimSpace(req.Reason)
+	if reason == "" {
+		reason = "paused by codeswarm pause"
+	}
+	s.setState(ctx, activities.RunStatePaused, reason)
+	n := s.signalPause(ctx, true)
+	return s.reply(fmt.Sprintf("run %s paused: %d running sub-agents stop after their current step; nothing new starts", s.runID, n)), nil
+}
+
+func (s *swarm) signalPause(ctx workflow.Context, paused bool) int {
+	s.ctl.pauseSeq++
+	n := 0
+	for _, t := range s.tasks {
+		if t.state == stateRunning {
+			s.signalChild(ctx, t, ControlSignal{Kind: signalPause, Seq: s.ctl.pauseSeq, Paused: paused})
+			n++
+		}
+	}
+	return n
+}
+
+func (s *swarm) checkResume(req activities.ResumeRequest) error {
+	if req.AddTokens < 0 || req.AddUSD < 0 {
+		return errors.New("--add-tokens and --add-usd must be 0 or more")
+	}
+	if s.state != activities.RunStatePaused && s.state != activities.RunStateBudgetPaused {
+		return fmt.Errorf("run %s is not paused (state %s)", s.runID, s.state)
+	}
+	if req.AddTokens > 0 && s.ctl.maxTokens == 0 {
+		return fmt.Errorf("run %s has no token cap (swarm.max_tokens was 0): --add-tokens has nothing to raise", s.runID)
+	}
+	if req.AddUSD > 0 && s.ctl.maxUSD == 0 {
+		return fmt.Errorf("run %s has no cost cap (swarm.max_cost_usd was 0): --add-usd has nothing to raise", s.runID)
+	}
+	if s.state == activities.RunStateBudgetPaused && req.AddTokens == 0 && req.AddUSD == 0 {
+		return fmt.Errorf("run %s is paused on its budget (%s): raise it with --add-tokens N or --add-usd X", s.runID, s.stateReason)
+	}
+	return nil
+}
+
+// resume raises the caps and lets the run go on; requests the old caps
+// could not meet are looked at again.
+func (s *swarm) resume(ctx workflow.Context, req activities.ResumeRequest) (activities.ControlReply, error) {
+	s.ctl.maxTokens += req.AddTokens
+	s.ctl.maxUSD += req.AddUSD
+	wasPaused := s.state == activities.RunStatePaused
+	s.setState(ctx, activities.RunStateRunning, "")
+	if wasPaused {
+		s.signalPause(ctx, false)
+	}
+	s.serve(ctx)
+	s.poke()
+	msg := fmt.Sprintf("run %s resumed", s.runID)
+	if s.state == activities.RunStateBudgetPaused {
+		msg = fmt.Sprintf("run %s is still paused: %s", s.runID, s.stateReason)
+	}
+	return s.reply(msg), nil
+}
+
+func (s *swarm) checkApprove(activities.ApproveRequest) error {
+	if s.state != activities.RunStateAwaitingApproval {
+		return fmt.Errorf("run %s is not awaiting approval (state %s)", s.runID, s.state)
+	}
+	return nil
+}
+
+func (s *swarm) approve(ctx workflow.Context, _ activities.ApproveRequest) (activities.ControlReply, error) {
+	s.ctl.approval = "approved"
+	s.setState(ctx, activities.RunStateRunning, "")
+	return s.reply(fmt.Sprintf("plan of run %s approved: %d subtasks start", s.runID, len(s.tasks))), nil
+}
+
+func (s *swarm) checkReject(req activities.RejectRequest) error {
+	if err := s.checkApprove(activities.ApproveRequest{}); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		return errors.New("reject needs a reason (--reason TEXT)")
+	}
+	return nil
+}
+
+func (s *swarm) reject(ctx workflow.Context, req activities.RejectRequest) (activities.ControlReply, error) {
+	s.ctl.approval, s.ctl.rejectReason = "rejected", strings.TrimSpace(req.Reason)
+	s.setState(ctx, activities.RunStateRejected, s.ctl.rejectReason)
+	return s.reply(fmt.Sprintf("plan of run %s rejected: the run ends without running a subtask", s.runID)), nil
+}
+
+// awaitApproval holds a run started with --approve-plan after planning. It
+// returns the reason when the plan is rejected.
+func (s *swarm) awaitApproval(ctx workflow.Context) string {
+	s.setState(ctx, activities.RunStateAwaitingApproval,
+		fmt.Sprintf("the plan (%d subtasks) waits: codeswarm plan %s, then approve or reject --reason", len(s.tasks), s.runID))
+	if err := workflow.Await(ctx, func() bool { return s.ctl.approval != "" }); err != nil {
+		return "" // cancelled: the schedule reports every subtask as cancelled
+	}
+	if s.ctl.approval != "rejected" {
+		return ""
+	}
+	for _, t := range s.tasks {
+		s.complete(t, activities.StatusCancelled, "not run: the plan was rejected: "+s.ctl.rejectReason)
+	}
+	s.event(ctx, "rejected", "", s.ctl.rejectReason)
+	return s.ctl.rejectReason
+}
+
+func (s *swarm) checkTell(req activities.TellRequest) error {
+	if err := s.ended(); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Message) == "" {
+		return errors.New("the note is empty")
+	}
+	if req.Subtask == "" {
+		if s.countRunning() == 0 {
+			return fmt.Errorf("no sub-agent of run %s is running: name a subtask with --subtask (known: %s)", s.runID, s.knownIDs())
+		}
+		return nil
+	}
+	t := s.byID(req.Subtask)
+	if t == nil {
+		return fmt.Errorf("run %s has no subtask %q (known: %s)", s.runID, req.Subtask, s.knownIDs())
+	}
+	if t.state == stateDone {
+		return fmt.Errorf("subtask %s has ended (%s): it reads no more notes", t.sub.ID, t.res.Status)
+	}
+	return nil
+}
+
+// tell delivers a note to running sub-agents now, or to a subtask that has
+// not started when it starts.
+func (s *swarm) tell(ctx workflow.Context, req activities.TellRequest) (activities.ControlReply, error) {
+	msg := strings.TrimSpace(req.Message)
+	var sent []string
+	for _, t := range s.tasks {
+		if req.Subtask != "" && t.sub.ID != req.Subtask {
+			continue
+		}
+		switch t.state {
+		case stateRunning:
+			s.signalChild(ctx, t, ControlSignal{Kind: signalTell, Notes: []string{msg}})
+			sent = append(sent, t.sub.ID)
+		case statePending:
+			if req.Subtask == "" {
+				continue
+			}
+			t.ctl.notes = append(t.ctl.notes, msg)
+			s.event(ctx, "note", t.sub.ID, "note queued until it starts")
+			return s.reply(fmt.Sprintf("note queued for %s: it reads it when it starts", t.sub.ID)), nil
+		}
+	}
+	s.event(ctx, "note", strings.Join(sent, ","), activities.FirstLine(msg, 120))
+	return s.reply(fmt.Sprintf("note sent to %s: read before the next model call", strings.Join(sent, ", "))), nil
+}
+
+func (s *swarm) countRunning() int {
+	n := 0
+	for _, t := range s.tasks {
+		if t.state == stateRunning {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *swarm) knownIDs() string {
+	ids := make([]string, len(s.tasks))
+	for i, t := range s.tasks {
+		ids[i] = t.sub.ID
+	}
+	if len(ids) == 0 {
+		return "none yet: the run has not planned"
+	}
+	return strings.Join(ids, ", ")
+}
+
+// signalChild sends sig to t's sub-agent once it has started, by workflow
+// ID so that it reaches the current run after a continue-as-new. Signals
+// are issued in the order they were sent; one to a sub-agent that ended is
+// dropped.
+func (s *swarm) signalChild(ctx workflow.Context, t *task, sig ControlSignal) {
+	id := ChildWorkflowID(s.runID, t.sub.ID, t.attempt)
+	fut := t.future
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		if fut.GetChildWorkflowExecution().Get(gctx, nil) != nil {
+			return
+		}
+		_ = workflow.SignalExternalWorkflow(gctx, id, "", agentControlSignal, sig).Get(gctx, nil)
+	})
+}
+
+// poke wakes the schedule loop after the state changed.
+func (s *swarm) poke() {
+	if s.ctl.wake != nil {
+		s.ctl.wake.SendAsync(true)
+	}
+}
+
+// holding: the run is paused, so nothing new starts.
+func (s *swarm) holding() bool {
+	return s.state == activities.RunStatePaused || s.state == activities.RunStateBudgetPaused
+}
+
+// waitsForResume: nothing runs, subtasks are left, and the run is paused:
+// the schedule waits for resume or cancel instead of ending.
+func (s *swarm) waitsForResume(ctx workflow.Context) bool {
+	return ctx.Err() == nil && s.holding() && s.hasPending()
+}
+
+// addWake lets the schedule's select return when the state changes (or,
+// while nothing runs, when the run is cancelled).
+func (s *swarm) addWake(ctx workflow.Context, sel workflow.Selector) {
+	sel.AddReceive(s.ctl.wake, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
+	if s.running == 0 {
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+	}
+}
+
+// controlFor is the steering a sub-agent starts with (nil for runs that
+// started before steering existed, so they replay unchanged).
+func (s *swarm) controlFor(ctx workflow.Context, t *task) *AgentControl {
+	if u := t.ctl.usage; u.Total() > 0 {
+		// The sub-agent a move terminated: what it last reported stays
+		// spent (its attempt never returns a result that would count it).
+		s.usage = s.usage.Add(u)
+		s.ctl.cost += s.in.Budget.Price.Cost(u)
+		s.used += t.ctl.step
+	}
+	if workflow.GetVersion(ctx, controlChange, workflow.DefaultVersion, 1) < 1 {
+		return nil
+	}
+	notes := t.ctl.notes
+	t.ctl = taskCtl{}
+	return &AgentControl{Budget: s.in.Budget, Notes: notes, Paused: s.state == activities.RunStatePaused, PauseSeq: s.ctl.pauseSeq}
+}
+
+func (s *swarm) planView() (activities.PlanView, error) {
+	v := activities.PlanView{State: s.state, Note: s.planNote, Subtasks: make([]activities.Subtask, 0, len(s.tasks))}
+	for _, t := range s.tasks {
+		v.Subtasks = append(v.Subtasks, t.sub)
+	}
+	return v, nil
+}
+
