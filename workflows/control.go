@@ -374,4 +374,3 @@ func (s *swarm) planView() (activities.PlanView, error) {
 	}
 	return v, nil
 }
-
