@@ -41,24 +41,24 @@ const (
 
 // SubAgentInput starts (or, with State, continues) one sub-agent.
 type SubAgentInput struct {
-	RunID             string                   `json:"run_id"`
-	ParentWorkflowID  string                   `json:"parent_workflow_id"`
-	Subtask           activities.Subtask       `json:"subtask"`
-	Attempt           int                      `json:"attempt"`
-	RepoPath          string                   `json:"repo_path"`
-	IntegrationBranch string                   `json:"integration_branch"`
-	Branch            string                   `json:"branch"`
-	WorkspaceQueue    string                   `json:"workspace_queue"`
+	RunID             string             `json:"run_id"`
+	ParentWorkflowID  string             `json:"parent_workflow_id"`
+	Subtask           activities.Subtask `json:"subtask"`
+	Attempt           int                `json:"attempt"`
+	RepoPath          string             `json:"repo_path"`
+	IntegrationBranch string             `json:"integration_branch"`
+	Branch            string             `json:"branch"`
+	WorkspaceQueue    string             `json:"workspace_queue"`
 	// LLMQueue is the shared LLM queue that hands out permits to call the
 	// model; set when the sub-agent runs on WorkspaceQueue (empty: runs
 	// started before workOnHostVersion, on the main queue).
-	LLMQueue string `json:"llm_queue,omitempty"`
-	DepContext        string                   `json:"dep_context,omitempty"`
-	Conflict          *activities.ConflictInfo `json:"conflict,omitempty"`
-	Model             string                   `json:"model"`
-	Limits            activities.Limits        `json:"limits"`
-	MaxSteps          int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
-	Tools             activities.ToolLimits    `json:"tools"`
+	LLMQueue   string                   `json:"llm_queue,omitempty"`
+	DepContext string                   `json:"dep_context,omitempty"`
+	Conflict   *activities.ConflictInfo `json:"conflict,omitempty"`
+	Model      string                   `json:"model"`
+	Limits     activities.Limits        `json:"limits"`
+	MaxSteps   int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
+	Tools      activities.ToolLimits    `json:"tools"`
 	// ContinueAsNewEvery forces continue-as-new every N steps (0: only when
 	// the server suggests it). Tests use it.
 	ContinueAsNewEvery int            `json:"continue_as_new_every,omitempty"`
