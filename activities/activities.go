@@ -44,6 +44,13 @@ type LLMPace interface {
 	Wait(ctx context.Context) error                         // before a call
 	Accepted()                                              // the provider answered
 	Throttle(ctx context.Context, retryAfter time.Duration) // it answered 429
+	Limited() bool                                          // model calls must take a permit (a rate limit is in force)
+}
+
+// paced reports whether the next model call of a conversation must take a
+// permit from the shared LLM queue: without a pace, always.
+func (a *Activities) paced() bool {
+	return a.Pace == nil || a.Pace.Limited()
 }
 
 // sandboxMode is "on" or "off" for the result JSON.
@@ -71,6 +78,10 @@ func WorktreeDir(root, runID, subtaskID string, attempt int) string {
 func tref(r ConvRef) transcript.Ref {
 	return transcript.Ref{RunID: r.RunID, SubtaskID: r.SubtaskID, Attempt: r.Attempt}
 }
+
+// ErrTypeRateLimit is the error type of a model call the provider answered
+// 429: workflows that pace calls with permits retry it after a new permit.
+const ErrTypeRateLimit = "llm." + string(llm.KindRateLimit)
 
 // llmError turns a client error into a Temporal error: non-retryable kinds
 // fail fast, a 429 retries after the server's Retry-After.

@@ -161,6 +161,10 @@ type AgentStepResult struct {
 	Reused           bool           `json:"reused,omitempty"`
 	DroppedMessages  int            `json:"dropped_messages,omitempty"`
 	TruncatedResults int            `json:"truncated_results,omitempty"`
+	// Unpaced: no LLM rate limit was in force on this worker's last look
+	// (see LLMPace.Limited), so the next turn may call the model without a
+	// permit from the shared LLM queue.
+	Unpaced bool `json:"unpaced,omitempty"`
 }
 
 // finalTextCap bounds the final message carried in history and the result.
@@ -188,6 +192,7 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 	}
 	res.Reused = reused
 	res.DroppedMessages, res.TruncatedResults = fit.DroppedMessages, fit.TruncatedResults
+	res.Unpaced = !a.paced()
 	return res, nil
 }
 

@@ -47,7 +47,7 @@ func hostAgentTurns(name string) []scripted.Reply {
 // model request of every sub-agent carries its task (no empty conversation
 // from the other host's transcript store), every activity that touches a
 // run's transcripts, journals or worktrees ran in the process of the run's
-// host, each model call took a permit from the shared LLM queue, the other
+// host, permits came from the shared LLM queue, the other
 // host's disk holds nothing of the run, and every run succeeds.
 func TestSubAgentsWorkOnTheirHost(t *testing.T) {
 	names := []string{"alpha", "beta", "gamma"}
@@ -87,7 +87,9 @@ func TestSubAgentsWorkOnTheirHost(t *testing.T) {
 		t.Fatalf("host-b became the home of %d of %d runs started while it polled", onB, len(home)-2)
 	}
 
-	logs := func() string { return "host-a:\n" + tail(a.proc.logs.String(), 3000) + "\nhost-b:\n" + tail(b.proc.logs.String(), 3000) }
+	logs := func() string {
+		return "host-a:\n" + tail(a.proc.logs.String(), 3000) + "\nhost-b:\n" + tail(b.proc.logs.String(), 3000)
+	}
 	for id, h := range home {
 		res := awaitResult(t, c, id, logs)
 		if !res.Success || len(res.SubtaskResults) != len(names) {
@@ -176,7 +178,7 @@ func checkOnHost(t *testing.T, c client.Client, queue, id string, h *workerHost,
 }
 
 // checkActivities: every host activity of one workflow's history started in
-// h's process; every model call came after a permit from llmQueue.
+// h's process; permits came from llmQueue.
 func checkActivities(t *testing.T, wfID string, hist *historypb.History, h *workerHost, hosts map[string]*workerHost, llmQueue string) {
 	t.Helper()
 	scheduled := map[int64]*historypb.ActivityTaskScheduledEventAttributes{}
@@ -206,8 +208,10 @@ func checkActivities(t *testing.T, wfID string, hist *historypb.History, h *work
 			t.Errorf("%s: %s (attempt %d) ran in worker %q, not on the run's host %s (pid %s)", wfID, name, st.GetAttempt(), st.GetIdentity(), h.name, h.pid())
 		}
 	}
-	if permits != calls {
-		t.Errorf("%s: %d LLM permits for %d model calls, want one each", wfID, permits, calls)
+	// The first call always takes a permit; later ones only while a rate
+	// limit is in force (none is here).
+	if calls > 0 && (permits < 1 || permits > calls) {
+		t.Errorf("%s: %d LLM permits for %d model calls, want between 1 and one each", wfID, permits, calls)
 	}
 }
 

@@ -4,6 +4,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -86,17 +87,48 @@ func permitOptions(ctx workflow.Context, llmQueue string) workflow.Context {
 	})
 }
 
-// callLLM runs one model activity with its permit: on the run's workspace
-// queue after a permit from the shared LLM queue when onHost, else (runs
-// started before workOnHostVersion) on the shared LLM queue itself.
-func callLLM(ctx workflow.Context, onHost bool, llmQueue, wsQueue string, timeout time.Duration, activity, in, out any) error {
-	if !onHost {
-		return workflow.ExecuteActivity(llmOptions(ctx, llmQueue, timeout), activity, in).Get(ctx, out)
+// llmCall is where one model activity runs and whether it needs a permit.
+type llmCall struct {
+	onHost   bool   // on wsQueue (from workOnHostVersion), else on llmQueue itself
+	permit   bool   // on the host: take a permit from llmQueue first
+	llmQueue string // the shared, rate-limited LLM queue
+	wsQueue  string // the run's workspace queue
+	timeout  time.Duration
+}
+
+// callLLM runs one model activity: on the run's workspace queue, after a
+// permit from the shared LLM queue unless the last answer said no rate limit
+// was in force; for runs started before workOnHostVersion, on the shared LLM
+// queue itself. On the host, a call the provider answered 429 is not retried
+// by Temporal but called again here after a new permit (the activity itself
+// waits out the Retry-After), so that retries too are paced by the cluster's
+// limit; other failures retry as before, until the retry window closes.
+func callLLM(ctx workflow.Context, c llmCall, activity, in, out any) error {
+	if !c.onHost {
+		return workflow.ExecuteActivity(llmOptions(ctx, c.llmQueue, c.timeout), activity, in).Get(ctx, out)
 	}
-	if err := workflow.ExecuteActivity(permitOptions(ctx, llmQueue), a.LLMPermit).Get(ctx, nil); err != nil {
-		return fmt.Errorf("LLM permit: %w", err)
+	start := workflow.Now(ctx)
+	actx := llmOptions(ctx, c.wsQueue, c.timeout)
+	policy := workflow.GetActivityOptions(actx).RetryPolicy
+	policy.NonRetryableErrorTypes = []string{activities.ErrTypeRateLimit}
+	actx = workflow.WithRetryPolicy(actx, *policy)
+	for permit := c.permit; ; permit = true {
+		if permit {
+			if err := workflow.ExecuteActivity(permitOptions(ctx, c.llmQueue), a.LLMPermit).Get(ctx, nil); err != nil {
+				return fmt.Errorf("LLM permit: %w", err)
+			}
+		}
+		err := workflow.ExecuteActivity(actx, activity, in).Get(ctx, out)
+		if !rateLimited(err) || workflow.Now(ctx).Sub(start) >= llmRetryWindow {
+			return err
+		}
 	}
-	return workflow.ExecuteActivity(llmOptions(ctx, wsQueue, timeout), activity, in).Get(ctx, out)
+}
+
+// rateLimited reports whether err is a model call answered 429.
+func rateLimited(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeRateLimit
 }
 
 // workOnHostChange versions where a run's sub-agents and model calls run:

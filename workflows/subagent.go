@@ -89,12 +89,15 @@ type SubAgentState struct {
 	// LastHash is the result of the last run of LastSig; SameResults
 	// counts its runs in a row that returned it; Refused counts the
 	// repeats refused since.
-	LastHash    string    `json:"last_hash,omitempty"`
-	SameResults int       `json:"same_results,omitempty"`
-	Refused     int       `json:"refused,omitempty"`
-	StartedAt   time.Time `json:"started_at"`
-	Deadline    time.Time `json:"deadline"`
-	Runs        int       `json:"runs"`
+	LastHash    string `json:"last_hash,omitempty"`
+	SameResults int    `json:"same_results,omitempty"`
+	Refused     int    `json:"refused,omitempty"`
+	// Unpaced: the last model answer said no LLM rate limit was in force,
+	// so the next turn calls the model without a permit.
+	Unpaced   bool      `json:"unpaced,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	Deadline  time.Time `json:"deadline"`
+	Runs      int       `json:"runs"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
@@ -221,12 +224,13 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
-	err := ag.callLLM(ctx, a.AgentStep, activities.AgentStepInput{
+	err := ag.callLLM(ctx, !ag.st.Unpaced, a.AgentStep, activities.AgentStepInput{
 		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit,
 	}, &res)
 	if err != nil {
 		return res, err
 	}
+	ag.st.Unpaced = res.Unpaced
 	ag.st.Steps++
 	ag.st.LLMCalls++
 	ag.st.Usage = ag.st.Usage.Add(res.Usage)
@@ -242,13 +246,14 @@ func (ag *agent) onHost(ctx workflow.Context) bool {
 	return ag.in.LLMQueue != "" && workflow.GetInfo(ctx).TaskQueueName == ag.in.WorkspaceQueue
 }
 
-// callLLM runs a model activity where this sub-agent's conversation is.
-func (ag *agent) callLLM(ctx workflow.Context, activity, in, out any) error {
-	llmQueue := ag.in.LLMQueue
-	if !ag.onHost(ctx) {
-		llmQueue = LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
+// callLLM runs a model activity where this sub-agent's conversation is,
+// after a permit when permit.
+func (ag *agent) callLLM(ctx workflow.Context, permit bool, activity, in, out any) error {
+	c := llmCall{onHost: ag.onHost(ctx), permit: permit, llmQueue: ag.in.LLMQueue, wsQueue: ag.in.WorkspaceQueue, timeout: ag.in.Limits.LLMTimeout}
+	if !c.onHost {
+		c.llmQueue = LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
 	}
-	return callLLM(ctx, ag.onHost(ctx), llmQueue, ag.in.WorkspaceQueue, ag.in.Limits.LLMTimeout, activity, in, out)
+	return callLLM(ctx, c, activity, in, out)
 }
 
 // runTools executes the turn's tool calls in order; turn is the turn they
@@ -356,7 +361,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		return res.ResultHash, err
 	}
 	var sum activities.SummarizeResult
-	err = ag.callLLM(ctx, a.Summarize, activities.SummarizeInput{
+	err = ag.callLLM(ctx, true, a.Summarize, activities.SummarizeInput{
 		Ref: ag.ref(), Turn: turn, Index: index, ToolName: call.Name, CallID: call.ID, Model: ag.in.Model,
 	}, &sum)
 	if sum.Summarized {

@@ -163,7 +163,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		if err := callLLM(ctx, s.onHost, s.llmQueue(ctx), s.prep.WorkspaceQueue, s.in.Limits.LLMTimeout, a.Plan, in, &res); err != nil {
+		if err := callLLM(ctx, llmCall{onHost: s.onHost, permit: true, llmQueue: s.llmQueue(ctx), wsQueue: s.prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout}, a.Plan, in, &res); err != nil {
 			return nil, fmt.Errorf("decompose: %w", err)
 		}
 		s.llmCalls++

@@ -392,3 +392,63 @@ func TestSwarmChildWorkflowFails(t *testing.T) {
 		t.Errorf("stats = %+v", res.Stats)
 	}
 }
+
+// TestPermitsOnlyWhileLimited: a model answer that says no rate limit is in
+// force lets the next turn call the model without a permit; one that says a
+// limit is in force (or the first turn, before any answer) takes one.
+func TestPermitsOnlyWhileLimited(t *testing.T) {
+	w := newWorld(subtask("01-a", 0))
+	unpaced := func(r activities.AgentStepResult) activities.AgentStepResult { r.Unpaced = true; return r }
+	// Turn 1 (permit: first) says unpaced, turn 2 (no permit) says paced,
+	// turn 3 (permit) says unpaced, turn 4 (no permit) is final.
+	w.scripts["01-a"] = sequence(unpaced(toolTurn("read", "r1")), toolTurn("read", "r2"), unpaced(toolTurn("read", "r3")), finalTurn("STATUS: completed"))
+	env := newEnv(t, w)
+	var mu sync.Mutex
+	var order []string
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n := info.ActivityType.Name; n == "LLMPermit" || n == "AgentStep" {
+			order = append(order, n)
+		}
+	})
+	res := runSwarm(t, env, swarmInput())
+	if !res.Success {
+		t.Fatalf("run failed: %s", res.Error)
+	}
+	// The planner's call comes first, always with a permit.
+	want := "LLMPermit AgentStep AgentStep LLMPermit AgentStep AgentStep"
+	if got := strings.Join(order[1:], " "); order[0] != "LLMPermit" || got != want {
+		t.Errorf("model activities %v, want the planner's permit, then %s", order, want)
+	}
+}
+
+// TestRateLimitedCallRetriesAfterAPermit: a model call answered 429 is not
+// retried by Temporal (the retry would skip the cluster's rate limit) but
+// called again after a new permit, even while the last answer said no limit
+// was in force.
+func TestRateLimitedCallRetriesAfterAPermit(t *testing.T) {
+	w := newWorld(subtask("01-a", 0))
+	unpaced := func(r activities.AgentStepResult) activities.AgentStepResult { r.Unpaced = true; return r }
+	w.scripts["01-a"] = sequence(unpaced(toolTurn("read", "r1")), finalTurn("STATUS: completed"))
+	w.stepErr = temporal.NewApplicationErrorWithOptions("429", activities.ErrTypeRateLimit, temporal.ApplicationErrorOptions{NextRetryDelay: time.Second})
+	w.failTurn, w.stepErrTimes = 2, 2
+	env := newEnv(t, w)
+	var mu sync.Mutex
+	var order []string
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n := info.ActivityType.Name; n == "LLMPermit" || n == "AgentStep" {
+			order = append(order, fmt.Sprintf("%s#%d", n, info.Attempt))
+		}
+	})
+	res := runSwarm(t, env, swarmInput())
+	if !res.Success {
+		t.Fatalf("run failed: %s", res.Error)
+	}
+	want := "LLMPermit#1 AgentStep#1 AgentStep#1 LLMPermit#1 AgentStep#1 LLMPermit#1 AgentStep#1"
+	if got := strings.Join(order[1:], " "); got != want {
+		t.Errorf("model activities %v, want the planner's permit, then %s", order, want)
+	}
+}

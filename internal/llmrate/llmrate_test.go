@@ -150,3 +150,36 @@ func TestWaitHonoursRetryAfter(t *testing.T) {
 		t.Errorf("Throttled = %d, want 2", c.Throttled())
 	}
 }
+
+// TestLimited: model calls need permits while a ceiling is configured, for
+// quietFor after a 429, and while the server holds a limit on the queue (as
+// this worker last saw it, whoever set it); not otherwise.
+func TestLimited(t *testing.T) {
+	if c, _, _ := newTest(5); !c.Limited() {
+		t.Error("a ceiling (llm.requests_per_second) must always take permits")
+	}
+	c, q, clk := newTest(0)
+	if c.Limited() {
+		t.Fatal("no ceiling, no 429, no queue limit: limited")
+	}
+	accept(c, clk, 8)
+	c.Throttle(context.Background(), time.Second)
+	if !c.Limited() {
+		t.Fatal("not limited right after a 429 and a cut")
+	}
+	// The limit recovers and is removed; each look updates Limited.
+	for i := 0; i < 100 && q.limit.Set; i++ {
+		clk.advance(raiseEvery)
+		c.Raise(context.Background())
+	}
+	if q.limit.Set || c.Limited() {
+		t.Fatalf("after recovery: queue limit %+v, Limited %v; want none, false", q.limit, c.Limited())
+	}
+	// Another worker (or an operator) sets a limit: the next look sees it.
+	q.limit = QueueLimit{RPS: 3, Set: true, Reason: "operator", Updated: clk.now()}
+	clk.advance(raiseEvery)
+	c.Raise(context.Background())
+	if !c.Limited() {
+		t.Error("a limit another party set on the queue is not seen as limited")
+	}
+}
