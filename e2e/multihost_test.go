@@ -160,6 +160,13 @@ func checkOnHost(t *testing.T, c client.Client, queue, id string, h *workerHost,
 			t.Errorf("%s runs on queue %s, want its host's %s", we.GetWorkflowId(), q, wsQueue)
 		}
 		checkActivities(t, we.GetWorkflowId(), child, h, hosts, workflows.LLMQueue(queue))
+		// Its workflow tasks (and so the read-only tools it runs as local
+		// activities) ran on the host too.
+		for _, ev := range child.GetEvents() {
+			if st := ev.GetWorkflowTaskStartedEventAttributes(); st != nil && hosts[identityPID(st.GetIdentity())] != h {
+				t.Errorf("%s: workflow task ran in worker %q, not on the run's host %s (pid %s)", we.GetWorkflowId(), st.GetIdentity(), h.name, h.pid())
+			}
+		}
 	}
 	if children == 0 {
 		t.Errorf("run %s started no sub-agent", id)

@@ -87,6 +87,18 @@ func permitOptions(ctx workflow.Context, llmQueue string) workflow.Context {
 	})
 }
 
+// readOnlyToolOptions runs a read-only tool call as a local activity, in the
+// sub-agent's own workflow worker: that worker is on the run's host (the
+// worktree and the transcript are there), and a local activity needs no
+// dispatch and no workflow task of its own. A retry reads again, and once
+// the transcript holds the result it is returned as is.
+func readOnlyToolOptions(ctx workflow.Context, retries int) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: quickToolTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: int32(retries + 1)},
+	})
+}
+
 // llmCall is where one model activity runs and whether it needs a permit.
 type llmCall struct {
 	onHost   bool   // on wsQueue (from workOnHostVersion), else on llmQueue itself

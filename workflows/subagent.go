@@ -349,14 +349,18 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		}).Get(ctx, &res)
 		return res.ResultHash, err
 	}
-	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
-	if call.Name == "bash" {
-		actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, ag.retries())
-	}
+	tin := activities.ExecToolInput{Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools}
 	var res activities.ExecToolResult
-	err := workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
-		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools,
-	}).Get(ctx, &res)
+	var err error
+	if ag.onHost(ctx) && activities.IsReadOnlyTool(call.Name) {
+		err = workflow.ExecuteLocalActivity(readOnlyToolOptions(ctx, ag.retries()), a.ExecTool, tin).Get(ctx, &res)
+	} else {
+		actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
+		if call.Name == "bash" {
+			actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, ag.retries())
+		}
+		err = workflow.ExecuteActivity(actx, a.ExecTool, tin).Get(ctx, &res)
+	}
 	if err != nil || !res.NeedsSummary {
 		return res.ResultHash, err
 	}

@@ -405,11 +405,22 @@ func TestPermitsOnlyWhileLimited(t *testing.T) {
 	env := newEnv(t, w)
 	var mu sync.Mutex
 	var order []string
+	var execs []bool // local or not, per ExecTool
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		mu.Lock()
 		defer mu.Unlock()
+		if info.ActivityType.Name == "ExecTool" {
+			execs = append(execs, false)
+		}
 		if n := info.ActivityType.Name; n == "LLMPermit" || n == "AgentStep" {
 			order = append(order, n)
+		}
+	})
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if info.ActivityType.Name == "ExecTool" {
+			execs = append(execs, true)
 		}
 	})
 	res := runSwarm(t, env, swarmInput())
@@ -420,6 +431,10 @@ func TestPermitsOnlyWhileLimited(t *testing.T) {
 	want := "LLMPermit AgentStep AgentStep LLMPermit AgentStep AgentStep"
 	if got := strings.Join(order[1:], " "); order[0] != "LLMPermit" || got != want {
 		t.Errorf("model activities %v, want the planner's permit, then %s", order, want)
+	}
+	// Reads run as local activities in the sub-agent's (host's) worker.
+	if len(execs) != 3 || slices.Contains(execs, false) {
+		t.Errorf("ExecTool of 3 reads ran local: %v, want 3 local activities", execs)
 	}
 }
 
