@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -341,4 +342,62 @@ func TestSummarize(t *testing.T) {
 			t.Fatal("Summarize without a blob succeeded")
 		}
 	})
+}
+
+// fakePace is an LLMPace whose Limited answer the test sets.
+type fakePace struct{ limited bool }
+
+func (p *fakePace) Wait(context.Context) error              { return nil }
+func (p *fakePace) Accepted()                               {}
+func (p *fakePace) Throttle(context.Context, time.Duration) {}
+func (p *fakePace) Limited() bool                           { return p.limited }
+
+// TestAgentStepSaysWhetherTheNextTurnNeedsAPermit: AgentStep reports
+// Unpaced only when its worker's pace says no rate limit is in force; with
+// no pace at all the next turn takes a permit.
+func TestAgentStepSaysWhetherTheNextTurnNeedsAPermit(t *testing.T) {
+	turns := []scripted.Reply{
+		{ToolCalls: []scripted.ToolCall{{Name: "read", Arguments: `{"path":"a.txt"}`}}},
+		{ToolCalls: []scripted.ToolCall{{Name: "read", Arguments: `{"path":"b.txt"}`}}},
+		{Content: "done\nSTATUS: completed"},
+	}
+	h := newHarness(t, scripted.Script{Agents: []scripted.Agent{{Match: agentMarker, Turns: turns}}})
+	ref := ConvRef{RunID: "run-pace", SubtaskID: "01-alpha", Attempt: 1}
+	agentHead(t, h, ref, agentMarker)
+	pace := &fakePace{}
+	for turn, c := range []struct {
+		pace    LLMPace
+		unpaced bool
+	}{{nil, false}, {pace, true}, {&fakePace{limited: true}, false}} {
+		h.a.Pace = c.pace
+		step := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Turn: turn, Model: "m", ContextLimit: 128000})
+		if step.Unpaced != c.unpaced {
+			t.Errorf("turn %d (pace %+v): Unpaced %v, want %v", turn, c.pace, step.Unpaced, c.unpaced)
+		}
+		if turn < 2 {
+			appendRecs(t, h.a.Transcripts, ref, transcript.Record{Key: keyTool(turn, 0), Message: openai.ChatCompletionMessage{
+				Role: openai.ChatMessageRoleTool, ToolCallID: step.ToolCalls[0].ID, Name: "read", Content: "1\thello"}})
+		}
+	}
+}
+
+// TestLLMSlotsCapCallsInFlight: a call waits for one of LLMSlots and gives
+// up when its context ends first.
+func TestLLMSlotsCapCallsInFlight(t *testing.T) {
+	a := &Activities{LLMSlots: make(chan struct{}, 1)}
+	release, err := a.takeSlot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.takeSlot(ctx); err == nil {
+		t.Fatal("a second call got a slot while the only one was taken")
+	}
+	release()
+	release2, err := a.takeSlot(context.Background())
+	if err != nil {
+		t.Fatalf("slot not given back: %v", err)
+	}
+	release2()
 }
