@@ -132,16 +132,32 @@ func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest)
 	return resp, err
 }
 
-// takeSlot waits for one of LLMSlots; release gives it back.
+// errNoSlot fails a model call that found every LLMSlots slot busy for as
+// long as it could wait; the activity is retried, and no request was sent.
+var errNoSlot = errors.New("every llm.max_concurrent slot of this worker stayed busy; the call is retried")
+
+// takeSlot waits for one of LLMSlots; release gives it back. It waits no
+// longer than the activity's deadline leaves the request its whole timeout:
+// a request cut off by the activity's timeout could be paid and then sent
+// again.
 func (a *Activities) takeSlot(ctx context.Context) (release func(), err error) {
 	if a.LLMSlots == nil {
 		return func() {}, nil
 	}
+	wait := ctx
+	if deadline, ok := ctx.Deadline(); ok && a.LLM != nil && a.LLM.Timeout() > 0 {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithDeadline(ctx, deadline.Add(-a.LLM.Timeout()))
+		defer cancel()
+	}
 	select {
 	case a.LLMSlots <- struct{}{}:
 		return func() { <-a.LLMSlots }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errNoSlot
 	}
 }
 

@@ -381,8 +381,9 @@ func TestAgentStepSaysWhetherTheNextTurnNeedsAPermit(t *testing.T) {
 	}
 }
 
-// TestLLMSlotsCapCallsInFlight: a call waits for one of LLMSlots and gives
-// up when its context ends first.
+// TestLLMSlotsCapCallsInFlight: a call waits for one of LLMSlots, gives up
+// when its context ends first, and waits no longer than leaves its request
+// the whole llm.timeout before the activity's deadline.
 func TestLLMSlotsCapCallsInFlight(t *testing.T) {
 	a := &Activities{LLMSlots: make(chan struct{}, 1)}
 	release, err := a.takeSlot(context.Background())
@@ -393,6 +394,15 @@ func TestLLMSlotsCapCallsInFlight(t *testing.T) {
 	defer cancel()
 	if _, err := a.takeSlot(ctx); err == nil {
 		t.Fatal("a second call got a slot while the only one was taken")
+	}
+	// With a deadline, it waits only as long as the request would still
+	// have its whole timeout before it.
+	a.LLM = llm.New(llm.Options{BaseURL: "http://127.0.0.1:1/v1", Timeout: time.Minute})
+	dctx, dcancel := context.WithTimeout(context.Background(), time.Minute+100*time.Millisecond)
+	defer dcancel()
+	start := time.Now()
+	if _, err := a.takeSlot(dctx); !errors.Is(err, errNoSlot) || time.Since(start) > 10*time.Second {
+		t.Errorf("takeSlot with 100 ms to spare = %v after %s, want errNoSlot at once", err, time.Since(start))
 	}
 	release()
 	release2, err := a.takeSlot(context.Background())
