@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -57,53 +58,135 @@ func TestSubAgentsWorkOnTheirHost(t *testing.T) {
 	}
 	script := scripted.Script{Planner: []scripted.Reply{{Content: faultPlan(names...)}}, Agents: agents}
 	srv, model, c := startStack(t, "", script)
-	queue := testQueue(t)
-	setCLIEnv(t, srv.FrontendAddress(), queue, model.URL(), t.TempDir())
+	r := newTwoHosts(t, c, srv.FrontendAddress(), model.URL())
+	r.startRuns(t, "mh")
+	r.awaitAll(t, len(names))
+	checkModelRequests(t, model, len(r.home)*(1+len(names)*3))
+	t.Logf("%d runs: %d on host-a, %d on host-b; %d model requests, all with their task", len(r.home), len(r.home)-r.onB, r.onB, len(model.Requests()))
+}
 
-	// Host a alone takes the first runs; once host b polls too, runs are
-	// started until b is the home of two (the main queue gives a run to
-	// whichever worker polls).
-	a := startHost(t, "host-a")
-	hosts := map[string]*workerHost{a.pid(): a}
-	home := map[string]*workerHost{}
-	startOn := func(id string) *workerHost {
-		startDetached(t, faultRepo(t), id)
-		h := awaitHome(t, c, id, hosts)
-		home[id] = h
-		return h
+// TestLLMRateLimitHoldsAcrossHosts: runs on two hosts fan out at once
+// against a provider that takes providerRPS requests per second and answers
+// 429 beyond. Model calls run on each run's host, yet the adaptive limit on
+// the shared LLM queue paces them all: every run merges every subtask, 429s
+// stay under one per sub-agent, and the work still stays on each run's host.
+func TestLLMRateLimitHoldsAcrossHosts(t *testing.T) {
+	const perRun = 5
+	var names []string
+	var agents []scripted.Agent
+	for i := range perRun {
+		name := fmt.Sprintf("fan-%02d", i)
+		names = append(names, name)
+		agents = append(agents, faultAgent(name, writeTurns(name)))
 	}
-	for i := range 2 {
-		startOn(fmt.Sprintf("mh-a%d", i))
-	}
-	b := startHost(t, "host-b")
-	hosts[b.pid()] = b
-	onB := 0
-	for i := 0; onB < 2 && i < 10; i++ {
-		if startOn(fmt.Sprintf("mh-b%d", i)) == b {
-			onB++
+	script := scripted.Script{Planner: []scripted.Reply{{Content: faultPlan(names...)}}, Agents: agents}
+	srv, model, c := startStack(t, "", script, scripted.WithRateLimit(providerRPS, providerRPS))
+	t.Setenv("CODESWARM_SWARM_MAX_CONCURRENT", fmt.Sprint(perRun))
+	r := newTwoHosts(t, c, srv.FrontendAddress(), model.URL())
+	ctx, stop := context.WithCancel(context.Background())
+	seen := watchAdaptiveLimit(ctx, t, &harness{t: t, client: c, queue: r.queue})
+	start := time.Now()
+	r.startRuns(t, "rl")
+	r.awaitAll(t, perRun)
+	elapsed := time.Since(start)
+	stop()
+	ok, limited := 0, 0
+	for _, q := range model.Requests() {
+		switch q.Status {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			limited++
 		}
 	}
-	if onB < 2 {
-		t.Fatalf("host-b became the home of %d of %d runs started while it polled", onB, len(home)-2)
+	lowest := <-seen
+	agentsRun := len(r.home) * perRun
+	t.Logf("%d runs (%d on host-b), %d sub-agents in %s: %d answered, %d answered 429 (provider limit %d req/s); LLM queue limit lowest %s",
+		len(r.home), r.onB, agentsRun, elapsed.Round(time.Millisecond), ok, limited, providerRPS, lowest)
+	if limited == 0 {
+		t.Fatal("the provider never answered 429: the test did not exercise the controller")
 	}
+	if limited > agentsRun {
+		t.Errorf("%d 429s for %d sub-agents on two hosts: the rate did not converge under the provider's", limited, agentsRun)
+	}
+	if !strings.Contains(lowest, "codeswarm adaptive") {
+		t.Errorf("no worker set an adaptive rate limit on the LLM queue (seen: %q)", lowest)
+	}
+}
 
-	logs := func() string {
-		return "host-a:\n" + tail(a.proc.logs.String(), 3000) + "\nhost-b:\n" + tail(b.proc.logs.String(), 3000)
+// twoHosts is one Temporal server and model, two worker hosts (host-a,
+// host-b) and the runs started on them, by home.
+type twoHosts struct {
+	c      client.Client
+	queue  string
+	a, b   *workerHost
+	hosts  map[string]*workerHost // by process ID
+	home   map[string]*workerHost // by run ID
+	onB    int
+	logsFn func() string
+}
+
+func newTwoHosts(t *testing.T, c client.Client, address, modelURL string) *twoHosts {
+	t.Helper()
+	queue := testQueue(t)
+	setCLIEnv(t, address, queue, modelURL, t.TempDir())
+	r := &twoHosts{c: c, queue: queue, hosts: map[string]*workerHost{}, home: map[string]*workerHost{}}
+	r.logsFn = func() string {
+		var b strings.Builder
+		for _, h := range []*workerHost{r.a, r.b} {
+			if h != nil {
+				fmt.Fprintf(&b, "%s:\n%s\n", h.name, tail(h.proc.logs.String(), 3000))
+			}
+		}
+		return b.String()
 	}
-	for id, h := range home {
-		res := awaitResult(t, c, id, logs)
-		if !res.Success || len(res.SubtaskResults) != len(names) {
-			t.Fatalf("run %s on %s failed:\n%s\n%s", id, h.name, fmtResult(res), logs())
+	return r
+}
+
+// startRuns starts two runs with only host-a polling (so it is their home),
+// then starts host-b and starts runs until host-b is the home of two (the
+// main queue gives a run to whichever worker polls).
+func (r *twoHosts) startRuns(t *testing.T, prefix string) {
+	t.Helper()
+	startOn := func(id string) *workerHost {
+		startDetached(t, faultRepo(t), id)
+		h := awaitHome(t, r.c, id, r.hosts)
+		r.home[id] = h
+		return h
+	}
+	r.a = startHost(t, "host-a")
+	r.hosts[r.a.pid()] = r.a
+	for i := range 2 {
+		startOn(fmt.Sprintf("%s-a%d", prefix, i))
+	}
+	r.b = startHost(t, "host-b")
+	r.hosts[r.b.pid()] = r.b
+	for i := 0; r.onB < 2 && i < 10; i++ {
+		if startOn(fmt.Sprintf("%s-b%d", prefix, i)) == r.b {
+			r.onB++
+		}
+	}
+	if r.onB < 2 {
+		t.Fatalf("host-b became the home of %d of %d runs started while it polled", r.onB, len(r.home)-2)
+	}
+}
+
+// awaitAll waits for every run, requires it to merge all its subtasks, and
+// checks that its work stayed on its home (checkOnHost).
+func (r *twoHosts) awaitAll(t *testing.T, subtasks int) {
+	t.Helper()
+	for id, h := range r.home {
+		res := awaitResult(t, r.c, id, r.logsFn)
+		if !res.Success || len(res.SubtaskResults) != subtasks {
+			t.Fatalf("run %s on %s failed:\n%s\n%s", id, h.name, fmtResult(res), r.logsFn())
 		}
 		for _, s := range res.SubtaskResults {
 			if s.Merge != activities.MergeMerged {
 				t.Errorf("%s %s: merge %q, want merged", id, s.ID, s.Merge)
 			}
 		}
-		checkOnHost(t, c, queue, id, h, hosts)
+		checkOnHost(t, r.c, r.queue, id, h, r.hosts)
 	}
-	checkModelRequests(t, model, len(home)*(1+len(names)*3))
-	t.Logf("%d runs: %d on host-a, %d on host-b; %d model requests, all with their task", len(home), len(home)-onB, onB, len(model.Requests()))
 }
 
 // awaitHome waits until run id's PrepareRun has started and returns the host

@@ -10,7 +10,9 @@
 //     dispatches LLM activities no faster than that, whoever polls;
 //   - while no 429 comes, any worker raises that limit each second by an
 //     eighth of the rate it was cut from (additive increase), and removes it
-//     once it is twice that rate, or at llm.requests_per_second.
+//     once it is twice that rate and no task waits in the queue (over a
+//     backlog it keeps rising: removing it would send the whole backlog to
+//     the provider at once), or at llm.requests_per_second.
 //
 // llm.requests_per_second, when set, stays a hard ceiling: it is the
 // workers' own queue rate limit, and the adaptive limit never exceeds it.
@@ -61,6 +63,9 @@ type QueueLimit struct {
 	Set     bool
 	Reason  string
 	Updated time.Time
+	// Backlog is about how many tasks wait in the queue (the server's
+	// approximate backlog count).
+	Backlog int64
 }
 
 // Queue reads and sets the LLM task queue's rate limit on the server.
@@ -201,8 +206,8 @@ func (c *Controller) cut(ctx context.Context, accepted float64) {
 }
 
 // Raise adds an eighth of the rate cut from to a limit this controller's kind set, when no 429 came
-// lately, and removes it once it is twice the rate that was cut (or at the
-// ceiling). It reports whether an adaptive limit is (still) set. Run calls
+// lately, and removes it once it is twice the rate that was cut and no task
+// waits in the queue (or at the ceiling). It reports whether an adaptive limit is (still) set. Run calls
 // it every raiseEvery.
 func (c *Controller) Raise(ctx context.Context) bool {
 	c.mu.Lock()
@@ -225,7 +230,10 @@ func (c *Controller) Raise(ctx context.Context) bool {
 	from := cutFrom(cur.Reason, cur.RPS)
 	rps := cur.RPS + max(minStep, from/stepShare)
 	switch {
-	case rps >= 2*from, c.ceiling > 0 && rps >= c.ceiling:
+	// Removing the limit over a backlog would send all of it to the
+	// provider at once (and earn a 429 for nearly each): the limit keeps
+	// rising instead, until nothing waits behind it or a 429 cuts it.
+	case rps >= 2*from && cur.Backlog == 0, c.ceiling > 0 && rps >= c.ceiling:
 		if err := c.queue.SetLimit(ctx, -1, ""); err != nil {
 			c.logger.Warn("remove LLM queue rate limit", zap.Error(err))
 			return true

@@ -183,3 +183,28 @@ func TestLimited(t *testing.T) {
 		t.Error("a limit another party set on the queue is not seen as limited")
 	}
 }
+
+// TestLimitStaysWhileTasksWait: at twice the rate cut from, the limit is
+// removed only when no task waits behind it; over a backlog it keeps rising
+// (removing it would send the whole backlog to the provider at once).
+func TestLimitStaysWhileTasksWait(t *testing.T) {
+	c, q, clk := newTest(0)
+	accept(c, clk, 8) // 4 req/s accepted
+	c.Throttle(context.Background(), time.Second)
+	from := cutFrom(q.limit.Reason, 0)
+	q.limit.Backlog = 30
+	for range 100 {
+		clk.advance(raiseEvery)
+		c.Raise(context.Background())
+		q.limit.Backlog = 30 // SetLimit replaced the fake's view; tasks still wait
+	}
+	if !q.limit.Set || q.limit.RPS <= 2*from {
+		t.Fatalf("with tasks waiting the limit is %+v, want still set and above %.2f", q.limit, 2*from)
+	}
+	q.limit.Backlog = 0
+	clk.advance(raiseEvery)
+	c.Raise(context.Background())
+	if q.limit.Set {
+		t.Errorf("backlog empty and the limit past twice the cut rate, yet still set: %+v", q.limit)
+	}
+}
