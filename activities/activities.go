@@ -40,6 +40,9 @@ type Activities struct {
 	// AutoMoveAfter is workspace.auto_move_after, handed to the runs this
 	// worker prepares.
 	AutoMoveAfter time.Duration
+	// LLMSlots caps this worker's model calls in flight (llm.max_concurrent)
+	// whichever of its queues runs them; nil: no cap.
+	LLMSlots chan struct{}
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).
@@ -47,6 +50,13 @@ type LLMPace interface {
 	Wait(ctx context.Context) error                         // before a call
 	Accepted()                                              // the provider answered
 	Throttle(ctx context.Context, retryAfter time.Duration) // it answered 429
+	Limited() bool                                          // model calls must take a permit (a rate limit is in force)
+}
+
+// paced reports whether the next model call of a conversation must take a
+// permit from the shared LLM queue: without a pace, always.
+func (a *Activities) paced() bool {
+	return a.Pace == nil || a.Pace.Limited()
 }
 
 // sandboxMode is "on" or "off" for the result JSON.
@@ -75,6 +85,10 @@ func tref(r ConvRef) transcript.Ref {
 	return transcript.Ref{RunID: r.RunID, SubtaskID: r.SubtaskID, Attempt: r.Attempt}
 }
 
+// ErrTypeRateLimit is the error type of a model call the provider answered
+// 429: workflows that pace calls with permits retry it after a new permit.
+const ErrTypeRateLimit = "llm." + string(llm.KindRateLimit)
+
 // llmError turns a client error into a Temporal error: non-retryable kinds
 // fail fast, a 429 retries after the server's Retry-After.
 func llmError(err error) error {
@@ -102,6 +116,11 @@ const heartbeatEvery = 5 * time.Second
 func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
 	stop := keepAlive(ctx)
 	defer stop()
+	release, err := a.takeSlot(ctx)
+	if err != nil {
+		return openai.ChatCompletionResponse{}, err
+	}
+	defer release()
 	if a.Pace == nil {
 		return a.LLM.Chat(ctx, req)
 	}
@@ -117,6 +136,35 @@ func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest)
 		a.Pace.Throttle(ctx, e.RetryAfter)
 	}
 	return resp, err
+}
+
+// errNoSlot fails a model call that found every LLMSlots slot busy for as
+// long as it could wait; the activity is retried, and no request was sent.
+var errNoSlot = errors.New("every llm.max_concurrent slot of this worker stayed busy; the call is retried")
+
+// takeSlot waits for one of LLMSlots; release gives it back. It waits no
+// longer than the activity's deadline leaves the request its whole timeout:
+// a request cut off by the activity's timeout could be paid and then sent
+// again.
+func (a *Activities) takeSlot(ctx context.Context) (release func(), err error) {
+	if a.LLMSlots == nil {
+		return func() {}, nil
+	}
+	wait := ctx
+	if deadline, ok := ctx.Deadline(); ok && a.LLM != nil && a.LLM.Timeout() > 0 {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithDeadline(ctx, deadline.Add(-a.LLM.Timeout()))
+		defer cancel()
+	}
+	select {
+	case a.LLMSlots <- struct{}{}:
+		return func() { <-a.LLMSlots }, nil
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errNoSlot
+	}
 }
 
 func keepAlive(ctx context.Context) func() {

@@ -125,6 +125,15 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 	return rec, false, nil
 }
 
+// LLMPermit lets one model call go ahead. It does nothing: it runs on the
+// shared LLM queue, whose server-side rate limit (llm.requests_per_second,
+// the adaptive cut after a 429) holds for every worker of the cluster, so a
+// permit is handed out only as fast as that limit allows. The model call
+// itself then runs on the run's host, where its conversation is.
+func (a *Activities) LLMPermit(ctx context.Context) error {
+	return nil
+}
+
 // AgentStepInput names one model turn of a sub-agent conversation.
 type AgentStepInput struct {
 	Ref          ConvRef `json:"ref"`
@@ -158,6 +167,10 @@ type AgentStepResult struct {
 	Reused           bool           `json:"reused,omitempty"`
 	DroppedMessages  int            `json:"dropped_messages,omitempty"`
 	TruncatedResults int            `json:"truncated_results,omitempty"`
+	// Unpaced: no LLM rate limit was in force on this worker's last look
+	// (see LLMPace.Limited), so the next turn may call the model without a
+	// permit from the shared LLM queue.
+	Unpaced bool `json:"unpaced,omitempty"`
 }
 
 // finalTextCap bounds the final message carried in history and the result.
@@ -188,6 +201,7 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 	}
 	res.Reused = reused
 	res.DroppedMessages, res.TruncatedResults = fit.DroppedMessages, fit.TruncatedResults
+	res.Unpaced = !a.paced()
 	return res, nil
 }
 

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -343,4 +344,72 @@ func TestSummarize(t *testing.T) {
 			t.Fatal("Summarize without a blob succeeded")
 		}
 	})
+}
+
+// fakePace is an LLMPace whose Limited answer the test sets.
+type fakePace struct{ limited bool }
+
+func (p *fakePace) Wait(context.Context) error              { return nil }
+func (p *fakePace) Accepted()                               {}
+func (p *fakePace) Throttle(context.Context, time.Duration) {}
+func (p *fakePace) Limited() bool                           { return p.limited }
+
+// TestAgentStepSaysWhetherTheNextTurnNeedsAPermit: AgentStep reports
+// Unpaced only when its worker's pace says no rate limit is in force; with
+// no pace at all the next turn takes a permit.
+func TestAgentStepSaysWhetherTheNextTurnNeedsAPermit(t *testing.T) {
+	turns := []scripted.Reply{
+		{ToolCalls: []scripted.ToolCall{{Name: "read", Arguments: `{"path":"a.txt"}`}}},
+		{ToolCalls: []scripted.ToolCall{{Name: "read", Arguments: `{"path":"b.txt"}`}}},
+		{Content: "done\nSTATUS: completed"},
+	}
+	h := newHarness(t, scripted.Script{Agents: []scripted.Agent{{Match: agentMarker, Turns: turns}}})
+	ref := ConvRef{RunID: "run-pace", SubtaskID: "01-alpha", Attempt: 1}
+	agentHead(t, h, ref, agentMarker)
+	pace := &fakePace{}
+	for turn, c := range []struct {
+		pace    LLMPace
+		unpaced bool
+	}{{nil, false}, {pace, true}, {&fakePace{limited: true}, false}} {
+		h.a.Pace = c.pace
+		step := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Turn: turn, Model: "m", ContextLimit: 128000})
+		if step.Unpaced != c.unpaced {
+			t.Errorf("turn %d (pace %+v): Unpaced %v, want %v", turn, c.pace, step.Unpaced, c.unpaced)
+		}
+		if turn < 2 {
+			appendRecs(t, h.a.Transcripts, ref, transcript.Record{Key: keyTool(turn, 0), Message: openai.ChatCompletionMessage{
+				Role: openai.ChatMessageRoleTool, ToolCallID: step.ToolCalls[0].ID, Name: "read", Content: "1\thello"}})
+		}
+	}
+}
+
+// TestLLMSlotsCapCallsInFlight: a call waits for one of LLMSlots, gives up
+// when its context ends first, and waits no longer than leaves its request
+// the whole llm.timeout before the activity's deadline.
+func TestLLMSlotsCapCallsInFlight(t *testing.T) {
+	a := &Activities{LLMSlots: make(chan struct{}, 1)}
+	release, err := a.takeSlot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.takeSlot(ctx); err == nil {
+		t.Fatal("a second call got a slot while the only one was taken")
+	}
+	// With a deadline, it waits only as long as the request would still
+	// have its whole timeout before it.
+	a.LLM = llm.New(llm.Options{BaseURL: "http://127.0.0.1:1/v1", Timeout: time.Minute})
+	dctx, dcancel := context.WithTimeout(context.Background(), time.Minute+100*time.Millisecond)
+	defer dcancel()
+	start := time.Now()
+	if _, err := a.takeSlot(dctx); !errors.Is(err, errNoSlot) || time.Since(start) > 10*time.Second {
+		t.Errorf("takeSlot with 100 ms to spare = %v after %s, want errNoSlot at once", err, time.Since(start))
+	}
+	release()
+	release2, err := a.takeSlot(context.Background())
+	if err != nil {
+		t.Fatalf("slot not given back: %v", err)
+	}
+	release2()
 }

@@ -111,6 +111,10 @@ func resultHash(content string) string {
 // a record write and two fsyncs per read.
 var readOnlyTools = map[string]bool{tools.ToolRead: true, tools.ToolGlob: true, tools.ToolGrep: true, tools.ToolList: true}
 
+// IsReadOnlyTool reports whether a tool changes nothing (read, glob, grep,
+// list): the workflow may run such a call as a local activity on the host.
+func IsReadOnlyTool(name string) bool { return readOnlyTools[name] }
+
 // runTool runs a call: read-only tools directly, every other one through
 // the worktree's journal so that a retry never applies it twice.
 func (a *Activities) runTool(ctx context.Context, in ExecToolInput, opts tools.Options, call openai.ToolCall) (tools.Result, error) {

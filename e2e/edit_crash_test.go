@@ -60,10 +60,12 @@ func journalIntent(root, runID string) (editIntent, bool) {
 }
 
 // journalState returns the state of the journal record of the edit's call
-// ("intent", "done"), "" if there is none.
+// ("intent", "done"), "" if there is none. A change's completion is a
+// KEY.done file next to its KEY.json intent, so it is looked at first.
 func journalState(root, runID string) string {
+	done, _ := filepath.Glob(filepath.Join(root, runID, ".state", "journal", "*", "*.done"))
 	files, _ := filepath.Glob(filepath.Join(root, runID, ".state", "journal", "*", "*.json"))
-	for _, f := range files {
+	for _, f := range append(done, files...) {
 		var rec editIntent
 		if b, err := os.ReadFile(f); err == nil && json.Unmarshal(b, &rec) == nil && rec.Tool == "edit" {
 			return rec.State

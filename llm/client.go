@@ -57,6 +57,9 @@ func New(opts Options) *Client {
 	}
 }
 
+// Timeout is the per-request timeout (0: none).
+func (c *Client) Timeout() time.Duration { return c.timeout }
+
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -92,7 +92,7 @@ func (j *Journal) change(tb *toolbox, key, name, arguments string) (Result, erro
 	rec := record{Key: key, Tool: name}
 	ch, res := tb.plan(name, arguments)
 	if ch == nil {
-		return j.finish(rec, res)
+		return j.finishChange(rec, res)
 	}
 	rec.State, rec.Path, rec.Result = stateIntent, ch.rel, ch.result
 	rec.PreHash, rec.PostHash = ch.preHash(), hashBytes(ch.post)
@@ -100,9 +100,9 @@ func (j *Journal) change(tb *toolbox, key, name, arguments string) (Result, erro
 		return Result{}, err
 	}
 	if err := ch.apply(); err != nil {
-		return j.finish(rec, errorf("%s %s: %v", name, ch.rel, err))
+		return j.finishChange(rec, errorf("%s %s: %v", name, ch.rel, err))
 	}
-	return j.finish(rec, ch.result)
+	return j.finishChange(rec, ch.result)
 }
 
 // resumeChange completes a mutation whose intent was recorded but whose
@@ -110,32 +110,32 @@ func (j *Journal) change(tb *toolbox, key, name, arguments string) (Result, erro
 func (j *Journal) resumeChange(tb *toolbox, rec record, arguments string) (Result, error) {
 	tg, err := tb.box.resolveWritable(rec.Path)
 	if err != nil {
-		return j.finish(rec, errorf("%s: %v", rec.Tool, err))
+		return j.finishChange(rec, errorf("%s: %v", rec.Tool, err))
 	}
 	if err := removeStaleTemps(tg.abs); err != nil {
 		return Result{}, err
 	}
 	cur, err := hashFile(tg.abs)
 	if err != nil {
-		return j.finish(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))
+		return j.finishChange(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))
 	}
 	switch cur {
 	case rec.PostHash: // the change landed before the crash
-		return j.finish(rec, rec.Result)
+		return j.finishChange(rec, rec.Result)
 	case rec.PreHash: // the crash came before the change
 		ch, res := tb.plan(rec.Tool, arguments)
 		if ch == nil {
-			return j.finish(rec, res)
+			return j.finishChange(rec, res)
 		}
 		if ch.preHash() != rec.PreHash || hashBytes(ch.post) != rec.PostHash {
-			return j.finish(rec, errorf("%s %s: the retried call no longer produces the recorded change; read the file and redo the change", rec.Tool, rec.Path))
+			return j.finishChange(rec, errorf("%s %s: the retried call no longer produces the recorded change; read the file and redo the change", rec.Tool, rec.Path))
 		}
 		if err := ch.apply(); err != nil {
-			return j.finish(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))
+			return j.finishChange(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))
 		}
-		return j.finish(rec, rec.Result)
+		return j.finishChange(rec, rec.Result)
 	default:
-		return j.finish(rec, errorf("%s: %s changed since the interrupted attempt of this call (it matches neither the content before nor after the change); read it again and redo the change if still needed", rec.Tool, rec.Path))
+		return j.finishChange(rec, errorf("%s: %s changed since the interrupted attempt of this call (it matches neither the content before nor after the change); read it again and redo the change if still needed", rec.Tool, rec.Path))
 	}
 }
 
@@ -160,11 +160,25 @@ func (j *Journal) bash(ctx context.Context, tb *toolbox, key string, interrupted
 
 // finish stores res as the final result of rec's key.
 func (j *Journal) finish(rec record, res Result) (Result, error) {
+	return j.complete(rec, res, j.save)
+}
+
+// finishChange is finish for a mutation: its completion goes to a file of
+// its own next to the intent (doneFile) and is not fsynced. It needs no
+// durability: if it is lost or torn, load falls back to the durable intent
+// and resumeChange returns the same result (the file matches the
+// post-image: nothing else writes the worktree between the change and its
+// activity's end). That saves a file and a directory fsync per write/edit.
+func (j *Journal) finishChange(rec record, res Result) (Result, error) {
+	return j.complete(rec, res, j.saveNoSync)
+}
+
+func (j *Journal) complete(rec record, res Result, save func(record) error) (Result, error) {
 	if j.Scrub != nil {
 		res.Output = j.Scrub(res.Output)
 	}
 	rec.State, rec.Result = stateDone, res
-	if err := j.save(rec); err != nil {
+	if err := save(rec); err != nil {
 		return Result{}, err
 	}
 	return res, nil
@@ -182,7 +196,20 @@ func (j *Journal) file(key string) string {
 	return filepath.Join(j.dir, hashBytes([]byte(key))+".json")
 }
 
+// doneFile names the unsynced completion record of a change's key.
+func (j *Journal) doneFile(key string) string {
+	return filepath.Join(j.dir, hashBytes([]byte(key))+".done")
+}
+
+// load returns key's record: a change's completion when it is there and
+// whole, else the (durable) record of file.
 func (j *Journal) load(key string) (record, bool, error) {
+	if data, err := os.ReadFile(j.doneFile(key)); err == nil {
+		var rec record
+		if json.Unmarshal(data, &rec) == nil && rec.Key == key && rec.State == stateDone {
+			return rec, true, nil
+		}
+	}
 	data, err := os.ReadFile(j.file(key))
 	if errors.Is(err, os.ErrNotExist) {
 		return record{}, false, nil
@@ -198,6 +225,31 @@ func (j *Journal) load(key string) (record, bool, error) {
 		return record{}, false, fmt.Errorf("journal record %s holds key %q, want %q", j.file(key), rec.Key, key)
 	}
 	return rec, true, nil
+}
+
+// saveNoSync writes rec to its doneFile, by a rename of a complete temp
+// file; nothing is fsynced, and the intent record is left as it is.
+func (j *Journal) saveNoSync(rec record) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode journal record for %q: %w", rec.Key, err)
+	}
+	f, err := os.CreateTemp(j.dir, ".done-*")
+	if err != nil {
+		return fmt.Errorf("write journal record for %q: %w", rec.Key, err)
+	}
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), j.doneFile(rec.Key))
+	}
+	if werr != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("write journal record for %q: %w", rec.Key, werr)
+	}
+	return nil
 }
 
 func (j *Journal) save(rec record) error {

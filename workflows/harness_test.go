@@ -94,8 +94,10 @@ type world struct {
 	// sandbox is what PrepareRun reports ("" is an older worker: on).
 	sandbox string
 	// stepErr is returned by the model at turn failTurn.
-	stepErr  error
-	failTurn int
+	stepErr error
+	// stepErrTimes > 0 returns stepErr only that many times.
+	stepErrTimes int
+	failTurn     int
 	// stepDelay is how long each model turn takes on the workflow clock.
 	stepDelay time.Duration
 
@@ -215,10 +217,16 @@ func (w *world) agentStep(_ context.Context, in activities.AgentStepInput) (acti
 	if !ok {
 		s = w.fallback
 	}
-	fail := w.stepErr != nil && in.Turn == w.failTurn
+	fail, err := w.stepErr != nil && in.Turn == w.failTurn, w.stepErr
+	if fail && w.stepErrTimes > 0 {
+		w.stepErrTimes--
+		if w.stepErrTimes == 0 {
+			w.stepErr = nil
+		}
+	}
 	w.mu.Unlock()
 	if fail {
-		return activities.AgentStepResult{}, w.stepErr
+		return activities.AgentStepResult{}, err
 	}
 	return s(in), nil
 }

@@ -4,6 +4,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,9 +66,12 @@ const (
 	llmRetryWindow   = time.Hour
 )
 
-func llmOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
+// llmOptions runs a model activity on queue: the shared LLM queue (runs
+// started before workOnHostVersion) or the run's workspace queue, where the
+// conversation is.
+func llmOptions(ctx workflow.Context, queue string, timeout time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              LLMQueue(workflow.GetInfo(ctx).TaskQueueName),
+		TaskQueue:              queue,
 		StartToCloseTimeout:    timeout + 30*time.Second,
 		ScheduleToCloseTimeout: llmRetryWindow,
 		HeartbeatTimeout:       heartbeatTimeout,
@@ -75,6 +79,90 @@ func llmOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
 }
+
+// permitTimeout bounds one permit attempt once a worker has it: the
+// activity returns at once, so only a dead worker reaches it.
+const permitTimeout = 10 * time.Second
+
+// permitOptions runs LLMPermit on the shared LLM queue (llmQueue), whose
+// server-side rate limit (llm.requests_per_second, the adaptive 429 cut)
+// holds for every worker of the cluster: a permit waits in that queue until
+// the limit lets it through. It may wait as long as a model call may retry.
+func permitOptions(ctx workflow.Context, llmQueue string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              llmQueue,
+		StartToCloseTimeout:    permitTimeout,
+		ScheduleToCloseTimeout: llmRetryWindow,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second},
+	})
+}
+
+// readOnlyToolOptions runs a read-only tool call as a local activity, in the
+// sub-agent's own workflow worker: that worker is on the run's host (the
+// worktree and the transcript are there), and a local activity needs no
+// dispatch and no workflow task of its own. A retry reads again, and once
+// the transcript holds the result it is returned as is.
+func readOnlyToolOptions(ctx workflow.Context, retries int) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: quickToolTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: int32(retries + 1)},
+	})
+}
+
+// llmCall is where one model activity runs and whether it needs a permit.
+type llmCall struct {
+	onHost   bool   // on wsQueue (from workOnHostVersion), else on llmQueue itself
+	permit   bool   // on the host: take a permit from llmQueue first
+	llmQueue string // the shared, rate-limited LLM queue
+	wsQueue  string // the run's workspace queue
+	timeout  time.Duration
+	summary  string // the activity's one-line summary in the Web UI
+}
+
+// callLLM runs one model activity: on the run's workspace queue, after a
+// permit from the shared LLM queue unless the last answer said no rate limit
+// was in force; for runs started before workOnHostVersion, on the shared LLM
+// queue itself. On the host, a call the provider answered 429 is not retried
+// by Temporal but called again here after a new permit (the activity itself
+// waits out the Retry-After), so that retries too are paced by the cluster's
+// limit; other failures retry as before, until the retry window closes.
+func callLLM(ctx workflow.Context, c llmCall, activity, in, out any) error {
+	if !c.onHost {
+		return workflow.ExecuteActivity(summarized(llmOptions(ctx, c.llmQueue, c.timeout), c.summary), activity, in).Get(ctx, out)
+	}
+	start := workflow.Now(ctx)
+	actx := summarized(llmOptions(ctx, c.wsQueue, c.timeout), c.summary)
+	policy := workflow.GetActivityOptions(actx).RetryPolicy
+	policy.NonRetryableErrorTypes = []string{activities.ErrTypeRateLimit}
+	actx = workflow.WithRetryPolicy(actx, *policy)
+	for permit := c.permit; ; permit = true {
+		if permit {
+			if err := workflow.ExecuteActivity(summarized(permitOptions(ctx, c.llmQueue), "LLM permit"), a.LLMPermit).Get(ctx, nil); err != nil {
+				return fmt.Errorf("LLM permit: %w", err)
+			}
+		}
+		err := workflow.ExecuteActivity(actx, activity, in).Get(ctx, out)
+		if !rateLimited(err) || workflow.Now(ctx).Sub(start) >= llmRetryWindow {
+			return err
+		}
+	}
+}
+
+// rateLimited reports whether err is a model call answered 429.
+func rateLimited(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeRateLimit
+}
+
+// workOnHostChange versions where a run's sub-agents and model calls run:
+// from workOnHostVersion each SubAgentWorkflow runs on its run's workspace
+// queue and model activities run there too (after an LLMPermit from the
+// shared LLM queue), so every activity that reads a transcript runs on the
+// host whose disk holds it. Older histories keep the shared LLM queue.
+const (
+	workOnHostChange  = "work-on-host"
+	workOnHostVersion = 1
+)
 
 // workspaceOptions runs a tool or git activity on queue with retries retries
 // (swarm.max_retries): MaximumAttempts is retries+1, so 0 is one attempt and

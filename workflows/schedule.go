@@ -250,19 +250,26 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 // a move it gets a new workflow ID and branch, resuming from its old branch.
 func (s *swarm) startChild(ctx workflow.Context, t *task) {
 	summary, details := childMetadata(t)
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:          t.childID,
 		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		WaitForCancellation: true,
 		StaticSummary:       summary,
 		StaticDetails:       details,
-	})
+	}
+	llmQueue := ""
+	if s.workOnHost {
+		// The sub-agent runs where its worktree and transcript are; only
+		// its permits go to the shared LLM queue.
+		opts.TaskQueue, llmQueue = s.prep.WorkspaceQueue, s.llmQueue(ctx)
+	}
+	cctx := workflow.WithChildOptions(ctx, opts)
 	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, SubAgentInput{
 		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.sub, Attempt: t.attempt,
 		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.branch,
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.reserved, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t),
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t), LLMQueue: llmQueue,
 	})
 }
 

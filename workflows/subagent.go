@@ -41,20 +41,24 @@ const (
 
 // SubAgentInput starts (or, with State, continues) one sub-agent.
 type SubAgentInput struct {
-	RunID             string                   `json:"run_id"`
-	ParentWorkflowID  string                   `json:"parent_workflow_id"`
-	Subtask           activities.Subtask       `json:"subtask"`
-	Attempt           int                      `json:"attempt"`
-	RepoPath          string                   `json:"repo_path"`
-	IntegrationBranch string                   `json:"integration_branch"`
-	Branch            string                   `json:"branch"`
-	WorkspaceQueue    string                   `json:"workspace_queue"`
-	DepContext        string                   `json:"dep_context,omitempty"`
-	Conflict          *activities.ConflictInfo `json:"conflict,omitempty"`
-	Model             string                   `json:"model"`
-	Limits            activities.Limits        `json:"limits"`
-	MaxSteps          int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
-	Tools             activities.ToolLimits    `json:"tools"`
+	RunID             string             `json:"run_id"`
+	ParentWorkflowID  string             `json:"parent_workflow_id"`
+	Subtask           activities.Subtask `json:"subtask"`
+	Attempt           int                `json:"attempt"`
+	RepoPath          string             `json:"repo_path"`
+	IntegrationBranch string             `json:"integration_branch"`
+	Branch            string             `json:"branch"`
+	WorkspaceQueue    string             `json:"workspace_queue"`
+	// LLMQueue is the shared LLM queue that hands out permits to call the
+	// model; set when the sub-agent runs on WorkspaceQueue (empty: runs
+	// started before workOnHostVersion, on the main queue).
+	LLMQueue   string                   `json:"llm_queue,omitempty"`
+	DepContext string                   `json:"dep_context,omitempty"`
+	Conflict   *activities.ConflictInfo `json:"conflict,omitempty"`
+	Model      string                   `json:"model"`
+	Limits     activities.Limits        `json:"limits"`
+	MaxSteps   int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
+	Tools      activities.ToolLimits    `json:"tools"`
 	// ContinueAsNewEvery forces continue-as-new every N steps (0: only when
 	// the server suggests it). Tests use it.
 	ContinueAsNewEvery int            `json:"continue_as_new_every,omitempty"`
@@ -91,12 +95,15 @@ type SubAgentState struct {
 	// LastHash is the result of the last run of LastSig; SameResults
 	// counts its runs in a row that returned it; Refused counts the
 	// repeats refused since.
-	LastHash    string    `json:"last_hash,omitempty"`
-	SameResults int       `json:"same_results,omitempty"`
-	Refused     int       `json:"refused,omitempty"`
-	StartedAt   time.Time `json:"started_at"`
-	Deadline    time.Time `json:"deadline"`
-	Runs        int       `json:"runs"`
+	LastHash    string `json:"last_hash,omitempty"`
+	SameResults int    `json:"same_results,omitempty"`
+	Refused     int    `json:"refused,omitempty"`
+	// Unpaced: the last model answer said no LLM rate limit was in force,
+	// so the next turn calls the model without a permit.
+	Unpaced   bool      `json:"unpaced,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	Deadline  time.Time `json:"deadline"`
+	Runs      int       `json:"runs"`
 	// ToolSeq numbers tool calls across continue-as-new (AgentView.Recent).
 	ToolSeq int `json:"tool_seq,omitempty"`
 	// Ctl is the steering state (with Control only).
@@ -241,19 +248,37 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
 	ag.doing(ctx, turnSummary(ag.st.Turn, ag.in.Model))
-	actx := summarized(llmOptions(ctx, ag.in.Limits.LLMTimeout), turnSummary(ag.st.Turn, ag.in.Model))
-	err := workflow.ExecuteActivity(actx, a.AgentStep, activities.AgentStepInput{
+	err := ag.callLLM(ctx, !ag.st.Unpaced, turnSummary(ag.st.Turn, ag.in.Model), a.AgentStep, activities.AgentStepInput{
 		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit, Notes: ag.notes(),
-	}).Get(ctx, &res)
+	}, &res)
 	if err != nil {
 		return res, err
 	}
+	ag.st.Unpaced = res.Unpaced
 	ag.st.Steps++
 	ag.st.LLMCalls++
 	ag.st.Usage = ag.st.Usage.Add(res.Usage)
 	ag.st.Turn++
 	ag.afterStep(ctx, res.Usage)
 	return res, nil
+}
+
+// onHost reports whether this sub-agent runs on its workspace queue (and
+// so calls the model there, after a permit). Children started before
+// workOnHostVersion run on the main queue, and so does every run of their
+// continue-as-new chain: their histories keep the shared LLM queue.
+func (ag *agent) onHost(ctx workflow.Context) bool {
+	return ag.in.LLMQueue != "" && workflow.GetInfo(ctx).TaskQueueName == ag.in.WorkspaceQueue
+}
+
+// callLLM runs a model activity where this sub-agent's conversation is,
+// after a permit when permit.
+func (ag *agent) callLLM(ctx workflow.Context, permit bool, summary string, activity, in, out any) error {
+	c := llmCall{onHost: ag.onHost(ctx), permit: permit, llmQueue: ag.in.LLMQueue, wsQueue: ag.in.WorkspaceQueue, timeout: ag.in.Limits.LLMTimeout, summary: summary}
+	if !c.onHost {
+		c.llmQueue = LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
+	}
+	return callLLM(ctx, c, activity, in, out)
 }
 
 // runTools executes the turn's tool calls in order; turn is the turn they
@@ -354,15 +379,20 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		}).Get(ctx, &res)
 		return res.ResultHash, err
 	}
-	actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
-	if call.Name == "bash" {
-		actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, ag.retries())
-	}
-	actx = summarized(actx, brief)
+	tin := activities.ExecToolInput{Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools}
 	var res activities.ExecToolResult
-	err := workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
-		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools,
-	}).Get(ctx, &res)
+	var err error
+	if ag.onHost(ctx) && activities.IsReadOnlyTool(call.Name) {
+		// Local activities carry no summary; the child's current details
+		// (noteTool) say which read runs.
+		err = workflow.ExecuteLocalActivity(readOnlyToolOptions(ctx, ag.retries()), a.ExecTool, tin).Get(ctx, &res)
+	} else {
+		actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
+		if call.Name == "bash" {
+			actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, ag.retries())
+		}
+		err = workflow.ExecuteActivity(summarized(actx, brief), a.ExecTool, tin).Get(ctx, &res)
+	}
 	if !res.NeedsSummary {
 		ag.noteOutput(res.OutputChars)
 	}
@@ -373,10 +403,9 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		return res.ResultHash, err
 	}
 	var sum activities.SummarizeResult
-	sctx := summarized(llmOptions(ctx, ag.in.Limits.LLMTimeout), fmt.Sprintf("summarize %s output (%s)", call.Name, ag.in.Model))
-	err = workflow.ExecuteActivity(sctx, a.Summarize, activities.SummarizeInput{
+	err = ag.callLLM(ctx, true, fmt.Sprintf("summarize %s output (%s)", call.Name, ag.in.Model), a.Summarize, activities.SummarizeInput{
 		Ref: ag.ref(), Turn: turn, Index: index, ToolName: call.Name, CallID: call.ID, Model: ag.in.Model,
-	}).Get(ctx, &sum)
+	}, &sum)
 	ag.noteOutput(sum.Chars)
 	if sum.Summarized {
 		ag.st.LLMCalls++

@@ -97,6 +97,9 @@ type swarm struct {
 	hs hostState
 	// ctl is the run's steering: caps, cost, pause and approval.
 	ctl *runCtl
+	// workOnHost: sub-agents and model calls run on the run's workspace
+	// queue (workOnHostVersion), set once the host is known.
+	workOnHost bool
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
@@ -110,6 +113,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	if err := s.prepare(ctx); err != nil {
 		return s.failed(ctx, err), nil
 	}
+	s.workOnHost = workflow.GetVersion(ctx, workOnHostChange, workflow.DefaultVersion, workOnHostVersion) >= workOnHostVersion
 	stopWatch, err := s.startHostWatch(ctx)
 	if err != nil {
 		return s.failed(ctx, err), nil
@@ -147,6 +151,12 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	s.event(ctx, "done", "", res.summaryLine())
 	s.end(ctx, res.Success)
 	return res.SwarmResult, nil
+}
+
+// llmQueue is the cluster's shared, rate-limited LLM queue: the one of the
+// main queue the parent runs on.
+func (s *swarm) llmQueue(ctx workflow.Context) string {
+	return LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
 }
 
 func (s *swarm) prepare(ctx workflow.Context) error {
@@ -192,8 +202,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		pctx := summarized(llmOptions(ctx, s.in.Limits.LLMTimeout), planSummary(attempt, model))
-		if err := workflow.ExecuteActivity(pctx, a.Plan, in).Get(ctx, &res); err != nil {
+		if err := callLLM(ctx, llmCall{onHost: s.workOnHost, permit: true, llmQueue: s.llmQueue(ctx), wsQueue: s.prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
 			return nil, fmt.Errorf("decompose: %w", err)
 		}
 		s.llmCalls++

@@ -310,8 +310,10 @@ func TestSwarmChildContinueAsNew(t *testing.T) {
 	}
 }
 
-// TestActivitiesRunOnTheirQueues: LLM calls go to the LLM queue (one rate
-// limit for all workers), worktree work to the host that holds the worktree.
+// TestActivitiesRunOnTheirQueues: everything that reads a run's transcripts
+// or worktrees (model calls included) runs on the run's host; each model call
+// first takes a permit from the shared LLM queue (one rate limit for all
+// workers); sub-agent workflows run on the host too.
 func TestActivitiesRunOnTheirQueues(t *testing.T) {
 	w := twoStagePlan()
 	w.scripts["01-a"] = sequence(toolTurn("bash", "b"), toolTurn("swarm_share", "s"), finalTurn("STATUS: completed"))
@@ -321,9 +323,11 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 	env := newEnv(t, w)
 	var mu sync.Mutex
 	queues := map[string]map[string]bool{}
+	counts := map[string]int{}
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		mu.Lock()
 		defer mu.Unlock()
+		counts[info.ActivityType.Name]++
 		if queues[info.ActivityType.Name] == nil {
 			queues[info.ActivityType.Name] = map[string]bool{}
 		}
@@ -338,7 +342,7 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 	}
 	const main, llm = "codeswarm", "codeswarm" + activities.LLMQueueSuffix
 	want := map[string]string{
-		"PrepareRun": main, "Plan": llm, "AgentStep": llm, "Summarize": llm, "SwarmShare": main,
+		"PrepareRun": main, "LLMPermit": llm, "Plan": wsQueue, "AgentStep": wsQueue, "Summarize": wsQueue, "SwarmShare": wsQueue,
 		"StartSubtask": wsQueue, "ExecTool": wsQueue, "CommitSubtask": wsQueue, "MergeSubtask": wsQueue,
 		"Verify": wsQueue, "FinishRun": wsQueue,
 	}
@@ -346,6 +350,9 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 		if got := queues[name]; len(got) != 1 || !got[queue] {
 			t.Errorf("%s ran on %v, want only %s", name, got, queue)
 		}
+	}
+	if calls := counts["Plan"] + counts["AgentStep"] + counts["Summarize"]; counts["LLMPermit"] != calls || calls == 0 {
+		t.Errorf("%d permits for %d model calls, want one each", counts["LLMPermit"], calls)
 	}
 }
 
@@ -384,5 +391,80 @@ func TestSwarmChildWorkflowFails(t *testing.T) {
 	}
 	if res.Stats.TotalLLMCalls != 1+3 || res.Stats.SubagentsFailed != 2 {
 		t.Errorf("stats = %+v", res.Stats)
+	}
+}
+
+// TestPermitsOnlyWhileLimited: a model answer that says no rate limit is in
+// force lets the next turn call the model without a permit; one that says a
+// limit is in force (or the first turn, before any answer) takes one.
+func TestPermitsOnlyWhileLimited(t *testing.T) {
+	w := newWorld(subtask("01-a", 0))
+	unpaced := func(r activities.AgentStepResult) activities.AgentStepResult { r.Unpaced = true; return r }
+	// Turn 1 (permit: first) says unpaced, turn 2 (no permit) says paced,
+	// turn 3 (permit) says unpaced, turn 4 (no permit) is final.
+	w.scripts["01-a"] = sequence(unpaced(toolTurn("read", "r1")), toolTurn("read", "r2"), unpaced(toolTurn("read", "r3")), finalTurn("STATUS: completed"))
+	env := newEnv(t, w)
+	var mu sync.Mutex
+	var order []string
+	var execs []bool // local or not, per ExecTool
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		mu.Lock()
+		defer mu.Unlock()
+		if info.ActivityType.Name == "ExecTool" {
+			execs = append(execs, false)
+		}
+		if n := info.ActivityType.Name; n == "LLMPermit" || n == "AgentStep" {
+			order = append(order, n)
+		}
+	})
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if info.ActivityType.Name == "ExecTool" {
+			execs = append(execs, true)
+		}
+	})
+	res := runSwarm(t, env, swarmInput())
+	if !res.Success {
+		t.Fatalf("run failed: %s", res.Error)
+	}
+	// The planner's call comes first, always with a permit.
+	want := "LLMPermit AgentStep AgentStep LLMPermit AgentStep AgentStep"
+	if got := strings.Join(order[1:], " "); order[0] != "LLMPermit" || got != want {
+		t.Errorf("model activities %v, want the planner's permit, then %s", order, want)
+	}
+	// Reads run as local activities in the sub-agent's (host's) worker.
+	if len(execs) != 3 || slices.Contains(execs, false) {
+		t.Errorf("ExecTool of 3 reads ran local: %v, want 3 local activities", execs)
+	}
+}
+
+// TestRateLimitedCallRetriesAfterAPermit: a model call answered 429 is not
+// retried by Temporal (the retry would skip the cluster's rate limit) but
+// called again after a new permit, even while the last answer said no limit
+// was in force.
+func TestRateLimitedCallRetriesAfterAPermit(t *testing.T) {
+	w := newWorld(subtask("01-a", 0))
+	unpaced := func(r activities.AgentStepResult) activities.AgentStepResult { r.Unpaced = true; return r }
+	w.scripts["01-a"] = sequence(unpaced(toolTurn("read", "r1")), finalTurn("STATUS: completed"))
+	w.stepErr = temporal.NewApplicationErrorWithOptions("429", activities.ErrTypeRateLimit, temporal.ApplicationErrorOptions{NextRetryDelay: time.Second})
+	w.failTurn, w.stepErrTimes = 2, 2
+	env := newEnv(t, w)
+	var mu sync.Mutex
+	var order []string
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n := info.ActivityType.Name; n == "LLMPermit" || n == "AgentStep" {
+			order = append(order, fmt.Sprintf("%s#%d", n, info.Attempt))
+		}
+	})
+	res := runSwarm(t, env, swarmInput())
+	if !res.Success {
+		t.Fatalf("run failed: %s", res.Error)
+	}
+	want := "LLMPermit#1 AgentStep#1 AgentStep#1 LLMPermit#1 AgentStep#1 LLMPermit#1 AgentStep#1"
+	if got := strings.Join(order[1:], " "); got != want {
+		t.Errorf("model activities %v, want the planner's permit, then %s", order, want)
 	}
 }

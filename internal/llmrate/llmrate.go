@@ -10,7 +10,9 @@
 //     dispatches LLM activities no faster than that, whoever polls;
 //   - while no 429 comes, any worker raises that limit each second by an
 //     eighth of the rate it was cut from (additive increase), and removes it
-//     once it is twice that rate, or at llm.requests_per_second.
+//     once it is twice that rate and no task waits in the queue (over a
+//     backlog it keeps rising: removing it would send the whole backlog to
+//     the provider at once), or at llm.requests_per_second.
 //
 // llm.requests_per_second, when set, stays a hard ceiling: it is the
 // workers' own queue rate limit, and the adaptive limit never exceeds it.
@@ -61,6 +63,9 @@ type QueueLimit struct {
 	Set     bool
 	Reason  string
 	Updated time.Time
+	// Backlog is about how many tasks wait in the queue (the server's
+	// approximate backlog count).
+	Backlog int64
 }
 
 // Queue reads and sets the LLM task queue's rate limit on the server.
@@ -84,6 +89,9 @@ type Controller struct {
 	last429     time.Time
 	accepted    []time.Time // answers the provider accepted, within window
 	throttled   atomic.Int64
+	// queueLimited: the server held a rate limit on the LLM queue when this
+	// worker last looked (every raiseEvery, see Run), or this worker set one.
+	queueLimited atomic.Bool
 }
 
 // New builds a controller for the LLM queue; ceiling is
@@ -94,6 +102,21 @@ func New(queue Queue, ceiling float64, logger *zap.Logger) *Controller {
 
 // Throttled is how many 429s this worker has seen.
 func (c *Controller) Throttled() int64 { return c.throttled.Load() }
+
+// Limited reports whether the cluster's model calls must take a permit from
+// the LLM queue (so that its rate limit paces them): when
+// llm.requests_per_second is set, while the server holds a rate limit on the
+// queue (set by any worker after a 429, or by an operator) as this worker
+// last saw it, and for quietFor after a 429 this worker saw. Otherwise no
+// limit is in force and a permit would only cost a round trip.
+func (c *Controller) Limited() bool {
+	if c.ceiling > 0 || c.queueLimited.Load() {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.last429.IsZero() && c.now().Sub(c.last429) < quietFor
+}
 
 // Wait holds a call back while a Retry-After is running on this worker.
 func (c *Controller) Wait(ctx context.Context) error {
@@ -162,6 +185,7 @@ func (c *Controller) cut(ctx context.Context, accepted float64) {
 		c.logger.Warn("read LLM queue rate limit", zap.Error(err))
 		return
 	}
+	c.queueLimited.Store(cur.Set)
 	if cur.Set && !strings.HasPrefix(cur.Reason, reasonPrefix) {
 		return // an operator's limit
 	}
@@ -182,8 +206,8 @@ func (c *Controller) cut(ctx context.Context, accepted float64) {
 }
 
 // Raise adds an eighth of the rate cut from to a limit this controller's kind set, when no 429 came
-// lately, and removes it once it is twice the rate that was cut (or at the
-// ceiling). It reports whether an adaptive limit is (still) set. Run calls
+// lately, and removes it once it is twice the rate that was cut and no task
+// waits in the queue (or at the ceiling). It reports whether an adaptive limit is (still) set. Run calls
 // it every raiseEvery.
 func (c *Controller) Raise(ctx context.Context) bool {
 	c.mu.Lock()
@@ -193,7 +217,11 @@ func (c *Controller) Raise(ctx context.Context) bool {
 		return true
 	}
 	cur, err := c.queue.Limit(ctx)
-	if err != nil || !cur.Set || !strings.HasPrefix(cur.Reason, reasonPrefix) {
+	if err != nil {
+		return false
+	}
+	c.queueLimited.Store(cur.Set)
+	if !cur.Set || !strings.HasPrefix(cur.Reason, reasonPrefix) {
 		return false
 	}
 	if c.now().Sub(cur.Updated) < raiseEvery {
@@ -202,11 +230,15 @@ func (c *Controller) Raise(ctx context.Context) bool {
 	from := cutFrom(cur.Reason, cur.RPS)
 	rps := cur.RPS + max(minStep, from/stepShare)
 	switch {
-	case rps >= 2*from, c.ceiling > 0 && rps >= c.ceiling:
+	// Removing the limit over a backlog would send all of it to the
+	// provider at once (and earn a 429 for nearly each): the limit keeps
+	// rising instead, until nothing waits behind it or a 429 cuts it.
+	case rps >= 2*from && cur.Backlog == 0, c.ceiling > 0 && rps >= c.ceiling:
 		if err := c.queue.SetLimit(ctx, -1, ""); err != nil {
 			c.logger.Warn("remove LLM queue rate limit", zap.Error(err))
 			return true
 		}
+		c.queueLimited.Store(false)
 		c.logger.Info("LLM rate limit removed: the provider accepted the recovered rate", zap.Float64("rps", cur.RPS))
 		return false
 	default:
@@ -220,36 +252,28 @@ func (c *Controller) set(ctx context.Context, rps, from float64, why string) {
 		c.logger.Warn("set LLM queue rate limit", zap.Float64("rps", rps), zap.Error(err))
 		return
 	}
+	c.queueLimited.Store(true)
 	c.logger.Info("LLM queue rate limit "+why, zap.Float64("rps", rps))
 }
 
-// idleChecks is how many raiseEvery ticks a worker lets pass between looks
-// at the server while no adaptive limit is set and it saw no 429: it still
-// finds, and recovers, a limit another worker left behind, without asking
-// the server every second.
-const idleChecks = 30
-
-// Run raises the limit every raiseEvery until ctx ends.
+// Run looks at the LLM queue's rate limit every raiseEvery until ctx ends:
+// it raises an adaptive limit that is due (Raise), and keeps Limited
+// current, so that within about a second of any worker's cut every worker's
+// sub-agents take permits again. That is one DescribeTaskQueue per second
+// per worker.
 func (c *Controller) Run(ctx context.Context) {
 	if c.queue == nil {
 		return
 	}
 	t := time.NewTicker(raiseEvery)
 	defer t.Stop()
-	limited, seen429, idle := true, c.Throttled(), 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if n := c.Throttled(); n != seen429 {
-			seen429, limited = n, true
-		}
-		if idle++; limited || idle >= idleChecks {
-			idle = 0
-			limited = c.Raise(ctx)
-		}
+		c.Raise(ctx)
 	}
 }
 

@@ -150,3 +150,61 @@ func TestWaitHonoursRetryAfter(t *testing.T) {
 		t.Errorf("Throttled = %d, want 2", c.Throttled())
 	}
 }
+
+// TestLimited: model calls need permits while a ceiling is configured, for
+// quietFor after a 429, and while the server holds a limit on the queue (as
+// this worker last saw it, whoever set it); not otherwise.
+func TestLimited(t *testing.T) {
+	if c, _, _ := newTest(5); !c.Limited() {
+		t.Error("a ceiling (llm.requests_per_second) must always take permits")
+	}
+	c, q, clk := newTest(0)
+	if c.Limited() {
+		t.Fatal("no ceiling, no 429, no queue limit: limited")
+	}
+	accept(c, clk, 8)
+	c.Throttle(context.Background(), time.Second)
+	if !c.Limited() {
+		t.Fatal("not limited right after a 429 and a cut")
+	}
+	// The limit recovers and is removed; each look updates Limited.
+	for i := 0; i < 100 && q.limit.Set; i++ {
+		clk.advance(raiseEvery)
+		c.Raise(context.Background())
+	}
+	if q.limit.Set || c.Limited() {
+		t.Fatalf("after recovery: queue limit %+v, Limited %v; want none, false", q.limit, c.Limited())
+	}
+	// Another worker (or an operator) sets a limit: the next look sees it.
+	q.limit = QueueLimit{RPS: 3, Set: true, Reason: "operator", Updated: clk.now()}
+	clk.advance(raiseEvery)
+	c.Raise(context.Background())
+	if !c.Limited() {
+		t.Error("a limit another party set on the queue is not seen as limited")
+	}
+}
+
+// TestLimitStaysWhileTasksWait: at twice the rate cut from, the limit is
+// removed only when no task waits behind it; over a backlog it keeps rising
+// (removing it would send the whole backlog to the provider at once).
+func TestLimitStaysWhileTasksWait(t *testing.T) {
+	c, q, clk := newTest(0)
+	accept(c, clk, 8) // 4 req/s accepted
+	c.Throttle(context.Background(), time.Second)
+	from := cutFrom(q.limit.Reason, 0)
+	q.limit.Backlog = 30
+	for range 100 {
+		clk.advance(raiseEvery)
+		c.Raise(context.Background())
+		q.limit.Backlog = 30 // SetLimit replaced the fake's view; tasks still wait
+	}
+	if !q.limit.Set || q.limit.RPS <= 2*from {
+		t.Fatalf("with tasks waiting the limit is %+v, want still set and above %.2f", q.limit, 2*from)
+	}
+	q.limit.Backlog = 0
+	clk.advance(raiseEvery)
+	c.Raise(context.Background())
+	if q.limit.Set {
+		t.Errorf("backlog empty and the limit past twice the cut rate, yet still set: %+v", q.limit)
+	}
+}

@@ -27,6 +27,7 @@ func (q *TemporalQueue) Limit(ctx context.Context) (QueueLimit, error) {
 		TaskQueue:     &taskqueuepb.TaskQueue{Name: q.Name, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
 		TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY,
 		ReportConfig:  true,
+		ReportStats:   true,
 	})
 	if err != nil {
 		return QueueLimit{}, fmt.Errorf("describe task queue %s: %w", q.Name, err)
@@ -38,6 +39,7 @@ func (q *TemporalQueue) Limit(ctx context.Context) (QueueLimit, error) {
 	return QueueLimit{
 		RPS: float64(rl.GetRateLimit().GetRequestsPerSecond()), Set: true,
 		Reason: rl.GetMetadata().GetReason(), Updated: rl.GetMetadata().GetUpdateTime().AsTime(),
+		Backlog: resp.GetStats().GetApproximateBacklogCount(),
 	}, nil
 }
 
