@@ -90,6 +90,20 @@ func TestClusterRunsOnSeveralHosts(t *testing.T) {
 	results := c.awaitRuns(ids)
 	wall := time.Since(start)
 
+	c.checkResults(ids, repos, results)
+	homes := c.checkLocality(ids)
+	c.checkDisks(homes)
+	calls := c.checkModel(ids)
+	c.report(ids, homes, calls, wall)
+	if t.Failed() {
+		c.dumpLogs()
+	}
+}
+
+// checkResults: every run succeeded with every subtask merged, and the
+// files are on its branch in its repository.
+func (c *cluster) checkResults(ids, repos []string, results map[string]activities.SwarmResult) {
+	t := c.t
 	for i, id := range ids {
 		res := results[id]
 		if !res.Success || len(res.SubtaskResults) != len(subtasks) {
@@ -106,13 +120,6 @@ func TestClusterRunsOnSeveralHosts(t *testing.T) {
 				t.Errorf("run %s: %s.txt not on %s: %v %s", id, n, res.Branch, err, out)
 			}
 		}
-	}
-	homes := c.checkLocality(ids)
-	c.checkDisks(homes)
-	calls := c.checkModel(ids)
-	c.report(ids, homes, calls, wall)
-	if t.Failed() {
-		c.dumpLogs()
 	}
 }
 
