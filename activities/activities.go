@@ -34,6 +34,9 @@ type Activities struct {
 	Sandbox *tools.Sandbox
 	// Pace adapts LLM calls to the provider's 429s; nil sends them unpaced.
 	Pace LLMPace
+	// LLMSlots caps this worker's model calls in flight (llm.max_concurrent)
+	// whichever of its queues runs them; nil: no cap.
+	LLMSlots chan struct{}
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).
@@ -96,6 +99,11 @@ const heartbeatEvery = 5 * time.Second
 func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
 	stop := keepAlive(ctx)
 	defer stop()
+	release, err := a.takeSlot(ctx)
+	if err != nil {
+		return openai.ChatCompletionResponse{}, err
+	}
+	defer release()
 	if a.Pace == nil {
 		return a.LLM.Chat(ctx, req)
 	}
@@ -111,6 +119,19 @@ func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest)
 		a.Pace.Throttle(ctx, e.RetryAfter)
 	}
 	return resp, err
+}
+
+// takeSlot waits for one of LLMSlots; release gives it back.
+func (a *Activities) takeSlot(ctx context.Context) (release func(), err error) {
+	if a.LLMSlots == nil {
+		return func() {}, nil
+	}
+	select {
+	case a.LLMSlots <- struct{}{}:
+		return func() { <-a.LLMSlots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func keepAlive(ctx context.Context) func() {

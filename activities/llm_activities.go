@@ -125,6 +125,15 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 	return rec, false, nil
 }
 
+// LLMPermit lets one model call go ahead. It does nothing: it runs on the
+// shared LLM queue, whose server-side rate limit (llm.requests_per_second,
+// the adaptive cut after a 429) holds for every worker of the cluster, so a
+// permit is handed out only as fast as that limit allows. The model call
+// itself then runs on the run's host, where its conversation is.
+func (a *Activities) LLMPermit(ctx context.Context) error {
+	return nil
+}
+
 // AgentStepInput names one model turn of a sub-agent conversation.
 type AgentStepInput struct {
 	Ref          ConvRef `json:"ref"`

@@ -217,18 +217,25 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 	s.running++
 	s.spawned++
 	t.state = stateRunning
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:          ChildWorkflowID(s.runID, t.sub.ID, t.attempt),
 		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		WaitForCancellation: true,
-	})
+	}
+	llmQueue := ""
+	if s.onHost {
+		// The sub-agent runs where its worktree and transcript are; only
+		// its permits go to the shared LLM queue.
+		opts.TaskQueue, llmQueue = s.prep.WorkspaceQueue, s.llmQueue(ctx)
+	}
+	cctx := workflow.WithChildOptions(ctx, opts)
 	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, SubAgentInput{
 		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.sub, Attempt: t.attempt,
 		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,
 		Branch:         SubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt),
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: steps, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery,
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery, LLMQueue: llmQueue,
 	})
 	what := "started"
 	if t.attempt > 1 {

@@ -41,20 +41,24 @@ const (
 
 // SubAgentInput starts (or, with State, continues) one sub-agent.
 type SubAgentInput struct {
-	RunID             string                   `json:"run_id"`
-	ParentWorkflowID  string                   `json:"parent_workflow_id"`
-	Subtask           activities.Subtask       `json:"subtask"`
-	Attempt           int                      `json:"attempt"`
-	RepoPath          string                   `json:"repo_path"`
-	IntegrationBranch string                   `json:"integration_branch"`
-	Branch            string                   `json:"branch"`
-	WorkspaceQueue    string                   `json:"workspace_queue"`
-	DepContext        string                   `json:"dep_context,omitempty"`
-	Conflict          *activities.ConflictInfo `json:"conflict,omitempty"`
-	Model             string                   `json:"model"`
-	Limits            activities.Limits        `json:"limits"`
-	MaxSteps          int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
-	Tools             activities.ToolLimits    `json:"tools"`
+	RunID             string             `json:"run_id"`
+	ParentWorkflowID  string             `json:"parent_workflow_id"`
+	Subtask           activities.Subtask `json:"subtask"`
+	Attempt           int                `json:"attempt"`
+	RepoPath          string             `json:"repo_path"`
+	IntegrationBranch string             `json:"integration_branch"`
+	Branch            string             `json:"branch"`
+	WorkspaceQueue    string             `json:"workspace_queue"`
+	// LLMQueue is the shared LLM queue that hands out permits to call the
+	// model; set when the sub-agent runs on WorkspaceQueue (empty: runs
+	// started before workOnHostVersion, on the main queue).
+	LLMQueue   string                   `json:"llm_queue,omitempty"`
+	DepContext string                   `json:"dep_context,omitempty"`
+	Conflict   *activities.ConflictInfo `json:"conflict,omitempty"`
+	Model      string                   `json:"model"`
+	Limits     activities.Limits        `json:"limits"`
+	MaxSteps   int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
+	Tools      activities.ToolLimits    `json:"tools"`
 	// ContinueAsNewEvery forces continue-as-new every N steps (0: only when
 	// the server suggests it). Tests use it.
 	ContinueAsNewEvery int            `json:"continue_as_new_every,omitempty"`
@@ -217,9 +221,9 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
-	err := workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.AgentStep, activities.AgentStepInput{
+	err := ag.callLLM(ctx, a.AgentStep, activities.AgentStepInput{
 		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit,
-	}).Get(ctx, &res)
+	}, &res)
 	if err != nil {
 		return res, err
 	}
@@ -228,6 +232,23 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 	ag.st.Usage = ag.st.Usage.Add(res.Usage)
 	ag.st.Turn++
 	return res, nil
+}
+
+// onHost reports whether this sub-agent runs on its workspace queue (and
+// so calls the model there, after a permit). Children started before
+// workOnHostVersion run on the main queue, and so does every run of their
+// continue-as-new chain: their histories keep the shared LLM queue.
+func (ag *agent) onHost(ctx workflow.Context) bool {
+	return ag.in.LLMQueue != "" && workflow.GetInfo(ctx).TaskQueueName == ag.in.WorkspaceQueue
+}
+
+// callLLM runs a model activity where this sub-agent's conversation is.
+func (ag *agent) callLLM(ctx workflow.Context, activity, in, out any) error {
+	llmQueue := ag.in.LLMQueue
+	if !ag.onHost(ctx) {
+		llmQueue = LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
+	}
+	return callLLM(ctx, ag.onHost(ctx), llmQueue, ag.in.WorkspaceQueue, ag.in.Limits.LLMTimeout, activity, in, out)
 }
 
 // runTools executes the turn's tool calls in order; turn is the turn they
@@ -335,9 +356,9 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		return res.ResultHash, err
 	}
 	var sum activities.SummarizeResult
-	err = workflow.ExecuteActivity(llmOptions(ctx, ag.in.Limits.LLMTimeout), a.Summarize, activities.SummarizeInput{
+	err = ag.callLLM(ctx, a.Summarize, activities.SummarizeInput{
 		Ref: ag.ref(), Turn: turn, Index: index, ToolName: call.Name, CallID: call.ID, Model: ag.in.Model,
-	}).Get(ctx, &sum)
+	}, &sum)
 	if sum.Summarized {
 		ag.st.LLMCalls++
 		ag.st.Usage = ag.st.Usage.Add(sum.Usage)

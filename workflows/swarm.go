@@ -78,6 +78,9 @@ type swarm struct {
 	// and refreshes what the Web UI and the CLI show.
 	state       string
 	stateReason string
+	// onHost: sub-agents and model calls run on the run's workspace queue
+	// (workOnHostVersion), set once the host is known.
+	onHost bool
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
@@ -89,6 +92,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	if err := s.prepare(ctx); err != nil {
 		return s.failed(ctx, err), nil
 	}
+	s.onHost = workflow.GetVersion(ctx, workOnHostChange, workflow.DefaultVersion, workOnHostVersion) >= workOnHostVersion
 	s.phase = PhasePlanning
 	plan, err := s.decompose(ctx)
 	if err != nil {
@@ -108,6 +112,12 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	res := s.result(ctx, fin)
 	s.event(ctx, "done", "", res.summaryLine())
 	return res.SwarmResult, nil
+}
+
+// llmQueue is the cluster's shared, rate-limited LLM queue: the one of the
+// main queue the parent runs on.
+func (s *swarm) llmQueue(ctx workflow.Context) string {
+	return LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
 }
 
 func (s *swarm) prepare(ctx workflow.Context) error {
@@ -153,7 +163,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		if err := workflow.ExecuteActivity(llmOptions(ctx, s.in.Limits.LLMTimeout), a.Plan, in).Get(ctx, &res); err != nil {
+		if err := callLLM(ctx, s.onHost, s.llmQueue(ctx), s.prep.WorkspaceQueue, s.in.Limits.LLMTimeout, a.Plan, in, &res); err != nil {
 			return nil, fmt.Errorf("decompose: %w", err)
 		}
 		s.llmCalls++

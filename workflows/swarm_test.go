@@ -309,8 +309,10 @@ func TestSwarmChildContinueAsNew(t *testing.T) {
 	}
 }
 
-// TestActivitiesRunOnTheirQueues: LLM calls go to the LLM queue (one rate
-// limit for all workers), worktree work to the host that holds the worktree.
+// TestActivitiesRunOnTheirQueues: everything that reads a run's transcripts
+// or worktrees (model calls included) runs on the run's host; each model call
+// first takes a permit from the shared LLM queue (one rate limit for all
+// workers); sub-agent workflows run on the host too.
 func TestActivitiesRunOnTheirQueues(t *testing.T) {
 	w := twoStagePlan()
 	w.scripts["01-a"] = sequence(toolTurn("bash", "b"), toolTurn("swarm_share", "s"), finalTurn("STATUS: completed"))
@@ -320,9 +322,11 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 	env := newEnv(t, w)
 	var mu sync.Mutex
 	queues := map[string]map[string]bool{}
+	counts := map[string]int{}
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		mu.Lock()
 		defer mu.Unlock()
+		counts[info.ActivityType.Name]++
 		if queues[info.ActivityType.Name] == nil {
 			queues[info.ActivityType.Name] = map[string]bool{}
 		}
@@ -337,7 +341,7 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 	}
 	const main, llm = "codeswarm", "codeswarm" + activities.LLMQueueSuffix
 	want := map[string]string{
-		"PrepareRun": main, "Plan": llm, "AgentStep": llm, "Summarize": llm, "SwarmShare": main,
+		"PrepareRun": main, "LLMPermit": llm, "Plan": wsQueue, "AgentStep": wsQueue, "Summarize": wsQueue, "SwarmShare": wsQueue,
 		"StartSubtask": wsQueue, "ExecTool": wsQueue, "CommitSubtask": wsQueue, "MergeSubtask": wsQueue,
 		"Verify": wsQueue, "FinishRun": wsQueue,
 	}
@@ -345,6 +349,9 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 		if got := queues[name]; len(got) != 1 || !got[queue] {
 			t.Errorf("%s ran on %v, want only %s", name, got, queue)
 		}
+	}
+	if calls := counts["Plan"] + counts["AgentStep"] + counts["Summarize"]; counts["LLMPermit"] != calls || calls == 0 {
+		t.Errorf("%d permits for %d model calls, want one each", counts["LLMPermit"], calls)
 	}
 }
 

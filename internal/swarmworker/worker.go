@@ -1,7 +1,9 @@
 // Package swarmworker builds the Temporal workers of codeswarm: the main queue
-// (workflows and host-independent activities), the LLM queue (rate limited
-// across every worker by the server) and this host's workspace queue (tools,
-// worktrees and merges, which need this host's disk).
+// (parent workflows and host-independent activities), the LLM queue (rate
+// limited across every worker by the server: it hands out the permits to
+// call the model) and this host's workspace queue (the sub-agent workflows
+// of the runs homed here, their model calls, tools, worktrees and merges,
+// which need this host's disk).
 package swarmworker
 
 import (
@@ -67,6 +69,9 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		Environ:        tools.SanitizeEnv(os.Environ(), cfg.Secrets()...),
 		Sandbox:        sandbox,
 		Pace:           pace,
+		// Every model call of this process takes one, on whichever queue
+		// it runs: the LLM worker's own cap covers only that queue.
+		LLMSlots: make(chan struct{}, max(cfg.LLM.MaxConcurrent, 1)),
 	}
 	// Every worker runs activities, so every one scrubs their errors and
 	// journals the attempts it runs (a restarted worker fails them at once).
@@ -87,7 +92,12 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	// the SDK throttles heartbeats to 80% of the heartbeat timeout (0.8 ×
 	// 20 s = 16 s): a cancelled run's bash would run on that long. Sending every heartbeat
 	// the tools record (every 5 s) bounds it.
+	// The workspace worker also runs the sub-agent workflows of the runs
+	// whose host this is: their model and tool activities read this
+	// host's transcripts and worktrees, and being on the workflow's own
+	// queue they are dispatched eagerly (in the workflow task's response).
 	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: intercept})
+	ws.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
 	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox, journal: j, client: c, logger: logger, pace: pace}, nil
