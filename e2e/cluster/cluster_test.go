@@ -85,7 +85,9 @@ func TestClusterRunsOnSeveralHosts(t *testing.T) {
 	}
 	c.waitHosts(nHosts)
 
+	began := time.Now()
 	ids, repos := c.startRuns(nRuns)
+	c.t.Logf("%d runs started by `codeswarm run --no-worker --detach` in %s", nRuns, time.Since(began).Round(time.Millisecond))
 	start := time.Now()
 	results := c.awaitRuns(ids)
 	wall := time.Since(start)
@@ -200,8 +202,8 @@ func (c *cluster) awaitRuns(ids []string) map[string]activities.SwarmResult {
 }
 
 // checkLocality reads every run's history (and its sub-agents') and
-// returns each run's home host. Every activity on a workspace queue, and
-// every model step, must have run on that host.
+// returns each run's home host. Every activity on a workspace queue, every
+// model step and every sub-agent workflow task must have run on that host.
 func (c *cluster) checkLocality(ids []string) map[string]string {
 	t := c.t
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -218,9 +220,13 @@ func (c *cluster) checkLocality(ids []string) map[string]string {
 			continue
 		}
 		homes[id] = home
+		c.checkPermits(id, acts)
 		for _, a := range acts {
 			onHostQueue := strings.HasPrefix(a.queue, c.queue+"-ws-")
-			if (onHostQueue || a.typ == "AgentStep") && a.host != home {
+			// Sub-agent workflows run on their host too: a workflow
+			// task of a child anywhere else would mean it left.
+			childTask := a.typ == workflowTask && a.workflowID != id
+			if (onHostQueue || a.typ == "AgentStep" || childTask) && a.host != home {
 				t.Errorf("run %s: %s (queue %s, workflow %s) ran on %s, not on the run's host %s", id, a.typ, a.queue, a.workflowID, a.host, home)
 			}
 		}
@@ -233,6 +239,27 @@ func (c *cluster) checkLocality(ids []string) map[string]string {
 		t.Errorf("the %d runs did not spread: hosts %v", len(ids), homes)
 	}
 	return homes
+}
+
+// checkPermits: every model call of the run (Plan, AgentStep, Summarize,
+// on its host) waited for a permit from the shared LLM queue, whose rate
+// limit the server enforces for all hosts together.
+func (c *cluster) checkPermits(id string, acts []activityRun) {
+	calls, permits := 0, 0
+	for _, a := range acts {
+		switch a.typ {
+		case "Plan", "AgentStep", "Summarize":
+			calls++
+		case "LLMPermit":
+			permits++
+			if a.queue != c.queue+"-llm" {
+				c.t.Errorf("run %s: LLM permit on queue %s, not the shared %s-llm", id, a.queue, c.queue)
+			}
+		}
+	}
+	if calls == 0 || permits < calls {
+		c.t.Errorf("run %s: %d model-call activities but %d permits from the shared LLM queue", id, calls, permits)
+	}
 }
 
 // checkDisks: each host's workspace.root holds the runs homed there and

@@ -9,8 +9,11 @@ import (
 	"go.temporal.io/sdk/client"
 )
 
-// activityRun is one activity attempt a run (or one of its sub-agents) ran,
-// as its history records it.
+// workflowTask is the typ of an activityRun that is a workflow task.
+const workflowTask = "(workflow task)"
+
+// activityRun is one activity attempt or workflow task of a run (or of one
+// of its sub-agents), as its history records it.
 type activityRun struct {
 	workflowID string
 	typ        string
@@ -39,6 +42,8 @@ func runActivities(ctx context.Context, c client.Client, id string) ([]activityR
 			a := ev.GetActivityTaskStartedEventAttributes()
 			s := scheduled[a.GetScheduledEventId()]
 			out = append(out, activityRun{workflowID: id, typ: s.typ, queue: s.queue, host: identityHost(a.GetIdentity())})
+		case ev.GetWorkflowTaskStartedEventAttributes() != nil:
+			out = append(out, activityRun{workflowID: id, typ: workflowTask, host: identityHost(ev.GetWorkflowTaskStartedEventAttributes().GetIdentity())})
 		case ev.GetChildWorkflowExecutionStartedEventAttributes() != nil:
 			children = append(children, ev.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution().GetWorkflowId())
 		}

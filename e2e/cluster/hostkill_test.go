@@ -39,9 +39,18 @@ func TestClusterHostKilledAndRestarted(t *testing.T) {
 		t.Logf("the server still lists %s as a poller 3 s after the kill (poller info lags)", victim.name)
 	}
 	victim.start()
+	back := time.Now()
 	results := c.awaitRuns(ids)
-	t.Logf("host %s back after %s; all runs done %s after the kill", victim.name, (3 * time.Second), time.Since(start).Round(time.Millisecond))
+	t.Logf("host %s back %s after the kill; all runs done %s after it came back", victim.name,
+		back.Sub(start).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	c.checkResults(ids, repos, results)
+	for _, s := range results[ids[0]].SubtaskResults {
+		t.Logf("%s/%s: attempts %d, model calls %d, steps %d", ids[0], s.ID, s.Attempts, s.LLMCalls, s.Steps)
+		// Durable sub-agents resume where they were: none starts over.
+		if s.Attempts != 1 {
+			t.Errorf("%s/%s ran %d times: the kill lost its work", ids[0], s.ID, s.Attempts)
+		}
+	}
 	homes := c.checkLocality(ids)
 	if homes[ids[0]] != victim.name {
 		t.Errorf("run %s moved from its host %s to %s", ids[0], victim.name, homes[ids[0]])

@@ -99,10 +99,13 @@ func newCluster(t *testing.T, script scripted.Script, opts ...scripted.Option) *
 	if err := os.Chmod(c.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	began := time.Now()
 	c.pg = pgtest.Start(t)
+	pgUp := time.Now()
 	c.lan = newLAN(t)
 	c.startModel(script, opts...)
 	c.startServer()
+	t.Logf("PostgreSQL up in %s; codeswarm server on it serving in %s more", pgUp.Sub(began).Round(time.Millisecond), time.Since(pgUp).Round(time.Millisecond))
 	return c
 }
 
