@@ -85,18 +85,26 @@ func TestClusterRunsOnSeveralHosts(t *testing.T) {
 	}
 	c.waitHosts(nHosts)
 
+	watch, stopWatch := context.WithCancel(context.Background())
+	lowest := c.watchLLMLimit(watch)
 	began := time.Now()
 	ids, repos := c.startRuns(nRuns)
 	c.t.Logf("%d runs started by `codeswarm run --no-worker --detach` in %s", nRuns, time.Since(began).Round(time.Millisecond))
 	start := time.Now()
 	results := c.awaitRuns(ids)
 	wall := time.Since(start)
+	stopWatch()
+	limit := <-lowest
 
 	c.checkResults(ids, repos, results)
 	homes := c.checkLocality(ids)
 	c.checkDisks(homes)
 	calls := c.checkModel(ids)
+	if limited := count429(calls); limited > 0 && !strings.Contains(limit, "codeswarm adaptive") {
+		t.Errorf("%d 429s but no worker cut the shared LLM queue's rate limit (lowest seen: %s)", limited, limit)
+	}
 	c.report(ids, homes, calls, wall)
+	t.Logf("lowest rate limit the hosts set on the shared LLM queue: %s", limit)
 	if t.Failed() {
 		c.dumpLogs()
 	}
@@ -130,6 +138,12 @@ func (c *cluster) waitHosts(n int) {
 	t := c.t
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
+		for _, h := range c.hosts {
+			if !h.alive() {
+				c.dumpLogs()
+				t.Fatalf("host %s exited before polling", h.name)
+			}
+		}
 		hosts := c.pollingHosts(c.queue)
 		if len(hosts) >= n {
 			return
@@ -305,16 +319,53 @@ func (c *cluster) checkModel(ids []string) []modelCall {
 		}
 	}
 	calls := c.model.snapshot()
-	limited := 0
-	for _, call := range calls {
-		if call.status == http.StatusTooManyRequests {
-			limited++
-		}
-	}
-	if agents := len(ids) * len(subtasks); limited > agents {
-		t.Errorf("%d 429s for %d sub-agents: the hosts did not slow down together", limited, agents)
+	// Every planner and sub-agent calls the model; without a shared
+	// limit each would meet 429s on every retry.
+	if callers, limited := len(ids)*(1+len(subtasks)), count429(calls); limited > callers {
+		t.Errorf("%d 429s for %d model-calling workflows: the hosts did not slow down together", limited, callers)
 	}
 	return calls
+}
+
+func count429(calls []modelCall) int {
+	n := 0
+	for _, call := range calls {
+		if call.status == http.StatusTooManyRequests {
+			n++
+		}
+	}
+	return n
+}
+
+// watchLLMLimit polls the shared LLM queue's rate limit until ctx ends,
+// then sends the lowest one seen ("none" if none).
+func (c *cluster) watchLLMLimit(ctx context.Context) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		lowest, low := "none", float32(0)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				out <- lowest
+				return
+			case <-tick.C:
+			}
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			resp, err := c.client.WorkflowService().DescribeTaskQueue(qctx, &workflowservice.DescribeTaskQueueRequest{
+				Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: c.queue + "-llm", Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+				TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY, ReportConfig: true,
+			})
+			cancel()
+			rl := resp.GetConfig().GetQueueRateLimit()
+			if err == nil && rl.GetRateLimit() != nil && (lowest == "none" || rl.GetRateLimit().GetRequestsPerSecond() < low) {
+				low = rl.GetRateLimit().GetRequestsPerSecond()
+				lowest = fmt.Sprintf("%.2f req/s (%s)", low, rl.GetMetadata().GetReason())
+			}
+		}
+	}()
+	return out
 }
 
 // report logs the figures of the run.
