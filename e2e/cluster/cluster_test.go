@@ -103,6 +103,7 @@ func TestClusterRunsOnSeveralHosts(t *testing.T) {
 	if limited := count429(calls); limited > 0 && !strings.Contains(limit, "codeswarm adaptive") {
 		t.Errorf("%d 429s but no worker cut the shared LLM queue's rate limit (lowest seen: %s)", limited, limit)
 	}
+	c.checkNoSecrets()
 	c.report(ids, homes, calls, wall)
 	t.Logf("lowest rate limit the hosts set on the shared LLM queue: %s", limit)
 	if t.Failed() {
@@ -366,6 +367,25 @@ func (c *cluster) watchLLMLimit(ctx context.Context) <-chan string {
 		}
 	}()
 	return out
+}
+
+// checkNoSecrets: the database password and the API key appear in no
+// process's output, although the server logged at debug level; the server
+// names its database with the password masked.
+func (c *cluster) checkNoSecrets() {
+	t := c.t
+	srv := c.srvLogs.String()
+	if strings.Contains(srv, c.pg.Password) {
+		t.Error("the server's output contains the PostgreSQL password")
+	}
+	if !strings.Contains(srv, "state in embedded.db_url postgres://postgres:xxxxx@") {
+		t.Errorf("the server does not say where its state is, password masked:\n%s", tail(srv, 2000))
+	}
+	for _, h := range c.hosts {
+		if out := h.logs.String(); strings.Contains(out, apiKey) || strings.Contains(out, c.pg.Password) {
+			t.Errorf("host %s's output contains a secret", h.name)
+		}
+	}
 }
 
 // report logs the figures of the run.

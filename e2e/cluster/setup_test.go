@@ -142,6 +142,8 @@ func (c *cluster) startServer() {
 		"CODESWARM_EMBEDDED_IP="+c.lan.gateway(),
 		"CODESWARM_EMBEDDED_PORT="+strconv.Itoa(port),
 		"CODESWARM_EMBEDDED_UI_PORT="+strconv.Itoa(uiPort),
+		// The most the server ever logs, to check none of it is the password.
+		"CODESWARM_LOG_LEVEL=debug",
 	)
 	cmd.Stdout, cmd.Stderr = c.srvLogs, c.srvLogs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
