@@ -86,3 +86,18 @@ func dialOrFatal(t *testing.T, srv *Server) client.Client {
 	}
 	return c
 }
+
+func TestParsePostgresURL(t *testing.T) {
+	cfg, err := ParsePostgresURL("postgresql://temporal:p%40ss@db.example/temporal?sslmode=require&connect_timeout=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PluginName != "postgres12" || cfg.ConnectAddr != "db.example:5432" || cfg.User != "temporal" ||
+		cfg.Password != "p@ss" || cfg.DatabaseName != "temporal" ||
+		cfg.ConnectAttributes["sslmode"] != "require" || cfg.ConnectAttributes["connect_timeout"] != "5" {
+		t.Errorf("parsed %+v", cfg)
+	}
+	if got := RedactPostgresURL("postgres://temporal:p%40ss@db:5433/temporal"); got != "postgres://temporal:xxxxx@db:5433/temporal" {
+		t.Errorf("redacted %q", got)
+	}
+}
