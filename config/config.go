@@ -49,6 +49,10 @@ type TemporalConfig struct {
 // EmbeddedConfig configures the in-process Temporal server and its Web UI.
 type EmbeddedConfig struct {
 	DBPath string `mapstructure:"db_path"`
+	// DBURL is a PostgreSQL URL that replaces DBPath; its password is a
+	// secret (Secrets, Redacted).
+	DBURL  string `mapstructure:"db_url"`
+	IP     string `mapstructure:"ip"`
 	Port   int    `mapstructure:"port"`
 	UIPort int    `mapstructure:"ui_port"`
 }
@@ -175,13 +179,27 @@ func (c *Config) Redacted() Config {
 	if u, err := url.Parse(out.LLM.BaseURL); err == nil && u.User != nil {
 		out.LLM.BaseURL = u.Redacted()
 	}
+	out.Embedded.DBURL = RedactURL(out.Embedded.DBURL)
 	return out
+}
+
+// RedactURL masks the password of a URL such as embedded.db_url, for logs
+// and errors; a value that does not parse is hidden whole.
+func RedactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return redactedSecret
+	}
+	return u.Redacted()
 }
 
 // Secrets lists every secret value in c, for scrubbing text that leaves the
 // worker: the API key, the codec key as written and as the raw key bytes
 // (a command can print either, in any encoding), and a password embedded in
-// the base URL.
+// the base URL or in embedded.db_url.
 func (c *Config) Secrets() []string {
 	var out []string
 	if c.LLM.APIKey != "" {
@@ -193,10 +211,20 @@ func (c *Config) Secrets() []string {
 			out = append(out, string(raw))
 		}
 	}
-	if u, err := url.Parse(c.LLM.BaseURL); err == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
+	for _, raw := range []string{c.LLM.BaseURL, c.Embedded.DBURL} {
+		if p := urlPassword(raw); p != "" {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// urlPassword is the password embedded in a URL, "" if none.
+func urlPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
 }

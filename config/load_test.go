@@ -24,7 +24,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	want := Config{
 		Temporal: TemporalConfig{Address: "", Namespace: "default", TaskQueue: "codeswarm"},
-		Embedded: EmbeddedConfig{DBPath: filepath.Join(state, "codeswarm", "temporal.db"), Port: 7233, UIPort: 8233},
+		Embedded: EmbeddedConfig{DBPath: filepath.Join(state, "codeswarm", "temporal.db"), IP: "127.0.0.1", Port: 7233, UIPort: 8233},
 		LLM: LLMConfig{
 			BaseURL: "https://api.openai.com/v1", APIKey: "", Model: "gpt-4.1-mini", PlannerModel: "gpt-4.1-mini",
 			MaxConcurrent: 16, RequestsPerSecond: 0, Timeout: 5 * time.Minute, ContextLimit: 256000,

@@ -26,8 +26,13 @@ func (e *KeyError) Error() string {
 }
 
 func (e *KeyError) shownValue() string {
-	if e.Key == "llm.api_key" {
+	switch e.Key {
+	case "llm.api_key":
 		return redactedSecret
+	case "embedded.db_url":
+		if v, ok := e.Value.(string); ok {
+			return fmt.Sprintf("%q", RedactURL(v))
+		}
 	}
 	switch v := e.Value.(type) {
 	case string:
@@ -57,6 +62,8 @@ func (c *Config) checks() []func() error {
 		func() error { return notEmpty("temporal.namespace", c.Temporal.Namespace) },
 		func() error { return notEmpty("temporal.task_queue", c.Temporal.TaskQueue) },
 		func() error { return notEmpty("embedded.db_path", c.Embedded.DBPath) },
+		func() error { return checkPostgresURL("embedded.db_url", c.Embedded.DBURL) },
+		func() error { return checkIP("embedded.ip", c.Embedded.IP) },
 		func() error { return checkPort("embedded.port", c.Embedded.Port) },
 		func() error { return checkPort("embedded.ui_port", c.Embedded.UIPort) },
 		c.checkDistinctPorts,
@@ -219,6 +226,31 @@ func checkAddress(key, v string) error {
 		return nil
 	}
 	return &KeyError{Key: key, Value: v, Problem: `is not host:port, e.g. "127.0.0.1:7233"`}
+}
+
+// checkPostgresURL accepts "" (SQLite) or postgres://user[:password]@host[:port]/database.
+func checkPostgresURL(key, v string) error {
+	if v == "" {
+		return nil
+	}
+	const want = "is not a PostgreSQL URL: want postgres://user:password@host:port/database"
+	u, err := url.Parse(v)
+	switch {
+	case err != nil, u.Scheme != "postgres" && u.Scheme != "postgresql", u.Hostname() == "":
+		return &KeyError{Key: key, Value: v, Problem: want}
+	case u.User == nil || u.User.Username() == "":
+		return &KeyError{Key: key, Value: v, Problem: want + " (no user)"}
+	case strings.Trim(u.Path, "/") == "" || strings.Contains(strings.Trim(u.Path, "/"), "/"):
+		return &KeyError{Key: key, Value: v, Problem: want + " (no database name)"}
+	}
+	return nil
+}
+
+func checkIP(key, v string) error {
+	if net.ParseIP(v) != nil {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: `is not an IP address, e.g. "127.0.0.1"`}
 }
 
 func checkHTTPURL(key, v string) error {

@@ -9,12 +9,15 @@ import (
 
 const (
 	clusterName = "active"
-	storeName   = "sqlite-default"
+	// The store names; with SQLite both are the same store.
+	storeName           = "sqlite-default"
+	visibilityStoreName = "visibility"
 )
 
 // buildServerConfig is the static config of a single-node cluster whose
-// services all run in this process and share one SQLite store.
-func buildServerConfig(o Options, p ports, sqlCfg *config.SQL) *config.Config {
+// services all run in this process and share one SQLite store, or use
+// PostgreSQL's main and visibility databases.
+func buildServerConfig(o Options, p ports, st stores) *config.Config {
 	frontend := hostPort(o.IP, p.frontend)
 	var c config.Config
 	c.Global.Membership.BroadcastAddress = o.IP
@@ -22,7 +25,11 @@ func buildServerConfig(o Options, p ports, sqlCfg *config.SQL) *config.Config {
 		DefaultStore:     storeName,
 		VisibilityStore:  storeName,
 		NumHistoryShards: 1,
-		DataStores:       map[string]config.DataStore{storeName: {SQL: sqlCfg}},
+		DataStores:       map[string]config.DataStore{storeName: {SQL: st.main}},
+	}
+	if st.visibility != st.main {
+		c.Persistence.VisibilityStore = visibilityStoreName
+		c.Persistence.DataStores[visibilityStoreName] = config.DataStore{SQL: st.visibility}
 	}
 	c.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,

@@ -22,6 +22,11 @@ const (
 type Options struct {
 	// DBPath is the SQLite file; "" keeps all state in memory (tests).
 	DBPath string
+	// DBURL, when set, replaces DBPath: a PostgreSQL URL
+	// (postgres://user:password@host:port/database?sslmode=disable). The
+	// server keeps workflows in that database and visibility in
+	// <database>_visibility, creating both and their schema when missing.
+	DBURL string
 	// IP is the address every service binds to; default "127.0.0.1".
 	IP string
 	// Port is the frontend gRPC port; 0 picks a free port.

@@ -43,15 +43,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	sqlCfg, err := prepareDatabase(o)
-	if err != nil {
-		return nil, err
-	}
 	logger, err := serverLogger(o)
 	if err != nil {
 		return nil, err
 	}
-	ts, err := newTemporalServer(o, p, sqlCfg, logger)
+	st, err := prepareDatabase(o, logger)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := newTemporalServer(o, p, st, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +90,8 @@ func (s *Server) Stop() error {
 }
 
 // newTemporalServer assembles the server from its config.
-func newTemporalServer(o Options, p ports, sqlCfg *config.SQL, logger log.Logger) (temporal.Server, error) {
-	cfg := buildServerConfig(o, p, sqlCfg)
+func newTemporalServer(o Options, p ports, st stores, logger log.Logger) (temporal.Server, error) {
+	cfg := buildServerConfig(o, p, st)
 	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: authorizer: %w", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/log"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/common/primitives/timestamp"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
@@ -19,28 +20,52 @@ import (
 // namespaceRetention is how long closed workflows stay visible.
 const namespaceRetention = 7 * 24 * time.Hour
 
-// prepareDatabase returns the SQLite store config, creating the file, its
+// stores are the persistence of the server: one SQLite store for both, or
+// PostgreSQL's main and visibility databases.
+type stores struct {
+	main, visibility *config.SQL
+	name             string // names the database in errors and logs
+}
+
+// prepareDatabase returns the store configs, creating the database, its
 // schema and the namespace when they are missing.
-func prepareDatabase(o Options) (*config.SQL, error) {
-	cfg, err := sqlConfig(o.DBPath)
+func prepareDatabase(o Options, logger log.Logger) (stores, error) {
+	st, err := prepareStores(o, logger)
 	if err != nil {
-		return nil, err
-	}
-	if o.DBPath != "" {
-		if err := ensureSchema(cfg); err != nil {
-			return nil, err
-		}
+		return stores{}, err
 	}
 	ns, err := sqliteschema.NewNamespaceConfig(clusterName, o.Namespace, false, o.SearchAttributes)
 	if err != nil {
-		return nil, fmt.Errorf("devserver: namespace %q: %w", o.Namespace, err)
+		return stores{}, fmt.Errorf("devserver: namespace %q: %w", o.Namespace, err)
 	}
 	ns.Detail.Config.Retention = timestamp.DurationPtr(namespaceRetention)
-	// A no-op when the namespace exists, so restarts keep its settings.
-	if err := sqliteschema.CreateNamespaces(cfg, ns); err != nil {
-		return nil, fmt.Errorf("devserver: register namespace %q in %s: %w", o.Namespace, dbName(o.DBPath), err)
+	// A no-op when the namespace exists, so restarts keep its settings. The
+	// function is the SQLite schema package's but speaks any SQL plugin.
+	if err := sqliteschema.CreateNamespaces(st.main, ns); err != nil {
+		return stores{}, fmt.Errorf("devserver: register namespace %q in %s: %w", o.Namespace, st.name, err)
 	}
-	return cfg, nil
+	return st, nil
+}
+
+// prepareStores picks PostgreSQL when o.DBURL is set, else SQLite.
+func prepareStores(o Options, logger log.Logger) (stores, error) {
+	if o.DBURL != "" {
+		pg, err := preparePostgres(o.DBURL, logger)
+		if err != nil {
+			return stores{}, err
+		}
+		return stores{main: pg.main, visibility: pg.visibility, name: RedactPostgresURL(o.DBURL)}, nil
+	}
+	cfg, err := sqlConfig(o.DBPath)
+	if err != nil {
+		return stores{}, err
+	}
+	if o.DBPath != "" {
+		if err := ensureSchema(cfg); err != nil {
+			return stores{}, err
+		}
+	}
+	return stores{main: cfg, visibility: cfg, name: dbName(o.DBPath)}, nil
 }
 
 // sqlConfig builds the store config for dbPath ("" = in memory).

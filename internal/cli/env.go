@@ -122,14 +122,23 @@ func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger, 
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	srv, err := devserver.Start(sctx, devserver.Options{
-		DBPath: cfg.Embedded.DBPath, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
+		DBPath: cfg.Embedded.DBPath, DBURL: cfg.Embedded.DBURL, IP: cfg.Embedded.IP, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
 		Namespace: cfg.Temporal.Namespace, SearchAttributes: activities.SearchAttributeTypes(), Logger: logger.Named("temporal"),
 		LogLevel: serverLogLevel(cfg), CodecEndpoint: codecURL,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start embedded Temporal server (embedded.db_path %s): %w", cfg.Embedded.DBPath, err)
+		return nil, fmt.Errorf("start embedded Temporal server (%s): %w", stateKey(cfg), err)
 	}
 	return srv, nil
+}
+
+// stateKey names the key that says where the embedded server keeps its
+// state, and its value with any password masked.
+func stateKey(cfg *config.Config) string {
+	if cfg.Embedded.DBURL != "" {
+		return "embedded.db_url " + config.RedactURL(cfg.Embedded.DBURL)
+	}
+	return "embedded.db_path " + cfg.Embedded.DBPath
 }
 
 func listening(addr string) bool {

@@ -46,7 +46,7 @@ func serve(cmd *cobra.Command, g *globalOpts, stdio IO, worker bool) error {
 		return err
 	}
 	defer e.close()
-	fmt.Fprintf(stdio.Out, "Temporal server: %s (namespace %s, state in %s)\n", e.server.FrontendAddress(), cfg.Temporal.Namespace, cfg.Embedded.DBPath)
+	fmt.Fprintf(stdio.Out, "Temporal server: %s (namespace %s, state in %s)\n", e.server.FrontendAddress(), cfg.Temporal.Namespace, stateKey(cfg))
 	if e.uiURL != "" {
 		fmt.Fprintf(stdio.Out, "Web UI: %s\n", e.uiURL)
 	}

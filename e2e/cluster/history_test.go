@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// workflowTask is the typ of an activityRun that is a workflow task.
+const workflowTask = "(workflow task)"
+
+// activityRun is one activity attempt or workflow task of a run (or of one
+// of its sub-agents), as its history records it.
+type activityRun struct {
+	workflowID string
+	typ        string
+	queue      string
+	host       string // hostname of the worker that started it ("" if never started)
+}
+
+// runActivities walks the history of workflow id and of every child
+// workflow it started, recursively.
+func runActivities(ctx context.Context, c client.Client, id string) ([]activityRun, error) {
+	type sched struct{ typ, queue string }
+	var out []activityRun
+	scheduled := map[int64]sched{}
+	var children []string
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
+		switch {
+		case ev.GetActivityTaskScheduledEventAttributes() != nil:
+			a := ev.GetActivityTaskScheduledEventAttributes()
+			scheduled[ev.GetEventId()] = sched{a.GetActivityType().GetName(), a.GetTaskQueue().GetName()}
+		case ev.GetActivityTaskStartedEventAttributes() != nil:
+			a := ev.GetActivityTaskStartedEventAttributes()
+			s := scheduled[a.GetScheduledEventId()]
+			out = append(out, activityRun{workflowID: id, typ: s.typ, queue: s.queue, host: identityHost(a.GetIdentity())})
+		case ev.GetWorkflowTaskStartedEventAttributes() != nil:
+			out = append(out, activityRun{workflowID: id, typ: workflowTask, host: identityHost(ev.GetWorkflowTaskStartedEventAttributes().GetIdentity())})
+		case ev.GetChildWorkflowExecutionStartedEventAttributes() != nil:
+			children = append(children, ev.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution().GetWorkflowId())
+		}
+	}
+	for _, ch := range children {
+		acts, err := runActivities(ctx, c, ch)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, acts...)
+	}
+	return out, nil
+}
+
+// identityHost is the hostname in an SDK worker identity "pid@host@queue".
+func identityHost(identity string) string {
+	parts := strings.Split(identity, "@")
+	if len(parts) < 2 {
+		return identity
+	}
+	return parts[1]
+}
+
+// runHost is the host whose workspace queue the run's activities used; an
+// error when there is none or more than one.
+func runHost(acts []activityRun, queue string) (string, error) {
+	hosts := map[string]bool{}
+	prefix := queue + "-ws-"
+	for _, a := range acts {
+		if strings.HasPrefix(a.queue, prefix) {
+			hosts[strings.TrimPrefix(a.queue, prefix)] = true
+		}
+	}
+	switch len(hosts) {
+	case 0:
+		return "", errNoHost
+	case 1:
+		for h := range hosts {
+			return h, nil
+		}
+	}
+	return "", fmt.Errorf("activities on several workspace queues: %v", hosts)
+}
