@@ -363,9 +363,3 @@ func newCancelCmd(g *globalOpts, stdio IO) *cobra.Command {
 		})
 }
 
-func prefixed(prefix, s string) string {
-	if s == "" {
-		return ""
-	}
-	return prefix + s
-}
