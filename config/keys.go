@@ -79,7 +79,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "workspace.host", def: "",
 			doc: `this worker's host name for its workspace queue (<task_queue>-ws-<host>); "" uses the machine's hostname. Two workers sharing a name must share workspace.root`},
 		{key: "workspace.host_lost_after", def: 90 * time.Second,
-			doc: "a run's workspace host counts as lost (state waiting_for_host) when no worker has polled its queue for this long; keep it above the server's matching.longPollExpirationInterval (1 min by default)"},
+			doc: "a run's workspace host counts as lost (state waiting_for_host) when no worker has polled its queue for this long; keep it above the server's matching.longPollExpirationInterval (1 min by default); the workers and the CLI (whose workers command calls hosts lost by it) should use the same value"},
 		{key: "workspace.auto_move_after", def: time.Duration(0),
 			doc: "when a run's host has been lost this long and exactly one other host is polling, the run moves there by itself (as codeswarm move does; the repository must be at the same path there); 0 turns this off"},
 		{key: "git.auto_merge", def: true, doc: "merge sub-agent branches into the run branch"},

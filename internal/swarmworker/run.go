@@ -32,11 +32,18 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger) error {
 	}
 	defer c.Close()
 	ensureSearchAttributes(ctx, c, cfg.Temporal.Namespace, logger)
-	w, err := New(cfg, c, logger)
+	w, err := startWithRetry(ctx, logger, startRetryWindow, func() (*Workers, error) {
+		w, err := New(cfg, c, logger)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.Start(); err != nil {
+			w.sandbox.Close()
+			return nil, err
+		}
+		return w, nil
+	})
 	if err != nil {
-		return err
-	}
-	if err := w.Start(); err != nil {
 		return err
 	}
 	defer w.Stop()
@@ -53,5 +60,34 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	defer cancel()
 	if err := searchattr.Ensure(sctx, c, namespace); err != nil {
 		logger.Warn("runs will have no search attributes; an operator can add them with: "+searchattr.Hint(namespace), zap.Error(err))
+	}
+}
+
+// startRetryWindow is how long a worker keeps trying to start against a
+// server that does not answer yet (a cluster still starting, a namespace its
+// setup job has not created yet) before it gives up.
+const startRetryWindow = 2 * time.Minute
+
+// startWithRetry calls start until it succeeds, ctx ends or window has
+// passed, waiting 1 s, 2 s, … up to 10 s between tries and logging each
+// failure, so a worker that comes up before its server neither dies at once
+// nor waits silently.
+func startWithRetry(ctx context.Context, logger *zap.Logger, window time.Duration, start func() (*Workers, error)) (*Workers, error) {
+	deadline := time.Now().Add(window)
+	for attempt := 1; ; attempt++ {
+		w, err := start()
+		if err == nil {
+			return w, nil
+		}
+		delay := min(time.Duration(attempt)*time.Second, 10*time.Second)
+		if ctx.Err() != nil || time.Now().Add(delay).After(deadline) {
+			return nil, fmt.Errorf("%w (gave up after %d attempts in %s)", err, attempt, window)
+		}
+		logger.Warn("worker could not start; trying again", zap.Error(err), zap.Int("attempt", attempt), zap.Duration("in", delay))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
 	}
 }
