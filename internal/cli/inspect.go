@@ -362,4 +362,3 @@ func newCancelCmd(g *globalOpts, stdio IO) *cobra.Command {
 			return nil
 		})
 }
-
