@@ -206,8 +206,12 @@ func activitySummaries(t *testing.T, h *harness, id string, text func(*commonpb.
 	t.Helper()
 	out := map[string]bool{}
 	for _, ev := range history(t, h.client, id, "").GetEvents() {
-		if ev.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
-			out[text(ev.GetUserMetadata().GetSummary())] = true
+		// Read-only tools run as local activities: their summary is on
+		// the marker that records them.
+		if t := ev.GetEventType(); t == enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED || t == enumspb.EVENT_TYPE_MARKER_RECORDED {
+			if sum := ev.GetUserMetadata().GetSummary(); sum != nil {
+				out[text(sum)] = true
+			}
 		}
 	}
 	return out

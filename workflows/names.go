@@ -102,8 +102,9 @@ func permitOptions(ctx workflow.Context, llmQueue string) workflow.Context {
 // worktree and the transcript are there), and a local activity needs no
 // dispatch and no workflow task of its own. A retry reads again, and once
 // the transcript holds the result it is returned as is.
-func readOnlyToolOptions(ctx workflow.Context, retries int) workflow.Context {
+func readOnlyToolOptions(ctx workflow.Context, retries int, summary string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		Summary:             activities.FirstLine(summary, summaryCap),
 		StartToCloseTimeout: quickToolTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: int32(retries + 1)},
 	})

@@ -383,9 +383,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	var res activities.ExecToolResult
 	var err error
 	if ag.onHost(ctx) && activities.IsReadOnlyTool(call.Name) {
-		// Local activities carry no summary; the child's current details
-		// (noteTool) say which read runs.
-		err = workflow.ExecuteLocalActivity(readOnlyToolOptions(ctx, ag.retries()), a.ExecTool, tin).Get(ctx, &res)
+		err = workflow.ExecuteLocalActivity(readOnlyToolOptions(ctx, ag.retries(), brief), a.ExecTool, tin).Get(ctx, &res)
 	} else {
 		actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
 		if call.Name == "bash" {
