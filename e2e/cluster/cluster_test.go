@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -181,21 +180,9 @@ func (c *cluster) pollingHosts(queue string) []string {
 // startRuns makes one repository per run and starts each run from the
 // CLI with --no-worker --detach, as a user on a machine without a worker.
 func (c *cluster) startRuns(n int) (ids, repos []string) {
-	t := c.t
 	for i := range n {
-		repo := filepath.Join(c.dir, "repos", fmt.Sprintf("repo%d", i))
-		if err := scripted.WriteDemoRepo(repo); err != nil {
-			t.Fatal(err)
-		}
 		id := fmt.Sprintf("cluster-run-%d", i)
-		out, err := c.runCLI("run", "--no-worker", "--detach", "--repo", repo, "--task", "cluster task", "--id", id, "--max-concurrent", "3")
-		if err != nil {
-			t.Fatalf("codeswarm run %s: %v\n%s", id, err, out)
-		}
-		if !strings.Contains(out, id) {
-			t.Fatalf("codeswarm run --detach did not print the run ID %s:\n%s", id, out)
-		}
-		ids, repos = append(ids, id), append(repos, repo)
+		ids, repos = append(ids, id), append(repos, c.startRun(id, fmt.Sprintf("repo%d", i)))
 	}
 	return ids, repos
 }
