@@ -65,10 +65,8 @@ func (h *host) start() {
 		"CODESWARM_TEMPORAL_ADDRESS="+h.c.frontend,
 		"CODESWARM_WORKSPACE_ROOT="+h.root,
 		"CODESWARM_WORKSPACE_HOST="+h.name,
-		// Runs watch their host from any host's worker: a lost one is
-		// reported within seconds, not the default 90 s.
-		"CODESWARM_WORKSPACE_HOST_LOST_AFTER="+hostLostAfter.String(),
 	)
+	h.cmd.Env = append(h.cmd.Env, h.c.hostEnv...)
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	// Its own process group: kill reaches whatever the worker started.
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -50,6 +50,10 @@ func TestClusterHostKilled(t *testing.T) {
 		script.Agents[i].Turns[1].Delay = scripted.Duration(delay)
 	}
 	c := newCluster(t, script)
+	// A configured ceiling makes every model call take a permit from the
+	// shared LLM queue, which checkLocality checks: with no limit in
+	// force (no ceiling, no 429 lately) a host rightly skips permits.
+	c.hostEnv = []string{"CODESWARM_LLM_REQUESTS_PER_SECOND=20"}
 	for i := 1; i <= nHosts; i++ {
 		c.addHost(i)
 	}
@@ -262,11 +266,19 @@ func (c *cluster) waitMerged(id string) activities.Progress {
 func mergedSubtasks(p activities.Progress) []string {
 	var out []string
 	for _, e := range p.Events {
-		if e.Kind == "merged" && !slices.Contains(out, e.Subtask) {
-			out = append(out, e.Subtask)
+		if n := subtaskName(e.Subtask); e.Kind == "merged" && !slices.Contains(out, n) {
+			out = append(out, n)
 		}
 	}
 	return slices.Sorted(slices.Values(out))
+}
+
+// subtaskName is the plan's name of a subtask ID ("03-gamma" → "gamma").
+func subtaskName(id string) string {
+	if _, name, ok := strings.Cut(id, "-"); ok {
+		return name
+	}
+	return id
 }
 
 // progress queries run id; an error (no worker has it yet) is empty.
@@ -318,6 +330,7 @@ func (c *cluster) children(id string) map[string][]string {
 	out := map[string][]string{}
 	for _, a := range acts {
 		sub, _, _ := strings.Cut(strings.TrimPrefix(a.workflowID, id+"."), ".")
+		sub = subtaskName(sub)
 		if a.workflowID != id && !slices.Contains(out[sub], a.workflowID) {
 			out[sub] = append(out[sub], a.workflowID)
 		}
@@ -340,8 +353,8 @@ func watchWorktrees(dir string) func() []string {
 			for _, e := range entries {
 				if _, err := os.Stat(filepath.Join(dir, e.Name(), ".git")); err == nil {
 					mu.Lock()
-					if !slices.Contains(seen, e.Name()) {
-						seen = append(seen, e.Name())
+					if n := subtaskName(e.Name()); !slices.Contains(seen, n) {
+						seen = append(seen, n)
 					}
 					mu.Unlock()
 				}
