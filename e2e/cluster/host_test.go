@@ -66,7 +66,6 @@ func (h *host) start() {
 		"CODESWARM_WORKSPACE_ROOT="+h.root,
 		"CODESWARM_WORKSPACE_HOST="+h.name,
 	)
-	h.cmd.Env = append(h.cmd.Env, h.c.hostEnv...)
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	// Its own process group: kill reaches whatever the worker started.
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

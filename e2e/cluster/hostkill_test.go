@@ -50,10 +50,6 @@ func TestClusterHostKilled(t *testing.T) {
 		script.Agents[i].Turns[1].Delay = scripted.Duration(delay)
 	}
 	c := newCluster(t, script)
-	// A configured ceiling makes every model call take a permit from the
-	// shared LLM queue, which checkLocality checks: with no limit in
-	// force (no ceiling, no 429 lately) a host rightly skips permits.
-	c.hostEnv = []string{"CODESWARM_LLM_REQUESTS_PER_SECOND=20"}
 	for i := 1; i <= nHosts; i++ {
 		c.addHost(i)
 	}

@@ -42,7 +42,6 @@ type cluster struct {
 	client   client.Client
 	queue    string
 	hosts    []*host
-	hostEnv  []string // more environment for every host's worker
 }
 
 type binaries struct{ codeswarm, worker string }
