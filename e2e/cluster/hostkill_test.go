@@ -115,6 +115,9 @@ func (c *cluster) killAndMove() {
 	t.Logf("B: killed host %s (home of %s, %v merged): SIGKILL, network namespace deleted", victim.name, id, mergedBefore)
 	c.checkWaiting(id, victim.name, killed)
 
+	// The repositories are under the test's directory, which no host's
+	// mount namespace hides: every host reaches them at the same path, as
+	// a move requires. Only the workspace roots are per host.
 	var target *host
 	for _, h := range c.hosts {
 		if h != victim {
