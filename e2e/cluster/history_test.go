@@ -19,6 +19,7 @@ type activityRun struct {
 	typ        string
 	queue      string
 	host       string // hostname of the worker that started it ("" if never started)
+	result     []byte // the activity's result payload if it completed
 }
 
 // runActivities walks the history of workflow id and of every child
@@ -27,6 +28,7 @@ func runActivities(ctx context.Context, c client.Client, id string) ([]activityR
 	type sched struct{ typ, queue string }
 	var out []activityRun
 	scheduled := map[int64]sched{}
+	started := map[int64]int{} // started event ID → index in out
 	var children []string
 	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
@@ -41,7 +43,13 @@ func runActivities(ctx context.Context, c client.Client, id string) ([]activityR
 		case ev.GetActivityTaskStartedEventAttributes() != nil:
 			a := ev.GetActivityTaskStartedEventAttributes()
 			s := scheduled[a.GetScheduledEventId()]
+			started[ev.GetEventId()] = len(out)
 			out = append(out, activityRun{workflowID: id, typ: s.typ, queue: s.queue, host: identityHost(a.GetIdentity())})
+		case ev.GetActivityTaskCompletedEventAttributes() != nil:
+			a := ev.GetActivityTaskCompletedEventAttributes()
+			if i, ok := started[a.GetStartedEventId()]; ok && len(a.GetResult().GetPayloads()) > 0 {
+				out[i].result = a.GetResult().GetPayloads()[0].GetData()
+			}
 		case ev.GetWorkflowTaskStartedEventAttributes() != nil:
 			out = append(out, activityRun{workflowID: id, typ: workflowTask, host: identityHost(ev.GetWorkflowTaskStartedEventAttributes().GetIdentity())})
 		case ev.GetChildWorkflowExecutionStartedEventAttributes() != nil:

@@ -198,6 +198,11 @@ func (c *cluster) baseEnv(home string) []string {
 		"CODESWARM_LLM_MODEL=scripted",
 		"CODESWARM_LOG_LEVEL=info",
 		"CODESWARM_LOG_FORMAT=json",
+		// One setting for every process, as in a deployment: the hosts'
+		// workers watch runs' hosts with it, `codeswarm workers` judges
+		// live and lost with it. A lost host is reported within seconds,
+		// not the default 90 s.
+		"CODESWARM_WORKSPACE_HOST_LOST_AFTER=" + hostLostAfter.String(),
 	}
 }
 
