@@ -63,6 +63,33 @@ func allDone(reqs []scripted.Request) bool {
 	return true
 }
 
+// startProcessStack starts, for a test that kills them, the scripted model
+// with script, a demo repository, and the Temporal server and a worker as
+// processes of their own on a SQLite file in a temp dir; the CLI's
+// environment points at them.
+func startProcessStack(t *testing.T, script scripted.Script) (model *scripted.Server, repo, addr string, srv *serverProc, worker *workerProc) {
+	t.Helper()
+	model, err := scripted.Start(script, scripted.WithAPIKey(testAPIKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(model.Close)
+	repo, state := t.TempDir(), t.TempDir()
+	if err := scripted.WriteDemoRepo(repo); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	setCLIEnv(t, addr, testQueue(t), model.URL(), filepath.Join(state, "ws"))
+	srv = startServerProcess(t, []string{
+		"CODESWARM_EMBEDDED_DB_PATH=" + filepath.Join(state, "temporal.db"),
+		fmt.Sprintf("CODESWARM_EMBEDDED_PORT=%d", port),
+		fmt.Sprintf("CODESWARM_EMBEDDED_UI_PORT=%d", freePort(t)),
+		"CODESWARM_LOG_LEVEL=warn",
+	}, addr)
+	return model, repo, addr, srv, startWorkerProcess(t)
+}
+
 // kill SIGKILLs the server: no shutdown, whatever SQLite has not synced is lost.
 func (s *serverProc) kill() {
 	s.t.Helper()
@@ -83,25 +110,7 @@ func TestServerRestart(t *testing.T) {
 	const id = "server-restart"
 	script := slowDemo(crashLatency)
 	ref := startReference(t, script, "")
-	model, err := scripted.Start(script, scripted.WithAPIKey(testAPIKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(model.Close)
-	repo, state := t.TempDir(), t.TempDir()
-	if err := scripted.WriteDemoRepo(repo); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	setCLIEnv(t, addr, testQueue(t), model.URL(), filepath.Join(state, "ws"))
-	srv := startServerProcess(t, []string{
-		"CODESWARM_EMBEDDED_DB_PATH=" + filepath.Join(state, "temporal.db"),
-		fmt.Sprintf("CODESWARM_EMBEDDED_PORT=%d", port),
-		fmt.Sprintf("CODESWARM_EMBEDDED_UI_PORT=%d", freePort(t)),
-		"CODESWARM_LOG_LEVEL=warn",
-	}, addr)
-	worker := startWorkerProcess(t)
+	model, repo, addr, srv, worker := startProcessStack(t, script)
 
 	start := time.Now()
 	startDetached(t, repo, id)

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -306,25 +304,7 @@ func TestPausedServerRestart(t *testing.T) {
 		t.Skip("kills the server process")
 	}
 	const id = "e2e-pause-server"
-	model, err := scripted.Start(slowDemo(300*time.Millisecond), scripted.WithAPIKey(testAPIKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(model.Close)
-	repo, state := t.TempDir(), t.TempDir()
-	if err := scripted.WriteDemoRepo(repo); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	setCLIEnv(t, addr, testQueue(t), model.URL(), filepath.Join(state, "ws"))
-	srv := startServerProcess(t, []string{
-		"CODESWARM_EMBEDDED_DB_PATH=" + filepath.Join(state, "temporal.db"),
-		fmt.Sprintf("CODESWARM_EMBEDDED_PORT=%d", port),
-		fmt.Sprintf("CODESWARM_EMBEDDED_UI_PORT=%d", freePort(t)),
-		"CODESWARM_LOG_LEVEL=warn",
-	}, addr)
-	worker := startWorkerProcess(t)
+	model, repo, addr, srv, worker := startProcessStack(t, slowDemo(300*time.Millisecond))
 	startDetached(t, repo, id)
 	waitFor(t, 60*time.Second, func() bool { return model.Count(scripted.KindAgent) >= 3 })
 	expectOK(t, "paused", "pause", id)
