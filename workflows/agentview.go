@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -59,15 +60,15 @@ func (ag *agent) noteTool(ctx workflow.Context, brief string) {
 func (ag *agent) showDetails(ctx workflow.Context) {
 	v := ag.agentView()
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** · step %d/%d · %d tokens\n\n", orElse(v.CurrentTool, "starting"), v.Step, v.MaxSteps, v.Tokens)
-	fmt.Fprintf(&b, "last STATUS: %s\n", orElse(v.LastStatus, "none yet"))
+	fmt.Fprintf(&b, "**%s** · step %d/%d · %d tokens\n\n", cmp.Or(v.CurrentTool, "starting"), v.Step, v.MaxSteps, v.Tokens)
+	fmt.Fprintf(&b, "last STATUS: %s\n", cmp.Or(v.LastStatus, "none yet"))
 	workflow.SetCurrentDetails(ctx, b.String())
 }
 
 // callBrief is a tool call's one-line description; histories from before
 // briefs existed only have the tool's name.
 func callBrief(call activities.ToolCallInfo) string {
-	return orElse(call.Brief, call.Name)
+	return cmp.Or(call.Brief, call.Name)
 }
 
 // turnSummary is a model turn's line in the Web UI.

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -55,7 +56,7 @@ func aggregate(results []activities.SubtaskResult) string {
 		if r.Success {
 			fmt.Fprintf(&b, "=== Subtask %d (%s) ===\n%s\n\n", i+1, r.Name, r.Result)
 		} else {
-			fmt.Fprintf(&b, "=== Subtask %d (%s) (FAILED) ===\nError: %s\n\n", i+1, r.Name, orElse(r.Error, "unknown error"))
+			fmt.Fprintf(&b, "=== Subtask %d (%s) (FAILED) ===\nError: %s\n\n", i+1, r.Name, cmp.Or(r.Error, "unknown error"))
 		}
 	}
 	return b.String()

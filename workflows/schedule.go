@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -312,7 +313,7 @@ func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	if !r.Success {
 		kind = "failed"
 	}
-	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, activities.FirstLine(orElse(r.Error, r.Result), 160)))
+	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, activities.FirstLine(cmp.Or(r.Error, r.Result), 160)))
 	if r.Success && s.in.AutoMerge && r.Changed {
 		s.merge(ctx, t)
 	}
@@ -433,13 +434,6 @@ func capString(s string, n int) string {
 		return s
 	}
 	return s[:n] + "\n...[truncated]"
-}
-
-func orElse(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func orEmpty(xs []string) []string {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -425,7 +426,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	var commit activities.CommitSubtaskResult
-	ag.view.lastStatus = orElse(activities.ParseStatus(final), exit)
+	ag.view.lastStatus = cmp.Or(activities.ParseStatus(final), exit)
 	ag.doing(ctx, "commit "+ag.in.Subtask.ID)
 	cerr := workflow.ExecuteActivity(summarized(ag.gitCtx(dctx), "commit "+ag.in.Subtask.ID), a.CommitSubtask, activities.CommitSubtaskInput{
 		RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Name: ag.in.Subtask.Name, Worktree: ag.st.Worktree, BaseCommit: ag.st.BaseCommit,

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -191,7 +192,7 @@ func printWorkers(stdio IO, rows []workerRow) error {
 		if !r.LastPoll.IsZero() {
 			last = time.Since(r.LastPoll).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", orDash(r.Host), r.Queue, r.Kind, last, state, r.Identity)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cmp.Or(r.Host, "-"), r.Queue, r.Kind, last, state, r.Identity)
 	}
 	return tw.Flush()
 }
@@ -206,11 +207,4 @@ func (e *env) runHost(info *workflowpb.WorkflowExecutionInfo) string {
 		}
 	}
 	return e.memoString(info, "host")
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

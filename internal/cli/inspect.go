@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -245,8 +246,8 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 			tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTATE\tHOST\tDONE\tTOKENS\tCOST\tSTARTED\tTASK")
 			for _, info := range resp.GetExecutions() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), orElse(saString(info, activities.SAStatus), statusName(info)),
-					orDash(e.runHost(info)), doneCell(info), intCell(info, activities.SATokens), costCell(info),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), cmp.Or(saString(info, activities.SAStatus), statusName(info)),
+					cmp.Or(e.runHost(info), "-"), doneCell(info), intCell(info, activities.SATokens), costCell(info),
 					info.GetStartTime().AsTime().Local().Format(time.DateTime), e.memoString(info, "task"))
 			}
 			return tw.Flush()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -75,7 +76,7 @@ func (v liveView) rows() []activities.SubtaskView {
 		if a, ok := v.agents[r.ID]; ok {
 			r.Step, r.MaxSteps, r.CurrentTool = a.Step, a.MaxSteps, a.CurrentTool
 			r.Tokens, r.CostUSD = max(r.Tokens, a.Tokens), max(r.CostUSD, a.CostUSD)
-			r.LastStatus = orElse(a.LastStatus, r.LastStatus)
+			r.LastStatus = cmp.Or(a.LastStatus, r.LastStatus)
 		}
 		out[i] = r
 	}
@@ -95,7 +96,7 @@ func (v liveView) done() int {
 
 // stateLine says what the run does and why, e.g. "paused: token cap reached".
 func (v liveView) stateLine() string {
-	s := fmt.Sprintf("state %s, phase %s", orElse(v.prog.State, activities.RunStateRunning), v.prog.Phase)
+	s := fmt.Sprintf("state %s, phase %s", cmp.Or(v.prog.State, activities.RunStateRunning), v.prog.Phase)
 	if v.prog.StateReason != "" {
 		s = fmt.Sprintf("state %s: %s (phase %s)", v.prog.State, v.prog.StateReason, v.prog.Phase)
 	}
@@ -120,8 +121,8 @@ func (v liveView) tableRows(now time.Time) [][]string {
 		if r.MaxSteps > 0 || r.Step > 0 {
 			step = fmt.Sprintf("%d/%d", r.Step, r.MaxSteps)
 		}
-		out = append(out, []string{r.ID, r.Status, step, orElse(activities.FirstLine(r.CurrentTool, 40), "-"),
-			fmt.Sprint(r.Tokens), elapsed(r, now), orElse(activities.FirstLine(r.LastEvent, 60), "-")})
+		out = append(out, []string{r.ID, r.Status, step, cmp.Or(activities.FirstLine(r.CurrentTool, 40), "-"),
+			fmt.Sprint(r.Tokens), elapsed(r, now), cmp.Or(activities.FirstLine(r.LastEvent, 60), "-")})
 	}
 	return out
 }
@@ -198,11 +199,4 @@ func (t *toolTracker) collect(ctx context.Context, c client.Client, runID string
 // sortLines orders lines by time, keeping the order of equal times.
 func sortLines(ls []line) {
 	sort.SliceStable(ls, func(i, j int) bool { return ls[i].at.Before(ls[j].at) })
-}
-
-func orElse(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
