@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"codeswarm/internal/fairslot"
 	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
@@ -41,8 +42,9 @@ type Activities struct {
 	// worker prepares.
 	AutoMoveAfter time.Duration
 	// LLMSlots caps this worker's model calls in flight (llm.max_concurrent)
-	// whichever of its queues runs them; nil: no cap.
-	LLMSlots chan struct{}
+	// whichever of its queues runs them, and shares them between runs
+	// (llm.fair_share); nil: no cap.
+	LLMSlots *fairslot.Slots
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).
@@ -112,11 +114,11 @@ func llmError(err error) error {
 // call's own (much longer) timeout.
 const heartbeatEvery = 5 * time.Second
 
-// chat calls the model while heartbeating.
-func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
+// chat calls the model for run runID while heartbeating.
+func (a *Activities) chat(ctx context.Context, runID string, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
 	stop := keepAlive(ctx)
 	defer stop()
-	release, err := a.takeSlot(ctx)
+	release, err := a.takeSlot(ctx, runID)
 	if err != nil {
 		return openai.ChatCompletionResponse{}, err
 	}
@@ -142,11 +144,11 @@ func (a *Activities) chat(ctx context.Context, req openai.ChatCompletionRequest)
 // long as it could wait; the activity is retried, and no request was sent.
 var errNoSlot = errors.New("every llm.max_concurrent slot of this worker stayed busy; the call is retried")
 
-// takeSlot waits for one of LLMSlots; release gives it back. It waits no
-// longer than the activity's deadline leaves the request its whole timeout:
-// a request cut off by the activity's timeout could be paid and then sent
-// again.
-func (a *Activities) takeSlot(ctx context.Context) (release func(), err error) {
+// takeSlot waits for one of LLMSlots for run runID (while they are all
+// busy, runs take turns); release gives it back. It waits no longer than the
+// activity's deadline leaves the request its whole timeout: a request cut
+// off by the activity's timeout could be paid and then sent again.
+func (a *Activities) takeSlot(ctx context.Context, runID string) (release func(), err error) {
 	if a.LLMSlots == nil {
 		return func() {}, nil
 	}
@@ -156,13 +158,13 @@ func (a *Activities) takeSlot(ctx context.Context) (release func(), err error) {
 		wait, cancel = context.WithDeadline(ctx, deadline.Add(-a.LLM.Timeout()))
 		defer cancel()
 	}
-	select {
-	case a.LLMSlots <- struct{}{}:
-		return func() { <-a.LLMSlots }, nil
-	case <-wait.Done():
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	release, err = a.LLMSlots.Acquire(wait, runID)
+	switch {
+	case err == nil:
+		return release, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	default:
 		return nil, errNoSlot
 	}
 }

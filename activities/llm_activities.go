@@ -96,7 +96,7 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 	if r, ok := transcript.Find(recs, key); ok {
 		return r, true, nil
 	}
-	resp, err := a.chat(ctx, build(transcript.Messages(recs)))
+	resp, err := a.chat(ctx, ref.RunID, build(transcript.Messages(recs)))
 	if err != nil {
 		return transcript.Record{}, false, err
 	}
@@ -293,7 +293,7 @@ func (a *Activities) Summarize(ctx context.Context, in SummarizeInput) (Summariz
 	}
 	out := SummarizeResult{}
 	content := ""
-	resp, err := a.chat(ctx, llm.SummaryRequest(in.Model, in.ToolName, string(raw)))
+	resp, err := a.chat(ctx, ref.RunID, llm.SummaryRequest(in.Model, in.ToolName, string(raw)))
 	switch {
 	case err == nil:
 		summary := a.scrub(resp.Choices[0].Message.Content)

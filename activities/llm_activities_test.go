@@ -12,6 +12,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"codeswarm/internal/fairslot"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 	"codeswarm/llm/scripted"
@@ -387,14 +388,14 @@ func TestAgentStepSaysWhetherTheNextTurnNeedsAPermit(t *testing.T) {
 // when its context ends first, and waits no longer than leaves its request
 // the whole llm.timeout before the activity's deadline.
 func TestLLMSlotsCapCallsInFlight(t *testing.T) {
-	a := &Activities{LLMSlots: make(chan struct{}, 1)}
-	release, err := a.takeSlot(context.Background())
+	a := &Activities{LLMSlots: fairslot.New(1, true)}
+	release, err := a.takeSlot(context.Background(), "run-a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := a.takeSlot(ctx); err == nil {
+	if _, err := a.takeSlot(ctx, "run-b"); err == nil {
 		t.Fatal("a second call got a slot while the only one was taken")
 	}
 	// With a deadline, it waits only as long as the request would still
@@ -403,13 +404,46 @@ func TestLLMSlotsCapCallsInFlight(t *testing.T) {
 	dctx, dcancel := context.WithTimeout(context.Background(), time.Minute+100*time.Millisecond)
 	defer dcancel()
 	start := time.Now()
-	if _, err := a.takeSlot(dctx); !errors.Is(err, errNoSlot) || time.Since(start) > 10*time.Second {
+	if _, err := a.takeSlot(dctx, "run-b"); !errors.Is(err, errNoSlot) || time.Since(start) > 10*time.Second {
 		t.Errorf("takeSlot with 100 ms to spare = %v after %s, want errNoSlot at once", err, time.Since(start))
 	}
 	release()
-	release2, err := a.takeSlot(context.Background())
+	release2, err := a.takeSlot(context.Background(), "run-a")
 	if err != nil {
 		t.Fatalf("slot not given back: %v", err)
 	}
 	release2()
+}
+
+// TestLLMSlotsTakeTurnsByRun: while the slots are full, a run with one call
+// waiting goes before the second and third waiting calls of another run.
+func TestLLMSlotsTakeTurnsByRun(t *testing.T) {
+	a := &Activities{LLMSlots: fairslot.New(1, true)}
+	hold, err := a.takeSlot(context.Background(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan string, 4)
+	for i, run := range []string{"big", "big", "big", "small"} {
+		go func() {
+			release, err := a.takeSlot(context.Background(), run)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- run
+			release()
+		}()
+		for a.LLMSlots.Waiting() != i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	hold()
+	var got []string
+	for range 4 {
+		got = append(got, <-order)
+	}
+	if want := "big small big big"; strings.Join(got, " ") != want {
+		t.Errorf("slots went to %q, want %q", strings.Join(got, " "), want)
+	}
 }

@@ -65,8 +65,10 @@ type LLMConfig struct {
 	Model  string `mapstructure:"model"`
 	// PlannerModel is the model for the planning call; Load replaces ""
 	// with Model, so consumers can use it as is.
-	PlannerModel      string        `mapstructure:"planner_model"`
-	MaxConcurrent     int           `mapstructure:"max_concurrent"`
+	PlannerModel  string `mapstructure:"planner_model"`
+	MaxConcurrent int    `mapstructure:"max_concurrent"`
+	// FairShare makes runs take turns at this worker's LLM slots.
+	FairShare         bool          `mapstructure:"fair_share"`
 	RequestsPerSecond float64       `mapstructure:"requests_per_second"`
 	Timeout           time.Duration `mapstructure:"timeout"`
 	// ContextLimit is the model's context window in tokens.

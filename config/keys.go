@@ -55,6 +55,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "llm.model", def: "gpt-4.1-mini", doc: "model for sub-agents"},
 		{key: "llm.planner_model", def: "", doc: `model for the planner; "" uses llm.model`},
 		{key: "llm.max_concurrent", def: 16, doc: "LLM requests in flight per worker"},
+		{key: "llm.fair_share", def: true, doc: "while every llm.max_concurrent slot of a worker is busy, the next free one goes to the waiting run that has had the fewest (runs take turns); false: to the longest-waiting call, whatever its run"},
 		{key: "llm.requests_per_second", def: 0.0, doc: "hard ceiling on LLM requests per second for the whole LLM task queue, across all workers (enforced by the server); 0: none, the rate adapts to the provider's 429s"},
 		{key: "llm.timeout", def: 5 * time.Minute, doc: "timeout of one LLM request"},
 		{key: "llm.context_limit", def: 256000, doc: "model context window in tokens"},

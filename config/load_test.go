@@ -27,7 +27,7 @@ func TestLoadDefaults(t *testing.T) {
 		Embedded: EmbeddedConfig{DBPath: filepath.Join(state, "codeswarm", "temporal.db"), IP: "127.0.0.1", Port: 7233, UIPort: 8233},
 		LLM: LLMConfig{
 			BaseURL: "https://api.openai.com/v1", APIKey: "", Model: "gpt-4.1-mini", PlannerModel: "gpt-4.1-mini",
-			MaxConcurrent: 16, RequestsPerSecond: 0, Timeout: 5 * time.Minute, ContextLimit: 256000,
+			MaxConcurrent: 16, FairShare: true, RequestsPerSecond: 0, Timeout: 5 * time.Minute, ContextLimit: 256000,
 			Temperature: 0.7, MaxTokens: 8192, Reasoning: "auto", Prices: []string{},
 		},
 		Swarm: SwarmConfig{

@@ -23,6 +23,7 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/internal/fairslot"
 	"codeswarm/internal/llmrate"
 	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
@@ -72,8 +73,9 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 		HostLostAfter:  cfg.Workspace.HostLostAfter,
 		AutoMoveAfter:  cfg.Workspace.AutoMoveAfter,
 		// Every model call of this process takes one, on whichever queue
-		// it runs: the LLM worker's own cap covers only that queue.
-		LLMSlots: make(chan struct{}, max(cfg.LLM.MaxConcurrent, 1)),
+		// it runs: the LLM worker's own cap covers only that queue. Runs
+		// take turns at them, so a small run is not queued behind a big one.
+		LLMSlots: fairslot.New(cfg.LLM.MaxConcurrent, cfg.LLM.FairShare),
 	}
 	// Every worker runs activities, so every one scrubs their errors and
 	// journals the attempts it runs (a restarted worker fails them at once).
