@@ -11,6 +11,7 @@ func TestBuildDynamicConfig(t *testing.T) {
 	transfer := dynamicconfig.TransferProcessorMaxPollRPS.Key()
 	saRefresh := dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key()
 	partitions := dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()
+	fairness := dynamicconfig.MatchingAutoEnableV2.Key()
 	tests := []struct {
 		name string
 		opts Options
@@ -18,17 +19,17 @@ func TestBuildDynamicConfig(t *testing.T) {
 	}{
 		{
 			name: "tuned",
-			want: map[dynamicconfig.Key]any{transfer: queuePollRPS, saRefresh: true, partitions: 1},
+			want: map[dynamicconfig.Key]any{transfer: queuePollRPS, saRefresh: true, partitions: 1, fairness: true},
 		},
 		{
 			name: "stock keeps only the CLI defaults",
 			opts: Options{Stock: true},
-			want: map[dynamicconfig.Key]any{transfer: nil, saRefresh: true, partitions: nil},
+			want: map[dynamicconfig.Key]any{transfer: nil, saRefresh: true, partitions: nil, fairness: true},
 		},
 		{
 			name: "overrides win",
-			opts: Options{DynamicConfig: map[string]any{"history.transferProcessorMaxPollRPS": 5}},
-			want: map[dynamicconfig.Key]any{transfer: 5, saRefresh: true},
+			opts: Options{DynamicConfig: map[string]any{"history.transferProcessorMaxPollRPS": 5, "matching.autoEnableV2": false}},
+			want: map[dynamicconfig.Key]any{transfer: 5, saRefresh: true, fairness: false},
 		},
 	}
 	for _, tt := range tests {

@@ -39,6 +39,13 @@ func baseDynamicConfig() map[dynamicconfig.Key]any {
 		// 10 s instead of 60 s lets workspace.host_lost_after go down to
 		// ~15 s on this server.
 		dynamicconfig.MatchingLongPollExpirationInterval.Key(): MatchingLongPoll,
+		// Fairness on every task queue that sees a fairness key (codeswarm's
+		// LLM queue, whose permits carry their run's ID), and only on those:
+		// the waiting permits then go to the runs in turn, not first come,
+		// first served. The switch is recorded in the queue's metadata
+		// and a backlog queued before it is still dispatched (drained from
+		// the old table).
+		dynamicconfig.MatchingAutoEnableV2.Key(): true,
 	}
 }
 

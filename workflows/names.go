@@ -6,7 +6,10 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -88,13 +91,60 @@ const permitTimeout = 10 * time.Second
 // server-side rate limit (llm.requests_per_second, the adaptive 429 cut)
 // holds for every worker of the cluster: a permit waits in that queue until
 // the limit lets it through. It may wait as long as a model call may retry.
-func permitOptions(ctx workflow.Context, llmQueue string) workflow.Context {
+// fairness is the run's fairness key ("" for none): on a queue with
+// fairness on, the server hands out the waiting permits to the runs in turn
+// instead of first come, first served.
+func permitOptions(ctx workflow.Context, llmQueue, fairness string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              llmQueue,
 		StartToCloseTimeout:    permitTimeout,
 		ScheduleToCloseTimeout: llmRetryWindow,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second},
+		Priority:               temporal.Priority{FairnessKey: fairness},
 	})
+}
+
+// fairPermitsChange versions the fairness key on LLMPermit: histories
+// recorded before it scheduled their permits without one.
+const (
+	fairPermitsChange  = "fair-permits"
+	fairPermitsVersion = 1
+)
+
+// maxFairnessKey is the server's limit on a fairness key, in bytes.
+const maxFairnessKey = 64
+
+// permitFairness is the fairness key of this workflow's permits: its run,
+// which is the root of its chain (the SwarmWorkflow; a sub-agent is its
+// child), so every sub-agent of one run shares one key. "" before
+// fairPermitsVersion.
+func permitFairness(ctx workflow.Context) string {
+	if workflow.GetVersion(ctx, fairPermitsChange, workflow.DefaultVersion, fairPermitsVersion) < fairPermitsVersion {
+		return ""
+	}
+	info := workflow.GetInfo(ctx)
+	run := info.WorkflowExecution.ID
+	if info.RootWorkflowExecution != nil && info.RootWorkflowExecution.ID != "" {
+		run = info.RootWorkflowExecution.ID
+	}
+	return fairnessKey(run)
+}
+
+// fairnessKey is the fairness key of run ID id: the ID itself, or, for an
+// ID over the server's 64-byte limit, its head and a hash of the whole, so
+// that two long IDs with one head stay apart.
+func fairnessKey(id string) string {
+	if len(id) <= maxFairnessKey {
+		return id
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id)) // never fails
+	sum := strconv.FormatUint(h.Sum64(), 16)
+	head := id[:maxFairnessKey-len(sum)-1]
+	for !utf8.ValidString(head) { // a rune cut in two is no valid key
+		head = head[:len(head)-1]
+	}
+	return head + "~" + sum
 }
 
 // readOnlyToolOptions runs a read-only tool call as a local activity, in the
@@ -138,7 +188,8 @@ func callLLM(ctx workflow.Context, c llmCall, activity, in, out any) error {
 	actx = workflow.WithRetryPolicy(actx, *policy)
 	for permit := c.permit; ; permit = true {
 		if permit {
-			if err := workflow.ExecuteActivity(summarized(permitOptions(ctx, c.llmQueue), "LLM permit"), a.LLMPermit).Get(ctx, nil); err != nil {
+			pctx := summarized(permitOptions(ctx, c.llmQueue, permitFairness(ctx)), "LLM permit")
+			if err := workflow.ExecuteActivity(pctx, a.LLMPermit).Get(ctx, nil); err != nil {
 				return fmt.Errorf("LLM permit: %w", err)
 			}
 		}
