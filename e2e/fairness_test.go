@@ -106,7 +106,7 @@ func runFairPair(t *testing.T, sc fairScenario, fair bool) fairOutcome {
 	script := scripted.Script{Planner: []scripted.Reply{{Content: faultPlan(bigNames...)}}, Agents: agents}
 	var opts []scripted.Option
 	if sc.rps > 0 {
-		opts = append(opts, scripted.WithRateLimit(sc.rps, 2))
+		opts = append(opts, scripted.WithRateLimit(sc.rps, int(sc.rps)))
 	}
 	h := fairStack(t, script, fair, opts...)
 	for k, v := range sc.env {
