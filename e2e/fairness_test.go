@@ -21,13 +21,16 @@ import (
 // calls per sub-agent.
 const (
 	fairBigAgents = 10
-	fairCalls     = 12
+	fairCalls     = 10
 	// fairRPS is both the provider's limit and llm.requests_per_second in
 	// the permit scenario.
 	fairRPS = 10
 	// fairSlotLatency is the model's latency in the slot scenario: one slot
 	// (llm.max_concurrent 1) is then the bottleneck, not the workflow steps.
-	fairSlotLatency = 100 * time.Millisecond
+	// It is longer than a step of B between two calls (its tool, two
+	// workflow tasks) even on a loaded machine, so that B is back in line
+	// before the slot is free again.
+	fairSlotLatency = 200 * time.Millisecond
 	// fairMinShare is what B must get of the model calls while both runs
 	// call, of a fair share of 50%; first come, first served gives it
 	// about 1/(fairBigAgents+1).
@@ -57,10 +60,11 @@ type fairOutcome struct {
 	limited      int           // 429s
 }
 
-// TestConcurrentRunsShareLLMFairly starts a 10-agent run A and a 1-agent run
-// B together on one worker, each agent making 12 model calls, once paced by
-// permits from the rate-limited LLM queue (provider and ceiling at 10
-// req/s) and once by the worker's one LLM slot. With fairness on (the
+// TestConcurrentRunsShareLLMFairly runs a 10-agent run A and a 1-agent run
+// B together on one worker (B starts once A's sub-agents call), each agent
+// making 10 model calls, once paced by permits from the rate-limited LLM
+// queue (provider and ceiling at 10 req/s) and once by the worker's one LLM
+// slot (200 ms per answer). With fairness on (the
 // server's fairness keys, the worker's turns) B gets about half the calls
 // while both run and finishes first; with it off (matching.autoEnableV2 and
 // llm.fair_share false) B waits behind A's calls. Both are measured in the
@@ -121,6 +125,9 @@ func runFairPair(t *testing.T, sc fairScenario, fair bool) fairOutcome {
 	if code, out := h.run("run", "--repo", faultRepo(t), "--task", "big run", "--id", idA, "--detach", "--no-worker"); code != 0 {
 		t.Fatalf("start A: exit %d: %s\n%s", code, out, tail(h.logs.String(), 4000))
 	}
+	// B comes while A's sub-agents are all calling: B alone would be done
+	// before A has planned.
+	waitForAgentCalls(t, h, fairBigAgents)
 	if code, out := h.run("run", "--repo", faultRepo(t), "--task", faultMarker(small)+" Create "+small+".txt.",
 		"--strategy", "none", "--id", idB, "--detach", "--no-worker"); code != 0 {
 		t.Fatalf("start B: exit %d: %s\n%s", code, out, tail(h.logs.String(), 4000))
@@ -130,6 +137,27 @@ func runFairPair(t *testing.T, sc fairScenario, fair bool) fairOutcome {
 	share, limited := windowShare(h.model.Requests(), faultMarker(small))
 	t.Logf("B %.0f%% of the calls while both ran; B %s, A %s; %d 429s", 100*share, bTime.Round(time.Millisecond), aTime.Round(time.Millisecond), limited)
 	return fairOutcome{share: share, aTime: aTime, bTime: bTime, limited: limited}
+}
+
+// waitForAgentCalls waits until the model has answered n sub-agent calls.
+func waitForAgentCalls(t *testing.T, h *harness, n int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		calls := 0
+		for _, r := range h.model.Requests() {
+			if r.Kind == scripted.KindAgent && r.Status == http.StatusOK {
+				calls++
+			}
+		}
+		if calls >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sub-agent calls after 2 minutes, want %d\n%s", calls, n, tail(h.logs.String(), 4000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // fairTurns scripts fairCalls model calls: globs, then a write, then
