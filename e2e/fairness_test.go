@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-		"testing"
+	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
