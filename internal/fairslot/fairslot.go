@@ -20,9 +20,14 @@ type Slots struct {
 	mu      sync.Mutex
 	free    int
 	waiting map[string]*queue // keys with waiters
-	vtime   uint64            // the pass of the last grant
-	grants  uint64            // grants so far, to order ties
-	arrived uint64            // keys that began to wait so far, likewise
+	// idle remembers keys that stopped waiting while ahead of vtime: one
+	// that comes back at once (a sub-agent's next call) resumes its pass
+	// rather than starting at vtime, or keys that always wait one call at a
+	// time could starve a key that always has calls waiting.
+	idle    map[string]queue
+	vtime   uint64 // the pass of the last grant
+	grants  uint64 // grants so far, to order ties
+	arrived uint64 // keys that began to wait so far, likewise
 }
 
 // queue is one key's waiters. pass counts the key's grants, starting from
@@ -42,7 +47,7 @@ type waiter struct {
 // New returns n slots (at least 1). With fair false every caller waits in
 // one line, first come, first served, whatever its key.
 func New(n int, fair bool) *Slots {
-	return &Slots{fair: fair, free: max(n, 1), waiting: map[string]*queue{}}
+	return &Slots{fair: fair, free: max(n, 1), waiting: map[string]*queue{}, idle: map[string]queue{}}
 }
 
 // Acquire waits for a slot for key, or for ctx to end (then it returns
@@ -66,6 +71,10 @@ func (s *Slots) Acquire(ctx context.Context, key string) (release func(), err er
 	if q == nil {
 		s.arrived++
 		q = &queue{pass: s.vtime, since: s.arrived}
+		if was, ok := s.idle[key]; ok {
+			q.pass, q.lastGrant = max(was.pass, s.vtime), was.lastGrant
+			delete(s.idle, key)
+		}
 		s.waiting[key] = q
 	}
 	q.waiters = append(q.waiters, w)
@@ -115,9 +124,21 @@ func (s *Slots) release() {
 	q.lastGrant = s.grants
 	if len(q.waiters) == 0 {
 		delete(s.waiting, key)
+		s.idle[key] = queue{pass: q.pass, lastGrant: q.lastGrant}
 	}
+	s.forget()
 	w.granted = true
 	close(w.ready)
+}
+
+// forget drops the idle keys that vtime has caught up with: they would
+// start at vtime anyway. Called under s.mu.
+func (s *Slots) forget() {
+	for k, q := range s.idle {
+		if q.pass <= s.vtime {
+			delete(s.idle, k)
+		}
+	}
 }
 
 // next picks the key to serve; nil when nobody waits. Called under s.mu.

@@ -3,6 +3,7 @@ package fairslot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -163,6 +164,54 @@ func TestSmallKeyGetsItsShareBesideABigOne(t *testing.T) {
 	}
 	if fifo > 0.2 {
 		t.Errorf("first come, first served gave the small key %.0f%%, want about 1/11: the comparison does not hold", 100*fifo)
+	}
+}
+
+// TestBackloggedKeyIsNotStarved: keys that each wait one call at a time and
+// come back at once do not shut out a key that always has calls waiting.
+func TestBackloggedKeyIsNotStarved(t *testing.T) {
+	const cyclers, grants = 5, 300
+	s := New(1, true)
+	var mu sync.Mutex
+	count := map[string]int{}
+	total := 0
+	ctx, stop := context.WithCancel(context.Background())
+	take := func(key string) bool {
+		release, err := s.Acquire(ctx, key)
+		if err != nil {
+			return false
+		}
+		mu.Lock()
+		count[key]++
+		total++
+		done := total >= grants
+		mu.Unlock()
+		time.Sleep(100 * time.Microsecond)
+		release()
+		if done {
+			stop()
+		}
+		return !done
+	}
+	var wg sync.WaitGroup
+	for range 3 { // the backlogged key: several calls waiting at once
+		wg.Go(func() {
+			for take("backlog") {
+			}
+		})
+	}
+	for i := range cyclers {
+		wg.Go(func() {
+			for take(fmt.Sprint("cycler-", i)) {
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	// Fair: 1/6 each. Starved: next to nothing.
+	if share := float64(count["backlog"]) / float64(total); share < 0.1 {
+		t.Errorf("backlogged key got %.0f%% of %d grants beside %d keys waiting one call at a time, want about 1/%d: %v", 100*share, total, cyclers, cyclers+1, count)
 	}
 }
 
