@@ -176,6 +176,9 @@ func (s *Slots) remove(key string, w *waiter) {
 	}
 	if len(q.waiters) == 0 {
 		delete(s.waiting, key)
+		if q.pass > s.vtime {
+			s.idle[key] = queue{pass: q.pass, lastGrant: q.lastGrant}
+		}
 	}
 }
 
