@@ -18,9 +18,9 @@ func richSwarm() *swarm {
 		running: 2, spawned: 5, planNote: "plan repaired", state: activities.RunStateBudgetPaused, stateReason: "token cap",
 		usage: activities.Usage{PromptTokens: 1000, CompletionTokens: 99}, workOnHost: true, phase: PhaseRunning,
 		verify: &activities.VerifyReport{Command: "make", Commit: "h1", OK: true},
-		prep: activities.PrepareRunResult{RepoRoot: "/repo", BaseCommit: "b", BaseBranch: "main", WorkspaceQueue: "q-ws-h2", Sandbox: "on"},
-		hs:   hostState{lost: true, since: now, moves: 1, from: "q-ws-h1"},
-		ctl:  &runCtl{maxTokens: 5000, maxUSD: 2, cost: 0.5, pauseSeq: 2, approval: "approved"}}
+		prep:   activities.PrepareRunResult{RepoRoot: "/repo", BaseCommit: "b", BaseBranch: "main", WorkspaceQueue: "q-ws-h2", Sandbox: "on"},
+		hs:     hostState{lost: true, since: now, moves: 1, from: "q-ws-h1"},
+		ctl:    &runCtl{maxTokens: 5000, maxUSD: 2, cost: 0.5, pauseSeq: 2, approval: "approved"}}
 	done := &task{sub: activities.Subtask{ID: "a", Name: "A", Instruction: "do a", Dependencies: []string{}, Stage: 0}, state: stateDone, attempt: 1,
 		res:  activities.SubtaskResult{ID: "a", Success: true, Status: "completed", Result: "did a", Merge: activities.MergeMerged, Steps: 3},
 		last: SubAgentResult{Result: "did a", AgentTally: AgentTally{Worktree: "/wt/a"}}, started: now, ended: now.Add(time.Minute), lastEvent: "merged", childID: "r.a", branch: "cs/r/a"}
