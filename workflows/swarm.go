@@ -165,11 +165,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	}
 	s.phase = PhaseRunning
 	s.refresh(ctx)
-	if s.schedule(ctx) {
-		stopWatch()
-		return activities.SwarmResult{}, s.continueAsNew(ctx)
-	}
-	return s.conclude(ctx), nil
+	return s.scheduleAndConclude(ctx, stopWatch)
 }
 
 // continued goes on with the run a continue-as-new handed over: its plan is
@@ -192,6 +188,12 @@ func (s *swarm) continued(ctx workflow.Context) (activities.SwarmResult, error) 
 	}
 	s.awaitInherited(ctx)
 	s.refresh(ctx)
+	return s.scheduleAndConclude(ctx, stopWatch)
+}
+
+// scheduleAndConclude runs the schedule, then either hands the run over to
+// a new one (its host watch stopped) or concludes it.
+func (s *swarm) scheduleAndConclude(ctx workflow.Context, stopWatch func()) (activities.SwarmResult, error) {
 	if s.schedule(ctx) {
 		stopWatch()
 		return activities.SwarmResult{}, s.continueAsNew(ctx)
