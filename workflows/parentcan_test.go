@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -292,4 +293,26 @@ func totalSteps(res activities.SwarmResult) int {
 		n += r.Steps
 	}
 	return n
+}
+
+// TestSubAgentStopsWhenRunClosed: a sub-agent waiting for allowance from a
+// run that has closed (terminated: its sub-agents, started ABANDON, live
+// on) finds out from its failed report and stops as cancelled, its work
+// committed, instead of waiting forever.
+func TestSubAgentStopsWhenRunClosed(t *testing.T) {
+	w := newWorld()
+	env := newEnv(t, w)
+	in := agentInput()
+	in.ParentWorkflowID = "closed-run" // the test environment would deliver a signal to testRunID itself
+	in.Control = &workflows.AgentControl{Budget: workflows.RunBudget{MaxTokens: 100_000, MaxAnswerTokens: 1000, FirstPromptTokens: 1000}}
+	env.OnSignalExternalWorkflow(mock.Anything, "closed-run", "", "budget_report", mock.Anything).
+		Return(&temporal.UnknownExternalWorkflowExecutionError{})
+	res := runAgent(t, env, in)
+
+	if res.Status != activities.StatusCancelled || !strings.Contains(res.Error, "has closed") {
+		t.Errorf("status %s (%s), want cancelled because the run has closed", res.Status, res.Error)
+	}
+	if len(w.steps) != 0 || len(w.commits) != 1 {
+		t.Errorf("%d model calls and %d commits, want none and its work committed once", len(w.steps), len(w.commits))
+	}
 }
