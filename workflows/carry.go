@@ -1,10 +1,13 @@
 package workflows
 
 import (
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -55,6 +58,46 @@ type Carry struct {
 	Host        CarriedHost                 `json:"host"`
 	Ctl         CarriedCtl                  `json:"ctl"`
 	WorkOnHost  bool                        `json:"work_on_host,omitempty"`
+}
+
+// carryJSON is Carry without its JSON methods: the plain encoding.
+type carryJSON Carry
+
+// MarshalJSON packs the carry as gzip-compressed JSON (a base64 string in
+// the payload): the state of 1,000 subtasks is megabytes of repetitive
+// JSON, and Temporal refuses a payload over 2 MB. The gzip header has no
+// name or time, so the same state always packs the same.
+func (c Carry) MarshalJSON() ([]byte, error) {
+	plain, err := json.Marshal(carryJSON(c))
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write(plain); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(b.Bytes())
+}
+
+// UnmarshalJSON unpacks what MarshalJSON packed.
+func (c *Carry) UnmarshalJSON(data []byte) error {
+	var packed []byte
+	if err := json.Unmarshal(data, &packed); err != nil {
+		return fmt.Errorf("carry: not a packed carry: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(packed))
+	if err != nil {
+		return fmt.Errorf("carry: %w", err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil {
+		return fmt.Errorf("carry: %w", err)
+	}
+	return json.Unmarshal(plain, (*carryJSON)(c))
 }
 
 // CarriedTask is one subtask's state. A running one's sub-agent goes on

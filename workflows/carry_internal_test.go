@@ -1,8 +1,12 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +104,45 @@ func firstDiff(a, b string) int {
 
 func excerpt(s string, i int) string {
 	return s[max(0, i-80):min(len(s), i+80)]
+}
+
+// TestCarryOfThousandSubtasksFits: the carry of 1,000 finished subtasks with
+// 2 kB results each (hex text, which compresses about 2:1) is over
+// Temporal's 2 MB payload limit as plain JSON; packed, it fits.
+func TestCarryOfThousandSubtasksFits(t *testing.T) {
+	s := richSwarm()
+	s.tasks, s.share = nil, nil
+	now := time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		id := fmt.Sprintf("%04d-subtask", i)
+		var result strings.Builder
+		for j := 0; result.Len() < 2000; j++ {
+			sum := sha256.Sum256([]byte(fmt.Sprintf("%d/%d", i, j)))
+			result.WriteString(hex.EncodeToString(sum[:]) + " ")
+		}
+		tk := &task{sub: activities.Subtask{ID: id, Name: "subtask " + id, Instruction: "do " + id + " carefully", Dependencies: []string{}, NeedsWorktree: true},
+			state: stateDone, attempt: 1, started: now, ended: now, childID: "run." + id, branch: "codeswarm/run/" + id,
+			res: activities.SubtaskResult{ID: id, Name: "subtask " + id, Dependencies: []string{}, Success: true, Status: "completed", Result: result.String(),
+				Steps: 15, Branch: "codeswarm/run/" + id, Commit: strings.Repeat("c", 40), FilesChanged: []string{id + ".go"}, Merge: "merged",
+				Conflicts: []string{}, Worktree: "/ws/run/" + id, PromptTokens: 12000, MergeCommit: strings.Repeat("m", 40)}}
+		s.tasks = append(s.tasks, tk)
+		s.publishResult(tk)
+	}
+	c := s.carry()
+	plain, err := json.Marshal((*carryJSON)(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("carry of 1,000 subtasks: %d bytes plain, %d packed", len(plain), len(packed))
+	if len(plain) <= 2<<20 || len(packed) >= 3<<19 {
+		t.Errorf("carry %d bytes plain, %d packed; want over 2 MB plain and under 1.5 MB packed", len(plain), len(packed))
+	}
+	var back Carry
+	if err := json.Unmarshal(packed, &back); err != nil || len(back.Tasks) != 1000 || back.Tasks[999].Res.Result != c.Tasks[999].Res.Result {
+		t.Errorf("unpacked %d tasks, err %v", len(back.Tasks), err)
+	}
 }
