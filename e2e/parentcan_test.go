@@ -224,9 +224,11 @@ func canCancelScript() scripted.Script {
 	return scripted.Script{Planner: []scripted.Reply{{Content: planJSON(plan...)}}, Agents: agents}
 }
 
-// TestParentContinueAsNewCancel cancels a run after its parent continued as
-// new with sub-agents running: the inherited sub-agents and the one the new
-// run started all end cancelled, and none keeps running.
+// TestParentContinueAsNewCancel: after the parent continued as new with
+// sub-agents running, one inherited sub-agent terminated by hand is booked
+// failed (the run does not wait for it), then the run is cancelled: the
+// other inherited sub-agents and the one the new run started all end
+// cancelled, and none keeps running.
 func TestParentContinueAsNewCancel(t *testing.T) {
 	const id = "e2e-parent-can-cancel"
 	h := newHarness(t, canCancelScript())
@@ -244,6 +246,13 @@ func TestParentContinueAsNewCancel(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// long0 was started by the first run: terminated by hand, it is
+	// reported to the current run as failed, and the run goes on.
+	long0 := rowByName(t, runState(h.client, id), "long0")
+	if err := h.client.TerminateWorkflow(ctx, id+"."+long0, "", "terminated by hand"); err != nil {
+		t.Fatalf("terminate long0: %v", err)
+	}
+	waitFor(t, 30*time.Second, func() bool { return rowStatus(runState(h.client, id), long0) == activities.StatusFailed })
 	var out, errOut bytes.Buffer
 	if code := cli.Execute(ctx, []string{"cancel", id}, cli.IO{Out: &out, Err: &errOut}); code != 0 {
 		t.Fatalf("cancel: exit %d: %s", code, errOut.String())
@@ -264,7 +273,12 @@ func TestParentContinueAsNewCancel(t *testing.T) {
 			}
 			continue
 		}
-		if r.Status != activities.StatusCancelled {
+		switch {
+		case r.Name == "long0":
+			if r.Status != activities.StatusFailed || !strings.Contains(r.Error, "terminated") {
+				t.Errorf("long0: %s (%s), want failed: terminated", r.Status, r.Error)
+			}
+		case r.Status != activities.StatusCancelled:
 			t.Errorf("%s: %s (%s), want cancelled", r.ID, r.Status, r.Error)
 		}
 		child := id + "." + r.ID
@@ -290,4 +304,24 @@ func TestParentContinueAsNewCancel(t *testing.T) {
 			t.Errorf("model request %s#%d answered %d", r.Agent, r.Turn, r.Status)
 		}
 	}
+}
+
+func rowByName(t *testing.T, p activities.Progress, name string) string {
+	t.Helper()
+	for _, r := range p.Rows {
+		if r.Name == name {
+			return r.ID
+		}
+	}
+	t.Fatalf("no subtask %s in the progress rows %+v", name, p.Rows)
+	return ""
+}
+
+func rowStatus(p activities.Progress, id string) string {
+	for _, r := range p.Rows {
+		if r.ID == id {
+			return r.Status
+		}
+	}
+	return ""
 }
