@@ -316,3 +316,35 @@ func TestSubAgentStopsWhenRunClosed(t *testing.T) {
 		t.Errorf("%d model calls and %d commits, want none and its work committed once", len(w.steps), len(w.commits))
 	}
 }
+
+// TestParentMovesInheritedChild: move works on a sub-agent an earlier run
+// started: it is terminated by its ID and restarted on the new host, and the
+// report of its termination that AwaitChildren then sends is ignored.
+func TestParentMovesInheritedChild(t *testing.T) {
+	const newQueue = "codeswarm-ws-host2"
+	w := newWorld()
+	w.liveHosts = map[string]bool{newQueue: true}
+	env := newEnv(t, w)
+	in := swarmInput()
+	in.Carry = inheritedCarry([]string{"b"})
+	old := workflows.ChildWorkflowID(testRunID, "b", 1)
+	var moved *publishOutcome
+	env.RegisterDelayedCallback(func() { moved = move(env, "m1", "host2") }, time.Minute)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(activities.ChildDoneSignal, activities.ChildDone{ChildWorkflowID: old, Error: "workflow execution error: terminated"})
+	}, 2*time.Minute)
+	res := runSwarm(t, env, in)
+
+	if moved == nil || !moved.done || moved.err != nil {
+		t.Fatalf("move: %+v", moved)
+	}
+	if len(w.terminated) != 1 || w.terminated[0] != old {
+		t.Errorf("terminated %v, want [%s]", w.terminated, old)
+	}
+	if len(w.childIDs) != 1 || w.childIDs[0] != workflows.MovedChildWorkflowID(testRunID, "b", 1, 1) || w.children[0].WorkspaceQueue != newQueue {
+		t.Errorf("restarted %v, want b's sub-agent once more on %s", w.childIDs, newQueue)
+	}
+	if b := subtaskResult(t, res, "b"); !res.Success || b.Merge != activities.MergeMerged {
+		t.Errorf("success %v, b = %s (%s) merge %q; want the restarted sub-agent merged", res.Success, b.Status, b.Error, b.Merge)
+	}
+}
