@@ -216,11 +216,15 @@ func benchB5(t *testing.T) {
 	if len(res.SubtaskResults) != n {
 		t.Fatalf("%d subtask results, want %d", len(res.SubtaskResults), n)
 	}
-	pe, pb := s.historySize(res.RunID)
+	runs := s.chainSizes(res.RunID)
+	for i, r := range runs {
+		t.Logf("parent run %d of %d (newest first): %d events, %.2f MB, input %.0f kB", i+1, len(runs), r.events, float64(r.bytes)/(1<<20), float64(r.input)/1024)
+	}
+	p := largest(runs)
 	ce, cb := s.historySize(res.RunID + "." + res.SubtaskResults[0].ID)
 	b := s.runBaseline(w, 200)
 	row(t, "B5 1,000 agents × 15 calls, 0 ms model, --max-concurrent 200", secs(d), secs(b),
 		fmt.Sprintf("%.2fx (target < 10 min)", d.Seconds()/b.Seconds()),
-		fmt.Sprintf("all merged, no worktree left; parent history %d events / %.1f MB, a child %d events / %.0f kB",
-			pe, float64(pb)/(1<<20), ce, float64(cb)/1024))
+		fmt.Sprintf("all merged, no worktree left; parent %d runs, largest %d events / %.1f MB, largest carry %.0f kB; a child %d events / %.0f kB",
+			len(runs), p.events, float64(p.bytes)/(1<<20), float64(p.input)/1024, ce, float64(cb)/1024))
 }

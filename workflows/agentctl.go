@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
@@ -77,9 +78,15 @@ func (ag *agent) waitFor(ctx workflow.Context, ok func() bool) error {
 			ag.apply(sig)
 		})
 		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		if ag.orphanWake != nil {
+			sel.AddReceive(ag.orphanWake, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
+		}
 		sel.Select(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if ag.orphaned {
+			return errOrphaned
 		}
 	}
 	return nil
@@ -94,6 +101,9 @@ func (ag *agent) gate(ctx workflow.Context) string {
 		return ""
 	}
 	ag.drain(ctx)
+	if ag.orphaned {
+		return ExitCancelled
+	}
 	c := ag.ctl()
 	waited := c.Paused
 	if waited && c.Reported != ag.st.Steps {
@@ -180,7 +190,34 @@ func (ag *agent) report(ctx workflow.Context, ask bool, needT int64, needUSD flo
 	r := BudgetReport{Subtask: ag.in.Subtask.ID, Attempt: ag.in.Attempt, Step: ag.st.Steps, Usage: ag.st.Usage,
 		Ask: ask, NeedTokens: needT, NeedUSD: needUSD}
 	// Not waited on: the grant comes back as a signal.
-	workflow.SignalExternalWorkflow(ctx, ag.in.ParentWorkflowID, "", budgetReportSignal, r)
+	f := workflow.SignalExternalWorkflow(ctx, ag.in.ParentWorkflowID, "", budgetReportSignal, r)
+	if ag.orphanWake != nil {
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			var gone *temporal.UnknownExternalWorkflowExecutionError
+			if errors.As(f.Get(gctx, nil), &gone) {
+				ag.orphaned, ag.why = true, "stopped: its run "+ag.in.ParentWorkflowID+" has closed (terminated?), so nobody waits for this sub-agent"
+				ag.orphanWake.SendAsync(true)
+			}
+		})
+	}
+}
+
+// orphanChange versions the stop of a sub-agent whose run has closed: the
+// run starts its sub-agents with ParentClosePolicy ABANDON (so they survive
+// its continue-as-new), so a terminated run's sub-agents would otherwise
+// work on. A report to a closed run fails; the sub-agent then stops before
+// its next model call, as a cancelled one does (its work committed).
+const orphanChange = "orphan-stops"
+
+// errOrphaned ends a wait for the run that has closed.
+var errOrphaned = errors.New("the run has closed")
+
+// watchOrphan arms the orphan stop for sub-agents with steering (only
+// those report to their run).
+func (ag *agent) watchOrphan(ctx workflow.Context) {
+	if ag.in.Control != nil && workflow.GetVersion(ctx, orphanChange, workflow.DefaultVersion, 1) >= 1 {
+		ag.orphanWake = workflow.NewBufferedChannel(ctx, 1)
+	}
 }
 
 // notes are the steering notes the next model call shows.

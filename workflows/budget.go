@@ -76,6 +76,9 @@ func (s *swarm) onReport(ctx workflow.Context, r BudgetReport) {
 	}
 	s.serve(ctx)
 	s.refresh(ctx)
+	if s.canDue(ctx) {
+		s.poke() // reports alone grow the history: the schedule hands over
+	}
 }
 
 // serve grants what waiting sub-agents ask for. When a request cannot be

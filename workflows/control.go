@@ -72,11 +72,12 @@ func newRunCtl(in SwarmInput) *runCtl {
 // sub-agents' usage reports. A validator's refusal writes nothing to history.
 func (s *swarm) registerControl(ctx workflow.Context) error {
 	s.ctl.wake = workflow.NewBufferedChannel(ctx, 1)
+	s.reports = workflow.GetSignalChannel(ctx, budgetReportSignal)
+	s.childDone = workflow.GetSignalChannel(ctx, activities.ChildDoneSignal)
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		ch := workflow.GetSignalChannel(gctx, budgetReportSignal)
 		for {
 			var r BudgetReport
-			ch.Receive(gctx, &r)
+			s.reports.Receive(gctx, &r)
 			s.onReport(gctx, r)
 		}
 	})
@@ -311,11 +312,21 @@ func (s *swarm) knownIDs() string {
 // ID so that it reaches the current run after a continue-as-new. Signals
 // are issued in the order they were sent; one to a sub-agent that ended is
 // dropped.
+//
+// From parentCANChange it signals the sub-agent's current workflow ID (a
+// move renames it), a sub-agent an earlier run started (no future here) at
+// once, and counts the signal in flight until it is delivered, so the run
+// does not continue as new before.
 func (s *swarm) signalChild(ctx workflow.Context, t *task, sig ControlSignal) {
 	id := ChildWorkflowID(s.runID, t.sub.ID, t.attempt)
+	if s.can {
+		id = t.childID
+	}
 	fut := t.future
+	s.inflight++
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		if fut.GetChildWorkflowExecution().Get(gctx, nil) != nil {
+		defer func() { s.inflight-- }()
+		if fut != nil && fut.GetChildWorkflowExecution().Get(gctx, nil) != nil {
 			return
 		}
 		_ = workflow.SignalExternalWorkflow(gctx, id, "", agentControlSignal, sig).Get(gctx, nil)

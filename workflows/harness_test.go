@@ -122,6 +122,7 @@ type world struct {
 	watches    []activities.WatchHostInput
 	liveHosts  map[string]bool // queues CheckHost finds polling
 	terminated []string
+	awaits     []activities.AwaitChildrenInput
 	autoMove   time.Duration // workspace.auto_move_after of the preparing worker
 	aliveHosts []string      // what AliveHosts reports
 	aliveCalls int
@@ -365,6 +366,15 @@ func (w *world) terminateChild(_ context.Context, in activities.TerminateChildIn
 	return nil
 }
 
+// awaitChildren records what a continued run waits for; the test signals
+// the children's ends itself.
+func (w *world) awaitChildren(_ context.Context, in activities.AwaitChildrenInput) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.awaits = append(w.awaits, in)
+	return nil
+}
+
 // quietLogger keeps test output readable.
 func quietLogger() log.Logger {
 	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -401,6 +411,7 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(a.CheckHost, mock.Anything, mock.Anything).Return(w.checkHost)
 	env.OnActivity(a.TerminateChild, mock.Anything, mock.Anything).Return(w.terminateChild)
 	env.OnActivity(a.AliveHosts, mock.Anything, mock.Anything).Return(w.listAliveHosts)
+	env.OnActivity(a.AwaitChildren, mock.Anything, mock.Anything).Return(w.awaitChildren)
 
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
 		var in workflows.SubAgentInput

@@ -83,7 +83,7 @@ func (s *swarm) publishHost(ctx workflow.Context) error {
 // watchLoop runs WatchHost on the main queue, one call per change of the
 // host's liveness (or per move), and reports each change.
 func (s *swarm) watchLoop(ctx workflow.Context) {
-	alive := true
+	alive := !s.hs.lost // lost only in a run continued while its host was
 	for ctx.Err() == nil {
 		queue := s.prep.WorkspaceQueue
 		actx, cancel := workflow.WithCancel(ctx)

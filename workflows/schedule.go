@@ -63,20 +63,36 @@ func (t *task) removableWorktrees() []string {
 }
 
 // schedule runs subtasks as their dependencies are merged, under the
-// concurrency cap, until nothing runs and nothing can start.
-func (s *swarm) schedule(ctx workflow.Context) {
+// concurrency cap, until nothing runs and nothing can start. It reports true
+// when the run should continue as new instead (everything in flight
+// settled; running sub-agents go on under the next run).
+func (s *swarm) schedule(ctx workflow.Context) bool {
 	for {
 		s.blockUnreachable(ctx)
+		if s.canDue(ctx) && s.settle(ctx) && s.canDue(ctx) {
+			return true
+		}
 		s.startReady(ctx)
 		if s.running == 0 && !s.waitsForResume(ctx) {
-			return
+			return false
 		}
+		s.cancelInherited(ctx)
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(s.hs.wake, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
 		for _, t := range s.tasks {
-			if t.state == stateRunning {
+			if t.state == stateRunning && t.future != nil {
 				t := t
 				sel.AddFuture(t.future, func(f workflow.Future) { s.onDone(ctx, t, f) })
+			}
+		}
+		if s.can {
+			sel.AddReceive(s.childDone, func(c workflow.ReceiveChannel, _ bool) {
+				var d activities.ChildDone
+				c.ReceiveAsync(&d)
+				s.onChildDone(ctx, d)
+			})
+			if !s.cancelSent && s.hasInherited() {
+				sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 			}
 		}
 		s.addWake(ctx, sel)
@@ -238,6 +254,7 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 	t.childID = ChildWorkflowID(s.runID, t.sub.ID, t.attempt)
 	t.branch = SubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt)
 	t.resumeFrom = ""
+	s.progressed++
 	s.startChild(ctx, t)
 	what := "started"
 	if t.attempt > 1 {
@@ -257,6 +274,11 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		WaitForCancellation: true,
 		StaticSummary:       summary,
 		StaticDetails:       details,
+	}
+	if s.can {
+		// The server applies the close policy when the parent continues
+		// as new as well; the run cancels its sub-agents itself.
+		opts.ParentClosePolicy = enumspb.PARENT_CLOSE_POLICY_ABANDON
 	}
 	llmQueue := ""
 	if s.workOnHost {
@@ -287,15 +309,24 @@ func (s *swarm) depContext(t *task) string {
 	return b.String()
 }
 
+// onDone books the end of a sub-agent this run started.
 func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	if f != workflow.Future(t.future) {
 		return // a sub-agent a move replaced
 	}
 	var r SubAgentResult
 	err := f.Get(ctx, &r)
+	s.finishChild(ctx, t, r, err)
+}
+
+// finishChild books a sub-agent's end, whichever run started it: its
+// figures, its merge and its published result.
+func (s *swarm) finishChild(ctx workflow.Context, t *task, r SubAgentResult, err error) {
 	s.running--
 	s.reserved -= t.reserved
+	s.progressed++
 	t.state = stateDone
+	t.future = nil
 	t.ended = workflow.Now(ctx)
 	if err != nil {
 		r = SubAgentResult{SubtaskID: t.sub.ID, Attempt: t.attempt, Status: activities.StatusFailed, Error: err.Error()}

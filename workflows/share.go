@@ -55,16 +55,24 @@ func (s *swarm) publish(r activities.SharedResult) {
 
 // publishResult shares a finished subtask's result, as the seed's executor does.
 func (s *swarm) publishResult(t *task) {
+	if r, ok := resultShare(t); ok {
+		s.publish(r)
+	}
+}
+
+// resultShare is the share entry of a finished subtask's result (none when
+// it has no result).
+func resultShare(t *task) (activities.SharedResult, bool) {
 	if t.res.Result == "" {
-		return
+		return activities.SharedResult{}, false
 	}
 	// json.Marshal, not %q: Go quoting of control characters (\x1b) is not JSON.
 	value, err := json.Marshal(capString(t.res.Result, depResultCap))
 	if err != nil {
-		return // a string always marshals
+		return activities.SharedResult{}, false // a string always marshals
 	}
-	s.publish(activities.SharedResult{Key: t.sub.ID, Value: string(value), Publisher: t.sub.ID,
-		Tags: []string{fmt.Sprintf("stage:%d", t.sub.Stage), "subtask:" + t.sub.ID}})
+	return activities.SharedResult{Key: t.sub.ID, Value: string(value), Publisher: t.sub.ID,
+		Tags: []string{fmt.Sprintf("stage:%d", t.sub.Stage), "subtask:" + t.sub.ID}}, true
 }
 
 func (s *swarm) readShare(req activities.ShareRequest) ([]activities.SharedResult, error) {

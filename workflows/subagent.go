@@ -136,6 +136,7 @@ func SubAgentWorkflow(ctx workflow.Context, in SubAgentInput) (SubAgentResult, e
 	if err := ag.registerAgentQuery(ctx); err != nil {
 		return SubAgentResult{}, err
 	}
+	ag.watchOrphan(ctx)
 	if ag.st == nil {
 		if err := ag.start(ctx); err != nil {
 			return ag.result(ExitError, "", err), nil
@@ -153,8 +154,12 @@ type agent struct {
 	in   SubAgentInput
 	st   *SubAgentState
 	view liveView
-	// why explains an ExitBudget.
+	// why explains an ExitBudget, or a stop because the run has closed.
 	why string
+	// orphanWake is set when the sub-agent stops once its run has closed
+	// (orphanChange); orphaned says a report found it closed.
+	orphanWake workflow.Channel
+	orphaned   bool
 }
 
 func (ag *agent) ref() activities.ConvRef {
@@ -465,7 +470,7 @@ func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
 		AgentTally: st.AgentTally, ContinuedAsNew: st.Runs,
 	}
 	res.Status, res.Success, res.Error = outcome(exit, final, ag.in, st)
-	if exit == ExitBudget {
+	if ag.why != "" {
 		res.Error = ag.why
 	}
 	if loopErr != nil {

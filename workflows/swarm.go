@@ -36,6 +36,12 @@ type SwarmInput struct {
 	ApprovePlan bool `json:"approve_plan,omitempty"`
 	// Budget caps the run's tokens and cost (zero: no caps).
 	Budget RunBudget `json:"budget,omitempty"`
+	// ParentContinueAsNewAfter is the history length (events) at which the
+	// parent continues as new (0: DefaultParentContinueAsNewAfter). Tests
+	// set it low.
+	ParentContinueAsNewAfter int `json:"parent_continue_as_new_after,omitempty"`
+	// Carry is the state of the run this one continues (nil: a new run).
+	Carry *Carry `json:"carry,omitempty"`
 }
 
 // Run phases reported by the progress query.
@@ -100,6 +106,22 @@ type swarm struct {
 	// workOnHost: sub-agents and model calls run on the run's workspace
 	// queue (workOnHostVersion), set once the host is known.
 	workOnHost bool
+	// can: the run continues as new when its history grows long
+	// (parentCANChange); runs counts the runs before this one.
+	can  bool
+	runs int
+	// seq numbers the events; it carries on across continue-as-new.
+	seq int
+	// progressed counts sub-agents started and ended by this run.
+	progressed int
+	// inflight counts signals to sub-agents not yet delivered.
+	inflight int
+	// reports and childDone are the signals from sub-agents and from
+	// AwaitChildren; stopAwait ends AwaitChildren when the run continues.
+	reports    workflow.ReceiveChannel
+	childDone  workflow.ReceiveChannel
+	stopAwait  workflow.CancelFunc
+	cancelSent bool
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
@@ -109,6 +131,10 @@ func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
+	s.can = workflow.GetVersion(ctx, parentCANChange, workflow.DefaultVersion, 1) >= 1
+	if s.in.Carry != nil {
+		return s.continued(ctx)
+	}
 	s.refresh(ctx)
 	if err := s.prepare(ctx); err != nil {
 		return s.failed(ctx, err), nil
@@ -139,7 +165,44 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	}
 	s.phase = PhaseRunning
 	s.refresh(ctx)
-	s.schedule(ctx)
+	return s.scheduleAndConclude(ctx, stopWatch)
+}
+
+// continued goes on with the run a continue-as-new handed over: its plan is
+// made and its sub-agents started by an earlier run run on.
+func (s *swarm) continued(ctx workflow.Context) (activities.SwarmResult, error) {
+	s.restore(s.in.Carry)
+	s.in.Carry = nil // the state lives in s now
+	if s.prep.Sandbox == "off" {
+		if err := workflow.UpsertMemo(ctx, map[string]interface{}{"sandbox": unsandboxedNote}); err != nil {
+			return s.failed(ctx, err), nil
+		}
+	}
+	stopWatch, err := s.startHostWatch(ctx)
+	if err != nil {
+		return s.failed(ctx, err), nil
+	}
+	defer stopWatch()
+	if s.hs.lost {
+		s.armAutoMove(ctx)
+	}
+	s.awaitInherited(ctx)
+	s.refresh(ctx)
+	return s.scheduleAndConclude(ctx, stopWatch)
+}
+
+// scheduleAndConclude runs the schedule, then either hands the run over to
+// a new one (its host watch stopped) or concludes it.
+func (s *swarm) scheduleAndConclude(ctx workflow.Context, stopWatch func()) (activities.SwarmResult, error) {
+	if s.schedule(ctx) {
+		stopWatch()
+		return activities.SwarmResult{}, s.continueAsNew(ctx)
+	}
+	return s.conclude(ctx), nil
+}
+
+// conclude verifies, finishes and reports once no sub-agent runs.
+func (s *swarm) conclude(ctx workflow.Context) activities.SwarmResult {
 	if s.in.VerifyCommand != "" && s.in.VerifyMode != "each" && s.anyMerged() && ctx.Err() == nil {
 		s.phase = PhaseVerifying
 		s.runVerify(ctx, "")
@@ -150,7 +213,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	res := s.result(ctx, fin)
 	s.event(ctx, "done", "", res.summaryLine())
 	s.end(ctx, res.Success)
-	return res.SwarmResult, nil
+	return res.SwarmResult
 }
 
 // llmQueue is the cluster's shared, rate-limited LLM queue: the one of the
@@ -172,15 +235,18 @@ func (s *swarm) prepare(ctx workflow.Context) error {
 	return s.markUnsandboxed(ctx)
 }
 
+// unsandboxedNote is the memo's "sandbox" entry of a run whose host does
+// not confine model-run commands.
+const unsandboxedNote = "off: model-run commands are NOT confined on this host (tools.sandbox: off)"
+
 // markUnsandboxed says, where people look (the run's events and its memo in
 // the Web UI), that model-run commands are not confined on this run's host.
 func (s *swarm) markUnsandboxed(ctx workflow.Context) error {
 	if s.prep.Sandbox != "off" {
 		return nil
 	}
-	const note = "off: model-run commands are NOT confined on this host (tools.sandbox: off)"
-	s.event(ctx, "sandbox", "", note)
-	if err := workflow.UpsertMemo(ctx, map[string]interface{}{"sandbox": note}); err != nil {
+	s.event(ctx, "sandbox", "", unsandboxedNote)
+	if err := workflow.UpsertMemo(ctx, map[string]interface{}{"sandbox": unsandboxedNote}); err != nil {
 		return fmt.Errorf("record sandbox off in the memo: %w", err)
 	}
 	return nil
@@ -311,7 +377,8 @@ func (s *swarm) setState(ctx workflow.Context, state, reason string) {
 }
 
 func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
-	s.events = append(s.events, activities.Event{Seq: len(s.events) + 1, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
+	s.seq++
+	s.events = append(s.events, activities.Event{Seq: s.seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
 	if t := s.byID(subtask); t != nil {
 		t.lastEvent = activities.FirstLine(kind+": "+msg, 120)
 	}

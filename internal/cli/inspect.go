@@ -267,7 +267,8 @@ var runStates = []string{
 
 // build turns the filters into one visibility query.
 func (o *listOpts) build(ctx context.Context, e *env) (string, error) {
-	parts := []string{fmt.Sprintf("WorkflowType = '%s'", workflows.SwarmWorkflowName)}
+	// A run that continued as new is listed once: by its current run.
+	parts := []string{fmt.Sprintf("WorkflowType = '%s'", workflows.SwarmWorkflowName), "ExecutionStatus != 'ContinuedAsNew'"}
 	if o.status != "" {
 		if !slices.Contains(runStates, o.status) {
 			return "", badInput("--status %q: want one of %s", o.status, strings.Join(runStates, ", "))

@@ -73,9 +73,9 @@ func TestListQuery(t *testing.T) {
 		want string
 		bad  bool
 	}{
-		{listOpts{}, "WorkflowType = 'SwarmWorkflow'", false},
+		{listOpts{}, "WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew'", false},
 		{listOpts{status: "failed", repo: repo, query: "CodeswarmCostUSD > 1"},
-			"WorkflowType = 'SwarmWorkflow' AND CodeswarmStatus = 'failed' AND CodeswarmRepo = '" + repo + "' AND (CodeswarmCostUSD > 1)", false},
+			"WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND CodeswarmStatus = 'failed' AND CodeswarmRepo = '" + repo + "' AND (CodeswarmCostUSD > 1)", false},
 		{listOpts{status: "asleep"}, "", true},
 		{listOpts{repo: "/tmp/it's"}, "", true},
 	}

@@ -45,6 +45,9 @@ type runOpts struct {
 	approvePlan bool
 	// continueAsNewEvery is a hidden knob for tests and benchmarks.
 	continueAsNewEvery int
+	// parentCANAfter is a hidden knob for tests: the parent continues as
+	// new once its history has this many events.
+	parentCANAfter int
 }
 
 func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
@@ -82,6 +85,8 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 	f.BoolVar(&o.approvePlan, "approve-plan", false, "stop after planning until `codeswarm approve ID` (or `reject ID --reason TEXT`); `codeswarm plan ID` shows the plan")
 	f.IntVar(&o.continueAsNewEvery, "continue-as-new-every", 0, "continue sub-agents as new every N steps (testing)")
 	_ = f.MarkHidden("continue-as-new-every")
+	f.IntVar(&o.parentCANAfter, "parent-continue-as-new-after", 0, "continue the parent as new once its history has N events (testing)")
+	_ = f.MarkHidden("parent-continue-as-new-after")
 	return cmd
 }
 
@@ -183,7 +188,7 @@ func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows
 		},
 		BranchPrefix: cfg.Git.BranchPrefix, AutoMerge: cfg.Git.AutoMerge, ResolveConflicts: cfg.Git.ResolveConflicts,
 		VerifyCommand: cfg.Verify.Command, VerifyMode: cfg.Verify.Mode, VerifyTimeout: cfg.Tools.Bash.MaxTimeout * 3,
-		Apply: o.apply, ContinueAsNewEvery: o.continueAsNewEvery, ApprovePlan: o.approvePlan,
+		Apply: o.apply, ContinueAsNewEvery: o.continueAsNewEvery, ParentContinueAsNewAfter: o.parentCANAfter, ApprovePlan: o.approvePlan,
 	}
 }
 
