@@ -89,6 +89,8 @@ type world struct {
 	verifyFn   func(in activities.VerifyInput, n int) activities.VerifyReport
 	execFn     func(in activities.ExecToolInput) activities.ExecToolResult
 	startErr   error
+	// unpaced is what StartSubtask reports: no LLM rate limit in force.
+	unpaced bool
 	prepareErr error
 	mergeErr   error
 	// sandbox is what PrepareRun reports ("" is an older worker: on).
@@ -207,7 +209,7 @@ func (w *world) startSubtask(_ context.Context, in activities.StartSubtaskInput)
 	}
 	w.active++
 	w.maxActive = max(w.maxActive, w.active)
-	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head}, nil
+	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head, Unpaced: w.unpaced}, nil
 }
 
 func (w *world) agentStep(_ context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {

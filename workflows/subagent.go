@@ -174,8 +174,23 @@ func (ag *agent) start(ctx workflow.Context) error {
 		return fmt.Errorf("start subtask: %s", errText(err))
 	}
 	ag.st.Worktree, ag.st.Branch, ag.st.BaseCommit = res.Worktree, res.Branch, res.BaseCommit
+	// GetVersion only when it matters, so that histories whose worker was
+	// paced carry no marker.
+	if res.Unpaced && workflow.GetVersion(ctx, firstTurnUnpacedChange, workflow.DefaultVersion, firstTurnUnpacedVersion) >= firstTurnUnpacedVersion {
+		ag.st.Unpaced = true
+	}
 	return nil
 }
+
+// firstTurnUnpacedChange versions the first model call's permit: from
+// firstTurnUnpacedVersion the first turn skips it when StartSubtask, on the
+// same host, saw no LLM rate limit in force, as later turns do after an
+// AgentStep that saw none. It saves a permit round trip and a workflow task
+// at the start of every sub-agent. Older histories took a permit.
+const (
+	firstTurnUnpacedChange  = "first-turn-unpaced"
+	firstTurnUnpacedVersion = 1
+)
 
 // retries is swarm.max_retries for tool and git activities; 0 means one
 // attempt and no retry.
@@ -383,7 +398,9 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	tin := activities.ExecToolInput{Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools}
 	var res activities.ExecToolResult
 	var err error
-	if ag.onHost(ctx) && activities.IsReadOnlyTool(call.Name) {
+	if ag.runsLocally(ctx, call.Name) {
+		// The options of a read fit a file change too: the same short
+		// timeout and retries, and the journal makes a retry safe.
 		err = workflow.ExecuteLocalActivity(readOnlyToolOptions(ctx, ag.retries(), brief), a.ExecTool, tin).Get(ctx, &res)
 	} else {
 		actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
@@ -411,6 +428,34 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		ag.st.Usage = ag.st.Usage.Add(sum.Usage)
 	}
 	return res.ResultHash, err
+}
+
+// localEditsChange versions where file changes (write, edit, multiedit)
+// run: from localEditsVersion as local activities of the sub-agent's
+// workflow worker on its host, as reads do, so that an edit step costs one
+// workflow task instead of two and no activity dispatch. Histories
+// recorded before it scheduled them as ExecTool activities.
+const (
+	localEditsChange  = "local-edits"
+	localEditsVersion = 1
+)
+
+// runsLocally reports whether a tool call runs as a local activity: only on
+// the host (where the worktree, journal and transcript are), reads always,
+// file changes from localEditsVersion. bash (long, heartbeats, killed on
+// cancel) and swarm_share (the parent's store) stay activities. GetVersion
+// is asked only for a file change, so histories without one carry no
+// marker.
+func (ag *agent) runsLocally(ctx workflow.Context, tool string) bool {
+	switch {
+	case !ag.onHost(ctx):
+		return false
+	case activities.IsReadOnlyTool(tool):
+		return true
+	case activities.IsFileChangeTool(tool):
+		return workflow.GetVersion(ctx, localEditsChange, workflow.DefaultVersion, localEditsVersion) >= localEditsVersion
+	}
+	return false
 }
 
 func (ag *agent) errorExit(ctx workflow.Context, err error) string {
