@@ -2,8 +2,12 @@ package workflows_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -111,5 +115,56 @@ func TestSubAgentFirstTurnPermit(t *testing.T) {
 		if run.permits != c.want {
 			t.Errorf("StartSubtask unpaced %v: %d permits for 3 model calls, want %d", c.unpaced, run.permits, c.want)
 		}
+	}
+}
+
+// reportsOf runs a sub-agent of steps model turns, each taking stepDelay on
+// the workflow clock, under the run's steering (no budget), and returns
+// the steps at which it sent the run a usage report.
+func reportsOf(t *testing.T, steps int, stepDelay time.Duration) []int {
+	t.Helper()
+	w := newWorld()
+	w.fallback = toolsThenDone(steps - 1)
+	w.stepDelay = stepDelay
+	env := newEnv(t, w)
+	// Its own ID must not be the parent's, or the report signals itself.
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testRunID + ".01-a", TaskQueue: "codeswarm"})
+	var mu sync.Mutex
+	var at []int
+	env.OnSignalExternalWorkflow(mock.Anything, testRunID, "", "budget_report", mock.Anything).Return(
+		func(_, _, _, _ string, arg any) error {
+			r, ok := arg.(workflows.BudgetReport)
+			if !ok {
+				t.Errorf("report argument %T", arg)
+				return nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			at = append(at, r.Step)
+			return nil
+		})
+	in := agentInput()
+	in.MaxSteps = steps + 5
+	in.Limits.SubagentTimeout = time.Hour
+	in.Control = &workflows.AgentControl{}
+	if res := runAgent(t, env, in); !res.Success || res.Steps != steps {
+		t.Fatalf("result = %+v", res)
+	}
+	return at
+}
+
+// The periodic usage report goes every 10 steps, but no more often than
+// every 5 s: a fast model's sub-agent sends none, a slow one's every 10
+// steps as before.
+func TestSubAgentUsageReportIsPaced(t *testing.T) {
+	if got := reportsOf(t, 25, 0); len(got) != 0 {
+		t.Errorf("25 instant steps: reports at steps %v, want none", got)
+	}
+	if got := reportsOf(t, 25, time.Second); !slices.Equal(got, []int{10, 20}) {
+		t.Errorf("25 steps of 1 s: reports at steps %v, want [10 20]", got)
+	}
+	// 10 steps of 300 ms are 3 s: the report waits until step 17 (5.1 s).
+	if got := reportsOf(t, 25, 300*time.Millisecond); !slices.Equal(got, []int{17}) {
+		t.Errorf("25 steps of 300 ms: reports at steps %v, want [17]", got)
 	}
 }
