@@ -28,22 +28,18 @@ type AgentCtlState struct {
 	PendingChars   int      `json:"pending_chars,omitempty"`
 	Reported       int      `json:"reported,omitempty"` // Steps at the last report
 	// ReportedAt is when the last report went (zero: none yet; the
-	// sub-agent's start counts), from reportPacedVersion.
+	// sub-agent's start counts), from stepCostVersion.
 	ReportedAt time.Time `json:"reported_at,omitzero"`
 }
 
-// reportPacedChange versions the periodic usage report: from
-// reportPacedVersion it goes every reportEvery steps but no more often than
-// reportInterval. Each report costs a workflow task in the sub-agent (its
-// signal's completion) and one in the run, plus a search-attribute upsert;
-// at a fast model's pace (B1: 200 steps in 2 s) that was 10 % more workflow
-// tasks for a live table refreshed faster than anyone reads it. Requests
-// for allowance and the report of a pause are not paced.
-const (
-	reportPacedChange  = "report-paced"
-	reportPacedVersion = 1
-	reportInterval     = 5 * time.Second
-)
+// reportInterval paces the periodic usage report (from stepCostVersion):
+// every reportEvery steps but no more often than this. Each report costs a
+// workflow task in the sub-agent (its signal's completion) and one in the
+// run, plus a search-attribute upsert; at a fast model's pace (B1: 200
+// steps in 2 s) that was 10 % more workflow tasks for a live table
+// refreshed faster than anyone reads it. Requests for allowance and the
+// report of a pause are not paced.
+const reportInterval = 5 * time.Second
 
 func (ag *agent) ctl() *AgentCtlState {
 	if ag.st.Ctl == nil {
@@ -225,10 +221,10 @@ func (ag *agent) afterStep(ctx workflow.Context, u activities.Usage) {
 
 // reportDue reports whether reportInterval has passed since the last report
 // (or the sub-agent's start); always true for histories recorded before
-// reportPacedVersion. GetVersion is asked only once reportEvery steps are
-// due, so short sub-agents carry no marker.
+// stepCostVersion. GetVersion is asked only once reportEvery steps are
+// due, as before any report.
 func (ag *agent) reportDue(ctx workflow.Context) bool {
-	if workflow.GetVersion(ctx, reportPacedChange, workflow.DefaultVersion, reportPacedVersion) < reportPacedVersion {
+	if !stepCostCuts(ctx) {
 		return true
 	}
 	last := ag.ctl().ReportedAt

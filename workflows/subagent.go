@@ -176,21 +176,35 @@ func (ag *agent) start(ctx workflow.Context) error {
 	ag.st.Worktree, ag.st.Branch, ag.st.BaseCommit = res.Worktree, res.Branch, res.BaseCommit
 	// GetVersion only when it matters, so that histories whose worker was
 	// paced carry no marker.
-	if res.Unpaced && workflow.GetVersion(ctx, firstTurnUnpacedChange, workflow.DefaultVersion, firstTurnUnpacedVersion) >= firstTurnUnpacedVersion {
+	if res.Unpaced && stepCostCuts(ctx) {
 		ag.st.Unpaced = true
 	}
 	return nil
 }
 
-// firstTurnUnpacedChange versions the first model call's permit: from
-// firstTurnUnpacedVersion the first turn skips it when StartSubtask, on the
-// same host, saw no LLM rate limit in force, as later turns do after an
-// AgentStep that saw none. It saves a permit round trip and a workflow task
-// at the start of every sub-agent. Older histories took a permit.
+// stepCostChange versions three cuts of a step's cost, under one change ID
+// because each new change ID costs every sub-agent a marker and a
+// search-attribute upsert (TemporalChangeVersion): from stepCostVersion
+//   - file changes (write, edit, multiedit) run as local activities on the
+//     host, as reads do (runsLocally): an edit step costs one workflow task
+//     instead of two, and no activity dispatch;
+//   - the first turn skips its LLM permit when StartSubtask, on the same
+//     host, saw no rate limit in force, as later turns do after an
+//     AgentStep that saw none: a permit round trip and a workflow task less
+//     at every sub-agent's start;
+//   - the periodic usage report is paced (reportDue).
+//
+// It is asked only where one of them applies, so the marker sits at the
+// first such place; older histories keep the old behaviour of all three.
 const (
-	firstTurnUnpacedChange  = "first-turn-unpaced"
-	firstTurnUnpacedVersion = 1
+	stepCostChange  = "step-cost"
+	stepCostVersion = 1
 )
+
+// stepCostCuts reports whether this history runs with the stepCostChange.
+func stepCostCuts(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, stepCostChange, workflow.DefaultVersion, stepCostVersion) >= stepCostVersion
+}
 
 // retries is swarm.max_retries for tool and git activities; 0 means one
 // attempt and no retry.
@@ -430,19 +444,9 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	return res.ResultHash, err
 }
 
-// localEditsChange versions where file changes (write, edit, multiedit)
-// run: from localEditsVersion as local activities of the sub-agent's
-// workflow worker on its host, as reads do, so that an edit step costs one
-// workflow task instead of two and no activity dispatch. Histories
-// recorded before it scheduled them as ExecTool activities.
-const (
-	localEditsChange  = "local-edits"
-	localEditsVersion = 1
-)
-
 // runsLocally reports whether a tool call runs as a local activity: only on
 // the host (where the worktree, journal and transcript are), reads always,
-// file changes from localEditsVersion. bash (long, heartbeats, killed on
+// file changes from stepCostVersion. bash (long, heartbeats, killed on
 // cancel) and swarm_share (the parent's store) stay activities. GetVersion
 // is asked only for a file change, so histories without one carry no
 // marker.
@@ -453,7 +457,7 @@ func (ag *agent) runsLocally(ctx workflow.Context, tool string) bool {
 	case activities.IsReadOnlyTool(tool):
 		return true
 	case activities.IsFileChangeTool(tool):
-		return workflow.GetVersion(ctx, localEditsChange, workflow.DefaultVersion, localEditsVersion) >= localEditsVersion
+		return stepCostCuts(ctx)
 	}
 	return false
 }
