@@ -83,14 +83,12 @@ type world struct {
 	scripts  map[string]script
 	fallback script
 
-	planFn   func(in activities.PlanInput, n int) (activities.PlanResult, error)
-	commitFn func(in activities.CommitSubtaskInput) (activities.CommitSubtaskResult, error)
-	mergeFn  func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool)
-	verifyFn func(in activities.VerifyInput, n int) activities.VerifyReport
-	execFn   func(in activities.ExecToolInput) activities.ExecToolResult
-	startErr error
-	// unpaced is what StartSubtask reports: no LLM rate limit in force.
-	unpaced    bool
+	planFn     func(in activities.PlanInput, n int) (activities.PlanResult, error)
+	commitFn   func(in activities.CommitSubtaskInput) (activities.CommitSubtaskResult, error)
+	mergeFn    func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool)
+	verifyFn   func(in activities.VerifyInput, n int) activities.VerifyReport
+	execFn     func(in activities.ExecToolInput) activities.ExecToolResult
+	startErr   error
 	prepareErr error
 	mergeErr   error
 	// sandbox is what PrepareRun reports ("" is an older worker: on).
@@ -131,6 +129,9 @@ type world struct {
 	active, maxActive int
 	merging           int
 	mergeOverlap      bool
+
+	// unpaced is what StartSubtask reports: no LLM rate limit in force.
+	unpaced bool
 }
 
 func newWorld(subtasks ...activities.Subtask) *world {
