@@ -137,6 +137,10 @@ type StartSubtaskResult struct {
 	Worktree   string `json:"worktree"`
 	Branch     string `json:"branch"`
 	BaseCommit string `json:"base_commit"`
+	// Unpaced: no LLM rate limit was in force on this worker's last look
+	// (as AgentStepResult.Unpaced), so the first turn may call the model
+	// without a permit.
+	Unpaced bool `json:"unpaced,omitempty"`
 }
 
 const agentsMDCap = 20000
@@ -181,7 +185,7 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err := a.Transcripts.Append(tref(in.Ref), recs...); err != nil {
 		return StartSubtaskResult{}, err
 	}
-	return StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base}, nil
+	return StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base, Unpaced: !a.paced()}, nil
 }
 
 // resumePoint is where a subtask's worktree starts: the integration head, or

@@ -115,6 +115,16 @@ var readOnlyTools = map[string]bool{tools.ToolRead: true, tools.ToolGlob: true, 
 // list): the workflow may run such a call as a local activity on the host.
 func IsReadOnlyTool(name string) bool { return readOnlyTools[name] }
 
+// fileChangeTools change files in the worktree and nothing else, in a time
+// bounded by the file's size (no process runs): write, edit, multiedit.
+var fileChangeTools = map[string]bool{tools.ToolWrite: true, tools.ToolEdit: true, tools.ToolMultiEdit: true}
+
+// IsFileChangeTool reports whether a tool only changes files of the
+// worktree (write, edit, multiedit). Such a call goes through the journal,
+// so a retry never applies it twice, and the workflow may run it as a local
+// activity on the host like a read.
+func IsFileChangeTool(name string) bool { return fileChangeTools[name] }
+
 // runTool runs a call: read-only tools directly, every other one through
 // the worktree's journal so that a retry never applies it twice.
 func (a *Activities) runTool(ctx context.Context, in ExecToolInput, opts tools.Options, call openai.ToolCall) (tools.Result, error) {

@@ -145,6 +145,12 @@ func benchB3(t *testing.T) {
 	w := workload{agents: independent(10, 15), latency: 200 * time.Millisecond}
 	s := startStack(t, w, swarmSettings(10, 15, 10))
 	cs, base := compare(t, s, w, 10, "--max-concurrent", "10")
+	if os.Getenv("CODESWARM_BENCH_TRACE") != "" {
+		t0 := time.Now()
+		d, res := s.runCodeswarm(w, "--max-concurrent", "10")
+		t.Logf("traced run %s; the run's events from the CLI's start:\n%s", secs(d), s.timeline(res.RunID, t0))
+		t.Logf("its first sub-agent:\n%s", s.timeline(res.RunID+"."+res.SubtaskResults[0].ID, t0))
+	}
 	row(t, "B3 10 agents × 15 calls, 200 ms model", secs(cs), secs(base),
 		fmt.Sprintf("**%.2fx** (target ≤ 1.10)", cs.Seconds()/base.Seconds()), "")
 }

@@ -53,7 +53,8 @@ func startStack(t *testing.T, w workload, settings map[string]string) *stack {
 		t.Fatalf("start scripted model: %v", err)
 	}
 	t.Cleanup(model.Close)
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: nopLogger{}})
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: nopLogger{},
+		ConnectionOptions: swarmworker.ConnectionOptions(srv.FrontendAddress())})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -27,7 +28,19 @@ type AgentCtlState struct {
 	LastCompletion int      `json:"last_completion,omitempty"`
 	PendingChars   int      `json:"pending_chars,omitempty"`
 	Reported       int      `json:"reported,omitempty"` // Steps at the last report
+	// ReportedAt is when the last report went (zero: none yet; the
+	// sub-agent's start counts), from stepCostVersion.
+	ReportedAt time.Time `json:"reported_at,omitzero"`
 }
+
+// reportInterval paces the periodic usage report (from stepCostVersion):
+// every reportEvery steps but no more often than this. Each report costs a
+// workflow task in the sub-agent (its signal's completion) and one in the
+// run, plus a search-attribute upsert; at a fast model's pace (B1: 200
+// steps in 2 s) that was 10 % more workflow tasks for a live table
+// refreshed faster than anyone reads it. Requests for allowance and the
+// report of a pause are not paced.
+const reportInterval = 5 * time.Second
 
 func (ag *agent) ctl() *AgentCtlState {
 	if ag.st.Ctl == nil {
@@ -187,6 +200,7 @@ func (ag *agent) estimate() (int64, float64) {
 // allowance to cover a call of need.
 func (ag *agent) report(ctx workflow.Context, ask bool, needT int64, needUSD float64) {
 	ag.ctl().Reported = ag.st.Steps
+	ag.ctl().ReportedAt = workflow.Now(ctx)
 	r := BudgetReport{Subtask: ag.in.Subtask.ID, Attempt: ag.in.Attempt, Step: ag.st.Steps, Usage: ag.st.Usage,
 		Ask: ask, NeedTokens: needT, NeedUSD: needUSD}
 	// Not waited on: the grant comes back as a signal.
@@ -237,9 +251,24 @@ func (ag *agent) afterStep(ctx workflow.Context, u activities.Usage) {
 	c := ag.ctl()
 	c.Notes, c.PendingChars = nil, 0
 	c.LastPrompt, c.LastCompletion = u.PromptTokens, u.CompletionTokens
-	if ag.st.Steps-c.Reported >= reportEvery {
+	if ag.st.Steps-c.Reported >= reportEvery && ag.reportDue(ctx) {
 		ag.report(ctx, false, 0, 0)
 	}
+}
+
+// reportDue reports whether reportInterval has passed since the last report
+// (or the sub-agent's start); always true for histories recorded before
+// stepCostVersion. GetVersion is asked only once reportEvery steps are
+// due, as before any report.
+func (ag *agent) reportDue(ctx workflow.Context) bool {
+	if !stepCostCuts(ctx) {
+		return true
+	}
+	last := ag.ctl().ReportedAt
+	if last.IsZero() {
+		last = ag.st.StartedAt
+	}
+	return workflow.Now(ctx).Sub(last) >= reportInterval
 }
 
 // noteOutput adds a tool result's size to the next call's estimate.

@@ -130,6 +130,9 @@ type world struct {
 	active, maxActive int
 	merging           int
 	mergeOverlap      bool
+
+	// unpaced is what StartSubtask reports: no LLM rate limit in force.
+	unpaced bool
 }
 
 func newWorld(subtasks ...activities.Subtask) *world {
@@ -208,7 +211,7 @@ func (w *world) startSubtask(_ context.Context, in activities.StartSubtaskInput)
 	}
 	w.active++
 	w.maxActive = max(w.maxActive, w.active)
-	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head}, nil
+	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head, Unpaced: w.unpaced}, nil
 }
 
 func (w *world) agentStep(_ context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {

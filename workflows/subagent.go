@@ -179,7 +179,36 @@ func (ag *agent) start(ctx workflow.Context) error {
 		return fmt.Errorf("start subtask: %s", errText(err))
 	}
 	ag.st.Worktree, ag.st.Branch, ag.st.BaseCommit = res.Worktree, res.Branch, res.BaseCommit
+	// GetVersion only when it matters, so that histories whose worker was
+	// paced carry no marker.
+	if res.Unpaced && stepCostCuts(ctx) {
+		ag.st.Unpaced = true
+	}
 	return nil
+}
+
+// stepCostChange versions three cuts of a step's cost, under one change ID
+// because each new change ID costs every sub-agent a marker and a
+// search-attribute upsert (TemporalChangeVersion): from stepCostVersion
+//   - file changes (write, edit, multiedit) run as local activities on the
+//     host, as reads do (runsLocally): an edit step costs one workflow task
+//     instead of two, and no activity dispatch;
+//   - the first turn skips its LLM permit when StartSubtask, on the same
+//     host, saw no rate limit in force, as later turns do after an
+//     AgentStep that saw none: a permit round trip and a workflow task less
+//     at every sub-agent's start;
+//   - the periodic usage report is paced (reportDue).
+//
+// It is asked only where one of them applies, so the marker sits at the
+// first such place; older histories keep the old behaviour of all three.
+const (
+	stepCostChange  = "step-cost"
+	stepCostVersion = 1
+)
+
+// stepCostCuts reports whether this history runs with the stepCostChange.
+func stepCostCuts(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, stepCostChange, workflow.DefaultVersion, stepCostVersion) >= stepCostVersion
 }
 
 // retries is swarm.max_retries for tool and git activities; 0 means one
@@ -388,7 +417,9 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	tin := activities.ExecToolInput{Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools}
 	var res activities.ExecToolResult
 	var err error
-	if ag.onHost(ctx) && activities.IsReadOnlyTool(call.Name) {
+	if ag.runsLocally(ctx, call.Name) {
+		// The options of a read fit a file change too: the same short
+		// timeout and retries, and the journal makes a retry safe.
 		err = workflow.ExecuteLocalActivity(readOnlyToolOptions(ctx, ag.retries(), brief), a.ExecTool, tin).Get(ctx, &res)
 	} else {
 		actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
@@ -416,6 +447,24 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 		ag.st.Usage = ag.st.Usage.Add(sum.Usage)
 	}
 	return res.ResultHash, err
+}
+
+// runsLocally reports whether a tool call runs as a local activity: only on
+// the host (where the worktree, journal and transcript are), reads always,
+// file changes from stepCostVersion. bash (long, heartbeats, killed on
+// cancel) and swarm_share (the parent's store) stay activities. GetVersion
+// is asked only for a file change, so histories without one carry no
+// marker.
+func (ag *agent) runsLocally(ctx workflow.Context, tool string) bool {
+	switch {
+	case !ag.onHost(ctx):
+		return false
+	case activities.IsReadOnlyTool(tool):
+		return true
+	case activities.IsFileChangeTool(tool):
+		return stepCostCuts(ctx)
+	}
+	return false
 }
 
 func (ag *agent) errorExit(ctx workflow.Context, err error) string {

@@ -95,7 +95,8 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 		return nil, usageError{err}
 	}
 	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc,
-		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(quiet(logger, cfg).Named("sdk"))})
+		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(quiet(logger, cfg).Named("sdk")),
+		ConnectionOptions: swarmworker.ConnectionOptions(addr)})
 	if err != nil {
 		e.close()
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
