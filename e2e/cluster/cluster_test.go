@@ -246,8 +246,9 @@ func (c *cluster) checkLocality(ids []string) map[string]string {
 // checkPermits: every model call of the run (Plan, AgentStep, Summarize,
 // on its host) waited for a permit from the shared LLM queue, whose rate
 // limit the server enforces for all hosts together, unless the sub-agent's
-// previous answer said no limit was in force on its host (no ceiling, no
-// 429 lately): then a call goes ahead without one.
+// previous answer (or, for its first turn, its StartSubtask) said no limit
+// was in force on its host (no ceiling, no 429 lately): then a call goes
+// ahead without one.
 func (c *cluster) checkPermits(id string, acts []activityRun) {
 	calls, permits, unpacedCalls := 0, 0, 0
 	permitted, unpaced := map[string]bool{}, map[string]bool{}
@@ -267,6 +268,15 @@ func (c *cluster) checkPermits(id string, acts []activityRun) {
 				Unpaced bool `json:"unpaced"`
 			}
 			if a.typ == "AgentStep" && json.Unmarshal(a.result, &res) == nil {
+				unpaced[a.workflowID] = res.Unpaced
+			}
+		case "StartSubtask":
+			// The sub-agent's first turn (step-cost version) goes without
+			// a permit when its worktree's worker saw no limit in force.
+			var res struct {
+				Unpaced bool `json:"unpaced"`
+			}
+			if json.Unmarshal(a.result, &res) == nil {
 				unpaced[a.workflowID] = res.Unpaced
 			}
 		case "LLMPermit":

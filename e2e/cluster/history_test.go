@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 )
 
@@ -30,6 +32,7 @@ func runActivities(ctx context.Context, c client.Client, id string) ([]activityR
 	scheduled := map[int64]sched{}
 	started := map[int64]int{} // started event ID → index in out
 	var children []string
+	wfQueue, lastWFTHost := "", ""
 	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -50,8 +53,17 @@ func runActivities(ctx context.Context, c client.Client, id string) ([]activityR
 			if i, ok := started[a.GetStartedEventId()]; ok && len(a.GetResult().GetPayloads()) > 0 {
 				out[i].result = a.GetResult().GetPayloads()[0].GetData()
 			}
+		case ev.GetWorkflowExecutionStartedEventAttributes() != nil:
+			wfQueue = ev.GetWorkflowExecutionStartedEventAttributes().GetTaskQueue().GetName()
 		case ev.GetWorkflowTaskStartedEventAttributes() != nil:
-			out = append(out, activityRun{workflowID: id, typ: workflowTask, host: identityHost(ev.GetWorkflowTaskStartedEventAttributes().GetIdentity())})
+			lastWFTHost = identityHost(ev.GetWorkflowTaskStartedEventAttributes().GetIdentity())
+			out = append(out, activityRun{workflowID: id, typ: workflowTask, host: lastWFTHost})
+		case ev.GetMarkerRecordedEventAttributes().GetMarkerName() == localActivityMarker:
+			// A local activity (reads and file changes on the host) ran
+			// inside the workflow task that recorded it, on that worker.
+			if typ := localActivityType(ev.GetMarkerRecordedEventAttributes()); typ != "" {
+				out = append(out, activityRun{workflowID: id, typ: typ, queue: wfQueue, host: lastWFTHost})
+			}
 		case ev.GetChildWorkflowExecutionStartedEventAttributes() != nil:
 			children = append(children, ev.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution().GetWorkflowId())
 		}
@@ -64,6 +76,23 @@ func runActivities(ctx context.Context, c client.Client, id string) ([]activityR
 		out = append(out, acts...)
 	}
 	return out, nil
+}
+
+// localActivityMarker is the SDK's marker name for a local activity's result.
+const localActivityMarker = "LocalActivity"
+
+// localActivityType is the activity type a local-activity marker records
+// (the SDK's marker "data": JSON with an ActivityType field).
+func localActivityType(m *historypb.MarkerRecordedEventAttributes) string {
+	p := m.GetDetails()["data"].GetPayloads()
+	if len(p) == 0 {
+		return ""
+	}
+	var data struct{ ActivityType string }
+	if json.Unmarshal(p[0].GetData(), &data) != nil {
+		return ""
+	}
+	return data.ActivityType
 }
 
 // identityHost is the hostname in an SDK worker identity "pid@host@queue".
