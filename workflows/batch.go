@@ -139,7 +139,7 @@ func (s *swarm) mergeBatch(ctx workflow.Context, ts []*task) ([]activities.Merge
 	}
 	var out activities.MergeSubtasksResult
 	err := s.onHost(ctx, gitTimeout, fmt.Sprintf("merge %d: %s", len(ts), strings.Join(ids, ", ")), a.MergeSubtasks, activities.MergeSubtasksInput{
-		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Items: items,
+		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Head: s.head, Items: items,
 	}, &out)
 	if err == nil && len(out.Results) != len(ts) {
 		err = fmt.Errorf("merge returned %d outcomes for %d subtasks", len(out.Results), len(ts))
