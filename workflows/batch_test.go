@@ -200,3 +200,42 @@ func TestSwarmVerifyEachMergesOneAtATime(t *testing.T) {
 		}
 	}
 }
+
+// TestContinuedRunMergesInheritedEndsTogether: in a run continued as new,
+// the ends of sub-agents an earlier run started come as signals; those in
+// together (here, while e's merge runs) are merged in one activity, in the
+// order they were reported.
+func TestContinuedRunMergesInheritedEndsTogether(t *testing.T) {
+	w := newWorld()
+	w.mergeDelay = 10 * time.Second
+	env := newEnv(t, w)
+	in := swarmInput()
+	in.Carry = inheritedCarry([]string{"b", "c", "e"})
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(activities.ChildDoneSignal, childDone(t, "e", agentResult("e")))
+	}, time.Minute)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(activities.ChildDoneSignal, childDone(t, "c", agentResult("c")))
+		env.SignalWorkflow(activities.ChildDoneSignal, childDone(t, "b", agentResult("b")))
+		env.SignalWorkflow(activities.ChildDoneSignal, childDone(t, "c", agentResult("c"))) // a repeat
+	}, time.Minute+time.Second)
+	res := runSwarm(t, env, in)
+	if !res.Success {
+		t.Fatalf("run failed: %s", res.Error)
+	}
+	if len(w.batches) != 1 || len(w.merges) != 3 {
+		t.Fatalf("batches %+v, %d merges; want e alone, then one batch of two", w.batches, len(w.merges))
+	}
+	var order []string
+	for _, it := range w.batches[0].Items {
+		order = append(order, it.SubtaskID)
+	}
+	if !slices.Equal(order, []string{"c", "b"}) || w.batches[0].Head != "merge-1-e" {
+		t.Errorf("batch order %v from %q; want c b, as reported, from e's merge", order, w.batches[0].Head)
+	}
+	for _, id := range []string{"b", "c", "e"} {
+		if r := subtaskResult(t, res, id); r.Merge != activities.MergeMerged || r.Steps != 3 {
+			t.Errorf("%s: merge %q steps %d; want merged once with 3 steps", id, r.Merge, r.Steps)
+		}
+	}
+}
