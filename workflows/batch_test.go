@@ -1,12 +1,17 @@
 package workflows_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"codeswarm/activities"
@@ -41,6 +46,15 @@ func TestSwarmMergesEndsTogetherInOneActivity(t *testing.T) {
 	w := threeTogether()
 	env := newEnv(t, w)
 	sa := recordUpserts(env)
+	var mu sync.Mutex
+	var batchQueues []string
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		mu.Lock()
+		defer mu.Unlock()
+		if info.ActivityType.Name == "MergeSubtasks" {
+			batchQueues = append(batchQueues, info.TaskQueue)
+		}
+	})
 	in := swarmInput()
 	in.Visibility = workflows.Visibility{SearchAttributes: true}
 	res := runSwarm(t, env, in)
@@ -49,6 +63,9 @@ func TestSwarmMergesEndsTogetherInOneActivity(t *testing.T) {
 	}
 	if len(w.batches) != 1 || len(w.batches[0].Items) != 3 {
 		t.Fatalf("batches = %+v; want one of three", w.batches)
+	}
+	if !slices.Equal(batchQueues, []string{wsQueue}) {
+		t.Errorf("MergeSubtasks ran on %v; want the run's host, %s", batchQueues, wsQueue)
 	}
 	var order []string
 	for _, it := range w.batches[0].Items {
@@ -237,5 +254,34 @@ func TestContinuedRunMergesInheritedEndsTogether(t *testing.T) {
 		if r := subtaskResult(t, res, id); r.Merge != activities.MergeMerged || r.Steps != 3 {
 			t.Errorf("%s: merge %q steps %d; want merged once with 3 steps", id, r.Merge, r.Steps)
 		}
+	}
+}
+
+// TestSwarmBatchMergeFails: a batch that fails fails the merge of each of
+// its subtasks, as a single merge's failure does; their work is kept.
+func TestSwarmBatchMergeFails(t *testing.T) {
+	w := threeTogether()
+	w.mergeFn = func(in activities.MergeSubtaskInput) (activities.MergeSubtaskResult, bool) {
+		if in.SubtaskID == "01-a" {
+			// 01-a merges alone; everything after fails (mergeFn runs under w.mu).
+			w.mergeErr = temporal.NewNonRetryableApplicationError("integration branch moved", "Git", nil)
+		}
+		return activities.MergeSubtaskResult{}, false
+	}
+	res := runSwarm(t, newEnv(t, w), swarmInput())
+	if len(w.batches) != 1 || len(w.batches[0].Items) != 3 {
+		t.Fatalf("batches = %+v; want one of three", w.batches)
+	}
+	if a := subtaskResult(t, res, "01-a"); a.Merge != activities.MergeMerged {
+		t.Errorf("01-a merge = %q; want merged", a.Merge)
+	}
+	for _, id := range []string{"02-b", "03-c", "04-d"} {
+		r := subtaskResult(t, res, id)
+		if r.Success || r.Merge != activities.MergeSkipped || !strings.Contains(r.Error, "merge failed") || r.Commit == "" {
+			t.Errorf("%s = success %v merge %q error %q commit %q; want a failed merge with its commit kept", id, r.Success, r.Merge, r.Error, r.Commit)
+		}
+	}
+	if e := subtaskResult(t, res, "05-e"); e.Status != activities.StatusBlocked {
+		t.Errorf("05-e status = %q; want blocked", e.Status)
 	}
 }
