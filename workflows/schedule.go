@@ -413,6 +413,8 @@ func (s *swarm) merge(ctx workflow.Context, t *task) {
 	s.applyMerge(ctx, t, m)
 }
 
+// mergeFailed books a merge activity that failed: the subtask fails, its
+// commit kept on its branch.
 func (s *swarm) mergeFailed(ctx workflow.Context, t *task, err error) {
 	t.res.Success, t.res.Error = false, "merge failed: "+err.Error()
 	s.event(ctx, "failed", t.sub.ID, "merge failed: "+err.Error())
