@@ -288,15 +288,68 @@ func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (Me
 	if err != nil {
 		return MergeSubtaskResult{}, err
 	}
+	return mergeOne(ctx, repo, in, "")
+}
+
+// mergeOne merges one subtask's commit; gitops.Merge finds a commit already
+// on the integration branch and reports its merge again, which is what
+// makes a retry of either merge activity safe.
+func mergeOne(ctx context.Context, repo *gitops.Repo, in MergeSubtaskInput, onto string) (MergeSubtaskResult, error) {
 	res, err := repo.Merge(ctx, gitops.MergeInput{
 		TargetBranch: in.IntegrationBranch, Source: in.Commit,
 		Message:  fmt.Sprintf("codeswarm: merge %s (%s)", in.SubtaskID, in.Name),
-		Trailers: trailers(in.RunID, in.SubtaskID),
+		Trailers: trailers(in.RunID, in.SubtaskID), Onto: onto,
 	})
 	if err != nil {
 		return MergeSubtaskResult{}, fmt.Errorf("merge subtask %s: %w", in.SubtaskID, err)
 	}
 	return MergeSubtaskResult{Status: res.Status, Commit: res.Commit, Conflicts: res.Conflicts, FilesChanged: res.FilesChanged}, nil
+}
+
+// MergeSubtasksInput merges several subtasks' commits, in order, into the
+// integration branch. Each item's RunID, RepoPath and IntegrationBranch are
+// ignored: the batch's own apply to every item.
+type MergeSubtasksInput struct {
+	RunID             string `json:"run_id"`
+	RepoPath          string `json:"repo_path"`
+	IntegrationBranch string `json:"integration_branch"`
+	// Head is the integration head the parent knows, which the first item
+	// is merged onto; each next item goes onto the head the one before left.
+	Head  string              `json:"head"`
+	Items []MergeSubtaskInput `json:"items"`
+}
+
+// MergeSubtasksResult holds one outcome per item, in the items' order.
+type MergeSubtasksResult struct {
+	Results []MergeSubtaskResult `json:"results"`
+}
+
+// MergeSubtasks merges the items one after another, each onto the head the
+// one before left, in one activity: the parent books sub-agents that end
+// together with one dispatch instead of one per sub-agent. A conflict (or no
+// change) is that item's outcome and the next item goes on. Every item is
+// idempotent as MergeSubtask is, so a batch retried after a crash merges
+// nothing twice: items that landed report their merge commit again, and the
+// others are judged against the head they met the first time (Onto), so
+// every outcome is the same.
+func (a *Activities) MergeSubtasks(ctx context.Context, in MergeSubtasksInput) (MergeSubtasksResult, error) {
+	defer keepAlive(ctx)()
+	repo, err := gitops.Open(ctx, in.RepoPath)
+	if err != nil {
+		return MergeSubtasksResult{}, err
+	}
+	out := MergeSubtasksResult{Results: make([]MergeSubtaskResult, 0, len(in.Items))}
+	onto := in.Head
+	for _, item := range in.Items {
+		item.RunID, item.RepoPath, item.IntegrationBranch = in.RunID, in.RepoPath, in.IntegrationBranch
+		res, err := mergeOne(ctx, repo, item, onto)
+		if err != nil {
+			return MergeSubtasksResult{}, err
+		}
+		onto = res.Commit // the merge, or the head a conflict or no change left
+		out.Results = append(out.Results, res)
+	}
+	return out, nil
 }
 
 // VerifyInput runs the verification command on a commit.

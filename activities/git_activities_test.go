@@ -339,6 +339,63 @@ func TestMergeSubtask(t *testing.T) {
 	}
 }
 
+func TestMergeSubtasks(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	// one and two both change a.txt's only line; three is clean; none
+	// committed nothing and sits at the base.
+	one := f.subtaskCommit(t, "01-one", map[string]string{"a.txt": "alpha one\n", "one.txt": "1\n"})
+	two := f.subtaskCommit(t, "02-two", map[string]string{"a.txt": "alpha two\n"})
+	three := f.subtaskCommit(t, "03-three", map[string]string{"three.txt": "3\n"})
+	item := func(id, commit string) MergeSubtaskInput {
+		return MergeSubtaskInput{SubtaskID: id, Name: "name " + id, Commit: commit}
+	}
+	in := MergeSubtasksInput{RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, Items: []MergeSubtaskInput{
+		item("01-one", one.Commit), item("04-none", prep.BaseCommit), item("02-two", two.Commit), item("03-three", three.Commit),
+	}, Head: prep.BaseCommit}
+
+	// A worker died after the batch's first merge landed: the retry finds it.
+	first := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "01-one", Name: "name 01-one", Commit: one.Commit,
+	})
+	out := mustRun[MergeSubtasksResult](t, f.env, f.a.MergeSubtasks, in)
+	if len(out.Results) != 4 {
+		t.Fatalf("MergeSubtasks = %+v; want four outcomes", out)
+	}
+	r1, r4, r2, r3 := out.Results[0], out.Results[1], out.Results[2], out.Results[3]
+	if !reflect.DeepEqual(r1, first) {
+		t.Errorf("first item = %+v; want the merge that had landed, %+v", r1, first)
+	}
+	if r2.Status != MergeConflict || !reflect.DeepEqual(r2.Conflicts, []string{"a.txt"}) || r2.Commit != r1.Commit {
+		t.Errorf("conflicting item = %+v; want a conflict in a.txt against %s", r2, r1.Commit)
+	}
+	if r3.Status != MergeMerged || !reflect.DeepEqual(r3.FilesChanged, []string{"three.txt"}) {
+		t.Errorf("last item = %+v; want merged after the conflict", r3)
+	}
+	if parents := f.repo.git("rev-list", "--parents", "-n1", r3.Commit); parents != r3.Commit+" "+r1.Commit+" "+three.Commit {
+		t.Errorf("last merge's parents = %q; want it on the first's merge", parents)
+	}
+	if tr := f.repo.git("log", "-1", "--format=%(trailers:only,unfold)", r3.Commit); !strings.Contains(tr, "Codeswarm-Subtask: 03-three") || !strings.Contains(tr, "Codeswarm-Run: "+runID) {
+		t.Errorf("last merge's trailers = %q", tr)
+	}
+	if r4.Status != MergeNoChanges || r4.Commit != r1.Commit {
+		t.Errorf("item with no changes = %+v; want no changes at %s", r4, r1.Commit)
+	}
+	if got := f.repo.git("rev-parse", integration); got != r3.Commit {
+		t.Errorf("integration head %s; want the last merge %s", got, r3.Commit)
+	}
+	count := f.repo.git("rev-list", "--count", integration)
+
+	// The whole batch retried: nothing merged again, the same outcomes.
+	again := mustRun[MergeSubtasksResult](t, f.env, f.a.MergeSubtasks, in)
+	if !reflect.DeepEqual(again, out) {
+		t.Errorf("retry = %+v\nwant %+v", again, out)
+	}
+	if got := f.repo.git("rev-list", "--count", integration); got != count {
+		t.Errorf("commits on the integration branch: %s after the retry, want %s", got, count)
+	}
+}
+
 func TestVerify(t *testing.T) {
 	f := newGitFixture(t)
 	prep := f.prepare(t)

@@ -29,6 +29,13 @@ type MergeInput struct {
 	Message string `json:"message,omitempty"`
 	// Trailers are appended to the message ("Codeswarm-Subtask: x").
 	Trailers [][2]string `json:"trailers,omitempty"`
+	// Onto, when set, is the head a source not merged yet is judged
+	// against if the target has moved past it: a batch retried after a
+	// crash finds the branch already holding its later items' merges, and
+	// an item that conflicted (or brought nothing) is judged again against
+	// the head it met the first time, so it gets the same outcome. A clean
+	// merge is still made onto the target's current head.
+	Onto string `json:"onto,omitempty"`
 }
 
 // MergeResult is the outcome of Merge.
@@ -87,9 +94,57 @@ func (r *Repo) mergeOnce(ctx context.Context, ref, src string, in MergeInput) (M
 		return MergeResult{}, err
 	}
 	if merged {
-		return r.alreadyMerged(ctx, head, src)
+		res, err := r.alreadyMerged(ctx, head, src)
+		if err == nil && res.Status == MergeNoChanges {
+			res.Commit, err = r.ontoIfHolds(ctx, head, src, in.Onto)
+		}
+		return res, err
+	}
+	if res, ok, err := r.judgeOnto(ctx, head, src, in.Onto); err != nil || ok {
+		return res, err
 	}
 	return r.mergeNew(ctx, ref, head, src, in)
+}
+
+// ontoIfHolds is the head a source that brings nothing met: onto when it
+// already held src (a retried batch), else the target's head.
+func (r *Repo) ontoIfHolds(ctx context.Context, head, src, onto string) (string, error) {
+	if onto == "" || onto == head {
+		return head, nil
+	}
+	holds, err := r.isAncestor(ctx, src, onto)
+	if err != nil || !holds {
+		return head, err
+	}
+	return onto, nil
+}
+
+// judgeOnto reports the outcome of merging src onto onto, an ancestor of
+// the target's head, when that outcome is a conflict or no change: ok is
+// false when onto is unset, is the head, is not behind it, or merges src
+// cleanly (then the merge is made onto the head as usual).
+func (r *Repo) judgeOnto(ctx context.Context, head, src, onto string) (MergeResult, bool, error) {
+	if onto == "" || onto == head {
+		return MergeResult{}, false, nil
+	}
+	if behind, err := r.isAncestor(ctx, onto, head); err != nil || !behind {
+		return MergeResult{}, false, err
+	}
+	tree, conflicts, err := r.mergeTree(ctx, onto, src)
+	if err != nil {
+		return MergeResult{}, false, err
+	}
+	if conflicts != nil {
+		return MergeResult{Status: MergeConflict, Commit: onto, Conflicts: conflicts}, true, nil
+	}
+	ontoTree, err := gitOut(ctx, r.Root, "rev-parse", "--verify", onto+"^{tree}")
+	if err != nil {
+		return MergeResult{}, false, fmt.Errorf("read tree of %s: %w", shortSHA(onto), err)
+	}
+	if tree == ontoTree {
+		return MergeResult{Status: MergeNoChanges, Commit: onto}, true, nil
+	}
+	return MergeResult{}, false, nil
 }
 
 // mergeNew merges src, not yet in head, and swaps ref from head to the

@@ -187,3 +187,41 @@ func equalResult(a, b MergeResult) bool {
 	return a.Status == b.Status && a.Commit == b.Commit &&
 		slices.Equal(a.Conflicts, b.Conflicts) && slices.Equal(a.FilesChanged, b.FilesChanged)
 }
+
+// TestMergeOntoJudgesAgainstTheHeadMet: a batch's item that conflicted
+// against head H1 is retried after a later item moved the branch to H2, and
+// that move (here, undoing H1's change of a.txt) would let it merge cleanly
+// now. With Onto H1 it gets its first outcome again and the branch stays;
+// a clean source is still merged onto the current head.
+func TestMergeOntoJudgesAgainstTheHeadMet(t *testing.T) {
+	tr, base := mergeFixture(t)
+	h1 := mustMerge(t, tr, tr.commitOn("sub-y", base, map[string]string{"a.txt": "y\n"})).Commit
+	srcC := tr.commitOn("sub-c", base, map[string]string{"a.txt": "z\n"})
+	first := mustMerge(t, tr, srcC)
+	if first.Status != MergeConflict || first.Commit != h1 {
+		t.Fatalf("first merge of C = %+v; want a conflict at %s", first, h1)
+	}
+	h2 := mustMerge(t, tr, tr.commitOn("sub-undo", h1, map[string]string{"a.txt": tr.git("show", base+":a.txt") + "\n"})).Commit
+
+	merge := func(src, onto string) MergeResult {
+		t.Helper()
+		res, err := tr.repo.Merge(context.Background(), MergeInput{TargetBranch: "integ", Source: src, Onto: onto})
+		if err != nil {
+			t.Fatalf("Merge %s onto %s: %v", src, onto, err)
+		}
+		return res
+	}
+	if again := merge(srcC, h1); !equalResult(again, first) || tr.head("integ") != h2 {
+		t.Errorf("retry onto H1 = %+v, integ at %s; want %+v and integ still at %s", again, tr.head("integ"), first, h2)
+	}
+	srcE := tr.commitOn("sub-e", base, map[string]string{"e.txt": "e\n"})
+	clean := merge(srcE, h1)
+	if clean.Status != MergeMerged || tr.git("rev-parse", clean.Commit+"^1") != h2 {
+		t.Errorf("clean merge onto H1 = %+v; want merged onto the current head %s", clean, h2)
+	}
+	// Without Onto, C is judged against today's head, where it merges:
+	// the outcome Onto keeps from changing.
+	if now := merge(srcC, ""); now.Status != MergeMerged {
+		t.Errorf("C against the current head = %+v; want merged (the fixture must make Onto matter)", now)
+	}
+}

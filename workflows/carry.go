@@ -347,9 +347,17 @@ func (s *swarm) inherited(childID string) *task {
 // onChildDone books an inherited sub-agent's end. A repeat (AwaitChildren
 // retried) or the end of a sub-agent a move replaced is ignored.
 func (s *swarm) onChildDone(ctx workflow.Context, d activities.ChildDone) {
+	if e, ok := s.inheritedEnd(d); ok {
+		s.finishChild(ctx, e.t, e.r, e.err)
+	}
+}
+
+// inheritedEnd decodes an inherited sub-agent's end; false for a repeat or
+// a sub-agent a move replaced.
+func (s *swarm) inheritedEnd(d activities.ChildDone) (childEnd, bool) {
 	t := s.inherited(d.ChildWorkflowID)
 	if t == nil {
-		return
+		return childEnd{}, false
 	}
 	var r SubAgentResult
 	var err error
@@ -363,7 +371,7 @@ func (s *swarm) onChildDone(ctx workflow.Context, d activities.ChildDone) {
 			err = fmt.Errorf("decode the result of %s: %w", d.ChildWorkflowID, jerr)
 		}
 	}
-	s.finishChild(ctx, t, r, err)
+	return childEnd{t: t, r: r, err: err}, true
 }
 
 // cancelInherited passes the run's cancellation on to the sub-agents an

@@ -100,6 +100,8 @@ type world struct {
 	failTurn     int
 	// stepDelay is how long each model turn takes on the workflow clock.
 	stepDelay time.Duration
+	// mergeDelay is how long a single MergeSubtask takes on the workflow clock.
+	mergeDelay time.Duration
 
 	head      string
 	log       []string
@@ -111,6 +113,7 @@ type world struct {
 	shares    []activities.SwarmShareInput
 	commits   []activities.CommitSubtaskInput
 	merges    []activities.MergeSubtaskInput
+	batches   []activities.MergeSubtasksInput
 	verifies  []activities.VerifyInput
 	finishes  []activities.FinishRunInput
 	children  []workflows.SubAgentInput
@@ -300,6 +303,24 @@ func (w *world) mergeSubtask(_ context.Context, in activities.MergeSubtaskInput)
 	return activities.MergeSubtaskResult{Status: activities.MergeMerged, Commit: w.head, FilesChanged: []string{in.SubtaskID + ".go"}}, nil
 }
 
+// mergeSubtasks merges a batch item by item, as the real activity does,
+// through mergeSubtask, so merges and mergeFn see every item.
+func (w *world) mergeSubtasks(ctx context.Context, in activities.MergeSubtasksInput) (activities.MergeSubtasksResult, error) {
+	w.mu.Lock()
+	w.batches = append(w.batches, in)
+	w.mu.Unlock()
+	var out activities.MergeSubtasksResult
+	for _, item := range in.Items {
+		item.RunID, item.RepoPath, item.IntegrationBranch = in.RunID, in.RepoPath, in.IntegrationBranch
+		res, err := w.mergeSubtask(ctx, item)
+		if err != nil {
+			return activities.MergeSubtasksResult{}, err
+		}
+		out.Results = append(out.Results, res)
+	}
+	return out, nil
+}
+
 func (w *world) verify(_ context.Context, in activities.VerifyInput) (activities.VerifyReport, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -407,7 +428,11 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(a.Summarize, mock.Anything, mock.Anything).Return(w.summarize)
 	env.OnActivity(a.SwarmShare, mock.Anything, mock.Anything).Return(w.swarmShare)
 	env.OnActivity(a.CommitSubtask, mock.Anything, mock.Anything).Return(w.commitSubtask)
-	env.OnActivity(a.MergeSubtask, mock.Anything, mock.Anything).Return(w.mergeSubtask)
+	merge := env.OnActivity(a.MergeSubtask, mock.Anything, mock.Anything).Return(w.mergeSubtask)
+	if w.mergeDelay > 0 {
+		merge.After(w.mergeDelay) // workflow time, so other sub-agents end meanwhile
+	}
+	env.OnActivity(a.MergeSubtasks, mock.Anything, mock.Anything).Return(w.mergeSubtasks)
 	env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(w.verify)
 	env.OnActivity(a.FinishRun, mock.Anything, mock.Anything).Return(w.finishRun)
 	env.OnActivity(a.WatchHost, mock.Anything, mock.Anything).Return(w.watchHost).AfterFn(w.watchDelay)

@@ -89,7 +89,9 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 			sel.AddReceive(s.childDone, func(c workflow.ReceiveChannel, _ bool) {
 				var d activities.ChildDone
 				c.ReceiveAsync(&d)
-				s.onChildDone(ctx, d)
+				if e, ok := s.inheritedEnd(d); ok {
+					s.finishChildren(ctx, e)
+				}
 			})
 			if !s.cancelSent && s.hasInherited() {
 				sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
@@ -316,12 +318,24 @@ func (s *swarm) onDone(ctx workflow.Context, t *task, f workflow.Future) {
 	}
 	var r SubAgentResult
 	err := f.Get(ctx, &r)
-	s.finishChild(ctx, t, r, err)
+	s.finishChildren(ctx, childEnd{t: t, r: r, err: err})
 }
 
 // finishChild books a sub-agent's end, whichever run started it: its
 // figures, its merge and its published result.
 func (s *swarm) finishChild(ctx workflow.Context, t *task, r SubAgentResult, err error) {
+	if s.bookEnd(ctx, t, r, err) {
+		s.merge(ctx, t)
+	}
+	if t.state == stateDone {
+		s.publishResult(t)
+	}
+	s.refresh(ctx)
+}
+
+// bookEnd books a sub-agent's figures and end; it reports whether its
+// change is to be merged.
+func (s *swarm) bookEnd(ctx workflow.Context, t *task, r SubAgentResult, err error) bool {
 	s.running--
 	s.reserved -= t.reserved
 	s.progressed++
@@ -345,13 +359,7 @@ func (s *swarm) finishChild(ctx workflow.Context, t *task, r SubAgentResult, err
 		kind = "failed"
 	}
 	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, activities.FirstLine(cmp.Or(r.Error, r.Result), 160)))
-	if r.Success && s.in.AutoMerge && r.Changed {
-		s.merge(ctx, t)
-	}
-	if t.state == stateDone {
-		s.publishResult(t)
-	}
-	s.refresh(ctx)
+	return r.Success && s.in.AutoMerge && r.Changed
 }
 
 func (s *swarm) fillResult(t *task, r SubAgentResult) {
@@ -395,26 +403,42 @@ func (s *swarm) merge(ctx workflow.Context, t *task) {
 		SubtaskID: t.sub.ID, Name: t.sub.Name, Commit: t.last.Commit,
 	}, &m)
 	if err != nil {
-		t.res.Success, t.res.Error = false, "merge failed: "+err.Error()
-		s.event(ctx, "failed", t.sub.ID, "merge failed: "+err.Error())
+		s.mergeFailed(ctx, t, err)
 		return
 	}
+	if m.Status == activities.MergeConflict {
+		s.onConflict(ctx, t, m.Conflicts)
+		return
+	}
+	s.applyMerge(ctx, t, m)
+}
+
+// mergeFailed books a merge activity that failed: the subtask fails, its
+// commit kept on its branch.
+func (s *swarm) mergeFailed(ctx workflow.Context, t *task, err error) {
+	t.res.Success, t.res.Error = false, "merge failed: "+err.Error()
+	s.event(ctx, "failed", t.sub.ID, "merge failed: "+err.Error())
+}
+
+// applyMerge books a merge outcome other than a conflict.
+func (s *swarm) applyMerge(ctx workflow.Context, t *task, m activities.MergeSubtaskResult) {
 	switch m.Status {
 	case activities.MergeMerged:
 		s.head = m.Commit
 		t.res.Merge, t.res.MergeCommit = activities.MergeMerged, m.Commit
 		s.event(ctx, "merged", t.sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, activities.ShortSHA(m.Commit)))
-		if s.in.VerifyCommand != "" && s.in.VerifyMode == "each" && !s.runVerify(ctx, t.sub.ID) {
+		if s.verifyEach() && !s.runVerify(ctx, t.sub.ID) {
 			t.res.VerifyFailed = s.verify.BrokenBy == t.sub.ID
 		}
 	case activities.MergeNoChanges:
 		t.res.Merge = activities.MergeNoChanges
-	case activities.MergeConflict:
-		s.onConflict(ctx, t, m.Conflicts)
 	default:
 		t.res.Success, t.res.Error = false, fmt.Sprintf("merge returned unknown status %q", m.Status)
 	}
 }
+
+// verifyEach: the verify command runs after every merge.
+func (s *swarm) verifyEach() bool { return s.in.VerifyCommand != "" && s.in.VerifyMode == "each" }
 
 func (s *swarm) onConflict(ctx workflow.Context, t *task, paths []string) {
 	t.res.Conflicts = orEmpty(paths)

@@ -1,0 +1,148 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+)
+
+// mergeBatchChange versions merging the sub-agents whose ends are booked in
+// the same workflow task in one MergeSubtasks activity, so runs from before
+// it (one MergeSubtask per end) still replay.
+const mergeBatchChange = "merge-batch"
+
+// childEnd is a sub-agent's end, waiting to be booked.
+type childEnd struct {
+	t   *task
+	r   SubAgentResult
+	err error
+}
+
+// finishChildren books first and, when first is to be merged and other
+// sub-agents' ends are already in, those as well, merging all their changes
+// in one activity: one dispatch and one workflow task instead of one of each
+// per sub-agent, and one refresh of the live view.
+func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
+	if !s.batchable(ctx, first) {
+		s.finishChild(ctx, first.t, first.r, first.err)
+		return
+	}
+	ends := append([]childEnd{first}, s.readyEnds(ctx, first.t)...)
+	var merges []*task
+	for _, e := range ends {
+		if s.bookEnd(ctx, e.t, e.r, e.err) {
+			merges = append(merges, e.t)
+		}
+	}
+	s.mergeAll(ctx, merges)
+	for _, e := range ends {
+		if e.t.state == stateDone {
+			s.publishResult(e.t)
+		}
+	}
+	s.refresh(ctx)
+}
+
+// batchable: first's change is to be merged, merges are not verified one by
+// one (each needs its own verify), another end is already in, and the run
+// merges in batches. GetVersion is asked only then, so that a run which
+// never has two ends together records no marker.
+func (s *swarm) batchable(ctx workflow.Context, first childEnd) bool {
+	if first.err != nil || !first.r.Success || !first.r.Changed || !s.in.AutoMerge || s.verifyEach() {
+		return false
+	}
+	if !s.endWaiting(first.t) {
+		return false
+	}
+	return workflow.GetVersion(ctx, mergeBatchChange, workflow.DefaultVersion, 1) >= 1
+}
+
+// endWaiting reports whether a sub-agent other than except has ended and
+// its end is not booked yet.
+func (s *swarm) endWaiting(except *task) bool {
+	for _, t := range s.tasks {
+		if t != except && t.state == stateRunning && t.future != nil && t.future.IsReady() {
+			return true
+		}
+	}
+	return s.can && s.childDone.Len() > 0
+}
+
+// readyEnds takes every end already in, other than except's: the ends of
+// sub-agents this run started, in plan order, then inherited ones in the
+// order they were reported. A ready future's Get does not block.
+func (s *swarm) readyEnds(ctx workflow.Context, except *task) []childEnd {
+	var out []childEnd
+	for _, t := range s.tasks {
+		if t != except && t.state == stateRunning && t.future != nil && t.future.IsReady() {
+			var r SubAgentResult
+			err := t.future.Get(ctx, &r)
+			out = append(out, childEnd{t: t, r: r, err: err})
+		}
+	}
+	for s.can {
+		var d activities.ChildDone
+		if !s.childDone.ReceiveAsync(&d) {
+			break
+		}
+		e, ok := s.inheritedEnd(d)
+		if ok && e.t != except && !slices.ContainsFunc(out, func(o childEnd) bool { return o.t == e.t }) {
+			out = append(out, e) // a repeat report of one end is ignored, as onChildDone does
+		}
+	}
+	return out
+}
+
+// mergeAll merges the booked subtasks' changes in their order: a single one
+// as merge does, several in one MergeSubtasks activity. Each outcome is then
+// booked as merge books it; conflicts last, so a conflict re-run starts from
+// (and says it starts from) the head the whole batch left.
+func (s *swarm) mergeAll(ctx workflow.Context, ts []*task) {
+	switch len(ts) {
+	case 0:
+		return
+	case 1:
+		s.merge(ctx, ts[0])
+		return
+	}
+	out, err := s.mergeBatch(ctx, ts)
+	if err != nil {
+		for _, t := range ts {
+			s.mergeFailed(ctx, t, err)
+		}
+		return
+	}
+	var conflicts []int
+	for i, t := range ts {
+		if out[i].Status == activities.MergeConflict {
+			conflicts = append(conflicts, i)
+			continue
+		}
+		s.applyMerge(ctx, t, out[i])
+	}
+	for _, i := range conflicts {
+		s.onConflict(ctx, ts[i], out[i].Conflicts)
+	}
+}
+
+// mergeBatch runs MergeSubtasks for ts on the run's host.
+func (s *swarm) mergeBatch(ctx workflow.Context, ts []*task) ([]activities.MergeSubtaskResult, error) {
+	items := make([]activities.MergeSubtaskInput, len(ts))
+	ids := make([]string, len(ts))
+	for i, t := range ts {
+		items[i] = activities.MergeSubtaskInput{SubtaskID: t.sub.ID, Name: t.sub.Name, Commit: t.last.Commit}
+		ids[i] = t.sub.ID
+	}
+	var out activities.MergeSubtasksResult
+	err := s.onHost(ctx, gitTimeout, fmt.Sprintf("merge %d: %s", len(ts), strings.Join(ids, ", ")), a.MergeSubtasks, activities.MergeSubtasksInput{
+		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Head: s.head, Items: items,
+	}, &out)
+	if err == nil && len(out.Results) != len(ts) {
+		err = fmt.Errorf("merge returned %d outcomes for %d subtasks", len(out.Results), len(ts))
+	}
+	return out.Results, err
+}
