@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
-
 	"codeswarm/activities"
 	"codeswarm/devserver"
 	"codeswarm/llm/scripted"
@@ -181,24 +178,7 @@ func fairTurns(name string, latency time.Duration) []scripted.Reply {
 // fairness key, and a scripted model, for one pair of runs.
 func fairStack(t *testing.T, script scripted.Script, fair bool, opts ...scripted.Option) *harness {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop(),
-		DynamicConfig: map[string]any{"matching.autoEnableV2": fair}})
-	if err != nil {
-		t.Fatalf("start temporal: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	model, err := scripted.Start(script, append([]scripted.Option{scripted.WithAPIKey(testAPIKey)}, opts...)...)
-	if err != nil {
-		t.Fatalf("start scripted model: %v", err)
-	}
-	t.Cleanup(model.Close)
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: nopLogger{}})
-	if err != nil {
-		t.Fatalf("dial %s: %v", srv.FrontendAddress(), err)
-	}
-	t.Cleanup(c.Close)
+	srv, model, c := startStackWith(t, devserver.Options{DynamicConfig: map[string]any{"matching.autoEnableV2": fair}}, script, opts...)
 	h := &harness{t: t, server: srv, model: model, client: c, queue: testQueue(t), root: t.TempDir(), logs: &bytes.Buffer{}}
 	setCLIEnv(t, srv.FrontendAddress(), h.queue, model.URL(), h.root)
 	return h

@@ -49,9 +49,16 @@ func newHarness(t *testing.T, script scripted.Script) *harness {
 // stopped when the test ends.
 func startStack(t *testing.T, dbPath string, script scripted.Script, opts ...scripted.Option) (*devserver.Server, *scripted.Server, client.Client) {
 	t.Helper()
+	return startStackWith(t, devserver.Options{DBPath: dbPath}, script, opts...)
+}
+
+// startStackWith is startStack with the server's options (no Web UI, no log).
+func startStackWith(t *testing.T, sopts devserver.Options, script scripted.Script, opts ...scripted.Option) (*devserver.Server, *scripted.Server, client.Client) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{DBPath: dbPath, UIPort: -1, Logger: zap.NewNop()})
+	sopts.UIPort, sopts.Logger = -1, zap.NewNop()
+	srv, err := devserver.Start(ctx, sopts)
 	if err != nil {
 		t.Fatalf("start temporal: %v", err)
 	}

@@ -2,16 +2,13 @@ package workflows_test
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
 	"codeswarm/workflows"
@@ -29,14 +26,7 @@ const (
 func continuedInput(t *testing.T, env *testsuite.TestWorkflowEnvironment, in workflows.SwarmInput) workflows.SwarmInput {
 	t.Helper()
 	env.ExecuteWorkflow(workflows.SwarmWorkflowName, in)
-	var can *workflow.ContinueAsNewError
-	if !errors.As(env.GetWorkflowError(), &can) {
-		t.Fatalf("the parent did not continue as new: %v", env.GetWorkflowError())
-	}
-	var next workflows.SwarmInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatalf("decode the next run's input: %v", err)
-	}
+	next, _ := nextRunInput[workflows.SwarmInput](t, env.GetWorkflowError())
 	if next.Carry == nil {
 		t.Fatal("the next run's input has no carry")
 	}

@@ -291,21 +291,28 @@ func TestSubAgentActivityErrors(t *testing.T) {
 // continueAsNew extracts the next run's input from a continue-as-new error.
 func continueAsNew(t *testing.T, err error) workflows.SubAgentInput {
 	t.Helper()
-	var can *workflow.ContinueAsNewError
-	if !errors.As(err, &can) {
-		t.Fatalf("error = %v, want continue-as-new", err)
-	}
+	next, can := nextRunInput[workflows.SubAgentInput](t, err)
 	if can.WorkflowType.Name != workflows.SubAgentWorkflowName {
 		t.Errorf("continues as %q", can.WorkflowType.Name)
-	}
-	var next workflows.SubAgentInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatalf("decode continue-as-new input: %v", err)
 	}
 	if next.State == nil {
 		t.Fatal("continue-as-new input carries no state")
 	}
 	return next
+}
+
+// nextRunInput decodes the next run's input from a continue-as-new error.
+func nextRunInput[T any](t *testing.T, err error) (T, *workflow.ContinueAsNewError) {
+	t.Helper()
+	var next T
+	var can *workflow.ContinueAsNewError
+	if !errors.As(err, &can) {
+		t.Fatalf("error = %v, want continue-as-new", err)
+	}
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatalf("decode continue-as-new input: %v", err)
+	}
+	return next, can
 }
 
 func TestSubAgentContinueAsNew(t *testing.T) {
