@@ -418,3 +418,38 @@ func (nopLogger) Debug(string, ...any) {}
 func (nopLogger) Info(string, ...any)  {}
 func (nopLogger) Warn(string, ...any)  {}
 func (nopLogger) Error(string, ...any) {}
+
+// TestUIPortHeldUntilTheUIStarts: the UI's port stays taken from allocation
+// until the UI binds it, so another process's listener or outgoing
+// connection cannot take it while the server starts (the UI server would
+// exit the process). It is free again once released.
+func TestUIPortHeldUntilTheUIStarts(t *testing.T) {
+	o, err := Options{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := allocatePorts(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.releaseUI()
+	addr := hostPort(o.IP, p.ui)
+	if l, err := net.Listen("tcp", addr); err == nil {
+		_ = l.Close()
+		t.Fatalf("UI port %d was free before the UI started", p.ui)
+	}
+	for _, port := range []int{p.frontend, p.history, p.matching, p.worker} {
+		l, err := net.Listen("tcp", hostPort(o.IP, port))
+		if err != nil {
+			t.Fatalf("server port %d still held after allocation: %v", port, err)
+		}
+		_ = l.Close()
+	}
+	p.releaseUI()
+	p.releaseUI() // twice is fine
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("UI port %d not free after release: %v", p.ui, err)
+	}
+	_ = l.Close()
+}

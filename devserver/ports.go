@@ -10,6 +10,20 @@ import (
 type ports struct {
 	frontend, history, matching, worker int
 	ui                                  int // 0 when the UI is disabled
+	// uiHold keeps the UI's port taken until the UI binds it: the server
+	// starts in between, for up to a second, while other processes open
+	// listeners and outgoing connections on ephemeral ports, and the UI
+	// server exits the whole process if its port is taken (echo's
+	// Logger.Fatal). Released by releaseUI.
+	uiHold net.Listener
+}
+
+// releaseUI frees the UI's port for the UI to bind; safe to call twice.
+func (p *ports) releaseUI() {
+	if p.uiHold != nil {
+		_ = p.uiHold.Close()
+		p.uiHold = nil
+	}
 }
 
 // allocatePorts picks free ports for everything the caller left at 0 and
@@ -46,6 +60,8 @@ func allocatePorts(o Options) (ports, error) {
 		if err := pick(&p.ui, o.UIPort, "UI"); err != nil {
 			return p, err
 		}
+		p.uiHold = held[len(held)-1]
+		held = held[:len(held)-1]
 	}
 	return p, nil
 }

@@ -43,6 +43,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer p.releaseUI()
 	logger, err := serverLogger(o)
 	if err != nil {
 		return nil, err
@@ -138,7 +139,7 @@ func (s *Server) initialize(ctx context.Context, o Options, p ports, logger log.
 	if !o.uiEnabled() {
 		return nil
 	}
-	ui, err := startUI(ctx, o.IP, p.ui, s.frontend, s.namespace, o.CodecEndpoint)
+	ui, err := startUI(ctx, o.IP, &p, s.frontend, s.namespace, o.CodecEndpoint)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,8 @@ type webUI struct {
 
 // startUI serves the Web UI on addr for the frontend at frontendAddr and
 // returns once it accepts connections.
-func startUI(ctx context.Context, ip string, port int, frontendAddr, namespace, codecEndpoint string) (*webUI, error) {
+func startUI(ctx context.Context, ip string, p *ports, frontendAddr, namespace, codecEndpoint string) (*webUI, error) {
+	port := p.ui
 	srv := uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
 		Host:                uiHost(ip),
 		Port:                port,
@@ -37,11 +38,13 @@ func startUI(ctx context.Context, ip string, port int, frontendAddr, namespace, 
 		Codec:            uiconfig.Codec{Endpoint: codecEndpoint},
 	}))
 	ui := &webUI{srv: srv, done: make(chan struct{})}
+	// Start blocks until Stop and returns nil then. On a listen error it
+	// exits the process (echo's Logger.Fatal), which is why allocatePorts
+	// held the port until now: it is free only for the moment between
+	// this release and the UI's own listen.
+	p.releaseUI()
 	go func() {
 		defer close(ui.done)
-		// Start blocks until Stop and returns nil then. On a listen error
-		// it exits the process (echo's Logger.Fatal), which is why
-		// allocatePorts checked the port first.
 		_ = srv.Start()
 	}()
 	if err := waitListening(ctx, hostPort(ip, port)); err != nil {
