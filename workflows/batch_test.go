@@ -112,15 +112,7 @@ func TestSwarmMergesEndsTogetherInOneActivity(t *testing.T) {
 // runEvents are the run's events, from its progress query.
 func runEvents(t *testing.T, env *testsuite.TestWorkflowEnvironment) []activities.Event {
 	t.Helper()
-	v, err := env.QueryWorkflow(activities.ProgressQueryName, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p activities.Progress
-	if err := v.Get(&p); err != nil {
-		t.Fatal(err)
-	}
-	return p.Events
+	return progress(t, env, 0).Events
 }
 
 // eventMessages are the messages of one subtask's events of one kind.

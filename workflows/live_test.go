@@ -108,14 +108,7 @@ func TestSwarmLiveTableAndSearchAttributes(t *testing.T) {
 		t.Errorf("%d search attribute upserts for %d subtasks; want at most one per change", n, len(w.subtasks))
 	}
 
-	v, err := env.QueryWorkflow(activities.ProgressQueryName, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p activities.Progress
-	if err := v.Get(&p); err != nil {
-		t.Fatal(err)
-	}
+	p := progress(t, env, 0)
 	if len(p.Rows) != 4 || p.Rows[0].ID != "01-a" || p.Rows[0].Step != 2 || p.Rows[0].Merge != activities.MergeMerged ||
 		p.Rows[0].StartedAt.IsZero() || p.Rows[0].EndedAt.Before(p.Rows[0].StartedAt) || !strings.HasPrefix(p.Rows[0].LastEvent, "merged: ") {
 		t.Errorf("progress rows = %+v", p.Rows)
