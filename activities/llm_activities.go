@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -171,6 +172,9 @@ type AgentStepResult struct {
 	// (see LLMPace.Limited), so the next turn may call the model without a
 	// permit from the shared LLM queue.
 	Unpaced bool `json:"unpaced,omitempty"`
+	// ModelMs is how long the model took to answer (0 when the answer was
+	// stored already): the workflow calls a slow model in an activity.
+	ModelMs int64 `json:"model_ms,omitempty"`
 }
 
 // finalTextCap bounds the final message carried in history and the result.
@@ -184,6 +188,7 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 		return AgentStepResult{}, err
 	}
 	var fit llm.FitReport
+	began := time.Now()
 	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Turn), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
 		var fitted []openai.ChatCompletionMessage
 		fitted, fit = llm.FitContext(msgs, in.ContextLimit)
@@ -200,6 +205,9 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 		return AgentStepResult{}, err
 	}
 	res.Reused = reused
+	if !reused {
+		res.ModelMs = time.Since(began).Milliseconds()
+	}
 	res.DroppedMessages, res.TruncatedResults = fit.DroppedMessages, fit.TruncatedResults
 	res.Unpaced = !a.paced()
 	return res, nil

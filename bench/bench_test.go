@@ -126,18 +126,21 @@ func benchB2(t *testing.T) {
 	resetPeakRSS()
 	var csRuns, baseRuns []time.Duration
 	var rss int64
+	lost := 0
 	for i := range runs(t) {
 		resetPeakRSS()
-		d, _ := s.runCodeswarm(w, "--max-concurrent", "100")
+		d, res := s.runCodeswarm(w, "--max-concurrent", "100")
 		rss = max(rss, peakRSS())
 		csRuns = append(csRuns, d)
 		baseRuns = append(baseRuns, s.runBaseline(w, 100))
-		t.Logf("run %d: codeswarm %s, baseline %s", i+1, secs(d), secs(baseRuns[i]))
+		timedOut, failed := s.lostTasks(res)
+		lost += timedOut + failed
+		t.Logf("run %d: codeswarm %s, baseline %s; sub-agents' workflow tasks timed out %d, failed %d", i+1, secs(d), secs(baseRuns[i]), timedOut, failed)
 	}
 	cs, base := median(csRuns), median(baseRuns)
 	row(t, "B2 100 agents × 15 calls, 0 ms model, --max-concurrent 100", secs(cs), secs(base),
 		fmt.Sprintf("**%.2fx** (target ≤ 2)", cs.Seconds()/base.Seconds()),
-		fmt.Sprintf("peak RSS of the process (server + worker + CLI + model) during codeswarm runs: %d MB (target < 1 GB)", rss>>20))
+		fmt.Sprintf("peak RSS of the process (server + worker + CLI + model) during codeswarm runs: %d MB (target < 1 GB); sub-agents' workflow tasks lost (timed out or failed): %d", rss>>20, lost))
 }
 
 // B3: 10 sub-agents × 15 calls at 200 ms per call.
@@ -228,9 +231,10 @@ func benchB5(t *testing.T) {
 	}
 	p := largest(runs)
 	ce, cb := s.historySize(res.RunID + "." + res.SubtaskResults[0].ID)
+	timedOut, failed := s.lostTasks(res)
 	b := s.runBaseline(w, 200)
 	row(t, "B5 1,000 agents × 15 calls, 0 ms model, --max-concurrent 200", secs(d), secs(b),
 		fmt.Sprintf("%.2fx (target < 10 min)", d.Seconds()/b.Seconds()),
-		fmt.Sprintf("all merged, no worktree left; parent %d runs, largest %d events / %.1f MB, largest carry %.0f kB; a child %d events / %.0f kB",
-			len(runs), p.events, float64(p.bytes)/(1<<20), float64(p.input)/1024, ce, float64(cb)/1024))
+		fmt.Sprintf("all merged, no worktree left; parent %d runs, largest %d events / %.1f MB, largest carry %.0f kB; a child %d events / %.0f kB; sub-agents' workflow tasks timed out %d, failed %d",
+			len(runs), p.events, float64(p.bytes)/(1<<20), float64(p.input)/1024, ce, float64(cb)/1024, timedOut, failed))
 }

@@ -200,3 +200,26 @@ func (nopLogger) Debug(string, ...any) {}
 func (nopLogger) Info(string, ...any)  {}
 func (nopLogger) Warn(string, ...any)  {}
 func (nopLogger) Error(string, ...any) {}
+
+// lostTasks counts the workflow tasks that timed out or failed in the
+// sub-agents of a run (the latest run of each): a sub-agent's local model
+// calls hold its workflow task, whose timeout is short (2 s), so an
+// overloaded worker that misses its heartbeat shows here.
+func (s *stack) lostTasks(res activities.SwarmResult) (timedOut, failed int) {
+	for _, st := range res.SubtaskResults {
+		it := s.client.GetWorkflowHistory(context.Background(), res.RunID+"."+st.ID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				s.t.Fatalf("history of %s.%s: %v", res.RunID, st.ID, err)
+			}
+			switch ev.GetEventType() {
+			case enums.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+				timedOut++
+			case enums.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+				failed++
+			}
+		}
+	}
+	return timedOut, failed
+}

@@ -229,7 +229,7 @@ var errOrphaned = errors.New("the run has closed")
 // watchOrphan arms the orphan stop for sub-agents with steering (only
 // those report to their run).
 func (ag *agent) watchOrphan(ctx workflow.Context) {
-	if ag.in.Control != nil && workflow.GetVersion(ctx, orphanChange, workflow.DefaultVersion, 1) >= 1 {
+	if ag.in.Control != nil && (ag.in.Rev >= 1 || workflow.GetVersion(ctx, orphanChange, workflow.DefaultVersion, 1) >= 1) {
 		ag.orphanWake = workflow.NewBufferedChannel(ctx, 1)
 	}
 }
@@ -261,7 +261,7 @@ func (ag *agent) afterStep(ctx workflow.Context, u activities.Usage) {
 // stepCostVersion. GetVersion is asked only once reportEvery steps are
 // due, as before any report.
 func (ag *agent) reportDue(ctx workflow.Context) bool {
-	if !stepCostCuts(ctx) {
+	if !ag.stepCost(ctx) {
 		return true
 	}
 	last := ag.ctl().ReportedAt

@@ -69,3 +69,15 @@ func (o *fairnessOutbound) ExecuteActivity(ctx workflow.Context, activityType st
 	o.r.mu.Unlock()
 	return o.Next.ExecuteActivity(ctx, activityType, args...)
 }
+
+// ExecuteLocalActivity counts a local activity (a model call on the host)
+// as scheduled without a fairness key: it never waits in a queue.
+func (o *fairnessOutbound) ExecuteLocalActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
+	o.r.mu.Lock()
+	if o.r.keys[activityType] == nil {
+		o.r.keys[activityType] = map[string]int{}
+	}
+	o.r.keys[activityType][""]++
+	o.r.mu.Unlock()
+	return o.Next.ExecuteLocalActivity(ctx, activityType, args...)
+}

@@ -83,6 +83,19 @@ func llmOptions(ctx workflow.Context, queue string, timeout time.Duration) workf
 	})
 }
 
+// localLLMOptions are llmOptions for a model call run as a local activity
+// on the host: the same timeouts and retries (policy), without a heartbeat,
+// which a local activity has not; the workflow task it runs in stands for
+// it (a restarted worker fails the task of a killed one at once).
+func localLLMOptions(ctx workflow.Context, timeout time.Duration, summary string, policy *temporal.RetryPolicy) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		Summary:                activities.FirstLine(summary, summaryCap),
+		StartToCloseTimeout:    timeout + 30*time.Second,
+		ScheduleToCloseTimeout: llmRetryWindow,
+		RetryPolicy:            policy,
+	})
+}
+
 // permitTimeout bounds one permit attempt once a worker has it: the
 // activity returns at once, so only a dead worker reaches it.
 const permitTimeout = 10 * time.Second
@@ -122,6 +135,12 @@ func permitFairness(ctx workflow.Context) string {
 	if workflow.GetVersion(ctx, fairPermitsChange, workflow.DefaultVersion, fairPermitsVersion) < fairPermitsVersion {
 		return ""
 	}
+	return runFairnessKey(ctx)
+}
+
+// runFairnessKey is the fairness key of this workflow's run (see
+// permitFairness), without asking for a version.
+func runFairnessKey(ctx workflow.Context) string {
 	info := workflow.GetInfo(ctx)
 	run := info.WorkflowExecution.ID
 	if info.RootWorkflowExecution != nil && info.RootWorkflowExecution.ID != "" {
@@ -168,6 +187,10 @@ type llmCall struct {
 	wsQueue  string // the run's workspace queue
 	timeout  time.Duration
 	summary  string // the activity's one-line summary in the Web UI
+	// local: the model call runs as a local activity (on the host only).
+	local bool
+	// fairness gives the permits' fairness key (nil: permitFairness).
+	fairness func(workflow.Context) string
 }
 
 // callLLM runs one model activity: on the run's workspace queue, after a
@@ -186,14 +209,26 @@ func callLLM(ctx workflow.Context, c llmCall, activity, in, out any) error {
 	policy := workflow.GetActivityOptions(actx).RetryPolicy
 	policy.NonRetryableErrorTypes = []string{activities.ErrTypeRateLimit}
 	actx = workflow.WithRetryPolicy(actx, *policy)
+	if c.local {
+		actx = localLLMOptions(ctx, c.timeout, c.summary, policy)
+	}
+	fairness := c.fairness
+	if fairness == nil {
+		fairness = permitFairness
+	}
 	for permit := c.permit; ; permit = true {
 		if permit {
-			pctx := summarized(permitOptions(ctx, c.llmQueue, permitFairness(ctx)), "LLM permit")
+			pctx := summarized(permitOptions(ctx, c.llmQueue, fairness(ctx)), "LLM permit")
 			if err := workflow.ExecuteActivity(pctx, a.LLMPermit).Get(ctx, nil); err != nil {
 				return fmt.Errorf("LLM permit: %w", err)
 			}
 		}
-		err := workflow.ExecuteActivity(actx, activity, in).Get(ctx, out)
+		var err error
+		if c.local {
+			err = workflow.ExecuteLocalActivity(actx, activity, in).Get(ctx, out)
+		} else {
+			err = workflow.ExecuteActivity(actx, activity, in).Get(ctx, out)
+		}
 		if !rateLimited(err) || workflow.Now(ctx).Sub(start) >= llmRetryWindow {
 			return err
 		}

@@ -276,6 +276,8 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		WaitForCancellation: true,
 		StaticSummary:       summary,
 		StaticDetails:       details,
+		// Its local model calls hold its workflow task (SubAgentInput.Rev).
+		WorkflowTaskTimeout: subAgentTaskTimeout,
 	}
 	if s.can {
 		// The server applies the close policy when the parent continues
@@ -295,6 +297,7 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.reserved, Tools: s.in.Tools,
 		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t), LLMQueue: llmQueue,
+		Rev: subAgentRev,
 	})
 }
 

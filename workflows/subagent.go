@@ -70,7 +70,21 @@ type SubAgentInput struct {
 	// Control is the run's steering (pause, notes, budget); nil for
 	// sub-agents of runs that started before it.
 	Control *AgentControl `json:"control,omitempty"`
+	// Rev is the sub-agent behaviour the run asks for (subAgentRev when it
+	// starts it; 0 in inputs recorded before). Changes the parent can
+	// decide for a new sub-agent are keyed on it instead of GetVersion,
+	// which costs every sub-agent a marker and a TemporalChangeVersion
+	// upsert (a visibility write) per change.
+	Rev int `json:"rev,omitempty"`
 }
+
+// subAgentRev is the Rev a run gives the sub-agents it starts. From 1:
+//   - the step-cost cuts (stepCostChange), the orphan stop (orphanChange),
+//     the fairness key on permits (fairPermitsChange) and the loop breaker
+//     that compares results (repeatBreakerChange) without their markers;
+//   - model calls (AgentStep) on the host run as local activities while
+//     the model answers fast (localSteps).
+const subAgentRev = 1
 
 // AgentTally is where a sub-agent works and what it has done so far. The
 // state a continued run carries over and the result it returns both embed
@@ -109,6 +123,9 @@ type SubAgentState struct {
 	ToolSeq int `json:"tool_seq,omitempty"`
 	// Ctl is the steering state (with Control only).
 	Ctl *AgentCtlState `json:"ctl,omitempty"`
+	// SlowModel: the last model answer took localStepMax or more, so the
+	// next turn calls the model in an activity (Rev ≥ 1; see localStep).
+	SlowModel bool `json:"slow_model,omitempty"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
@@ -181,7 +198,7 @@ func (ag *agent) start(ctx workflow.Context) error {
 	ag.st.Worktree, ag.st.Branch, ag.st.BaseCommit = res.Worktree, res.Branch, res.BaseCommit
 	// GetVersion only when it matters, so that histories whose worker was
 	// paced carry no marker.
-	if res.Unpaced && stepCostCuts(ctx) {
+	if res.Unpaced && ag.stepCost(ctx) {
 		ag.st.Unpaced = true
 	}
 	return nil
@@ -206,9 +223,10 @@ const (
 	stepCostVersion = 1
 )
 
-// stepCostCuts reports whether this history runs with the stepCostChange.
-func stepCostCuts(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, stepCostChange, workflow.DefaultVersion, stepCostVersion) >= stepCostVersion
+// stepCost reports whether this sub-agent runs with the stepCostChange:
+// from Rev 1 always, before by its history's marker.
+func (ag *agent) stepCost(ctx workflow.Context) bool {
+	return ag.in.Rev >= 1 || workflow.GetVersion(ctx, stepCostChange, workflow.DefaultVersion, stepCostVersion) >= stepCostVersion
 }
 
 // retries is swarm.max_retries for tool and git activities; 0 means one
@@ -283,11 +301,16 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
 	ag.doing(ctx, turnSummary(ag.st.Turn, ag.in.Model))
-	err := ag.callLLM(ctx, !ag.st.Unpaced, turnSummary(ag.st.Turn, ag.in.Model), a.AgentStep, activities.AgentStepInput{
+	c := ag.llmCall(ctx, !ag.st.Unpaced, turnSummary(ag.st.Turn, ag.in.Model))
+	c.local = ag.localStep(ctx)
+	err := callLLM(ctx, c, a.AgentStep, activities.AgentStepInput{
 		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit, Notes: ag.notes(),
 	}, &res)
 	if err != nil {
 		return res, err
+	}
+	if ag.in.Rev >= 1 {
+		ag.st.SlowModel = time.Duration(res.ModelMs)*time.Millisecond >= localStepMax
 	}
 	ag.st.Unpaced = res.Unpaced
 	ag.st.Steps++
@@ -309,11 +332,51 @@ func (ag *agent) onHost(ctx workflow.Context) bool {
 // callLLM runs a model activity where this sub-agent's conversation is,
 // after a permit when permit.
 func (ag *agent) callLLM(ctx workflow.Context, permit bool, summary string, activity, in, out any) error {
-	c := llmCall{onHost: ag.onHost(ctx), permit: permit, llmQueue: ag.in.LLMQueue, wsQueue: ag.in.WorkspaceQueue, timeout: ag.in.Limits.LLMTimeout, summary: summary}
+	return callLLM(ctx, ag.llmCall(ctx, permit, summary), activity, in, out)
+}
+
+// llmCall says where this sub-agent's model calls run.
+func (ag *agent) llmCall(ctx workflow.Context, permit bool, summary string) llmCall {
+	c := llmCall{onHost: ag.onHost(ctx), permit: permit, llmQueue: ag.in.LLMQueue, wsQueue: ag.in.WorkspaceQueue,
+		timeout: ag.in.Limits.LLMTimeout, summary: summary, fairness: ag.fairness}
 	if !c.onHost {
 		c.llmQueue = LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
 	}
-	return callLLM(ctx, c, activity, in, out)
+	return c
+}
+
+// fairness is the fairness key of this sub-agent's permits, asked only
+// when a permit is taken (permitFairness's marker is where it was).
+func (ag *agent) fairness(ctx workflow.Context) string {
+	if ag.in.Rev >= 1 {
+		return runFairnessKey(ctx)
+	}
+	return permitFairness(ctx)
+}
+
+// localStepMax is the longest model answer after which the next model call
+// still runs as a local activity. A local activity saves an activity
+// dispatch and a workflow task per model call (about 5 ms on this
+// machine's benchmarks: most of a fast model's step), and local calls run
+// back to back in one workflow task. While one runs, the workflow task
+// heartbeats every 0.8 × subAgentTaskTimeout (three events each), and only
+// then are signals (pause, tell, cancel) and the calls' markers taken in.
+// Past a second the saving is under 1 %, so slow models keep activities.
+const localStepMax = time.Second
+
+// subAgentTaskTimeout is the workflow task timeout of a sub-agent from Rev
+// 1 (the server's default is 10 s). Local model calls hold the workflow
+// task, which the SDK heartbeats at 80 % of it: the sub-agent takes in
+// signals and queries, and records its calls, at least every 1.6 s; and a
+// host that dies during a local call is noticed after 2 s (a restarted
+// worker fails the task at once: see internal/swarmworker's journal).
+const subAgentTaskTimeout = 2 * time.Second
+
+// localStep reports whether this turn's model call runs as a local
+// activity: from Rev 1, on the host (where the conversation is), while the
+// model answered the last call in under localStepMax.
+func (ag *agent) localStep(ctx workflow.Context) bool {
+	return ag.in.Rev >= 1 && !ag.st.SlowModel && ag.onHost(ctx)
 }
 
 // runTools executes the turn's tool calls in order; turn is the turn they
@@ -358,7 +421,7 @@ func (ag *agent) judge(ctx workflow.Context, sig string) verdict {
 	if !ag.repeated(sig) {
 		return verdictRun
 	}
-	if workflow.GetVersion(ctx, repeatBreakerChange, workflow.DefaultVersion, repeatBreakerVersion) == workflow.DefaultVersion {
+	if ag.in.Rev < 1 && workflow.GetVersion(ctx, repeatBreakerChange, workflow.DefaultVersion, repeatBreakerVersion) == workflow.DefaultVersion {
 		return verdictStuck
 	}
 	if ag.st.SameResults < stuckRepeats-1 {
@@ -462,7 +525,7 @@ func (ag *agent) runsLocally(ctx workflow.Context, tool string) bool {
 	case activities.IsReadOnlyTool(tool):
 		return true
 	case activities.IsFileChangeTool(tool):
-		return stepCostCuts(ctx)
+		return ag.stepCost(ctx)
 	}
 	return false
 }

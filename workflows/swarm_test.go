@@ -324,7 +324,7 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 	var mu sync.Mutex
 	queues := map[string]map[string]bool{}
 	counts := map[string]int{}
-	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+	started := func(info *activity.Info) {
 		mu.Lock()
 		defer mu.Unlock()
 		counts[info.ActivityType.Name]++
@@ -332,7 +332,11 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 			queues[info.ActivityType.Name] = map[string]bool{}
 		}
 		queues[info.ActivityType.Name][info.TaskQueue] = true
-	})
+	}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) { started(info) })
+	// A local activity runs in the worker of its workflow task: on the
+	// host's queue for a sub-agent.
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) { started(info) })
 	in := swarmInput()
 	in.VerifyCommand = "make test"
 	runSwarm(t, env, in)
@@ -423,6 +427,9 @@ func TestPermitsOnlyWhileLimited(t *testing.T) {
 		if info.ActivityType.Name == "ExecTool" {
 			execs = append(execs, true)
 		}
+		if info.ActivityType.Name == "AgentStep" {
+			order = append(order, "AgentStep")
+		}
 	})
 	res := runSwarm(t, env, swarmInput())
 	if !res.Success {
@@ -457,6 +464,13 @@ func TestRateLimitedCallRetriesAfterAPermit(t *testing.T) {
 		defer mu.Unlock()
 		if n := info.ActivityType.Name; n == "LLMPermit" || n == "AgentStep" {
 			order = append(order, fmt.Sprintf("%s#%d", n, info.Attempt))
+		}
+	})
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if info.ActivityType.Name == "AgentStep" {
+			order = append(order, fmt.Sprintf("AgentStep#%d", info.Attempt))
 		}
 	})
 	res := runSwarm(t, env, swarmInput())

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"go.temporal.io/sdk/client"
+	"google.golang.org/grpc"
 )
 
 // ConnectionOptions are the gRPC options of a client of the Temporal
@@ -13,11 +14,15 @@ import (
 // that only burns CPU on both sides of a connection that copies memory:
 // about 4 % of all CPU in the B1 and B2 benchmarks, where the worker, the
 // server and the model share the machine. Remote frontends keep gzip.
+// Every connection follows the workflow tasks its workers are handed
+// (wfTasks), so a restarted worker can fail the one a killed predecessor
+// was running a local activity in.
 func ConnectionOptions(hostPort string) client.ConnectionOptions {
+	opts := client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(wfTasks.intercept)}}
 	if isLoopback(hostPort) {
-		return client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}}
+		opts.GrpcCompression = &client.GrpcCompressionNone{}
 	}
-	return client.ConnectionOptions{}
+	return opts
 }
 
 // isLoopback reports whether hostPort names this machine's loopback

@@ -9,10 +9,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
@@ -46,6 +51,8 @@ const ErrTypeWorkerRestarted = "WorkerRestarted"
 const restartRetryDelay = 100 * time.Millisecond
 
 // inflightRecord is what the journal keeps of one running activity attempt.
+// For a local activity TaskToken is the token of the workflow task it runs
+// in (see wfTasks), and Local is set: recovery fails that workflow task.
 type inflightRecord struct {
 	WorkflowID   string `json:"workflow_id"`
 	RunID        string `json:"run_id"`
@@ -53,6 +60,8 @@ type inflightRecord struct {
 	ActivityType string `json:"activity_type"`
 	Attempt      int32  `json:"attempt"`
 	TaskToken    []byte `json:"task_token"`
+	Local        bool   `json:"local,omitempty"`
+	Namespace    string `json:"namespace,omitempty"`
 }
 
 // journal is this process's in-flight directory.
@@ -60,6 +69,14 @@ type journal struct {
 	root string   // <state>/.inflight
 	dir  string   // this process's directory in root
 	lock *os.File // holds the flock that marks dir as alive
+	// namespace is the workers' Temporal namespace (a workflow task is
+	// failed in it).
+	namespace string
+
+	mu sync.Mutex
+	// local are the records of the local activities running now, by
+	// workflow run: they follow their workflow task's token.
+	local map[string]map[string]*inflightRecord // run ID → path → record
 }
 
 // openJournal claims a fresh directory under state/.inflight. The directory
@@ -79,13 +96,17 @@ func openJournal(state string) (*journal, error) {
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("in-flight journal: %w", err)
 	}
-	dir := filepath.Join(root, "w-"+strings.TrimPrefix(filepath.Base(tmp), ".new-"))
+	// The pid in the name says whose it is to someone looking (the crash
+	// tests count a worker's model calls in flight from it).
+	dir := filepath.Join(root, fmt.Sprintf("w-%d-%s", os.Getpid(), strings.TrimPrefix(filepath.Base(tmp), ".new-")))
 	if err := os.Rename(tmp, dir); err != nil {
 		_ = lock.Close()
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("in-flight journal: %w", err)
 	}
-	return &journal{root: root, dir: dir, lock: lock}, nil
+	j := &journal{root: root, dir: dir, lock: lock, local: map[string]map[string]*inflightRecord{}}
+	wfTasks.watch(j)
+	return j, nil
 }
 
 // lockFile opens path and takes an exclusive flock without waiting.
@@ -104,6 +125,7 @@ func lockFile(path string, flag int) (*os.File, error) {
 // Close releases the journal. Its directory goes only when no record is
 // left; otherwise, unlocked, it is the next worker's to recover.
 func (j *journal) Close() {
+	wfTasks.unwatch(j)
 	if recs, _ := filepath.Glob(filepath.Join(j.dir, "*.json")); len(recs) == 0 {
 		_ = os.RemoveAll(j.dir)
 	}
@@ -116,25 +138,81 @@ func recordName(token []byte) string {
 }
 
 // begin records a started activity; the returned func removes the record.
-// A record that cannot be written only costs the fast recovery. Local
-// activities have no task token: their workflow task re-runs them anyway.
+// A record that cannot be written only costs the fast recovery.
 func (j *journal) begin(info activity.Info) func() {
-	if info.IsLocalActivity || len(info.TaskToken) == 0 {
+	if info.IsLocalActivity {
+		return j.beginLocal(info)
+	}
+	if len(info.TaskToken) == 0 {
 		return func() {}
 	}
 	rec := inflightRecord{
 		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, ActivityID: info.ActivityID,
 		ActivityType: info.ActivityType.Name, Attempt: info.Attempt, TaskToken: info.TaskToken,
 	}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return func() {}
-	}
 	path := filepath.Join(j.dir, recordName(info.TaskToken))
-	if os.WriteFile(path, data, 0o600) != nil {
+	if writeRecord(path, &rec) != nil {
 		return func() {}
 	}
 	return func() { _ = os.Remove(path) }
+}
+
+// beginLocal records a local activity with the token of the workflow task
+// it runs in. Without a known token (a client dialed without
+// ConnectionOptions) there is nothing to fail, and the workflow task's
+// timeout recovers it.
+func (j *journal) beginLocal(info activity.Info) func() {
+	run := info.WorkflowExecution.RunID
+	rec := &inflightRecord{
+		WorkflowID: info.WorkflowExecution.ID, RunID: run, ActivityID: info.ActivityID,
+		ActivityType: info.ActivityType.Name, Attempt: info.Attempt, Local: true, Namespace: j.namespace,
+	}
+	path := filepath.Join(j.dir, "l-"+recordName([]byte(run+"\x00"+info.ActivityID+"\x00"+strconv.Itoa(int(info.Attempt)))))
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	rec.TaskToken = wfTasks.token(run)
+	if len(rec.TaskToken) == 0 || writeRecord(path, rec) != nil {
+		return func() {}
+	}
+	if j.local[run] == nil {
+		j.local[run] = map[string]*inflightRecord{}
+	}
+	j.local[run][path] = rec
+	return func() {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		delete(j.local[run], path)
+		if len(j.local[run]) == 0 {
+			delete(j.local, run)
+		}
+		_ = os.Remove(path)
+	}
+}
+
+// retoken moves run's local activity records to its new workflow task.
+func (j *journal) retoken(run string, token []byte) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for path, rec := range j.local[run] {
+		rec.TaskToken = token
+		_ = writeRecord(path, rec)
+	}
+}
+
+// writeRecord writes rec to path, replacing it whole (through a rename) so
+// that a kill never leaves half of a rewritten record. It is not synced: a
+// record lost with the machine only costs the fast recovery, the timeouts
+// still apply.
+func writeRecord(path string, rec *inflightRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // recover fails the activities of every dead process's directory and removes
@@ -166,11 +244,27 @@ func (j *journal) recover(ctx context.Context, c client.Client, logger *zap.Logg
 
 func (j *journal) failRecords(ctx context.Context, c client.Client, dir string, logger *zap.Logger) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	failedTasks := map[string]bool{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		var rec inflightRecord
 		if err != nil || json.Unmarshal(data, &rec) != nil || len(rec.TaskToken) == 0 {
-			continue // torn by the kill: the heartbeat timeout still covers it
+			continue // torn by the kill: the timeouts still cover it
+		}
+		fields := []zap.Field{zap.String("workflow_id", rec.WorkflowID), zap.String("activity_id", rec.ActivityID),
+			zap.String("activity_type", rec.ActivityType), zap.Int32("attempt", rec.Attempt)}
+		if rec.Local {
+			if failedTasks[string(rec.TaskToken)] {
+				continue // another local activity of the same workflow task
+			}
+			failedTasks[string(rec.TaskToken)] = true
+			if err := failWorkflowTask(ctx, c, rec); err != nil {
+				// NotFound: the task completed, or already timed out.
+				logger.Debug("workflow task of a dead worker not failed", append(fields, zap.Error(err))...)
+				continue
+			}
+			logger.Info("failed the workflow task the previous worker was running a local activity in, so that it runs again at once", fields...)
+			continue
 		}
 		cause := temporal.NewApplicationErrorWithOptions(
 			"the worker running this activity was killed; a restarted worker failed it so that it retries at once",
@@ -178,8 +272,6 @@ func (j *journal) failRecords(ctx context.Context, c client.Client, dir string, 
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = c.CompleteActivity(cctx, rec.TaskToken, nil, cause)
 		cancel()
-		fields := []zap.Field{zap.String("workflow_id", rec.WorkflowID), zap.String("activity_id", rec.ActivityID),
-			zap.String("activity_type", rec.ActivityType), zap.Int32("attempt", rec.Attempt)}
 		if err != nil {
 			// NotFound: it completed, or was already retried; nothing to do.
 			logger.Debug("in-flight activity of a dead worker not failed", append(fields, zap.Error(err))...)
@@ -187,6 +279,29 @@ func (j *journal) failRecords(ctx context.Context, c client.Client, dir string, 
 		}
 		logger.Info("failed an activity the previous worker was running, for an immediate retry", fields...)
 	}
+}
+
+// failWorkflowTask fails the workflow task a killed worker was running a
+// local activity in. The server then schedules the task again on the
+// workflow's normal queue (a failure also ends its stickiness to the dead
+// worker), and the worker that takes it replays the history and runs the
+// local activity again.
+func failWorkflowTask(ctx context.Context, c client.Client, rec inflightRecord) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := c.WorkflowService().RespondWorkflowTaskFailed(cctx, &workflowservice.RespondWorkflowTaskFailedRequest{
+		TaskToken: rec.TaskToken,
+		Cause:     enumspb.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+		Failure: &failurepb.Failure{
+			Message: "the worker running this workflow task (local activity " + rec.ActivityType + ") was killed; a restarted worker failed the task so that it runs again at once",
+			FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{
+				Type: ErrTypeWorkerRestarted, NonRetryable: false,
+			}},
+		},
+		Identity:  "codeswarm-worker-recovery",
+		Namespace: rec.Namespace,
+	})
+	return err
 }
 
 // journalInterceptor records every activity of the worker in the journal.

@@ -57,6 +57,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	if err != nil {
 		return nil, err
 	}
+	j.namespace = cfg.Temporal.Namespace
 	pace := llmrate.New(&llmrate.TemporalQueue{
 		Client: c, Namespace: cfg.Temporal.Namespace, Name: workflows.LLMQueue(cfg.Temporal.TaskQueue), Identity: "codeswarm-worker@" + wsQueue,
 	}, cfg.LLM.RequestsPerSecond, logger.Named("llmrate"))
