@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"codeswarm/activities"
 	"codeswarm/llm/scripted"
 )
@@ -85,21 +83,17 @@ func TestKillAndResume(t *testing.T) {
 
 	first, _, firstErr := cliProcess(t, env, args...)
 	waitFor(t, 60*time.Second, func() bool { return model.Count("agent") >= 6 })
-	// The process runs the server too: reach it on its port to see what
-	// the run has pending, and kill with the run at rest (freezeModel).
-	c, err := client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", port), Logger: nopLogger{}})
-	if err != nil {
-		t.Fatalf("dial the first run's server: %v", err)
-	}
-	freezeModel(t, model, c, "crash-demo", first.Process.Pid, 1)
-	c.Close()
+	// Kill with the run at rest (freezeModel).
+	freezeModel(t, model, filepath.Join(state, "ws"), first.Process.Pid, 1)
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
 	before := thawAfterKill(t, model)
 
-	second, out, secondErr := cliProcess(t, env, args...)
+	// The Web UI's port is picked again: the first process held it until
+	// the kill, and any process on the machine may have taken it since.
+	second, out, secondErr := cliProcess(t, append(env, fmt.Sprintf("CODESWARM_EMBEDDED_UI_PORT=%d", freePort(t))), args...)
 	if err := second.Wait(); err != nil {
 		t.Fatalf("second run: %v\nstdout:\n%s\nstderr:\n%s\nfirst stderr:\n%s", err, out, tail(secondErr.String(), 4000), tail(firstErr.String(), 2000))
 	}

@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
 
+	"codeswarm/internal/swarmworker"
 	"codeswarm/llm/scripted"
 )
 
@@ -27,17 +31,18 @@ const freezeDeadline = time.Minute
 // freezeModel holds the model's answers and waits until the run is at rest
 // around them: the only model calls the worker process pid has in progress
 // are requests the model holds. Every answer sent before has then been
-// taken in (its activity completed), so killing the worker now loses
-// exactly the held requests, and none of the answered ones. At least
-// minHeld requests must be held.
-func freezeModel(t *testing.T, model *scripted.Server, c client.Client, runID string, pid, minHeld int) {
+// taken in (its activity, local or not, returned after storing it in the
+// transcript), so killing the worker now loses exactly the held requests,
+// and none of the answered ones. At least minHeld requests must be held.
+// root is the worker's workspace.root.
+func freezeModel(t *testing.T, model *scripted.Server, root string, pid, minHeld int) {
 	t.Helper()
 	model.Hold()
 	waitFor(t, freezeDeadline, func() bool {
 		// The held set only grows while the client lives; the same set
 		// before and after the count means it is the set at the count.
 		before := model.Held()
-		n := liveModelCalls(t, c, runID, pid)
+		n := liveModelCalls(t, root, pid)
 		return n == len(before) && n >= minHeld && slices.Equal(before, model.Held())
 	})
 }
@@ -54,16 +59,27 @@ func thawAfterKill(t *testing.T, model *scripted.Server) []scripted.Request {
 	return before
 }
 
-// liveModelCalls counts the model activities of run runID (the swarm and
-// its sub-agents) that worker process pid has started and not finished.
-func liveModelCalls(t *testing.T, c client.Client, runID string, pid int) int {
+// liveModelCalls counts the model calls (activities and local activities)
+// worker process pid is running, from its in-flight journal under root
+// (internal/swarmworker: a record per attempt, written before the attempt
+// starts and removed when it returns). Model calls run as local activities
+// have no pending activity on the server to count.
+func liveModelCalls(t *testing.T, root string, pid int) int {
 	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, swarmworker.InflightDir, fmt.Sprintf("w-%d-*", pid), "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	for _, pa := range runPendingActivities(t, c, runID) {
-		if !slices.Contains(modelActivities, pa.activity) {
-			continue
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // removed since the listing: it returned
 		}
-		if pa.state != enumspb.PENDING_ACTIVITY_STATE_SCHEDULED && strings.HasPrefix(pa.worker, fmt.Sprintf("%d@", pid)) {
+		var rec struct {
+			ActivityType string `json:"activity_type"`
+		}
+		if json.Unmarshal(data, &rec) == nil && slices.Contains(modelActivities, rec.ActivityType) {
 			n++
 		}
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -123,7 +124,7 @@ func TestServerRestart(t *testing.T) {
 	// Kill with the run at rest around held model calls, then let their
 	// answers reach the worker while the server is down: it must report
 	// their completion to a dead server.
-	freezeModel(t, model, c, id, worker.cmd.Process.Pid, 1)
+	freezeModel(t, model, os.Getenv("CODESWARM_WORKSPACE_ROOT"), worker.cmd.Process.Pid, 1)
 	before := model.Requests()
 	srv.kill()
 	killed := time.Now()

@@ -22,7 +22,9 @@ import (
 	"codeswarm/activities"
 	"codeswarm/devserver"
 	"codeswarm/internal/cli"
+	"codeswarm/internal/swarmworker"
 	"codeswarm/llm/scripted"
+	"codeswarm/workflows"
 )
 
 // Bounds of the crash tests. The run deadline is generous because every
@@ -141,7 +143,7 @@ func (r *crashRig) killWorker(minHeld int) {
 // around at least minHeld held requests of the current worker.
 func (r *crashRig) freeze(minHeld int) {
 	r.t.Helper()
-	freezeModel(r.t, r.model, r.client, r.runID, r.worker.cmd.Process.Pid, minHeld)
+	freezeModel(r.t, r.model, r.root, r.worker.cmd.Process.Pid, minHeld)
 }
 
 // killFrozen kills the worker of a frozen run at once (see killWorker).
@@ -438,6 +440,34 @@ func TestWorkerCrashDuringLLMCall(t *testing.T) {
 		t.Error("no model call was in flight at the kill")
 	}
 	checkLikeReference(t, repo, res, ref)
+	// At 300 ms an answer, the sub-agents call the model in local
+	// activities: the restarted worker failed the workflow task that ran
+	// one, instead of waiting for the task's timeout.
+	if tasks, _ := restartFailures(t, r.client, res); tasks == 0 {
+		t.Error("no sub-agent's workflow task was failed by the restarted worker")
+	}
+}
+
+// restartFailures counts, in the sub-agents of a run, the workflow tasks and
+// activity attempts a restarted worker failed for its killed predecessor.
+func restartFailures(t *testing.T, c client.Client, res activities.SwarmResult) (tasks, acts int) {
+	t.Helper()
+	for _, s := range res.SubtaskResults {
+		it := c.GetWorkflowHistory(context.Background(), workflows.ChildWorkflowID(res.RunID, s.ID, 1), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatalf("history of %s's sub-agent %s: %v", res.RunID, s.ID, err)
+			}
+			if a := ev.GetWorkflowTaskFailedEventAttributes(); a != nil && a.GetFailure().GetApplicationFailureInfo().GetType() == swarmworker.ErrTypeWorkerRestarted {
+				tasks++
+			}
+			if a := ev.GetActivityTaskFailedEventAttributes(); a != nil && a.GetFailure().GetApplicationFailureInfo().GetType() == swarmworker.ErrTypeWorkerRestarted {
+				acts++
+			}
+		}
+	}
+	return tasks, acts
 }
 
 // bashMarker is in the command of the bash call the bash test interrupts.

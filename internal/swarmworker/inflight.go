@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -148,7 +149,7 @@ func (j *journal) begin(info activity.Info) func() {
 	}
 	rec := inflightRecord{
 		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, ActivityID: info.ActivityID,
-		ActivityType: info.ActivityType.Name, Attempt: info.Attempt, TaskToken: info.TaskToken,
+		ActivityType: info.ActivityType.Name, Attempt: info.Attempt, TaskToken: info.TaskToken, Namespace: j.namespace,
 	}
 	path := filepath.Join(j.dir, recordName(info.TaskToken))
 	if writeRecord(path, &rec) != nil {
@@ -244,7 +245,7 @@ func (j *journal) recover(ctx context.Context, c client.Client, logger *zap.Logg
 
 func (j *journal) failRecords(ctx context.Context, c client.Client, dir string, logger *zap.Logger) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	failedTasks := map[string]bool{}
+	failedTasks, unstuck := map[string]bool{}, map[string]bool{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		var rec inflightRecord
@@ -272,12 +273,35 @@ func (j *journal) failRecords(ctx context.Context, c client.Client, dir string, 
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = c.CompleteActivity(cctx, rec.TaskToken, nil, cause)
 		cancel()
+		if !unstuck[rec.RunID] {
+			unstuck[rec.RunID] = true
+			resetSticky(ctx, c, rec, logger)
+		}
 		if err != nil {
 			// NotFound: it completed, or was already retried; nothing to do.
 			logger.Debug("in-flight activity of a dead worker not failed", append(fields, zap.Error(err))...)
 			continue
 		}
 		logger.Info("failed an activity the previous worker was running, for an immediate retry", fields...)
+	}
+}
+
+// resetSticky sends the workflow of an activity the dead worker ran back to
+// its normal queue: its next workflow task (the retried activity's end)
+// would otherwise go to the dead worker's sticky queue and wait there for
+// the SDK's 5 s schedule-to-start timeout. The worker that has it cached
+// (this one died; another live one only replays it once) loses nothing.
+func resetSticky(ctx context.Context, c client.Client, rec inflightRecord, logger *zap.Logger) {
+	if rec.Namespace == "" {
+		return // a record written before the namespace was: the timeout applies
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := c.WorkflowService().ResetStickyTaskQueue(cctx, &workflowservice.ResetStickyTaskQueueRequest{
+		Namespace: rec.Namespace, Execution: &commonpb.WorkflowExecution{WorkflowId: rec.WorkflowID, RunId: rec.RunID},
+	})
+	if err != nil {
+		logger.Debug("sticky queue of a dead worker's workflow not reset", zap.String("workflow_id", rec.WorkflowID), zap.Error(err))
 	}
 }
 

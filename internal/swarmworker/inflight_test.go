@@ -9,11 +9,13 @@ import (
 	"testing"
 
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // failingClient records the task tokens a journal fails; tokens in done are
@@ -59,7 +61,7 @@ func TestJournalRecoversOnlyDeadWorkers(t *testing.T) {
 	dead.begin(info("returned"))() // removed when it returned
 	local := info("")
 	local.IsLocalActivity = true
-	dead.begin(local) // no token: not journaled
+	dead.begin(local) // its workflow task is unknown: not journaled
 	if recs, _ := filepath.Glob(filepath.Join(dead.dir, "*.json")); len(recs) != 2 {
 		t.Fatalf("records %v, want the two running activities with a task token", recs)
 	}
@@ -112,4 +114,101 @@ func names(tokens [][]byte) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// taskFailer is the workflow service of failingClient: it records the
+// workflow tasks a journal fails.
+type taskFailer struct {
+	workflowservice.WorkflowServiceClient
+	failed []*workflowservice.RespondWorkflowTaskFailedRequest
+	reset  []string // runs sent back to their normal queue
+}
+
+func (f *taskFailer) ResetStickyTaskQueue(_ context.Context, req *workflowservice.ResetStickyTaskQueueRequest, _ ...grpc.CallOption) (*workflowservice.ResetStickyTaskQueueResponse, error) {
+	f.reset = append(f.reset, req.GetNamespace()+"/"+req.GetExecution().GetRunId())
+	return &workflowservice.ResetStickyTaskQueueResponse{}, nil
+}
+
+func (f *taskFailer) RespondWorkflowTaskFailed(_ context.Context, req *workflowservice.RespondWorkflowTaskFailedRequest, _ ...grpc.CallOption) (*workflowservice.RespondWorkflowTaskFailedResponse, error) {
+	f.failed = append(f.failed, req)
+	return &workflowservice.RespondWorkflowTaskFailedResponse{}, nil
+}
+
+type serviceClient struct {
+	failingClient
+	svc *taskFailer
+}
+
+func (c *serviceClient) WorkflowService() workflowservice.WorkflowServiceClient { return c.svc }
+
+func localInfo(run, id string) activity.Info {
+	return activity.Info{IsLocalActivity: true, ActivityID: id, Attempt: 1,
+		WorkflowExecution: workflow.Execution{ID: "wf-" + run, RunID: run}, ActivityType: activity.Type{Name: "AgentStep"}}
+}
+
+// TestJournalFailsTheWorkflowTaskOfALocalActivity: a local activity is
+// journaled with the token of the workflow task it runs in, follows the
+// task when it heartbeats (a new token), and a restarted worker fails that
+// task once, however many local activities of it were running.
+func TestJournalFailsTheWorkflowTaskOfALocalActivity(t *testing.T) {
+	state := t.TempDir()
+	dead, err := openJournal(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.namespace = "ns"
+	wfTasks.started("run-1", []byte("wft-1"))
+	t.Cleanup(func() { wfTasks.finished([]byte("wft-2")); wfTasks.finished([]byte("wft-3")) })
+	dead.begin(localInfo("run-1", "1"))
+	dead.begin(localInfo("unknown-run", "1"))() // no task known: nothing to fail, nothing written
+	wfTasks.started("run-1", []byte("wft-2"))   // the task heartbeated: its records follow
+	dead.begin(localInfo("run-1", "2"))
+	wfTasks.started("run-3", []byte("wft-3"))
+	dead.begin(localInfo("run-3", "1"))() // returned: its record is gone
+	dead.begin(info("act"))               // an activity of run "run"
+	dead.begin(info("act-2"))             // and another one of it
+	if recs, _ := filepath.Glob(filepath.Join(dead.dir, "*.json")); len(recs) != 4 {
+		t.Fatalf("records %v, want run-1's two running local activities and two activities", recs)
+	}
+	dead.die()
+
+	c := &serviceClient{svc: &taskFailer{}}
+	next, err := openJournal(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	next.recover(context.Background(), c, zap.NewNop())
+	if len(c.svc.failed) != 1 {
+		t.Fatalf("failed %d workflow tasks, want run-1's task once", len(c.svc.failed))
+	}
+	req := c.svc.failed[0]
+	if string(req.GetTaskToken()) != "wft-2" || req.GetNamespace() != "ns" || req.GetFailure().GetApplicationFailureInfo().GetType() != ErrTypeWorkerRestarted {
+		t.Errorf("failed %q in %q with %v, want the task's latest token wft-2 in ns, type %s", req.GetTaskToken(), req.GetNamespace(), req.GetFailure(), ErrTypeWorkerRestarted)
+	}
+	if got := names(c.failed); !slices.Equal(got, []string{"act", "act-2"}) {
+		t.Errorf("failed activities %v, want act and act-2 (local activities have no task of their own)", got)
+	}
+	// The activities' workflow would send its next task to the dead
+	// worker's sticky queue: it goes back to its normal queue, once.
+	if !slices.Equal(c.svc.reset, []string{"ns/run"}) {
+		t.Errorf("sticky queues reset %v, want run's once, in ns", c.svc.reset)
+	}
+}
+
+// TestTrackerForgetsFinishedTasks: a task whose completion the server took
+// is forgotten, so a local activity of a later task is never journaled
+// with it.
+func TestTrackerForgetsFinishedTasks(t *testing.T) {
+	tr := newTaskTracker()
+	tr.started("run", []byte("a"))
+	tr.started("run", []byte("b"))
+	tr.finished([]byte("a")) // a stale answer does not forget the newer task
+	if got := string(tr.token("run")); got != "b" {
+		t.Fatalf("token %q, want b", got)
+	}
+	tr.finished([]byte("b"))
+	if got := tr.token("run"); got != nil {
+		t.Errorf("token %q after the task finished, want none", got)
+	}
 }
