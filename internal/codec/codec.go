@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
@@ -143,7 +144,24 @@ func FailureConverter(key string, dc converter.DataConverter) converter.FailureC
 	if key == "" {
 		return temporal.GetDefaultFailureConverter()
 	}
-	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc, EncodeCommonAttributes: true})
+	return keepEncoded{temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc, EncodeCommonAttributes: true})}
+}
+
+// keepEncoded decodes a copy of each failure it is given: the SDK's default
+// converter decodes the encoded message and stack trace into the failure
+// itself, and the Go SDK (v1.50) decodes a failed local activity's result
+// from the very failure of the marker it is about to send, so the marker
+// would reach the server (and the history) with the message in clear.
+type keepEncoded struct {
+	converter.FailureConverter
+}
+
+// FailureToError converts a copy of failure.
+func (k keepEncoded) FailureToError(failure *failurepb.Failure) error {
+	if failure == nil {
+		return nil
+	}
+	return k.FailureConverter.FailureToError(proto.Clone(failure).(*failurepb.Failure))
 }
 
 func fromString(key string) (*Codec, error) {

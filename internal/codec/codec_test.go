@@ -180,6 +180,11 @@ func TestFailureConverterEncryptsMessages(t *testing.T) {
 	if back := fc.FailureToError(f); !strings.Contains(back.Error(), msg) {
 		t.Errorf("decoded failure = %q, want %q", back, msg)
 	}
+	// Decoding leaves the failure it read encoded: the SDK decodes a failed
+	// local activity's result from the failure of the marker it then sends.
+	if after, _ := protojson.Marshal(f); string(after) != string(raw) {
+		t.Errorf("decoding changed the failure it read:\nbefore %s\nafter  %s", raw, after)
+	}
 	plain := FailureConverter("", converter.GetDefaultDataConverter()).ErrorToFailure(errors.New(msg))
 	if plain.GetMessage() != msg {
 		t.Errorf("without a key the message = %q, want it in clear", plain.GetMessage())
