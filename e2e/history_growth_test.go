@@ -183,20 +183,37 @@ func listRuns(t *testing.T, h *harness, id string) []string {
 // attributeSteps walks the chain event by event. Each event's bytes are
 // what it adds to the serialized history (field tag, length, body), so the
 // total equals the sum of proto.Size over the runs. The AgentStep activity
-// of turn k is scheduled once k-1 steps are done: that is where the cost of
-// k-1 steps is read off.
+// of turn k is scheduled once k-1 steps are done, and a model call run as
+// a local activity is recorded (its marker) after the k-1 steps before it:
+// that is where the cost of k-1 steps is read off.
 func attributeSteps(chain []*historypb.History) (map[int]int, int) {
 	after := map[int]int{}
-	total := 0
+	total, turn := 0, 0
 	for _, hist := range chain {
 		for _, ev := range hist.Events {
-			if turn, ok := agentStepTurn(ev); ok {
+			if t, ok := agentStepTurn(ev); ok {
+				turn = t
+				after[turn-1] = total
+			} else if localAgentStep(ev) {
+				turn++ // markers come in turn order, one per call
 				after[turn-1] = total
 			}
 			total += protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(ev))
 		}
 	}
 	return after, total
+}
+
+// localAgentStep reports whether ev is the marker of a model call run as a
+// local activity.
+func localAgentStep(ev *historypb.HistoryEvent) bool {
+	m := ev.GetMarkerRecordedEventAttributes()
+	if m.GetMarkerName() != "LocalActivity" {
+		return false
+	}
+	var data struct{ ActivityType string }
+	p := m.GetDetails()["data"].GetPayloads()
+	return len(p) > 0 && json.Unmarshal(p[0].GetData(), &data) == nil && data.ActivityType == "AgentStep"
 }
 
 func agentStepTurn(ev *historypb.HistoryEvent) (int, bool) {
