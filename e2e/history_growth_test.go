@@ -207,13 +207,22 @@ func attributeSteps(chain []*historypb.History) (map[int]int, int) {
 // localAgentStep reports whether ev is the marker of a model call run as a
 // local activity.
 func localAgentStep(ev *historypb.HistoryEvent) bool {
+	return localActivityType(ev) == "AgentStep"
+}
+
+// localActivityType is the activity type of a local activity's marker, or
+// "" for any other event.
+func localActivityType(ev *historypb.HistoryEvent) string {
 	m := ev.GetMarkerRecordedEventAttributes()
 	if m.GetMarkerName() != "LocalActivity" {
-		return false
+		return ""
 	}
 	var data struct{ ActivityType string }
 	p := m.GetDetails()["data"].GetPayloads()
-	return len(p) > 0 && json.Unmarshal(p[0].GetData(), &data) == nil && data.ActivityType == "AgentStep"
+	if len(p) == 0 || json.Unmarshal(p[0].GetData(), &data) != nil {
+		return ""
+	}
+	return data.ActivityType
 }
 
 func agentStepTurn(ev *historypb.HistoryEvent) (int, bool) {

@@ -274,6 +274,9 @@ func checkActivities(t *testing.T, wfID string, hist *historypb.History, h *work
 	scheduled := map[int64]*historypb.ActivityTaskScheduledEventAttributes{}
 	permits, calls, always := 0, 0, 0
 	for _, ev := range hist.GetEvents() {
+		if localActivityType(ev) == "AgentStep" {
+			calls++ // a model call run as a local activity, in h's workflow task
+		}
 		if s := ev.GetActivityTaskScheduledEventAttributes(); s != nil {
 			scheduled[ev.GetEventId()] = s
 			switch name := s.GetActivityType().GetName(); {

@@ -123,9 +123,10 @@ type SubAgentState struct {
 	ToolSeq int `json:"tool_seq,omitempty"`
 	// Ctl is the steering state (with Control only).
 	Ctl *AgentCtlState `json:"ctl,omitempty"`
-	// SlowModel: the last model answer took localStepMax or more, so the
-	// next turn calls the model in an activity (Rev ≥ 1; see localStep).
-	SlowModel bool `json:"slow_model,omitempty"`
+	// FastModel: the last model answer took less than localStepMax, so
+	// the next turn calls the model in a local activity (Rev ≥ 1; see
+	// localStep).
+	FastModel bool `json:"fast_model,omitempty"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
@@ -310,7 +311,7 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 		return res, err
 	}
 	if ag.in.Rev >= 1 {
-		ag.st.SlowModel = time.Duration(res.ModelMs)*time.Millisecond >= localStepMax
+		ag.st.FastModel = time.Duration(res.ModelMs)*time.Millisecond < localStepMax
 	}
 	ag.st.Unpaced = res.Unpaced
 	ag.st.Steps++
@@ -373,10 +374,12 @@ const localStepMax = time.Second
 const subAgentTaskTimeout = 2 * time.Second
 
 // localStep reports whether this turn's model call runs as a local
-// activity: from Rev 1, on the host (where the conversation is), while the
-// model answered the last call in under localStepMax.
+// activity: from Rev 1, on the host (where the conversation is), once the
+// model answered the last call in under localStepMax. The first call is an
+// activity: a provider's model typically takes seconds, and a slow call
+// would hold the workflow task (queries then wait for its heartbeat).
 func (ag *agent) localStep(ctx workflow.Context) bool {
-	return ag.in.Rev >= 1 && !ag.st.SlowModel && ag.onHost(ctx)
+	return ag.in.Rev >= 1 && ag.st.FastModel && ag.onHost(ctx)
 }
 
 // runTools executes the turn's tool calls in order; turn is the turn they

@@ -58,8 +58,13 @@ func fetchLive(ctx context.Context, c client.Client, id string, since int) (live
 	return v, nil
 }
 
+// agentQueryTimeout bounds one sub-agent's query. A sub-agent whose model
+// call runs as a local activity answers at its workflow task's next
+// heartbeat after the query arrives (every 1.6 s), so up to ~3.2 s.
+const agentQueryTimeout = 5 * time.Second
+
 func queryAgent(ctx context.Context, c client.Client, childID string) (activities.AgentView, error) {
-	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	qctx, cancel := context.WithTimeout(ctx, agentQueryTimeout)
 	defer cancel()
 	val, err := c.QueryWorkflow(qctx, childID, "", activities.AgentQueryName)
 	if err != nil {

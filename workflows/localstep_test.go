@@ -1,0 +1,141 @@
+package workflows_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"codeswarm/activities"
+	"codeswarm/workflows"
+)
+
+// modelCalls runs one sub-agent whose model answers its turns in the given
+// times (ms; the last turn is final) and returns, per turn, how the model
+// was called ("local" or "activity"), and the changes it asked a version of.
+func modelCalls(t *testing.T, rev int, taskQueue string, answerMs ...int64) ([]string, []string) {
+	t.Helper()
+	w := newWorld()
+	w.unpaced = true
+	w.fallback = func(in activities.AgentStepInput) activities.AgentStepResult {
+		r := toolTurn("read", "r")
+		if in.Turn >= len(answerMs) {
+			r = finalTurn("STATUS: completed")
+		}
+		r.ModelMs, r.Unpaced = answerMs[in.Turn-1], true
+		return r
+	}
+	env := newEnv(t, w)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testRunID + ".01-a", TaskQueue: taskQueue})
+	versions := &versionRecorder{}
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{versions}})
+	var mu sync.Mutex
+	kinds := map[int]string{}
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		if info.ActivityType.Name == "AgentStep" {
+			mu.Lock()
+			kinds[args[0].(activities.AgentStepInput).Turn] = "local"
+			mu.Unlock()
+		}
+	})
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		if info.ActivityType.Name == "AgentStep" {
+			var in activities.AgentStepInput
+			if err := args.Get(&in); err != nil {
+				t.Errorf("decode AgentStep input: %v", err)
+			}
+			mu.Lock()
+			kinds[in.Turn] = "activity"
+			mu.Unlock()
+		}
+	})
+	in := agentInput()
+	in.LLMQueue, in.Rev = workflows.LLMQueue("codeswarm"), rev
+	in.Control = &workflows.AgentControl{}
+	if res := runAgent(t, env, in); !res.Success || res.LLMCalls != len(answerMs) {
+		t.Fatalf("result = %+v", res)
+	}
+	out := make([]string, len(answerMs))
+	for i := range out {
+		out[i] = kinds[i+1]
+	}
+	return out, versions.changes()
+}
+
+// From Rev 1 a sub-agent on its host calls a fast model in local
+// activities: the first call in an activity (a provider's model usually
+// takes seconds), each later one locally while the last answer took under
+// a second, and in an activity after a slower one. Rev 1 asks no version
+// of the changes it implies (no marker, no TemporalChangeVersion upsert).
+func TestSubAgentCallsAFastModelLocally(t *testing.T) {
+	got, changes := modelCalls(t, 1, wsQueue, 40, 30, 2500, 20, 10)
+	if want := []string{"activity", "local", "local", "activity", "local"}; !slices.Equal(got, want) {
+		t.Errorf("model calls %v, want %v", got, want)
+	}
+	if len(changes) != 0 {
+		t.Errorf("Rev 1 asked versions of %v, want none", changes)
+	}
+}
+
+// Before Rev 1 (sub-agents of runs that started before it), and off its
+// host, every model call is an activity.
+func TestSubAgentCallsTheModelInActivitiesBeforeRevOrOffHost(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		rev   int
+		queue string
+	}{{"rev 0", 0, wsQueue}, {"main queue", 1, "codeswarm"}} {
+		got, changes := modelCalls(t, c.rev, c.queue, 40, 30, 20)
+		if want := []string{"activity", "activity", "activity"}; !slices.Equal(got, want) {
+			t.Errorf("%s: model calls %v, want %v", c.name, got, want)
+		}
+		if c.rev == 0 && !slices.Contains(changes, "orphan-stops") {
+			t.Errorf("%s: versions asked %v, want orphan-stops among them", c.name, changes)
+		}
+	}
+}
+
+// versionRecorder lists the change IDs workflows ask GetVersion of.
+type versionRecorder struct {
+	interceptor.WorkerInterceptorBase
+	mu  sync.Mutex
+	ids []string
+}
+
+func (r *versionRecorder) changes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ids)
+}
+
+func (r *versionRecorder) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	return &versionInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, r: r}
+}
+
+type versionInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+	r *versionRecorder
+}
+
+func (i *versionInbound) Init(out interceptor.WorkflowOutboundInterceptor) error {
+	return i.Next.Init(&versionOutbound{WorkflowOutboundInterceptorBase: interceptor.WorkflowOutboundInterceptorBase{Next: out}, r: i.r})
+}
+
+type versionOutbound struct {
+	interceptor.WorkflowOutboundInterceptorBase
+	r *versionRecorder
+}
+
+func (o *versionOutbound) GetVersion(ctx workflow.Context, changeID string, minSupported, maxSupported workflow.Version) workflow.Version {
+	o.r.mu.Lock()
+	o.r.ids = append(o.r.ids, changeID)
+	o.r.mu.Unlock()
+	return o.Next.GetVersion(ctx, changeID, minSupported, maxSupported)
+}
