@@ -60,16 +60,28 @@ func TestWorkerRestartRetriesAtOnce(t *testing.T) {
 
 // TestBenchCrashRecovery measures B6: from a worker's SIGKILL (and immediate
 // restart) to the interrupted sub-agent's next model call, over several
-// kills. Run it with CODESWARM_BENCH=1 go test -count=1 -run
-// '^TestBenchCrashRecovery$' -v ./e2e/.
+// kills, for a model that answers in 1 s (its calls are activities) and in
+// 300 ms (from the second call on they are local activities, and recovery
+// fails their workflow task). Run it with CODESWARM_BENCH=1 go test
+// -count=1 -run '^TestBenchCrashRecovery$' -v ./e2e/.
 func TestBenchCrashRecovery(t *testing.T) {
 	if os.Getenv("CODESWARM_BENCH") == "" {
 		t.Skip("benchmark; set CODESWARM_BENCH=1")
 	}
+	for _, c := range []struct {
+		name    string
+		latency time.Duration
+	}{{"activities", time.Second}, {"local", crashLatency}} {
+		t.Run(c.name, func(t *testing.T) { benchRecovery(t, c.latency) })
+	}
+}
+
+func benchRecovery(t *testing.T, latency time.Duration) {
 	const kills = 5
-	r := newCrashRig(t, slowDemo(time.Second))
+	r := newCrashRig(t, slowDemo(latency))
 	r.startWorker()
 	var took []time.Duration
+	tasks, acts := 0, 0
 	for run := 0; len(took) < kills; run++ {
 		repo := t.TempDir()
 		if err := scripted.WriteDemoRepo(repo); err != nil {
@@ -80,14 +92,17 @@ func TestBenchCrashRecovery(t *testing.T) {
 		for i := 0; i < 2 && len(took) < kills; i++ {
 			took = append(took, r.killInFlight(time.Minute))
 		}
-		if res := r.await(id); !res.Success {
+		res := r.await(id)
+		if !res.Success {
 			t.Fatalf("run %s failed: %s", id, res.Error)
 		}
+		wt, a := restartFailures(t, r.client, res)
+		tasks, acts = tasks+wt, acts+a
 	}
 	slices.Sort(took)
 	median := took[len(took)/2]
-	t.Logf("B6 crash recovery over %d kills: median %s, min %s, max %s (all %v)",
-		len(took), median.Round(time.Millisecond), took[0].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), took)
+	t.Logf("B6 crash recovery, model answers in %s, over %d kills: median %s, min %s, max %s (all %v); failed by the restarted worker: %d workflow tasks, %d activities",
+		latency, len(took), median.Round(time.Millisecond), took[0].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), took, tasks, acts)
 	if median >= 5*time.Second {
 		t.Errorf("median recovery %s, target < 5 s", median)
 	}

@@ -59,10 +59,16 @@ func runActivities(ctx context.Context, c client.Client, id string) ([]activityR
 			lastWFTHost = identityHost(ev.GetWorkflowTaskStartedEventAttributes().GetIdentity())
 			out = append(out, activityRun{workflowID: id, typ: workflowTask, host: lastWFTHost})
 		case ev.GetMarkerRecordedEventAttributes().GetMarkerName() == localActivityMarker:
-			// A local activity (reads and file changes on the host) ran
-			// inside the workflow task that recorded it, on that worker.
-			if typ := localActivityType(ev.GetMarkerRecordedEventAttributes()); typ != "" {
-				out = append(out, activityRun{workflowID: id, typ: typ, queue: wfQueue, host: lastWFTHost})
+			// A local activity (reads, file changes and fast model calls
+			// on the host) ran inside the workflow task that recorded it,
+			// on that worker; its result is the marker's.
+			m := ev.GetMarkerRecordedEventAttributes()
+			if typ := localActivityType(m); typ != "" {
+				run := activityRun{workflowID: id, typ: typ, queue: wfQueue, host: lastWFTHost}
+				if p := m.GetDetails()["result"].GetPayloads(); len(p) > 0 {
+					run.result = p[0].GetData()
+				}
+				out = append(out, run)
 			}
 		case ev.GetChildWorkflowExecutionStartedEventAttributes() != nil:
 			children = append(children, ev.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution().GetWorkflowId())
