@@ -77,21 +77,25 @@ func (t *task) view() activities.SubtaskView {
 }
 
 // refresh publishes the run's live view: its current details in the Web UI
-// (state line and the subtask table) and its search attributes.
+// (state line and the subtask table) and its search attributes. The rows
+// are built once for both.
 func (s *swarm) refresh(ctx workflow.Context) {
-	workflow.SetCurrentDetails(ctx, s.details())
-	s.upsertSearchAttributes(ctx)
+	rows := s.rows()
+	snap := s.snapshot(rows)
+	if d := s.details(rows, snap); d != s.shown {
+		workflow.SetCurrentDetails(ctx, d)
+		s.shown = d
+	}
+	s.upsertSearchAttributes(ctx, snap)
 }
 
-// details is the current details' markdown.
-func (s *swarm) details() string {
+// details is the current details' markdown for rows and their sums.
+func (s *swarm) details(rows []activities.SubtaskView, snap saSnapshot) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**%s** (%s)", s.state, s.phase)
 	if s.stateReason != "" {
 		b.WriteString(": " + s.stateReason)
 	}
-	rows := s.rows()
-	snap := s.snapshot(rows)
 	fmt.Fprintf(&b, "\n\n%d/%d subtasks done · %d tokens · $%.4f\n", snap.done, snap.total, snap.tokens, snap.cost)
 	if len(rows) == 0 {
 		return b.String()
@@ -133,13 +137,12 @@ func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
 	return snap
 }
 
-// upsertSearchAttributes brings the run's search attributes up to date; the
+// upsertSearchAttributes brings the run's search attributes up to snap; the
 // first call also sets the repository and the task unless they are private.
-func (s *swarm) upsertSearchAttributes(ctx workflow.Context) {
+func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
 	if !s.in.Visibility.SearchAttributes {
 		return
 	}
-	snap := s.snapshot(s.rows())
 	if s.lastSA != nil && *s.lastSA == snap {
 		return
 	}
