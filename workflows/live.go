@@ -39,8 +39,22 @@ type saSnapshot struct {
 	done, total int
 }
 
-// rows is the run's live table: one row per planned subtask.
+// rows is the run's live table: one row per planned subtask, with what a
+// finished sub-agent's result says of its status.
 func (s *swarm) rows() []activities.SubtaskView {
+	rows := s.liveRows()
+	for i, t := range s.tasks {
+		if t.state == stateDone {
+			rows[i].LastStatus = activities.ParseStatus(t.res.Result)
+		}
+	}
+	return rows
+}
+
+// liveRows are the rows without LastStatus, which parses each finished
+// sub-agent's result: the current details and the search attributes,
+// refreshed on every wake, do not show it.
+func (s *swarm) liveRows() []activities.SubtaskView {
 	rows := make([]activities.SubtaskView, 0, len(s.tasks))
 	for _, t := range s.tasks {
 		v := t.view()
@@ -71,7 +85,6 @@ func (t *task) view() activities.SubtaskView {
 	case stateDone:
 		v.Status, v.Merge, v.Step = t.res.Status, t.res.Merge, t.res.Steps
 		v.Tokens = int64(t.res.PromptTokens + t.res.CompletionTokens)
-		v.LastStatus = activities.ParseStatus(t.res.Result)
 	}
 	return v
 }
@@ -80,7 +93,7 @@ func (t *task) view() activities.SubtaskView {
 // (state line and the subtask table) and its search attributes. The rows
 // are built once for both.
 func (s *swarm) refresh(ctx workflow.Context) {
-	rows := s.rows()
+	rows := s.liveRows()
 	snap := s.snapshot(rows)
 	if d := s.details(rows, snap); d != s.shown {
 		workflow.SetCurrentDetails(ctx, d)
@@ -101,10 +114,39 @@ func (s *swarm) details(rows []activities.SubtaskView, snap saSnapshot) string {
 		return b.String()
 	}
 	b.WriteString("\n" + mdRow("subtask", "status", "step", "tokens", "cost", "merge") + "|---|---|---|---|---|---|\n")
-	for _, r := range rows {
-		b.WriteString(mdRow(mdCell(r.ID), r.Status, fmt.Sprintf("%d/%d", r.Step, r.MaxSteps), fmt.Sprint(r.Tokens), fmt.Sprintf("$%.4f", r.CostUSD), r.Merge))
+	if len(s.lines) != len(rows) {
+		s.lines = make([]tableLine, len(rows)) // the plan is new, or restored
+	}
+	for i, r := range rows {
+		b.WriteString(s.lines[i].render(r))
 	}
 	return b.String()
+}
+
+// tableCells are what the details table shows of a row.
+type tableCells struct {
+	id, status, merge string
+	step, maxSteps    int
+	tokens            int64
+	cost              float64
+}
+
+// tableLine is a row's rendered line and the cells it was rendered from:
+// a wake re-renders only the rows that changed (formatting every row of a
+// large plan on every wake is most of a parent's workflow-task time).
+type tableLine struct {
+	cells tableCells
+	md    string
+}
+
+// render is r's line, rendered again only when its cells changed.
+func (l *tableLine) render(r activities.SubtaskView) string {
+	c := tableCells{id: r.ID, status: r.Status, merge: r.Merge, step: r.Step, maxSteps: r.MaxSteps, tokens: r.Tokens, cost: r.CostUSD}
+	if l.md == "" || l.cells != c {
+		l.cells = c
+		l.md = mdRow(mdCell(c.id), c.status, fmt.Sprintf("%d/%d", c.step, c.maxSteps), fmt.Sprint(c.tokens), fmt.Sprintf("$%.4f", c.cost), c.merge)
+	}
+	return l.md
 }
 
 // mdRow is one table row. The Web UI draws tables without cell padding, so

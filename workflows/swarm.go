@@ -117,8 +117,9 @@ type swarm struct {
 	// next waits (lean runs; see touch).
 	stale bool
 	// shown is the current details last published, so an unchanged view
-	// is not set again.
+	// is not set again; lines are its table's rendered rows.
 	shown string
+	lines []tableLine
 	// seq numbers the events; it carries on across continue-as-new.
 	seq int
 	// progressed counts sub-agents started and ended by this run.
