@@ -133,7 +133,8 @@ type tableCells struct {
 
 // tableLine is a row's rendered line and the cells it was rendered from:
 // a wake re-renders only the rows that changed (formatting every row of a
-// large plan on every wake is most of a parent's workflow-task time).
+// 400-subtask plan on every wake was most of the parent's CPU in the
+// testsuite).
 type tableLine struct {
 	cells tableCells
 	md    string
