@@ -46,6 +46,10 @@ type PrepareRunResult struct {
 	// AutoMoveAfter is workspace.auto_move_after of the worker that
 	// prepared the run (0: never move by itself).
 	AutoMoveAfter time.Duration `json:"auto_move_after,omitempty"`
+	// Unpaced: no LLM rate limit was in force on this worker's last look
+	// (as StartSubtaskResult.Unpaced), so the planner may call the model
+	// without a permit first.
+	Unpaced bool `json:"unpaced,omitempty"`
 }
 
 type gcState struct {
@@ -86,7 +90,7 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 		RepoRoot: repo.Root, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
 		RepoListing: capLines(listing, 300, 8000), GCAutoPrev: gc.Prev, GCAutoHad: gc.Had, GitVersion: version,
 		Sandbox: a.sandboxMode(), HostAttribute: a.hasSearchAttribute(ctx, SAHost),
-		AutoMoveAfter: a.AutoMoveAfter,
+		AutoMoveAfter: a.AutoMoveAfter, Unpaced: !a.paced(),
 	}, nil
 }
 

@@ -285,10 +285,10 @@ func checkActivities(t *testing.T, wfID string, hist *historypb.History, h *work
 				if q := s.GetTaskQueue().GetName(); q != llmQueue {
 					t.Errorf("%s: permit on queue %s, want %s", wfID, q, llmQueue)
 				}
-			case name == "Plan" || name == "Summarize":
+			case name == "Summarize":
 				calls++
 				always++
-			case name == "AgentStep":
+			case name == "Plan" || name == "AgentStep":
 				calls++
 			}
 		}
@@ -304,11 +304,12 @@ func checkActivities(t *testing.T, wfID string, hist *historypb.History, h *work
 			t.Errorf("%s: %s (attempt %d) ran in worker %q, not on the run's host %s (pid %s)", wfID, name, st.GetAttempt(), st.GetIdentity(), h.name, h.pid())
 		}
 	}
-	// Plan and Summarize always take a permit; a sub-agent's turns, the
-	// first included (step-cost version), only while a rate limit is in
-	// force (none is here, but a worker may not have looked yet).
+	// Summarize always takes a permit; the planner's first call (parent-lean
+	// version) and a sub-agent's turns, the first included (step-cost
+	// version), only while a rate limit is in force (none is here, but a
+	// worker may not have looked yet).
 	if permits < always || permits > calls {
-		t.Errorf("%s: %d LLM permits for %d model calls (%d Plan/Summarize), want at least one per Plan/Summarize and at most one each", wfID, permits, calls, always)
+		t.Errorf("%s: %d LLM permits for %d model calls (%d Summarize), want at least one per Summarize and at most one each", wfID, permits, calls, always)
 	}
 }
 

@@ -44,7 +44,7 @@ func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
 			s.publishResult(e.t)
 		}
 	}
-	s.refresh(ctx)
+	s.touch(ctx)
 }
 
 // batchable: first's change is to be merged, merges are not verified one by
@@ -58,7 +58,7 @@ func (s *swarm) batchable(ctx workflow.Context, first childEnd) bool {
 	if !s.endWaiting(first.t) {
 		return false
 	}
-	return workflow.GetVersion(ctx, mergeBatchChange, workflow.DefaultVersion, 1) >= 1
+	return s.atLeast(ctx, mergeBatchChange, 1)
 }
 
 // endWaiting reports whether a sub-agent other than except has ended and
@@ -131,6 +131,7 @@ func (s *swarm) mergeAll(ctx workflow.Context, ts []*task) {
 
 // mergeBatch runs MergeSubtasks for ts on the run's host.
 func (s *swarm) mergeBatch(ctx workflow.Context, ts []*task) ([]activities.MergeSubtaskResult, error) {
+	s.showBeforeWait(ctx)
 	items := make([]activities.MergeSubtaskInput, len(ts))
 	ids := make([]string, len(ts))
 	for i, t := range ts {

@@ -370,7 +370,7 @@ func (s *swarm) controlFor(ctx workflow.Context, t *task) *AgentControl {
 		s.ctl.cost += s.in.Budget.Price.Cost(u)
 		s.used += t.ctl.step
 	}
-	if workflow.GetVersion(ctx, controlChange, workflow.DefaultVersion, 1) < 1 {
+	if !s.atLeast(ctx, controlChange, 1) {
 		return nil
 	}
 	notes := t.ctl.notes

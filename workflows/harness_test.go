@@ -134,7 +134,8 @@ type world struct {
 	merging           int
 	mergeOverlap      bool
 
-	// unpaced is what StartSubtask reports: no LLM rate limit in force.
+	// unpaced is what StartSubtask and PrepareRun report: no LLM rate
+	// limit in force.
 	unpaced bool
 }
 
@@ -184,7 +185,7 @@ func (w *world) prepareRun(_ context.Context, in activities.PrepareRunInput) (ac
 	if w.prepareErr != nil {
 		return activities.PrepareRunResult{}, w.prepareErr
 	}
-	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox, AutoMoveAfter: w.autoMove}, nil
+	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox, AutoMoveAfter: w.autoMove, Unpaced: w.unpaced}, nil
 }
 
 func (w *world) plan(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {

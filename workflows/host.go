@@ -51,7 +51,7 @@ func (s *swarm) host() string {
 // startHostWatch publishes the run's host and watches it until the returned
 // function is called.
 func (s *swarm) startHostWatch(ctx workflow.Context) (stop func(), err error) {
-	if workflow.GetVersion(ctx, hostWatchChange, workflow.DefaultVersion, 1) < 1 {
+	if !s.atLeast(ctx, hostWatchChange, 1) {
 		return func() {}, nil
 	}
 	if err := s.publishHost(ctx); err != nil {

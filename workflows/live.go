@@ -39,8 +39,22 @@ type saSnapshot struct {
 	done, total int
 }
 
-// rows is the run's live table: one row per planned subtask.
+// rows is the run's live table: one row per planned subtask, with what a
+// finished sub-agent's result says of its status.
 func (s *swarm) rows() []activities.SubtaskView {
+	rows := s.liveRows()
+	for i, t := range s.tasks {
+		if t.state == stateDone {
+			rows[i].LastStatus = activities.ParseStatus(t.res.Result)
+		}
+	}
+	return rows
+}
+
+// liveRows are the rows without LastStatus, which parses each finished
+// sub-agent's result: the current details and the search attributes,
+// refreshed on every wake, do not show it.
+func (s *swarm) liveRows() []activities.SubtaskView {
 	rows := make([]activities.SubtaskView, 0, len(s.tasks))
 	for _, t := range s.tasks {
 		v := t.view()
@@ -71,36 +85,69 @@ func (t *task) view() activities.SubtaskView {
 	case stateDone:
 		v.Status, v.Merge, v.Step = t.res.Status, t.res.Merge, t.res.Steps
 		v.Tokens = int64(t.res.PromptTokens + t.res.CompletionTokens)
-		v.LastStatus = activities.ParseStatus(t.res.Result)
 	}
 	return v
 }
 
 // refresh publishes the run's live view: its current details in the Web UI
-// (state line and the subtask table) and its search attributes.
+// (state line and the subtask table) and its search attributes. The rows
+// are built once for both.
 func (s *swarm) refresh(ctx workflow.Context) {
-	workflow.SetCurrentDetails(ctx, s.details())
-	s.upsertSearchAttributes(ctx)
+	rows := s.liveRows()
+	snap := s.snapshot(rows)
+	if d := s.details(rows, snap); d != s.shown {
+		workflow.SetCurrentDetails(ctx, d)
+		s.shown = d
+	}
+	s.upsertSearchAttributes(ctx, snap)
 }
 
-// details is the current details' markdown.
-func (s *swarm) details() string {
+// details is the current details' markdown for rows and their sums.
+func (s *swarm) details(rows []activities.SubtaskView, snap saSnapshot) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**%s** (%s)", s.state, s.phase)
 	if s.stateReason != "" {
 		b.WriteString(": " + s.stateReason)
 	}
-	rows := s.rows()
-	snap := s.snapshot(rows)
 	fmt.Fprintf(&b, "\n\n%d/%d subtasks done · %d tokens · $%.4f\n", snap.done, snap.total, snap.tokens, snap.cost)
 	if len(rows) == 0 {
 		return b.String()
 	}
 	b.WriteString("\n" + mdRow("subtask", "status", "step", "tokens", "cost", "merge") + "|---|---|---|---|---|---|\n")
-	for _, r := range rows {
-		b.WriteString(mdRow(mdCell(r.ID), r.Status, fmt.Sprintf("%d/%d", r.Step, r.MaxSteps), fmt.Sprint(r.Tokens), fmt.Sprintf("$%.4f", r.CostUSD), r.Merge))
+	if len(s.lines) != len(rows) {
+		s.lines = make([]tableLine, len(rows)) // the plan is new, or restored
+	}
+	for i, r := range rows {
+		b.WriteString(s.lines[i].render(r))
 	}
 	return b.String()
+}
+
+// tableCells are what the details table shows of a row.
+type tableCells struct {
+	id, status, merge string
+	step, maxSteps    int
+	tokens            int64
+	cost              float64
+}
+
+// tableLine is a row's rendered line and the cells it was rendered from:
+// a wake re-renders only the rows that changed (formatting every row of a
+// 400-subtask plan on every wake was most of the parent's CPU in the
+// testsuite).
+type tableLine struct {
+	cells tableCells
+	md    string
+}
+
+// render is r's line, rendered again only when its cells changed.
+func (l *tableLine) render(r activities.SubtaskView) string {
+	c := tableCells{id: r.ID, status: r.Status, merge: r.Merge, step: r.Step, maxSteps: r.MaxSteps, tokens: r.Tokens, cost: r.CostUSD}
+	if l.md == "" || l.cells != c {
+		l.cells = c
+		l.md = mdRow(mdCell(c.id), c.status, fmt.Sprintf("%d/%d", c.step, c.maxSteps), fmt.Sprint(c.tokens), fmt.Sprintf("$%.4f", c.cost), c.merge)
+	}
+	return l.md
 }
 
 // mdRow is one table row. The Web UI draws tables without cell padding, so
@@ -133,13 +180,12 @@ func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
 	return snap
 }
 
-// upsertSearchAttributes brings the run's search attributes up to date; the
+// upsertSearchAttributes brings the run's search attributes up to snap; the
 // first call also sets the repository and the task unless they are private.
-func (s *swarm) upsertSearchAttributes(ctx workflow.Context) {
+func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
 	if !s.in.Visibility.SearchAttributes {
 		return
 	}
-	snap := s.snapshot(s.rows())
 	if s.lastSA != nil && *s.lastSA == snap {
 		return
 	}

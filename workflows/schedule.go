@@ -70,10 +70,12 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 	for {
 		s.blockUnreachable(ctx)
 		if s.canDue(ctx) && s.settle(ctx) && s.canDue(ctx) {
+			s.flush(ctx)
 			return true
 		}
 		s.startReady(ctx)
 		if s.running == 0 && !s.waitsForResume(ctx) {
+			s.flush(ctx)
 			return false
 		}
 		s.cancelInherited(ctx)
@@ -98,6 +100,9 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 			}
 		}
 		s.addWake(ctx, sel)
+		if !sel.HasPending() {
+			s.flush(ctx) // about to wait: publish what this wake booked
+		}
 		sel.Select(ctx)
 	}
 }
@@ -223,7 +228,7 @@ func (s *swarm) grant(ctx workflow.Context) (int, bool) {
 // budgetWaits versions the switch from failing subtasks that could not get a
 // reservation to letting them wait, so runs started before it still replay.
 func (s *swarm) budgetWaits(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, budgetWaitsChange, workflow.DefaultVersion, 1) >= 1
+	return s.atLeast(ctx, budgetWaitsChange, 1)
 }
 
 const budgetWaitsChange = "budget-waits"
@@ -263,7 +268,7 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 		what = "restarted to resolve a merge conflict"
 	}
 	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, activities.ShortSHA(s.head)))
-	s.refresh(ctx)
+	s.touch(ctx)
 }
 
 // startChild starts t's sub-agent on the run's current workspace host. After
@@ -333,7 +338,7 @@ func (s *swarm) finishChild(ctx workflow.Context, t *task, r SubAgentResult, err
 	if t.state == stateDone {
 		s.publishResult(t)
 	}
-	s.refresh(ctx)
+	s.touch(ctx)
 }
 
 // bookEnd books a sub-agent's figures and end; it reports whether its
@@ -400,6 +405,7 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 // re-run from the new head when resolve_conflicts is on; its first attempt's
 // branch and commit are kept either way.
 func (s *swarm) merge(ctx workflow.Context, t *task) {
+	s.showBeforeWait(ctx)
 	var m activities.MergeSubtaskResult
 	err := s.onHost(ctx, gitTimeout, "merge "+t.sub.ID, a.MergeSubtask, activities.MergeSubtaskInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch,

@@ -110,6 +110,16 @@ type swarm struct {
 	// (parentCANChange); runs counts the runs before this one.
 	can  bool
 	runs int
+	// lean: the run was started with parentLeanChange, which implies the
+	// parent's earlier changes without a marker each (see atLeast).
+	lean bool
+	// stale: the live view changed and is published before the schedule
+	// next waits (lean runs; see touch).
+	stale bool
+	// shown is the current details last published, so an unchanged view
+	// is not set again; lines are its table's rendered rows.
+	shown string
+	lines []tableLine
 	// seq numbers the events; it carries on across continue-as-new.
 	seq int
 	// progressed counts sub-agents started and ended by this run.
@@ -131,7 +141,8 @@ func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
-	s.can = workflow.GetVersion(ctx, parentCANChange, workflow.DefaultVersion, 1) >= 1
+	s.lean = workflow.GetVersion(ctx, parentLeanChange, workflow.DefaultVersion, parentLeanVersion) >= parentLeanVersion
+	s.can = s.atLeast(ctx, parentCANChange, 1)
 	if s.in.Carry != nil {
 		return s.continued(ctx)
 	}
@@ -139,7 +150,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	if err := s.prepare(ctx); err != nil {
 		return s.failed(ctx, err), nil
 	}
-	s.workOnHost = workflow.GetVersion(ctx, workOnHostChange, workflow.DefaultVersion, workOnHostVersion) >= workOnHostVersion
+	s.workOnHost = s.atLeast(ctx, workOnHostChange, workOnHostVersion)
 	stopWatch, err := s.startHostWatch(ctx)
 	if err != nil {
 		return s.failed(ctx, err), nil
@@ -268,7 +279,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		if err := callLLM(ctx, llmCall{onHost: s.workOnHost, permit: true, llmQueue: s.llmQueue(ctx), wsQueue: s.prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
+		if err := callLLM(ctx, llmCall{onHost: s.workOnHost, permit: s.plannerPermit(attempt), llmQueue: s.llmQueue(ctx), wsQueue: s.prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
 			return nil, fmt.Errorf("decompose: %w", err)
 		}
 		s.llmCalls++
@@ -312,6 +323,7 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
+	s.showBeforeWait(ctx)
 	var rep activities.VerifyReport
 	err := s.onHost(ctx, timeout+time.Minute, "verify: "+s.in.VerifyCommand, a.Verify, activities.VerifyInput{
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, Commit: s.head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
