@@ -270,9 +270,10 @@ func (c *cluster) checkPermits(id string, acts []activityRun) {
 			if a.typ == "AgentStep" && json.Unmarshal(a.result, &res) == nil {
 				unpaced[a.workflowID] = res.Unpaced
 			}
-		case "StartSubtask":
-			// The sub-agent's first turn (step-cost version) goes without
-			// a permit when its worktree's worker saw no limit in force.
+		case "StartSubtask", "PrepareRun":
+			// The sub-agent's first turn (step-cost version), and the
+			// planner's first call (parent-lean), go without a permit when
+			// the worker of the worktree or the run saw no limit in force.
 			var res struct {
 				Unpaced bool `json:"unpaced"`
 			}
