@@ -295,15 +295,27 @@ func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (Me
 // on the integration branch and reports its merge again, which is what
 // makes a retry of either merge activity safe.
 func mergeOne(ctx context.Context, repo *gitops.Repo, in MergeSubtaskInput, onto string) (MergeSubtaskResult, error) {
-	res, err := repo.Merge(ctx, gitops.MergeInput{
-		TargetBranch: in.IntegrationBranch, Source: in.Commit,
-		Message:  fmt.Sprintf("codeswarm: merge %s (%s)", in.SubtaskID, in.Name),
-		Trailers: trailers(in.RunID, in.SubtaskID), Onto: onto,
-	})
+	item := mergeItem(in)
+	item.Onto = onto
+	res, err := repo.Merge(ctx, item)
 	if err != nil {
 		return MergeSubtaskResult{}, fmt.Errorf("merge subtask %s: %w", in.SubtaskID, err)
 	}
-	return MergeSubtaskResult{Status: res.Status, Commit: res.Commit, Conflicts: res.Conflicts, FilesChanged: res.FilesChanged}, nil
+	return mergeResult(res), nil
+}
+
+// mergeItem is the merge of one subtask's commit, with the message and
+// trailers that name it.
+func mergeItem(in MergeSubtaskInput) gitops.MergeInput {
+	return gitops.MergeInput{
+		TargetBranch: in.IntegrationBranch, Source: in.Commit,
+		Message:  fmt.Sprintf("codeswarm: merge %s (%s)", in.SubtaskID, in.Name),
+		Trailers: trailers(in.RunID, in.SubtaskID),
+	}
+}
+
+func mergeResult(res gitops.MergeResult) MergeSubtaskResult {
+	return MergeSubtaskResult{Status: res.Status, Commit: res.Commit, Conflicts: res.Conflicts, FilesChanged: res.FilesChanged}
 }
 
 // MergeSubtasksInput merges several subtasks' commits, in order, into the
@@ -327,27 +339,29 @@ type MergeSubtasksResult struct {
 // MergeSubtasks merges the items one after another, each onto the head the
 // one before left, in one activity: the parent books sub-agents that end
 // together with one dispatch instead of one per sub-agent. A conflict (or no
-// change) is that item's outcome and the next item goes on. Every item is
-// idempotent as MergeSubtask is, so a batch retried after a crash merges
-// nothing twice: items that landed report their merge commit again, and the
-// others are judged against the head they met the first time (Onto), so
-// every outcome is the same.
+// change) is that item's outcome and the next item goes on. gitops.MergeAll
+// lands the batch's merges together with one compare-and-swap, and a batch
+// retried after a crash merges nothing twice: items that landed report their
+// merge commit again, and the others are judged against the head they met
+// the first time (Onto), so every outcome is the same.
 func (a *Activities) MergeSubtasks(ctx context.Context, in MergeSubtasksInput) (MergeSubtasksResult, error) {
 	defer keepAlive(ctx)()
 	repo, err := gitops.Open(ctx, in.RepoPath)
 	if err != nil {
 		return MergeSubtasksResult{}, err
 	}
-	out := MergeSubtasksResult{Results: make([]MergeSubtaskResult, 0, len(in.Items))}
-	onto := in.Head
-	for _, item := range in.Items {
-		item.RunID, item.RepoPath, item.IntegrationBranch = in.RunID, in.RepoPath, in.IntegrationBranch
-		res, err := mergeOne(ctx, repo, item, onto)
-		if err != nil {
-			return MergeSubtasksResult{}, err
-		}
-		onto = res.Commit // the merge, or the head a conflict or no change left
-		out.Results = append(out.Results, res)
+	batch := gitops.MergeAllInput{TargetBranch: in.IntegrationBranch, Head: in.Head, Items: make([]gitops.MergeInput, len(in.Items))}
+	for i, item := range in.Items {
+		item.RunID, item.IntegrationBranch = in.RunID, in.IntegrationBranch
+		batch.Items[i] = mergeItem(item)
+	}
+	results, err := repo.MergeAll(ctx, batch)
+	if err != nil {
+		return MergeSubtasksResult{}, fmt.Errorf("merge %d subtasks: %w", len(in.Items), err)
+	}
+	out := MergeSubtasksResult{Results: make([]MergeSubtaskResult, len(results))}
+	for i, res := range results {
+		out.Results[i] = mergeResult(res)
 	}
 	return out, nil
 }
@@ -425,9 +439,10 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	if err != nil {
 		return FinishRunResult{}, err
 	}
-	if err := repo.UnsetOrRestoreConfig(ctx, "gc.auto", in.GCAutoPrev, in.GCAutoHad); err != nil {
-		return FinishRunResult{}, fmt.Errorf("restore gc.auto: %w", err)
-	}
+	// The config and the worktrees are separate files: restore gc.auto
+	// while the worktrees go, off the run's last critical path.
+	restored := make(chan error, 1)
+	go func() { restored <- repo.UnsetOrRestoreConfig(ctx, "gc.auto", in.GCAutoPrev, in.GCAutoHad) }()
 	var out FinishRunResult
 	if len(in.RemoveWorktrees) > 0 {
 		// In bulk: one at a time took about 3 minutes for 1,000 worktrees.
@@ -437,6 +452,9 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 		if err != nil {
 			out.Removed, out.Kept = nil, in.RemoveWorktrees
 		}
+	}
+	if err := <-restored; err != nil {
+		return FinishRunResult{}, fmt.Errorf("restore gc.auto: %w", err)
 	}
 	if in.Apply {
 		out.Applied, out.ApplyError = applyResult(ctx, repo, in)
