@@ -284,11 +284,16 @@ type MergeSubtaskResult struct {
 // compare-and-swap update-ref); a retry after a landed merge is a no-op.
 func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (MergeSubtaskResult, error) {
 	defer keepAlive(ctx)()
-	repo, err := gitops.Open(ctx, in.RepoPath)
-	if err != nil {
-		return MergeSubtaskResult{}, err
-	}
-	return mergeOne(ctx, repo, in, "")
+	return mergeOne(ctx, mergeRepo(in.RepoPath), in, "")
+}
+
+// mergeRepo is the repository a merge activity works in. RepoPath is the
+// top level PrepareRun's Open found, and a merge touches only refs and
+// objects (no worktree, no worktree lock), so it needs no second Open: one
+// git process less on the run's last stretch. A path that is no longer a
+// repository fails the merge's first git command instead.
+func mergeRepo(repoPath string) *gitops.Repo {
+	return &gitops.Repo{Root: repoPath}
 }
 
 // mergeOne merges one subtask's commit; gitops.Merge finds a commit already
@@ -346,10 +351,7 @@ type MergeSubtasksResult struct {
 // the first time (Onto), so every outcome is the same.
 func (a *Activities) MergeSubtasks(ctx context.Context, in MergeSubtasksInput) (MergeSubtasksResult, error) {
 	defer keepAlive(ctx)()
-	repo, err := gitops.Open(ctx, in.RepoPath)
-	if err != nil {
-		return MergeSubtasksResult{}, err
-	}
+	repo := mergeRepo(in.RepoPath)
 	batch := gitops.MergeAllInput{TargetBranch: in.IntegrationBranch, Head: in.Head, Items: make([]gitops.MergeInput, len(in.Items))}
 	for i, item := range in.Items {
 		item.RunID, item.IntegrationBranch = in.RunID, in.IntegrationBranch

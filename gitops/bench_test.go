@@ -176,3 +176,58 @@ func BenchmarkRefSHA(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMergeBatch measures merging n subtask branches, each changing
+// 10 files of its own directory, into an integration branch that changed
+// 10 other files, in the 10,000-file repository. "all" is one MergeAll
+// (what MergeSubtasks runs); "each" is one Merge per item, each onto the
+// head the one before left (what MergeSubtasks ran before MergeAll).
+func BenchmarkMergeBatch(b *testing.B) {
+	repo, base := newBenchRepo(b)
+	tr := &testRepo{t: b, dir: repo.Root, repo: repo}
+	integ := benchCommit(b, tr, "integ", base, 1)
+	var items []MergeInput
+	for i := range 10 {
+		items = append(items, MergeInput{TargetBranch: "integ", Source: benchCommit(b, tr, fmt.Sprintf("feature-%d", i), base, 2+i)})
+	}
+	for _, n := range []int{1, 5, 10} {
+		b.Run(fmt.Sprintf("n=%d/all", n), func(b *testing.B) {
+			benchMergeBatch(b, tr, integ, func() ([]MergeResult, error) {
+				return repo.MergeAll(context.Background(), MergeAllInput{TargetBranch: "integ", Head: integ, Items: items[:n]})
+			})
+		})
+		b.Run(fmt.Sprintf("n=%d/each", n), func(b *testing.B) {
+			benchMergeBatch(b, tr, integ, func() ([]MergeResult, error) {
+				return mergeEachExported(repo, integ, items[:n])
+			})
+		})
+	}
+}
+
+// mergeEachExported is the item-by-item batch through the exported Merge
+// only, so the same benchmark builds against older versions of Merge.
+func mergeEachExported(repo *Repo, head string, items []MergeInput) ([]MergeResult, error) {
+	out := make([]MergeResult, 0, len(items))
+	for _, item := range items {
+		item.Onto = head
+		res, err := repo.Merge(context.Background(), item)
+		if err != nil {
+			return nil, err
+		}
+		head = res.Commit
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func benchMergeBatch(b *testing.B, tr *testRepo, integ string, merge func() ([]MergeResult, error)) {
+	for range b.N {
+		b.StopTimer()
+		runGit(b, tr.dir, nil, "update-ref", "refs/heads/integ", integ)
+		b.StartTimer()
+		res, err := merge()
+		if err != nil || res[len(res)-1].Status != MergeMerged || len(res[len(res)-1].FilesChanged) != 10 {
+			b.Fatalf("merge = %+v, %v", res, err)
+		}
+	}
+}
