@@ -17,11 +17,10 @@ import (
 // is the base itself (a subtask that committed nothing) and Twin makes
 // A's change again.
 type batchFixture struct {
-	tr                         *testRepo
-	base                       string
-	srcA, srcB, srcD, srcTwin  string
-	items                      []MergeInput
-	wantStatus, wantConflicted []string
+	tr                        *testRepo
+	base                      string
+	srcA, srcB, srcD, srcTwin string
+	items                     []MergeInput
 }
 
 func newBatchFixture(t *testing.T) *batchFixture {
