@@ -167,9 +167,11 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
-	base, err := forkPoint(ctx, repo.Root, in.Branch, head)
-	if err != nil {
-		return StartSubtaskResult{}, err
+	base := head // a worktree still at the head forked from it: no merge-base to run
+	if wt.Head != head {
+		if base, err = forkPoint(ctx, repo.Root, in.Branch, head); err != nil {
+			return StartSubtaskResult{}, err
+		}
 	}
 	conflict := ""
 	if in.Conflict != nil {

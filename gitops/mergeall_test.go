@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -194,7 +195,8 @@ func TestMergeAllErrors(t *testing.T) {
 }
 
 // countGit runs fn and returns how many git processes it started, from
-// git's own trace2 events.
+// git's own trace2 events; the children git starts itself (worktree add
+// runs branch, symbolic-ref and reset) have a parent in their sid.
 func countGit(t *testing.T, fn func()) int {
 	t.Helper()
 	trace := filepath.Join(t.TempDir(), "trace2.json")
@@ -205,7 +207,17 @@ func countGit(t *testing.T, fn func()) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Count(string(b), `"event":"start"`)
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev struct{ Event, Sid string }
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("trace2 line %q: %v", line, err)
+		}
+		if ev.Event == "start" && !strings.Contains(ev.Sid, "/") {
+			n++
+		}
+	}
+	return n
 }
 
 // TestMergeProcessCount pins the cost of a merge in git processes, the
