@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -229,5 +230,43 @@ func benchMergeBatch(b *testing.B, tr *testRepo, integ string, merge func() ([]M
 		if err != nil || res[len(res)-1].Status != MergeMerged || len(res[len(res)-1].FilesChanged) != 10 {
 			b.Fatalf("merge = %+v, %v", res, err)
 		}
+	}
+}
+
+// BenchmarkAddWorktreeFanOut measures ten sub-agents starting at once, as
+// in B3: each opens the repository and adds its worktree on a new branch
+// of a small repository, concurrently; they queue on the worktree lock.
+func BenchmarkAddWorktreeFanOut(b *testing.B) {
+	const agents = 10
+	ctx := context.Background()
+	tr := newTestRepo(b)
+	base := tr.head("main")
+	root := b.TempDir()
+	b.ResetTimer()
+	for i := range b.N {
+		dirs := make([]string, agents)
+		errs := make([]error, agents)
+		var wg sync.WaitGroup
+		for a := range agents {
+			dirs[a] = filepath.Join(root, fmt.Sprintf("wt-%d-%d", i, a))
+			wg.Go(func() {
+				repo, err := Open(ctx, tr.dir)
+				if err == nil {
+					_, err = repo.AddWorktree(ctx, dirs[a], fmt.Sprintf("bench/%d-%d", i, a), base)
+				}
+				errs[a] = err
+			})
+		}
+		wg.Wait()
+		b.StopTimer()
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, kept, err := tr.repo.RemoveWorktrees(ctx, dirs); err != nil || len(kept) > 0 {
+			b.Fatalf("remove worktrees: kept %v, %v", kept, err)
+		}
+		b.StartTimer()
 	}
 }
