@@ -171,9 +171,11 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
-	base, err := forkPoint(ctx, repo.Root, in.Branch, head)
-	if err != nil {
-		return StartSubtaskResult{}, err
+	base := head // a worktree still at the head forked from it: no merge-base to run
+	if wt.Head != head {
+		if base, err = forkPoint(ctx, repo.Root, in.Branch, head); err != nil {
+			return StartSubtaskResult{}, err
+		}
 	}
 	conflict := ""
 	if in.Conflict != nil {
@@ -288,26 +290,43 @@ type MergeSubtaskResult struct {
 // compare-and-swap update-ref); a retry after a landed merge is a no-op.
 func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (MergeSubtaskResult, error) {
 	defer keepAlive(ctx)()
-	repo, err := gitops.Open(ctx, in.RepoPath)
-	if err != nil {
-		return MergeSubtaskResult{}, err
-	}
-	return mergeOne(ctx, repo, in, "")
+	return mergeOne(ctx, mergeRepo(in.RepoPath), in, "")
+}
+
+// mergeRepo is the repository a merge activity works in. RepoPath is the
+// top level PrepareRun's Open found, and a merge touches only refs and
+// objects (no worktree, no worktree lock), so it needs no second Open: one
+// git process less on the run's last stretch. A path that is no longer a
+// repository fails the merge's first git command instead.
+func mergeRepo(repoPath string) *gitops.Repo {
+	return &gitops.Repo{Root: repoPath}
 }
 
 // mergeOne merges one subtask's commit; gitops.Merge finds a commit already
 // on the integration branch and reports its merge again, which is what
 // makes a retry of either merge activity safe.
 func mergeOne(ctx context.Context, repo *gitops.Repo, in MergeSubtaskInput, onto string) (MergeSubtaskResult, error) {
-	res, err := repo.Merge(ctx, gitops.MergeInput{
-		TargetBranch: in.IntegrationBranch, Source: in.Commit,
-		Message:  fmt.Sprintf("codeswarm: merge %s (%s)", in.SubtaskID, in.Name),
-		Trailers: trailers(in.RunID, in.SubtaskID), Onto: onto,
-	})
+	item := mergeItem(in)
+	item.Onto = onto
+	res, err := repo.Merge(ctx, item)
 	if err != nil {
 		return MergeSubtaskResult{}, fmt.Errorf("merge subtask %s: %w", in.SubtaskID, err)
 	}
-	return MergeSubtaskResult{Status: res.Status, Commit: res.Commit, Conflicts: res.Conflicts, FilesChanged: res.FilesChanged}, nil
+	return mergeResult(res), nil
+}
+
+// mergeItem is the merge of one subtask's commit, with the message and
+// trailers that name it.
+func mergeItem(in MergeSubtaskInput) gitops.MergeInput {
+	return gitops.MergeInput{
+		TargetBranch: in.IntegrationBranch, Source: in.Commit,
+		Message:  fmt.Sprintf("codeswarm: merge %s (%s)", in.SubtaskID, in.Name),
+		Trailers: trailers(in.RunID, in.SubtaskID),
+	}
+}
+
+func mergeResult(res gitops.MergeResult) MergeSubtaskResult {
+	return MergeSubtaskResult{Status: res.Status, Commit: res.Commit, Conflicts: res.Conflicts, FilesChanged: res.FilesChanged}
 }
 
 // MergeSubtasksInput merges several subtasks' commits, in order, into the
@@ -331,27 +350,26 @@ type MergeSubtasksResult struct {
 // MergeSubtasks merges the items one after another, each onto the head the
 // one before left, in one activity: the parent books sub-agents that end
 // together with one dispatch instead of one per sub-agent. A conflict (or no
-// change) is that item's outcome and the next item goes on. Every item is
-// idempotent as MergeSubtask is, so a batch retried after a crash merges
-// nothing twice: items that landed report their merge commit again, and the
-// others are judged against the head they met the first time (Onto), so
-// every outcome is the same.
+// change) is that item's outcome and the next item goes on. gitops.MergeAll
+// lands the batch's merges together with one compare-and-swap, and a batch
+// retried after a crash merges nothing twice: items that landed report their
+// merge commit again, and the others are judged against the head they met
+// the first time (Onto), so every outcome is the same.
 func (a *Activities) MergeSubtasks(ctx context.Context, in MergeSubtasksInput) (MergeSubtasksResult, error) {
 	defer keepAlive(ctx)()
-	repo, err := gitops.Open(ctx, in.RepoPath)
-	if err != nil {
-		return MergeSubtasksResult{}, err
+	repo := mergeRepo(in.RepoPath)
+	batch := gitops.MergeAllInput{TargetBranch: in.IntegrationBranch, Head: in.Head, Items: make([]gitops.MergeInput, len(in.Items))}
+	for i, item := range in.Items {
+		item.RunID, item.IntegrationBranch = in.RunID, in.IntegrationBranch
+		batch.Items[i] = mergeItem(item)
 	}
-	out := MergeSubtasksResult{Results: make([]MergeSubtaskResult, 0, len(in.Items))}
-	onto := in.Head
-	for _, item := range in.Items {
-		item.RunID, item.RepoPath, item.IntegrationBranch = in.RunID, in.RepoPath, in.IntegrationBranch
-		res, err := mergeOne(ctx, repo, item, onto)
-		if err != nil {
-			return MergeSubtasksResult{}, err
-		}
-		onto = res.Commit // the merge, or the head a conflict or no change left
-		out.Results = append(out.Results, res)
+	results, err := repo.MergeAll(ctx, batch)
+	if err != nil {
+		return MergeSubtasksResult{}, fmt.Errorf("merge %d subtasks: %w", len(in.Items), err)
+	}
+	out := MergeSubtasksResult{Results: make([]MergeSubtaskResult, len(results))}
+	for i, res := range results {
+		out.Results[i] = mergeResult(res)
 	}
 	return out, nil
 }
@@ -429,9 +447,10 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	if err != nil {
 		return FinishRunResult{}, err
 	}
-	if err := repo.UnsetOrRestoreConfig(ctx, "gc.auto", in.GCAutoPrev, in.GCAutoHad); err != nil {
-		return FinishRunResult{}, fmt.Errorf("restore gc.auto: %w", err)
-	}
+	// The config and the worktrees are separate files: restore gc.auto
+	// while the worktrees go, off the run's last critical path.
+	restored := make(chan error, 1)
+	go func() { restored <- repo.UnsetOrRestoreConfig(ctx, "gc.auto", in.GCAutoPrev, in.GCAutoHad) }()
 	var out FinishRunResult
 	if len(in.RemoveWorktrees) > 0 {
 		// In bulk: one at a time took about 3 minutes for 1,000 worktrees.
@@ -441,6 +460,9 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 		if err != nil {
 			out.Removed, out.Kept = nil, in.RemoveWorktrees
 		}
+	}
+	if err := <-restored; err != nil {
+		return FinishRunResult{}, fmt.Errorf("restore gc.auto: %w", err)
 	}
 	if in.Apply {
 		out.Applied, out.ApplyError = applyResult(ctx, repo, in)

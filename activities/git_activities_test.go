@@ -396,6 +396,41 @@ func TestMergeSubtasks(t *testing.T) {
 	}
 }
 
+// TestMergeSubtasksLandsTheBatchAtOnce: a batch's merges reach the
+// integration branch in one update, so a crash leaves all of them or none.
+func TestMergeSubtasksLandsTheBatchAtOnce(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	var items []MergeSubtaskInput
+	for _, id := range []string{"01-one", "02-two", "03-three"} {
+		c := f.subtaskCommit(t, id, map[string]string{id + ".txt": id + "\n"})
+		items = append(items, MergeSubtaskInput{SubtaskID: id, Name: "name " + id, Commit: c.Commit})
+	}
+	updates := func() int {
+		return len(strings.Split(f.repo.git("reflog", "show", "--format=%H", "refs/heads/"+integration), "\n"))
+	}
+	before := updates()
+	out := mustRun[MergeSubtasksResult](t, f.env, f.a.MergeSubtasks, MergeSubtasksInput{
+		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, Head: prep.BaseCommit, Items: items,
+	})
+	for i, r := range out.Results {
+		if r.Status != MergeMerged || !reflect.DeepEqual(r.FilesChanged, []string{items[i].SubtaskID + ".txt"}) {
+			t.Errorf("item %d = %+v; want merged, changing %s.txt", i, r, items[i].SubtaskID)
+		}
+	}
+	if got := f.repo.git("rev-parse", integration); len(out.Results) != 3 || got != out.Results[2].Commit {
+		t.Fatalf("integration head %s; want the last merge of %+v", got, out.Results)
+	}
+	if got := updates() - before; got != 1 {
+		t.Errorf("the integration branch was updated %d times; want once", got)
+	}
+	if _, err := run[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+		RunID: runID, RepoPath: filepath.Join(t.TempDir(), "gone"), IntegrationBranch: integration, SubtaskID: "01-one", Commit: items[0].Commit,
+	}); err == nil {
+		t.Error("a merge in a repository that is gone succeeded")
+	}
+}
+
 func TestVerify(t *testing.T) {
 	f := newGitFixture(t)
 	prep := f.prepare(t)

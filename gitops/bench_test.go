@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -174,5 +175,98 @@ func BenchmarkRefSHA(b *testing.B) {
 		if sha, err := repo.RefSHA(ctx, "main"); err != nil || sha == "" {
 			b.Fatalf("RefSHA = %q, %v", sha, err)
 		}
+	}
+}
+
+// BenchmarkMergeBatch measures merging n subtask branches, each changing
+// 10 files of its own directory, into an integration branch that changed
+// 10 other files, in the 10,000-file repository. "all" is one MergeAll
+// (what MergeSubtasks runs); "each" is one Merge per item, each onto the
+// head the one before left (what MergeSubtasks ran before MergeAll).
+func BenchmarkMergeBatch(b *testing.B) {
+	repo, base := newBenchRepo(b)
+	tr := &testRepo{t: b, dir: repo.Root, repo: repo}
+	integ := benchCommit(b, tr, "integ", base, 1)
+	var items []MergeInput
+	for i := range 10 {
+		items = append(items, MergeInput{TargetBranch: "integ", Source: benchCommit(b, tr, fmt.Sprintf("feature-%d", i), base, 2+i)})
+	}
+	for _, n := range []int{1, 5, 10} {
+		b.Run(fmt.Sprintf("n=%d/all", n), func(b *testing.B) {
+			benchMergeBatch(b, tr, integ, func() ([]MergeResult, error) {
+				return repo.MergeAll(context.Background(), MergeAllInput{TargetBranch: "integ", Head: integ, Items: items[:n]})
+			})
+		})
+		b.Run(fmt.Sprintf("n=%d/each", n), func(b *testing.B) {
+			benchMergeBatch(b, tr, integ, func() ([]MergeResult, error) {
+				return mergeEachExported(repo, integ, items[:n])
+			})
+		})
+	}
+}
+
+// mergeEachExported is the item-by-item batch through the exported Merge
+// only, so the same benchmark builds against older versions of Merge.
+func mergeEachExported(repo *Repo, head string, items []MergeInput) ([]MergeResult, error) {
+	out := make([]MergeResult, 0, len(items))
+	for _, item := range items {
+		item.Onto = head
+		res, err := repo.Merge(context.Background(), item)
+		if err != nil {
+			return nil, err
+		}
+		head = res.Commit
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func benchMergeBatch(b *testing.B, tr *testRepo, integ string, merge func() ([]MergeResult, error)) {
+	for range b.N {
+		b.StopTimer()
+		runGit(b, tr.dir, nil, "update-ref", "refs/heads/integ", integ)
+		b.StartTimer()
+		res, err := merge()
+		if err != nil || res[len(res)-1].Status != MergeMerged || len(res[len(res)-1].FilesChanged) != 10 {
+			b.Fatalf("merge = %+v, %v", res, err)
+		}
+	}
+}
+
+// BenchmarkAddWorktreeFanOut measures ten sub-agents starting at once, as
+// in B3: each opens the repository and adds its worktree on a new branch
+// of a small repository, concurrently; they queue on the worktree lock.
+func BenchmarkAddWorktreeFanOut(b *testing.B) {
+	const agents = 10
+	ctx := context.Background()
+	tr := newTestRepo(b)
+	base := tr.head("main")
+	root := b.TempDir()
+	b.ResetTimer()
+	for i := range b.N {
+		dirs := make([]string, agents)
+		errs := make([]error, agents)
+		var wg sync.WaitGroup
+		for a := range agents {
+			dirs[a] = filepath.Join(root, fmt.Sprintf("wt-%d-%d", i, a))
+			wg.Go(func() {
+				repo, err := Open(ctx, tr.dir)
+				if err == nil {
+					_, err = repo.AddWorktree(ctx, dirs[a], fmt.Sprintf("bench/%d-%d", i, a), base)
+				}
+				errs[a] = err
+			})
+		}
+		wg.Wait()
+		b.StopTimer()
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, kept, err := tr.repo.RemoveWorktrees(ctx, dirs); err != nil || len(kept) > 0 {
+			b.Fatalf("remove worktrees: kept %v, %v", kept, err)
+		}
+		b.StartTimer()
 	}
 }

@@ -44,11 +44,19 @@ func (r *Repo) UnsetOrRestoreConfig(ctx context.Context, key, prev string, had b
 		// 5 = the key was not set: already unset by an earlier attempt.
 		return fmt.Errorf("unset config %q: %w", key, err)
 	}
-	_, _, saved, err := r.savedConfig(ctx, key)
-	if err != nil || !saved {
-		return err
+	return r.dropSavedConfig(ctx, key)
+}
+
+// dropSavedConfig removes the original value SetConfig saved. It removes
+// first and asks only if that fails (git exits 128 alike for a section an
+// earlier attempt removed and for a real failure), so a run's end costs one
+// process less.
+func (r *Repo) dropSavedConfig(ctx context.Context, key string) error {
+	_, err := git(ctx, r.Root, runOpts{}, "config", "--local", "--remove-section", backupSection+"."+key)
+	if err == nil {
+		return nil
 	}
-	if _, err := git(ctx, r.Root, runOpts{}, "config", "--local", "--remove-section", backupSection+"."+key); err != nil {
+	if _, _, saved, rerr := r.savedConfig(ctx, key); rerr != nil || saved {
 		return fmt.Errorf("drop saved config %q: %w", key, err)
 	}
 	return nil

@@ -65,30 +65,53 @@ func (r *Repo) Merge(ctx context.Context, in MergeInput) (MergeResult, error) {
 	if in.TargetBranch == "" {
 		return MergeResult{}, errors.New("merge: empty target branch")
 	}
-	src, err := r.resolveCommit(ctx, in.Source)
-	if err != nil {
-		return MergeResult{}, fmt.Errorf("merge source: %w", err)
-	}
 	ref := fullRef(in.TargetBranch)
 	for range maxMergeAttempts {
-		res, err := r.mergeOnce(ctx, ref, src, in)
+		res, err := r.mergeOnce(ctx, ref, in)
 		if !errors.Is(err, ErrRefMoved) {
 			return res, err
 		}
 	}
 	return MergeResult{}, errorf(ErrRefMoved, "merge %s into %s: target kept moving, gave up after %d attempts",
-		shortSHA(src), ref, maxMergeAttempts)
+		in.Source, ref, maxMergeAttempts)
 }
 
 // mergeOnce is one read-merge-swap attempt; ErrRefMoved means "try again".
-func (r *Repo) mergeOnce(ctx context.Context, ref, src string, in MergeInput) (MergeResult, error) {
-	head, err := r.RefSHA(ctx, ref)
+// It reads the head and the source in one process; when the source is
+// judged against the head itself (no Onto, or Onto is the head), it goes
+// the short way of mergeChain, else the careful way of mergeJudged.
+func (r *Repo) mergeOnce(ctx context.Context, ref string, in MergeInput) (MergeResult, error) {
+	t, err := r.readTips(ctx, ref, []string{in.Source})
 	if err != nil {
 		return MergeResult{}, err
 	}
-	if head == "" {
+	if t.sources[0] == "" {
+		return MergeResult{}, errorf(ErrUnknownRef, "merge source: unknown ref %q", in.Source)
+	}
+	if t.head == "" {
 		return MergeResult{}, fmt.Errorf("merge into %s: target branch does not exist", ref)
 	}
+	if in.Onto == "" || in.Onto == t.head {
+		res, ok, err := r.mergeChain(ctx, ref, t, []MergeInput{in})
+		if err != nil || ok {
+			return first(res), err
+		}
+	}
+	return r.mergeJudged(ctx, ref, t.head, t.headTree, t.sources[0], in)
+}
+
+// first is the only result of a one-item chain (none after an error).
+func first(res []MergeResult) MergeResult {
+	if len(res) == 0 {
+		return MergeResult{}
+	}
+	return res[0]
+}
+
+// mergeJudged is one attempt that first asks whether src is in head
+// already (a retry finds its earlier merge) and judges src against Onto
+// when the target moved past it.
+func (r *Repo) mergeJudged(ctx context.Context, ref, head, headTree, src string, in MergeInput) (MergeResult, error) {
 	merged, err := r.isAncestor(ctx, src, head)
 	if err != nil {
 		return MergeResult{}, err
@@ -103,7 +126,7 @@ func (r *Repo) mergeOnce(ctx context.Context, ref, src string, in MergeInput) (M
 	if res, ok, err := r.judgeOnto(ctx, head, src, in.Onto); err != nil || ok {
 		return res, err
 	}
-	return r.mergeNew(ctx, ref, head, src, in)
+	return r.mergeNew(ctx, ref, head, headTree, src, in)
 }
 
 // ontoIfHolds is the head a source that brings nothing met: onto when it
@@ -149,17 +172,13 @@ func (r *Repo) judgeOnto(ctx context.Context, head, src, onto string) (MergeResu
 
 // mergeNew merges src, not yet in head, and swaps ref from head to the
 // merge commit.
-func (r *Repo) mergeNew(ctx context.Context, ref, head, src string, in MergeInput) (MergeResult, error) {
+func (r *Repo) mergeNew(ctx context.Context, ref, head, headTree, src string, in MergeInput) (MergeResult, error) {
 	tree, conflicts, err := r.mergeTree(ctx, head, src)
 	if err != nil {
 		return MergeResult{}, err
 	}
 	if conflicts != nil {
 		return MergeResult{Status: MergeConflict, Commit: head, Conflicts: conflicts}, nil
-	}
-	headTree, err := gitOut(ctx, r.Root, "rev-parse", "--verify", head+"^{tree}")
-	if err != nil {
-		return MergeResult{}, fmt.Errorf("read tree of %s: %w", shortSHA(head), err)
 	}
 	if tree == headTree {
 		return MergeResult{Status: MergeNoChanges, Commit: head}, nil

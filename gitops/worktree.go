@@ -45,6 +45,9 @@ func (r *Repo) AddWorktree(ctx context.Context, dir, branch, startSHA string) (W
 		return Worktree{}, err
 	}
 	defer r.lockWorktrees()()
+	if wt, ok := r.addFresh(ctx, abs, branch, startSHA); ok {
+		return wt, nil
+	}
 	existing, err := r.listWorktrees(ctx)
 	if err != nil {
 		return Worktree{}, err
@@ -62,6 +65,28 @@ func (r *Repo) AddWorktree(ctx context.Context, dir, branch, startSHA string) (W
 		return Worktree{}, fmt.Errorf("add worktree %q: branch %q is already checked out at %q", abs, branch, wt.Dir)
 	}
 	return r.createWorktree(ctx, abs, branch, startSHA)
+}
+
+// addFresh is AddWorktree's common case in one git process: nothing at dir
+// and no such branch yet, so `git worktree add -b` does it all. It runs
+// under the worktree lock, where every process is one that all the other
+// starting sub-agents wait for; the list and branch lookup of the careful
+// path would be two more. Any failure (the branch exists, dir is a leftover
+// still registered, ...) reports !ok, and the careful path finds out what is
+// there: git checks -b before it creates anything, and a failure further in
+// leaves what a crash would, which the careful path clears.
+func (r *Repo) addFresh(ctx context.Context, abs, branch, startSHA string) (Worktree, bool) {
+	if _, err := os.Lstat(abs); !errors.Is(err, fs.ErrNotExist) {
+		return Worktree{}, false
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return Worktree{}, false
+	}
+	_, err := git(ctx, r.Root, runOpts{identity: true}, "worktree", "add", "--quiet", "--no-track", "-b", branch, abs, startSHA)
+	if err != nil {
+		return Worktree{}, false
+	}
+	return Worktree{Dir: abs, Branch: branch, BaseCommit: startSHA, Head: startSHA}, true
 }
 
 // reuseWorktree decides what to do with a worktree already registered at

@@ -196,3 +196,21 @@ func mustList(t *testing.T, r *Repo) []Worktree {
 	}
 	return list
 }
+
+// TestAddWorktreeProcessCount: a fresh worktree costs the name check and
+// one `git worktree add`, the only process run under the worktree lock
+// that starting sub-agents queue on.
+func TestAddWorktreeProcessCount(t *testing.T) {
+	tr := newTestRepo(t)
+	base := tr.head("main")
+	dir := filepath.Join(t.TempDir(), "wt")
+	var wt Worktree
+	var err error
+	n := countGit(t, func() { wt, err = tr.repo.AddWorktree(context.Background(), dir, "codeswarm/fresh", base) })
+	if err != nil || wt.Head != base || wt.Branch != "codeswarm/fresh" || n != 2 {
+		t.Fatalf("AddWorktree = %+v, %v in %d git processes; want a worktree at %s in 2", wt, err, n, base)
+	}
+	if got := runGit(t, dir, nil, "rev-parse", "HEAD"); got != base {
+		t.Errorf("worktree HEAD %s; want %s", got, base)
+	}
+}
