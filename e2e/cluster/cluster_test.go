@@ -288,8 +288,10 @@ func (c *cluster) checkPermits(id string, acts []activityRun) {
 			}
 		}
 	}
-	if calls == 0 || permits == 0 {
-		c.t.Errorf("run %s: %d model-call activities, %d permits from the shared LLM queue", id, calls, permits)
+	// A run that never met a rate limit takes no permit at all (the
+	// planner's first call since parent-lean): each call is checked above.
+	if calls == 0 {
+		c.t.Errorf("run %s: no model call (%d permits from the shared LLM queue)", id, permits)
 	}
 	c.t.Logf("run %s: %d model calls, %d permits, %d calls without one after an unpaced answer", id, calls, permits, unpacedCalls)
 }
