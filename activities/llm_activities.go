@@ -49,6 +49,10 @@ type PlanResult struct {
 	Problem  string    `json:"problem,omitempty"`
 	Usage    Usage     `json:"usage"`
 	Reused   bool      `json:"reused"`
+	// ModelMs is how long the model took to answer (0 when the answer was
+	// stored already): the run tells its sub-agents whether the model is
+	// fast (see AgentStepResult.ModelMs).
+	ModelMs int64 `json:"model_ms,omitempty"`
 }
 
 // Plan runs one planner request. The answer is stored in the transcript
@@ -66,6 +70,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err := a.Transcripts.Append(ref, head...); err != nil {
 		return PlanResult{}, err
 	}
+	began := time.Now()
 	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Attempt), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
 		return openai.ChatCompletionRequest{Model: in.Model, Messages: msgs}
 	}, nil)
@@ -73,6 +78,9 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 		return PlanResult{}, llmError(err)
 	}
 	out := PlanResult{Usage: Usage{rec.PromptTokens, rec.CompletionTokens}, Reused: reused}
+	if !reused {
+		out.ModelMs = elapsedMs(began)
+	}
 	subtasks, perr := ParsePlan(rec.Message.Content, in.MaxSubtasks)
 	if perr != nil {
 		out.Problem = perr.Error()
@@ -206,11 +214,17 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 	}
 	res.Reused = reused
 	if !reused {
-		res.ModelMs = time.Since(began).Milliseconds()
+		res.ModelMs = elapsedMs(began)
 	}
 	res.DroppedMessages, res.TruncatedResults = fit.DroppedMessages, fit.TruncatedResults
 	res.Unpaced = !a.paced()
 	return res, nil
+}
+
+// elapsedMs is the milliseconds since began, at least 1: 0 means "not
+// measured" (an answer stored already).
+func elapsedMs(began time.Time) int64 {
+	return max(1, time.Since(began).Milliseconds())
 }
 
 func nudgeable(err error) bool {

@@ -63,6 +63,11 @@ func TestPlanValidAndStoredBeforeReturn(t *testing.T) {
 	if !again.Reused || !reflect.DeepEqual(again.Subtasks, first.Subtasks) || again.Usage != first.Usage {
 		t.Errorf("repeat = %+v, want the first answer reused", again)
 	}
+	// The answer's time is measured when the model was called (at least
+	// 1 ms, so that 0 says "not measured"), not for a stored answer.
+	if first.ModelMs < 1 || again.ModelMs != 0 {
+		t.Errorf("model time %d ms, then %d ms reused; want ≥ 1, then 0", first.ModelMs, again.ModelMs)
+	}
 }
 
 func TestPlanInvalidThenRepair(t *testing.T) {

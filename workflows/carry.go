@@ -58,6 +58,7 @@ type Carry struct {
 	Host        CarriedHost                 `json:"host"`
 	Ctl         CarriedCtl                  `json:"ctl"`
 	WorkOnHost  bool                        `json:"work_on_host,omitempty"`
+	FastModel   bool                        `json:"fast_model,omitempty"`
 }
 
 // carryJSON is Carry without its JSON methods: the plain encoding.
@@ -161,6 +162,7 @@ func (s *swarm) carry() *Carry {
 		Runs: s.runs + 1, Prep: s.prep, Head: s.head, Started: s.started, Seq: s.seq,
 		Usage: s.usage, LLMCalls: s.llmCalls, Used: s.used, Reserved: s.reserved, Running: s.running, Spawned: s.spawned,
 		Verify: s.verify, PlanNote: s.planNote, State: s.state, StateReason: s.stateReason, WorkOnHost: s.workOnHost,
+		FastModel: s.fastModel,
 		Host: CarriedHost{Lost: s.hs.lost, Since: s.hs.since, Moves: s.hs.moves, From: s.hs.from},
 		Ctl: CarriedCtl{MaxTokens: s.ctl.maxTokens, MaxUSD: s.ctl.maxUSD, Cost: s.ctl.cost, PauseSeq: s.ctl.pauseSeq,
 			Approval: s.ctl.approval, RejectReason: s.ctl.rejectReason},
@@ -202,6 +204,7 @@ func (s *swarm) restore(c *Carry) {
 	s.runs, s.prep, s.head, s.started, s.seq = c.Runs, c.Prep, c.Head, c.Started, c.Seq
 	s.usage, s.llmCalls, s.used, s.reserved, s.running, s.spawned = c.Usage, c.LLMCalls, c.Used, c.Reserved, c.Running, c.Spawned
 	s.verify, s.planNote, s.state, s.stateReason, s.workOnHost = c.Verify, c.PlanNote, c.State, c.StateReason, c.WorkOnHost
+	s.fastModel = c.FastModel
 	s.hs.lost, s.hs.since, s.hs.moves, s.hs.from = c.Host.Lost, c.Host.Since, c.Host.Moves, c.Host.From
 	s.ctl.maxTokens, s.ctl.maxUSD, s.ctl.cost, s.ctl.pauseSeq = c.Ctl.MaxTokens, c.Ctl.MaxUSD, c.Ctl.Cost, c.Ctl.PauseSeq
 	s.ctl.approval, s.ctl.rejectReason = c.Ctl.Approval, c.Ctl.RejectReason

@@ -139,3 +139,58 @@ func (o *versionOutbound) GetVersion(ctx workflow.Context, changeID string, minS
 	o.r.mu.Unlock()
 	return o.Next.GetVersion(ctx, changeID, minSupported, maxSupported)
 }
+
+// The run passes the planner's speed on: when it answered within a second
+// on the sub-agents' own model, each sub-agent's first call runs locally
+// too; when it was slow, or another model planned, the first call is an
+// activity.
+func TestRunTellsSubAgentsTheModelIsFast(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		planMs    int64
+		planModel string
+		want      string
+	}{{"fast planner", 80, "", "local"}, {"slow planner", 2500, "", "activity"}, {"other planner model", 80, "big-planner", "activity"}} {
+		w := newWorld(subtask("01-a", 0), subtask("02-b", 0))
+		w.planFn = func(in activities.PlanInput, _ int) (activities.PlanResult, error) {
+			return activities.PlanResult{Subtasks: w.subtasks, ModelMs: c.planMs}, nil
+		}
+		w.fallback = func(in activities.AgentStepInput) activities.AgentStepResult {
+			r := finalTurn("STATUS: completed")
+			r.ModelMs, r.Unpaced = 50, true
+			return r
+		}
+		env := newEnv(t, w)
+		var mu sync.Mutex
+		first := map[string]string{}
+		note := func(kind string, in activities.AgentStepInput) {
+			mu.Lock()
+			defer mu.Unlock()
+			if in.Turn == 1 {
+				first[in.Ref.SubtaskID] = kind
+			}
+		}
+		env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+			if info.ActivityType.Name == "AgentStep" {
+				note("local", args[0].(activities.AgentStepInput))
+			}
+		})
+		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+			if info.ActivityType.Name == "AgentStep" {
+				var in activities.AgentStepInput
+				if err := args.Get(&in); err != nil {
+					t.Errorf("decode AgentStep input: %v", err)
+				}
+				note("activity", in)
+			}
+		})
+		in := swarmInput()
+		in.PlannerModel = c.planModel
+		if res := runSwarm(t, env, in); !res.Success {
+			t.Fatalf("%s: run failed: %s", c.name, res.Error)
+		}
+		if first["01-a"] != c.want || first["02-b"] != c.want {
+			t.Errorf("%s: first model calls %v, want %s for both", c.name, first, c.want)
+		}
+	}
+}

@@ -302,7 +302,7 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.reserved, Tools: s.in.Tools,
 		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t), LLMQueue: llmQueue,
-		Rev: subAgentRev,
+		Rev: subAgentRev, FastModel: s.fastModel,
 	})
 }
 

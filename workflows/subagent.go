@@ -76,6 +76,9 @@ type SubAgentInput struct {
 	// which costs every sub-agent a marker and a TemporalChangeVersion
 	// upsert (a visibility write) per change.
 	Rev int `json:"rev,omitempty"`
+	// FastModel: the planner, on the same model, answered within
+	// localStepMax, so the first turn runs locally too (Rev ≥ 1).
+	FastModel bool `json:"fast_model,omitempty"`
 }
 
 // subAgentRev is the Rev a run gives the sub-agents it starts. From 1:
@@ -186,7 +189,7 @@ func (ag *agent) ref() activities.ConvRef {
 
 func (ag *agent) start(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
-	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout)}
+	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout), FastModel: ag.in.Rev >= 1 && ag.in.FastModel}
 	var res activities.StartSubtaskResult
 	ag.doing(ctx, "start worktree "+ag.in.Branch)
 	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
@@ -376,8 +379,9 @@ const subAgentTaskTimeout = 2 * time.Second
 // localStep reports whether this turn's model call runs as a local
 // activity: from Rev 1, on the host (where the conversation is), once the
 // model answered the last call in under localStepMax. The first call is an
-// activity: a provider's model typically takes seconds, and a slow call
-// would hold the workflow task (queries then wait for its heartbeat).
+// activity unless the planner's answer (same model) came that fast: a
+// provider's model typically takes seconds, and a slow call would hold the
+// workflow task (queries then wait for its heartbeat).
 func (ag *agent) localStep(ctx workflow.Context) bool {
 	return ag.in.Rev >= 1 && ag.st.FastModel && ag.onHost(ctx)
 }

@@ -106,6 +106,9 @@ type swarm struct {
 	// workOnHost: sub-agents and model calls run on the run's workspace
 	// queue (workOnHostVersion), set once the host is known.
 	workOnHost bool
+	// fastModel: the planner answered within localStepMax on the
+	// sub-agents' model (SubAgentInput.FastModel).
+	fastModel bool
 	// can: the run continues as new when its history grows long
 	// (parentCANChange); runs counts the runs before this one.
 	can  bool
@@ -284,6 +287,8 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 		}
 		s.llmCalls++
 		s.usage = s.usage.Add(res.Usage)
+		// The sub-agents' model answered this fast, if it is the planner's.
+		s.fastModel = model == s.in.Model && res.ModelMs > 0 && time.Duration(res.ModelMs)*time.Millisecond < localStepMax
 		s.ctl.cost += s.in.Budget.PlannerPrice.Cost(res.Usage)
 		if res.Problem == "" {
 			if attempt > 0 {
