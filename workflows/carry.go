@@ -163,7 +163,7 @@ func (s *swarm) carry() *Carry {
 		Usage: s.usage, LLMCalls: s.llmCalls, Used: s.used, Reserved: s.reserved, Running: s.running, Spawned: s.spawned,
 		Verify: s.verify, PlanNote: s.planNote, State: s.state, StateReason: s.stateReason, WorkOnHost: s.workOnHost,
 		FastModel: s.fastModel,
-		Host: CarriedHost{Lost: s.hs.lost, Since: s.hs.since, Moves: s.hs.moves, From: s.hs.from},
+		Host:      CarriedHost{Lost: s.hs.lost, Since: s.hs.since, Moves: s.hs.moves, From: s.hs.from},
 		Ctl: CarriedCtl{MaxTokens: s.ctl.maxTokens, MaxUSD: s.ctl.maxUSD, Cost: s.ctl.cost, PauseSeq: s.ctl.pauseSeq,
 			Approval: s.ctl.approval, RejectReason: s.ctl.rejectReason},
 	}
