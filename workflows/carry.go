@@ -161,9 +161,8 @@ func (s *swarm) carry() *Carry {
 	c := &Carry{
 		Runs: s.runs + 1, Prep: s.prep, Head: s.head, Started: s.started, Seq: s.seq,
 		Usage: s.usage, LLMCalls: s.llmCalls, Used: s.used, Reserved: s.reserved, Running: s.running, Spawned: s.spawned,
-		Verify: s.verify, PlanNote: s.planNote, State: s.state, StateReason: s.stateReason, WorkOnHost: s.workOnHost,
-		FastModel: s.fastModel,
-		Host:      CarriedHost{Lost: s.hs.lost, Since: s.hs.since, Moves: s.hs.moves, From: s.hs.from},
+		Verify: s.verify, PlanNote: s.planNote, State: s.state, StateReason: s.stateReason, WorkOnHost: s.workOnHost, FastModel: s.fastModel,
+		Host: CarriedHost{Lost: s.hs.lost, Since: s.hs.since, Moves: s.hs.moves, From: s.hs.from},
 		Ctl: CarriedCtl{MaxTokens: s.ctl.maxTokens, MaxUSD: s.ctl.maxUSD, Cost: s.ctl.cost, PauseSeq: s.ctl.pauseSeq,
 			Approval: s.ctl.approval, RejectReason: s.ctl.rejectReason},
 	}
