@@ -133,9 +133,9 @@ func benchB2(t *testing.T) {
 		rss = max(rss, peakRSS())
 		csRuns = append(csRuns, d)
 		baseRuns = append(baseRuns, s.runBaseline(w, 100))
-		timedOut, failed := s.lostTasks(res)
+		timedOut, failed, causes := s.lostTasks(res)
 		lost += timedOut + failed
-		t.Logf("run %d: codeswarm %s, baseline %s; sub-agents' workflow tasks timed out %d, failed %d", i+1, secs(d), secs(baseRuns[i]), timedOut, failed)
+		t.Logf("run %d: codeswarm %s, baseline %s; sub-agents' workflow tasks timed out %d, failed %d %v", i+1, secs(d), secs(baseRuns[i]), timedOut, failed, causes)
 	}
 	cs, base := median(csRuns), median(baseRuns)
 	row(t, "B2 100 agents × 15 calls, 0 ms model, --max-concurrent 100", secs(cs), secs(base),
@@ -231,10 +231,10 @@ func benchB5(t *testing.T) {
 	}
 	p := largest(runs)
 	ce, cb := s.historySize(res.RunID + "." + res.SubtaskResults[0].ID)
-	timedOut, failed := s.lostTasks(res)
+	timedOut, failed, causes := s.lostTasks(res)
 	b := s.runBaseline(w, 200)
 	row(t, "B5 1,000 agents × 15 calls, 0 ms model, --max-concurrent 200", secs(d), secs(b),
 		fmt.Sprintf("%.2fx (target < 10 min)", d.Seconds()/b.Seconds()),
-		fmt.Sprintf("all merged, no worktree left; parent %d runs, largest %d events / %.1f MB, largest carry %.0f kB; a child %d events / %.0f kB; sub-agents' workflow tasks timed out %d, failed %d",
-			len(runs), p.events, float64(p.bytes)/(1<<20), float64(p.input)/1024, ce, float64(cb)/1024, timedOut, failed))
+		fmt.Sprintf("all merged, no worktree left; parent %d runs, largest %d events / %.1f MB, largest carry %.0f kB; a child %d events / %.0f kB; sub-agents' workflow tasks timed out %d, failed %d %v",
+			len(runs), p.events, float64(p.bytes)/(1<<20), float64(p.input)/1024, ce, float64(cb)/1024, timedOut, failed, causes))
 }

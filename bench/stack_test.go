@@ -204,8 +204,11 @@ func (nopLogger) Error(string, ...any) {}
 // lostTasks counts the workflow tasks that timed out or failed in the
 // sub-agents of a run (the latest run of each): a sub-agent's local model
 // calls hold its workflow task, whose timeout is short (2 s), so an
-// overloaded worker that misses its heartbeat shows here.
-func (s *stack) lostTasks(res activities.SwarmResult) (timedOut, failed int) {
+// overloaded worker that misses its heartbeat shows here. causes tallies
+// the failures by cause (UNHANDLED_COMMAND: a signal came in while the
+// task was being completed, which the server answers with a new task).
+func (s *stack) lostTasks(res activities.SwarmResult) (timedOut, failed int, causes map[string]int) {
+	causes = map[string]int{}
 	for _, st := range res.SubtaskResults {
 		it := s.client.GetWorkflowHistory(context.Background(), res.RunID+"."+st.ID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
@@ -218,8 +221,9 @@ func (s *stack) lostTasks(res activities.SwarmResult) (timedOut, failed int) {
 				timedOut++
 			case enums.EVENT_TYPE_WORKFLOW_TASK_FAILED:
 				failed++
+				causes[strings.TrimPrefix(ev.GetWorkflowTaskFailedEventAttributes().GetCause().String(), "WORKFLOW_TASK_FAILED_CAUSE_")]++
 			}
 		}
 	}
-	return timedOut, failed
+	return timedOut, failed, causes
 }
