@@ -245,7 +245,14 @@ func (j *journal) recover(ctx context.Context, c client.Client, logger *zap.Logg
 
 func (j *journal) failRecords(ctx context.Context, c client.Client, dir string, logger *zap.Logger) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	failedTasks, unstuck := map[string]bool{}, map[string]bool{}
+	failedTasks, unstuck := map[string]bool{}, map[string]inflightRecord{}
+	// The retries come first: the sticky queues only matter for the
+	// workflow tasks after them.
+	defer func() {
+		for _, rec := range unstuck {
+			resetSticky(ctx, c, rec, logger)
+		}
+	}()
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		var rec inflightRecord
@@ -273,9 +280,8 @@ func (j *journal) failRecords(ctx context.Context, c client.Client, dir string, 
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = c.CompleteActivity(cctx, rec.TaskToken, nil, cause)
 		cancel()
-		if !unstuck[rec.RunID] {
-			unstuck[rec.RunID] = true
-			resetSticky(ctx, c, rec, logger)
+		if _, ok := unstuck[rec.RunID]; !ok {
+			unstuck[rec.RunID] = rec
 		}
 		if err != nil {
 			// NotFound: it completed, or was already retried; nothing to do.
