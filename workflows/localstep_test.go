@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
 	"codeswarm/workflows"
@@ -34,7 +33,7 @@ func modelCalls(t *testing.T, rev int, taskQueue string, answerMs ...int64) ([]s
 	}
 	env := newEnv(t, w)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testRunID + ".01-a", TaskQueue: taskQueue})
-	versions := &versionRecorder{}
+	versions := newCommandRecorder()
 	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{versions}})
 	var mu sync.Mutex
 	kinds := map[int]string{}
@@ -100,44 +99,6 @@ func TestSubAgentCallsTheModelInActivitiesBeforeRevOrOffHost(t *testing.T) {
 			t.Errorf("%s: versions asked %v, want orphan-stops among them", c.name, changes)
 		}
 	}
-}
-
-// versionRecorder lists the change IDs workflows ask GetVersion of.
-type versionRecorder struct {
-	interceptor.WorkerInterceptorBase
-	mu  sync.Mutex
-	ids []string
-}
-
-func (r *versionRecorder) changes() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.ids)
-}
-
-func (r *versionRecorder) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
-	return &versionInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, r: r}
-}
-
-type versionInbound struct {
-	interceptor.WorkflowInboundInterceptorBase
-	r *versionRecorder
-}
-
-func (i *versionInbound) Init(out interceptor.WorkflowOutboundInterceptor) error {
-	return i.Next.Init(&versionOutbound{WorkflowOutboundInterceptorBase: interceptor.WorkflowOutboundInterceptorBase{Next: out}, r: i.r})
-}
-
-type versionOutbound struct {
-	interceptor.WorkflowOutboundInterceptorBase
-	r *versionRecorder
-}
-
-func (o *versionOutbound) GetVersion(ctx workflow.Context, changeID string, minSupported, maxSupported workflow.Version) workflow.Version {
-	o.r.mu.Lock()
-	o.r.ids = append(o.r.ids, changeID)
-	o.r.mu.Unlock()
-	return o.Next.GetVersion(ctx, changeID, minSupported, maxSupported)
 }
 
 // The run passes the planner's speed on: when it answered within a second
