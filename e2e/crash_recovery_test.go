@@ -102,10 +102,7 @@ func benchRecovery(t *testing.T, latency time.Duration) {
 		if !res.Success {
 			t.Fatalf("run %s failed: %s", id, res.Error)
 		}
-		// A failed activity attempt leaves no event (only its retry's
-		// start does); a failed workflow task does.
-		wt, _ := restartFailures(t, r.client, res)
-		tasks += wt
+		tasks += restartFailures(t, r.client, res)
 	}
 	slices.Sort(took)
 	median := took[len(took)/2]

@@ -152,7 +152,7 @@ func (j *journal) begin(info activity.Info) func() {
 		ActivityType: info.ActivityType.Name, Attempt: info.Attempt, TaskToken: info.TaskToken, Namespace: j.namespace,
 	}
 	path := filepath.Join(j.dir, recordName(info.TaskToken))
-	if writeRecord(path, &rec) != nil {
+	if writeRecord(path, &rec, false) != nil {
 		return func() {}
 	}
 	return func() { _ = os.Remove(path) }
@@ -172,7 +172,7 @@ func (j *journal) beginLocal(info activity.Info) func() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	rec.TaskToken = wfTasks.token(run)
-	if len(rec.TaskToken) == 0 || writeRecord(path, rec) != nil {
+	if len(rec.TaskToken) == 0 || writeRecord(path, rec, false) != nil {
 		return func() {}
 	}
 	if j.local[run] == nil {
@@ -196,18 +196,21 @@ func (j *journal) retoken(run string, token []byte) {
 	defer j.mu.Unlock()
 	for path, rec := range j.local[run] {
 		rec.TaskToken = token
-		_ = writeRecord(path, rec)
+		_ = writeRecord(path, rec, true)
 	}
 }
 
-// writeRecord writes rec to path, replacing it whole (through a rename) so
-// that a kill never leaves half of a rewritten record. It is not synced: a
-// record lost with the machine only costs the fast recovery, the timeouts
-// still apply.
-func writeRecord(path string, rec *inflightRecord) error {
+// writeRecord writes rec to path; a rewrite (replace) goes through a
+// rename, so that a kill never leaves half of a record that was whole. A new
+// record is written in place: a torn one is skipped at recovery, and the
+// timeouts still apply. Records are not synced, for the same reason.
+func writeRecord(path string, rec *inflightRecord, replace bool) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
+	}
+	if !replace {
+		return os.WriteFile(path, data, 0o600)
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
