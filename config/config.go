@@ -137,12 +137,17 @@ type ToolsConfig struct {
 	// Sandbox is "on" (bubblewrap confines every model-chosen command) or
 	// "off" (unconfined; only ever by explicit choice).
 	Sandbox string `mapstructure:"sandbox"`
+	// MaxFileBytes caps a file the file tools read into the worker (read,
+	// write, edit, multiedit).
+	MaxFileBytes int `mapstructure:"max_file_bytes"`
 }
 
 // ShareConfig limits the swarm_share tool.
 type ShareConfig struct {
 	// MaxValueBytes caps a published value: values live in the run's history.
 	MaxValueBytes int `mapstructure:"max_value_bytes"`
+	// MaxKeys caps the distinct keys one run may publish.
+	MaxKeys int `mapstructure:"max_keys"`
 }
 
 // BashConfig limits the bash tool.
@@ -157,6 +162,13 @@ type BashConfig struct {
 	// EnvPassthrough names worker environment variables copied into the
 	// sandbox's otherwise clean environment.
 	EnvPassthrough []string `mapstructure:"env_passthrough"`
+	// ReadOnlyPaths are extra host paths visible read-only in the sandbox
+	// (toolchains under a hidden home, shared caches).
+	ReadOnlyPaths []string `mapstructure:"read_only_paths"`
+	// MemoryMaxBytes caps the memory of one call (a memory cgroup).
+	MemoryMaxBytes int64 `mapstructure:"memory_max_bytes"`
+	// TmpMaxBytes sizes the call's private /tmp.
+	TmpMaxBytes int64 `mapstructure:"tmp_max_bytes"`
 }
 
 // LogConfig configures NewLogger.

@@ -37,8 +37,21 @@ func TestLoadDefaults(t *testing.T) {
 		Workspace: WorkspaceConfig{Root: filepath.Join(state, "codeswarm", "workspaces"), HostLostAfter: 90 * time.Second},
 		Git:       GitConfig{AutoMerge: true, ResolveConflicts: true, BranchPrefix: "codeswarm"},
 		Verify:    VerifyConfig{Command: "", Mode: "end"},
-		Tools: ToolsConfig{Sandbox: "on", Bash: BashConfig{Timeout: 2 * time.Minute, MaxTimeout: 10 * time.Minute,
-			MaxOutputBytes: 30000, Network: "off", EnvPassthrough: []string{}}, Share: ShareConfig{MaxValueBytes: 16384}},
+		Tools: ToolsConfig{
+			Sandbox:      "on",
+			MaxFileBytes: 8 << 20,
+			Bash: BashConfig{
+				Timeout:        2 * time.Minute,
+				MaxTimeout:     10 * time.Minute,
+				MaxOutputBytes: 30000,
+				Network:        "off",
+				EnvPassthrough: []string{},
+				ReadOnlyPaths:  []string{},
+				MemoryMaxBytes: 2 << 30,
+				TmpMaxBytes:    1 << 30,
+			},
+			Share: ShareConfig{MaxValueBytes: 16384, MaxKeys: 256},
+		},
 		Log:   LogConfig{Level: "info", Format: "console"},
 		Codec: CodecConfig{Port: 8234},
 	}

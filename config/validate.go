@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -105,6 +106,11 @@ func (c *Config) checks() []func() error {
 		},
 		func() error { return oneOf("tools.bash.network", c.Tools.Bash.Network, "off", "on") },
 		c.checkEnvPassthrough,
+		c.checkReadOnlyPaths,
+		func() error { return atLeast64("tools.bash.memory_max_bytes", c.Tools.Bash.MemoryMaxBytes, 16<<20) },
+		func() error { return atLeast64("tools.bash.tmp_max_bytes", c.Tools.Bash.TmpMaxBytes, 1<<20) },
+		func() error { return atLeast("tools.max_file_bytes", c.Tools.MaxFileBytes, 1024) },
+		func() error { return atLeast("tools.share.max_keys", c.Tools.Share.MaxKeys, 1) },
 		func() error { return oneOf("tools.sandbox", c.Tools.Sandbox, "on", "off") },
 		func() error { return oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error") },
 		func() error { return oneOf("log.format", c.Log.Format, "console", "json") },
@@ -281,6 +287,24 @@ func (c *Config) checkCodecKey() error {
 	}
 	if _, err := codec.ParseKey(c.Codec.Key); err != nil {
 		return &KeyError{Key: "codec.key", Value: redactedSecret, Problem: err.Error()}
+	}
+	return nil
+}
+
+func atLeast64(key string, v, lowest int64) error {
+	if v >= lowest {
+		return nil
+	}
+	return &KeyError{Key: key, Value: v, Problem: fmt.Sprintf("must be at least %d", lowest)}
+}
+
+// checkReadOnlyPaths wants absolute paths: a relative one would depend on
+// the worker's working directory.
+func (c *Config) checkReadOnlyPaths() error {
+	for _, p := range c.Tools.Bash.ReadOnlyPaths {
+		if !filepath.IsAbs(p) {
+			return &KeyError{Key: "tools.bash.read_only_paths", Value: p, Problem: "is not an absolute path"}
+		}
 	}
 	return nil
 }
