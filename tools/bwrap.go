@@ -39,6 +39,12 @@ type SandboxConfig struct {
 	MaxProcesses int
 	// Bwrap is the bubblewrap binary (default: "bwrap" looked up in PATH).
 	Bwrap string
+	// MemoryMaxBytes caps one call's memory (0: no cap).
+	MemoryMaxBytes int64
+	// TmpMaxBytes sizes one call's private /tmp (0: the tmpfs default).
+	TmpMaxBytes int64
+	// ReadOnlyPaths are extra host paths shown read-only (toolchains).
+	ReadOnlyPaths []string
 }
 
 // Sandbox confines one worker's model-run commands with bubblewrap. Build it
@@ -209,6 +215,7 @@ func (s *Sandbox) bwrapArgs(root string, env []string) []string {
 	for _, p := range s.readOnly(root, env, hidden) {
 		args = append(args, "--ro-bind", p, p)
 	}
+	args = append(args, s.toolchainArgs(root, hidden)...)
 	args = append(args, "--bind", root, root)
 	// The worktree's .git (a file naming the admin dir, or a directory) is
 	// read-only too: a rewritten .git could point codeswarm's own commits,
@@ -293,5 +300,5 @@ func (s *Sandbox) environ(environ []string) []string {
 			env = append(env, c.env+"="+c.value)
 		}
 	}
-	return env
+	return s.toolchainEnv(env)
 }
