@@ -45,6 +45,9 @@ type SandboxConfig struct {
 	TmpMaxBytes int64
 	// ReadOnlyPaths are extra host paths shown read-only (toolchains).
 	ReadOnlyPaths []string
+	// WorkspaceRoot holds the runs' worktrees (<root>/<run>/<name>); each
+	// run gets its Go build cache there.
+	WorkspaceRoot string
 }
 
 // Sandbox confines one worker's model-run commands with bubblewrap. Build it
@@ -124,7 +127,7 @@ func (s *Sandbox) Describe() string {
 	if s.cfg.Network {
 		net = "on"
 	}
-	return fmt.Sprintf("bubblewrap sandbox on (network %s, %s)", net, s.pids.describe())
+	return fmt.Sprintf("bubblewrap sandbox on (network %s, %s)", net, s.pids.describe()) + s.toolchainNote()
 }
 
 // Close removes the sandbox's process-limit cgroup and its empty file.
@@ -183,7 +186,7 @@ func (s *Sandbox) unusable(err error, output string) error {
 // command returns the argv and environment that run command with bash inside
 // the sandbox, in worktree root, and a cleanup to call once it has ended.
 func (s *Sandbox) command(root, command string, environ []string) (argv, env []string, done func(), err error) {
-	env = s.environ(environ)
+	env = s.goEnv(root, s.environ(environ))
 	argv = append([]string{s.bwrap}, s.bwrapArgs(root, env)...)
 	argv = append(argv, "bash", "-c", command)
 	argv, done, err = s.pids.wrap(argv)

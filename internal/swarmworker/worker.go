@@ -120,7 +120,9 @@ func newSandbox(cfg *config.Config, root string, logger *zap.Logger) *tools.Sand
 		EnvPassthrough: cfg.Tools.Bash.EnvPassthrough,
 		// The worker's state: every run's worktrees, transcripts and
 		// journals, the embedded server's database, the config file.
-		Hide: []string{root, filepath.Dir(cfg.Embedded.DBPath), cfg.File},
+		Hide:          []string{root, filepath.Dir(cfg.Embedded.DBPath), cfg.File},
+		ReadOnlyPaths: cfg.Tools.Bash.ReadOnlyPaths,
+		WorkspaceRoot: root,
 	})
 	switch {
 	case sb.Mode() == "off":
