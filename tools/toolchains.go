@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // toolchain is a toolchain home found under a hidden directory (usually the
@@ -75,8 +76,13 @@ func isDir(p string) bool {
 // the toolchain homes found and tools.bash.read_only_paths. skipped says
 // which read_only_paths entries were left out and why.
 func (s *Sandbox) toolchains() (found []toolchain, skipped []string) {
-	found = detectToolchains(s.home, os.Getenv)
 	hidden := s.hidden()
+	for _, t := range detectToolchains(s.home, os.Getenv) {
+		// PYENV_ROOT=$HOME and the like would show the whole home.
+		if !coversHidden(t.dir, hidden) {
+			found = append(found, t)
+		}
+	}
 	for _, p := range s.cfg.ReadOnlyPaths {
 		switch {
 		case !filepath.IsAbs(p):
@@ -236,7 +242,7 @@ func prepareGoCache(dir, worker string, uid, gid int, other bool) error {
 			return
 		}
 		if other && worker != "" {
-			seedGoCache(worker, tmp)
+			seedGoCache(worker, tmp, uid)
 		}
 		if other {
 			_ = filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
@@ -255,9 +261,10 @@ func prepareGoCache(dir, worker string, uid, gid int, other bool) error {
 }
 
 // seedGoCache hard-links the entries of the worker's cache (its 00..ff
-// directories) into dst. Entries others may write, and everything when the
-// two lie on different file systems, are left out: Go rebuilds them.
-func seedGoCache(src, dst string) {
+// directories) into dst. Entries uid owns or others may write, and
+// everything when the two lie on different file systems, are left out: Go
+// rebuilds them.
+func seedGoCache(src, dst string, uid int) {
 	subs, err := os.ReadDir(src)
 	if err != nil {
 		return
@@ -277,6 +284,9 @@ func seedGoCache(src, dst string) {
 			info, err := f.Info()
 			if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o022 != 0 {
 				continue
+			}
+			if st, ok := info.Sys().(*syscall.Stat_t); !ok || int(st.Uid) == uid {
+				continue // the sandbox's user owns it: it could chmod and write it
 			}
 			err = os.Link(filepath.Join(src, sub.Name(), f.Name()), filepath.Join(dst, sub.Name(), f.Name()))
 			if err != nil && !os.IsExist(err) {

@@ -148,6 +148,21 @@ func TestSandboxGoRunCacheSeeded(t *testing.T) {
 	t.Cleanup(func() { sandboxFileOwner = old })
 	sb := h.sandbox(t, SandboxConfig{WorkspaceRoot: h.wsRoot})
 	runCache := filepath.Join(h.wsRoot, "run-1", ".state", "go-build")
+	// Seed it as for another user (so the worker's entries, owned by the
+	// test's user, are linked), then give its directories back to the
+	// test's user, as whom the sandbox runs here.
+	if err := prepareGoCache(runCache, sb.workerGoCache(), uid+1, gid, true); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.Walk(runCache, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			err = os.Lchown(p, uid, gid)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		res := inBoxLong(t, h, sb, env, "go vet ./... && go test ./... && echo GOCACHE=$GOCACHE GODEBUG=$GODEBUG.")
 		if !passed(res) {
@@ -172,6 +187,14 @@ func TestSandboxGoRunCacheSeeded(t *testing.T) {
 	})
 	if linked == 0 {
 		t.Errorf("no entry of %s is a hard link to the worker's cache", runCache)
+	}
+	// Entries the sandbox's user owns are not linked: it could write them.
+	own := filepath.Join(t.TempDir(), "go-build")
+	if err := prepareGoCache(own, sb.workerGoCache(), uid, gid, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := filepath.Glob(filepath.Join(own, "*", "*")); len(n) != 0 {
+		t.Errorf("%d entries owned by the sandbox's user were linked", len(n))
 	}
 	// Another run does not share it.
 	if dir, _, ok := sb.goCache(filepath.Join(h.wsRoot, "run-2", "sub-1")); !ok || dir == runCache {
