@@ -85,6 +85,7 @@ func TestPrepareAndFinishRunGCAuto(t *testing.T) {
 			f.repo.write("a.txt", "alpha, uncommitted\n")
 			f.repo.write("notes.txt", "untracked\n")
 			before := f.userState(t)
+			configBefore := f.repo.read(".git/config")
 			base := f.repo.git("rev-parse", "HEAD")
 
 			prep := f.prepare(t)
@@ -103,15 +104,14 @@ func TestPrepareAndFinishRunGCAuto(t *testing.T) {
 			if got := f.userState(t); got != before {
 				t.Errorf("the user's checkout changed:\nbefore %q\nafter  %q", before, got)
 			}
-			if got := f.repo.git("config", "--local", "--get", "gc.auto"); got != "0" {
-				t.Errorf("gc.auto during the run = %q, want 0", got)
-			}
-			if prep.GCAutoHad != (tt.user != "") || prep.GCAutoPrev != tt.user {
-				t.Errorf("saved gc.auto = %q had %v, want %q", prep.GCAutoPrev, prep.GCAutoHad, tt.user)
+			// gc.auto=0 rides on every codeswarm git command; the user's
+			// config is not written, so a killed run leaves nothing in it.
+			if got := f.repo.read(".git/config"); got != configBefore {
+				t.Errorf("PrepareRun wrote the user's config:\n%s\nwant:\n%s", got, configBefore)
 			}
 
-			// A retried PrepareRun must not record our own 0 as the user's value,
-			// nor move an integration branch that has advanced.
+			// A retried PrepareRun must not move an integration branch that
+			// has advanced.
 			moved := f.repo.commitOn(integration, base, map[string]string{"c.txt": "c\n"})
 			again := f.prepare(t)
 			if again.GCAutoPrev != prep.GCAutoPrev || again.GCAutoHad != prep.GCAutoHad || again.BaseCommit != base {
@@ -127,27 +127,47 @@ func TestPrepareAndFinishRunGCAuto(t *testing.T) {
 			if fin.Applied || fin.ApplyError != "" {
 				t.Errorf("FinishRun without Apply = %+v", fin)
 			}
-			code := gitExit(f.repo.dir, "config", "--local", "--get", "gc.auto")
-			if tt.user == "" && code != 1 {
-				t.Errorf("gc.auto after the run: git config exit %d, want 1 (unset)", code)
-			}
-			if tt.user != "" {
-				if got := f.repo.git("config", "--local", "--get", "gc.auto"); got != tt.user {
-					t.Errorf("gc.auto after the run = %q, want %q", got, tt.user)
-				}
-			}
 			if got := f.userState(t); got != before {
 				t.Errorf("FinishRun changed the user's checkout")
 			}
-			if cfg := f.repo.git("config", "--local", "--list"); strings.Contains(cfg, "codeswarm") {
-				t.Errorf("run state left in the repository config:\n%s", cfg)
+			if got := f.repo.read(".git/config"); got != configBefore {
+				t.Errorf("FinishRun changed the user's config:\n%s\nwant:\n%s", got, configBefore)
 			}
-			// A retried FinishRun is harmless.
-			mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
-				RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: prep.GCAutoPrev, GCAutoHad: prep.GCAutoHad,
-			})
-			if code := gitExit(f.repo.dir, "config", "--local", "--get", "gc.auto"); (code == 0) != (tt.user != "") {
-				t.Errorf("gc.auto after a retried FinishRun: exit %d", code)
+		})
+	}
+}
+
+// TestFinishRunRestoresGCAutoOfEarlierBuild: a run prepared by a build that
+// still wrote gc.auto=0 into the user's config (saving the original beside
+// it) gets the user's value back from FinishRun, also when retried.
+func TestFinishRunRestoresGCAutoOfEarlierBuild(t *testing.T) {
+	for _, user := range []string{"", "42"} {
+		t.Run("user="+user, func(t *testing.T) {
+			f := newGitFixture(t)
+			if user != "" {
+				f.repo.git("config", "gc.auto", user)
+			}
+			// What PrepareRun of the earlier build left (gitops.SetConfig).
+			if user != "" {
+				f.repo.git("config", "codeswarm-saved.gc.auto.value", user)
+			}
+			f.repo.git("config", "codeswarm-saved.gc.auto.had", map[bool]string{true: "true", false: "false"}[user != ""])
+			f.repo.git("config", "gc.auto", "0")
+			in := FinishRunInput{RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: user, GCAutoHad: user != ""}
+			for range 2 {
+				mustRun[FinishRunResult](t, f.env, f.a.FinishRun, in)
+				code := gitExit(f.repo.dir, "config", "--local", "--get", "gc.auto")
+				if (code == 0) != (user != "") {
+					t.Fatalf("gc.auto after FinishRun: git config exit %d, user value %q", code, user)
+				}
+				if cfg := f.repo.git("config", "--local", "--list"); strings.Contains(cfg, "codeswarm") {
+					t.Errorf("run state left in the repository config:\n%s", cfg)
+				}
+			}
+			if user != "" {
+				if got := f.repo.git("config", "--local", "--get", "gc.auto"); got != user {
+					t.Errorf("gc.auto = %q, want %q", got, user)
+				}
 			}
 		})
 	}
