@@ -243,6 +243,9 @@ type CommitSubtaskResult struct {
 	Commit       string   `json:"commit"`
 	Changed      bool     `json:"changed"`
 	FilesChanged []string `json:"files_changed"`
+	// Notes says what committing did beyond the commit, such as a nested
+	// repository committed as plain files (gitops.CommitResult.Notes).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // CommitSubtask commits every change in the worktree, with trailers naming the
@@ -254,7 +257,7 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 	if err != nil {
 		return CommitSubtaskResult{}, fmt.Errorf("commit subtask %s: %w", in.SubtaskID, err)
 	}
-	return CommitSubtaskResult{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged}, nil
+	return CommitSubtaskResult{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged, Notes: res.Notes}, nil
 }
 
 func trailers(runID, subtaskID string) [][2]string {

@@ -641,3 +641,66 @@ func TestRunGitIgnoresWorkerGitEnv(t *testing.T) {
 		t.Errorf("cat-file of the repository's own commit: %v", err)
 	}
 }
+
+// TestCommitSubtaskAndApplyRunNothingPlanted: a sub-agent plants a nested
+// repository with an fsmonitor, hooks under the user's relative hooks path
+// and a .gitmodules update command; committing, merging and applying the
+// result runs none of them, with the worker's secret in the environment.
+func TestCommitSubtaskAndApplyRunNothingPlanted(t *testing.T) {
+	const secret = "sk-test-activities-secret"
+	t.Setenv("OPENAI_API_KEY", secret)
+	f := newGitFixture(t)
+	f.repo.git("config", "core.hooksPath", ".githooks")
+	prep := f.prepare(t)
+	trap := t.TempDir()
+	script := func(path, name string) {
+		writeFile(t, path, "#!/bin/sh\nenv > "+filepath.Join(trap, name)+"\n")
+		if err := os.Chmod(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-hostile", "edit"))
+	lib := filepath.Join(st.Worktree, "vendor", "lib")
+	gitCmd(t, "", nil, "init", "--quiet", lib)
+	writeFile(t, filepath.Join(lib, "lib.go"), "package lib\n")
+	gitCmd(t, lib, nil, "add", "lib.go")
+	gitCmd(t, lib, nil, "commit", "--quiet", "-m", "nested")
+	fsmon := filepath.Join(t.TempDir(), "fsmonitor")
+	script(fsmon, "fsmonitor")
+	gitCmd(t, lib, nil, "config", "core.fsmonitor", fsmon)
+	for _, h := range []string{"pre-commit", "prepare-commit-msg", "post-commit", "post-index-change", "reference-transaction", "post-merge", "post-checkout"} {
+		script(filepath.Join(st.Worktree, ".githooks", h), "hook-"+h)
+	}
+	writeFile(t, filepath.Join(st.Worktree, ".gitmodules"), "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ./vendor/lib\n\tupdate = !env > "+filepath.Join(trap, "update")+"\n")
+	writeFile(t, filepath.Join(st.Worktree, "a.txt"), "alpha, edited\n")
+	in := CommitSubtaskInput{RunID: runID, SubtaskID: "01-hostile", Name: "hostile", Worktree: st.Worktree, BaseCommit: st.BaseCommit}
+	out := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, in)
+	if !out.Changed || len(out.Notes) != 1 || !strings.Contains(out.Notes[0], "vendor/lib") {
+		t.Fatalf("CommitSubtask = %+v, want a commit with a note on vendor/lib", out)
+	}
+	merged := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "01-hostile", Name: "hostile", Commit: out.Commit,
+	})
+	if merged.Status != MergeMerged {
+		t.Fatalf("MergeSubtask = %+v", merged)
+	}
+	fin := mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
+		RunID: runID, RepoPath: f.repo.dir, Apply: true, BaseBranch: prep.BaseBranch, BaseCommit: prep.BaseCommit, IntegrationHead: merged.Commit,
+	})
+	if !fin.Applied {
+		t.Fatalf("FinishRun = %+v, want applied", fin)
+	}
+	if _, err := os.Stat(filepath.Join(f.repo.dir, ".githooks", "post-merge")); err != nil {
+		t.Fatalf("the planted hooks did not reach the user's tree: %v", err)
+	}
+	entries, err := os.ReadDir(trap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("planted program ran: %s", e.Name())
+	}
+	if hits := gitExit(f.repo.dir, "grep", "-q", secret, merged.Commit); hits == 0 {
+		t.Errorf("the worker's secret is in the run's result")
+	}
+}
