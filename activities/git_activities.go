@@ -94,24 +94,17 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 	}, nil
 }
 
-// disableGC sets gc.auto=0 once per run, remembering the user's value in the
-// run's state so a retried activity does not record our own 0 as theirs.
-func (a *Activities) disableGC(ctx context.Context, repo *gitops.Repo, runID string) (gcState, error) {
-	path := filepath.Join(a.stateDir(runID), "gc-auto.json")
+// disableGC no longer writes the user's config: every codeswarm git command
+// passes gc.auto=0 itself (gitops' hardened config), so a killed run leaves
+// nothing behind. It still reports what an earlier build recorded for this
+// run (a PrepareRun attempt retried across an upgrade), which FinishRun's
+// restore relies on.
+func (a *Activities) disableGC(_ context.Context, _ *gitops.Repo, runID string) (gcState, error) {
 	var st gcState
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &st) == nil {
-		return st, nil
+	if b, err := os.ReadFile(filepath.Join(a.stateDir(runID), "gc-auto.json")); err == nil {
+		_ = json.Unmarshal(b, &st)
 	}
-	prev, had, err := repo.SetConfig(ctx, "gc.auto", "0")
-	if err != nil {
-		return gcState{}, fmt.Errorf("disable gc.auto: %w", err)
-	}
-	st = gcState{Prev: prev, Had: had}
-	b, _ := json.Marshal(st)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return gcState{}, err
-	}
-	return st, os.WriteFile(path, b, 0o644)
+	return st, nil
 }
 
 // ConflictInfo tells a re-run what its first attempt conflicted with.
@@ -229,7 +222,7 @@ func forkPoint(ctx context.Context, root, branch, integrationHead string) (strin
 }
 
 func conflictNote(ctx context.Context, root string, c ConflictInfo, newBase string) string {
-	args := append([]string{"diff", c.FirstBase, newBase, "--"}, c.Paths...)
+	args := append([]string{"diff", "--no-ext-diff", "--no-textconv", c.FirstBase, newBase, "--"}, c.Paths...)
 	diff, _ := runGit(ctx, root, args...)
 	return fmt.Sprintf("NOTE: an earlier attempt of this task (commit %s) conflicted with changes merged meanwhile, in: %s.\n"+
 		"Those changes are already in your working directory. Redo the task on top of them, keeping both intents.\n"+
@@ -250,6 +243,9 @@ type CommitSubtaskResult struct {
 	Commit       string   `json:"commit"`
 	Changed      bool     `json:"changed"`
 	FilesChanged []string `json:"files_changed"`
+	// Notes says what committing did beyond the commit, such as a nested
+	// repository committed as plain files (gitops.CommitResult.Notes).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // CommitSubtask commits every change in the worktree, with trailers naming the
@@ -261,7 +257,7 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 	if err != nil {
 		return CommitSubtaskResult{}, fmt.Errorf("commit subtask %s: %w", in.SubtaskID, err)
 	}
-	return CommitSubtaskResult{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged}, nil
+	return CommitSubtaskResult{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged, Notes: res.Notes}, nil
 }
 
 func trailers(runID, subtaskID string) [][2]string {
@@ -447,10 +443,13 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	if err != nil {
 		return FinishRunResult{}, err
 	}
-	// The config and the worktrees are separate files: restore gc.auto
-	// while the worktrees go, off the run's last critical path.
+	// Runs prepared by an earlier build set gc.auto=0 in the user's config
+	// and saved the original next to it; restore it when that is still
+	// there (GCAutoPrev/GCAutoHad are the same values, kept in the input
+	// for those histories). The config and the worktrees are separate
+	// files: restore while the worktrees go, off the run's critical path.
 	restored := make(chan error, 1)
-	go func() { restored <- repo.UnsetOrRestoreConfig(ctx, "gc.auto", in.GCAutoPrev, in.GCAutoHad) }()
+	go func() { restored <- repo.RestoreSavedConfig(ctx, "gc.auto") }()
 	var out FinishRunResult
 	if len(in.RemoveWorktrees) > 0 {
 		// In bulk: one at a time took about 3 minutes for 1,000 worktrees.

@@ -85,6 +85,7 @@ func TestPrepareAndFinishRunGCAuto(t *testing.T) {
 			f.repo.write("a.txt", "alpha, uncommitted\n")
 			f.repo.write("notes.txt", "untracked\n")
 			before := f.userState(t)
+			configBefore := f.repo.read(".git/config")
 			base := f.repo.git("rev-parse", "HEAD")
 
 			prep := f.prepare(t)
@@ -103,15 +104,14 @@ func TestPrepareAndFinishRunGCAuto(t *testing.T) {
 			if got := f.userState(t); got != before {
 				t.Errorf("the user's checkout changed:\nbefore %q\nafter  %q", before, got)
 			}
-			if got := f.repo.git("config", "--local", "--get", "gc.auto"); got != "0" {
-				t.Errorf("gc.auto during the run = %q, want 0", got)
-			}
-			if prep.GCAutoHad != (tt.user != "") || prep.GCAutoPrev != tt.user {
-				t.Errorf("saved gc.auto = %q had %v, want %q", prep.GCAutoPrev, prep.GCAutoHad, tt.user)
+			// gc.auto=0 rides on every codeswarm git command; the user's
+			// config is not written, so a killed run leaves nothing in it.
+			if got := f.repo.read(".git/config"); got != configBefore {
+				t.Errorf("PrepareRun wrote the user's config:\n%s\nwant:\n%s", got, configBefore)
 			}
 
-			// A retried PrepareRun must not record our own 0 as the user's value,
-			// nor move an integration branch that has advanced.
+			// A retried PrepareRun must not move an integration branch that
+			// has advanced.
 			moved := f.repo.commitOn(integration, base, map[string]string{"c.txt": "c\n"})
 			again := f.prepare(t)
 			if again.GCAutoPrev != prep.GCAutoPrev || again.GCAutoHad != prep.GCAutoHad || again.BaseCommit != base {
@@ -127,27 +127,47 @@ func TestPrepareAndFinishRunGCAuto(t *testing.T) {
 			if fin.Applied || fin.ApplyError != "" {
 				t.Errorf("FinishRun without Apply = %+v", fin)
 			}
-			code := gitExit(f.repo.dir, "config", "--local", "--get", "gc.auto")
-			if tt.user == "" && code != 1 {
-				t.Errorf("gc.auto after the run: git config exit %d, want 1 (unset)", code)
-			}
-			if tt.user != "" {
-				if got := f.repo.git("config", "--local", "--get", "gc.auto"); got != tt.user {
-					t.Errorf("gc.auto after the run = %q, want %q", got, tt.user)
-				}
-			}
 			if got := f.userState(t); got != before {
 				t.Errorf("FinishRun changed the user's checkout")
 			}
-			if cfg := f.repo.git("config", "--local", "--list"); strings.Contains(cfg, "codeswarm") {
-				t.Errorf("run state left in the repository config:\n%s", cfg)
+			if got := f.repo.read(".git/config"); got != configBefore {
+				t.Errorf("FinishRun changed the user's config:\n%s\nwant:\n%s", got, configBefore)
 			}
-			// A retried FinishRun is harmless.
-			mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
-				RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: prep.GCAutoPrev, GCAutoHad: prep.GCAutoHad,
-			})
-			if code := gitExit(f.repo.dir, "config", "--local", "--get", "gc.auto"); (code == 0) != (tt.user != "") {
-				t.Errorf("gc.auto after a retried FinishRun: exit %d", code)
+		})
+	}
+}
+
+// TestFinishRunRestoresGCAutoOfEarlierBuild: a run prepared by a build that
+// still wrote gc.auto=0 into the user's config (saving the original beside
+// it) gets the user's value back from FinishRun, also when retried.
+func TestFinishRunRestoresGCAutoOfEarlierBuild(t *testing.T) {
+	for _, user := range []string{"", "42"} {
+		t.Run("user="+user, func(t *testing.T) {
+			f := newGitFixture(t)
+			if user != "" {
+				f.repo.git("config", "gc.auto", user)
+			}
+			// What PrepareRun of the earlier build left (gitops.SetConfig).
+			if user != "" {
+				f.repo.git("config", "codeswarm-saved.gc.auto.value", user)
+			}
+			f.repo.git("config", "codeswarm-saved.gc.auto.had", map[bool]string{true: "true", false: "false"}[user != ""])
+			f.repo.git("config", "gc.auto", "0")
+			in := FinishRunInput{RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: user, GCAutoHad: user != ""}
+			for range 2 {
+				mustRun[FinishRunResult](t, f.env, f.a.FinishRun, in)
+				code := gitExit(f.repo.dir, "config", "--local", "--get", "gc.auto")
+				if (code == 0) != (user != "") {
+					t.Fatalf("gc.auto after FinishRun: git config exit %d, user value %q", code, user)
+				}
+				if cfg := f.repo.git("config", "--local", "--list"); strings.Contains(cfg, "codeswarm") {
+					t.Errorf("run state left in the repository config:\n%s", cfg)
+				}
+			}
+			if user != "" {
+				if got := f.repo.git("config", "--local", "--get", "gc.auto"); got != user {
+					t.Errorf("gc.auto = %q, want %q", got, user)
+				}
 			}
 		})
 	}
@@ -619,5 +639,68 @@ func TestRunGitIgnoresWorkerGitEnv(t *testing.T) {
 	}
 	if _, err := runGit(t.Context(), mine.dir, "cat-file", "-e", head); err != nil {
 		t.Errorf("cat-file of the repository's own commit: %v", err)
+	}
+}
+
+// TestCommitSubtaskAndApplyRunNothingPlanted: a sub-agent plants a nested
+// repository with an fsmonitor, hooks under the user's relative hooks path
+// and a .gitmodules update command; committing, merging and applying the
+// result runs none of them, with the worker's secret in the environment.
+func TestCommitSubtaskAndApplyRunNothingPlanted(t *testing.T) {
+	const secret = "sk-test-activities-secret"
+	t.Setenv("OPENAI_API_KEY", secret)
+	f := newGitFixture(t)
+	f.repo.git("config", "core.hooksPath", ".githooks")
+	prep := f.prepare(t)
+	trap := t.TempDir()
+	script := func(path, name string) {
+		writeFile(t, path, "#!/bin/sh\nenv > "+filepath.Join(trap, name)+"\n")
+		if err := os.Chmod(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-hostile", "edit"))
+	lib := filepath.Join(st.Worktree, "vendor", "lib")
+	gitCmd(t, "", nil, "init", "--quiet", lib)
+	writeFile(t, filepath.Join(lib, "lib.go"), "package lib\n")
+	gitCmd(t, lib, nil, "add", "lib.go")
+	gitCmd(t, lib, nil, "commit", "--quiet", "-m", "nested")
+	fsmon := filepath.Join(t.TempDir(), "fsmonitor")
+	script(fsmon, "fsmonitor")
+	gitCmd(t, lib, nil, "config", "core.fsmonitor", fsmon)
+	for _, h := range []string{"pre-commit", "prepare-commit-msg", "post-commit", "post-index-change", "reference-transaction", "post-merge", "post-checkout"} {
+		script(filepath.Join(st.Worktree, ".githooks", h), "hook-"+h)
+	}
+	writeFile(t, filepath.Join(st.Worktree, ".gitmodules"), "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ./vendor/lib\n\tupdate = !env > "+filepath.Join(trap, "update")+"\n")
+	writeFile(t, filepath.Join(st.Worktree, "a.txt"), "alpha, edited\n")
+	in := CommitSubtaskInput{RunID: runID, SubtaskID: "01-hostile", Name: "hostile", Worktree: st.Worktree, BaseCommit: st.BaseCommit}
+	out := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, in)
+	if !out.Changed || len(out.Notes) != 1 || !strings.Contains(out.Notes[0], "vendor/lib") {
+		t.Fatalf("CommitSubtask = %+v, want a commit with a note on vendor/lib", out)
+	}
+	merged := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "01-hostile", Name: "hostile", Commit: out.Commit,
+	})
+	if merged.Status != MergeMerged {
+		t.Fatalf("MergeSubtask = %+v", merged)
+	}
+	fin := mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
+		RunID: runID, RepoPath: f.repo.dir, Apply: true, BaseBranch: prep.BaseBranch, BaseCommit: prep.BaseCommit, IntegrationHead: merged.Commit,
+	})
+	if !fin.Applied {
+		t.Fatalf("FinishRun = %+v, want applied", fin)
+	}
+	if _, err := os.Stat(filepath.Join(f.repo.dir, ".githooks", "post-merge")); err != nil {
+		t.Fatalf("the planted hooks did not reach the user's tree: %v", err)
+	}
+	entries, err := os.ReadDir(trap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("planted program ran: %s", e.Name())
+	}
+	if hits := gitExit(f.repo.dir, "grep", "-q", secret, merged.Commit); hits == 0 {
+		t.Errorf("the worker's secret is in the run's result")
 	}
 }

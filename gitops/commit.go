@@ -19,6 +19,9 @@ type CommitResult struct {
 	Changed bool `json:"changed"`
 	// FilesChanged lists the paths changed between base and HEAD, sorted.
 	FilesChanged []string `json:"files_changed,omitempty"`
+	// Notes says what this call did beyond committing, such as a nested
+	// repository whose files it committed as plain files.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // CommitAll stages everything in the worktree at dir (`git add -A`) and, if
@@ -26,18 +29,34 @@ type CommitResult struct {
 // (e.g. {"Codeswarm-Run", "x"}). The result compares HEAD with baseSHA rather
 // than describing this one call, so a retry after the commit landed reports
 // the same commit and files. Hooks that can veto a commit (pre-commit,
-// commit-msg) are skipped: an automated commit must not depend on them.
+// commit-msg) are skipped: an automated commit must not depend on them;
+// no hook runs at all (see hardenedConfig).
+//
+// dir must be a linked worktree; its git directory is checked and named to
+// git explicitly (see worktreeGitDir). A repository nested in it (a
+// sub-agent's own `git init`) loses its .git and its files are committed as
+// plain files; Notes and the commit message say so.
 func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]string) (CommitResult, error) {
 	if baseSHA == "" {
 		return CommitResult{}, errors.New("commit: empty base commit")
 	}
-	if err := clearStaleIndexLock(ctx, dir); err != nil {
+	gitDir, err := worktreeGitDir(dir, false)
+	if err != nil {
+		return CommitResult{}, fmt.Errorf("commit: %w", err)
+	}
+	opts := runOpts{gitDir: gitDir}
+	if err := clearStaleIndexLock(ctx, dir, opts); err != nil {
 		return CommitResult{}, err
 	}
-	if _, err := git(ctx, dir, runOpts{}, "add", "--all"); err != nil {
+	nested, err := removeNestedRepos(ctx, dir, gitDir)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	notes := nestedNotes(nested)
+	if _, err := git(ctx, dir, opts, "add", "--all"); err != nil {
 		return CommitResult{}, fmt.Errorf("stage changes in %q: %w", dir, err)
 	}
-	staged, err := hasStaged(ctx, dir)
+	staged, err := hasStaged(ctx, dir, opts)
 	if err != nil {
 		return CommitResult{}, err
 	}
@@ -45,14 +64,33 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 		if message == "" {
 			message = "codeswarm: commit subtask changes"
 		}
+		if len(notes) > 0 {
+			message = strings.TrimRight(message, "\n \t") + "\n\n" + strings.Join(notes, "\n")
+		}
 		msg := formatMessage(message, trailers)
-		_, err := git(ctx, dir, runOpts{identity: true, stdin: strings.NewReader(msg)},
-			"commit", "--quiet", "--no-verify", "--no-gpg-sign", "--cleanup=whitespace", "--file=-")
+		commitOpts := opts
+		commitOpts.identity, commitOpts.stdin = true, strings.NewReader(msg)
+		_, err := git(ctx, dir, commitOpts,
+			"commit", "--quiet", "--no-verify", "--no-post-rewrite", "--no-gpg-sign", "--cleanup=whitespace", "--file=-")
 		if err != nil {
 			return CommitResult{}, fmt.Errorf("commit in %q: %w", dir, err)
 		}
 	}
-	return worktreeResult(ctx, dir, baseSHA)
+	res, err := worktreeResult(ctx, dir, baseSHA, opts)
+	res.Notes = notes
+	return res, err
+}
+
+// nestedNotes phrases the nested repositories CommitAll flattened.
+func nestedNotes(paths []string) []string {
+	notes := make([]string, 0, len(paths))
+	for _, p := range paths {
+		notes = append(notes, fmt.Sprintf("Nested repository %s committed as plain files (its .git was removed).", p))
+	}
+	if len(notes) == 0 {
+		return nil
+	}
+	return notes
 }
 
 // staleLockAge is how old an index.lock must be before CommitAll treats it
@@ -71,11 +109,12 @@ const lockPoll = 200 * time.Millisecond
 // subtask with them. Only codeswarm's own activities write to a subtask
 // worktree, one at a time, so an old lock cannot belong to a live process,
 // and a fresh one is either released soon or becomes old.
-func clearStaleIndexLock(ctx context.Context, dir string) error {
-	lock, err := gitOut(ctx, dir, "rev-parse", "--path-format=absolute", "--git-path", "index.lock")
+func clearStaleIndexLock(ctx context.Context, dir string, opts runOpts) error {
+	out, err := git(ctx, dir, opts, "rev-parse", "--path-format=absolute", "--git-path", "index.lock")
 	if err != nil {
 		return fmt.Errorf("locate index lock of %q: %w", dir, err)
 	}
+	lock := strings.TrimSpace(string(out))
 	for {
 		info, err := os.Stat(lock)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -96,8 +135,8 @@ func clearStaleIndexLock(ctx context.Context, dir string) error {
 }
 
 // hasStaged reports whether the index of the worktree at dir differs from HEAD.
-func hasStaged(ctx context.Context, dir string) (bool, error) {
-	_, err := git(ctx, dir, runOpts{}, "diff", "--cached", "--quiet", "--no-ext-diff")
+func hasStaged(ctx context.Context, dir string, opts runOpts) (bool, error) {
+	_, err := git(ctx, dir, opts, "diff", "--cached", "--quiet", "--no-ext-diff")
 	if err == nil {
 		return false, nil
 	}
@@ -108,16 +147,17 @@ func hasStaged(ctx context.Context, dir string) (bool, error) {
 }
 
 // worktreeResult compares the worktree's HEAD with baseSHA.
-func worktreeResult(ctx context.Context, dir, baseSHA string) (CommitResult, error) {
-	head, err := gitOut(ctx, dir, "rev-parse", "--verify", "HEAD")
+func worktreeResult(ctx context.Context, dir, baseSHA string, opts runOpts) (CommitResult, error) {
+	out, err := git(ctx, dir, opts, "rev-parse", "--verify", "HEAD")
 	if err != nil {
 		return CommitResult{}, fmt.Errorf("read HEAD of %q: %w", dir, err)
 	}
+	head := strings.TrimSpace(string(out))
 	res := CommitResult{Commit: head, Changed: head != baseSHA}
 	if !res.Changed {
 		return res, nil
 	}
-	out, err := git(ctx, dir, runOpts{}, "diff-tree", "-r", "--name-only", "-z", "--no-renames", baseSHA, head)
+	out, err = git(ctx, dir, opts, "diff-tree", "-r", "--name-only", "-z", "--no-renames", baseSHA, head)
 	if err != nil {
 		return CommitResult{}, fmt.Errorf("diff %s..HEAD in %q: %w", shortSHA(baseSHA), dir, err)
 	}

@@ -47,6 +47,18 @@ func (r *Repo) UnsetOrRestoreConfig(ctx context.Context, key, prev string, had b
 	return r.dropSavedConfig(ctx, key)
 }
 
+// RestoreSavedConfig undoes a SetConfig of key if one is still in effect
+// (its saved original is in the config), and does nothing otherwise. It
+// needs no value from the caller, so a run that never set the key, or whose
+// earlier attempt already restored it, leaves the user's value alone.
+func (r *Repo) RestoreSavedConfig(ctx context.Context, key string) error {
+	prev, had, saved, err := r.savedConfig(ctx, key)
+	if err != nil || !saved {
+		return err
+	}
+	return r.UnsetOrRestoreConfig(ctx, key, prev, had)
+}
+
 // dropSavedConfig removes the original value SetConfig saved. It removes
 // first and asks only if that fails (git exits 128 alike for a section an
 // earlier attempt removed and for a real failure), so a run's end costs one

@@ -13,6 +13,12 @@
 // user's own git says they mean; a call costs about a millisecond (see
 // BENCHMARKS.md), which is small next to the LLM calls around it.
 //
+// Sub-agents write the worktrees these commands run in, so no git command
+// may run a program their files or config name: every one gets the
+// overrides of hardenedConfig and an environment built from scratch
+// (gitEnv), and a worktree's git directory is checked and named explicitly
+// (worktreeGitDir). RELIABILITY.md lists the escapes this closes.
+//
 // The user's checked-out branch and working tree are never modified, with one
 // explicit exception: FastForwardCheckedOut, used by --apply.
 package gitops

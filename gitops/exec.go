@@ -47,15 +47,23 @@ func exitCode(err error) int {
 type runOpts struct {
 	stdin    io.Reader
 	identity bool // run as codeswarm's identity (commits, reflogs)
+	// gitDir, when set, is passed with --git-dir, and dir as the work
+	// tree, so git does not discover the repository from dir's contents.
+	gitDir string
 }
 
 // git runs `git -C dir args...` and returns its stdout. On a non-zero exit it
 // returns the stdout so far together with a *gitError.
 func git(ctx context.Context, dir string, opts runOpts, args ...string) ([]byte, error) {
-	full := make([]string, 0, len(args)+3)
+	cfg := configArgs()
+	full := make([]string, 0, len(cfg)+len(args)+6)
 	full = append(full, "--no-pager")
+	full = append(full, cfg...)
 	if dir != "" {
 		full = append(full, "-C", dir)
+	}
+	if opts.gitDir != "" {
+		full = append(full, "--git-dir="+opts.gitDir, "--work-tree=.")
 	}
 	full = append(full, args...)
 
@@ -80,8 +88,9 @@ func git(ctx context.Context, dir string, opts runOpts, args ...string) ([]byte,
 	return nil, fmt.Errorf("git %s: %w", args[0], err)
 }
 
-// Run runs `git -C dir args...` with the environment every codeswarm git
-// command gets (see gitEnv) and returns its stdout. It is the one way to run
+// Run runs `git -C dir args...` with the environment and config every
+// codeswarm git command gets (see gitEnv and hardenedConfig) and returns its
+// stdout. It is the one way to run
 // git outside this package.
 func Run(ctx context.Context, dir string, args ...string) (string, error) {
 	out, err := git(ctx, dir, runOpts{}, args...)
@@ -92,37 +101,6 @@ func Run(ctx context.Context, dir string, args ...string) (string, error) {
 func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
 	out, err := git(ctx, dir, runOpts{}, args...)
 	return strings.TrimSpace(string(out)), err
-}
-
-// gitEnv derives the child environment from the parent's. Variables that
-// relocate the repository are dropped because codeswarm may itself run from
-// a git hook, where they point at some other repository than -C does.
-func gitEnv(parent []string, identity bool) []string {
-	env := make([]string, 0, len(parent)+8)
-	for _, kv := range parent {
-		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
-			"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-			"GIT_NAMESPACE", "GIT_PREFIX", "LC_ALL", "GIT_TERMINAL_PROMPT", "GIT_PAGER":
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env,
-		"LC_ALL=C",
-		"GIT_TERMINAL_PROMPT=0",
-		"GIT_PAGER=cat",
-		// status must not refresh the user's index behind their back.
-		"GIT_OPTIONAL_LOCKS=0",
-	)
-	if identity {
-		env = append(env,
-			"GIT_AUTHOR_NAME="+identityName, "GIT_AUTHOR_EMAIL="+identityEmail,
-			"GIT_COMMITTER_NAME="+identityName, "GIT_COMMITTER_EMAIL="+identityEmail,
-		)
-	}
-	return env
 }
 
 func trimStderr(s string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -227,15 +228,17 @@ func TestSetConfigRestore(t *testing.T) {
 	}
 }
 
-func TestGitEnvDropsRepoLocation(t *testing.T) {
-	env := gitEnv([]string{"PATH=/bin", "GIT_DIR=/elsewhere", "LC_ALL=de_DE", "GIT_INDEX_FILE=/x"}, true)
+func TestGitEnvIsBuiltFromScratch(t *testing.T) {
+	env := gitEnv([]string{"PATH=/bin", "GIT_DIR=/elsewhere", "LC_ALL=de_DE", "GIT_INDEX_FILE=/x",
+		"OPENAI_API_KEY=sk-secret", "CODESWARM_LLM_API_KEY=k", "HOME=/home/user", "GIT_CONFIG_PARAMETERS='core.fsmonitor'='x'"}, true)
 	joined := strings.Join(env, "\n")
-	for _, bad := range []string{"GIT_DIR=", "LC_ALL=de_DE", "GIT_INDEX_FILE"} {
+	for _, bad := range []string{"GIT_DIR=", "LC_ALL=de_DE", "GIT_INDEX_FILE", "OPENAI", "sk-secret", "CODESWARM", "/home/user", "GIT_CONFIG_PARAMETERS"} {
 		if strings.Contains(joined, bad) {
 			t.Errorf("env keeps %q: %v", bad, env)
 		}
 	}
-	for _, want := range []string{"PATH=/bin", "LC_ALL=C", "GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=codeswarm"} {
+	for _, want := range []string{"PATH=/bin", "LC_ALL=C", "GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=codeswarm",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=" + os.DevNull, "GIT_ATTR_NOSYSTEM=1", "HOME=" + os.DevNull} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("env lacks %q: %v", want, env)
 		}

@@ -246,7 +246,11 @@ func (r *Repo) IsClean(ctx context.Context, dir string) (bool, error) {
 }
 
 func isClean(ctx context.Context, dir string) (bool, error) {
-	out, err := git(ctx, dir, runOpts{}, "status", "--porcelain", "-z")
+	gitDir, err := worktreeGitDir(dir, true)
+	if err != nil {
+		return false, fmt.Errorf("status of %q: %w", dir, err)
+	}
+	out, err := git(ctx, dir, runOpts{gitDir: gitDir}, "status", "--porcelain", "-z", "--ignore-submodules=all")
 	if err != nil {
 		return false, fmt.Errorf("status of %q: %w", dir, err)
 	}

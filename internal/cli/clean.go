@@ -42,6 +42,11 @@ func clean(ctx context.Context, e *env, runID string, o *cleanOpts, stdio IO) er
 	if err != nil {
 		return badInput("--repo: %v", err)
 	}
+	// Builds before this one set gc.auto=0 in the repository for the run
+	// and restored it only when the run ended; a killed run left it.
+	if err := repo.RestoreSavedConfig(ctx, "gc.auto"); err != nil {
+		fmt.Fprintf(stdio.Out, "could not restore gc.auto left by an interrupted run: %v\n", err)
+	}
 	kept := 0
 	n, err := cleanWorktrees(ctx, e.cfg, repo, runID, stdio)
 	kept += n
@@ -101,6 +106,9 @@ func cleanWorktrees(ctx context.Context, cfg *config.Config, repo *gitops.Repo, 
 		case errors.Is(err, gitops.ErrDirtyWorktree):
 			kept++
 			fmt.Fprintf(stdio.Out, "kept worktree %s: it has uncommitted changes\n", wt.Dir)
+		case errors.Is(err, gitops.ErrUntrustedGitDir):
+			kept++
+			fmt.Fprintf(stdio.Out, "kept worktree %s: its .git no longer leads to its own worktree record (%v); look at it and remove it by hand\n", wt.Dir, err)
 		case err != nil:
 			return kept, fmt.Errorf("remove worktree %s: %w", wt.Dir, err)
 		default:

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"codeswarm/config"
+	"codeswarm/gitops"
 	"codeswarm/llm/scripted"
 )
 
@@ -132,7 +132,7 @@ func runDemo(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *dem
 }
 
 func showLog(stdio IO, dir string) {
-	out, err := exec.Command("git", "-C", dir, "log", "--oneline", "--graph", "--all", "-n", "12").CombinedOutput()
+	out, err := gitops.Run(context.Background(), dir, "log", "--oneline", "--graph", "--all", "-n", "12")
 	if err == nil {
 		fmt.Fprintf(stdio.Out, "\ngit log of the demo repository:\n%s", out)
 	}
