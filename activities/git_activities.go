@@ -164,6 +164,10 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
+	// Sandboxed commands may run as another uid, which must own the files.
+	if err := a.Sandbox.PrepareWorktree(wt.Dir); err != nil {
+		return StartSubtaskResult{}, err
+	}
 	base := head // a worktree still at the head forked from it: no merge-base to run
 	if wt.Head != head {
 		if base, err = forkPoint(ctx, repo.Root, in.Branch, head); err != nil {

@@ -14,8 +14,13 @@ import (
 )
 
 // apply writes the planned post-image.
-func (c *change) apply() error {
-	return writeFileAtomic(c.abs, c.post, c.mode)
+// New files and directories get owner o (the sandbox's uid).
+func (c *change) apply(o fileOwner) error {
+	return writeFileAtomicAs(c.abs, c.post, c.mode, o)
+}
+
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	return writeFileAtomicAs(path, data, mode, fileOwner{})
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either the
@@ -24,9 +29,9 @@ func (c *change) apply() error {
 // outside the sandbox), fsyncs it and renames it into place; the file gets
 // exactly mode (umask ignored), as the planned post-image says. renameio
 // does not fsync the directory, so the rename itself is made durable here.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+func writeFileAtomicAs(path string, data []byte, mode fs.FileMode, o fileOwner) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := o.mkdirAll(dir); err != nil {
 		return fmt.Errorf("create parent directories: %w", err)
 	}
 	f, err := newPendingFile(path, mode)
@@ -34,6 +39,9 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
 		return fmt.Errorf("create temp file: %w", err)
 	}
 	defer func() { _ = f.Cleanup() }()
+	if err := o.chown(f.File); err != nil {
+		return fmt.Errorf("chown temp file: %w", err)
+	}
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write temp file: %w", err)
 	}

@@ -54,11 +54,11 @@ func (t *toolbox) bashTimeout(req flexFloat) time.Duration {
 // runBash runs command in its own process group and always kills that
 // group when bash ends, so background children cannot outlive the call.
 func runBash(ctx context.Context, opts Options, dir, command string, timeout time.Duration) Result {
-	cmd, cleanup, err := bashCommand(opts, dir, command)
+	cmd, lim, err := bashCommand(opts, dir, command)
 	if err != nil {
 		return errorf("bash: %v", err)
 	}
-	defer cleanup()
+	defer lim.done()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return errorf("bash: create output pipe: %v", err)
@@ -87,30 +87,44 @@ func runBash(ctx context.Context, opts Options, dir, command string, timeout tim
 		_ = pr.SetReadDeadline(time.Now()) // unblock the reader
 		<-copied
 	}
-	return bashResult(ctx, out.String(), cmd.ProcessState, reason, timeout)
+	res := bashResult(ctx, out.String(), cmd.ProcessState, reason, timeout)
+	if lim.oomKilled() {
+		res.Output = noteBeforeExit(res.Output, memoryKilledNote(opts.Sandbox.cfg.MemoryMaxBytes))
+	}
+	return res
+}
+
+// noteBeforeExit inserts a line before the final `exit code: N` line.
+func noteBeforeExit(out, note string) string {
+	i := strings.LastIndex(out, "exit code: ")
+	if i < 0 {
+		return out + "\n" + note
+	}
+	return out[:i] + note + "\n" + out[i:]
 }
 
 // bashCommand builds the command: inside the sandbox, or unconfined when
 // tools.sandbox is off. A sandbox that failed its start-up check refuses.
-func bashCommand(opts Options, dir, command string) (*exec.Cmd, func(), error) {
+func bashCommand(opts Options, dir, command string) (*exec.Cmd, callLimits, error) {
 	sb := opts.Sandbox
+	none := callLimits{done: func() {}, oomKilled: func() bool { return false }}
 	if sb.cfg.Off {
 		cmd := exec.Command("bash", "-c", command)
 		cmd.Dir = dir
 		cmd.Env = bashEnv(opts.Env)
-		return cmd, func() {}, nil
+		return cmd, none, nil
 	}
 	if err := sb.Err(); err != nil {
-		return nil, nil, err
+		return nil, none, err
 	}
-	argv, env, cleanup, err := sb.command(dir, command, bashEnv(opts.Env))
+	argv, env, lim, err := sb.command(dir, command, bashEnv(opts.Env))
 	if err != nil {
-		return nil, nil, fmt.Errorf("prepare sandbox: %w", err)
+		return nil, none, fmt.Errorf("prepare sandbox: %w", err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = env
-	return cmd, cleanup, nil
+	return cmd, lim, nil
 }
 
 // guardGroup starts a watchdog in bash's process group that kills the group

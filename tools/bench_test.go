@@ -93,7 +93,9 @@ func BenchmarkBashEcho(b *testing.B) {
 // difference is the sandbox's cost per call.
 func BenchmarkBashTrue(b *testing.B) {
 	root := b.TempDir()
-	sandboxed := NewSandbox(SandboxConfig{})
+	// The limits of the default configuration (tools.bash.memory_max_bytes,
+	// tools.bash.tmp_max_bytes), so the cost is the one the worker pays.
+	sandboxed := NewSandbox(SandboxConfig{MemoryMaxBytes: 2 << 30, TmpMaxBytes: 1 << 30})
 	b.Cleanup(sandboxed.Close)
 	if err := sandboxed.Err(); err != nil {
 		b.Skip(err)

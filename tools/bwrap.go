@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,13 @@ type Sandbox struct {
 	pids   pidsLimiter
 	empty  string // an empty read-only file bound over hidden files
 	broken error  // non-nil: the sandbox cannot work here and bash is refused
+	// user is who commands run as: the worker's uid, or sandboxUID when the
+	// worker is root and setpriv can drop to it.
+	user sandboxUser
+	// tmpSize: bwrap takes --size, so /tmp is sized by TmpMaxBytes.
+	tmpSize bool
+	views   *gitViews
+	notes   []string // limits Describe must mention (fallbacks)
 }
 
 // cacheDir is a language cache bound read-only and named by env in the sandbox.
@@ -80,7 +88,8 @@ func NewSandbox(cfg SandboxConfig) *Sandbox {
 	}
 	s.home = homeDir()
 	s.caches = findCaches(s.home)
-	s.pids = newPidsLimiter(cfg.MaxProcesses)
+	s.pids = newPidsLimiter(cfg.MaxProcesses, cfg.MemoryMaxBytes)
+	s.views = newGitViews()
 	s.broken = s.probe()
 	return s
 }
@@ -127,7 +136,19 @@ func (s *Sandbox) Describe() string {
 	if s.cfg.Network {
 		net = "on"
 	}
-	return fmt.Sprintf("bubblewrap sandbox on (network %s, %s)", net, s.pids.describe()) + s.toolchainNote()
+	tmp := "/tmp a private tmpfs"
+	switch {
+	case s.cfg.TmpMaxBytes > 0 && s.tmpSize:
+		tmp += " of " + formatBytes(s.cfg.TmpMaxBytes)
+	case s.cfg.TmpMaxBytes > 0:
+		tmp += " of the tmpfs default size (this bwrap has no --size)"
+	}
+	d := fmt.Sprintf("bubblewrap sandbox on (network %s, %s, %s, %s, /run empty, git config shown without credentials",
+		net, s.user.describe(), tmp, s.pids.describe())
+	for _, n := range s.notes {
+		d += ", " + n
+	}
+	return d + ")" + s.toolchainNote()
 }
 
 // Close removes the sandbox's process-limit cgroup and its empty file.
@@ -136,6 +157,7 @@ func (s *Sandbox) Close() {
 	if s.empty != "" {
 		_ = os.Remove(s.empty)
 	}
+	s.views.close()
 }
 
 // probe runs `true` in a throwaway worktree through the full sandbox.
@@ -152,24 +174,59 @@ func (s *Sandbox) probe() error {
 	if err := s.makeEmpty(); err != nil {
 		return s.unusable(err, "")
 	}
+	s.tmpSize = bwrapHasSize(path)
+	if os.Geteuid() == 0 {
+		u, why := dropUser()
+		if why == "" {
+			s.user = u
+			if err := s.tryTrue(); err == nil {
+				return nil
+			} else {
+				why = err.Error()
+			}
+			s.user = sandboxUser{}
+		}
+		s.notes = append(s.notes, "commands run as root because dropping to uid "+strconv.Itoa(sandboxUID)+
+			" failed ("+why+"): /etc/shadow, /etc/gshadow, SSH host keys and /root are covered instead")
+	}
+	if err := s.tryTrue(); err != nil {
+		return s.unusable(err, "")
+	}
+	return nil
+}
+
+// tryTrue runs `true` in a throwaway worktree through the full sandbox.
+func (s *Sandbox) tryTrue() error {
 	dir, err := os.MkdirTemp("", "codeswarm-sandbox-probe-")
 	if err != nil {
-		return s.unusable(err, "")
+		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := s.PrepareWorktree(dir); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	argv, env, done, err := s.command(dir, "true", os.Environ())
+	argv, env, lim, err := s.command(dir, "true", os.Environ())
 	if err != nil {
-		return s.unusable(err, "")
+		return err
 	}
-	defer done()
+	defer lim.done()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return s.unusable(err, strings.TrimSpace(string(out)))
+		if o := strings.TrimSpace(string(out)); o != "" {
+			return fmt.Errorf("%w: %s", err, o)
+		}
+		return err
 	}
 	return nil
+}
+
+// bwrapHasSize reports whether bwrap takes --size (bubblewrap 0.7.0+).
+func bwrapHasSize(path string) bool {
+	out, _ := exec.Command(path, "--help").CombinedOutput()
+	return strings.Contains(string(out), "--size")
 }
 
 // unusable phrases a failed start-up check with its fixes.
@@ -185,12 +242,21 @@ func (s *Sandbox) unusable(err error, output string) error {
 
 // command returns the argv and environment that run command with bash inside
 // the sandbox, in worktree root, and a cleanup to call once it has ended.
-func (s *Sandbox) command(root, command string, environ []string) (argv, env []string, done func(), err error) {
+func (s *Sandbox) command(root, command string, environ []string) (argv, env []string, lim callLimits, err error) {
+	if err := s.ensureOwned(root); err != nil {
+		return nil, nil, lim, err
+	}
 	env = s.goEnv(root, s.environ(environ))
+	views, err := s.views.args(root, s.empty)
+	if err != nil {
+		return nil, nil, lim, fmt.Errorf("git config view: %w", err)
+	}
 	argv = append([]string{s.bwrap}, s.bwrapArgs(root, env)...)
+	argv = append(argv, views...)
+	argv = append(argv, s.user.argv()...)
 	argv = append(argv, "bash", "-c", command)
-	argv, done, err = s.pids.wrap(argv)
-	return argv, env, done, err
+	argv, lim, err = s.pids.wrap(argv)
+	return argv, env, lim, err
 }
 
 // bwrapArgs confines to root: the file system read-only, the worker's state
@@ -198,11 +264,17 @@ func (s *Sandbox) command(root, command string, environ []string) (argv, env []s
 // root and a private tmpfs writable; own PID, IPC, UTS and (unless Network)
 // network namespaces; no capabilities.
 func (s *Sandbox) bwrapArgs(root string, env []string) []string {
-	args := []string{"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL"}
-	if s.cfg.Network {
-		args = append(args, "--share-net")
-	}
+	args := []string{"--die-with-parent", "--new-session"}
+	args = append(args, s.user.unshareArgs(s.cfg.Network)...)
 	args = append(args, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
+	// No host sockets: /run (and /var/run, its usual symlink) holds the
+	// docker, dbus, database and agent sockets and XDG_RUNTIME_DIR.
+	// Abstract sockets belong to the network namespace, private unless
+	// Network; /dev/shm is private to --dev.
+	args = append(args, "--tmpfs", "/run")
+	if fi, err := os.Lstat("/var/run"); err == nil && fi.IsDir() {
+		args = append(args, "--tmpfs", "/var/run")
+	}
 	// Root in the sandbox keeps uid 0: writable kernel knobs in a fresh
 	// /proc (core_pattern runs a program as host root) must be read-only.
 	for _, p := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"} {
@@ -210,12 +282,21 @@ func (s *Sandbox) bwrapArgs(root string, env []string) []string {
 			args = append(args, "--ro-bind", p, p)
 		}
 	}
+	// World-writable and sticky: commands may run as another uid than the
+	// tmpfs' owner.
+	args = append(args, "--perms", "01777")
+	if s.cfg.TmpMaxBytes > 0 && s.tmpSize {
+		args = append(args, "--size", strconv.FormatInt(s.cfg.TmpMaxBytes, 10))
+	}
 	args = append(args, "--tmpfs", sandboxTmp)
-	hidden := s.hidden()
-	for _, p := range hidden {
+	hidden := s.hidden(root)
+	for i, p := range hidden {
+		args = append(args, s.user.mountParents(hidden[:i], []string{p})...)
 		args = append(args, s.hideArgs(p)...)
 	}
-	for _, p := range s.readOnly(root, env, hidden) {
+	ro := s.readOnly(root, env, hidden)
+	args = append(args, s.user.mountParents(hidden, append(slices.Clone(ro), root))...)
+	for _, p := range ro {
 		args = append(args, "--ro-bind", p, p)
 	}
 	args = append(args, s.toolchainArgs(root, hidden)...)
@@ -239,20 +320,32 @@ func (s *Sandbox) bwrapArgs(root string, env []string) []string {
 // hidden lists the existing paths to hide: home and the configured state,
 // without those inside another (the default workspace root lies in the
 // database's directory): covering the outer one hides them already, and a
-// mount under it would be covered in turn.
-func (s *Sandbox) hidden() []string {
+// mount under it would be covered in turn. Directories above root, its git
+// dirs and the caches that the sandbox uid cannot enter are covered too.
+func (s *Sandbox) hidden(root string) []string {
 	var all []string
-	for _, p := range append([]string{s.home}, s.cfg.Hide...) {
+	reach := append([]string{root}, gitDirs(root)...)
+	for _, c := range s.caches {
+		reach = append(reach, c.bind)
+	}
+	// A hidden path below a closed directory is still covered, so that it
+	// is empty rather than absent.
+	extra := append(s.user.hideAlso(), s.user.closedAncestors(reach)...)
+	for _, p := range append(append([]string{s.home}, s.cfg.Hide...), extra...) {
 		if p != "" && filepath.IsAbs(p) && filepath.Clean(p) != "/" && exists(p) {
 			all = append(all, filepath.Clean(p))
 		}
 	}
 	slices.Sort(all)
 	all = slices.Compact(all)
-	var out []string
+	closed := s.user.closedAncestors(reach)
+	var out, outer []string
 	for _, p := range all { // sorted: an ancestor comes before what it holds
-		if !underAny(p, out) {
+		if !underAny(p, outer) {
 			out = append(out, p)
+			if !slices.Contains(closed, p) {
+				outer = append(outer, p)
+			}
 		}
 	}
 	return out
@@ -303,5 +396,5 @@ func (s *Sandbox) environ(environ []string) []string {
 			env = append(env, c.env+"="+c.value)
 		}
 	}
-	return s.toolchainEnv(env)
+	return s.toolchainEnv(append(env, s.user.gitEnv()...))
 }

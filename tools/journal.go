@@ -99,7 +99,7 @@ func (j *Journal) change(tb *toolbox, key, name, arguments string) (Result, erro
 	if err := j.save(rec); err != nil {
 		return Result{}, err
 	}
-	if err := ch.apply(); err != nil {
+	if err := ch.apply(tb.opts.Sandbox.fileOwner()); err != nil {
 		return j.finishChange(rec, errorf("%s %s: %v", name, ch.rel, err))
 	}
 	return j.finishChange(rec, ch.result)
@@ -130,7 +130,7 @@ func (j *Journal) resumeChange(tb *toolbox, rec record, arguments string) (Resul
 		if ch.preHash() != rec.PreHash || hashBytes(ch.post) != rec.PostHash {
 			return j.finishChange(rec, errorf("%s %s: the retried call no longer produces the recorded change; read the file and redo the change", rec.Tool, rec.Path))
 		}
-		if err := ch.apply(); err != nil {
+		if err := ch.apply(tb.opts.Sandbox.fileOwner()); err != nil {
 			return j.finishChange(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))
 		}
 		return j.finishChange(rec, rec.Result)

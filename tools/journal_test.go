@@ -112,7 +112,7 @@ func TestJournalCrashRecovery(t *testing.T) {
 	}{
 		{"edit landed before crash", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
 			func(t *testing.T, _ string, ch *change) {
-				if err := ch.apply(); err != nil {
+				if err := ch.apply(fileOwner{}); err != nil {
 					t.Fatal(err)
 				}
 			}, "ab", ""},

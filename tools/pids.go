@@ -15,78 +15,126 @@ import (
 	"time"
 )
 
-// pidsLimiter bounds the tasks of one sandboxed call. RLIMIT_NPROC is not
-// enforced for uid 0, and the worker often runs as root (containers, CI), so
-// the limit is a pids cgroup per call when a writable one exists (cgroup v2
-// with the pids controller, or the v1 pids hierarchy); otherwise, for a
-// non-root worker, RLIMIT_NPROC. A root worker without a writable pids
-// cgroup has no process limit beyond the call's timeout, and Describe says so.
+// pidsLimiter bounds the tasks and the memory of one sandboxed call.
+// RLIMIT_NPROC is not enforced for uid 0, and the worker often runs as root
+// (containers, CI), so the task limit is a pids cgroup per call when a
+// writable one exists (cgroup v2 with the pids controller, or the v1 pids
+// hierarchy); otherwise, for a non-root worker, RLIMIT_NPROC. A root worker
+// without a writable pids cgroup has no process limit beyond the call's
+// timeout, and Describe says so. The memory limit is a memory cgroup per call
+// (v2 memory.max, or the v1 memory hierarchy), with no swap; without a
+// writable one there is none, and Describe says so.
 type pidsLimiter struct {
 	max     int
 	base    string // cgroup dir holding one child per call; "" when none
 	seq     *atomic.Uint64
 	why     string          // why there is no cgroup
 	pending *sync.WaitGroup // per-call cgroups being removed
+	mem     memLimit
 }
 
 const cgroupRoot = "/sys/fs/cgroup"
 
-func newPidsLimiter(maxTasks int) pidsLimiter {
+func newPidsLimiter(maxTasks int, memMax int64) pidsLimiter {
 	l := pidsLimiter{max: maxTasks, seq: new(atomic.Uint64), pending: new(sync.WaitGroup)}
-	base, err := makePidsBase()
+	name := fmt.Sprintf("codeswarm-sandbox-%d-%d", os.Getpid(), baseSeq.Add(1))
+	base, err := makePidsBase(name)
 	if err != nil {
 		l.why = err.Error()
-		return l
+	} else {
+		l.base = base
 	}
-	l.base = base
+	l.mem = newMemLimit(memMax, name, base)
 	return l
 }
 
 // describe names the mechanism, for the start-up log line.
 func (l pidsLimiter) describe() string {
+	mem := l.mem.describe()
 	switch {
 	case l.base != "":
-		return fmt.Sprintf("at most %d tasks per call (pids cgroup %s)", l.max, l.base)
+		return fmt.Sprintf("at most %d tasks per call (pids cgroup %s), %s", l.max, l.base, mem)
 	case os.Geteuid() != 0:
-		return fmt.Sprintf("at most %d processes per call (RLIMIT_NPROC)", l.max)
+		return fmt.Sprintf("at most %d processes per call (RLIMIT_NPROC), %s", l.max, mem)
 	}
-	return "NO process limit (running as root without a writable pids cgroup: " + l.why + "); a fork bomb runs until the bash timeout"
+	return "NO process limit (running as root without a writable pids cgroup: " + l.why + "); a fork bomb runs until the bash timeout; " + mem
 }
 
-// wrap makes argv join a fresh per-call cgroup (or lower RLIMIT_NPROC)
-// before it execs, so every process it forks is counted. done removes the
-// cgroup, killing anything left in it.
-func (l pidsLimiter) wrap(argv []string) ([]string, func(), error) {
-	if l.base == "" {
+// callLimits is one call's cgroups.
+type callLimits struct {
+	done      func()      // removes the cgroups, killing anything left in them
+	oomKilled func() bool // whether the memory limit killed a process of the call
+}
+
+// wrap makes argv join a fresh per-call cgroup (or lower RLIMIT_NPROC) and
+// memory cgroup before it execs, so every process it forks is counted.
+func (l pidsLimiter) wrap(argv []string) ([]string, callLimits, error) {
+	none := callLimits{done: func() {}, oomKilled: func() bool { return false }}
+	var dirs []string
+	undo := func() {
+		for _, d := range dirs {
+			_ = os.Remove(d)
+		}
+	}
+	n := strconv.FormatUint(l.seq.Add(1), 10)
+	if l.base != "" {
+		dir := filepath.Join(l.base, "call-"+n)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, none, fmt.Errorf("create pids cgroup: %w", err)
+		}
+		dirs = append(dirs, dir)
+		if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.Itoa(l.max)), 0o644); err != nil {
+			undo()
+			return nil, none, fmt.Errorf("set pids.max: %w", err)
+		}
+	}
+	memDir, err := l.mem.makeCall(n)
+	if err != nil {
+		undo()
+		return nil, none, err
+	}
+	if memDir != "" && !slices.Contains(dirs, memDir) {
+		dirs = append(dirs, memDir)
+	}
+	if len(dirs) == 0 {
 		if os.Geteuid() == 0 {
-			return argv, func() {}, nil
+			return argv, none, nil
 		}
 		script := fmt.Sprintf(`ulimit -u %d && exec "$@"`, l.max)
-		return append([]string{"/bin/sh", "-c", script, "sh"}, argv...), func() {}, nil
+		return append([]string{"/bin/sh", "-c", script, "sh"}, argv...), none, nil
 	}
-	dir := filepath.Join(l.base, "call-"+strconv.FormatUint(l.seq.Add(1), 10))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("create pids cgroup: %w", err)
+	script := `while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 125; shift; done; shift; exec "$@"`
+	if l.base == "" && os.Geteuid() != 0 {
+		script = fmt.Sprintf(`ulimit -u %d && `, l.max) + script
 	}
-	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.Itoa(l.max)), 0o644); err != nil {
-		_ = os.Remove(dir)
-		return nil, nil, fmt.Errorf("set pids.max: %w", err)
-	}
-	script := `echo $$ > "$0/cgroup.procs" && exec "$@"`
+	prefix := append(append([]string{"/bin/sh", "-c", script, "sh"}, dirs...), "--")
+	own := slices.Clone(dirs)
 	// The removal runs after the call has returned: the namespace's
 	// processes take a moment to exit, and the model need not wait for it.
-	done := func() { l.pending.Go(func() { removeCgroup(dir) }) }
-	return append([]string{"/bin/sh", "-c", script, dir}, argv...), done, nil
+	lim := callLimits{
+		done: func() {
+			l.pending.Go(func() {
+				for _, d := range own {
+					removeCgroup(d)
+				}
+			})
+		},
+		oomKilled: func() bool { return memDir != "" && l.mem.oomKilled(memDir) },
+	}
+	return append(prefix, argv...), lim, nil
 }
 
 // wait blocks until every finished call's cgroup is removed.
 func (l pidsLimiter) wait() { l.pending.Wait() }
 
-// close removes the base cgroup once every call's cgroup is gone.
+// close removes the base cgroups once every call's cgroup is gone.
 func (l pidsLimiter) close() {
 	l.wait()
 	if l.base != "" {
 		_ = os.Remove(l.base)
+	}
+	if l.mem.base != "" && l.mem.base != l.base {
+		_ = os.Remove(l.mem.base)
 	}
 }
 
@@ -121,14 +169,13 @@ func cgroupPids(dir string) []int {
 
 // makePidsBase creates codeswarm-sandbox-<pid> below this process's own
 // pids cgroup, trying cgroup v2 first, then the v1 pids hierarchy.
-func makePidsBase() (string, error) {
+// One base per Sandbox: several workers may share a process (tests,
+// `codeswarm dev`), and each removes its own base when it stops.
+func makePidsBase(name string) (string, error) {
 	own, err := ownCgroups()
 	if err != nil {
 		return "", err
 	}
-	// One base per Sandbox: several workers may share a process (tests,
-	// `codeswarm dev`), and each removes its own base when it stops.
-	name := fmt.Sprintf("codeswarm-sandbox-%d-%d", os.Getpid(), baseSeq.Add(1))
 	var errs []error
 	if p, ok := own[""]; ok {
 		base, err := makeV2Base(filepath.Join(cgroupRoot, p), name)

@@ -76,7 +76,7 @@ func isDir(p string) bool {
 // the toolchain homes found and tools.bash.read_only_paths. skipped says
 // which read_only_paths entries were left out and why.
 func (s *Sandbox) toolchains() (found []toolchain, skipped []string) {
-	hidden := s.hidden()
+	hidden := s.stateDirs()
 	for _, t := range detectToolchains(s.home, os.Getenv) {
 		// PYENV_ROOT=$HOME and the like would show the whole home.
 		if !coversHidden(t.dir, hidden) {
@@ -306,4 +306,16 @@ func setDefault(env []string, name, value string) []string {
 		return env
 	}
 	return append(env, name+"="+value)
+}
+
+// stateDirs are the worker's state the sandbox always hides: the home and
+// tools' Hide list (workspace root, database directory, config file).
+func (s *Sandbox) stateDirs() []string {
+	var out []string
+	for _, p := range append([]string{s.home}, s.cfg.Hide...) {
+		if p != "" && filepath.IsAbs(p) && filepath.Clean(p) != "/" {
+			out = append(out, filepath.Clean(p))
+		}
+	}
+	return out
 }

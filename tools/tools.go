@@ -151,7 +151,7 @@ func (t *toolbox) mutate(name, arguments string) Result {
 	if ch == nil {
 		return res
 	}
-	if err := ch.apply(); err != nil {
+	if err := ch.apply(t.opts.Sandbox.fileOwner()); err != nil {
 		return errorf("%s %s: %v", name, ch.rel, err)
 	}
 	return ch.result

@@ -118,6 +118,8 @@ func newSandbox(cfg *config.Config, root string, logger *zap.Logger) *tools.Sand
 		Off:            cfg.Tools.Sandbox == "off",
 		Network:        cfg.Tools.Bash.Network == "on",
 		EnvPassthrough: cfg.Tools.Bash.EnvPassthrough,
+		MemoryMaxBytes: cfg.Tools.Bash.MemoryMaxBytes,
+		TmpMaxBytes:    cfg.Tools.Bash.TmpMaxBytes,
 		// The worker's state: every run's worktrees, transcripts and
 		// journals, the embedded server's database, the config file.
 		Hide:          []string{root, filepath.Dir(cfg.Embedded.DBPath), cfg.File},
