@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // toolchain is a toolchain home found under a hidden directory (usually the
@@ -130,15 +129,26 @@ func (s *Sandbox) toolchainNote() string {
 // found on this host (and tools.bash.read_only_paths) usable in a call in
 // worktree root; hidden lists what the sandbox hides.
 func (s *Sandbox) toolchainArgs(root string, hidden []string) []string {
-	var args []string
+	var ro, targets []string
 	found, _ := s.toolchains()
 	for _, t := range found {
 		// Outside the hidden paths they are visible through / already.
 		if t.name == "read_only_paths" || underAny(t.dir, hidden) {
-			args = append(args, "--ro-bind", t.dir, t.dir)
+			ro = append(ro, t.dir)
 		}
 	}
-	if dir, _, ok := s.goCache(root); ok {
+	targets = append(targets, ro...)
+	dir, _, rw := s.goCache(root)
+	if rw {
+		targets = append(targets, dir)
+	}
+	// Directories bwrap makes for the mount points must be enterable by
+	// the sandbox's uid.
+	args := s.user.mountParents(hidden, targets)
+	for _, p := range ro {
+		args = append(args, "--ro-bind", p, p)
+	}
+	if rw {
 		args = append(args, "--bind", dir, dir)
 	}
 	return args
@@ -183,12 +193,15 @@ func (s *Sandbox) goEnv(root string, env []string) []string {
 var sandboxFileOwner = (*Sandbox).FileOwner
 
 // goCache returns the writable Go build cache of the run whose worktree is
-// root: <workspace root>/<run>/.state/go-build, shared by the run's calls,
-// removed with the run, never shared with another run. seeded says it was
-// filled with hard links to the worker's cache. ok is false when the
-// worker's cache is shown read-only instead (see goEnv): when the sandbox
-// runs commands as the worker's own user, which could write through a hard
-// link into the worker's cache and so into every later run's builds.
+// root, when the worker has no build cache of its own to show read-only:
+// <workspace root>/<run>/.state/go-build, shared by the run's calls,
+// removed with the run, never shared with another run. ok is false when
+// the worker's cache is shown read-only instead (see goEnv). A run cache
+// seeded with hard links to the worker's was measured faster after its
+// first call (0.6 s against 4.4 s), but Go rewrites some entries in place
+// (the sandbox's uid may not, so builds failed), and a sandbox running as
+// the worker's user could write through a link into every later run's
+// builds; so it is not done.
 func (s *Sandbox) goCache(root string) (dir string, seeded, ok bool) {
 	ws := s.cfg.WorkspaceRoot
 	if ws == "" || s.cfg.Off {
@@ -203,15 +216,14 @@ func (s *Sandbox) goCache(root string) (dir string, seeded, ok bool) {
 		return "", false, false // a worktree is <workspace>/<run>/<name>
 	}
 	uid, gid, other := sandboxFileOwner(s)
-	worker := s.workerGoCache()
-	if !other && worker != "" {
+	if s.workerGoCache() != "" {
 		return "", false, false
 	}
 	dir = filepath.Join(ws, run, ".state", "go-build")
-	if err := prepareGoCache(dir, worker, uid, gid, other); err != nil {
+	if err := prepareGoCache(dir, uid, gid, other); err != nil {
 		return "", false, false
 	}
-	return dir, other && worker != "", true
+	return dir, false, true
 }
 
 // workerGoCache is the worker's own Go build cache shown read-only, or "".
@@ -230,7 +242,7 @@ var goCacheOnce sync.Map // dir -> *sync.Once
 // and, when other, links the worker's cache entries into it. A link is only
 // made to a file the sandbox's user cannot write, so the sandbox cannot
 // change the worker's cache through it.
-func prepareGoCache(dir, worker string, uid, gid int, other bool) error {
+func prepareGoCache(dir string, uid, gid int, other bool) error {
 	once, _ := goCacheOnce.LoadOrStore(dir, new(sync.Once))
 	once.(*sync.Once).Do(func() {
 		if isDir(dir) {
@@ -240,9 +252,6 @@ func prepareGoCache(dir, worker string, uid, gid int, other bool) error {
 		_ = os.RemoveAll(tmp)
 		if err := os.MkdirAll(tmp, 0o755); err != nil {
 			return
-		}
-		if other && worker != "" {
-			seedGoCache(worker, tmp, uid)
 		}
 		if other {
 			_ = filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
@@ -258,42 +267,6 @@ func prepareGoCache(dir, worker string, uid, gid int, other bool) error {
 		return fmt.Errorf("go build cache %s could not be created", dir)
 	}
 	return nil
-}
-
-// seedGoCache hard-links the entries of the worker's cache (its 00..ff
-// directories) into dst. Entries uid owns or others may write, and
-// everything when the two lie on different file systems, are left out: Go
-// rebuilds them.
-func seedGoCache(src, dst string, uid int) {
-	subs, err := os.ReadDir(src)
-	if err != nil {
-		return
-	}
-	for _, sub := range subs {
-		if !sub.IsDir() || len(sub.Name()) != 2 {
-			continue // README, trim.txt: Go rewrites them in place
-		}
-		files, err := os.ReadDir(filepath.Join(src, sub.Name()))
-		if err != nil {
-			continue
-		}
-		if err := os.Mkdir(filepath.Join(dst, sub.Name()), 0o755); err != nil {
-			continue
-		}
-		for _, f := range files {
-			info, err := f.Info()
-			if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o022 != 0 {
-				continue
-			}
-			if st, ok := info.Sys().(*syscall.Stat_t); !ok || int(st.Uid) == uid {
-				continue // the sandbox's user owns it: it could chmod and write it
-			}
-			err = os.Link(filepath.Join(src, sub.Name(), f.Name()), filepath.Join(dst, sub.Name(), f.Name()))
-			if err != nil && !os.IsExist(err) {
-				return // another file system: no links at all
-			}
-		}
-	}
 }
 
 func setEnv(env []string, name, value string) []string {

@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -134,71 +133,6 @@ func TestSandboxGoOnOldFiles(t *testing.T) {
 	}
 	if exists(filepath.Join(h.wsRoot, "run-1", ".state", "go-build")) {
 		t.Errorf("a run cache was made although the sandbox runs as the worker's user")
-	}
-}
-
-// TestSandboxGoRunCacheSeeded: when the sandbox runs commands as another
-// user, each run gets a writable Go cache of hard links to the worker's
-// entries, shared by the run's calls; go vet and go test pass in it.
-func TestSandboxGoRunCacheSeeded(t *testing.T) {
-	h, env := goHost(t)
-	uid, gid := os.Getuid(), os.Getgid()
-	old := sandboxFileOwner
-	sandboxFileOwner = func(*Sandbox) (int, int, bool) { return uid, gid, true }
-	t.Cleanup(func() { sandboxFileOwner = old })
-	sb := h.sandbox(t, SandboxConfig{WorkspaceRoot: h.wsRoot})
-	runCache := filepath.Join(h.wsRoot, "run-1", ".state", "go-build")
-	// Seed it as for another user (so the worker's entries, owned by the
-	// test's user, are linked), then give its directories back to the
-	// test's user, as whom the sandbox runs here.
-	if err := prepareGoCache(runCache, sb.workerGoCache(), uid+1, gid, true); err != nil {
-		t.Fatal(err)
-	}
-	err := filepath.Walk(runCache, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.IsDir() {
-			err = os.Lchown(p, uid, gid)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 {
-		res := inBoxLong(t, h, sb, env, "go vet ./... && go test ./... && echo GOCACHE=$GOCACHE GODEBUG=$GODEBUG.")
-		if !passed(res) {
-			t.Fatalf("run %d: go vet && go test in the sandbox: %s", i+1, res.Output)
-		}
-		if !strings.Contains(res.Output, "GOCACHE="+runCache+" GODEBUG=.") {
-			t.Errorf("run %d: environment: %s", i+1, res.Output)
-		}
-		if i == 1 && !strings.Contains(res.Output, "(cached)") {
-			t.Errorf("second run did not reuse the run's cache: %s", res.Output)
-		}
-	}
-	// Seeded with links, not copies.
-	linked := 0
-	_ = filepath.Walk(runCache, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-				linked++
-			}
-		}
-		return nil
-	})
-	if linked == 0 {
-		t.Errorf("no entry of %s is a hard link to the worker's cache", runCache)
-	}
-	// Entries the sandbox's user owns are not linked: it could write them.
-	own := filepath.Join(t.TempDir(), "go-build")
-	if err := prepareGoCache(own, sb.workerGoCache(), uid, gid, true); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := filepath.Glob(filepath.Join(own, "*", "*")); len(n) != 0 {
-		t.Errorf("%d entries owned by the sandbox's user were linked", len(n))
-	}
-	// Another run does not share it.
-	if dir, _, ok := sb.goCache(filepath.Join(h.wsRoot, "run-2", "sub-1")); !ok || dir == runCache {
-		t.Errorf("run-2's cache: %q %v", dir, ok)
 	}
 }
 
