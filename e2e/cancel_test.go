@@ -136,8 +136,8 @@ func TestCancelRun(t *testing.T) {
 	})
 
 	t.Run("workflow result says what was done and what was not", func(t *testing.T) {
-		var wf activities.SwarmResult
-		if err := h.client.GetWorkflow(context.Background(), id, "").Get(context.Background(), &wf); err != nil {
+		wf, err := activities.RunResult(context.Background(), h.client, id)
+		if err != nil {
 			t.Fatalf("workflow result: %v", err)
 		}
 		t.Logf("result:\n%s", fmtResult(wf))

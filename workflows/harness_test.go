@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -477,11 +479,27 @@ func runSwarm(t *testing.T, env *testsuite.TestWorkflowEnvironment, in workflows
 		t.Fatal("swarm workflow did not complete")
 	}
 	if err := env.GetWorkflowError(); err != nil {
-		t.Fatalf("swarm workflow error: %v", err)
+		// A run that did not succeed fails (or is cancelled) with its
+		// result in the failure's details.
+		res, ok := activities.ResultOf(err)
+		if !ok {
+			t.Fatalf("swarm workflow error: %v", err)
+		}
+		if res.Success {
+			t.Fatalf("the workflow failed (%v) but its result says success", err)
+		}
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && (app.Message() != res.Error || !app.NonRetryable()) {
+			t.Fatalf("failure %q (non-retryable %v), want the run's reason %q, non-retryable", app.Message(), app.NonRetryable(), res.Error)
+		}
+		return res
 	}
 	var res activities.SwarmResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatalf("decode swarm result: %v", err)
+	}
+	if !res.Success {
+		t.Fatalf("the workflow completed but its result says the run failed: %s", res.Error)
 	}
 	return res
 }

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/workflows"
+
+	"go.temporal.io/sdk/temporal"
 )
 
 func TestSwarmStepBudget(t *testing.T) {
@@ -114,9 +117,14 @@ func TestSwarmCancel(t *testing.T) {
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("cancelled run did not complete")
 	}
-	var res activities.SwarmResult
-	if err := env.GetWorkflowResult(&res); err != nil {
-		t.Fatalf("cancelled run returned no result: %v", err)
+	werr := env.GetWorkflowError()
+	var cancelled *temporal.CanceledError
+	if !errors.As(werr, &cancelled) {
+		t.Fatalf("cancelled run closed with %v, want a cancellation (the workflow is Canceled)", werr)
+	}
+	res, ok := activities.ResultOf(werr)
+	if !ok {
+		t.Fatalf("cancelled run carries no result: %v", werr)
 	}
 	if len(w.finishes) != 1 || w.finishes[0].Apply {
 		t.Errorf("finish calls = %+v, want one, without apply", w.finishes)

@@ -71,7 +71,27 @@ func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult,
 	res, err := s.run(ctx)
 	// Let in-flight swarm_share updates finish before the run closes.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
-	return res, err
+	return s.outcome(ctx, res, err)
+}
+
+// runOutcomeChange: a run that did not succeed closes as a failed (or, when
+// cancelled, a cancelled) workflow instead of a completed one.
+const runOutcomeChange = "run-outcome"
+
+// outcome closes the workflow as what the run was: completed when it
+// succeeded, cancelled when a cancel request ended it, failed otherwise,
+// the failure carrying the result (activities.ResultOf reads it back).
+func (s *swarm) outcome(ctx workflow.Context, res activities.SwarmResult, err error) (activities.SwarmResult, error) {
+	if err != nil || res.Success {
+		return res, err
+	}
+	if workflow.GetVersion(ctx, runOutcomeChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return res, nil
+	}
+	if ctx.Err() != nil {
+		return res, activities.RunCancelled(res)
+	}
+	return res, activities.RunFailure(res)
 }
 
 type swarm struct {

@@ -153,8 +153,7 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 			if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				// A closed run's progress query would need a worker to replay
 				// it; its result says everything.
-				var res activities.SwarmResult
-				if err := e.client.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err == nil {
+				if res, err := activities.RunResult(ctx, e.client, args[0]); err == nil {
 					printSummary(stdio, res)
 				}
 				return nil
@@ -210,8 +209,8 @@ func newResultCmd(g *globalOpts, stdio IO) *cobra.Command {
 	var asJSON bool
 	cmd := clientCmd(g, "result ID", "Print a run's result (waits for it to end)", cobra.ExactArgs(1), false,
 		func(ctx context.Context, e *env, args []string) error {
-			var res activities.SwarmResult
-			if err := e.client.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err != nil {
+			res, err := activities.RunResult(ctx, e.client, args[0])
+			if err != nil {
 				return fmt.Errorf("result %s: %w", args[0], err)
 			}
 			if asJSON {

@@ -330,8 +330,7 @@ type outcome struct {
 func awaitResult(ctx context.Context, c client.Client, id string) <-chan outcome {
 	done := make(chan outcome, 1)
 	go func() {
-		var res activities.SwarmResult
-		err := c.GetWorkflow(ctx, id, "").Get(ctx, &res)
+		res, err := activities.RunResult(ctx, c, id)
 		done <- outcome{res, err}
 	}()
 	return done
