@@ -43,6 +43,11 @@ const (
 	RunStateFailed           = "failed"
 	RunStateCancelled        = "cancelled"
 	RunStateRejected         = "rejected"
+	// RunStateTerminated and RunStateTimedOut are never set by a run (it
+	// cannot act once Temporal ended it): the CLI derives them from the
+	// workflow's status when the search attribute still shows a live state.
+	RunStateTerminated = "terminated"
+	RunStateTimedOut   = "timed_out"
 )
 
 // Search attribute names set on every run (registered by the embedded

@@ -538,7 +538,13 @@ func (ag *agent) runsLocally(ctx workflow.Context, tool string) bool {
 }
 
 func (ag *agent) errorExit(ctx workflow.Context, err error) string {
-	if temporal.IsCanceledError(err) || ctx.Err() != nil {
+	var app *temporal.ApplicationError
+	switch {
+	case temporal.IsCanceledError(err) || ctx.Err() != nil:
+		return ExitCancelled
+	case errors.As(err, &app) && app.Type() == activities.RunClosedType:
+		// Its run was terminated: stop as a cancelled sub-agent does.
+		ag.orphaned, ag.why = true, app.Message()
 		return ExitCancelled
 	}
 	return ExitError

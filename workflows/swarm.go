@@ -78,12 +78,29 @@ func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult,
 // cancelled, a cancelled) workflow instead of a completed one.
 const runOutcomeChange = "run-outcome"
 
+// endState is the RunState* the run ended in.
+func (s *swarm) endState(ctx workflow.Context, res activities.SwarmResult) string {
+	switch {
+	case res.Success:
+		return activities.RunStateSucceeded
+	case ctx.Err() != nil:
+		return activities.RunStateCancelled
+	case s.state == activities.RunStateRejected:
+		return activities.RunStateRejected
+	}
+	return activities.RunStateFailed
+}
+
 // outcome closes the workflow as what the run was: completed when it
 // succeeded, cancelled when a cancel request ended it, failed otherwise,
 // the failure carrying the result (activities.ResultOf reads it back).
 func (s *swarm) outcome(ctx workflow.Context, res activities.SwarmResult, err error) (activities.SwarmResult, error) {
-	if err != nil || res.Success {
+	if err != nil {
 		return res, err
+	}
+	res.State = s.endState(ctx, res)
+	if res.Success {
+		return res, nil
 	}
 	if workflow.GetVersion(ctx, runOutcomeChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return res, nil

@@ -75,7 +75,11 @@ func TestListQuery(t *testing.T) {
 	}{
 		{listOpts{}, "WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew'", false},
 		{listOpts{status: "failed", repo: repo, query: "CodeswarmCostUSD > 1"},
-			"WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND CodeswarmStatus = 'failed' AND CodeswarmRepo = '" + repo + "' AND (CodeswarmCostUSD > 1)", false},
+			"WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND CodeswarmStatus = 'failed' AND ExecutionStatus IN ('Completed', 'Failed') AND CodeswarmRepo = '" + repo + "' AND (CodeswarmCostUSD > 1)", false},
+		// A terminated run's attribute still says running: it is not listed
+		// as running, and is listed as terminated.
+		{listOpts{status: "running"}, "WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND CodeswarmStatus = 'running' AND ExecutionStatus = 'Running'", false},
+		{listOpts{status: "terminated"}, "WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND ExecutionStatus = 'Terminated'", false},
 		{listOpts{status: "asleep"}, "", true},
 		{listOpts{repo: "/tmp/it's"}, "", true},
 	}

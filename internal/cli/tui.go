@@ -133,7 +133,7 @@ func watchLive(ctx context.Context, c client.Client, id string, out io.Writer, v
 	}
 	res := <-results
 	if res.err != nil {
-		return activities.SwarmResult{}, fmt.Errorf("run %s: %w", id, res.err)
+		return activities.SwarmResult{}, noResult(id, res.err)
 	}
 	return res.res, nil
 }
