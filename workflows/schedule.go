@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -374,8 +375,8 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 	prevConflicts := t.res.Conflicts
 	t.res = activities.SubtaskResult{
 		ID: t.sub.ID, Name: t.sub.Name, Stage: t.sub.Stage, Dependencies: orEmpty(t.sub.Dependencies),
-		Success: r.Success, Status: r.Status, Result: r.Result, Steps: r.Steps, ToolCalls: r.ToolCalls,
-		ExecutionTimeMs: r.ExecutionTimeMs, Error: r.Error, Branch: r.Branch, Commit: r.Commit,
+		Success: r.Success, Status: r.Status, Result: capString(r.Result, s.textCap()), Steps: r.Steps, ToolCalls: r.ToolCalls,
+		ExecutionTimeMs: r.ExecutionTimeMs, Error: capString(r.Error, maxErrorText), Branch: r.Branch, Commit: r.Commit,
 		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
 		ExitReason: r.ExitReason, Attempts: t.attempt, Worktree: r.Worktree,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
@@ -493,9 +494,14 @@ func (s *swarm) complete(t *task, status, errText string) {
 	}
 }
 
+// capString cuts s to at most n bytes, on a character boundary, marking
+// the cut.
 func capString(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "\n...[truncated]"
 }
