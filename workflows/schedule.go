@@ -194,7 +194,26 @@ func (s *swarm) startReady(ctx workflow.Context) {
 // budget, so running sub-agents together can never exceed max_total_steps.
 func (s *swarm) stepAllowance() int {
 	left := s.in.Limits.MaxTotalSteps - s.used - s.reserved
-	return min(s.in.Limits.MaxStepsPerSubagent, left)
+	return min(s.stepChunk(), left)
+}
+
+// stepChunksChange: sub-agents reserve their steps in chunks and ask for
+// more as they go (SubAgentInput.StepGrant), so the step budget no longer
+// caps concurrency at max_total_steps / max_steps_per_subagent.
+const stepChunksChange = "step-chunks"
+
+// minStepChunk is the smallest chunk of steps a sub-agent reserves at once.
+const minStepChunk = 10
+
+// stepChunk is how many steps a sub-agent reserves at a time: a whole
+// max_steps_per_subagent while the budget holds that for twice the
+// concurrency, else a share of it (at least minStepChunk).
+func (s *swarm) stepChunk() int {
+	perSub := s.in.Limits.MaxStepsPerSubagent
+	if !s.chunks {
+		return perSub
+	}
+	return min(perSub, max(minStepChunk, s.in.Limits.MaxTotalSteps/(2*max(1, s.in.Limits.MaxConcurrent))))
 }
 
 func (s *swarm) budgetSpent() bool { return s.in.Limits.MaxTotalSteps-s.used-s.reserved <= 0 }
@@ -214,7 +233,7 @@ func (s *swarm) hasPending() bool {
 // rather than starting short or failing while steps are still unspent.
 func (s *swarm) grant(ctx workflow.Context) (int, bool) {
 	steps := s.stepAllowance()
-	if steps >= s.in.Limits.MaxStepsPerSubagent {
+	if steps >= s.stepChunk() {
 		return steps, true
 	}
 	if !s.budgetWaits(ctx) {
@@ -297,14 +316,19 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		opts.TaskQueue, llmQueue = s.prep.WorkspaceQueue, s.llmQueue(ctx)
 	}
 	cctx := workflow.WithChildOptions(ctx, opts)
-	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, SubAgentInput{
+	in := SubAgentInput{
 		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.sub, Attempt: t.attempt,
 		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.branch,
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.reserved, Tools: s.in.Tools,
 		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t), LLMQueue: llmQueue,
 		Rev: subAgentRev, FastModel: s.fastModel,
-	})
+	}
+	if s.chunks && in.Control != nil {
+		// It holds a chunk and asks for more, up to its own cap.
+		in.MaxSteps, in.StepGrant = s.in.Limits.MaxStepsPerSubagent, t.reserved
+	}
+	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, in)
 }
 
 // depResultCap bounds each dependency's result in a dependent's prompt.

@@ -59,7 +59,10 @@ type SubAgentInput struct {
 	Model      string                   `json:"model"`
 	Limits     activities.Limits        `json:"limits"`
 	MaxSteps   int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
-	Tools      activities.ToolLimits    `json:"tools"`
+	// StepGrant, when set, is the chunk of MaxSteps reserved at the start:
+	// past it the sub-agent asks the run for more (stepChunksChange).
+	StepGrant int                   `json:"step_grant,omitempty"`
+	Tools     activities.ToolLimits `json:"tools"`
 	// ContinueAsNewEvery forces continue-as-new every N steps (0: only when
 	// the server suggests it). Tests use it.
 	ContinueAsNewEvery int            `json:"continue_as_new_every,omitempty"`
@@ -544,7 +547,7 @@ func (ag *agent) errorExit(ctx workflow.Context, err error) string {
 		return ExitCancelled
 	case errors.As(err, &app) && app.Type() == activities.RunClosedType:
 		// Its run was terminated: stop as a cancelled sub-agent does.
-		ag.orphaned, ag.why = true, app.Message()
+		ag.orphaned = true
 		return ExitCancelled
 	}
 	return ExitError

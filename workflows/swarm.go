@@ -150,6 +150,8 @@ type swarm struct {
 	// (parentCANChange); runs counts the runs before this one.
 	can  bool
 	runs int
+	// chunks: sub-agents reserve steps in chunks (stepChunksChange).
+	chunks bool
 	// lean: the run was started with parentLeanChange, which implies the
 	// parent's earlier changes without a marker each (see atLeast).
 	lean bool
@@ -183,6 +185,7 @@ func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	s.lean = workflow.GetVersion(ctx, parentLeanChange, workflow.DefaultVersion, parentLeanVersion) >= parentLeanVersion
 	s.can = s.atLeast(ctx, parentCANChange, 1)
+	s.chunks = workflow.GetVersion(ctx, stepChunksChange, workflow.DefaultVersion, 1) >= 1
 	if s.in.Carry != nil {
 		return s.continued(ctx)
 	}
