@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
@@ -220,8 +221,14 @@ func (w *world) startSubtask(_ context.Context, in activities.StartSubtaskInput)
 	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head, Unpaced: w.unpaced}, nil
 }
 
-func (w *world) agentStep(_ context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {
+func (w *world) agentStep(ctx context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {
 	w.mu.Lock()
+	if slices.Contains(w.terminated, activity.GetInfo(ctx).WorkflowExecution.ID) {
+		// The test environment does not end a terminated child: it stops
+		// at its next model call, as a real one would have ended.
+		w.mu.Unlock()
+		return activities.AgentStepResult{}, temporal.NewNonRetryableApplicationError("terminated", "test.terminated", nil)
+	}
 	w.steps = append(w.steps, in)
 	s, ok := w.scripts[in.Ref.SubtaskID]
 	if !ok {

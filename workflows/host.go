@@ -322,9 +322,25 @@ func (s *swarm) rehome(ctx workflow.Context, from string) []string {
 	return ids
 }
 
+// moveBooksStepsChange: a moved sub-agent's restart draws a new
+// reservation once the old one is booked as used, instead of getting the
+// whole reservation again on top of the steps the old one took.
+const moveBooksStepsChange = "move-books-steps"
+
 // restartMoved starts t's sub-agent again on the run's current host, keeping
 // its attempt and its step reservation, from its branch on the old host.
 func (s *swarm) restartMoved(ctx workflow.Context, t *task) {
+	if workflow.GetVersion(ctx, moveBooksStepsChange, workflow.DefaultVersion, 1) >= 1 {
+		// The terminated sub-agent may have taken steps since its last
+		// report (which controlFor books): all it held counts as used, and
+		// the restart draws a new reservation from what is left, so the run
+		// never takes more than max_total_steps. With none left, the
+		// restart gets no step: it commits the work it resumed and ends.
+		s.used += t.reserved - min(t.ctl.step, t.reserved)
+		s.reserved -= t.reserved
+		t.reserved = max(0, s.stepAllowance())
+		s.reserved += t.reserved
+	}
 	t.resumeFrom = t.branch
 	t.childID = MovedChildWorkflowID(s.runID, t.sub.ID, t.attempt, s.hs.moves)
 	t.branch = MovedSubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt, s.hs.moves)

@@ -324,7 +324,7 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t), LLMQueue: llmQueue,
 		Rev: subAgentRev, FastModel: s.fastModel,
 	}
-	if s.chunks && in.Control != nil {
+	if s.chunks && in.Control != nil && t.reserved > 0 {
 		// It holds a chunk and asks for more, up to its own cap.
 		in.MaxSteps, in.StepGrant = s.in.Limits.MaxStepsPerSubagent, t.reserved
 	}
