@@ -133,8 +133,12 @@ type SubtaskView struct {
 	Tokens      int64     `json:"tokens"`
 	CostUSD     float64   `json:"cost_usd"`
 	CurrentTool string    `json:"current_tool,omitempty"`
-	LastStatus  string    `json:"last_status,omitempty"`
-	StartedAt   time.Time `json:"started_at,omitempty"`
+	// CurrentKind ("model", "tool" or "git") and CurrentSince say what
+	// kind of call is in progress and since when (from the sub-agent).
+	CurrentKind  string    `json:"current_kind,omitempty"`
+	CurrentSince time.Time `json:"current_since,omitzero"`
+	LastStatus   string    `json:"last_status,omitempty"`
+	StartedAt    time.Time `json:"started_at,omitempty"`
 	EndedAt     time.Time `json:"ended_at,omitempty"`
 	LastEvent   string    `json:"last_event,omitempty"`
 	Merge       string    `json:"merge,omitempty"`
@@ -149,8 +153,12 @@ type AgentView struct {
 	Tokens      int64     `json:"tokens"`
 	CostUSD     float64   `json:"cost_usd"`
 	CurrentTool string    `json:"current_tool,omitempty"`
-	LastStatus  string    `json:"last_status,omitempty"`
-	Paused      bool      `json:"paused"`
+	// CurrentKind is "model", "tool" or "git"; CurrentSince is when the
+	// call in progress started (workflow time).
+	CurrentKind  string    `json:"current_kind,omitempty"`
+	CurrentSince time.Time `json:"current_since,omitzero"`
+	LastStatus   string    `json:"last_status,omitempty"`
+	Paused       bool      `json:"paused"`
 	StartedAt   time.Time `json:"started_at"`
 	// Recent are the sub-agent's latest tool calls, oldest first, at most
 	// RecentToolCalls of them; `watch --verbose` prints those it has not

@@ -194,7 +194,7 @@ func (ag *agent) start(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout), FastModel: ag.in.Rev >= 1 && ag.in.FastModel}
 	var res activities.StartSubtaskResult
-	ag.doing(ctx, "start worktree "+ag.in.Branch)
+	ag.doing(ctx, callGit, "start worktree "+ag.in.Branch)
 	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
 		Ref: ag.ref(), RepoPath: ag.in.RepoPath, IntegrationBranch: ag.in.IntegrationBranch, Branch: ag.in.Branch,
 		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict, ResumeFrom: ag.in.ResumeFrom,
@@ -307,7 +307,7 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
-	ag.doing(ctx, turnSummary(ag.st.Turn, ag.in.Model))
+	ag.doing(ctx, callModel, turnSummary(ag.st.Turn, ag.in.Model))
 	c := ag.llmCall(ctx, !ag.st.Unpaced, turnSummary(ag.st.Turn, ag.in.Model))
 	c.local = ag.localStep(ctx)
 	err := callLLM(ctx, c, a.AgentStep, activities.AgentStepInput{
@@ -560,7 +560,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 	defer cancel()
 	var commit activities.CommitSubtaskResult
 	ag.view.lastStatus = cmp.Or(activities.ParseStatus(final), exit)
-	ag.doing(ctx, "commit "+ag.in.Subtask.ID)
+	ag.doing(ctx, callGit, "commit "+ag.in.Subtask.ID)
 	cerr := workflow.ExecuteActivity(summarized(ag.gitCtx(dctx), "commit "+ag.in.Subtask.ID), a.CommitSubtask, activities.CommitSubtaskInput{
 		RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Name: ag.in.Subtask.Name, Worktree: ag.st.Worktree, BaseCommit: ag.st.BaseCommit,
 	}).Get(dctx, &commit)
@@ -572,7 +572,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 		return res
 	}
 	ag.applyPolicy(&res)
-	ag.doing(ctx, "done: "+res.Status)
+	ag.doing(ctx, "", "done: "+res.Status)
 	return res
 }
 

@@ -156,6 +156,7 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 				return nil
 			}
 			v, err := fetchLive(ctx, e.client, args[0], 0)
+			v.slowAfter = e.cfg.Watch.SlowCallAfter
 			if err != nil {
 				// No worker has run its first task yet, or none is up.
 				fmt.Fprintf(stdio.Out, "progress not available yet: %v\n", err)

@@ -283,7 +283,7 @@ func followAndReport(ctx context.Context, e *env, id string, mode followMode, st
 	var res activities.SwarmResult
 	var err error
 	if mode.live && !mode.json {
-		res, err = watchLive(ctx, e.client, id, stdio.Out, mode.verbose)
+		res, err = watchLive(ctx, e.client, id, stdio.Out, mode.verbose, e.cfg.Watch.SlowCallAfter)
 	} else {
 		events := eventPrinter{}
 		if !mode.json {
