@@ -18,7 +18,7 @@ func TestStatusShowsCallAge(t *testing.T) {
 	const id = "e2e-call-age"
 	h := newHarness(t, scripted.Script{
 		Planner: []scripted.Reply{{Content: faultPlan("slow")}},
-		Agents: []scripted.Agent{faultAgent("slow", slowFirstTurn(writeTurns("slow"), 8*time.Second))},
+		Agents:  []scripted.Agent{faultAgent("slow", slowFirstTurn(writeTurns("slow"), 8*time.Second))},
 	})
 	fastSwarmEnv(t)
 	t.Setenv("CODESWARM_WATCH_SLOW_CALL_AFTER", "2s")
