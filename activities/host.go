@@ -71,7 +71,10 @@ func (a *Activities) WatchHost(ctx context.Context, in WatchHostInput) (HostStat
 		}
 		select {
 		case <-ctx.Done():
-			return HostStatus{}, ctx.Err()
+			// The run stopped watching (it moved or ended): expected, so
+			// benign (the SDK logs it at debug level, not as an error).
+			return HostStatus{}, temporal.NewApplicationErrorWithOptions("host watch stopped: "+context.Cause(ctx).Error(), "host.watch_stopped",
+				temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign, Cause: ctx.Err()})
 		case <-time.After(every):
 		}
 	}
