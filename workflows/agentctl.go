@@ -46,6 +46,12 @@ type AgentCtlState struct {
 // report of a pause are not paced.
 const reportInterval = 5 * time.Second
 
+// pacedReportInterval replaces reportInterval from Rev 2: the periodic
+// reports filled the run's Web UI timeline (one signal each); watch and
+// status ask running sub-agents themselves, so the run's own figures may
+// lag this much. Requests for allowance are still sent at once.
+const pacedReportInterval = 30 * time.Second
+
 func (ag *agent) ctl() *AgentCtlState {
 	if ag.st.Ctl == nil {
 		ag.st.Ctl = &AgentCtlState{}
@@ -311,7 +317,11 @@ func (ag *agent) reportDue(ctx workflow.Context) bool {
 	if last.IsZero() {
 		last = ag.st.StartedAt
 	}
-	return workflow.Now(ctx).Sub(last) >= reportInterval
+	every := reportInterval
+	if ag.in.Rev >= 2 {
+		every = pacedReportInterval
+	}
+	return workflow.Now(ctx).Sub(last) >= every
 }
 
 // noteOutput adds a tool result's size to the next call's estimate.

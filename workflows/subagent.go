@@ -90,7 +90,9 @@ type SubAgentInput struct {
 //     that compares results (repeatBreakerChange) without their markers;
 //   - model calls (AgentStep) on the host run as local activities while
 //     the model answers fast (localSteps).
-const subAgentRev = 1
+//
+// From 2: the periodic usage report goes every pacedReportInterval.
+const subAgentRev = 2
 
 // AgentTally is where a sub-agent works and what it has done so far. The
 // state a continued run carries over and the result it returns both embed
