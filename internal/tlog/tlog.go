@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/log"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Logger is a Temporal log.Logger backed by zap.
@@ -42,7 +45,8 @@ func cancelledErr(keyvals []any) bool {
 	for i := 0; i+1 < len(keyvals); i += 2 {
 		if k, ok := keyvals[i].(string); ok && k == "Error" {
 			err, ok := keyvals[i+1].(error)
-			return ok && errors.Is(err, context.Canceled)
+			var cancelled *serviceerror.Canceled
+			return ok && (errors.Is(err, context.Canceled) || errors.As(err, &cancelled) || status.Code(err) == codes.Canceled)
 		}
 	}
 	return false
