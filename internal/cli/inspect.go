@@ -144,6 +144,9 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 			}
 			info := d.GetWorkflowExecutionInfo()
 			fmt.Fprintf(stdio.Out, "run %s: %s (workflow %s, started %s)\n", args[0], runState(info), statusName(info), info.GetStartTime().AsTime().Local().Format(time.DateTime))
+			if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				fmt.Fprintf(stdio.Out, "state %s\n", runState(info))
+			}
 			if u := e.workflowURL(args[0]); u != "" {
 				fmt.Fprintf(stdio.Out, "Web UI: %s\n", u)
 			}
