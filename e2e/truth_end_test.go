@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"codeswarm/activities"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
 	"codeswarm/workflows"
@@ -122,4 +126,54 @@ func TestTerminateEndsSubAgents(t *testing.T) {
 			return !strings.Contains(running, id) && strings.Contains(terminated, id)
 		})
 	})
+}
+
+// TestTerminatedSubAgentIsReported: terminating one sub-agent's workflow
+// (as a Temporal user might) fails that subtask with a plain reason, and
+// the result lists its worktree as kept; the rest of the run goes on.
+func TestTerminatedSubAgentIsReported(t *testing.T) {
+	const id = "e2e-terminate-child"
+	h := newHarness(t, scripted.Script{
+		Planner: []scripted.Reply{{Content: faultPlan("endless", "fine")}},
+		Agents: []scripted.Agent{
+			{Match: faultMarker("endless"), Turns: append([]scripted.Reply{writeTurns("endless")[0]}, endlessTurns(300, 100*time.Millisecond)...)},
+			faultAgent("fine", writeTurns("fine")),
+		},
+	})
+	fastSwarmEnv(t)
+	repo := faultRepo(t)
+	type ran struct {
+		code int
+		res  activities.SwarmResult
+	}
+	done := make(chan ran, 1)
+	go func() {
+		code, res := h.runJSON("run", "--repo", repo, "--task", "terminate one sub-agent", "--id", id)
+		done <- ran{code, res}
+	}()
+	child := workflows.ChildWorkflowID(id, "01-endless", 1)
+	waitFor(t, 60*time.Second, func() bool { return agentCalls(h.model, faultMarker("endless")) >= 4 })
+	if err := h.client.TerminateWorkflow(context.Background(), child, "", "e2e: a user terminates one sub-agent"); err != nil {
+		t.Fatal(err)
+	}
+	var r ran
+	select {
+	case r = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the run did not end after one sub-agent was terminated")
+	}
+	subs := byID(r.res)
+	e, f := subs["01-endless"], subs["02-fine"]
+	if r.code != 1 || e.Success || !strings.Contains(e.Error, "was terminated") || e.Worktree == "" {
+		t.Fatalf("exit %d; endless: success %v, error %q, worktree %q; want a failed subtask saying it was terminated, with its worktree", r.code, e.Success, e.Error, e.Worktree)
+	}
+	if !slices.Contains(r.res.KeptWorktrees, e.Worktree) {
+		t.Errorf("kept_worktrees %v lacks %s", r.res.KeptWorktrees, e.Worktree)
+	}
+	if _, err := os.Stat(filepath.Join(e.Worktree, "endless.txt")); err != nil {
+		t.Errorf("the terminated sub-agent's work is not in its worktree: %v", err)
+	}
+	if !f.Success || f.Merge != activities.MergeMerged {
+		t.Errorf("fine: success %v merge %q; the rest of the run must go on", f.Success, f.Merge)
+	}
 }

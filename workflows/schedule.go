@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -376,10 +377,7 @@ func (s *swarm) bookEnd(ctx workflow.Context, t *task, r SubAgentResult, err err
 	t.future = nil
 	t.ended = workflow.Now(ctx)
 	if err != nil {
-		r = SubAgentResult{SubtaskID: t.sub.ID, Attempt: t.attempt, Status: activities.StatusFailed, Error: err.Error()}
-		if temporal.IsCanceledError(err) {
-			r.Status = activities.StatusCancelled
-		}
+		r = s.lostResult(t, err)
 	}
 	s.used += r.Steps
 	s.llmCalls += r.LLMCalls
@@ -393,6 +391,25 @@ func (s *swarm) bookEnd(ctx workflow.Context, t *task, r SubAgentResult, err err
 	}
 	s.event(ctx, kind, t.sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, activities.FirstLine(cmp.Or(r.Error, r.Result), 160)))
 	return r.Success && s.in.AutoMerge && r.Changed
+}
+
+// lostResult stands for the result of a sub-agent whose workflow ended
+// without one (terminated, timed out, failed): it says so plainly and names
+// its branch and worktree, where the work it committed and left is kept.
+func (s *swarm) lostResult(t *task, err error) SubAgentResult {
+	r := SubAgentResult{SubtaskID: t.sub.ID, Attempt: t.attempt, Status: activities.StatusFailed, Error: err.Error()}
+	r.Branch = t.branch
+	var terminated *temporal.TerminatedError
+	switch {
+	case temporal.IsCanceledError(err):
+		r.Status = activities.StatusCancelled
+	case errors.As(err, &terminated):
+		r.Error = "its sub-agent workflow " + t.childID + " was terminated; what it committed is on branch " + t.branch + " and its worktree is kept"
+	}
+	if s.prep.WorkspaceRoot != "" && s.hs.moves == 0 {
+		r.Worktree = activities.WorktreeDir(s.prep.WorkspaceRoot, s.runID, t.sub.ID, t.attempt)
+	}
+	return r
 }
 
 func (s *swarm) fillResult(t *task, r SubAgentResult) {
