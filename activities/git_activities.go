@@ -29,10 +29,10 @@ type PrepareRunInput struct {
 
 // PrepareRunResult pins the run to a base commit and a workspace host.
 type PrepareRunResult struct {
-	RepoRoot       string `json:"repo_root"`
+	RepoRoot string `json:"repo_root"`
 	// WorkspaceRoot is the preparing worker's workspace.root, where the
 	// run's worktrees are ("" from older workers).
-	WorkspaceRoot string `json:"workspace_root,omitempty"`
+	WorkspaceRoot  string `json:"workspace_root,omitempty"`
 	BaseCommit     string `json:"base_commit"`
 	BaseBranch     string `json:"base_branch"` // the user's checked-out branch, for --apply
 	WorkspaceQueue string `json:"workspace_queue"`
