@@ -170,8 +170,11 @@ type VerifyReport struct {
 
 // SwarmResult is the result JSON of a run (run --json, result --json).
 type SwarmResult struct {
-	RunID          string          `json:"run_id"`
-	Success        bool            `json:"success"`
+	RunID   string `json:"run_id"`
+	Success bool   `json:"success"`
+	// State is how the run ended: succeeded, failed, cancelled or rejected
+	// (a RunState*); omitted by runs from before it was recorded.
+	State          string          `json:"state,omitempty"`
 	Branch         string          `json:"branch"`
 	BaseCommit     string          `json:"base_commit"`
 	HeadCommit     string          `json:"head_commit"`

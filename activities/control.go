@@ -43,6 +43,11 @@ const (
 	RunStateFailed           = "failed"
 	RunStateCancelled        = "cancelled"
 	RunStateRejected         = "rejected"
+	// RunStateTerminated and RunStateTimedOut are never set by a run (it
+	// cannot act once Temporal ended it): the CLI derives them from the
+	// workflow's status when the search attribute still shows a live state.
+	RunStateTerminated = "terminated"
+	RunStateTimedOut   = "timed_out"
 )
 
 // Search attribute names set on every run (registered by the embedded
@@ -118,35 +123,43 @@ type BudgetView struct {
 // SubtaskView is one row of a run's live table: the progress query, the
 // parent's Web UI current details, `status` and `watch` all show it.
 type SubtaskView struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	Stage       int       `json:"stage"`
-	Status      string    `json:"status"` // pending, running, paused, or a Status* once done
-	Attempt     int       `json:"attempt"`
-	Step        int       `json:"step"`
-	MaxSteps    int       `json:"max_steps"`
-	Tokens      int64     `json:"tokens"`
-	CostUSD     float64   `json:"cost_usd"`
-	CurrentTool string    `json:"current_tool,omitempty"`
-	LastStatus  string    `json:"last_status,omitempty"`
-	StartedAt   time.Time `json:"started_at,omitempty"`
-	EndedAt     time.Time `json:"ended_at,omitempty"`
-	LastEvent   string    `json:"last_event,omitempty"`
-	Merge       string    `json:"merge,omitempty"`
+	ID          string  `json:"id"`
+	Name        string  `json:"name"`
+	Stage       int     `json:"stage"`
+	Status      string  `json:"status"` // pending, running, paused, or a Status* once done
+	Attempt     int     `json:"attempt"`
+	Step        int     `json:"step"`
+	MaxSteps    int     `json:"max_steps"`
+	Tokens      int64   `json:"tokens"`
+	CostUSD     float64 `json:"cost_usd"`
+	CurrentTool string  `json:"current_tool,omitempty"`
+	// CurrentKind ("model", "tool" or "git") and CurrentSince say what
+	// kind of call is in progress and since when (from the sub-agent).
+	CurrentKind  string    `json:"current_kind,omitempty"`
+	CurrentSince time.Time `json:"current_since,omitzero"`
+	LastStatus   string    `json:"last_status,omitempty"`
+	StartedAt    time.Time `json:"started_at,omitempty"`
+	EndedAt      time.Time `json:"ended_at,omitempty"`
+	LastEvent    string    `json:"last_event,omitempty"`
+	Merge        string    `json:"merge,omitempty"`
 }
 
 // AgentView is the answer to AgentQueryName: what one sub-agent does now.
 type AgentView struct {
-	Subtask     string    `json:"subtask"`
-	Attempt     int       `json:"attempt"`
-	Step        int       `json:"step"`
-	MaxSteps    int       `json:"max_steps"`
-	Tokens      int64     `json:"tokens"`
-	CostUSD     float64   `json:"cost_usd"`
-	CurrentTool string    `json:"current_tool,omitempty"`
-	LastStatus  string    `json:"last_status,omitempty"`
-	Paused      bool      `json:"paused"`
-	StartedAt   time.Time `json:"started_at"`
+	Subtask     string  `json:"subtask"`
+	Attempt     int     `json:"attempt"`
+	Step        int     `json:"step"`
+	MaxSteps    int     `json:"max_steps"`
+	Tokens      int64   `json:"tokens"`
+	CostUSD     float64 `json:"cost_usd"`
+	CurrentTool string  `json:"current_tool,omitempty"`
+	// CurrentKind is "model", "tool" or "git"; CurrentSince is when the
+	// call in progress started (workflow time).
+	CurrentKind  string    `json:"current_kind,omitempty"`
+	CurrentSince time.Time `json:"current_since,omitzero"`
+	LastStatus   string    `json:"last_status,omitempty"`
+	Paused       bool      `json:"paused"`
+	StartedAt    time.Time `json:"started_at"`
 	// Recent are the sub-agent's latest tool calls, oldest first, at most
 	// RecentToolCalls of them; `watch --verbose` prints those it has not
 	// printed yet (by Seq).

@@ -29,7 +29,10 @@ type PrepareRunInput struct {
 
 // PrepareRunResult pins the run to a base commit and a workspace host.
 type PrepareRunResult struct {
-	RepoRoot       string `json:"repo_root"`
+	RepoRoot string `json:"repo_root"`
+	// WorkspaceRoot is the preparing worker's workspace.root, where the
+	// run's worktrees are ("" from older workers).
+	WorkspaceRoot  string `json:"workspace_root,omitempty"`
 	BaseCommit     string `json:"base_commit"`
 	BaseBranch     string `json:"base_branch"` // the user's checked-out branch, for --apply
 	WorkspaceQueue string `json:"workspace_queue"`
@@ -87,7 +90,7 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 	}
 	listing, _ := runGit(ctx, repo.Root, "ls-tree", "-r", "--name-only", base)
 	return PrepareRunResult{
-		RepoRoot: repo.Root, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
+		RepoRoot: repo.Root, WorkspaceRoot: a.WorkspaceRoot, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
 		RepoListing: capLines(listing, 300, 8000), GCAutoPrev: gc.Prev, GCAutoHad: gc.Had, GitVersion: version,
 		Sandbox: a.sandboxMode(), HostAttribute: a.hasSearchAttribute(ctx, SAHost),
 		AutoMoveAfter: a.AutoMoveAfter, Unpaced: !a.paced(),

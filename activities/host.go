@@ -62,6 +62,11 @@ func (a *Activities) WatchHost(ctx context.Context, in WatchHostInput) (HostStat
 	every = min(max(every, 200*time.Millisecond), 5*time.Second)
 	for {
 		st, err := a.hostStatus(ctx, in.Queue)
+		if ctx.Err() != nil {
+			// Stopped while asking (the run ended, the worker stops): a
+			// heartbeat now would only fail and log a warning.
+			return HostStatus{}, watchStopped(ctx)
+		}
 		activity.RecordHeartbeat(ctx, st)
 		if err == nil && st.Alive != in.Alive {
 			return st, nil
@@ -71,10 +76,18 @@ func (a *Activities) WatchHost(ctx context.Context, in WatchHostInput) (HostStat
 		}
 		select {
 		case <-ctx.Done():
-			return HostStatus{}, ctx.Err()
+			return HostStatus{}, watchStopped(ctx)
 		case <-time.After(every):
 		}
 	}
+}
+
+// watchStopped is how WatchHost ends when the run stops watching (it moved
+// or ended) or the worker stops: expected, so benign (the SDK logs it at
+// debug level, not as an error), and retried like any failure.
+func watchStopped(ctx context.Context) error {
+	return temporal.NewApplicationErrorWithOptions("host watch stopped: "+context.Cause(ctx).Error(), "host.watch_stopped",
+		temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign, Cause: ctx.Err()})
 }
 
 func (a *Activities) hostLostAfter() time.Duration {

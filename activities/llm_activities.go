@@ -105,6 +105,9 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 	if r, ok := transcript.Find(recs, key); ok {
 		return r, true, nil
 	}
+	if err := a.stopIfRunClosed(ctx, ref.RunID); err != nil {
+		return transcript.Record{}, false, err
+	}
 	resp, err := a.chat(ctx, ref.RunID, build(transcript.Messages(recs)))
 	if err != nil {
 		return transcript.Record{}, false, err

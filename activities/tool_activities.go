@@ -210,6 +210,28 @@ func (a *Activities) SwarmShare(ctx context.Context, in SwarmShareInput) (SwarmS
 	return out, a.Transcripts.Append(ref, rec)
 }
 
+// shareUpdateID names a publish so that a retried activity publishes once,
+// and every other publish is new: it names the sub-agent's workflow (a
+// sub-agent restarted on another host by a move is a new workflow whose
+// turns count from where its branch was, so subtask, attempt and turn
+// alone would repeat, and the run would answer the earlier publish's
+// outcome without storing the new value).
+func shareUpdateID(workflowID string, in SwarmShareInput) string {
+	id := fmt.Sprintf("share-%s-a%d-t%04d-%02d", in.Ref.SubtaskID, in.Ref.Attempt, in.Turn, in.Index)
+	if workflowID != "" {
+		id += "-" + workflowID
+	}
+	return id
+}
+
+// callerWorkflowID is the ID of the workflow whose activity ctx runs ("" outside one).
+func callerWorkflowID(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	return activity.GetInfo(ctx).WorkflowExecution.ID
+}
+
 // rejection returns the parent's own refusal of a publish (its validator's
 // error, an application error), which is the model's to fix, not a retry's;
 // nil for transport errors, which are retried.
@@ -226,7 +248,7 @@ func (a *Activities) share(ctx context.Context, in SwarmShareInput, args tools.S
 	if args.Action == "publish" {
 		h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID: in.ParentWorkflowID, UpdateName: SharePublishUpdateName,
-			UpdateID:     fmt.Sprintf("share-%s-a%d-t%04d-%02d", in.Ref.SubtaskID, in.Ref.Attempt, in.Turn, in.Index),
+			UpdateID:     shareUpdateID(callerWorkflowID(ctx), in),
 			Args:         []any{req},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		})

@@ -283,3 +283,18 @@ func countFiles(t *testing.T, dir string) int {
 	}
 	return n
 }
+
+// TestShareUpdateIDNamesTheSubAgentWorkflow: a retried publish keeps its
+// update ID (Temporal deduplicates it), while the same turn of a sub-agent
+// restarted by a move (a new workflow) gets a new one, so its publish is
+// stored instead of answered with the old one's outcome.
+func TestShareUpdateIDNamesTheSubAgentWorkflow(t *testing.T) {
+	in := SwarmShareInput{Ref: ConvRef{RunID: "r", SubtaskID: "01-a", Attempt: 1}, Turn: 3, Index: 0}
+	first := shareUpdateID("r.01-a", in)
+	if again := shareUpdateID("r.01-a", in); again != first {
+		t.Errorf("retry: %q, then %q; want the same ID", first, again)
+	}
+	if moved := shareUpdateID("r.01-a.m1", in); moved == first {
+		t.Errorf("the moved sub-agent's publish reuses %q", first)
+	}
+}

@@ -23,9 +23,17 @@ type Config struct {
 	Tools     ToolsConfig     `mapstructure:"tools"`
 	Log       LogConfig       `mapstructure:"log"`
 	Codec     CodecConfig     `mapstructure:"codec"`
+	Watch     WatchConfig     `mapstructure:"watch"`
 	// File is the config file Load read ("" when none); the bash sandbox
 	// hides it from model-run commands.
 	File string `mapstructure:"-"`
+}
+
+// WatchConfig tunes what watch and status show.
+type WatchConfig struct {
+	// SlowCallAfter flags a sub-agent's current call (model or tool) that
+	// has run longer than this.
+	SlowCallAfter time.Duration `mapstructure:"slow_call_after"`
 }
 
 // CodecConfig turns on payload encryption: with a key, every payload stored

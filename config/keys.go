@@ -100,6 +100,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "tools.max_file_bytes", def: 8 << 20, doc: "largest file read, write, edit and multiedit load into the worker, in bytes; larger and special files are refused"},
 		{key: "tools.share.max_keys", def: 256, doc: "distinct swarm_share keys one run may publish (values are kept in the run's Temporal history)"},
 		{key: "tools.sandbox", def: "on", doc: "run bash and verify.command in a bubblewrap sandbox: on, or off (unconfined; only when set explicitly)"},
+		{key: "watch.slow_call_after", def: 30 * time.Second, doc: "watch and status flag a sub-agent's current model or tool call (CALL column) that has run longer than this"},
 		{key: "log.level", def: "info", doc: "log level: debug, info, warn or error"},
 		{key: "log.format", def: "console", doc: "log format: console or json"},
 		{key: "codec.key", def: "", doc: `AES-256 key (32 bytes, base64 or hex) that encrypts every payload stored in Temporal; "" stores them in clear (secret; never logged)`},

@@ -52,6 +52,7 @@ func TestLoadDefaults(t *testing.T) {
 			},
 			Share: ShareConfig{MaxValueBytes: 16384, MaxKeys: 256},
 		},
+		Watch: WatchConfig{SlowCallAfter: 30 * time.Second},
 		Log:   LogConfig{Level: "info", Format: "console"},
 		Codec: CodecConfig{Port: 8234},
 	}

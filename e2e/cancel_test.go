@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.uber.org/zap"
 
 	"codeswarm/activities"
@@ -127,8 +128,8 @@ func TestCancelRun(t *testing.T) {
 
 	var res activities.SwarmResult
 	t.Run("CLI reports the cancelled run", func(t *testing.T) {
-		if ran.code != 1 {
-			t.Errorf("exit %d, want 1", ran.code)
+		if ran.code != cli.ExitCancelled {
+			t.Errorf("exit %d, want %d (cancelled)", ran.code, cli.ExitCancelled)
 		}
 		if err := json.Unmarshal([]byte(ran.out), &res); err != nil {
 			t.Fatalf("run output is not a result: %v\n%s\nlogs:\n%s", err, ran.out, tail(runLogs.String(), 4000))
@@ -136,13 +137,20 @@ func TestCancelRun(t *testing.T) {
 	})
 
 	t.Run("workflow result says what was done and what was not", func(t *testing.T) {
-		var wf activities.SwarmResult
-		if err := h.client.GetWorkflow(context.Background(), id, "").Get(context.Background(), &wf); err != nil {
+		wf, err := activities.RunResult(context.Background(), h.client, id)
+		if err != nil {
 			t.Fatalf("workflow result: %v", err)
 		}
 		t.Logf("result:\n%s", fmtResult(wf))
-		if wf.Success || wf.Error == "" {
-			t.Errorf("success %v, error %q: a cancelled run must not succeed and must say why", wf.Success, wf.Error)
+		if wf.Success || wf.Error == "" || wf.State != activities.RunStateCancelled {
+			t.Errorf("success %v, state %q, error %q: a cancelled run must not succeed, must say cancelled and why", wf.Success, wf.State, wf.Error)
+		}
+		d, err := h.client.DescribeWorkflowExecution(context.Background(), id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := d.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+			t.Errorf("workflow status %s, want CANCELED", st)
 		}
 		subs := byID(wf)
 		if q := subs["01-quick"]; !q.Success || q.Merge != activities.MergeMerged {

@@ -190,8 +190,8 @@ func awaitRun(t *testing.T, h *harness, id string, want int) time.Duration {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var res activities.SwarmResult
-	if err := h.client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+	res, err := activities.RunResult(ctx, h.client, id)
+	if err != nil {
 		t.Fatalf("run %s: %v", id, err)
 	}
 	if !res.Success || len(res.SubtaskResults) != want {

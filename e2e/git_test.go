@@ -193,4 +193,21 @@ func TestCleanKeepsUnmergedWork(t *testing.T) {
 	if _, err := os.Stat(subs[bad].Worktree); !os.IsNotExist(err) {
 		t.Errorf("clean worktree not removed (its commits are safe on the branch): %v", err)
 	}
+
+	// On request, clean undoes the run entirely: no branch of it is left,
+	// the user's branch and working tree are untouched.
+	userHead := git(t, repo, "rev-parse", "HEAD")
+	code, out = h.run("clean", "clean-run", "--all")
+	if code != 0 {
+		t.Fatalf("clean --all: exit %d\n%s\n%s", code, out, tail(h.logs.String(), 2000))
+	}
+	if left := git(t, repo, "branch", "--list", "codeswarm/clean-run/*"); left != "" {
+		t.Errorf("branches left after clean --all: %s", left)
+	}
+	if got := git(t, repo, "rev-parse", "HEAD"); got != userHead {
+		t.Errorf("the user's HEAD moved: %s, was %s", got, userHead)
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "clean-run")); !os.IsNotExist(err) {
+		t.Errorf("the run's workspace directory is still there: %v", err)
+	}
 }

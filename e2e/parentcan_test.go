@@ -257,8 +257,8 @@ func TestParentContinueAsNewCancel(t *testing.T) {
 	if code := cli.Execute(ctx, []string{"cancel", id}, cli.IO{Out: &out, Err: &errOut}); code != 0 {
 		t.Fatalf("cancel: exit %d: %s", code, errOut.String())
 	}
-	var res activities.SwarmResult
-	if err := h.client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+	res, err := activities.RunResult(ctx, h.client, id)
+	if err != nil {
 		t.Fatalf("the cancelled run: %v", err)
 	}
 	chain := parentChain(t, h, id)

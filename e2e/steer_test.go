@@ -137,8 +137,8 @@ func TestSteerCLI(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var res activities.SwarmResult
-	if err := h.client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+	res, err := activities.RunResult(ctx, h.client, id)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !res.Success || len(res.SubtaskResults) != 3 {
@@ -200,8 +200,8 @@ func TestBudgetCLI(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var res activities.SwarmResult
-	if err := h.client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+	res, err := activities.RunResult(ctx, h.client, id)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !res.Success {

@@ -186,8 +186,8 @@ func awaitResult(t *testing.T, c client.Client, id string, logs func() string) a
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), crashRunDeadline)
 	defer cancel()
-	var res activities.SwarmResult
-	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+	res, err := activities.RunResult(ctx, c, id)
+	if err != nil {
 		t.Fatalf("result of %s: %v\nworker logs:\n%s", id, err, logs())
 	}
 	return res

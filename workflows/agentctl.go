@@ -31,6 +31,10 @@ type AgentCtlState struct {
 	// ReportedAt is when the last report went (zero: none yet; the
 	// sub-agent's start counts), from stepCostVersion.
 	ReportedAt time.Time `json:"reported_at,omitzero"`
+	// GrantSteps is the step allowance the run granted past StepGrant;
+	// StepsDenied says the run's step budget has none left for it.
+	GrantSteps  int  `json:"grant_steps,omitempty"`
+	StepsDenied bool `json:"steps_denied,omitempty"`
 }
 
 // reportInterval paces the periodic usage report (from stepCostVersion):
@@ -41,6 +45,12 @@ type AgentCtlState struct {
 // refreshed faster than anyone reads it. Requests for allowance and the
 // report of a pause are not paced.
 const reportInterval = 5 * time.Second
+
+// pacedReportInterval replaces reportInterval from Rev 2: the periodic
+// reports filled the run's Web UI timeline (one signal each); watch and
+// status ask running sub-agents themselves, so the run's own figures may
+// lag this much. Requests for allowance are still sent at once.
+const pacedReportInterval = 30 * time.Second
 
 func (ag *agent) ctl() *AgentCtlState {
 	if ag.st.Ctl == nil {
@@ -63,6 +73,8 @@ func (ag *agent) apply(sig ControlSignal) {
 		}
 	case signalGrant:
 		c.GrantTokens, c.GrantUSD = max(c.GrantTokens, sig.GrantTokens), max(c.GrantUSD, sig.GrantUSD)
+		c.GrantSteps = max(c.GrantSteps, sig.GrantSteps)
+		c.StepsDenied = c.StepsDenied || sig.StepsDenied
 	case signalTell:
 		c.Notes = append(c.Notes, sig.Notes...)
 	}
@@ -125,12 +137,43 @@ func (ag *agent) gate(ctx workflow.Context) string {
 	if err := ag.waitFor(ctx, func() bool { return !c.Paused }); err != nil {
 		return ExitCancelled
 	}
+	if exit := ag.stepAllowance(ctx); exit != "" {
+		return exit
+	}
 	needT, needUSD := ag.estimate()
 	exit, asked := ag.allowance(ctx, needT, needUSD)
 	if exit == "" && (waited || asked) {
 		ag.st.Deadline = workflow.Now(ctx).Add(ag.in.Limits.SubagentTimeout)
 	}
 	return exit
+}
+
+// stepLimit is how many steps the sub-agent may take now.
+func (ag *agent) stepLimit() int {
+	if ag.in.StepGrant == 0 {
+		return ag.in.MaxSteps
+	}
+	return max(ag.in.StepGrant, ag.ctl().GrantSteps)
+}
+
+// stepAllowance asks the run for another chunk of steps when the ones
+// granted are used (and its own cap is not reached), and waits for it; it
+// stops the sub-agent when the run's step budget has none left.
+func (ag *agent) stepAllowance(ctx workflow.Context) string {
+	if ag.in.StepGrant == 0 || ag.st.Steps < ag.stepLimit() || ag.st.Steps >= ag.in.MaxSteps {
+		return ""
+	}
+	c := ag.ctl()
+	ag.reportAsk(ctx, BudgetReport{NeedSteps: 1})
+	if err := ag.waitFor(ctx, func() bool { return c.StepsDenied || ag.st.Steps < ag.stepLimit() }); err != nil {
+		return ExitCancelled
+	}
+	if ag.st.Steps >= ag.stepLimit() {
+		ag.why = fmt.Sprintf("stopped after %d steps: the run's step budget (swarm.max_total_steps) has none left", ag.st.Steps)
+		return ExitMaxSteps
+	}
+	ag.st.Deadline = workflow.Now(ctx).Add(ag.in.Limits.SubagentTimeout)
+	return ""
 }
 
 // allowance makes sure a call of the given most cost fits: under the
@@ -199,10 +242,16 @@ func (ag *agent) estimate() (int64, float64) {
 // report sends the run this sub-agent's usage, and with ask a request for
 // allowance to cover a call of need.
 func (ag *agent) report(ctx workflow.Context, ask bool, needT int64, needUSD float64) {
+	ag.reportAsk(ctx, BudgetReport{Ask: ask, NeedTokens: needT, NeedUSD: needUSD})
+}
+
+// reportAsk sends the run this sub-agent's usage with the request r holds
+// (a step request asks too).
+func (ag *agent) reportAsk(ctx workflow.Context, r BudgetReport) {
 	ag.ctl().Reported = ag.st.Steps
 	ag.ctl().ReportedAt = workflow.Now(ctx)
-	r := BudgetReport{Subtask: ag.in.Subtask.ID, Attempt: ag.in.Attempt, Step: ag.st.Steps, Usage: ag.st.Usage,
-		Ask: ask, NeedTokens: needT, NeedUSD: needUSD}
+	r.Subtask, r.Attempt, r.Step, r.Usage = ag.in.Subtask.ID, ag.in.Attempt, ag.st.Steps, ag.st.Usage
+	r.Ask = r.Ask || r.NeedSteps > 0
 	// Not waited on: the grant comes back as a signal.
 	f := workflow.SignalExternalWorkflow(ctx, ag.in.ParentWorkflowID, "", budgetReportSignal, r)
 	if ag.orphanWake != nil {
@@ -268,7 +317,11 @@ func (ag *agent) reportDue(ctx workflow.Context) bool {
 	if last.IsZero() {
 		last = ag.st.StartedAt
 	}
-	return workflow.Now(ctx).Sub(last) >= reportInterval
+	every := reportInterval
+	if ag.in.Rev >= 2 {
+		every = pacedReportInterval
+	}
+	return workflow.Now(ctx).Sub(last) >= every
 }
 
 // noteOutput adds a tool result's size to the next call's estimate.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -15,6 +16,8 @@ import (
 // except the tool sequence number, which its state carries.
 type liveView struct {
 	doing      string // the model turn or tool call in progress
+	kind       string // what doing is: callModel, callTool or callGit
+	since      time.Time
 	lastStatus string
 	recent     []activities.ToolEvent
 }
@@ -29,7 +32,8 @@ func (ag *agent) registerAgentQuery(ctx workflow.Context) error {
 func (ag *agent) agentView() activities.AgentView {
 	v := activities.AgentView{
 		Subtask: ag.in.Subtask.ID, Attempt: ag.in.Attempt, MaxSteps: ag.in.MaxSteps,
-		CurrentTool: ag.view.doing, LastStatus: ag.view.lastStatus, Recent: ag.view.recent,
+		CurrentTool: ag.view.doing, CurrentKind: ag.view.kind, CurrentSince: ag.view.since,
+		LastStatus: ag.view.lastStatus, Recent: ag.view.recent,
 	}
 	if ag.st != nil {
 		v.Step, v.StartedAt = ag.st.Steps, ag.st.StartedAt
@@ -38,9 +42,16 @@ func (ag *agent) agentView() activities.AgentView {
 	return v
 }
 
-// doing records what the sub-agent starts now and shows it.
-func (ag *agent) doing(ctx workflow.Context, what string) {
-	ag.view.doing = what
+// Kinds of call a sub-agent can be in (AgentView.CurrentKind).
+const (
+	callModel = "model"
+	callTool  = "tool"
+	callGit   = "git"
+)
+
+// doing records what the sub-agent starts now, of which kind, and shows it.
+func (ag *agent) doing(ctx workflow.Context, kind, what string) {
+	ag.view.doing, ag.view.kind, ag.view.since = what, kind, workflow.Now(ctx)
 	ag.showDetails(ctx)
 }
 
@@ -53,7 +64,7 @@ func (ag *agent) noteTool(ctx workflow.Context, brief string) {
 	if n := len(ag.view.recent); n > activities.RecentToolCalls {
 		ag.view.recent = append([]activities.ToolEvent(nil), ag.view.recent[n-activities.RecentToolCalls:]...)
 	}
-	ag.doing(ctx, brief)
+	ag.doing(ctx, callTool, brief)
 }
 
 // showDetails sets the child's current details in the Web UI.
@@ -61,6 +72,9 @@ func (ag *agent) showDetails(ctx workflow.Context) {
 	v := ag.agentView()
 	var b strings.Builder
 	fmt.Fprintf(&b, "**%s** · step %d/%d · %d tokens\n\n", cmp.Or(v.CurrentTool, "starting"), v.Step, v.MaxSteps, v.Tokens)
+	if !v.CurrentSince.IsZero() && v.CurrentKind != "" {
+		fmt.Fprintf(&b, "%s call since %s (its age: `codeswarm status`)\n\n", v.CurrentKind, v.CurrentSince.UTC().Format("15:04:05 UTC"))
+	}
 	fmt.Fprintf(&b, "last STATUS: %s\n", cmp.Or(v.LastStatus, "none yet"))
 	workflow.SetCurrentDetails(ctx, b.String())
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 
@@ -51,6 +52,8 @@ type BudgetReport struct {
 	Ask        bool             `json:"ask,omitempty"`
 	NeedTokens int64            `json:"need_tokens,omitempty"`
 	NeedUSD    float64          `json:"need_usd,omitempty"`
+	// NeedSteps asks for more steps (SubAgentInput.StepGrant).
+	NeedSteps int `json:"need_steps,omitempty"`
 }
 
 // taskCtl is the parent's ledger of one running sub-agent and the notes
@@ -93,6 +96,15 @@ func (s *swarm) serve(ctx workflow.Context) {
 		if t.state == stateRunning && t.ctl.ask != nil {
 			if why := s.tryGrant(ctx, t); why != "" && blocked == "" {
 				blocked = why
+			}
+		}
+	}
+	if blocked != "" && s.allRunningWait() && s.denySteps(ctx) {
+		// Steps cannot be added to a run: those waiting stop instead.
+		blocked = ""
+		for _, t := range s.tasks {
+			if t.state == stateRunning && t.ctl.ask != nil {
+				blocked = cmp.Or(blocked, s.tryGrant(ctx, t))
 			}
 		}
 	}
@@ -147,6 +159,9 @@ func (s *swarm) spent() (int64, float64) {
 // cannot.
 func (s *swarm) tryGrant(ctx workflow.Context, t *task) string {
 	ask := t.ctl.ask
+	if ask.NeedSteps > 0 {
+		return s.tryGrantSteps(ctx, t)
+	}
 	usedT, usedUSD := t.ctl.usage.Total(), s.in.Budget.Price.Cost(t.ctl.usage)
 	comT, comUSD := s.committed()
 	share := int64(max(1, s.countRunning()))
@@ -174,6 +189,36 @@ func (s *swarm) tryGrant(ctx workflow.Context, t *task) string {
 	t.ctl.grantTokens, t.ctl.grantUSD, t.ctl.ask = grantT, grantUSD, nil
 	s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, GrantTokens: grantT, GrantUSD: grantUSD})
 	return ""
+}
+
+// tryGrantSteps gives t another chunk of steps out of what the run's step
+// budget has left, up to max_steps_per_subagent; it returns why it cannot.
+func (s *swarm) tryGrantSteps(ctx workflow.Context, t *task) string {
+	room := s.in.Limits.MaxTotalSteps - s.used - s.reserved
+	upTo := s.in.Limits.MaxStepsPerSubagent - t.reserved
+	if room <= 0 || upTo <= 0 {
+		return fmt.Sprintf("step budget spent (max_total_steps=%d: %d used, %d held by running sub-agents)", s.in.Limits.MaxTotalSteps, s.used, s.reserved)
+	}
+	g := min(s.stepChunk(), room, upTo)
+	t.reserved += g
+	s.reserved += g
+	t.ctl.ask = nil
+	s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, GrantSteps: t.reserved})
+	return ""
+}
+
+// denySteps answers every sub-agent waiting for steps that none are left:
+// when every running sub-agent waits, none will hand steps back.
+func (s *swarm) denySteps(ctx workflow.Context) bool {
+	denied := false
+	for _, t := range s.tasks {
+		if t.state == stateRunning && t.ctl.ask != nil && t.ctl.ask.NeedSteps > 0 {
+			t.ctl.ask = nil
+			s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, StepsDenied: true})
+			denied = true
+		}
+	}
+	return denied
 }
 
 // afterChild books an ended sub-agent: its cost joins the run's, its

@@ -39,6 +39,10 @@ type ControlSignal struct {
 	GrantTokens int64    `json:"grant_tokens,omitempty"`
 	GrantUSD    float64  `json:"grant_usd,omitempty"`
 	Notes       []string `json:"notes,omitempty"`
+	// GrantSteps is the sub-agent's step allowance (cumulative; with
+	// SubAgentInput.StepGrant); StepsDenied says none is left for it.
+	GrantSteps  int  `json:"grant_steps,omitempty"`
+	StepsDenied bool `json:"steps_denied,omitempty"`
 }
 
 // AgentControl is a sub-agent's share of the run's steering: its budget

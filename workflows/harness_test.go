@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,9 +13,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -218,8 +221,14 @@ func (w *world) startSubtask(_ context.Context, in activities.StartSubtaskInput)
 	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head, Unpaced: w.unpaced}, nil
 }
 
-func (w *world) agentStep(_ context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {
+func (w *world) agentStep(ctx context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {
 	w.mu.Lock()
+	if slices.Contains(w.terminated, activity.GetInfo(ctx).WorkflowExecution.ID) {
+		// The test environment does not end a terminated child: it stops
+		// at its next model call, as a real one would have ended.
+		w.mu.Unlock()
+		return activities.AgentStepResult{}, temporal.NewNonRetryableApplicationError("terminated", "test.terminated", nil)
+	}
 	w.steps = append(w.steps, in)
 	s, ok := w.scripts[in.Ref.SubtaskID]
 	if !ok {
@@ -477,11 +486,27 @@ func runSwarm(t *testing.T, env *testsuite.TestWorkflowEnvironment, in workflows
 		t.Fatal("swarm workflow did not complete")
 	}
 	if err := env.GetWorkflowError(); err != nil {
-		t.Fatalf("swarm workflow error: %v", err)
+		// A run that did not succeed fails (or is cancelled) with its
+		// result in the failure's details.
+		res, ok := activities.ResultOf(err)
+		if !ok {
+			t.Fatalf("swarm workflow error: %v", err)
+		}
+		if res.Success {
+			t.Fatalf("the workflow failed (%v) but its result says success", err)
+		}
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && (app.Message() != res.Error || !app.NonRetryable()) {
+			t.Fatalf("failure %q (non-retryable %v), want the run's reason %q, non-retryable", app.Message(), app.NonRetryable(), res.Error)
+		}
+		return res
 	}
 	var res activities.SwarmResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatalf("decode swarm result: %v", err)
+	}
+	if !res.Success {
+		t.Fatalf("the workflow completed but its result says the run failed: %s", res.Error)
 	}
 	return res
 }

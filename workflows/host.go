@@ -89,7 +89,8 @@ func (s *swarm) watchLoop(ctx workflow.Context) {
 		actx, cancel := workflow.WithCancel(ctx)
 		s.hs.stopWatch = cancel
 		var st activities.HostStatus
-		err := workflow.ExecuteActivity(watchOptions(actx, s.hs.main), a.WatchHost, activities.WatchHostInput{Queue: queue, Alive: alive}).Get(ctx, &st)
+		wctx := summarized(watchOptions(actx, s.hs.main), "watch host "+activities.HostOfQueue(s.hs.main, queue))
+		err := workflow.ExecuteActivity(wctx, a.WatchHost, activities.WatchHostInput{Queue: queue, Alive: alive}).Get(ctx, &st)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -172,7 +173,7 @@ func (s *swarm) disarmAutoMove() {
 // there is none or more than one.
 func (s *swarm) autoMove(ctx workflow.Context, after time.Duration) bool {
 	var alive activities.AliveHostsResult
-	err := workflow.ExecuteActivity(mainOptions(ctx, s.hs.main), a.AliveHosts, activities.AliveHostsInput{Main: s.hs.main}).Get(ctx, &alive)
+	err := workflow.ExecuteActivity(summarized(mainOptions(ctx, s.hs.main), "list live hosts"), a.AliveHosts, activities.AliveHostsInput{Main: s.hs.main}).Get(ctx, &alive)
 	var others []string
 	for _, h := range alive.Hosts {
 		if h != s.host() {
@@ -252,7 +253,7 @@ func (s *swarm) move(ctx workflow.Context, req activities.MoveRequest) (activiti
 	host := strings.TrimSpace(req.Host)
 	queue := activities.HostQueue(s.hs.main, host)
 	var st activities.HostStatus
-	if err := workflow.ExecuteActivity(mainOptions(ctx, s.hs.main), a.CheckHost, activities.HostStatusInput{Queue: queue}).Get(ctx, &st); err != nil {
+	if err := workflow.ExecuteActivity(summarized(mainOptions(ctx, s.hs.main), "check host "+host), a.CheckHost, activities.HostStatusInput{Queue: queue}).Get(ctx, &st); err != nil {
 		return activities.ControlReply{}, fmt.Errorf("move: check host %s: %w", host, err)
 	}
 	if !st.Alive {
@@ -308,7 +309,7 @@ func (s *swarm) rehome(ctx workflow.Context, from string) []string {
 			continue
 		}
 		ids = append(ids, t.sub.ID)
-		ends = append(ends, workflow.ExecuteActivity(actx, a.TerminateChild, activities.TerminateChildInput{
+		ends = append(ends, workflow.ExecuteActivity(summarized(actx, "stop "+t.sub.ID+" on the old host"), a.TerminateChild, activities.TerminateChildInput{
 			WorkflowID: t.childID, Reason: "run moved from host " + from + " to " + s.host(),
 		}))
 		s.restartMoved(ctx, t)
@@ -322,9 +323,25 @@ func (s *swarm) rehome(ctx workflow.Context, from string) []string {
 	return ids
 }
 
+// moveBooksStepsChange: a moved sub-agent's restart draws a new
+// reservation once the old one is booked as used, instead of getting the
+// whole reservation again on top of the steps the old one took.
+const moveBooksStepsChange = "move-books-steps"
+
 // restartMoved starts t's sub-agent again on the run's current host, keeping
 // its attempt and its step reservation, from its branch on the old host.
 func (s *swarm) restartMoved(ctx workflow.Context, t *task) {
+	if workflow.GetVersion(ctx, moveBooksStepsChange, workflow.DefaultVersion, 1) >= 1 {
+		// The terminated sub-agent may have taken steps since its last
+		// report (which controlFor books): all it held counts as used, and
+		// the restart draws a new reservation from what is left, so the run
+		// never takes more than max_total_steps. With none left, the
+		// restart gets no step: it commits the work it resumed and ends.
+		s.used += t.reserved - min(t.ctl.step, t.reserved)
+		s.reserved -= t.reserved
+		t.reserved = max(0, s.stepAllowance())
+		s.reserved += t.reserved
+	}
 	t.resumeFrom = t.branch
 	t.childID = MovedChildWorkflowID(s.runID, t.sub.ID, t.attempt, s.hs.moves)
 	t.branch = MovedSubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt, s.hs.moves)

@@ -268,3 +268,33 @@ func hasEventText(events []activities.Event, kind, text string) bool {
 	}
 	return false
 }
+
+// TestMoveKeepsTheStepBudget: a sub-agent restarted by a move draws a new
+// reservation once the old one is booked as used (it may have taken steps
+// since its last report), and the run never takes more than max_total_steps.
+func TestMoveKeepsTheStepBudget(t *testing.T) {
+	w := newWorld(subtask("01-a", 0))
+	w.fallback = toolsThenDone(40) // 41 steps: more than the budget leaves after the move
+	w.stepDelay = 5 * time.Second
+	w.hostEvents = []hostEvent{{after: time.Minute, alive: false}}
+	w.liveHosts = map[string]bool{"codeswarm-ws-host2": true}
+	env := newEnv(t, w)
+	var moved *publishOutcome
+	env.RegisterDelayedCallback(func() { moved = move(env, "m1", "host2") }, 2*time.Minute)
+	in := swarmInput()
+	in.Limits.MaxConcurrent, in.Limits.MaxStepsPerSubagent, in.Limits.MaxTotalSteps = 1, 50, 60
+	res := runSwarm(t, env, in)
+	if moved == nil || !moved.done || moved.err != nil {
+		t.Fatalf("move: %+v", moved)
+	}
+	if len(w.children) != 2 {
+		t.Fatalf("%d sub-agents started, want the first and its restart", len(w.children))
+	}
+	t.Logf("%d model turns in all; restart granted %d of max %d steps", len(w.steps), w.children[1].StepGrant, w.children[1].MaxSteps)
+	if len(w.steps) > in.Limits.MaxTotalSteps {
+		t.Errorf("%d model turns ran, over max_total_steps %d: the restart got a fresh reservation", len(w.steps), in.Limits.MaxTotalSteps)
+	}
+	if a := subtaskResult(t, res, "01-a"); a.Success || !strings.Contains(a.Error, "step budget") {
+		t.Errorf("01-a: success %v, error %q; want it stopped by the step budget", a.Success, a.Error)
+	}
+}

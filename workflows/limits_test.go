@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/workflows"
+
+	"go.temporal.io/sdk/temporal"
 )
 
 func TestSwarmStepBudget(t *testing.T) {
@@ -15,7 +18,7 @@ func TestSwarmStepBudget(t *testing.T) {
 		name          string
 		total         int
 		concurrent    int
-		wantMaxSteps  map[string]int // MaxSteps each sub-agent was given
+		wantMaxSteps  map[string]int // the steps each sub-agent was granted at its start
 		wantStatus    map[string]string
 		wantErrSubstr map[string]string
 	}{
@@ -23,7 +26,7 @@ func TestSwarmStepBudget(t *testing.T) {
 			name: "last sub-agent gets the remainder", total: 12, concurrent: 1,
 			wantMaxSteps:  map[string]int{"01-a": 10, "02-b": 7, "03-c": 2},
 			wantStatus:    map[string]string{"01-a": "completed", "02-b": "completed", "03-c": "failed"},
-			wantErrSubstr: map[string]string{"03-c": "max steps (2)"},
+			wantErrSubstr: map[string]string{"03-c": "step budget (swarm.max_total_steps) has none left"},
 		},
 		{
 			name: "nothing left for the last", total: 10, concurrent: 1,
@@ -36,7 +39,7 @@ func TestSwarmStepBudget(t *testing.T) {
 			name: "a subtask waits for running sub-agents to hand steps back", total: 12, concurrent: 3,
 			wantMaxSteps:  map[string]int{"01-a": 10, "02-b": 7, "03-c": 2},
 			wantStatus:    map[string]string{"01-a": "completed", "02-b": "completed", "03-c": "failed"},
-			wantErrSubstr: map[string]string{"03-c": "max steps (2)"},
+			wantErrSubstr: map[string]string{"03-c": "step budget (swarm.max_total_steps) has none left"},
 		},
 	}
 	for _, tt := range tests {
@@ -49,7 +52,10 @@ func TestSwarmStepBudget(t *testing.T) {
 
 			got := map[string]int{}
 			for _, c := range w.children {
-				got[c.Subtask.ID] = c.MaxSteps
+				got[c.Subtask.ID] = c.StepGrant
+				if c.MaxSteps != 10 {
+					t.Errorf("%s: MaxSteps %d, want max_steps_per_subagent 10", c.Subtask.ID, c.MaxSteps)
+				}
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.wantMaxSteps) {
 				t.Errorf("MaxSteps given = %v, want %v", got, tt.wantMaxSteps)
@@ -77,6 +83,68 @@ func TestSwarmStepBudget(t *testing.T) {
 				t.Error("run succeeded although a subtask ran out of budget")
 			}
 		})
+	}
+}
+
+// TestStepBudgetDoesNotCapConcurrency: with a step budget of four full
+// shares, twelve sub-agents still run at once (--max-concurrent 12): each
+// starts with a chunk of steps and asks for more as it goes, and the run
+// never spends more than the budget.
+func TestStepBudgetDoesNotCapConcurrency(t *testing.T) {
+	const n = 12
+	subs := make([]activities.Subtask, n)
+	for i := range subs {
+		subs[i] = subtask(fmt.Sprintf("%02d-s", i), 0)
+	}
+	w := newWorld(subs...)
+	w.fallback = toolsThenDone(14) // 15 steps each: more than one chunk
+	w.stepDelay = time.Minute
+	in := swarmInput()
+	in.Limits.MaxSubagents, in.Limits.MaxConcurrent = n, n
+	in.Limits.MaxStepsPerSubagent, in.Limits.MaxTotalSteps = 50, 200
+	res := runSwarm(t, newEnv(t, w), in)
+	if w.maxActive != n {
+		t.Errorf("at most %d sub-agents ran at once, want %d (max_concurrent); the step budget capped it", w.maxActive, n)
+	}
+	total := 0
+	for _, r := range res.SubtaskResults {
+		total += r.Steps
+		if !r.Success || r.Steps != 15 {
+			t.Errorf("%s: success %v after %d steps (%s), want success after 15", r.ID, r.Success, r.Steps, r.Error)
+		}
+	}
+	if total > in.Limits.MaxTotalSteps || len(w.steps) != total {
+		t.Errorf("%d steps booked, %d turns run, budget %d", total, len(w.steps), in.Limits.MaxTotalSteps)
+	}
+}
+
+// TestStepChunksStopAtTheBudget: sub-agents that would need more steps
+// than the budget holds stop with a clear reason once it is spent, and the
+// run never takes more steps than max_total_steps.
+func TestStepChunksStopAtTheBudget(t *testing.T) {
+	const n = 6
+	subs := make([]activities.Subtask, n)
+	for i := range subs {
+		subs[i] = subtask(fmt.Sprintf("%02d-s", i), 0)
+	}
+	w := newWorld(subs...)
+	w.fallback = toolsThenDone(40)
+	w.stepDelay = time.Minute
+	in := swarmInput()
+	in.Limits.MaxSubagents, in.Limits.MaxConcurrent = n, n
+	in.Limits.MaxStepsPerSubagent, in.Limits.MaxTotalSteps = 50, 100
+	res := runSwarm(t, newEnv(t, w), in)
+	if len(w.steps) > in.Limits.MaxTotalSteps {
+		t.Errorf("%d turns ran, over max_total_steps %d", len(w.steps), in.Limits.MaxTotalSteps)
+	}
+	stopped := 0
+	for _, r := range res.SubtaskResults {
+		if strings.Contains(r.Error, "step budget (swarm.max_total_steps) has none left") {
+			stopped++
+		}
+	}
+	if stopped == 0 || res.Success {
+		t.Errorf("success %v, %d sub-agents stopped for the step budget; want a failed run saying why", res.Success, stopped)
 	}
 }
 
@@ -114,9 +182,14 @@ func TestSwarmCancel(t *testing.T) {
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("cancelled run did not complete")
 	}
-	var res activities.SwarmResult
-	if err := env.GetWorkflowResult(&res); err != nil {
-		t.Fatalf("cancelled run returned no result: %v", err)
+	werr := env.GetWorkflowError()
+	var cancelled *temporal.CanceledError
+	if !errors.As(werr, &cancelled) {
+		t.Fatalf("cancelled run closed with %v, want a cancellation (the workflow is Canceled)", werr)
+	}
+	res, ok := activities.ResultOf(werr)
+	if !ok {
+		t.Fatalf("cancelled run carries no result: %v", werr)
 	}
 	if len(w.finishes) != 1 || w.finishes[0].Apply {
 		t.Errorf("finish calls = %+v, want one, without apply", w.finishes)

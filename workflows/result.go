@@ -50,6 +50,25 @@ func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) run
 	return runResult{res}
 }
 
+// The run's result must stay well under Temporal's 2 MB payload limit
+// whatever the plan's size, and so must the state a continue-as-new
+// carries: each subtask keeps at most textCap bytes of its final answer
+// (its share of resultTextBudget, between minTextCap and maxTextCap), its
+// error at most maxErrorText, and the aggregate text is cut at
+// aggregateBudget. The whole answers stay in the transcripts.
+const (
+	resultTextBudget = 1 << 20
+	maxTextCap       = 16 << 10
+	minTextCap       = 256
+	maxErrorText     = 4 << 10
+	aggregateBudget  = 256 << 10
+)
+
+// textCap is how much of a subtask's final answer the run keeps.
+func (s *swarm) textCap() int {
+	return max(minTextCap, min(maxTextCap, resultTextBudget/max(1, len(s.tasks))))
+}
+
 func aggregate(results []activities.SubtaskResult) string {
 	var b strings.Builder
 	for i, r := range results {
@@ -59,7 +78,7 @@ func aggregate(results []activities.SubtaskResult) string {
 			fmt.Fprintf(&b, "=== Subtask %d (%s) (FAILED) ===\nError: %s\n\n", i+1, r.Name, cmp.Or(r.Error, "unknown error"))
 		}
 	}
-	return b.String()
+	return capString(b.String(), aggregateBudget)
 }
 
 func runError(r activities.SwarmResult) string {

@@ -2,10 +2,12 @@ package workflows
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -193,7 +195,26 @@ func (s *swarm) startReady(ctx workflow.Context) {
 // budget, so running sub-agents together can never exceed max_total_steps.
 func (s *swarm) stepAllowance() int {
 	left := s.in.Limits.MaxTotalSteps - s.used - s.reserved
-	return min(s.in.Limits.MaxStepsPerSubagent, left)
+	return min(s.stepChunk(), left)
+}
+
+// stepChunksChange: sub-agents reserve their steps in chunks and ask for
+// more as they go (SubAgentInput.StepGrant), so the step budget no longer
+// caps concurrency at max_total_steps / max_steps_per_subagent.
+const stepChunksChange = "step-chunks"
+
+// minStepChunk is the smallest chunk of steps a sub-agent reserves at once.
+const minStepChunk = 10
+
+// stepChunk is how many steps a sub-agent reserves at a time: a whole
+// max_steps_per_subagent while the budget holds that for twice the
+// concurrency, else a share of it (at least minStepChunk).
+func (s *swarm) stepChunk() int {
+	perSub := s.in.Limits.MaxStepsPerSubagent
+	if !s.chunks {
+		return perSub
+	}
+	return min(perSub, max(minStepChunk, s.in.Limits.MaxTotalSteps/(2*max(1, s.in.Limits.MaxConcurrent))))
 }
 
 func (s *swarm) budgetSpent() bool { return s.in.Limits.MaxTotalSteps-s.used-s.reserved <= 0 }
@@ -213,7 +234,7 @@ func (s *swarm) hasPending() bool {
 // rather than starting short or failing while steps are still unspent.
 func (s *swarm) grant(ctx workflow.Context) (int, bool) {
 	steps := s.stepAllowance()
-	if steps >= s.in.Limits.MaxStepsPerSubagent {
+	if steps >= s.stepChunk() {
 		return steps, true
 	}
 	if !s.budgetWaits(ctx) {
@@ -296,14 +317,19 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		opts.TaskQueue, llmQueue = s.prep.WorkspaceQueue, s.llmQueue(ctx)
 	}
 	cctx := workflow.WithChildOptions(ctx, opts)
-	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, SubAgentInput{
+	in := SubAgentInput{
 		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.sub, Attempt: t.attempt,
 		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.branch,
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.reserved, Tools: s.in.Tools,
 		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t), LLMQueue: llmQueue,
 		Rev: subAgentRev, FastModel: s.fastModel,
-	})
+	}
+	if s.chunks && in.Control != nil && t.reserved > 0 {
+		// It holds a chunk and asks for more, up to its own cap.
+		in.MaxSteps, in.StepGrant = s.in.Limits.MaxStepsPerSubagent, t.reserved
+	}
+	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, in)
 }
 
 // depResultCap bounds each dependency's result in a dependent's prompt.
@@ -351,10 +377,7 @@ func (s *swarm) bookEnd(ctx workflow.Context, t *task, r SubAgentResult, err err
 	t.future = nil
 	t.ended = workflow.Now(ctx)
 	if err != nil {
-		r = SubAgentResult{SubtaskID: t.sub.ID, Attempt: t.attempt, Status: activities.StatusFailed, Error: err.Error()}
-		if temporal.IsCanceledError(err) {
-			r.Status = activities.StatusCancelled
-		}
+		r = s.lostResult(t, err)
 	}
 	s.used += r.Steps
 	s.llmCalls += r.LLMCalls
@@ -370,12 +393,31 @@ func (s *swarm) bookEnd(ctx workflow.Context, t *task, r SubAgentResult, err err
 	return r.Success && s.in.AutoMerge && r.Changed
 }
 
+// lostResult stands for the result of a sub-agent whose workflow ended
+// without one (terminated, timed out, failed): it says so plainly and names
+// its branch and worktree, where the work it committed and left is kept.
+func (s *swarm) lostResult(t *task, err error) SubAgentResult {
+	r := SubAgentResult{SubtaskID: t.sub.ID, Attempt: t.attempt, Status: activities.StatusFailed, Error: err.Error()}
+	r.Branch = t.branch
+	var terminated *temporal.TerminatedError
+	switch {
+	case temporal.IsCanceledError(err):
+		r.Status = activities.StatusCancelled
+	case errors.As(err, &terminated):
+		r.Error = "its sub-agent workflow " + t.childID + " was terminated; what it committed is on branch " + t.branch + " and its worktree is kept"
+	}
+	if s.prep.WorkspaceRoot != "" && s.hs.moves == 0 {
+		r.Worktree = activities.WorktreeDir(s.prep.WorkspaceRoot, s.runID, t.sub.ID, t.attempt)
+	}
+	return r
+}
+
 func (s *swarm) fillResult(t *task, r SubAgentResult) {
 	prevConflicts := t.res.Conflicts
 	t.res = activities.SubtaskResult{
 		ID: t.sub.ID, Name: t.sub.Name, Stage: t.sub.Stage, Dependencies: orEmpty(t.sub.Dependencies),
-		Success: r.Success, Status: r.Status, Result: r.Result, Steps: r.Steps, ToolCalls: r.ToolCalls,
-		ExecutionTimeMs: r.ExecutionTimeMs, Error: r.Error, Branch: r.Branch, Commit: r.Commit,
+		Success: r.Success, Status: r.Status, Result: capString(r.Result, s.textCap()), Steps: r.Steps, ToolCalls: r.ToolCalls,
+		ExecutionTimeMs: r.ExecutionTimeMs, Error: capString(r.Error, maxErrorText), Branch: r.Branch, Commit: r.Commit,
 		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
 		ExitReason: r.ExitReason, Attempts: t.attempt, Worktree: r.Worktree,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
@@ -493,9 +535,14 @@ func (s *swarm) complete(t *task, status, errText string) {
 	}
 }
 
+// capString cuts s to at most n bytes, on a character boundary, marking
+// the cut.
 func capString(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "\n...[truncated]"
 }

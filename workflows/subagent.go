@@ -59,7 +59,10 @@ type SubAgentInput struct {
 	Model      string                   `json:"model"`
 	Limits     activities.Limits        `json:"limits"`
 	MaxSteps   int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
-	Tools      activities.ToolLimits    `json:"tools"`
+	// StepGrant, when set, is the chunk of MaxSteps reserved at the start:
+	// past it the sub-agent asks the run for more (stepChunksChange).
+	StepGrant int                   `json:"step_grant,omitempty"`
+	Tools     activities.ToolLimits `json:"tools"`
 	// ContinueAsNewEvery forces continue-as-new every N steps (0: only when
 	// the server suggests it). Tests use it.
 	ContinueAsNewEvery int            `json:"continue_as_new_every,omitempty"`
@@ -87,7 +90,9 @@ type SubAgentInput struct {
 //     that compares results (repeatBreakerChange) without their markers;
 //   - model calls (AgentStep) on the host run as local activities while
 //     the model answers fast (localSteps).
-const subAgentRev = 1
+//
+// From 2: the periodic usage report goes every pacedReportInterval.
+const subAgentRev = 2
 
 // AgentTally is where a sub-agent works and what it has done so far. The
 // state a continued run carries over and the result it returns both embed
@@ -191,7 +196,7 @@ func (ag *agent) start(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout), FastModel: ag.in.Rev >= 1 && ag.in.FastModel}
 	var res activities.StartSubtaskResult
-	ag.doing(ctx, "start worktree "+ag.in.Branch)
+	ag.doing(ctx, callGit, "start worktree "+ag.in.Branch)
 	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
 		Ref: ag.ref(), RepoPath: ag.in.RepoPath, IntegrationBranch: ag.in.IntegrationBranch, Branch: ag.in.Branch,
 		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict, ResumeFrom: ag.in.ResumeFrom,
@@ -304,7 +309,7 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
-	ag.doing(ctx, turnSummary(ag.st.Turn, ag.in.Model))
+	ag.doing(ctx, callModel, turnSummary(ag.st.Turn, ag.in.Model))
 	c := ag.llmCall(ctx, !ag.st.Unpaced, turnSummary(ag.st.Turn, ag.in.Model))
 	c.local = ag.localStep(ctx)
 	err := callLLM(ctx, c, a.AgentStep, activities.AgentStepInput{
@@ -538,7 +543,13 @@ func (ag *agent) runsLocally(ctx workflow.Context, tool string) bool {
 }
 
 func (ag *agent) errorExit(ctx workflow.Context, err error) string {
-	if temporal.IsCanceledError(err) || ctx.Err() != nil {
+	var app *temporal.ApplicationError
+	switch {
+	case temporal.IsCanceledError(err) || ctx.Err() != nil:
+		return ExitCancelled
+	case errors.As(err, &app) && app.Type() == activities.RunClosedType:
+		// Its run was terminated: stop as a cancelled sub-agent does.
+		ag.orphaned = true
 		return ExitCancelled
 	}
 	return ExitError
@@ -551,7 +562,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 	defer cancel()
 	var commit activities.CommitSubtaskResult
 	ag.view.lastStatus = cmp.Or(activities.ParseStatus(final), exit)
-	ag.doing(ctx, "commit "+ag.in.Subtask.ID)
+	ag.doing(ctx, callGit, "commit "+ag.in.Subtask.ID)
 	cerr := workflow.ExecuteActivity(summarized(ag.gitCtx(dctx), "commit "+ag.in.Subtask.ID), a.CommitSubtask, activities.CommitSubtaskInput{
 		RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Name: ag.in.Subtask.Name, Worktree: ag.st.Worktree, BaseCommit: ag.st.BaseCommit,
 	}).Get(dctx, &commit)
@@ -563,7 +574,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 		return res
 	}
 	ag.applyPolicy(&res)
-	ag.doing(ctx, "done: "+res.Status)
+	ag.doing(ctx, "", "done: "+res.Status)
 	return res
 }
 

@@ -71,7 +71,44 @@ func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult,
 	res, err := s.run(ctx)
 	// Let in-flight swarm_share updates finish before the run closes.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
-	return res, err
+	return s.outcome(ctx, res, err)
+}
+
+// runOutcomeChange: a run that did not succeed closes as a failed (or, when
+// cancelled, a cancelled) workflow instead of a completed one.
+const runOutcomeChange = "run-outcome"
+
+// endState is the RunState* the run ended in.
+func (s *swarm) endState(ctx workflow.Context, res activities.SwarmResult) string {
+	switch {
+	case res.Success:
+		return activities.RunStateSucceeded
+	case ctx.Err() != nil:
+		return activities.RunStateCancelled
+	case s.state == activities.RunStateRejected:
+		return activities.RunStateRejected
+	}
+	return activities.RunStateFailed
+}
+
+// outcome closes the workflow as what the run was: completed when it
+// succeeded, cancelled when a cancel request ended it, failed otherwise,
+// the failure carrying the result (activities.ResultOf reads it back).
+func (s *swarm) outcome(ctx workflow.Context, res activities.SwarmResult, err error) (activities.SwarmResult, error) {
+	if err != nil {
+		return res, err
+	}
+	res.State = s.endState(ctx, res)
+	if res.Success {
+		return res, nil
+	}
+	if workflow.GetVersion(ctx, runOutcomeChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return res, nil
+	}
+	if ctx.Err() != nil {
+		return res, activities.RunCancelled(res)
+	}
+	return res, activities.RunFailure(res)
 }
 
 type swarm struct {
@@ -113,6 +150,8 @@ type swarm struct {
 	// (parentCANChange); runs counts the runs before this one.
 	can  bool
 	runs int
+	// chunks: sub-agents reserve steps in chunks (stepChunksChange).
+	chunks bool
 	// lean: the run was started with parentLeanChange, which implies the
 	// parent's earlier changes without a marker each (see atLeast).
 	lean bool
@@ -146,6 +185,7 @@ func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	s.lean = workflow.GetVersion(ctx, parentLeanChange, workflow.DefaultVersion, parentLeanVersion) >= parentLeanVersion
 	s.can = s.atLeast(ctx, parentCANChange, 1)
+	s.chunks = workflow.GetVersion(ctx, stepChunksChange, workflow.DefaultVersion, 1) >= 1
 	if s.in.Carry != nil {
 		return s.continued(ctx)
 	}

@@ -193,8 +193,8 @@ func (c *cluster) awaitRuns(ids []string) map[string]activities.SwarmResult {
 	defer cancel()
 	out := map[string]activities.SwarmResult{}
 	for _, id := range ids {
-		var res activities.SwarmResult
-		if err := c.client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+		res, err := activities.RunResult(ctx, c.client, id)
+		if err != nil {
 			c.dumpLogs()
 			c.t.Fatalf("run %s: %v", id, err)
 		}

@@ -18,6 +18,10 @@ import (
 
 type cleanOpts struct {
 	repo string
+	// all undoes the run entirely: every worktree (even with changes),
+	// every branch (the integration branch and unmerged work included) and
+	// its workspace directory (transcripts, journals).
+	all bool
 }
 
 func newCleanCmd(g *globalOpts, stdio IO) *cobra.Command {
@@ -27,6 +31,7 @@ func newCleanCmd(g *globalOpts, stdio IO) *cobra.Command {
 			return clean(ctx, e, args[0], o, stdio)
 		})
 	cmd.Flags().StringVar(&o.repo, "repo", "", "the run's repository (default: the one recorded with the run)")
+	cmd.Flags().BoolVar(&o.all, "all", false, "undo the run entirely: also its integration branch, unmerged branches, worktrees with changes, transcripts and journals")
 	return cmd
 }
 
@@ -46,6 +51,9 @@ func clean(ctx context.Context, e *env, runID string, o *cleanOpts, stdio IO) er
 	// and restored it only when the run ended; a killed run left it.
 	if err := repo.RestoreSavedConfig(ctx, "gc.auto"); err != nil {
 		fmt.Fprintf(stdio.Out, "could not restore gc.auto left by an interrupted run: %v\n", err)
+	}
+	if o.all {
+		return cleanAll(ctx, e.cfg, repo, runID, stdio)
 	}
 	kept := 0
 	n, err := cleanWorktrees(ctx, e.cfg, repo, runID, stdio)
@@ -153,4 +161,39 @@ func cleanBranches(ctx context.Context, cfg *config.Config, repo *gitops.Repo, r
 		}
 	}
 	return kept, nil
+}
+
+// cleanAll removes everything the run left in the repository and the
+// workspace, its result included: the user asked for it by name (--all).
+// The user's own branches and working tree are not touched.
+func cleanAll(ctx context.Context, cfg *config.Config, repo *gitops.Repo, runID string, stdio IO) error {
+	runDir := filepath.Join(config.ExpandHome(cfg.Workspace.Root), runID)
+	wts, err := repo.ListWorktrees(ctx)
+	if err != nil {
+		return err
+	}
+	for _, wt := range wts {
+		if !strings.HasPrefix(wt.Dir+string(filepath.Separator), runDir+string(filepath.Separator)) {
+			continue
+		}
+		if err := repo.RemoveWorktree(ctx, wt.Dir, true); err != nil {
+			return fmt.Errorf("remove worktree %s: %w", wt.Dir, err)
+		}
+		fmt.Fprintf(stdio.Out, "removed worktree %s\n", wt.Dir)
+	}
+	branches, err := repo.Branches(ctx, cfg.Git.BranchPrefix+"/"+runID+"/")
+	if err != nil {
+		return err
+	}
+	for _, b := range branches {
+		if err := repo.DeleteBranch(ctx, b); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Out, "deleted branch %s\n", b)
+	}
+	if err := os.RemoveAll(runDir); err != nil {
+		return fmt.Errorf("remove %s: %w", runDir, err)
+	}
+	fmt.Fprintf(stdio.Out, "removed %s (transcripts, journals); the run's history stays in Temporal until its retention ends\n", runDir)
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"codeswarm/activities"
 )
 
 // Exit codes.
@@ -17,10 +19,33 @@ const (
 	ExitOK        = 0
 	ExitRunFailed = 1
 	ExitUsage     = 2
+	// ExitCancelled: the run was stopped by a user (cancel, terminate).
+	ExitCancelled = 3
 )
 
 // ErrRunFailed marks a run that finished without success.
 var ErrRunFailed = errors.New("run did not succeed")
+
+// ErrRunCancelled marks a run a user stopped (codeswarm cancel, temporal
+// workflow terminate): not a failure of the run itself.
+var ErrRunCancelled = errors.New("run was cancelled")
+
+// stoppedRun is the error of a run Temporal ended (terminated) without a
+// result to print.
+type stoppedRun struct{ msg string }
+
+func (e stoppedRun) Error() string { return e.msg }
+
+// resultErr turns a run's result into the command's error (and exit code).
+func resultErr(res activities.SwarmResult) error {
+	switch {
+	case res.Success:
+		return nil
+	case res.State == activities.RunStateCancelled:
+		return ErrRunCancelled
+	}
+	return ErrRunFailed
+}
 
 // usageError is bad input: a one-line message and exit code 2.
 type usageError struct{ err error }
@@ -49,11 +74,17 @@ func Execute(ctx context.Context, args []string, stdio IO) int {
 		return ExitOK
 	case errors.Is(err, ErrRunFailed):
 		return ExitRunFailed
+	case errors.Is(err, ErrRunCancelled):
+		return ExitCancelled
 	}
 	fmt.Fprintln(stdio.Err, "codeswarm:", err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		return ExitUsage
+	}
+	var stopped stoppedRun
+	if errors.As(err, &stopped) {
+		return ExitCancelled
 	}
 	return ExitRunFailed
 }

@@ -143,9 +143,9 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 				return fmt.Errorf("status %s: %w", args[0], err)
 			}
 			info := d.GetWorkflowExecutionInfo()
-			fmt.Fprintf(stdio.Out, "run %s: %s (started %s)\n", args[0], statusName(info), info.GetStartTime().AsTime().Local().Format(time.DateTime))
-			if st := saString(info, activities.SAStatus); st != "" && info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-				fmt.Fprintf(stdio.Out, "state %s\n", st)
+			fmt.Fprintf(stdio.Out, "run %s: %s (workflow %s, started %s)\n", args[0], runState(info), statusName(info), info.GetStartTime().AsTime().Local().Format(time.DateTime))
+			if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				fmt.Fprintf(stdio.Out, "state %s\n", runState(info))
 			}
 			if u := e.workflowURL(args[0]); u != "" {
 				fmt.Fprintf(stdio.Out, "Web UI: %s\n", u)
@@ -153,13 +153,13 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 			if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				// A closed run's progress query would need a worker to replay
 				// it; its result says everything.
-				var res activities.SwarmResult
-				if err := e.client.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err == nil {
+				if res, err := activities.RunResult(ctx, e.client, args[0]); err == nil {
 					printSummary(stdio, res)
 				}
 				return nil
 			}
 			v, err := fetchLive(ctx, e.client, args[0], 0)
+			v.slowAfter = e.cfg.Watch.SlowCallAfter
 			if err != nil {
 				// No worker has run its first task yet, or none is up.
 				fmt.Fprintf(stdio.Out, "progress not available yet: %v\n", err)
@@ -210,18 +210,15 @@ func newResultCmd(g *globalOpts, stdio IO) *cobra.Command {
 	var asJSON bool
 	cmd := clientCmd(g, "result ID", "Print a run's result (waits for it to end)", cobra.ExactArgs(1), false,
 		func(ctx context.Context, e *env, args []string) error {
-			var res activities.SwarmResult
-			if err := e.client.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err != nil {
-				return fmt.Errorf("result %s: %w", args[0], err)
+			res, err := activities.RunResult(ctx, e.client, args[0])
+			if err != nil {
+				return noResult(args[0], err)
 			}
 			if asJSON {
 				return printJSON(stdio, res)
 			}
 			printSummary(stdio, res)
-			if !res.Success {
-				return ErrRunFailed
-			}
-			return nil
+			return resultErr(res)
 		})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result JSON")
 	return cmd
@@ -246,7 +243,7 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 			tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTATE\tHOST\tDONE\tTOKENS\tCOST\tSTARTED\tTASK")
 			for _, info := range resp.GetExecutions() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), cmp.Or(saString(info, activities.SAStatus), statusName(info)),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), runState(info),
 					cmp.Or(e.runHost(info), "-"), doneCell(info), intCell(info, activities.SATokens), costCell(info),
 					info.GetStartTime().AsTime().Local().Format(time.DateTime), e.memoString(info, "task"))
 			}
@@ -259,10 +256,59 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 	return cmd
 }
 
-// runStates are the values of CodeswarmStatus.
-var runStates = []string{
+// runStates are the states a run can be in: the live ones, then the final.
+var runStates = append(append([]string{}, liveStates...),
+	activities.RunStateSucceeded, activities.RunStateFailed, activities.RunStateCancelled, activities.RunStateRejected,
+	activities.RunStateTerminated, activities.RunStateTimedOut)
+
+// liveStates are the states of a run whose workflow is running.
+var liveStates = []string{
 	activities.RunStateRunning, activities.RunStatePaused, activities.RunStateBudgetPaused, activities.RunStateAwaitingApproval,
-	activities.RunStateWaitingHost, activities.RunStateSucceeded, activities.RunStateFailed, activities.RunStateCancelled, activities.RunStateRejected,
+	activities.RunStateWaitingHost,
+}
+
+// runState is a run's state as every view shows it: its CodeswarmStatus,
+// unless Temporal ended the run in a way the run could not record
+// (terminated, timed out), or the attribute still shows a live state.
+func runState(info *workflowpb.WorkflowExecutionInfo) string {
+	sa := saString(info, activities.SAStatus)
+	final := sa != "" && !slices.Contains(liveStates, sa)
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return cmp.Or(sa, activities.RunStateRunning)
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return activities.RunStateTerminated
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return activities.RunStateTimedOut
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return activities.RunStateCancelled
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+		if final {
+			return sa
+		}
+		return activities.RunStateFailed
+	}
+	if final {
+		return sa
+	}
+	return activities.RunStateSucceeded
+}
+
+// stateQuery is the visibility query of the runs in state (see runState).
+func stateQuery(state string) string {
+	sa := fmt.Sprintf("%s = '%s'", activities.SAStatus, state)
+	switch state {
+	case activities.RunStateTerminated:
+		return "ExecutionStatus = 'Terminated'"
+	case activities.RunStateTimedOut:
+		return "ExecutionStatus = 'TimedOut'"
+	case activities.RunStateCancelled:
+		return "(" + sa + " OR ExecutionStatus = 'Canceled')"
+	}
+	if slices.Contains(liveStates, state) {
+		return sa + " AND ExecutionStatus = 'Running'"
+	}
+	return sa + " AND ExecutionStatus IN ('Completed', 'Failed')"
 }
 
 // build turns the filters into one visibility query.
@@ -273,7 +319,7 @@ func (o *listOpts) build(ctx context.Context, e *env) (string, error) {
 		if !slices.Contains(runStates, o.status) {
 			return "", badInput("--status %q: want one of %s", o.status, strings.Join(runStates, ", "))
 		}
-		parts = append(parts, fmt.Sprintf("%s = '%s'", activities.SAStatus, o.status))
+		parts = append(parts, stateQuery(o.status))
 	}
 	if o.repo != "" {
 		root, err := repoRoot(ctx, o.repo, e.cfg.Codec.Key != "")

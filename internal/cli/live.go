@@ -25,6 +25,8 @@ const agentQueries = 4
 type liveView struct {
 	prog   activities.Progress
 	agents map[string]activities.AgentView // by subtask ID, running sub-agents only
+	// slowAfter is watch.slow_call_after: a current call older is flagged.
+	slowAfter time.Duration
 }
 
 // fetchLive reads the run's progress (events after since) and asks every
@@ -80,6 +82,7 @@ func (v liveView) rows() []activities.SubtaskView {
 	for i, r := range v.prog.Rows {
 		if a, ok := v.agents[r.ID]; ok {
 			r.Step, r.MaxSteps, r.CurrentTool = a.Step, a.MaxSteps, a.CurrentTool
+			r.CurrentKind, r.CurrentSince = a.CurrentKind, a.CurrentSince
 			r.Tokens, r.CostUSD = max(r.Tokens, a.Tokens), max(r.CostUSD, a.CostUSD)
 			r.LastStatus = cmp.Or(a.LastStatus, r.LastStatus)
 		}
@@ -115,7 +118,7 @@ func (v liveView) stateLine() string {
 	return fmt.Sprintf("%s; %d/%d subtasks done; %d tokens, $%.4f", s, v.done(), len(v.prog.Rows), tokens, cost)
 }
 
-var tableHeader = []string{"SUBTASK", "STATUS", "STEP", "TOOL", "TOKENS", "ELAPSED", "LAST EVENT"}
+var tableHeader = []string{"SUBTASK", "STATUS", "STEP", "TOOL", "CALL", "TOKENS", "ELAPSED", "LAST EVENT"}
 
 // tableRows are the live table's cells, now being the time elapsed is
 // measured to for running sub-agents.
@@ -126,10 +129,24 @@ func (v liveView) tableRows(now time.Time) [][]string {
 		if r.MaxSteps > 0 || r.Step > 0 {
 			step = fmt.Sprintf("%d/%d", r.Step, r.MaxSteps)
 		}
-		out = append(out, []string{r.ID, r.Status, step, cmp.Or(activities.FirstLine(r.CurrentTool, 40), "-"),
+		out = append(out, []string{r.ID, r.Status, step, cmp.Or(activities.FirstLine(r.CurrentTool, 40), "-"), v.callAge(r, now),
 			fmt.Sprint(r.Tokens), elapsed(r, now), cmp.Or(activities.FirstLine(r.LastEvent, 60), "-")})
 	}
 	return out
+}
+
+// callAge is how long a running sub-agent's current call has run, e.g.
+// "model 12s", flagged "SLOW" past watch.slow_call_after.
+func (v liveView) callAge(r activities.SubtaskView, now time.Time) string {
+	if r.Status != "running" || r.CurrentSince.IsZero() || r.CurrentKind == "" {
+		return "-"
+	}
+	age := max(0, now.Sub(r.CurrentSince)).Round(time.Second)
+	cell := fmt.Sprintf("%s %s", r.CurrentKind, age)
+	if v.slowAfter > 0 && age > v.slowAfter {
+		cell += " SLOW"
+	}
+	return cell
 }
 
 func elapsed(r activities.SubtaskView, now time.Time) string {

@@ -25,7 +25,9 @@ func sampleView() liveView {
 			{ID: "02-b", Status: "running", Attempt: 1, MaxSteps: 20, StartedAt: t0.Add(time.Minute), LastEvent: "started: from abc"},
 			{ID: "03-c", Status: "pending"},
 		}},
-		agents: map[string]activities.AgentView{"02-b": {Subtask: "02-b", Step: 7, MaxSteps: 20, Tokens: 900, CostUSD: 0.25, CurrentTool: "bash: go test ./..."}},
+		agents: map[string]activities.AgentView{"02-b": {Subtask: "02-b", Step: 7, MaxSteps: 20, Tokens: 900, CostUSD: 0.25, CurrentTool: "bash: go test ./...",
+			CurrentKind: "tool", CurrentSince: t0.Add(2*time.Minute + 15*time.Second)}},
+		slowAfter: 30 * time.Second,
 	}
 }
 
@@ -37,11 +39,25 @@ func TestLiveTable(t *testing.T) {
 	for _, want := range []string{
 		"state paused_budget: token cap reached (phase running); 1/3 subtasks done; 1300 tokens, $0.2500",
 		"SUBTASK  STATUS", "01-a     completed  4/20  -", "400     1m30s    merged: into integration",
-		"02-b     running    7/20  bash: go test ./...  900     2m0s", "03-c     pending    -",
+		"02-b     running    7/20  bash: go test ./...  tool 45s SLOW  900     2m0s", "03-c     pending    -",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestCallAgeFlag: a current call younger than watch.slow_call_after shows
+// its age without the flag.
+func TestCallAgeFlag(t *testing.T) {
+	v := sampleView()
+	v.slowAfter = time.Minute
+	rows := v.tableRows(t0.Add(3 * time.Minute))
+	if got := rows[1][4]; got != "tool 45s" {
+		t.Errorf("CALL = %q, want %q", got, "tool 45s")
+	}
+	if got := rows[0][4]; got != "-" {
+		t.Errorf("CALL of an ended sub-agent = %q, want -", got)
 	}
 }
 
@@ -75,7 +91,11 @@ func TestListQuery(t *testing.T) {
 	}{
 		{listOpts{}, "WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew'", false},
 		{listOpts{status: "failed", repo: repo, query: "CodeswarmCostUSD > 1"},
-			"WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND CodeswarmStatus = 'failed' AND CodeswarmRepo = '" + repo + "' AND (CodeswarmCostUSD > 1)", false},
+			"WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND CodeswarmStatus = 'failed' AND ExecutionStatus IN ('Completed', 'Failed') AND CodeswarmRepo = '" + repo + "' AND (CodeswarmCostUSD > 1)", false},
+		// A terminated run's attribute still says running: it is not listed
+		// as running, and is listed as terminated.
+		{listOpts{status: "running"}, "WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND CodeswarmStatus = 'running' AND ExecutionStatus = 'Running'", false},
+		{listOpts{status: "terminated"}, "WorkflowType = 'SwarmWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND ExecutionStatus = 'Terminated'", false},
 		{listOpts{status: "asleep"}, "", true},
 		{listOpts{repo: "/tmp/it's"}, "", true},
 	}

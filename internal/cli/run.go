@@ -283,7 +283,7 @@ func followAndReport(ctx context.Context, e *env, id string, mode followMode, st
 	var res activities.SwarmResult
 	var err error
 	if mode.live && !mode.json {
-		res, err = watchLive(ctx, e.client, id, stdio.Out, mode.verbose)
+		res, err = watchLive(ctx, e.client, id, stdio.Out, mode.verbose, e.cfg.Watch.SlowCallAfter)
 	} else {
 		events := eventPrinter{}
 		if !mode.json {
@@ -302,10 +302,7 @@ func followAndReport(ctx context.Context, e *env, id string, mode followMode, st
 		return printJSON(stdio, res)
 	}
 	printSummary(stdio, res)
-	if !res.Success {
-		return ErrRunFailed
-	}
-	return nil
+	return resultErr(res)
 }
 
 func printJSON(stdio IO, res activities.SwarmResult) error {
@@ -314,10 +311,7 @@ func printJSON(stdio IO, res activities.SwarmResult) error {
 		return err
 	}
 	fmt.Fprintln(stdio.Out, string(b))
-	if !res.Success {
-		return ErrRunFailed
-	}
-	return nil
+	return resultErr(res)
 }
 
 // outcome is a run's result, or why it could not be read.
@@ -330,11 +324,24 @@ type outcome struct {
 func awaitResult(ctx context.Context, c client.Client, id string) <-chan outcome {
 	done := make(chan outcome, 1)
 	go func() {
-		var res activities.SwarmResult
-		err := c.GetWorkflow(ctx, id, "").Get(ctx, &res)
+		res, err := activities.RunResult(ctx, c, id)
 		done <- outcome{res, err}
 	}()
 	return done
+}
+
+// noResult explains a run that ended without a result (Temporal ended it).
+func noResult(id string, err error) error {
+	var term *temporal.TerminatedError
+	var timeout *temporal.TimeoutError
+	switch {
+	case errors.As(err, &term):
+		return stoppedRun{fmt.Sprintf("run %s was terminated, so it has no result: its sub-agents stop before their next model call, their work committed on their branches; "+
+			"`codeswarm status %s` shows what was done, `codeswarm clean %s` removes its worktrees", id, id, id)}
+	case errors.As(err, &timeout):
+		return fmt.Errorf("run %s timed out (its workflow execution timeout) and has no result; `codeswarm status %s` shows what was done", id, id)
+	}
+	return fmt.Errorf("run %s: %w", id, err)
 }
 
 func interrupted(id string) error {
@@ -351,7 +358,7 @@ func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (a
 		case o := <-done:
 			p.poll(ctx, c, id)
 			if o.err != nil {
-				return activities.SwarmResult{}, fmt.Errorf("run %s: %w", id, o.err)
+				return activities.SwarmResult{}, noResult(id, o.err)
 			}
 			return o.res, nil
 		case <-tick.C:

@@ -34,6 +34,8 @@ type watchModel struct {
 	events      []string
 	ended       bool
 	interrupted bool
+	// slowAfter is watch.slow_call_after (the CALL column's flag).
+	slowAfter time.Duration
 }
 
 // liveMsg is a new reading of the run; endMsg says the run closed.
@@ -51,6 +53,7 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case liveMsg:
 		m.view, m.fetched = msg.view, true
+		m.view.slowAfter = m.slowAfter
 		m.events = append(m.events, msg.lines...)
 		if n := len(m.events); n > tuiEvents {
 			m.events = m.events[n-tuiEvents:]
@@ -115,8 +118,8 @@ func progressBar(done, total, width int) string {
 // watchLive follows a run on the live screen until it closes, then returns
 // its result; leaving early (q) is an error that says the run goes on.
 // Verbose adds the sub-agents' tool calls to the screen's recent lines.
-func watchLive(ctx context.Context, c client.Client, id string, out io.Writer, verbose bool) (activities.SwarmResult, error) {
-	m := &watchModel{id: id}
+func watchLive(ctx context.Context, c client.Client, id string, out io.Writer, verbose bool, slowAfter time.Duration) (activities.SwarmResult, error) {
+	m := &watchModel{id: id, slowAfter: slowAfter}
 	prog := tea.NewProgram(m, tea.WithOutput(out), tea.WithContext(ctx))
 	done := awaitResult(ctx, c, id)
 	results := make(chan outcome, 1)
@@ -133,7 +136,7 @@ func watchLive(ctx context.Context, c client.Client, id string, out io.Writer, v
 	}
 	res := <-results
 	if res.err != nil {
-		return activities.SwarmResult{}, fmt.Errorf("run %s: %w", id, res.err)
+		return activities.SwarmResult{}, noResult(id, res.err)
 	}
 	return res.res, nil
 }

@@ -2,8 +2,14 @@
 package tlog
 
 import (
+	"context"
+	"errors"
+
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/log"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Logger is a Temporal log.Logger backed by zap.
@@ -23,8 +29,28 @@ func (l *Logger) Debug(msg string, keyvals ...any) { l.s.Debugw(msg, keyvals...)
 // Info logs at info level.
 func (l *Logger) Info(msg string, keyvals ...any) { l.s.Infow(msg, keyvals...) }
 
-// Warn logs at warn level.
-func (l *Logger) Warn(msg string, keyvals ...any) { l.s.Warnw(msg, keyvals...) }
+// Warn logs at warn level, except the SDK's report of a heartbeat cut short
+// because its worker is stopping (the CLI stops its in-process worker when
+// its run ends, while the run's host watch still beats): expected, so debug.
+func (l *Logger) Warn(msg string, keyvals ...any) {
+	if msg == "RecordActivityHeartbeat with error" && cancelledErr(keyvals) {
+		l.s.Debugw(msg, keyvals...)
+		return
+	}
+	l.s.Warnw(msg, keyvals...)
+}
+
+// cancelledErr reports whether keyvals carry Error: context.Canceled.
+func cancelledErr(keyvals []any) bool {
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		if k, ok := keyvals[i].(string); ok && k == "Error" {
+			err, ok := keyvals[i+1].(error)
+			var cancelled *serviceerror.Canceled
+			return ok && (errors.Is(err, context.Canceled) || errors.As(err, &cancelled) || status.Code(err) == codes.Canceled)
+		}
+	}
+	return false
+}
 
 // Error logs at error level.
 func (l *Logger) Error(msg string, keyvals ...any) { l.s.Errorw(msg, keyvals...) }
