@@ -124,7 +124,8 @@ func (a *Activities) chat(ctx context.Context, runID string, req openai.ChatComp
 	}
 	defer release()
 	if a.Pace == nil {
-		return a.LLM.Chat(ctx, req)
+		resp, err := a.LLM.Chat(ctx, req)
+		return resp, endpointError(ctx, err)
 	}
 	if err := a.Pace.Wait(ctx); err != nil {
 		return openai.ChatCompletionResponse{}, err
@@ -137,7 +138,35 @@ func (a *Activities) chat(ctx context.Context, runID string, req openai.ChatComp
 	case errors.As(err, &e) && e.Kind == llm.KindRateLimit:
 		a.Pace.Throttle(ctx, e.RetryAfter)
 	}
-	return resp, err
+	return resp, endpointError(ctx, err)
+}
+
+// unreachableAttempts is how many times a model call tries an endpoint
+// that refuses connections (or whose host does not resolve) before the run
+// gives up: a few quick attempts meet a server that is starting, and an
+// hour of retries only hid a wrong llm.base_url.
+const unreachableAttempts = 3
+
+// endpointError turns a model endpoint that no call can succeed with into
+// a non-retryable failure whose message is one plain sentence: a rejected
+// key or a wrong URL at once, an unreachable endpoint after
+// unreachableAttempts. Other errors are returned as they are.
+func endpointError(ctx context.Context, err error) error {
+	var e *llm.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Kind {
+	case llm.KindAuth, llm.KindNotFound:
+	case llm.KindUnreachable:
+		if !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt < unreachableAttempts {
+			return err
+		}
+	default:
+		return err
+	}
+	// No cause: llmError would classify it again, as retryable.
+	return temporal.NewNonRetryableApplicationError(e.Sentence(), "llm."+string(e.Kind), nil)
 }
 
 // errNoSlot fails a model call that found every LLMSlots slot busy for as

@@ -26,6 +26,7 @@ type Server struct {
 	frontend  string
 	uiURL     string
 	namespace string
+	lock      *dbLock
 
 	stopOnce sync.Once
 	stopErr  error
@@ -39,6 +40,21 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var lock *dbLock
+	if o.DBURL == "" && o.DBPath != "" {
+		if lock, err = lockDB(o.DBPath); err != nil {
+			return nil, err
+		}
+	}
+	s, err := start(ctx, o, lock)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func start(ctx context.Context, o Options, lock *dbLock) (*Server, error) {
 	p, err := allocatePorts(o)
 	if err != nil {
 		return nil, err
@@ -62,9 +78,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{temporal: ts, frontend: hostPort(o.IP, p.frontend), namespace: o.Namespace}
 	if err := s.initialize(ctx, o, p, logger); err != nil {
-		_ = s.Stop()
+		_ = s.Stop() // the caller releases the lock
 		return nil, err
 	}
+	s.lock = lock
 	return s, nil
 }
 
@@ -86,6 +103,7 @@ func (s *Server) Stop() error {
 		if err := s.temporal.Stop(); err != nil {
 			s.stopErr = fmt.Errorf("devserver: stop server: %w", err)
 		}
+		s.lock.release()
 	})
 	return s.stopErr
 }

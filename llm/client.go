@@ -34,6 +34,7 @@ type Client struct {
 	api      *openai.Client
 	secrets  *secret.Scrubber
 	endpoint string // the chat completions URL, credentials redacted, for error hints
+	baseURL  string // llm.base_url, credentials redacted, for plain sentences
 	timeout  time.Duration
 	now      func() time.Time
 	sampling Sampling
@@ -51,6 +52,7 @@ func New(opts Options) *Client {
 		api:      openai.NewClientWithConfig(cfg),
 		secrets:  cmp.Or(opts.Secrets, secret.New(opts.APIKey)),
 		endpoint: redactURL(strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions"),
+		baseURL:  redactURL(strings.TrimRight(cfg.BaseURL, "/")),
 		timeout:  opts.Timeout,
 		now:      time.Now,
 		sampling: opts.Sampling,
@@ -121,6 +123,7 @@ func (c *Client) classify(err error, x *exchange) *Error {
 	if e.StatusCode != 0 {
 		e.RetryAfter = retryAfter(header, c.now())
 	}
+	e.Endpoint = c.baseURL
 	if e.Kind == KindNotFound {
 		// A wrong base URL (often a missing /v1) and an unknown model both
 		// answer 404: say where we looked so the user can tell which.

@@ -130,8 +130,8 @@ func TestChatNetworkError(t *testing.T) {
 	srv.Close() // nothing listens there any more
 	_, err := New(Options{BaseURL: url}).Chat(context.Background(), chatRequest("m"))
 	var e *Error
-	if !errors.As(err, &e) || e.Kind != KindNetwork {
-		t.Fatalf("Chat error = %v, want network", err)
+	if !errors.As(err, &e) || e.Kind != KindUnreachable || !e.Retryable() {
+		t.Fatalf("Chat error = %v, want a retryable unreachable", err)
 	}
 }
 

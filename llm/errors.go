@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -33,6 +34,10 @@ const (
 	KindMalformedResponse Kind = "malformed_response"
 	KindEmptyResponse     Kind = "empty_response"
 	KindNetwork           Kind = "network"
+	// KindUnreachable: the endpoint refused the connection or its host
+	// name does not resolve. A few quick attempts may meet a server that
+	// is starting; after them, the caller gives up (see Sentence).
+	KindUnreachable Kind = "unreachable"
 )
 
 // maxMessageBytes bounds how much of an upstream body ends up in an error:
@@ -45,6 +50,11 @@ type Error struct {
 	StatusCode int           // HTTP status, 0 when no response arrived
 	RetryAfter time.Duration // server's requested wait, 0 when it gave none
 	Message    string
+	// Endpoint is llm.base_url (credentials redacted) when the Client
+	// knew it, for Sentence.
+	Endpoint string
+
+	unknownHost bool // KindUnreachable by DNS, not a refused connection
 
 	// cause is kept only for context errors, so errors.Is(err,
 	// context.Canceled) works without exposing unscrubbed upstream text.
@@ -77,7 +87,7 @@ func (e *Error) Unwrap() error { return e.cause }
 // Retryable reports whether another attempt of the same request may succeed.
 func (e *Error) Retryable() bool {
 	switch e.Kind {
-	case KindRateLimit, KindServer, KindTimeout, KindNetwork,
+	case KindRateLimit, KindServer, KindTimeout, KindNetwork, KindUnreachable,
 		KindMalformedResponse, KindEmptyResponse:
 		return true
 	default:
@@ -130,6 +140,10 @@ func classify(err error) *Error {
 	switch {
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return &Error{Kind: KindTimeout, Message: err.Error()}
+	case isRefused(err):
+		return &Error{Kind: KindUnreachable, Message: "connection refused"}
+	case isUnknownHost(err):
+		return &Error{Kind: KindUnreachable, Message: "host name not found", unknownHost: true}
 	case errors.As(err, &urlErr), errors.As(err, &netErr):
 		return &Error{Kind: KindNetwork, Message: err.Error()}
 	case isDecodeError(err):
@@ -137,6 +151,37 @@ func classify(err error) *Error {
 			Message: "response body is not a chat completion: " + err.Error()}
 	}
 	return &Error{Kind: KindNetwork, Message: err.Error()}
+}
+
+// isRefused reports a connection the endpoint refused: nothing listens.
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// isUnknownHost reports a host name that does not resolve.
+func isUnknownHost(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
+}
+
+// Sentence says in plain words why no call to the endpoint can succeed,
+// for the endpoint failures a user must fix in config (unreachable, a
+// rejected key, a wrong URL or model); "" for the others.
+func (e *Error) Sentence() string {
+	where := "the model endpoint"
+	if e.Endpoint != "" {
+		where += " " + e.Endpoint
+	}
+	switch e.Kind {
+	case KindUnreachable:
+		if e.unknownHost {
+			return where + ": its host name does not resolve: is llm.base_url right?"
+		}
+		return where + " refused the connection: is llm.base_url right?"
+	case KindAuth:
+		return fmt.Sprintf("%s rejected the API key (%d): check llm.api_key / OPENAI_API_KEY", where, e.StatusCode)
+	case KindNotFound:
+		return where + " answered 404: " + e.Message
+	}
+	return ""
 }
 
 // fromStatus classifies an HTTP error response by its status code.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -123,5 +125,31 @@ func TestErrorString(t *testing.T) {
 	want := "llm rate_limit (status 429): slow down (retry after 2s)"
 	if got := e.Error(); got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestEndpointSentences(t *testing.T) {
+	refused := New(Options{BaseURL: "http://127.0.0.1:1/v1", APIKey: "k"})
+	_, err := refused.Chat(context.Background(), openai.ChatCompletionRequest{Model: "m", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindUnreachable || !e.Retryable() {
+		t.Fatalf("refused connection: %v, want a retryable %s", err, KindUnreachable)
+	}
+	if got, want := e.Sentence(), "the model endpoint http://127.0.0.1:1/v1 refused the connection: is llm.base_url right?"; got != want {
+		t.Errorf("Sentence = %q, want %q", got, want)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"message":"invalid key","type":"invalid_request_error"}}`))
+	}))
+	defer srv.Close()
+	rejected := New(Options{BaseURL: srv.URL + "/v1", APIKey: "k"})
+	_, err = rejected.Chat(context.Background(), openai.ChatCompletionRequest{Model: "m", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+	if !errors.As(err, &e) || e.Kind != KindAuth || e.Retryable() {
+		t.Fatalf("401: %v, want a non-retryable %s", err, KindAuth)
+	}
+	if got, want := e.Sentence(), "the model endpoint "+srv.URL+"/v1 rejected the API key (401): check llm.api_key / OPENAI_API_KEY"; got != want {
+		t.Errorf("Sentence = %q, want %q", got, want)
 	}
 }

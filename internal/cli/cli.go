@@ -21,6 +21,9 @@ const (
 	ExitUsage     = 2
 	// ExitCancelled: the run was stopped by a user (cancel, terminate).
 	ExitCancelled = 3
+	// ExitApplyRefused: the run succeeded but --apply did not fast-forward
+	// the checked-out branch (dirty tree, moved branch, detached HEAD).
+	ExitApplyRefused = 4
 )
 
 // ErrRunFailed marks a run that finished without success.
@@ -29,6 +32,10 @@ var ErrRunFailed = errors.New("run did not succeed")
 // ErrRunCancelled marks a run a user stopped (codeswarm cancel, temporal
 // workflow terminate): not a failure of the run itself.
 var ErrRunCancelled = errors.New("run was cancelled")
+
+// ErrApplyRefused marks a run that succeeded whose result --apply could
+// not apply: the integration branch holds it, the user's branch does not.
+var ErrApplyRefused = errors.New("the run succeeded but its result was not applied")
 
 // stoppedRun is the error of a run Temporal ended (terminated) without a
 // result to print.
@@ -39,6 +46,8 @@ func (e stoppedRun) Error() string { return e.msg }
 // resultErr turns a run's result into the command's error (and exit code).
 func resultErr(res activities.SwarmResult) error {
 	switch {
+	case res.Success && !res.Applied && res.ApplyError != "":
+		return ErrApplyRefused
 	case res.Success:
 		return nil
 	case res.State == activities.RunStateCancelled:
@@ -76,6 +85,8 @@ func Execute(ctx context.Context, args []string, stdio IO) int {
 		return ExitRunFailed
 	case errors.Is(err, ErrRunCancelled):
 		return ExitCancelled
+	case errors.Is(err, ErrApplyRefused):
+		return ExitApplyRefused
 	}
 	fmt.Fprintln(stdio.Err, "codeswarm:", err)
 	var ue usageError

@@ -120,6 +120,9 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 }
 
 func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger, codecURL string) (*devserver.Server, error) {
+	if err := checkRecordedDB(cfg); err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	srv, err := devserver.Start(sctx, devserver.Options{

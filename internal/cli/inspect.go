@@ -158,6 +158,10 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 				}
 				return nil
 			}
+			if !workerServing(ctx, e.client, d.GetExecutionConfig().GetTaskQueue().GetName()) {
+				fmt.Fprintln(stdio.Out, noWorkerLine(args[0]))
+				return nil
+			}
 			v, err := fetchLive(ctx, e.client, args[0], 0)
 			v.slowAfter = e.cfg.Watch.SlowCallAfter
 			if err != nil {

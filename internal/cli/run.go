@@ -91,7 +91,7 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 }
 
 // runInput validates everything it can before any workflow starts.
-func runInput(ctx context.Context, cfg *config.Config, o *runOpts) (workflows.SwarmInput, string, error) {
+func runInput(ctx context.Context, cfg *config.Config, o *runOpts, stdio IO) (workflows.SwarmInput, string, error) {
 	task, err := readTask(o)
 	if err != nil {
 		return workflows.SwarmInput{}, "", err
@@ -103,9 +103,11 @@ func runInput(ctx context.Context, cfg *config.Config, o *runOpts) (workflows.Sw
 	if err != nil {
 		return workflows.SwarmInput{}, "", badInput("--repo: %v", err)
 	}
-	if _, err := repo.ResolveCommit(ctx, o.base); err != nil {
+	base, err := repo.ResolveCommit(ctx, o.base)
+	if err != nil {
 		return workflows.SwarmInput{}, "", badInput("--base: %v", err)
 	}
+	noteDirty(ctx, repo, o.base, base, stdio)
 	id := o.id
 	if id == "" {
 		id = newRunID(task)
@@ -119,6 +121,16 @@ func runInput(ctx context.Context, cfg *config.Config, o *runOpts) (workflows.Sw
 	in := swarmInput(cfg, repo.Root, task, o)
 	in.Budget = budget
 	return in, id, nil
+}
+
+// noteDirty says, in one line, that the run does not see uncommitted
+// changes: it works from a commit, and silence made users think otherwise.
+func noteDirty(ctx context.Context, repo *gitops.Repo, ref, sha string, stdio IO) {
+	if clean, err := repo.IsClean(ctx, repo.Root); err != nil || clean {
+		return
+	}
+	fmt.Fprintf(stdio.Err, "note: your working tree has uncommitted changes; the run starts from %s %s and does not see them\n",
+		ref, activities.ShortSHA(sha))
 }
 
 // runBudget takes the caps from config and prices the run's models. With
@@ -193,7 +205,7 @@ func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows
 }
 
 func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *runOpts, stdio IO) error {
-	in, id, err := runInput(ctx, cfg, o)
+	in, id, err := runInput(ctx, cfg, o, stdio)
 	if err != nil {
 		return err
 	}

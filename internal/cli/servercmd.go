@@ -111,7 +111,7 @@ func runDemo(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *dem
 		fmt.Fprintf(stdio.Out, "demo repository: %s\nscripted model: %s\n", dir, srv.URL())
 	}
 	ro := &runOpts{repo: dir, task: scripted.DemoTask, base: "HEAD", json: o.json}
-	in, id, err := runInput(ctx, cfg, ro)
+	in, id, err := runInput(ctx, cfg, ro, stdio)
 	if err != nil {
 		return err
 	}
