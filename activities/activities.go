@@ -45,6 +45,9 @@ type Activities struct {
 	// whichever of its queues runs them, and shares them between runs
 	// (llm.fair_share); nil: no cap.
 	LLMSlots *fairslot.Slots
+	// MaxFileBytes caps the files the file tools load
+	// (tools.max_file_bytes); 0 is tools.DefaultMaxFileBytes.
+	MaxFileBytes int
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).

@@ -79,6 +79,10 @@ type ToolLimits struct {
 	MaxOutputBytes int           `json:"max_output_bytes"`
 	// ShareMaxValueBytes caps a swarm_share value (0: tools.DefaultShareMaxValueBytes).
 	ShareMaxValueBytes int `json:"share_max_value_bytes,omitempty"`
+	// ShareMaxKeys caps the distinct keys of a run's store (0:
+	// tools.DefaultShareMaxKeys): every published value lands in the
+	// parent's history.
+	ShareMaxKeys int `json:"share_max_keys,omitempty"`
 }
 
 // Usage counts tokens.

@@ -181,10 +181,10 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if in.Conflict != nil {
 		conflict = conflictNote(ctx, repo.Root, *in.Conflict, base)
 	}
-	agentsMD, _ := os.ReadFile(filepath.Join(wt.Dir, "AGENTS.md"))
+	agentsMD := a.agentsMD(ctx, wt.Dir)
 	recs := []transcript.Record{
 		{Key: keySystem(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem,
-			Content: SubAgentSystemPrompt(in.Subtask, wt.Dir, capText(string(agentsMD), agentsMDCap))}},
+			Content: SubAgentSystemPrompt(in.Subtask, wt.Dir, agentsMD)}},
 		{Key: keyUser(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser,
 			Content: SubAgentUserPrompt(in.Subtask.Instruction, in.DepContext, conflict)}},
 	}

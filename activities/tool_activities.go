@@ -78,7 +78,7 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 	opts := tools.Options{
 		Root: in.Worktree, BashTimeout: in.Limits.BashTimeout, BashMaxTimeout: in.Limits.BashMaxTimeout,
 		MaxOutputBytes: in.Limits.MaxOutputBytes, Env: a.Environ, Sandbox: a.Sandbox,
-		Heartbeat: func() { activity.RecordHeartbeat(ctx) },
+		MaxFileBytes: a.MaxFileBytes, Heartbeat: func() { activity.RecordHeartbeat(ctx) },
 	}
 	res, err := a.runTool(ctx, in, opts, call)
 	if err != nil {
@@ -129,7 +129,7 @@ func IsFileChangeTool(name string) bool { return fileChangeTools[name] }
 // the worktree's journal so that a retry never applies it twice.
 func (a *Activities) runTool(ctx context.Context, in ExecToolInput, opts tools.Options, call openai.ToolCall) (tools.Result, error) {
 	if readOnlyTools[call.Function.Name] {
-		return tools.Run(ctx, opts, call.Function.Name, call.Function.Arguments), nil
+		return untilDone(ctx, func() tools.Result { return tools.Run(ctx, opts, call.Function.Name, call.Function.Arguments) })
 	}
 	journal, err := tools.OpenJournal(filepath.Join(a.stateDir(in.Ref.RunID), "journal", fmt.Sprintf("%s-a%d", in.Ref.SubtaskID, in.Ref.Attempt)))
 	if err != nil {
@@ -137,6 +137,21 @@ func (a *Activities) runTool(ctx context.Context, in ExecToolInput, opts tools.O
 	}
 	journal.Scrub = a.scrub
 	return journal.Run(ctx, fmt.Sprintf("t%04d-%02d", in.Turn, in.Index), opts, call.Function.Name, call.Function.Arguments)
+}
+
+// untilDone runs a read-only tool but returns as soon as ctx is done: a
+// timed-out attempt must end when Temporal gives up on it, not when a walk
+// of a huge tree finishes (the tool itself stops at its next ctx check;
+// having changed nothing, it needs no waiting for).
+func untilDone(ctx context.Context, run func() tools.Result) (tools.Result, error) {
+	done := make(chan tools.Result, 1)
+	go func() { done <- run() }()
+	select {
+	case res := <-done:
+		return res, nil
+	case <-ctx.Done():
+		return tools.Result{}, ctx.Err()
+	}
 }
 
 func toolCall(recs []transcript.Record, turn, index int) (openai.ToolCall, error) {

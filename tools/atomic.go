@@ -1,10 +1,12 @@
 package tools
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -110,14 +112,31 @@ func hashBytes(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// hashFile returns the sha256 of the file at path, or absentHash.
-func hashFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+// hashFile returns the sha256 of the file at path, or absentHash. It
+// streams the file (no size limit needed), never opens a special file, and
+// stops when ctx is done.
+func hashFile(ctx context.Context, path string) (string, error) {
+	f, err := openRegular(path)
 	if os.IsNotExist(err) {
 		return absentHash, nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
-	return hashBytes(b), nil
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, readChunk)
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if errors.Is(err, io.EOF) {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("hash %s: %w", path, err)
+		}
+	}
 }

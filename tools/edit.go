@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,23 +45,28 @@ type multiEditArgs struct {
 
 // plan computes the change for write, edit or multiedit. On failure it
 // returns a nil change and the error Result.
-func (t *toolbox) plan(name, arguments string) (*change, Result) {
+func (t *toolbox) plan(ctx context.Context, name, arguments string) (*change, Result) {
 	switch name {
 	case ToolWrite:
-		return t.planWrite(arguments)
+		return t.planWrite(ctx, arguments)
 	case ToolEdit:
-		return t.planEdit(arguments)
+		return t.planEdit(ctx, arguments)
 	default:
-		return t.planMultiEdit(arguments)
+		return t.planMultiEdit(ctx, arguments)
 	}
 }
 
-// load resolves a writable path and reads its current content.
-func (t *toolbox) load(tool, p string) (*change, *Result) {
+// load resolves a writable path and reads its current content: only a
+// regular file (a FIFO or device is refused without blocking) of at most
+// MaxFileBytes, read in chunks that stop when ctx is done.
+func (t *toolbox) load(ctx context.Context, tool, p string) (*change, *Result) {
+	fail := func(format string, args ...any) (*change, *Result) {
+		res := errorf(format, args...)
+		return nil, &res
+	}
 	tg, err := t.box.resolveWritable(p)
 	if err != nil {
-		res := errorf("%s: %v", tool, err)
-		return nil, &res
+		return fail("%s: %v", tool, err)
 	}
 	ch := &change{rel: tg.rel, abs: tg.abs, mode: 0o644}
 	fi, err := os.Stat(tg.abs)
@@ -68,26 +74,50 @@ func (t *toolbox) load(tool, p string) (*change, *Result) {
 	case errors.Is(err, os.ErrNotExist):
 		return ch, nil
 	case err != nil:
-		res := errorf("%s %s: %v", tool, p, err)
-		return nil, &res
+		return fail("%s %s: %v", tool, p, err)
 	case fi.IsDir():
-		res := errorf("%s: %s is a directory, not a file", tool, p)
-		return nil, &res
+		return fail("%s: %s is a directory, not a file", tool, p)
 	}
-	if ch.pre, err = os.ReadFile(tg.abs); err != nil {
-		res := errorf("%s %s: %v", tool, p, err)
-		return nil, &res
+	f, err := openRegular(tg.abs)
+	var special *specialFileError
+	if errors.As(err, &special) {
+		return fail("%s: %s is a %s, not a regular file; %s only changes regular files (a special file can block forever); remove it with bash first if you mean to replace it",
+			tool, p, special.kind, tool)
+	}
+	if err != nil {
+		return fail("%s %s: %v", tool, p, err)
+	}
+	defer f.Close()
+	if size := fileSize(f); size > int64(t.opts.MaxFileBytes) {
+		return fail("%s: %s is %d bytes, over the %d-byte limit for files the file tools load (tools.max_file_bytes); change it with bash (e.g. sed, or truncate/rm to replace it)",
+			tool, p, size, t.opts.MaxFileBytes)
+	}
+	// The size may have grown since fstat: never load more than the cap.
+	if ch.pre, err = readCapped(ctx, f, int64(t.opts.MaxFileBytes)+1); err != nil {
+		return fail("%s %s: %v", tool, p, err)
+	}
+	if len(ch.pre) > t.opts.MaxFileBytes {
+		return fail("%s: %s grew over the %d-byte limit (tools.max_file_bytes) while being read; change it with bash", tool, p, t.opts.MaxFileBytes)
 	}
 	ch.exists, ch.mode = true, fi.Mode().Perm()
 	return ch, nil
 }
 
-func (t *toolbox) planWrite(arguments string) (*change, Result) {
+// tooBig is the error for a post-image over the cap.
+func (t *toolbox) tooBig(tool, p string, size int) Result {
+	return errorf("%s: the result would be %d bytes, over the %d-byte limit for files the file tools write (tools.max_file_bytes); nothing was changed; write smaller files, or generate big ones with bash",
+		tool, size, t.opts.MaxFileBytes)
+}
+
+func (t *toolbox) planWrite(ctx context.Context, arguments string) (*change, Result) {
 	var a writeArgs
 	if res := decodeArgs(ToolWrite, arguments, &a, "path", "content"); res != nil {
 		return nil, *res
 	}
-	ch, res := t.load(ToolWrite, a.Path)
+	if len(a.Content) > t.opts.MaxFileBytes {
+		return nil, t.tooBig(ToolWrite, a.Path, len(a.Content))
+	}
+	ch, res := t.load(ctx, ToolWrite, a.Path)
 	if res != nil {
 		return nil, *res
 	}
@@ -103,16 +133,19 @@ func (t *toolbox) planWrite(arguments string) (*change, Result) {
 	return ch, Result{}
 }
 
-func (t *toolbox) planEdit(arguments string) (*change, Result) {
+func (t *toolbox) planEdit(ctx context.Context, arguments string) (*change, Result) {
 	var a editArgs
 	if res := decodeArgs(ToolEdit, arguments, &a, "path", "old_string", "new_string"); res != nil {
 		return nil, *res
 	}
-	ch, res := t.loadExisting(ToolEdit, a.Path)
+	ch, res := t.loadExisting(ctx, ToolEdit, a.Path)
 	if res != nil {
 		return nil, *res
 	}
-	post, n, err := applyEdit(string(ch.pre), a.editSpec)
+	post, n, err := applyEdit(string(ch.pre), a.editSpec, t.opts.MaxFileBytes)
+	if size, big := errTooBig(err); big {
+		return nil, t.tooBig(ToolEdit, a.Path, size)
+	}
 	if err != nil {
 		return nil, errorf("edit %s: %v", a.Path, err)
 	}
@@ -124,7 +157,7 @@ func (t *toolbox) planEdit(arguments string) (*change, Result) {
 	return ch, Result{}
 }
 
-func (t *toolbox) planMultiEdit(arguments string) (*change, Result) {
+func (t *toolbox) planMultiEdit(ctx context.Context, arguments string) (*change, Result) {
 	var a multiEditArgs
 	if res := decodeArgs(ToolMultiEdit, arguments, &a, "path", "edits"); res != nil {
 		return nil, *res
@@ -132,13 +165,19 @@ func (t *toolbox) planMultiEdit(arguments string) (*change, Result) {
 	if len(a.Edits) == 0 {
 		return nil, errorf("multiedit: edits is empty; give at least one {old_string, new_string}")
 	}
-	ch, res := t.loadExisting(ToolMultiEdit, a.Path)
+	ch, res := t.loadExisting(ctx, ToolMultiEdit, a.Path)
 	if res != nil {
 		return nil, *res
 	}
 	content, total := string(ch.pre), 0
 	for i, e := range a.Edits {
-		next, n, err := applyEdit(content, e)
+		if err := ctx.Err(); err != nil {
+			return nil, errorf("multiedit %s: stopped: %v; nothing was changed", a.Path, err)
+		}
+		next, n, err := applyEdit(content, e, t.opts.MaxFileBytes)
+		if size, big := errTooBig(err); big {
+			return nil, t.tooBig(ToolMultiEdit, a.Path, size)
+		}
 		if err != nil {
 			return nil, errorf("multiedit %s: edits[%d] (of %d) failed: %v; no edit was applied, the file is unchanged (later edits see the result of earlier ones)",
 				a.Path, i, len(a.Edits), err)
@@ -155,8 +194,8 @@ func (t *toolbox) planMultiEdit(arguments string) (*change, Result) {
 }
 
 // loadExisting is load for tools that need the file to exist already.
-func (t *toolbox) loadExisting(tool, p string) (*change, *Result) {
-	ch, res := t.load(tool, p)
+func (t *toolbox) loadExisting(ctx context.Context, tool, p string) (*change, *Result) {
+	ch, res := t.load(ctx, tool, p)
 	if res != nil {
 		return nil, res
 	}
@@ -167,9 +206,24 @@ func (t *toolbox) loadExisting(tool, p string) (*change, *Result) {
 	return ch, nil
 }
 
+// postTooBigError reports that an edit's result would exceed the cap; it
+// is found before the result is built.
+type postTooBigError struct{ size int }
+
+func (e *postTooBigError) Error() string { return fmt.Sprintf("result of %d bytes is too big", e.size) }
+
+func errTooBig(err error) (int, bool) {
+	var big *postTooBigError
+	if errors.As(err, &big) {
+		return big.size, true
+	}
+	return 0, false
+}
+
 // applyEdit replaces old_string in content, returning the new content and
-// the number of replacements.
-func applyEdit(content string, e editSpec) (string, int, error) {
+// the number of replacements. A result over maxBytes is refused before it
+// is built (replace_all of a short string can multiply a file's size).
+func applyEdit(content string, e editSpec, maxBytes int) (string, int, error) {
 	if e.OldString == "" {
 		return "", 0, errors.New("old_string is empty; quote the exact text to replace (use write to replace a whole file)")
 	}
@@ -182,6 +236,14 @@ func applyEdit(content string, e editSpec) (string, int, error) {
 		return "", 0, fmt.Errorf("old_string not found in the file%s", notFoundHint(content, e.OldString))
 	case n > 1 && !all:
 		return "", 0, fmt.Errorf("old_string occurs %d times; include more surrounding lines to make it unique, or set replace_all to true", n)
+	}
+	if !all {
+		n = 1
+	}
+	if size := len(content) + n*(len(e.NewString)-len(e.OldString)); size > maxBytes {
+		return "", 0, &postTooBigError{size: size}
+	}
+	switch {
 	case all:
 		return strings.ReplaceAll(content, e.OldString, e.NewString), n, nil
 	default:

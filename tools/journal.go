@@ -77,9 +77,9 @@ func (j *Journal) Run(ctx context.Context, key string, opts Options, name, argum
 	switch name {
 	case ToolWrite, ToolEdit, ToolMultiEdit:
 		if found {
-			return j.resumeChange(tb, rec, arguments)
+			return j.resumeChange(ctx, tb, rec, arguments)
 		}
-		return j.change(tb, key, name, arguments)
+		return j.change(ctx, tb, key, name, arguments)
 	case ToolBash:
 		return j.bash(ctx, tb, key, found, arguments)
 	default:
@@ -88,9 +88,12 @@ func (j *Journal) Run(ctx context.Context, key string, opts Options, name, argum
 }
 
 // change plans, records the intent, applies and completes a mutation.
-func (j *Journal) change(tb *toolbox, key, name, arguments string) (Result, error) {
+func (j *Journal) change(ctx context.Context, tb *toolbox, key, name, arguments string) (Result, error) {
 	rec := record{Key: key, Tool: name}
-	ch, res := tb.plan(name, arguments)
+	ch, res := tb.plan(ctx, name, arguments)
+	if ctx.Err() != nil {
+		return res, nil // not recorded: the attempt was stopped, a retry plans again
+	}
 	if ch == nil {
 		return j.finishChange(rec, res)
 	}
@@ -107,7 +110,7 @@ func (j *Journal) change(tb *toolbox, key, name, arguments string) (Result, erro
 
 // resumeChange completes a mutation whose intent was recorded but whose
 // completion was not, without ever applying it twice.
-func (j *Journal) resumeChange(tb *toolbox, rec record, arguments string) (Result, error) {
+func (j *Journal) resumeChange(ctx context.Context, tb *toolbox, rec record, arguments string) (Result, error) {
 	tg, err := tb.box.resolveWritable(rec.Path)
 	if err != nil {
 		return j.finishChange(rec, errorf("%s: %v", rec.Tool, err))
@@ -115,7 +118,10 @@ func (j *Journal) resumeChange(tb *toolbox, rec record, arguments string) (Resul
 	if err := removeStaleTemps(tg.abs); err != nil {
 		return Result{}, err
 	}
-	cur, err := hashFile(tg.abs)
+	cur, err := hashFile(ctx, tg.abs)
+	if err != nil && ctx.Err() != nil {
+		return errorf("%s %s: %v", rec.Tool, rec.Path, err), nil // not recorded: a retry looks again
+	}
 	if err != nil {
 		return j.finishChange(rec, errorf("%s %s: %v", rec.Tool, rec.Path, err))
 	}
@@ -123,7 +129,10 @@ func (j *Journal) resumeChange(tb *toolbox, rec record, arguments string) (Resul
 	case rec.PostHash: // the change landed before the crash
 		return j.finishChange(rec, rec.Result)
 	case rec.PreHash: // the crash came before the change
-		ch, res := tb.plan(rec.Tool, arguments)
+		ch, res := tb.plan(ctx, rec.Tool, arguments)
+		if ctx.Err() != nil {
+			return res, nil
+		}
 		if ch == nil {
 			return j.finishChange(rec, res)
 		}

@@ -35,7 +35,7 @@ func crashAfterIntent(t *testing.T, j *Journal, key string, opts Options, name s
 	if !ok {
 		t.Fatal(res.Output)
 	}
-	ch, res := tb.plan(name, jsonArgs(t, args))
+	ch, res := tb.plan(context.Background(), name, jsonArgs(t, args))
 	if ch == nil {
 		t.Fatal(res.Output)
 	}

@@ -3,6 +3,7 @@ package tools
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,6 @@ import (
 const (
 	readDefaultLimit = 2000
 	readMaxLineChars = 2000
-	readMaxFileBytes = 10 << 20
 	binarySniffBytes = 8 << 10
 )
 
@@ -24,7 +24,7 @@ type readArgs struct {
 	Limit  flexInt `json:"limit"`
 }
 
-func (t *toolbox) read(arguments string) Result {
+func (t *toolbox) read(ctx context.Context, arguments string) Result {
 	var a readArgs
 	if res := decodeArgs(ToolRead, arguments, &a, "path"); res != nil {
 		return *res
@@ -44,9 +44,9 @@ func (t *toolbox) read(arguments string) Result {
 		return res
 	}
 	defer f.Close()
-	if size := fileSize(f); size > readMaxFileBytes && !a.Offset.set && !a.Limit.set {
-		return errorf("read: %s is %d bytes (over %d); read it in parts with offset and limit, or search it with grep",
-			a.Path, size, readMaxFileBytes)
+	if size := fileSize(f); size > int64(t.opts.MaxFileBytes) && !a.Offset.set && !a.Limit.set {
+		return errorf("read: %s is %d bytes, over the %d-byte limit (tools.max_file_bytes); read it in parts with offset and limit, or search it with grep",
+			a.Path, size, t.opts.MaxFileBytes)
 	}
 	offset, limit := 1, readDefaultLimit
 	if a.Offset.set {
@@ -55,7 +55,7 @@ func (t *toolbox) read(arguments string) Result {
 	if a.Limit.set {
 		limit = a.Limit.v
 	}
-	out, err := numberLines(f, a.Path, offset, limit)
+	out, err := numberLines(ctxReader{ctx, f}, a.Path, offset, limit)
 	if err != nil {
 		return errorf("read %s: %v", a.Path, err)
 	}
@@ -88,6 +88,20 @@ func openText(tg target, shown string) (*os.File, Result, bool) {
 		return nil, errorf("read %s: %v", shown, err), false
 	}
 	return f, Result{}, true
+}
+
+// ctxReader stops a read (of a huge, possibly sparse file) once ctx is
+// done: each Read is at most one buffer, so the check runs between chunks.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 func fileSize(f *os.File) int64 {

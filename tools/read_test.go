@@ -89,7 +89,7 @@ func TestReadHugeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := strings.Repeat("x", 99) + "\n"
-	for range (readMaxFileBytes / len(line)) + 10 {
+	for range (DefaultMaxFileBytes / len(line)) + 10 {
 		if _, err := f.WriteString(line); err != nil {
 			t.Fatal(err)
 		}
@@ -97,10 +97,10 @@ func TestReadHugeFile(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	mustErr(t, call(t, root, ToolRead, map[string]any{"path": "huge.log"}), "huge.log is", "offset and limit")
-	out := mustOK(t, call(t, root, ToolRead, map[string]any{"path": "huge.log", "offset": 100000, "limit": 2})).Output
-	want := fmt.Sprintf("100000\t%s\n100001\t%s\n", line[:99], line[:99])
-	if !strings.HasPrefix(out, want) || !strings.Contains(out, "more lines; use offset=100002") {
+	mustErr(t, call(t, root, ToolRead, map[string]any{"path": "huge.log"}), "huge.log is", "tools.max_file_bytes", "offset and limit")
+	out := mustOK(t, call(t, root, ToolRead, map[string]any{"path": "huge.log", "offset": 80000, "limit": 2})).Output
+	want := fmt.Sprintf(" 80000\t%s\n 80001\t%s\n", line[:99], line[:99])
+	if !strings.HasPrefix(out, want) || !strings.Contains(out, "more lines; use offset=80002") {
 		t.Errorf("streamed read: %q", out)
 	}
 }

@@ -33,6 +33,23 @@ type ShareArgs struct {
 // (tools.share.max_value_bytes): every value lands in the parent's history.
 const DefaultShareMaxValueBytes = 16 << 10
 
+// DefaultShareMaxKeys caps the distinct keys of a run's store when no
+// limit is given (tools.share.max_keys).
+const DefaultShareMaxKeys = 256
+
+// CheckShareNewKey refuses a publish of a new key to a store that already
+// holds keys keys, at or over maxKeys (<= 0: the default). Overwriting an
+// existing key is always allowed; the caller knows whether the key is new.
+func CheckShareNewKey(keys, maxKeys int) error {
+	if maxKeys <= 0 {
+		maxKeys = DefaultShareMaxKeys
+	}
+	if keys >= maxKeys {
+		return fmt.Errorf("swarm_share: not published: the run has %d keys (tools.share.max_keys); overwrite an existing key instead of adding new ones", keys)
+	}
+	return nil
+}
+
 // ParseShareArgs decodes swarm_share arguments and checks them with
 // CheckShareArgs. The error text is meant for the model.
 func ParseShareArgs(arguments string, maxValueBytes int) (ShareArgs, error) {

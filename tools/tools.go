@@ -29,6 +29,9 @@ const (
 	DefaultBashMaxTimeout    = 10 * time.Minute
 	DefaultMaxOutputBytes    = 30_000
 	DefaultHeartbeatInterval = 5 * time.Second
+	// DefaultMaxFileBytes caps the files read, write, edit and multiedit
+	// take into memory (tools.max_file_bytes).
+	DefaultMaxFileBytes = 8 << 20
 )
 
 // toolNames lists every tool in the order Definitions returns them.
@@ -75,6 +78,11 @@ type Options struct {
 	// Sandbox confines bash. nil uses a default sandbox that hides the home
 	// directory, so a caller that forgets it never runs commands unconfined.
 	Sandbox *Sandbox
+	// MaxFileBytes caps a file read, write, edit or multiedit loads, and
+	// the content write or an edit would leave (default
+	// DefaultMaxFileBytes): a 2 GiB sparse file must not become 2 GiB of
+	// worker memory.
+	MaxFileBytes int
 }
 
 // withDefaults fills zero fields with their defaults.
@@ -90,6 +98,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = DefaultMaxFileBytes
 	}
 	if o.Sandbox == nil {
 		o.Sandbox = defaultSandbox()
@@ -127,9 +138,9 @@ func newToolbox(opts Options) (*toolbox, Result, bool) {
 func (t *toolbox) run(ctx context.Context, name, arguments string) Result {
 	switch name {
 	case ToolRead:
-		return t.read(arguments)
+		return t.read(ctx, arguments)
 	case ToolWrite, ToolEdit, ToolMultiEdit:
-		return t.mutate(name, arguments)
+		return t.mutate(ctx, name, arguments)
 	case ToolGlob:
 		return t.glob(arguments)
 	case ToolGrep:
@@ -146,8 +157,8 @@ func (t *toolbox) run(ctx context.Context, name, arguments string) Result {
 }
 
 // mutate plans a write/edit/multiedit and applies it.
-func (t *toolbox) mutate(name, arguments string) Result {
-	ch, res := t.plan(name, arguments)
+func (t *toolbox) mutate(ctx context.Context, name, arguments string) Result {
+	ch, res := t.plan(ctx, name, arguments)
 	if ch == nil {
 		return res
 	}

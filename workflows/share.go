@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/tools"
 )
 
 // registerHandlers exposes the progress query and the swarm_share store. The
@@ -26,7 +27,15 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 			return len(s.share), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(req activities.ShareRequest) error {
-			return req.ValidatePublish(s.in.Tools.ShareMaxValueBytes)
+			if err := req.ValidatePublish(s.in.Tools.ShareMaxValueBytes); err != nil {
+				return err
+			}
+			// In the validator: a rejection writes no history, so the cap
+			// is replay-safe (an old input's 0 is the default).
+			if s.hasShareKey(req.Key) {
+				return nil
+			}
+			return tools.CheckShareNewKey(len(s.share), s.in.Tools.ShareMaxKeys)
 		}})
 }
 
@@ -40,6 +49,11 @@ func (s *swarm) progress(since int) (activities.Progress, error) {
 		}
 	}
 	return p, nil
+}
+
+// hasShareKey reports whether the store holds key.
+func (s *swarm) hasShareKey(key string) bool {
+	return slices.ContainsFunc(s.share, func(r activities.SharedResult) bool { return r.Key == key })
 }
 
 // publish inserts or replaces a shared result by key.

@@ -196,7 +196,7 @@ func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows
 		},
 		Tools: activities.ToolLimits{
 			BashTimeout: cfg.Tools.Bash.Timeout, BashMaxTimeout: cfg.Tools.Bash.MaxTimeout, MaxOutputBytes: cfg.Tools.Bash.MaxOutputBytes,
-			ShareMaxValueBytes: cfg.Tools.Share.MaxValueBytes,
+			ShareMaxValueBytes: cfg.Tools.Share.MaxValueBytes, ShareMaxKeys: cfg.Tools.Share.MaxKeys,
 		},
 		BranchPrefix: cfg.Git.BranchPrefix, AutoMerge: cfg.Git.AutoMerge, ResolveConflicts: cfg.Git.ResolveConflicts,
 		VerifyCommand: cfg.Verify.Command, VerifyMode: cfg.Verify.Mode, VerifyTimeout: cfg.Tools.Bash.MaxTimeout * 3,
