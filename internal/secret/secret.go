@@ -21,17 +21,20 @@ const MinLen = 8
 // once, so scrubbing costs one pass over the text. The zero value and nil
 // scrub nothing. It is safe for concurrent use.
 type Scrubber struct {
-	r *strings.Replacer
+	r     *strings.Replacer
+	split []splitNeedles
 }
 
 // New returns a Scrubber for values; values shorter than MinLen are ignored.
 func New(values ...string) *Scrubber {
 	seen := map[string]bool{}
 	var needles []string
+	var split []splitNeedles
 	for _, v := range values {
 		if len(v) < MinLen {
 			continue
 		}
+		split = append(split, newSplitNeedles(v))
 		for _, n := range Encodings(v) {
 			if len(n) >= MinLen && !seen[n] {
 				seen[n] = true
@@ -39,7 +42,7 @@ func New(values ...string) *Scrubber {
 			}
 		}
 	}
-	s := &Scrubber{}
+	s := &Scrubber{split: split}
 	if len(needles) == 0 {
 		return s
 	}
@@ -60,7 +63,7 @@ func (s *Scrubber) Scrub(text string) string {
 	if s == nil || s.r == nil {
 		return text
 	}
-	return s.r.Replace(text)
+	return scrubSplit(s.r.Replace(text), s.split)
 }
 
 // Empty reports whether s has nothing to scrub.
