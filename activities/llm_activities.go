@@ -91,7 +91,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err != nil {
 		return PlanResult{}, llmError(err)
 	}
-	out := PlanResult{Usage: Usage{rec.PromptTokens, rec.CompletionTokens}, Reused: reused}
+	out := PlanResult{Usage: recUsage(rec), Reused: reused}
 	content := rec.Message.Content
 	// A long plan is cut by llm.max_tokens (finish_reason "length"): ask the
 	// model to go on where it stopped and join the parts, so a plan of many
@@ -109,7 +109,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 			return PlanResult{}, llmError(err)
 		}
 		reused = reused && more
-		out.Usage = out.Usage.Add(Usage{rec.PromptTokens, rec.CompletionTokens})
+		out.Usage = out.Usage.Add(recUsage(rec))
 		content += rec.Message.Content
 	}
 	if rec.FinishReason == string(openai.FinishReasonLength) {
@@ -149,7 +149,8 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 	if err := a.stopIfRunClosed(ctx, ref.RunID); err != nil {
 		return transcript.Record{}, false, err
 	}
-	resp, err := a.chat(ctx, ref.RunID, build(transcript.Messages(recs)))
+	req := build(transcript.Messages(recs))
+	resp, err := a.chat(ctx, ref.RunID, req)
 	if err != nil {
 		return transcript.Record{}, false, err
 	}
@@ -170,8 +171,9 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 		}
 		msg.ToolCalls[i].Type = openai.ToolTypeFunction
 	}
-	rec := transcript.Record{Key: key, Message: msg, PromptTokens: resp.Usage.PromptTokens,
-		CompletionTokens: resp.Usage.CompletionTokens, FinishReason: string(choice.FinishReason)}
+	u := responseUsage(req, resp)
+	rec := transcript.Record{Key: key, Message: msg, PromptTokens: u.PromptTokens,
+		CompletionTokens: u.CompletionTokens, FinishReason: string(choice.FinishReason), UsageEstimated: u.Estimated}
 	if err := a.Transcripts.Append(ref, rec); err != nil {
 		return transcript.Record{}, false, err
 	}
@@ -291,7 +293,7 @@ func (a *Activities) nudge(ref transcript.Ref, turn int, cause error) (AgentStep
 }
 
 func stepResult(r transcript.Record) AgentStepResult {
-	res := AgentStepResult{Usage: Usage{r.PromptTokens, r.CompletionTokens}}
+	res := AgentStepResult{Usage: recUsage(r)}
 	for _, tc := range r.Message.ToolCalls {
 		res.ToolCalls = append(res.ToolCalls, ToolCallInfo{ID: tc.ID, Name: tc.Function.Name, Signature: callSignature(tc.Function.Name, tc.Function.Arguments),
 			Brief: ToolBrief(tc.Function.Name, tc.Function.Arguments)})
@@ -365,7 +367,7 @@ func (a *Activities) Summarize(ctx context.Context, in SummarizeInput) (Summariz
 		summary := a.scrub(resp.Choices[0].Message.Content)
 		content = fmt.Sprintf("[Summary of %s output (%d chars → %d chars)]\n\n%s", in.ToolName, len(raw), len(summary), summary)
 		out.Summarized = true
-		out.Usage = Usage{resp.Usage.PromptTokens, resp.Usage.CompletionTokens}
+		out.Usage = responseUsage(llm.SummaryRequest(in.Model, in.ToolName, string(raw)), resp)
 	case llmRetryable(err) && activity.GetInfo(ctx).Attempt < attemptsBeforeNudge:
 		return SummarizeResult{}, llmError(err)
 	default:
