@@ -7,6 +7,8 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/llm/scripted"
+
+	"go.temporal.io/sdk/converter"
 )
 
 // omitUsage makes every scripted answer come without a "usage" object, as
@@ -115,5 +117,39 @@ func TestPlanCutOffFallbackIsVisible(t *testing.T) {
 	// Two attempts (plan, repair), each continued 4 times.
 	if n := h.model.Count(scripted.KindPlanner); n != 10 {
 		t.Errorf("planner requests: %d, want 10", n)
+	}
+}
+
+// TestPlannerCostListed: the run's CodeswarmCostUSD search attribute (what
+// list and watch show) counts the planner's cost, not only the sub-agents'.
+func TestPlannerCostListed(t *testing.T) {
+	const id = "e2e-planner-cost"
+	t.Setenv("CODESWARM_LLM_PRICES", "scripted=1/2")
+	script := scripted.Script{Planner: []scripted.Reply{
+		// An expensive plan: 1M prompt tokens at $1/M is $1.
+		{Content: faultPlan("one"), PromptTokens: 1_000_000, CompletionTokens: 10},
+	}, Agents: []scripted.Agent{faultAgent("one", writeTurns("one"))}}
+	h := newHarness(t, script)
+	fastSwarmEnv(t)
+	code, res := h.runJSON("run", "--repo", faultRepo(t), "--task", "do it", "--id", id)
+	requireSuccess(t, h, code, res, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := h.client.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
+	var cost float64
+	var tokens int64
+	dc := converter.GetDefaultDataConverter()
+	_ = dc.FromPayload(fields[activities.SACostUSD], &cost)
+	_ = dc.FromPayload(fields[activities.SATokens], &tokens)
+	sub := res.SubtaskResults[0].CostUSD
+	if cost < 1 || cost < sub+1 {
+		t.Errorf("CodeswarmCostUSD = $%g, want the planner's $1 plus the sub-agent's $%g (stats say $%g)", cost, sub, res.Stats.CostUSD)
+	}
+	if tokens < 1_000_000 {
+		t.Errorf("CodeswarmTokens = %d, want the planner's 1,000,000 in it", tokens)
 	}
 }
