@@ -89,11 +89,15 @@ type ToolLimits struct {
 type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
+	// Estimated: some of these tokens were estimated from characters, the
+	// server having sent no usage (see EstimateUsage).
+	Estimated bool `json:"estimated,omitempty"`
 }
 
 // Add returns the sum of two usages.
 func (u Usage) Add(o Usage) Usage {
-	return Usage{PromptTokens: u.PromptTokens + o.PromptTokens, CompletionTokens: u.CompletionTokens + o.CompletionTokens}
+	return Usage{PromptTokens: u.PromptTokens + o.PromptTokens, CompletionTokens: u.CompletionTokens + o.CompletionTokens,
+		Estimated: u.Estimated || o.Estimated}
 }
 
 // ConvRef names one sub-agent conversation in the transcript store.
@@ -133,6 +137,9 @@ type SubtaskResult struct {
 	VerifyFailed     bool     `json:"verify_failed,omitempty"`
 	// CostUSD prices the tokens above by llm.prices (0 when unpriced).
 	CostUSD float64 `json:"cost_usd"`
+	// UsageEstimated: the server sent no usage for some answers; their
+	// tokens are estimated from characters (~4 a token).
+	UsageEstimated bool `json:"usage_estimated,omitempty"`
 }
 
 // StageStats is the seed's per-stage statistics.
@@ -159,6 +166,10 @@ type Stats struct {
 	SequentialTimeEstimateMs int64        `json:"sequential_time_estimate_ms"`
 	SpeedupFactor            float64      `json:"speedup_factor"`
 	Stages                   []StageStats `json:"stages"`
+	// UsageEstimated: the server sent no usage for some answers; their
+	// tokens are estimated from characters (~4 a token), and the caps bind
+	// on the estimate.
+	UsageEstimated bool `json:"usage_estimated,omitempty"`
 }
 
 // VerifyReport is the outcome of the verification command.

@@ -27,6 +27,17 @@ func keyTool(t, i int) string         { return fmt.Sprintf("t%04d-tool-%02d", t,
 func keyRepair(attempt int) string    { return fmt.Sprintf("t%04d-repair", attempt) }
 func plannerRef(runID string) ConvRef { return ConvRef{RunID: runID, SubtaskID: "planner"} }
 
+// Keys of a cut planner answer's continuations: attempt's c-th "go on"
+// request and the part it got.
+func keyPlanContinue(attempt, c int) string { return fmt.Sprintf("t%04d-plan-continue-%d", attempt, c) }
+func keyPlanPart(attempt, c int) string     { return fmt.Sprintf("t%04d-plan-part-%d", attempt, c) }
+
+// planContinuations is how many times a planner answer cut by the token
+// limit is continued before it is judged as it is.
+const planContinuations = 4
+
+const planContinueMessage = "Your answer was cut off by the output limit. Continue exactly where you stopped: no repetition, no preamble, no code fence; only the rest of the JSON."
+
 // attemptsBeforeNudge is how many times an empty or malformed answer is
 // retried before the loop feeds the model a note and moves on.
 const attemptsBeforeNudge = 3
@@ -53,6 +64,9 @@ type PlanResult struct {
 	// stored already): the run tells its sub-agents whether the model is
 	// fast (see AgentStepResult.ModelMs).
 	ModelMs int64 `json:"model_ms,omitempty"`
+	// Cut: the answer was still cut by the token limit after the
+	// continuations.
+	Cut bool `json:"cut,omitempty"`
 }
 
 // Plan runs one planner request. The answer is stored in the transcript
@@ -77,11 +91,38 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err != nil {
 		return PlanResult{}, llmError(err)
 	}
-	out := PlanResult{Usage: Usage{rec.PromptTokens, rec.CompletionTokens}, Reused: reused}
+	out := PlanResult{Usage: recUsage(rec), Reused: reused}
+	content := rec.Message.Content
+	// A long plan is cut by llm.max_tokens (finish_reason "length"): ask the
+	// model to go on where it stopped and join the parts, so a plan of many
+	// subtasks is not lost to invalid JSON.
+	for c := 1; c <= planContinuations && rec.FinishReason == string(openai.FinishReasonLength); c++ {
+		if err := a.Transcripts.Append(ref, transcript.Record{Key: keyPlanContinue(in.Attempt, c),
+			Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: planContinueMessage}}); err != nil {
+			return PlanResult{}, err
+		}
+		var more bool
+		rec, more, err = a.answer(ctx, ref, keyPlanPart(in.Attempt, c), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
+			return openai.ChatCompletionRequest{Model: in.Model, Messages: msgs}
+		}, nil)
+		if err != nil {
+			return PlanResult{}, llmError(err)
+		}
+		reused = reused && more
+		out.Usage = out.Usage.Add(recUsage(rec))
+		content += rec.Message.Content
+	}
+	if rec.FinishReason == string(openai.FinishReasonLength) {
+		out.Cut = true
+	}
+	out.Reused = reused
 	if !reused {
 		out.ModelMs = elapsedMs(began)
 	}
-	subtasks, perr := ParsePlan(rec.Message.Content, in.MaxSubtasks)
+	subtasks, perr := ParsePlan(content, in.MaxSubtasks)
+	if perr != nil && out.Cut {
+		perr = fmt.Errorf("the plan was cut off by llm.max_tokens (finish_reason length, %d continuations): %v", planContinuations, perr)
+	}
 	if perr != nil {
 		out.Problem = perr.Error()
 		return out, nil
@@ -108,7 +149,8 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 	if err := a.stopIfRunClosed(ctx, ref.RunID); err != nil {
 		return transcript.Record{}, false, err
 	}
-	resp, err := a.chat(ctx, ref.RunID, build(transcript.Messages(recs)))
+	req := build(transcript.Messages(recs))
+	resp, err := a.chat(ctx, ref.RunID, req)
 	if err != nil {
 		return transcript.Record{}, false, err
 	}
@@ -129,8 +171,9 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 		}
 		msg.ToolCalls[i].Type = openai.ToolTypeFunction
 	}
-	rec := transcript.Record{Key: key, Message: msg, PromptTokens: resp.Usage.PromptTokens,
-		CompletionTokens: resp.Usage.CompletionTokens, FinishReason: string(choice.FinishReason)}
+	u := responseUsage(req, resp)
+	rec := transcript.Record{Key: key, Message: msg, PromptTokens: u.PromptTokens,
+		CompletionTokens: u.CompletionTokens, FinishReason: string(choice.FinishReason), UsageEstimated: u.Estimated}
 	if err := a.Transcripts.Append(ref, rec); err != nil {
 		return transcript.Record{}, false, err
 	}
@@ -250,7 +293,7 @@ func (a *Activities) nudge(ref transcript.Ref, turn int, cause error) (AgentStep
 }
 
 func stepResult(r transcript.Record) AgentStepResult {
-	res := AgentStepResult{Usage: Usage{r.PromptTokens, r.CompletionTokens}}
+	res := AgentStepResult{Usage: recUsage(r)}
 	for _, tc := range r.Message.ToolCalls {
 		res.ToolCalls = append(res.ToolCalls, ToolCallInfo{ID: tc.ID, Name: tc.Function.Name, Signature: callSignature(tc.Function.Name, tc.Function.Arguments),
 			Brief: ToolBrief(tc.Function.Name, tc.Function.Arguments)})
@@ -324,7 +367,7 @@ func (a *Activities) Summarize(ctx context.Context, in SummarizeInput) (Summariz
 		summary := a.scrub(resp.Choices[0].Message.Content)
 		content = fmt.Sprintf("[Summary of %s output (%d chars → %d chars)]\n\n%s", in.ToolName, len(raw), len(summary), summary)
 		out.Summarized = true
-		out.Usage = Usage{resp.Usage.PromptTokens, resp.Usage.CompletionTokens}
+		out.Usage = responseUsage(llm.SummaryRequest(in.Model, in.ToolName, string(raw)), resp)
 	case llmRetryable(err) && activity.GetInfo(ctx).Attempt < attemptsBeforeNudge:
 		return SummarizeResult{}, llmError(err)
 	default:

@@ -44,7 +44,7 @@ func TestPlanValidAndStoredBeforeReturn(t *testing.T) {
 	if first.Subtasks[1].Dependencies[0] != first.Subtasks[0].ID || first.Reused {
 		t.Errorf("Plan subtasks = %+v (reused %v)", first.Subtasks, first.Reused)
 	}
-	if first.Usage != (Usage{300, 40}) {
+	if first.Usage != (Usage{PromptTokens: 300, CompletionTokens: 40}) {
 		t.Errorf("usage = %+v, want 300/40", first.Usage)
 	}
 	req := sentRequest(t, h.srv, 0)
@@ -131,7 +131,7 @@ func TestAgentStep(t *testing.T) {
 	if !strings.HasPrefix(step.ToolCalls[0].Signature, "read:") || step.ToolCalls[0].Signature == step.ToolCalls[1].Signature {
 		t.Errorf("signatures = %q, %q", step.ToolCalls[0].Signature, step.ToolCalls[1].Signature)
 	}
-	if step.Usage != (Usage{900, 30}) {
+	if step.Usage != (Usage{PromptTokens: 900, CompletionTokens: 30}) {
 		t.Errorf("usage = %+v", step.Usage)
 	}
 	encoded, _ := json.Marshal(step)
@@ -287,7 +287,7 @@ func TestSummarize(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := mustRun[SummarizeResult](t, h.env, h.a.Summarize, in)
-		if !res.Summarized || res.Usage != (Usage{20000, 15}) {
+		if !res.Summarized || res.Usage != (Usage{PromptTokens: 20000, CompletionTokens: 15}) {
 			t.Fatalf("Summarize = %+v, want summarized with the reply's usage", res)
 		}
 		r, ok := transcript.Find(load(t, h.a.Transcripts, ref), keyTool(2, 1))

@@ -72,19 +72,34 @@ func wrapHTTPClient(c *http.Client) *http.Client {
 	return &wrapped
 }
 
-// retryAfter reads the server's requested wait from h: the non-standard
-// retry-after-ms (more precise, sent by OpenAI and Azure) wins over
-// Retry-After, which is either delta-seconds or an HTTP-date.
+// retryAfter reads the server's requested wait from h. Each source gives
+// at most one wait: the standard pair (retry-after-ms, more precise, sent by
+// OpenAI and Azure, wins over Retry-After, which is delta-seconds or an
+// HTTP-date); the same pair as a LiteLLM-style gateway forwards it
+// (llm_provider-retry-after-ms, llm_provider-retry-after); and OpenAI's
+// x-ratelimit-reset-requests / x-ratelimit-reset-tokens ("6s", "1m30s",
+// "20ms"). The largest sane wait wins: the server asked for at least that
+// long. Callers cap it as before.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	if h == nil {
 		return 0
 	}
-	if ms := strings.TrimSpace(h.Get("Retry-After-Ms")); ms != "" {
+	wait := retryAfterPair(h, "Retry-After", now)
+	wait = max(wait, retryAfterPair(h, "Llm_provider-Retry-After", now))
+	wait = max(wait, resetDuration(h.Get("X-Ratelimit-Reset-Requests")))
+	wait = max(wait, resetDuration(h.Get("X-Ratelimit-Reset-Tokens")))
+	return wait
+}
+
+// retryAfterPair reads name+"-Ms" (milliseconds), which wins, else name
+// (delta-seconds or an HTTP-date).
+func retryAfterPair(h http.Header, name string, now time.Time) time.Duration {
+	if ms := strings.TrimSpace(h.Get(name + "-Ms")); ms != "" {
 		if v, err := strconv.ParseFloat(ms, 64); err == nil && v > 0 && !math.IsInf(v, 0) {
 			return time.Duration(v * float64(time.Millisecond))
 		}
 	}
-	ra := strings.TrimSpace(h.Get("Retry-After"))
+	ra := strings.TrimSpace(h.Get(name))
 	if ra == "" {
 		return 0
 	}
@@ -96,6 +111,22 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	if at, err := http.ParseTime(ra); err == nil && at.After(now) {
 		return at.Sub(now)
+	}
+	return 0
+}
+
+// resetDuration parses an x-ratelimit-reset-* value: a Go-style duration
+// ("6s", "1m30s", "20ms") or bare seconds. Anything else is 0.
+func resetDuration(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return max(d, 0)
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs > 0 && !math.IsInf(secs, 0) {
+		return time.Duration(secs * float64(time.Second))
 	}
 	return 0
 }

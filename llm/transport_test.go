@@ -22,6 +22,14 @@ func TestRetryAfter(t *testing.T) {
 		{"garbage", map[string]string{"Retry-After": "soon"}, 0},
 		{"ms wins", map[string]string{"Retry-After": "7", "retry-after-ms": "250"}, 250 * time.Millisecond},
 		{"bad ms falls back", map[string]string{"Retry-After": "7", "retry-after-ms": "x"}, 7 * time.Second},
+		{"litellm gateway", map[string]string{"llm_provider-retry-after": "6"}, 6 * time.Second},
+		{"litellm gateway ms", map[string]string{"llm_provider-retry-after-ms": "2500"}, 2500 * time.Millisecond},
+		{"gateway larger than standard", map[string]string{"Retry-After": "1", "llm_provider-retry-after": "6"}, 6 * time.Second},
+		{"reset requests", map[string]string{"x-ratelimit-reset-requests": "1m30s"}, 90 * time.Second},
+		{"reset tokens largest", map[string]string{"x-ratelimit-reset-requests": "6s", "x-ratelimit-reset-tokens": "20s"}, 20 * time.Second},
+		{"reset ms", map[string]string{"x-ratelimit-reset-tokens": "20ms"}, 20 * time.Millisecond},
+		{"reset garbage", map[string]string{"x-ratelimit-reset-tokens": "later"}, 0},
+		{"reset negative", map[string]string{"x-ratelimit-reset-tokens": "-5s"}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -95,6 +95,12 @@ func (t *task) view() activities.SubtaskView {
 func (s *swarm) refresh(ctx workflow.Context) {
 	rows := s.liveRows()
 	snap := s.snapshot(rows)
+	// The run's cost counts the planner (and every finished sub-agent's
+	// both attempts) as the result's stats do; before, it summed the
+	// subtask rows only. Old histories keep the old sum.
+	if workflow.GetVersion(ctx, "planner-cost", workflow.DefaultVersion, 1) >= 1 {
+		snap.cost = s.liveCost(rows)
+	}
 	if d := s.details(rows, snap); d != s.shown {
 		workflow.SetCurrentDetails(ctx, d)
 		s.shown = d
@@ -178,6 +184,18 @@ func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
 		}
 	}
 	return snap
+}
+
+// liveCost is the run's cost so far: what is booked (the planner, every
+// ended sub-agent) plus the running sub-agents' rows.
+func (s *swarm) liveCost(rows []activities.SubtaskView) float64 {
+	cost := s.ctl.cost
+	for i, r := range rows {
+		if s.tasks[i].state != stateDone {
+			cost += r.CostUSD
+		}
+	}
+	return cost
 }
 
 // upsertSearchAttributes brings the run's search attributes up to snap; the

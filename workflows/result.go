@@ -116,6 +116,7 @@ func (s *swarm) stats(ctx workflow.Context) activities.Stats {
 	st := activities.Stats{
 		SubagentsSpawned: s.spawned, TotalLLMCalls: s.llmCalls,
 		PromptTokens: s.usage.PromptTokens, CompletionTokens: s.usage.CompletionTokens, CostUSD: s.ctl.cost,
+		UsageEstimated:  s.usage.Estimated,
 		ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{},
 	}
 	for _, t := range s.tasks {

@@ -421,6 +421,7 @@ func (s *swarm) fillResult(t *task, r SubAgentResult) {
 		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
 		ExitReason: r.ExitReason, Attempts: t.attempt, Worktree: r.Worktree,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
+		UsageEstimated: r.Usage.Estimated || (t.first != nil && t.first.Usage.Estimated),
 	}
 	if t.first != nil {
 		// Every figure counts both attempts, as the run's totals do.

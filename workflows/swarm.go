@@ -340,6 +340,8 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 		s.event(ctx, "plan_invalid", "", problem)
 	}
 	s.planNote = "planner gave no valid plan (" + problem + "); ran the task as a single subtask"
+	s.event(ctx, "plan_fallback", "", s.planNote)
+	workflow.GetLogger(ctx).Warn("plan fallback: running the task as a single subtask", "problem", problem)
 	return activities.SingleTaskPlan(s.in.Task), nil
 }
 

@@ -25,6 +25,9 @@ type Record struct {
 	CompletionTokens int                          `json:"completion_tokens,omitempty"`
 	// FinishReason is the model's, for an answer ("length": cut off).
 	FinishReason string `json:"finish_reason,omitempty"`
+	// UsageEstimated: the server sent no usage; the tokens above are
+	// estimated from characters.
+	UsageEstimated bool `json:"usage_estimated,omitempty"`
 }
 
 // Ref names a conversation.

@@ -124,11 +124,15 @@ func buildCompletion(req wireRequest, body []byte, reply Reply, turn int) comple
 	if compl == 0 {
 		compl = completionTokens(reply)
 	}
-	return completion{
+	out := completion{
 		ID: responseID(body), Object: "chat.completion", Created: time.Now().Unix(),
 		Model: modelOf(req), Choices: []choice{{Message: msg, FinishReason: finish}},
-		Usage: usage{PromptTokens: prompt, CompletionTokens: compl, TotalTokens: prompt + compl},
+		Usage: &usage{PromptTokens: prompt, CompletionTokens: compl, TotalTokens: prompt + compl},
 	}
+	if reply.OmitUsage {
+		out.Usage = nil
+	}
+	return out
 }
 
 // responseID is derived from the body so a retried request gets the same ID.

@@ -61,7 +61,7 @@ type completion struct {
 	Created int64    `json:"created"`
 	Model   string   `json:"model"`
 	Choices []choice `json:"choices"`
-	Usage   usage    `json:"usage"`
+	Usage   *usage   `json:"usage,omitempty"`
 }
 
 type choice struct {
