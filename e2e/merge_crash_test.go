@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -11,23 +12,44 @@ import (
 	"codeswarm/llm/scripted"
 )
 
-// holdIntegrationUpdate installs a reference-transaction hook that, the
-// first time the run's integration branch is moved by a merge (not created),
-// signals through marker and then holds git for hold after the update is
-// committed: the merge has landed but the activity has not returned yet.
-func holdIntegrationUpdate(t *testing.T, repo, runID, marker string, hold time.Duration) {
+// holdIntegrationUpdate puts a git in front of the worker's PATH that, the
+// first time the run's integration branch is moved by a merge (not
+// created), signals through marker and then holds for hold after the
+// update is done: the merge has landed but the activity has not returned
+// yet. (A reference-transaction hook in the repository no longer runs:
+// codeswarm's own git commands run no hook.)
+func holdIntegrationUpdate(t *testing.T, runID, marker string, hold time.Duration) {
 	t.Helper()
-	script := fmt.Sprintf(`#!/bin/sh
-[ "$1" = committed ] || exit 0
-grep -v '^0\{40\} ' | grep -q ' refs/heads/codeswarm/%s/integration$' || exit 0
-[ -e %q ] && exit 0
-touch %q
-sleep %d
-`, runID, marker, marker, int(hold.Seconds()))
-	hook := filepath.Join(repo, ".git", "hooks", "reference-transaction")
-	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+	real, err := exec.LookPath("git")
+	if err != nil {
 		t.Fatal(err)
 	}
+	ref := "refs/heads/codeswarm/" + runID + "/integration"
+	script := fmt.Sprintf(`#!/bin/sh
+%q "$@"
+rc=$?
+[ $rc -eq 0 ] || exit $rc
+[ -e %q ] && exit 0
+is_update=no; is_ref=no; last=""
+for a in "$@"; do
+  [ "$a" = update-ref ] && is_update=yes
+  [ "$a" = %q ] && is_ref=yes
+  last="$a"
+done
+if [ $is_update = yes ] && [ $is_ref = yes ] && [ -n "$last" ] && [ "$last" != 0000000000000000000000000000000000000000 ]; then
+  touch %q
+  sleep %d
+fi
+exit 0
+`, real, marker, ref, marker, int(hold.Seconds()))
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "git"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
 // finalAnswered reports whether some agent of script has been given its
@@ -51,7 +73,7 @@ func TestWorkerCrashDuringMerge(t *testing.T) {
 	script := slowDemo(crashLatency)
 	r, repo, ref := newCrashRun(t, script)
 	marker := filepath.Join(t.TempDir(), "merge-landed")
-	holdIntegrationUpdate(t, repo, "crash-merge", marker, 5*time.Second)
+	holdIntegrationUpdate(t, "crash-merge", marker, 5*time.Second)
 	r.startWorker()
 	start := time.Now()
 	r.startRun(repo, "crash-merge")
