@@ -94,17 +94,9 @@ func (r *Repo) checkApplyClean(ctx context.Context, oldSHA, newSHA string) error
 // with ErrNotMerged. A missing branch is success (retry); a branch checked
 // out in some worktree is refused.
 func (r *Repo) DeleteBranchIfMerged(ctx context.Context, branch string, into []string) error {
-	ref := fullRef(branch)
-	head, err := r.RefSHA(ctx, ref)
+	ref, head, err := r.deletable(ctx, branch)
 	if err != nil || head == "" {
 		return err
-	}
-	wts, err := r.ListWorktrees(ctx)
-	if err != nil {
-		return err
-	}
-	if wt, ok := findBranch(wts, shortBranch(ref)); ok {
-		return fmt.Errorf("delete branch %q: it is checked out at %q", branch, wt.Dir)
 	}
 	for _, target := range into {
 		sha, err := r.resolveCommit(ctx, target)
