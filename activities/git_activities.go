@@ -432,6 +432,10 @@ type FinishRunInput struct {
 	BaseBranch      string   `json:"base_branch"`
 	BaseCommit      string   `json:"base_commit"`
 	IntegrationHead string   `json:"integration_head"`
+	// DropEmptyBranch names the integration branch of a run that did not
+	// succeed: it is deleted when nothing was merged into it (it holds
+	// only the base commit, so it would be a branch with no content).
+	DropEmptyBranch string `json:"drop_empty_branch,omitempty"`
 }
 
 // FinishRunResult says what the end of the run did.
@@ -440,6 +444,8 @@ type FinishRunResult struct {
 	ApplyError string   `json:"apply_error,omitempty"`
 	Removed    []string `json:"removed,omitempty"`
 	Kept       []string `json:"kept,omitempty"`
+	// DroppedBranch: DropEmptyBranch was deleted.
+	DroppedBranch bool `json:"dropped_branch,omitempty"`
 }
 
 // FinishRun restores the repository settings, removes the worktrees of merged
@@ -472,6 +478,20 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	}
 	if in.Apply {
 		out.Applied, out.ApplyError = applyResult(ctx, repo, in)
+	}
+	if in.DropEmptyBranch != "" && (in.IntegrationHead == "" || in.IntegrationHead == in.BaseCommit) {
+		head, err := repo.RefSHA(ctx, "refs/heads/"+in.DropEmptyBranch)
+		switch {
+		case err != nil:
+			return out, err
+		case head == "":
+			out.DroppedBranch = true // a retry after the delete
+		case head == in.BaseCommit:
+			if err := repo.DeleteBranch(ctx, in.DropEmptyBranch); err != nil {
+				return out, err
+			}
+			out.DroppedBranch = true
+		}
 	}
 	return out, nil
 }

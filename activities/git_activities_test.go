@@ -704,3 +704,27 @@ func TestCommitSubtaskAndApplyRunNothingPlanted(t *testing.T) {
 		t.Errorf("the worker's secret is in the run's result")
 	}
 }
+
+// TestFinishRunDropsEmptyIntegrationBranch: a run that did not succeed and
+// merged nothing leaves no integration branch; one that merged something
+// keeps it.
+func TestFinishRunDropsEmptyIntegrationBranch(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	fin := mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
+		RunID: "run-1", RepoPath: f.repo.dir, BaseBranch: "main", BaseCommit: prep.BaseCommit,
+		IntegrationHead: prep.BaseCommit, DropEmptyBranch: integration,
+	})
+	if !fin.DroppedBranch || gitExit(f.repo.dir, "rev-parse", "--verify", "-q", "refs/heads/"+integration) == 0 {
+		t.Errorf("empty integration branch: dropped %v, still there %v", fin.DroppedBranch, gitExit(f.repo.dir, "rev-parse", "--verify", "-q", "refs/heads/"+integration) == 0)
+	}
+	again := f.prepare(t)
+	moved := f.repo.commitOn(integration, again.BaseCommit, map[string]string{"c.txt": "c\n"})
+	fin = mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
+		RunID: "run-1", RepoPath: f.repo.dir, BaseBranch: "main", BaseCommit: again.BaseCommit,
+		IntegrationHead: moved, DropEmptyBranch: integration,
+	})
+	if fin.DroppedBranch || f.repo.git("rev-parse", "refs/heads/"+integration) != moved {
+		t.Errorf("an integration branch with merged work was dropped (%v)", fin.DroppedBranch)
+	}
+}

@@ -14,7 +14,8 @@ import (
 func endpointFailsFast(t *testing.T, h *harness, want string, limit time.Duration) {
 	t.Helper()
 	began := time.Now()
-	code, res := h.runJSON("run", "--repo", faultRepo(t), "--task", scripted.DemoTask)
+	repo := faultRepo(t)
+	code, res := h.runJSON("run", "--repo", repo, "--task", scripted.DemoTask)
 	took := time.Since(began)
 	if code != 1 || res.Success {
 		t.Fatalf("exit %d success=%v, want exit 1 and a failed run: %s", code, res.Success, fmtResult(res))
@@ -27,6 +28,10 @@ func endpointFailsFast(t *testing.T, h *harness, want string, limit time.Duratio
 	}
 	if strings.Contains(res.Error, testAPIKey) {
 		t.Errorf("result error holds the API key: %q", res.Error)
+	}
+	// Nothing was merged: the run leaves no empty integration branch.
+	if left := git(t, repo, "branch", "--list", "codeswarm/*"); res.Branch != "" || left != "" {
+		t.Errorf("result branch %q, branches left %q; want none", res.Branch, left)
 	}
 }
 

@@ -42,6 +42,9 @@ func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) run
 		}
 	}
 	res.KeptWorktrees = append(res.KeptWorktrees, fin.Kept...)
+	if fin.DroppedBranch {
+		res.Branch = "" // nothing was merged: no empty branch is left
+	}
 	res.Stats = s.stats(ctx)
 	res.Result = aggregate(res.SubtaskResults)
 	if !res.Success {

@@ -203,8 +203,12 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	var plan []activities.Subtask
 	plan, err = s.decompose(ctx)
 	if err != nil {
-		s.finish(ctx)
-		return s.failed(ctx, err), nil
+		fin := s.finish(ctx)
+		res := s.failed(ctx, err)
+		if fin.DroppedBranch {
+			res.Branch = ""
+		}
+		return res, nil
 	}
 	s.setPlan(ctx, plan)
 	if s.in.ApprovePlan {
@@ -401,6 +405,9 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 		RunID: s.runID, RepoPath: s.prep.RepoRoot, GCAutoPrev: s.prep.GCAutoPrev, GCAutoHad: s.prep.GCAutoHad,
 		RemoveWorktrees: remove, Apply: s.in.Apply && s.succeeded(), BaseBranch: s.prep.BaseBranch,
 		BaseCommit: s.prep.BaseCommit, IntegrationHead: s.head,
+	}
+	if !s.succeeded() {
+		in.DropEmptyBranch = s.branch
 	}
 	var out activities.FinishRunResult
 	if err := s.onHost(dctx, gitTimeout, "finish run", a.FinishRun, in, &out); err != nil {

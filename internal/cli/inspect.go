@@ -95,7 +95,11 @@ func printSummary(stdio IO, r activities.SwarmResult) {
 	}
 	_ = tw.Flush()
 	st := r.Stats
-	fmt.Fprintf(stdio.Out, "integration branch %s at %s (base %s)\n", r.Branch, activities.ShortSHA(r.HeadCommit), activities.ShortSHA(r.BaseCommit))
+	if r.Branch == "" {
+		fmt.Fprintf(stdio.Out, "no integration branch: nothing was merged (base %s)\n", activities.ShortSHA(r.BaseCommit))
+	} else {
+		fmt.Fprintf(stdio.Out, "integration branch %s at %s (base %s)\n", r.Branch, activities.ShortSHA(r.HeadCommit), activities.ShortSHA(r.BaseCommit))
+	}
 	fmt.Fprintf(stdio.Out, "%d LLM calls, %d tool calls, %d+%d tokens, %.1fs, speedup %.2fx\n",
 		st.TotalLLMCalls, st.TotalToolCalls, st.PromptTokens, st.CompletionTokens, float64(st.ExecutionTimeMs)/1000, st.SpeedupFactor)
 	if r.Verify != nil {
