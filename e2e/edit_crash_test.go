@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,8 @@ func TestWorkerCrashDuringEdit(t *testing.T) {
 		t.Skip("kills worker processes")
 	}
 	const id = "crash-edit"
+	// The 96 MiB file is over the default tools.max_file_bytes (8 MiB).
+	t.Setenv("CODESWARM_TOOLS_MAX_FILE_BYTES", strconv.Itoa(256<<20))
 	r := newCrashRig(t, bigEditScript(t))
 	var data bytes.Buffer
 	line := strings.Repeat("filler text for a large file that takes a while to rewrite ", 2) + "\n"
