@@ -102,7 +102,8 @@ func benchRecovery(t *testing.T, latency time.Duration) {
 		if !res.Success {
 			t.Fatalf("run %s failed: %s", id, res.Error)
 		}
-		tasks += restartFailures(t, r.client, res)
+		failed, _ := restartFailures(t, r.client, res)
+		tasks += failed
 	}
 	slices.Sort(took)
 	median := took[len(took)/2]
