@@ -37,11 +37,28 @@ const (
 
 func defaultCallID(key string, i int) string { return fmt.Sprintf("call_%s_%d", key, i) }
 
+// MaxCallsPerReply bounds the tool calls of one model answer that are run:
+// each is an activity and an event in the sub-agent's history, so an answer
+// of 10,000 calls would otherwise fill it in one turn. The rest are dropped
+// from the answer, which says so, and the model sends them again.
+const MaxCallsPerReply = 64
+
 // shapeAgentAnswer makes a sub-agent answer usable in the conversation:
 // tool calls written as text become real tool calls (with deterministic
-// IDs), and the tool calls of an answer cut off by the token limit are
-// dropped when any is incomplete, since none of them can be run.
+// IDs), the tool calls of an answer cut off by the token limit are dropped
+// when any is incomplete, since none of them can be run, and calls past
+// MaxCallsPerReply are dropped with a note in the answer.
 func shapeAgentAnswer(c openai.ChatCompletionChoice, key string) openai.ChatCompletionMessage {
+	msg := shapeCalls(c, key)
+	if n := len(msg.ToolCalls); n > MaxCallsPerReply {
+		msg.ToolCalls = msg.ToolCalls[:MaxCallsPerReply:MaxCallsPerReply]
+		msg.Content = strings.TrimSpace(msg.Content + fmt.Sprintf("\n\n[codeswarm: this answer had %d tool calls; only the first %d were run, "+
+			"the other %d were dropped: send at most %d tool calls per answer]", n, MaxCallsPerReply, n-MaxCallsPerReply, MaxCallsPerReply))
+	}
+	return msg
+}
+
+func shapeCalls(c openai.ChatCompletionChoice, key string) openai.ChatCompletionMessage {
 	msg := c.Message
 	if c.FinishReason == openai.FinishReasonLength && slices.ContainsFunc(msg.ToolCalls, incompleteCall) {
 		msg.ToolCalls = nil

@@ -194,3 +194,28 @@ func TestParallelToolCallsReachModelInOrder(t *testing.T) {
 		}
 	}
 }
+
+// An answer of more tool calls than MaxCallsPerReply keeps the first ones,
+// in order, and says in its text how many were dropped.
+func TestShapeAgentAnswerCapsToolCalls(t *testing.T) {
+	var calls []openai.ToolCall
+	for i := range 10000 {
+		calls = append(calls, openai.ToolCall{ID: "c" + strings.Repeat("x", i%3) + string(rune('a'+i%26)),
+			Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: "swarm_share", Arguments: `{"key":"k","value":"v"}`}})
+	}
+	msg := shapeAgentAnswer(openai.ChatCompletionChoice{Message: openai.ChatCompletionMessage{Content: "Sharing.", ToolCalls: calls}}, "t1")
+	if len(msg.ToolCalls) != MaxCallsPerReply {
+		t.Fatalf("kept %d calls, want %d", len(msg.ToolCalls), MaxCallsPerReply)
+	}
+	if !reflect.DeepEqual(msg.ToolCalls, calls[:MaxCallsPerReply]) {
+		t.Error("the kept calls are not the first ones")
+	}
+	want := "Sharing.\n\n[codeswarm: this answer had 10000 tool calls; only the first 64 were run, the other 9936 were dropped: send at most 64 tool calls per answer]"
+	if msg.Content != want {
+		t.Errorf("content %q, want %q", msg.Content, want)
+	}
+	few := shapeAgentAnswer(openai.ChatCompletionChoice{Message: openai.ChatCompletionMessage{Content: "Two.", ToolCalls: calls[:2]}}, "t2")
+	if len(few.ToolCalls) != 2 || few.Content != "Two." {
+		t.Errorf("an answer under the cap changed: %+v", few)
+	}
+}

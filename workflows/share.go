@@ -35,7 +35,7 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 			if s.hasShareKey(req.Key) {
 				return nil
 			}
-			return tools.CheckShareNewKey(len(s.share), s.in.Tools.ShareMaxKeys)
+			return tools.CheckShareNewKey(s.agentShareKeys(), s.in.Tools.ShareMaxKeys)
 		}})
 }
 
@@ -49,6 +49,24 @@ func (s *swarm) progress(since int) (activities.Progress, error) {
 		}
 	}
 	return p, nil
+}
+
+// agentShareKeys counts the store's keys that sub-agents published: the
+// results codeswarm shares under each finished subtask's ID do not count
+// against tools.share.max_keys, or a run of more subtasks than the cap would
+// leave its agents no key at all.
+func (s *swarm) agentShareKeys() int {
+	ids := make(map[string]bool, len(s.tasks))
+	for _, t := range s.tasks {
+		ids[t.sub.ID] = true
+	}
+	n := 0
+	for _, r := range s.share {
+		if !ids[r.Key] {
+			n++
+		}
+	}
+	return n
 }
 
 // hasShareKey reports whether the store holds key.
