@@ -27,6 +27,12 @@ const (
 	SubAgentWorkflowName = "SubAgentWorkflow"
 )
 
+// RunQueue names the task queue of one run whose worker is a CLI's
+// in-process one: that worker polls only it (and the queues named after
+// it), so it never picks up another run's tasks, and a run whose CLI is
+// gone waits for `codeswarm watch ID` instead of a stranger's worker.
+func RunQueue(main, runID string) string { return main + "-run-" + runID }
+
 // LLMQueue names the LLM task queue of a main task queue.
 func LLMQueue(main string) string { return main + activities.LLMQueueSuffix }
 

@@ -88,6 +88,11 @@ func Execute(ctx context.Context, args []string, stdio IO) int {
 	case errors.Is(err, ErrApplyRefused):
 		return ExitApplyRefused
 	}
+	var left detachedErr
+	if errors.As(err, &left) {
+		fmt.Fprintln(stdio.Err, left.msg)
+		return left.code
+	}
 	fmt.Fprintln(stdio.Err, "codeswarm:", err)
 	var ue usageError
 	if errors.As(err, &ue) {

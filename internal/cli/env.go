@@ -52,8 +52,10 @@ type env struct {
 	client  client.Client
 	server  *devserver.Server
 	workers *swarmworker.Workers
-	uiURL   string
-	codec   *http.Server
+	// workerQueue is the task queue this process's worker polls.
+	workerQueue string
+	uiURL       string
+	codec       *http.Server
 	// codecToken is the capability path of this process's codec endpoint.
 	codecToken string
 	dc         converter.DataConverter // the client's, for memos
@@ -106,17 +108,28 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 		e.ensureSearchAttributes(ctx)
 	}
 	if opts.worker {
-		w, err := swarmworker.New(cfg, c, logger.Named("worker"))
-		if err == nil {
-			err = w.Start()
-		}
-		if err != nil {
+		if err := e.startWorker(cfg.Temporal.TaskQueue); err != nil {
 			e.close()
 			return nil, err
 		}
-		e.workers = w
 	}
 	return e, nil
+}
+
+// startWorker starts this process's worker on queue (and the LLM and
+// workspace queues named after it).
+func (e *env) startWorker(queue string) error {
+	cfg := *e.cfg
+	cfg.Temporal.TaskQueue = queue
+	w, err := swarmworker.New(&cfg, e.client, e.logger.Named("worker"))
+	if err == nil {
+		err = w.Start()
+	}
+	if err != nil {
+		return err
+	}
+	e.workers, e.workerQueue = w, queue
+	return nil
 }
 
 func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger, codecURL string) (*devserver.Server, error) {

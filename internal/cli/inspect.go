@@ -200,8 +200,11 @@ const statusEvents = 10
 func newWatchCmd(g *globalOpts, stdio IO) *cobra.Command {
 	var mode followMode
 	var plain bool
-	cmd := clientCmd(g, "watch ID", "Follow a run until it ends: a live table in a terminal, event lines otherwise (starts a worker so it can progress)", cobra.ExactArgs(1), true,
+	cmd := clientCmd(g, "watch ID", "Follow a run until it ends: a live table in a terminal, event lines otherwise (starts a worker for it when it needs one)", cobra.ExactArgs(1), false,
 		func(ctx context.Context, e *env, args []string) error {
+			if err := e.watchWorker(ctx, args[0]); err != nil {
+				return err
+			}
 			mode.live = !plain && !mode.json && isTerminal(stdio.Out)
 			if !mode.live && !mode.json {
 				printStart(stdio, e, args[0])

@@ -73,8 +73,12 @@ func TestWatchScreen(t *testing.T) {
 			t.Errorf("screen lacks %q:\n%s", want, screen)
 		}
 	}
-	if _, cmd := m.Update(tea.KeyPressMsg{Code: 'q', Text: "q"}); cmd == nil || !m.interrupted {
-		t.Error("q does not stop watching")
+	if _, cmd := m.Update(tea.KeyPressMsg{Code: 'q', Text: "q"}); cmd == nil || !m.interrupted || !m.quit {
+		t.Error("q does not stop watching, or not as a quit (exit 0)")
+	}
+	m.interrupted, m.quit = false, false
+	if _, cmd := m.Update(tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}); cmd == nil || !m.interrupted || m.quit {
+		t.Error("Ctrl-C does not stop watching, or counts as q (exit 130 expected)")
 	}
 	if got := ansi.Strip(progressBar(1, 4, 8)); got != "██░░░░░░ 1/4 subtasks" {
 		t.Errorf("progress bar = %q", got)

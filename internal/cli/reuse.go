@@ -23,22 +23,25 @@ import (
 // that and would hide the old run's result (its integration branch), so
 // the ID is refused instead. A run that is still going is fine: `run --id`
 // attaches to it, which crash recovery depends on.
-func checkRunID(ctx context.Context, e *env, id, repoPath string) error {
+//
+// A running run's ID attaches to it: queue is then the task queue the run
+// was started on ("" for a new run).
+func checkRunID(ctx context.Context, e *env, id, repoPath string) (queue string, err error) {
 	d, err := e.client.DescribeWorkflowExecution(ctx, id, "")
 	var notFound *serviceerror.NotFound
 	switch {
 	case err == nil:
 		info := d.GetWorkflowExecutionInfo()
 		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			return nil
+			return d.GetExecutionConfig().GetTaskQueue().GetName(), nil
 		}
-		return badInput("run ID %s is taken: that run %s at %s (repository %s). An ID names one run's transcripts, journals and branches, "+
+		return "", badInput("run ID %s is taken: that run %s at %s (repository %s). An ID names one run's transcripts, journals and branches, "+
 			"so it is never reused: give a new --id (or none). `codeswarm result %s` shows the old run; `codeswarm clean %s` removes its worktrees and merged branches",
 			id, statusName(info), info.GetCloseTime().AsTime().Local().Format(time.DateTime), orUnknown(e.memoString(info, "repo")), id, id)
 	case !errors.As(err, &notFound):
-		return fmt.Errorf("look up run %s: %w", id, err)
+		return "", fmt.Errorf("look up run %s: %w", id, err)
 	}
-	return checkNoLeftovers(ctx, e.cfg, id, repoPath)
+	return "", checkNoLeftovers(ctx, e.cfg, id, repoPath)
 }
 
 // checkNoLeftovers refuses an ID Temporal does not know (its history expired,

@@ -41,6 +41,9 @@ var runFlagKeys = map[string]string{
 type runOpts struct {
 	repo, task, taskFile, base, id string
 	apply, detach, noWorker, json  bool
+	// serveOthers puts the run on the shared task queue, where the
+	// in-process worker also runs other runs' tasks.
+	serveOthers bool
 	// approvePlan holds the run after planning until approve or reject.
 	approvePlan bool
 	// continueAsNewEvery is a hidden knob for tests and benchmarks.
@@ -80,7 +83,9 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 	f.String("planner-model", "", "model for the planner; overrides llm.planner_model")
 	f.BoolVar(&o.apply, "apply", false, "fast-forward your checked-out branch to the result if it is safe")
 	f.BoolVar(&o.detach, "detach", false, "print the workflow ID and return")
-	f.BoolVar(&o.noWorker, "no-worker", false, "do not start an in-process worker")
+	f.BoolVar(&o.noWorker, "no-worker", false, "do not start an in-process worker: the run goes to temporal.task_queue for the workers serving it")
+	f.BoolVar(&o.serveOthers, "serve-others", false, "run on the shared temporal.task_queue, where the in-process worker also works on other runs "+
+		"(by default it serves only this run, on a queue of its own)")
 	f.BoolVar(&o.json, "json", false, "print only the result JSON")
 	f.BoolVar(&o.approvePlan, "approve-plan", false, "stop after planning until `codeswarm approve ID` (or `reject ID --reason TEXT`); `codeswarm plan ID` shows the plan")
 	f.IntVar(&o.continueAsNewEvery, "continue-as-new-every", 0, "continue sub-agents as new every N steps (testing)")
@@ -209,7 +214,7 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 	if err != nil {
 		return err
 	}
-	e, err := connect(ctx, cfg, logger, connectOpts{worker: !o.noWorker})
+	e, err := connect(ctx, cfg, logger, connectOpts{})
 	if err != nil {
 		return err
 	}
@@ -218,12 +223,30 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 }
 
 // startAndFollow starts the run (or attaches to it) and, unless detached,
-// follows it to the end on an existing connection.
+// follows it to the end on an existing connection. Unless o.noWorker or
+// o.detach (a worker that returns at once is no use), it starts this
+// process's worker on the run's queue: a queue of the run's own
+// (workflows.RunQueue) unless o.serveOthers, or, when attaching, the queue
+// the run was started on. A detached run goes to temporal.task_queue, for
+// the workers that serve it.
 func startAndFollow(ctx context.Context, e *env, id string, in workflows.SwarmInput, o *runOpts, stdio IO) error {
-	if err := checkRunID(ctx, e, id, in.RepoPath); err != nil {
+	queue, err := checkRunID(ctx, e, id, in.RepoPath)
+	if err != nil {
 		return err
 	}
-	run, err := startRun(ctx, e, id, in)
+	worker := !o.noWorker && !o.detach
+	if queue == "" {
+		queue = e.cfg.Temporal.TaskQueue
+		if worker && !o.serveOthers {
+			queue = workflows.RunQueue(queue, id)
+		}
+	}
+	if worker {
+		if err := e.startWorker(queue); err != nil {
+			return err
+		}
+	}
+	run, err := startRun(ctx, e, id, queue, in)
 	if err != nil {
 		return err
 	}
@@ -240,9 +263,9 @@ func startAndFollow(ctx context.Context, e *env, id string, in workflows.SwarmIn
 	return awaitAndReport(ctx, e, run.GetID(), o.json, stdio)
 }
 
-func startRun(ctx context.Context, e *env, id string, in workflows.SwarmInput) (client.WorkflowRun, error) {
+func startRun(ctx context.Context, e *env, id, queue string, in workflows.SwarmInput) (client.WorkflowRun, error) {
 	opts := client.StartWorkflowOptions{
-		ID: id, TaskQueue: e.cfg.Temporal.TaskQueue,
+		ID: id, TaskQueue: queue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		// checkRunID refused a closed run's ID; this closes the race with a
 		// run that ends between that check and this start.
@@ -306,6 +329,10 @@ func followAndReport(ctx context.Context, e *env, id string, mode followMode, st
 		}
 		res, err = follow(ctx, e.client, id, &events)
 	}
+	var left leftRun
+	if errors.As(err, &left) {
+		return e.detached(left)
+	}
 	if err != nil {
 		return err
 	}
@@ -356,9 +383,9 @@ func noResult(id string, err error) error {
 	return fmt.Errorf("run %s: %w", id, err)
 }
 
-func interrupted(id string) error {
-	return errors.New("interrupted: the run goes on in Temporal; follow it with `codeswarm watch " + id + "`")
-}
+// interrupted is the error of a follow ended by Ctrl-C (or q on the live
+// screen); followAndReport turns it into what becomes of the run.
+func interrupted(id string, quit bool) error { return leftRun{id: id, quit: quit} }
 
 // follow polls the progress query and waits for the result.
 func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (activities.SwarmResult, error) {
@@ -376,7 +403,7 @@ func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (a
 		case <-tick.C:
 			p.poll(ctx, c, id)
 		case <-ctx.Done():
-			return activities.SwarmResult{}, interrupted(id)
+			return activities.SwarmResult{}, interrupted(id, false)
 		}
 	}
 }

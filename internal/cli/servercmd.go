@@ -115,7 +115,7 @@ func runDemo(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *dem
 	if err != nil {
 		return err
 	}
-	e, err := connect(ctx, cfg, logger, connectOpts{worker: true})
+	e, err := connect(ctx, cfg, logger, connectOpts{})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ type watchModel struct {
 	events      []string
 	ended       bool
 	interrupted bool
+	quit        bool // left with q (not Ctrl-C)
 	// slowAfter is watch.slow_call_after (the CALL column's flag).
 	slowAfter time.Duration
 }
@@ -63,7 +64,7 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Quit
 	case tea.KeyPressMsg:
 		if s := msg.String(); s == "q" || s == "ctrl+c" {
-			m.interrupted = true
+			m.interrupted, m.quit = true, s == "q"
 			return m, tea.Quit
 		}
 	}
@@ -132,7 +133,7 @@ func watchLive(ctx context.Context, c client.Client, id string, out io.Writer, v
 		prog.Send(endMsg{})
 	}()
 	if _, err := prog.Run(); err != nil || m.interrupted || !m.ended {
-		return activities.SwarmResult{}, interrupted(id)
+		return activities.SwarmResult{}, interrupted(id, m.quit)
 	}
 	res := <-results
 	if res.err != nil {
