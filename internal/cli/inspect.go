@@ -163,7 +163,8 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 				return nil
 			}
 			if !workerServing(ctx, e.client, d.GetExecutionConfig().GetTaskQueue().GetName()) {
-				fmt.Fprintln(stdio.Out, noWorkerLine(args[0]))
+				queue := d.GetExecutionConfig().GetTaskQueue().GetName()
+				fmt.Fprintln(stdio.Out, noWorkerLine(args[0], queue == workflows.RunQueue(e.cfg.Temporal.TaskQueue, args[0])))
 				return nil
 			}
 			v, err := fetchLive(ctx, e.client, args[0], 0)

@@ -22,8 +22,13 @@ func workerServing(ctx context.Context, c client.Client, queue string) bool {
 	return err != nil || len(resp.GetPollers()) > 0
 }
 
-// noWorkerLine is what status and watch say of a running run no worker
-// serves, instead of the gRPC error of a query nobody answers.
-func noWorkerLine(id string) string {
+// noWorkerLine is what status says of a running run no worker serves,
+// instead of the gRPC error of a query nobody answers. A run on a queue of
+// its own (a CLI's run) is served only by `watch`; one on the shared queue
+// by any worker.
+func noWorkerLine(id string, ownQueue bool) string {
+	if ownQueue {
+		return fmt.Sprintf("no worker is running: start one with `codeswarm watch %s`", id)
+	}
 	return fmt.Sprintf("no worker is running: start one with `codeswarm dev` or `codeswarm watch %s`", id)
 }

@@ -48,7 +48,10 @@ func TestWorkerServing(t *testing.T) {
 			}
 		})
 	}
-	if got, want := noWorkerLine("r1"), "no worker is running: start one with `codeswarm dev` or `codeswarm watch r1`"; got != want {
+	if got, want := noWorkerLine("r1", false), "no worker is running: start one with `codeswarm dev` or `codeswarm watch r1`"; got != want {
 		t.Errorf("noWorkerLine = %q, want %q", got, want)
+	}
+	if got, want := noWorkerLine("r1", true), "no worker is running: start one with `codeswarm watch r1`"; got != want {
+		t.Errorf("noWorkerLine of a run's own queue = %q, want %q", got, want)
 	}
 }
