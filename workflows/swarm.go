@@ -310,6 +310,13 @@ func (s *swarm) markUnsandboxed(ctx workflow.Context) error {
 	return nil
 }
 
+// planError is a planner call that failed for good: its text is the cause
+// as a user reads it, without the SDK's "activity error (type: …)" frame.
+type planError struct{ err error }
+
+func (e planError) Error() string { return "planning failed: " + errText(e.err) }
+func (e planError) Unwrap() error { return e.err }
+
 // decompose asks the planner, repairs an invalid plan once, and falls back to
 // a single subtask. Only an LLM error that cannot be retried fails the run.
 func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
@@ -327,7 +334,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
 		if err := callLLM(ctx, llmCall{onHost: s.workOnHost, permit: s.plannerPermit(attempt), llmQueue: s.llmQueue(ctx), wsQueue: s.prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
-			return nil, fmt.Errorf("decompose: %w", err)
+			return nil, planError{err}
 		}
 		s.llmCalls++
 		s.usage = s.usage.Add(res.Usage)
