@@ -37,10 +37,17 @@ type Options struct {
 	Namespace string
 	// SearchAttributes are custom search attributes registered at start if missing.
 	SearchAttributes map[string]enumspb.IndexedValueType
-	// Logger receives the server's logs; nil discards them.
+	// Logger receives the server's logs unless LogFile is set; nil discards
+	// them.
 	Logger *zap.Logger
-	// LogLevel is the minimum level of server logs passed to Logger ("debug",
-	// "info", "warn", "error"); default "warn" because the server is chatty.
+	// LogFile, when set, receives the server's logs instead of Logger: a
+	// file (e.g. LogFileName beside DBPath) opened for appending, first
+	// moved to <LogFile>.1 when larger than 4 MiB. It also records each
+	// start and stop, and why the server was taken for dead.
+	LogFile string
+	// LogLevel is the minimum level of server logs passed to Logger or
+	// LogFile ("debug", "info", "warn", "error"); default "warn" because the
+	// server is chatty.
 	LogLevel string
 	// DynamicConfig holds extra dynamic config overrides (key -> value),
 	// applied on top of the tuned defaults. Integers must be of type int.

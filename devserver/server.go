@@ -3,6 +3,7 @@ package devserver
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/log/tag"
 	"go.temporal.io/server/temporal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -27,9 +29,17 @@ type Server struct {
 	uiURL     string
 	namespace string
 	lock      *dbLock
+	log       *logFile // nil unless Options.LogFile is set
+	logPath   string
+	mon       *monitor
+	// monRunning is set before Start returns when the monitor runs.
+	monRunning bool
 
 	stopOnce sync.Once
 	stopErr  error
+	// temporalOnce stops the Temporal server once, for Stop or SimulateCrash.
+	temporalOnce sync.Once
+	temporalErr  error
 }
 
 // Start starts the server and the Web UI and returns once the frontend
@@ -60,7 +70,27 @@ func start(ctx context.Context, o Options, lock *dbLock) (*Server, error) {
 		return nil, err
 	}
 	defer p.releaseUI()
-	logger, err := serverLogger(o)
+	var lf *logFile
+	if o.LogFile != "" {
+		if lf, err = openLogFile(o.LogFile); err != nil {
+			return nil, err
+		}
+		lf.mark("starting the embedded Temporal server (pid %d, frontend %s)", os.Getpid(), hostPort(o.IP, p.frontend))
+	}
+	s, err := startServices(ctx, o, p, lf)
+	if err != nil {
+		lf.mark("start failed: %v", err)
+		lf.close()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// startServices starts the server proper, logging to lf when it is set,
+// and its health monitor.
+func startServices(ctx context.Context, o Options, p ports, lf *logFile) (*Server, error) {
+	logger, err := serverLogger(o, lf)
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +107,31 @@ func start(ctx context.Context, o Options, lock *dbLock) (*Server, error) {
 		return nil, fmt.Errorf("devserver: start server: %w", err)
 	}
 	s := &Server{temporal: ts, frontend: hostPort(o.IP, p.frontend), namespace: o.Namespace}
-	if err := s.initialize(ctx, o, p, logger); err != nil {
-		_ = s.Stop() // the caller releases the lock
+	if lf != nil {
+		s.logPath = lf.f.Name()
+	}
+	// The monitor exists before initialize so that Stop, which waits for
+	// it, works on every path; it starts checking once the server serves.
+	s.mon, err = newMonitor([][2]string{
+		{"frontend", s.frontend}, {"history", hostPort(o.IP, p.history)}, {"matching", hostPort(o.IP, p.matching)},
+	}, func(err error) {
+		if lf != nil {
+			lf.mark("stopped answering: %v", err) // whatever the level
+			return
+		}
+		logger.Error("the embedded server stopped answering", tag.Error(err))
+	})
+	if err != nil {
+		_ = ts.Stop()
 		return nil, err
 	}
-	s.lock = lock
+	if err := s.initialize(ctx, o, p, logger); err != nil {
+		_ = s.Stop() // the caller releases the lock and closes the log
+		return nil, err
+	}
+	s.log = lf
+	s.monRunning = true
+	go s.mon.run()
 	return s, nil
 }
 
@@ -94,18 +144,73 @@ func (s *Server) UIURL() string { return s.uiURL }
 // Namespace is the namespace registered at start.
 func (s *Server) Namespace() string { return s.namespace }
 
+// LogFile is the file the server logs to (Options.LogFile); "" when its logs
+// go to Options.Logger.
+func (s *Server) LogFile() string { return s.logPath }
+
+// Done is closed once the server has stopped serving: Stop was called, or
+// its services stopped answering health checks (for about a second, or
+// three checks that timed out). Err says which.
+func (s *Server) Done() <-chan struct{} { return s.mon.done }
+
+// Err is nil while Done is open; then ErrStopped after Stop, or why the
+// server is taken for dead, e.g. "its frontend service at 127.0.0.1:7233
+// does not answer: connection refused".
+func (s *Server) Err() error {
+	select {
+	case <-s.mon.done:
+		return s.mon.err
+	default:
+		return nil
+	}
+}
+
 // Stop stops the Web UI and the server. Later calls return the first result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
+		s.stopMonitor()
 		if s.ui != nil {
 			s.ui.stop()
 		}
-		if err := s.temporal.Stop(); err != nil {
+		if err := s.stopTemporal(); err != nil {
 			s.stopErr = fmt.Errorf("devserver: stop server: %w", err)
 		}
+		s.log.mark("stopped")
+		s.log.close()
 		s.lock.release()
 	})
 	return s.stopErr
+}
+
+// stopTemporal stops the Temporal server; later calls wait for the first
+// and return its result.
+func (s *Server) stopTemporal() error {
+	s.temporalOnce.Do(func() { s.temporalErr = s.temporal.Stop() })
+	return s.temporalErr
+}
+
+// SimulateCrash stops the Temporal services as if they had stopped by
+// themselves: nothing tells the health monitor, which finds out as it would
+// after a real failure. For tests of what a server's user does then; Stop
+// is still needed to release the rest.
+func (s *Server) SimulateCrash() error {
+	return s.stopTemporal()
+}
+
+// stopMonitor ends the health monitor, or stands in for it when it never
+// ran (a failed start).
+func (s *Server) stopMonitor() {
+	if s.mon == nil {
+		return
+	}
+	close(s.mon.stop)
+	if !s.monRunning {
+		s.mon.closeConns()
+		s.mon.err = ErrStopped
+		close(s.mon.done)
+		return
+	}
+	<-s.mon.done
 }
 
 // newTemporalServer assembles the server from its config.
@@ -183,12 +288,15 @@ func waitReady(ctx context.Context, c client.Client, namespace string) error {
 	}
 }
 
-// serverLogger routes server logs to o.Logger, dropping those below
-// o.LogLevel. A logger whose own level is stricter keeps it.
-func serverLogger(o Options) (log.Logger, error) {
+// serverLogger routes server logs to lf when set, else to o.Logger, dropping
+// those below o.LogLevel. A logger whose own level is stricter keeps it.
+func serverLogger(o Options, lf *logFile) (log.Logger, error) {
 	lvl, err := o.serverLogLevel()
 	if err != nil {
 		return nil, err
+	}
+	if lf != nil {
+		return log.NewZapLogger(lf.logger(lvl).Named("temporal")), nil
 	}
 	zl := o.Logger.Named("temporal").WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
 		filtered, err := zapcore.NewIncreaseLevelCore(core, lvl)

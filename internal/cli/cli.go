@@ -77,7 +77,14 @@ func Execute(ctx context.Context, args []string, stdio IO) int {
 	root.SetArgs(args)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
+	ctx, stop := withStopCommand(ctx)
+	defer stop(nil)
 	err := root.ExecuteContext(ctx)
+	if died, ok := diedOf(ctx); ok {
+		// Whatever the command made of its cancelled context, this is why.
+		fmt.Fprintln(stdio.Err, "codeswarm:", died)
+		return ExitRunFailed
+	}
 	switch {
 	case err == nil:
 		return ExitOK

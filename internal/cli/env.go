@@ -6,7 +6,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -59,6 +62,11 @@ type env struct {
 	// codecToken is the capability path of this process's codec endpoint.
 	codecToken string
 	dc         converter.DataConverter // the client's, for memos
+
+	gate      *logGate      // the SDK's and the worker's logs pass it
+	closing   chan struct{} // closed when close begins
+	closeOnce sync.Once
+	died      atomic.Pointer[serverDied] // set when the embedded server died
 }
 
 type connectOpts struct {
@@ -69,7 +77,7 @@ type connectOpts struct {
 // connect dials the configured Temporal; with no address configured it uses
 // a server listening on the default port, or starts the embedded one.
 func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts connectOpts) (*env, error) {
-	e := &env{cfg: cfg, logger: logger}
+	e := &env{cfg: cfg, logger: logger, gate: &logGate{}, closing: make(chan struct{})}
 	addr := cfg.Temporal.Address
 	if addr == "" {
 		local := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Embedded.Port))
@@ -85,6 +93,8 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 				return nil, err
 			}
 			e.server, addr, e.uiURL = srv, srv.FrontendAddress(), srv.UIURL()
+			e.gate.server = srv
+			e.watchServer(ctx)
 			if err := e.serveCodec(); err != nil {
 				e.close()
 				return nil, err
@@ -97,7 +107,7 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 		return nil, usageError{err}
 	}
 	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc,
-		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(quiet(logger, cfg).Named("sdk")),
+		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(e.gate.wrap(quiet(logger, cfg).Named("sdk"))),
 		ConnectionOptions: swarmworker.ConnectionOptions(addr)})
 	if err != nil {
 		e.close()
@@ -121,7 +131,7 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 func (e *env) startWorker(queue string) error {
 	cfg := *e.cfg
 	cfg.Temporal.TaskQueue = queue
-	w, err := swarmworker.New(&cfg, e.client, e.logger.Named("worker"))
+	w, err := swarmworker.New(&cfg, e.client, e.gate.wrap(e.logger.Named("worker")))
 	if err == nil {
 		err = w.Start()
 	}
@@ -141,12 +151,28 @@ func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger, 
 	srv, err := devserver.Start(sctx, devserver.Options{
 		DBPath: cfg.Embedded.DBPath, DBURL: cfg.Embedded.DBURL, IP: cfg.Embedded.IP, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
 		Namespace: cfg.Temporal.Namespace, SearchAttributes: activities.SearchAttributeTypes(), Logger: logger.Named("temporal"),
-		LogLevel: serverLogLevel(cfg), CodecEndpoint: codecURL,
+		LogFile: serverLogFile(cfg), LogLevel: serverLogLevel(cfg), CodecEndpoint: codecURL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded Temporal server (%s): %w", stateKey(cfg), err)
 	}
+	if embeddedStarted != nil {
+		embeddedStarted(srv)
+	}
 	return srv, nil
+}
+
+// embeddedStarted, when set (by tests), sees each embedded server started.
+var embeddedStarted func(*devserver.Server)
+
+// serverLogFile is where the embedded server logs: temporal-server.log in
+// the state directory, beside the SQLite file (with embedded.db_url too,
+// where db_path keeps its default), not the user's terminal.
+func serverLogFile(cfg *config.Config) string {
+	if cfg.Embedded.DBPath == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(cfg.Embedded.DBPath), devserver.LogFileName)
 }
 
 // stateKey names the key that says where the embedded server keeps its
@@ -214,7 +240,31 @@ func (e *env) codecURL() string {
 	return fmt.Sprintf("http://127.0.0.1:%d/%s", e.cfg.Codec.Port, e.codecToken)
 }
 
+// close stops what connect started. After the embedded server died it
+// waits at most closeAfterDeath for that: the process is about to exit.
 func (e *env) close() {
+	e.closeOnce.Do(func() {
+		close(e.closing)
+		if e.died.Load() == nil {
+			e.shutdown()
+			return
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			e.shutdown()
+		}()
+		select {
+		case <-done:
+		case <-time.After(closeAfterDeath):
+		}
+	})
+}
+
+// closeAfterDeath bounds close once the embedded server has died.
+const closeAfterDeath = 5 * time.Second
+
+func (e *env) shutdown() {
 	if e.codec != nil {
 		_ = e.codec.Close()
 	}
@@ -225,7 +275,7 @@ func (e *env) close() {
 		e.client.Close()
 	}
 	if e.server != nil {
-		if err := e.server.Stop(); err != nil {
+		if err := e.server.Stop(); err != nil && e.died.Load() == nil {
 			e.logger.Warn("stop embedded server", zap.Error(err))
 		}
 	}
