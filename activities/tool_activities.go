@@ -84,6 +84,15 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 	if err != nil {
 		return ExecToolResult{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		// The attempt was stopped (timed out, cancelled, or its workflow
+		// task is gone): what it returns may be "context deadline
+		// exceeded" from a change it never made, which the journal did not
+		// record so that a retry makes it. In the transcript it would be
+		// the retry's answer (Reused). A result the journal did record is
+		// still there for the retry.
+		return ExecToolResult{}, err
+	}
 	output := a.scrub(res.Output)
 	out.IsError, out.FilesChanged, out.OutputChars = res.IsError, res.FilesChanged, len(output)
 	if len(output) > llm.SummarizeThresholdChars {

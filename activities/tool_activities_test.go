@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -97,6 +98,32 @@ func TestExecToolJournalCoversLostRecord(t *testing.T) {
 	}
 	if _, ok := transcript.Find(load(t, lost.Transcripts, f.ref), keyTool(0, 0)); !ok {
 		t.Error("the replay did not write the tool record")
+	}
+}
+
+// An attempt stopped before its edit was made (its context done: a timed
+// out or abandoned attempt) leaves no result in the transcript: its retry
+// makes the edit and tells the model so, rather than reusing "context
+// canceled" for an edit never made.
+func TestExecToolStoppedEditLeavesNoResult(t *testing.T) {
+	f := newToolFixture(t, [2]string{"edit", `{"path":"greet.txt","old_string":"hello","new_string":"hello, world"}`})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := f.a.ExecTool(ctx, f.in(0)); !errors.Is(err, context.Canceled) {
+		t.Errorf("stopped attempt: %v, want context.Canceled", err)
+	}
+	if r, ok := f.record(t, 0); ok {
+		t.Fatalf("the stopped attempt left a result in the transcript: %q", r.Message.Content)
+	}
+	if got := f.repo.read("greet.txt"); got != "hello\n" {
+		t.Fatalf("greet.txt = %q after a stopped attempt", got)
+	}
+	res := mustRun[ExecToolResult](t, newActivityEnv(f.a), f.a.ExecTool, f.in(0))
+	if res.IsError || res.Reused || !reflect.DeepEqual(res.FilesChanged, []string{"greet.txt"}) {
+		t.Errorf("retry = %+v, want the edit made", res)
+	}
+	if got := f.repo.read("greet.txt"); got != "hello, world\n" {
+		t.Errorf("greet.txt = %q after the retry", got)
 	}
 }
 

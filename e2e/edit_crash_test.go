@@ -104,12 +104,6 @@ func TestWorkerCrashDuringEdit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills worker processes")
 	}
-	if raceEnabled {
-		// Under the race detector the retried 96 MiB edit, after a kill that
-		// came before the change, failed once (fresh-clone CI: "changed no
-		// files"); it passes without it. Known, under investigation.
-		t.Skip("the 96 MiB edit retried after the kill fails under -race: under investigation")
-	}
 	const id = "crash-edit"
 	// The 96 MiB file is over the default tools.max_file_bytes (8 MiB).
 	t.Setenv("CODESWARM_TOOLS_MAX_FILE_BYTES", strconv.Itoa(256<<20))

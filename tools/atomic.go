@@ -47,11 +47,18 @@ func writeFileAtomicAs(path string, data []byte, mode fs.FileMode, o fileOwner) 
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write temp file: %w", err)
 	}
+	if beforeReplace != nil {
+		beforeReplace(path)
+	}
 	if err := f.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("replace %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(dir)
 }
+
+// beforeReplace, set by tests only, is called with path once its temp file
+// is written, just before it is renamed into place.
+var beforeReplace func(path string)
 
 // newPendingFile opens writeFileAtomic's temp file for path.
 func newPendingFile(path string, mode fs.FileMode) (*renameio.PendingFile, error) {

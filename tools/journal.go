@@ -7,12 +7,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 )
 
 // Journal makes tool calls idempotent under activity retry. It stores one
 // record per call key in a directory outside the worktree. A Journal is
-// safe for concurrent use by calls with different keys; one key must not
-// run concurrently with itself (Temporal runs one attempt at a time).
+// safe for concurrent use, also by attempts of one key: Temporal starts one
+// attempt at a time, but an attempt it has given up on may still be running
+// when the next starts (a local activity whose workflow task timed out, an
+// activity past its timeout), so Run holds a lock of the key (lock) for the
+// whole call.
 type Journal struct {
 	dir string
 	// Scrub, if set, rewrites every result's output before it is recorded
@@ -60,6 +65,11 @@ func (j *Journal) Run(ctx context.Context, key string, opts Options, name, argum
 	if key == "" {
 		return Result{}, errors.New("journal run: empty key")
 	}
+	unlock, err := j.lock(ctx, key)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
 	rec, found, err := j.load(key)
 	if err != nil {
 		return Result{}, err
@@ -198,6 +208,47 @@ func (c *change) preHash() string {
 		return absentHash
 	}
 	return hashBytes(c.pre)
+}
+
+// lock waits until no other attempt of key runs, in this process or in
+// another one on this host, and returns the function that lets the next
+// one in. Without it, a retry that starts while an abandoned attempt is
+// still writing the file removes that attempt's temp file as stale
+// (resumeChange): the abandoned attempt's rename then fails and it records
+// its edit as failed, and an edit may end up applied by neither. The lock
+// is an flock on a file of the key, which the kernel releases when the
+// holder dies; the file stays (removing it would let two holders lock two
+// files). Waiting stops when ctx is done, with ctx's error.
+func (j *Journal) lock(ctx context.Context, key string) (func(), error) {
+	f, err := os.OpenFile(j.lockFile(key), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open journal lock for %q: %w", key, err)
+	}
+	wait := time.Millisecond
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = f.Close() }, nil // closing releases the flock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			_ = f.Close()
+			return nil, fmt.Errorf("lock journal record for %q: %w", key, err)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			_ = f.Close()
+			return nil, fmt.Errorf("journal run %q: waiting for an earlier attempt of the call to end: %w", key, ctx.Err())
+		case <-timer.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// lockFile names the lock of a key's attempts.
+func (j *Journal) lockFile(key string) string {
+	return filepath.Join(j.dir, hashBytes([]byte(key))+".lock")
 }
 
 // file names a key's record; hashing keeps any key a safe file name.

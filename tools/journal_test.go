@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func newJournal(t *testing.T) *Journal {
@@ -232,6 +234,90 @@ func TestJournalCancelledBashNotRecorded(t *testing.T) {
 	res, err = j.Run(t.Context(), "k", opts, ToolBash, `{"command":"echo again"}`)
 	if err != nil || res.Output != interruptedNote+"again\nexit code: 0" {
 		t.Errorf("retry after cancel: %+v %v", res, err)
+	}
+}
+
+// TestJournalAttemptsDoNotOverlap: an attempt Temporal gave up on (a local
+// activity of a workflow task that timed out) may still be writing its
+// change when the retry of the call starts. The retry must wait for it, not
+// take its temp file for a stale one and remove it: then the first
+// attempt's rename fails and the journal records the edit as failed, while
+// the model is told so and the file may not be changed at all.
+func TestJournalAttemptsDoNotOverlap(t *testing.T) {
+	root := newRoot(t, map[string]string{"f.txt": "a"})
+	j, opts := newJournal(t), Options{Root: root}
+	atRename, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	// Hold the first attempt with its temp file written, before the rename.
+	beforeReplace = func(path string) {
+		if filepath.Base(path) == "f.txt" && held.CompareAndSwap(false, true) {
+			close(atRename)
+			<-release
+		}
+	}
+	t.Cleanup(func() { beforeReplace = nil })
+	type outcome struct {
+		res Result
+		err error
+	}
+	attempt := func(out chan<- outcome) {
+		res, err := j.Run(context.Background(), "k", opts, ToolEdit, jsonArgs(t, editAB()))
+		out <- outcome{res, err}
+	}
+	first, second := make(chan outcome, 1), make(chan outcome, 1)
+	go attempt(first)
+	<-atRename
+	go attempt(second)
+	// The retry must not end while the first attempt is in the middle of
+	// its change; give it a moment to show it would.
+	var b outcome
+	ended := false
+	select {
+	case b = <-second:
+		ended = true
+	case <-time.After(time.Second):
+	}
+	close(release)
+	a := <-first
+	if !ended {
+		b = <-second
+	}
+	if ended {
+		t.Errorf("the retry ended while the first attempt was still applying the change")
+	}
+	for i, o := range []outcome{a, b} {
+		if o.err != nil || o.res.IsError || !strings.HasPrefix(o.res.Output, "Edited f.txt") {
+			t.Errorf("attempt %d: %+v, %v; want the edit's success", i+1, o.res, o.err)
+		}
+	}
+	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "ab" {
+		t.Errorf("content %q, want the edit applied once", got)
+	}
+	if again := journalRun(t, j, "k", opts, ToolEdit, editAB()); again.IsError || !reflect.DeepEqual(again, a.res) {
+		t.Errorf("journal holds %+v, want the edit's success %+v", again, a.res)
+	}
+}
+
+// TestJournalLockWaitStops: an attempt waiting for another of its key stops
+// when its context is done, having done nothing.
+func TestJournalLockWaitStops(t *testing.T) {
+	root := newRoot(t, map[string]string{"f.txt": "a"})
+	j, opts := newJournal(t), Options{Root: root}
+	unlock, err := j.lock(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := j.Run(ctx, "k", opts, ToolEdit, jsonArgs(t, editAB())); err == nil || !strings.Contains(err.Error(), "earlier attempt") {
+		t.Errorf("Run while another attempt holds the key: %v, want it to stop waiting", err)
+	}
+	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "a" {
+		t.Errorf("content %q: the waiting attempt changed the file", got)
+	}
+	unlock()
+	if res := journalRun(t, j, "k", opts, ToolEdit, editAB()); res.IsError {
+		t.Errorf("Run after the other attempt ended: %+v", res)
 	}
 }
 
