@@ -44,6 +44,8 @@ type HostStatus struct {
 	// known to the server.
 	LastSeen time.Time `json:"last_seen"`
 	Pollers  int       `json:"pollers"`
+	// Ended: the run ended the watch (EndHostWatch), nothing was checked.
+	Ended bool `json:"ended,omitempty"`
 }
 
 // CheckHost reports at once whether the host of in.Queue is polling it (the
@@ -80,6 +82,32 @@ func (a *Activities) WatchHost(ctx context.Context, in WatchHostInput) (HostStat
 		case <-time.After(every):
 		}
 	}
+}
+
+// EndHostWatchInput names the WatchHost call a run ends.
+type EndHostWatchInput struct {
+	ActivityID string `json:"activity_id"`
+}
+
+// EndHostWatch completes the run's WatchHost call from the outside, as a
+// run that ends or hands over does: the call's history then ends with its
+// completion, instead of leaving it pending for good in the Web UI (a
+// cancel would reach the watch only with its next heartbeat, seconds
+// later). The watch itself stops at its next heartbeat, which finds the
+// call gone. Already ended (NotFound) is success. A local activity of the
+// parent: ActivityInfo names the run.
+func (a *Activities) EndHostWatch(ctx context.Context, in EndHostWatchInput) error {
+	if a.Temporal == nil {
+		return nil
+	}
+	info := activity.GetInfo(ctx)
+	err := a.Temporal.CompleteActivityByID(ctx, info.Namespace, info.WorkflowExecution.ID, info.WorkflowExecution.RunID,
+		in.ActivityID, HostStatus{Ended: true}, nil)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil
+	}
+	return err
 }
 
 // watchStopped is how WatchHost ends when the run stops watching (it moved

@@ -114,6 +114,14 @@ func TestRunIsObservable(t *testing.T) {
 		}
 	})
 
+	t.Run("no activity of the completed run is left pending, the host watch included", func(t *testing.T) {
+		for _, wid := range []string{id, workflows.ChildWorkflowID(id, "01-rename-greet", 1)} {
+			if open := openActivities(t, h, wid); len(open) > 0 {
+				t.Errorf("%s ended with activities scheduled and never closed in its history (the Web UI shows them pending): %v", wid, open)
+			}
+		}
+	})
+
 	t.Run("the parent's current details are the live table", func(t *testing.T) {
 		v, err := h.client.QueryWorkflow(ctx, id, "", "__temporal_workflow_metadata")
 		if err != nil {
@@ -215,4 +223,30 @@ func activitySummaries(t *testing.T, h *harness, id string, text func(*commonpb.
 		}
 	}
 	return out
+}
+
+// openActivities lists the activities of a workflow's history that were
+// scheduled and never completed, failed, timed out or cancelled.
+func openActivities(t *testing.T, h *harness, wid string) []string {
+	t.Helper()
+	scheduled := map[int64]string{}
+	it := h.client.GetWorkflowHistory(context.Background(), wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", wid, err)
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled[ev.GetEventId()] = a.GetActivityType().GetName() + "#" + a.GetActivityId()
+		}
+		for _, id := range []int64{ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId(), ev.GetActivityTaskFailedEventAttributes().GetScheduledEventId(),
+			ev.GetActivityTaskTimedOutEventAttributes().GetScheduledEventId(), ev.GetActivityTaskCanceledEventAttributes().GetScheduledEventId()} {
+			delete(scheduled, id)
+		}
+	}
+	var open []string
+	for _, name := range scheduled {
+		open = append(open, name)
+	}
+	return open
 }

@@ -17,6 +17,11 @@ import (
 // attribute: runs recorded before them replay without these commands.
 const hostWatchChange = "host-watch"
 
+// hostWatchEndChange versions the end of the host watch: the run completes
+// its WatchHost call (EndHostWatch) before it ends or hands over, and waits
+// until the call's end is in its history.
+const hostWatchEndChange = "host-watch-end"
+
 // watchLifetime bounds one WatchHost attempt. When it ends the server retries
 // it without a history event, so a healthy run's watch writes nothing.
 const watchLifetime = 24 * time.Hour
@@ -38,6 +43,13 @@ type hostState struct {
 	// wake ends the scheduler's wait after a move replaced the futures it
 	// waits on.
 	wake workflow.Channel
+	// endable: this run ends its watch with EndHostWatch (hostWatchEndChange);
+	// calls counts its WatchHost calls, which name their activity IDs;
+	// ended: EndHostWatch completed the current call; loopDone: the watch
+	// loop has returned.
+	endable, ended, loopDone bool
+	calls                    int
+	callID                   string
 }
 
 // host is the name of the run's workspace host ("" before prepare).
@@ -58,9 +70,34 @@ func (s *swarm) startHostWatch(ctx workflow.Context) (stop func(), err error) {
 		return nil, err
 	}
 	s.hs.watching = true
+	s.hs.endable = workflow.GetVersion(ctx, hostWatchEndChange, workflow.DefaultVersion, 1) >= 1
 	wctx, cancel := workflow.WithCancel(ctx)
 	workflow.Go(wctx, s.watchLoop)
-	return cancel, nil
+	return func() {
+		if s.hs.ended {
+			_ = workflow.Await(ctx, func() bool { return s.hs.loopDone })
+		}
+		cancel()
+	}, nil
+}
+
+// endHostWatch completes the run's WatchHost call, so that its history does
+// not end with the call pending (see activities.EndHostWatch). A failure
+// leaves the call to the cancel that follows.
+func (s *swarm) endHostWatch(ctx workflow.Context) {
+	if !s.hs.endable || !s.hs.watching || s.hs.ended || s.hs.callID == "" {
+		return
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+		Summary:             "end host watch",
+	})
+	if err := workflow.ExecuteLocalActivity(lctx, a.EndHostWatch, activities.EndHostWatchInput{ActivityID: s.hs.callID}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("host watch not ended; it is cancelled instead", "error", err)
+		return
+	}
+	s.hs.ended = true
 }
 
 // publishHost records the run's host in its memo and, where the namespace
@@ -83,17 +120,23 @@ func (s *swarm) publishHost(ctx workflow.Context) error {
 // watchLoop runs WatchHost on the main queue, one call per change of the
 // host's liveness (or per move), and reports each change.
 func (s *swarm) watchLoop(ctx workflow.Context) {
+	defer func() { s.hs.loopDone = true }()
 	alive := !s.hs.lost // lost only in a run continued while its host was
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !s.hs.ended {
 		queue := s.prep.WorkspaceQueue
 		actx, cancel := workflow.WithCancel(ctx)
 		s.hs.stopWatch = cancel
 		var st activities.HostStatus
 		wctx := summarized(watchOptions(actx, s.hs.main), "watch host "+activities.HostOfQueue(s.hs.main, queue))
+		if s.hs.endable {
+			s.hs.calls++
+			s.hs.callID = fmt.Sprintf("watch-host-%d", s.hs.calls)
+			wctx = workflow.WithActivityOptions(wctx, withActivityID(workflow.GetActivityOptions(wctx), s.hs.callID))
+		}
 		err := workflow.ExecuteActivity(wctx, a.WatchHost, activities.WatchHostInput{Queue: queue, Alive: alive}).Get(ctx, &st)
 		cancel()
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil || st.Ended || s.hs.ended:
 			return
 		case queue != s.prep.WorkspaceQueue:
 			alive = true // moved: watch the new host, which was polling
@@ -105,6 +148,11 @@ func (s *swarm) watchLoop(ctx workflow.Context) {
 			s.onHostStatus(ctx, st)
 		}
 	}
+}
+
+func withActivityID(o workflow.ActivityOptions, id string) workflow.ActivityOptions {
+	o.ActivityID = id
+	return o
 }
 
 func watchOptions(ctx workflow.Context, main string) workflow.Context {

@@ -253,6 +253,7 @@ func (s *swarm) continued(ctx workflow.Context) (activities.SwarmResult, error) 
 // a new one (its host watch stopped) or concludes it.
 func (s *swarm) scheduleAndConclude(ctx workflow.Context, stopWatch func()) (activities.SwarmResult, error) {
 	if s.schedule(ctx) {
+		s.endHostWatch(ctx)
 		stopWatch()
 		return activities.SwarmResult{}, s.continueAsNew(ctx)
 	}
@@ -404,6 +405,7 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
+	s.endHostWatch(dctx)
 	var remove []string
 	for _, t := range s.tasks {
 		remove = append(remove, t.removableWorktrees()...)
