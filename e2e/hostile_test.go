@@ -74,7 +74,7 @@ func hostileTurns(w hostileWorld) []scripted.Reply {
 			bash(fmt.Sprintf(`setsid sleep %[1]s </dev/null >/dev/null 2>&1 & nohup sleep %[1]s >/dev/null 2>&1 & disown; echo left`, w.daemonArg)),
 		}},
 		{Content: "Fork bomb.", ToolCalls: []scripted.ToolCall{
-			bash(`:(){ :|:& };: ; sleep 3; echo after-bomb`),
+			bash(`:(){ :|:& };: ; for i in $(seq 30); do sleep 0.5 || break; done; echo after-bomb`),
 		}},
 		{Content: "Nothing worked.\nSTATUS: completed"},
 	}

@@ -24,8 +24,9 @@ import (
 func TestRunIsObservable(t *testing.T) {
 	script := scripted.DemoScript()
 	// rename-greet thinks for a while on its second turn, so the run can be
-	// looked at while a sub-agent is in the middle of it.
-	script.Agents[0].Turns[1].Delay = scripted.Duration(6 * time.Second)
+	// looked at while a sub-agent is in the middle of it (long enough for a
+	// status call on a loaded machine to land in it).
+	script.Agents[0].Turns[1].Delay = scripted.Duration(12 * time.Second)
 	h := newHarness(t, script)
 	repo := t.TempDir()
 	if err := scripted.WriteDemoRepo(repo); err != nil {

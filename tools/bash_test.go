@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -125,16 +126,21 @@ func TestBashTimeoutCappedByMax(t *testing.T) {
 func TestBashCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var beats atomic.Int32
+	root := t.TempDir()
+	// The cancel comes at the fifth heartbeat after the child has started
+	// (its pid file exists): on a loaded machine bash may take longer
+	// than five heartbeats to get there.
 	opts := Options{
+		Root:              root,
 		Sandbox:           unconfined,
 		HeartbeatInterval: 10 * time.Millisecond,
 		Heartbeat: func() {
-			if beats.Add(1) == 5 {
+			if _, err := os.Stat(filepath.Join(root, "started")); err == nil && beats.Add(1) == 5 {
 				cancel()
 			}
 		},
 	}
-	res := runBashTool(t, ctx, opts, map[string]any{"command": "sleep 1000 & echo $!; wait"})
+	res := runBashTool(t, ctx, opts, map[string]any{"command": "sleep 1000 & echo $!; touch started; wait"})
 	mustErr(t, res, "cancelled", "exit code: -1")
 	if pid := firstPid(t, res.Output); !pidGone(t, pid) {
 		t.Errorf("child %d survived cancellation", pid)
