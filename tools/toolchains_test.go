@@ -185,6 +185,53 @@ func TestSandboxPyenvPython(t *testing.T) {
 	}
 }
 
+// TestSandboxPyenvStylePytest runs `python3 -m pytest -q` through a
+// pyenv-style layout under the hidden home, built here so that it runs
+// wherever Python and pytest are installed (CI installs python3-pytest):
+// a shim that picks $PYENV_ROOT/versions/$(cat $PYENV_ROOT/version), and a
+// version that is a venv of the system interpreter with its packages.
+func TestSandboxPyenvStylePytest(t *testing.T) {
+	const system = "/usr/bin/python3" // not a python3 in PATH: that may be a real pyenv's
+	if exec.Command(system, "-c", "import pytest, venv, ensurepip").Run() != nil {
+		if os.Getenv("CODESWARM_CI") == "1" {
+			t.Fatalf("%s cannot import pytest and venv, and .ci/run installs them", system)
+		}
+		needToolchain(t, system+" with pytest and venv (Debian: python3-pytest python3-venv)", "/nonexistent/python3-pytest")
+	}
+	h := newHost(t)
+	t.Setenv("HOME", h.home)
+	t.Setenv("PYENV_ROOT", "") // found under home, as pyenv's default
+	pyenv := filepath.Join(h.home, ".pyenv")
+	if out, err := exec.Command(system, "-m", "venv", "--without-pip", "--system-site-packages", filepath.Join(pyenv, "versions", "3-system")).CombinedOutput(); err != nil {
+		t.Fatalf("venv for the pyenv-style version: %v\n%s", err, out)
+	}
+	writeTestFile(t, filepath.Join(pyenv, "version"), "3-system\n")
+	shim := filepath.Join(pyenv, "shims", "python3")
+	writeTestFile(t, shim, "#!/bin/sh\nset -e\nexec \"$PYENV_ROOT/versions/$(cat \"$PYENV_ROOT/version\")/bin/python3\" \"$@\"\n")
+	if err := os.Chmod(shim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(h.worktree, "test_calc.py"), "def test_add():\n    assert 1 + 1 == 2\n\n\ndef test_mul():\n    assert 2 * 3 == 6\n")
+	old := time.Now().Add(-48 * time.Hour)
+	for _, f := range []string{"test_calc.py"} {
+		if err := os.Chtimes(filepath.Join(h.worktree, f), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := h.sandbox(t, SandboxConfig{WorkspaceRoot: h.wsRoot})
+	env := append(testEnv(), "PATH="+filepath.Join(pyenv, "shims")+":/usr/bin:/bin")
+	res := inBoxLong(t, h, sb, env, "python3 -c 'import sys; print(sys.prefix)' && python3 -m pytest -q -p no:cacheprovider 2>&1; ls "+filepath.Join(h.home, ".ssh")+" 2>&1 | head -1")
+	if !strings.Contains(res.Output, filepath.Join(pyenv, "versions", "3-system")) {
+		t.Errorf("python3 did not run through the pyenv-style shim: %s", res.Output)
+	}
+	if !strings.Contains(res.Output, "2 passed") {
+		t.Errorf("python3 -m pytest -q: %s", res.Output)
+	}
+	if strings.Contains(res.Output, "id_ed25519") {
+		t.Errorf("the rest of home is visible: %s", res.Output)
+	}
+}
+
 // TestSandboxRustupCargoOffline builds and runs a tiny crate offline with
 // the rustup toolchain under the hidden home.
 func TestSandboxRustupCargoOffline(t *testing.T) {
