@@ -529,3 +529,56 @@ func capLines(s string, maxLines, maxBytes int) string {
 	}
 	return b.String()
 }
+
+// SaveMovedWorkInput names the sub-agent whose uncommitted work a move
+// saves on the host the run leaves.
+type SaveMovedWorkInput struct {
+	RunID     string `json:"run_id"`
+	RepoPath  string `json:"repo_path"`
+	SubtaskID string `json:"subtask_id"`
+	Name      string `json:"name"`
+	// Branch is the sub-agent's branch: its worktree is the one that has
+	// it checked out.
+	Branch string `json:"branch"`
+	// ToHost is where the run moves, for the commit message.
+	ToHost string `json:"to_host"`
+}
+
+// SaveMovedWorkResult says what was saved.
+type SaveMovedWorkResult struct {
+	// Commit is the branch's head after the save ("" if no worktree has
+	// the branch checked out here).
+	Commit string `json:"commit,omitempty"`
+	// Changed: the worktree held uncommitted work, now committed.
+	Changed      bool     `json:"changed"`
+	FilesChanged []string `json:"files_changed,omitempty"`
+}
+
+// SaveMovedWork commits what a sub-agent had not committed yet in its
+// worktree on this (the old) host, once the move has stopped it, so that
+// its restart on the new host resumes from the branch with that work in
+// it. It runs on the old host's workspace queue; a host that does not
+// answer leaves the work on its disk (the move goes on without it).
+func (a *Activities) SaveMovedWork(ctx context.Context, in SaveMovedWorkInput) (SaveMovedWorkResult, error) {
+	defer keepAlive(ctx)()
+	repo, err := gitops.Open(ctx, in.RepoPath)
+	if err != nil {
+		return SaveMovedWorkResult{}, fmt.Errorf("save moved work of %s: %w", in.SubtaskID, err)
+	}
+	list, err := repo.ListWorktrees(ctx)
+	if err != nil {
+		return SaveMovedWorkResult{}, fmt.Errorf("save moved work of %s: %w", in.SubtaskID, err)
+	}
+	for _, w := range list {
+		if w.Branch != in.Branch {
+			continue
+		}
+		msg := fmt.Sprintf("codeswarm: %s (work in progress, saved when the run moved to host %s)\n\nSubtask %s of run %s.", in.Name, in.ToHost, in.SubtaskID, in.RunID)
+		res, err := gitops.CommitAll(ctx, w.Dir, w.Head, msg, trailers(in.RunID, in.SubtaskID))
+		if err != nil {
+			return SaveMovedWorkResult{}, fmt.Errorf("save moved work of %s: %w", in.SubtaskID, err)
+		}
+		return SaveMovedWorkResult{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged}, nil
+	}
+	return SaveMovedWorkResult{}, nil
+}

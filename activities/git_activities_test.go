@@ -728,3 +728,44 @@ func TestFinishRunDropsEmptyIntegrationBranch(t *testing.T) {
 		t.Errorf("an integration branch with merged work was dropped (%v)", fin.DroppedBranch)
 	}
 }
+
+// TestSaveMovedWork: the work a sub-agent had not committed when a move
+// stopped it is committed on its branch, found by the branch; a retry and a
+// branch no worktree here has checked out change nothing.
+func TestSaveMovedWork(t *testing.T) {
+	f := newGitFixture(t)
+	f.prepare(t)
+	in := startInput(f, "01-moved", "edit")
+	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in)
+	writeFile(t, filepath.Join(st.Worktree, "a.txt"), "alpha, half done\n")
+	writeFile(t, filepath.Join(st.Worktree, "wip/new.txt"), "new\n")
+	save := SaveMovedWorkInput{RunID: runID, RepoPath: f.repo.dir, SubtaskID: "01-moved", Name: "move me", Branch: in.Branch, ToHost: "hostb"}
+
+	out := mustRun[SaveMovedWorkResult](t, f.env, f.a.SaveMovedWork, save)
+	if !out.Changed || !reflect.DeepEqual(out.FilesChanged, []string{"a.txt", "wip/new.txt"}) {
+		t.Fatalf("SaveMovedWork = %+v", out)
+	}
+	if got := f.repo.git("rev-parse", in.Branch); got != out.Commit {
+		t.Errorf("branch %s at %s, want the saved commit %s", in.Branch, got, out.Commit)
+	}
+	if got := f.repo.git("show", in.Branch+":a.txt"); got != "alpha, half done" {
+		t.Errorf("a.txt on the branch = %q", got)
+	}
+	mustContainT(t, f.repo.git("log", "-1", "--format=%s", in.Branch), "work in progress, saved when the run moved to host hostb")
+
+	again := mustRun[SaveMovedWorkResult](t, f.env, f.a.SaveMovedWork, save)
+	if again.Changed || again.Commit != out.Commit {
+		t.Errorf("retry = %+v, want no new commit at %s", again, out.Commit)
+	}
+	save.Branch = "codeswarm/" + runID + "/99-elsewhere"
+	if none := mustRun[SaveMovedWorkResult](t, f.env, f.a.SaveMovedWork, save); none.Changed || none.Commit != "" {
+		t.Errorf("a branch with no worktree here = %+v, want nothing", none)
+	}
+}
+
+func mustContainT(t *testing.T, s, sub string) {
+	t.Helper()
+	if !strings.Contains(s, sub) {
+		t.Errorf("%q does not contain %q", s, sub)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"codeswarm/devserver"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
+	"codeswarm/workflows"
 )
 
 // Host-loss bounds of these tests. Workers count a host lost after
@@ -369,4 +370,54 @@ func hasLine(out string, words ...string) bool {
 		}
 	}
 	return false
+}
+
+// TestHostMovedWhileAlive moves a run away from a host that is still up,
+// while a sub-agent there sleeps in bash with its edit and new test file
+// not yet committed: the move stops it, commits that work on its branch on
+// the old host, and restarts it on the new host from there, so nothing it
+// had written is lost; the run completes on the new host.
+func TestHostMovedWhileAlive(t *testing.T) {
+	r := newHostRig(t)
+	repo := t.TempDir()
+	if err := scripted.WriteDemoRepo(repo); err != nil {
+		t.Fatal(err)
+	}
+	const id = "host-live-move"
+	a := r.host("hosta", t.TempDir())
+	startDetached(t, repo, id)
+	waitFor(t, time.Minute, func() bool { return r.progress(id).Host == "hosta" })
+	b := r.host("hostb", t.TempDir())
+	waitFor(t, 2*time.Minute, func() bool { return findBash(a.cmd.Process.Pid, r.marker) != 0 })
+
+	code, out := cliOut("move", id, "--to", "hostb")
+	if code != 0 {
+		t.Fatalf("move: exit %d\n%s", code, out)
+	}
+	mustContain(t, "move", out, "moved from host hosta to hostb; restarting there: 01-rename-greet")
+	res := awaitResult(t, r.client, id, func() string { return tail(a.logs.String(), 2000) + tail(b.logs.String(), 2000) })
+	if !res.Success || len(res.SubtaskResults) != demoSubtasks {
+		t.Fatalf("moved run did not succeed:\n%s", fmtResult(res))
+	}
+	old := workflowsSubtaskBranch(id, "01-rename-greet")
+	subject := git(t, repo, "log", "-1", "--format=%s", old)
+	mustContain(t, "the old branch's head", subject, "work in progress, saved when the run moved to host hostb")
+	saved := git(t, repo, "show", "--name-only", "--format=", old)
+	for _, f := range []string{"greet/greet.go", "greet/greet_test.go"} {
+		mustContain(t, "files saved on "+old, saved, f)
+	}
+	if p := r.progress(id); !slices.ContainsFunc(p.Events, func(e activities.Event) bool {
+		return e.Kind == "move_saved" && e.Subtask == "01-rename-greet"
+	}) {
+		t.Errorf("no move_saved event for 01-rename-greet in %+v", p.Events)
+	}
+	for _, s := range res.SubtaskResults {
+		if s.Merge != activities.MergeMerged {
+			t.Errorf("%s: merge %s", s.ID, s.Merge)
+		}
+	}
+}
+
+func workflowsSubtaskBranch(runID, subtask string) string {
+	return workflows.SubtaskBranch("codeswarm", runID, subtask, 1)
 }

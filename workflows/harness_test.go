@@ -128,6 +128,7 @@ type world struct {
 	watches    []activities.WatchHostInput
 	liveHosts  map[string]bool // queues CheckHost finds polling
 	terminated []string
+	saved      []activities.SaveMovedWorkInput // SaveMovedWork calls, with the log line "save:<subtask>"
 	awaits     []activities.AwaitChildrenInput
 	autoMove   time.Duration // workspace.auto_move_after of the preparing worker
 	aliveHosts []string      // what AliveHosts reports
@@ -397,7 +398,17 @@ func (w *world) terminateChild(_ context.Context, in activities.TerminateChildIn
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.terminated = append(w.terminated, in.WorkflowID)
+	w.log = append(w.log, "terminate:"+in.WorkflowID)
 	return nil
+}
+
+// saveMovedWork records the save and reports two files committed.
+func (w *world) saveMovedWork(ctx context.Context, in activities.SaveMovedWorkInput) (activities.SaveMovedWorkResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.saved = append(w.saved, in)
+	w.log = append(w.log, "save:"+in.SubtaskID+"@"+activity.GetInfo(ctx).TaskQueue)
+	return activities.SaveMovedWorkResult{Commit: "saved-" + in.SubtaskID, Changed: true, FilesChanged: []string{"a.go", "b.go"}}, nil
 }
 
 // awaitChildren records what a continued run waits for; the test signals
@@ -449,6 +460,7 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(a.CheckHost, mock.Anything, mock.Anything).Return(w.checkHost)
 	env.OnActivity(a.TerminateChild, mock.Anything, mock.Anything).Return(w.terminateChild)
 	env.OnActivity(a.AliveHosts, mock.Anything, mock.Anything).Return(w.listAliveHosts)
+	env.OnActivity(a.SaveMovedWork, mock.Anything, mock.Anything).Return(w.saveMovedWork)
 	env.OnActivity(a.AwaitChildren, mock.Anything, mock.Anything).Return(w.awaitChildren)
 
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, args converter.EncodedValues) {

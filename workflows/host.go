@@ -323,12 +323,13 @@ func (s *swarm) moveTo(ctx workflow.Context, host string) []string {
 	from := s.host()
 	s.prep.WorkspaceQueue = activities.HostQueue(s.hs.main, host)
 	s.hs.moves++
+	oldAlive := !s.hs.lost
 	s.hs.lost = false
 	s.disarmAutoMove()
 	if err := s.publishHost(ctx); err != nil {
 		workflow.GetLogger(ctx).Warn("record the run's new host", "error", err)
 	}
-	restarted := s.rehome(ctx, from)
+	restarted := s.rehome(ctx, from, oldAlive)
 	s.event(ctx, "moved", "", fmt.Sprintf("moved from host %s to %s; %d running subtasks restart there", from, host, len(restarted)))
 	if s.state == activities.RunStateWaitingHost {
 		s.setState(ctx, activities.RunStateRunning, "")
@@ -336,10 +337,17 @@ func (s *swarm) moveTo(ctx workflow.Context, host string) []string {
 	return restarted
 }
 
+// moveSavesWorkChange: a move away from a live host saves what its
+// sub-agents had not committed (SaveMovedWork there) before they restart.
+const moveSavesWorkChange = "move-saves-work"
+
 // rehome stops what waits on the old host: the watch, the parent's own
 // workspace call and every running sub-agent, which starts again on the new
-// host at once (the old one's result, should it come, is ignored).
-func (s *swarm) rehome(ctx workflow.Context, from string) []string {
+// host (the old one's result, should it come, is ignored). When the old
+// host is alive, each sub-agent is stopped first and its uncommitted work
+// committed there on its branch, which the restart resumes from; a lost
+// host's sub-agents restart at once from their last commit.
+func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []string {
 	if s.hs.stopWatch != nil {
 		s.hs.stopWatch()
 	}
@@ -351,24 +359,68 @@ func (s *swarm) rehome(ctx workflow.Context, from string) []string {
 		RetryPolicy: &temporal.RetryPolicy{MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
 	})
 	var ids []string
+	var moved []*task
 	var ends []workflow.Future
 	for _, t := range s.tasks {
 		if t.state != stateRunning {
 			continue
 		}
-		ids = append(ids, t.sub.ID)
+		ids, moved = append(ids, t.sub.ID), append(moved, t)
 		ends = append(ends, workflow.ExecuteActivity(summarized(actx, "stop "+t.sub.ID+" on the old host"), a.TerminateChild, activities.TerminateChildInput{
 			WorkflowID: t.childID, Reason: "run moved from host " + from + " to " + s.host(),
 		}))
-		s.restartMoved(ctx, t)
 	}
-	s.hs.wake.SendAsync(true)
+	save := len(moved) > 0 && oldAlive && workflow.GetVersion(ctx, moveSavesWorkChange, workflow.DefaultVersion, 1) >= 1
+	for _, t := range moved {
+		// From here the old sub-agent's end is ignored: the task names
+		// its restart.
+		s.moveTask(ctx, t)
+		if !save {
+			s.startMoved(ctx, t)
+		}
+	}
+	if !save {
+		s.hs.wake.SendAsync(true)
+	}
 	for i, f := range ends {
 		if err := f.Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Warn("terminate a sub-agent on the old host", "subtask", ids[i], "error", err)
 		}
 	}
+	if save {
+		s.saveMovedWork(ctx, moved)
+		for _, t := range moved {
+			s.startMoved(ctx, t)
+		}
+		s.hs.wake.SendAsync(true)
+	}
 	return ids
+}
+
+// saveMovedWork commits, on the host the run leaves (alive), what the
+// stopped sub-agents had not committed, each on its branch. A host that
+// does not answer in time keeps the work on its disk; the restart then
+// resumes from the branch's last commit, as after a lost host.
+func (s *swarm) saveMovedWork(ctx workflow.Context, moved []*task) {
+	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue: s.hs.from, ScheduleToCloseTimeout: 2 * time.Minute, StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 2},
+	})
+	saves := make([]workflow.Future, len(moved))
+	for i, t := range moved {
+		saves[i] = workflow.ExecuteActivity(summarized(sctx, "save "+t.sub.ID+"'s work on the old host"), a.SaveMovedWork, activities.SaveMovedWorkInput{
+			RunID: s.runID, RepoPath: s.in.RepoPath, SubtaskID: t.sub.ID, Name: t.sub.Name, Branch: t.resumeFrom, ToHost: s.host(),
+		})
+	}
+	for i, f := range saves {
+		var res activities.SaveMovedWorkResult
+		switch err := f.Get(ctx, &res); {
+		case err != nil:
+			s.event(ctx, "move_save_failed", moved[i].sub.ID, "uncommitted work not saved on the old host (it stays in its worktree there): "+errText(err))
+		case res.Changed:
+			s.event(ctx, "move_saved", moved[i].sub.ID, fmt.Sprintf("saved %d uncommitted files on branch %s before the restart", len(res.FilesChanged), moved[i].resumeFrom))
+		}
+	}
 }
 
 // moveBooksStepsChange: a moved sub-agent's restart draws a new
@@ -376,9 +428,10 @@ func (s *swarm) rehome(ctx workflow.Context, from string) []string {
 // whole reservation again on top of the steps the old one took.
 const moveBooksStepsChange = "move-books-steps"
 
-// restartMoved starts t's sub-agent again on the run's current host, keeping
-// its attempt and its step reservation, from its branch on the old host.
-func (s *swarm) restartMoved(ctx workflow.Context, t *task) {
+// moveTask makes t name its sub-agent's restart on the run's current host,
+// keeping its attempt and its step reservation, from its branch on the old
+// host; startMoved then starts it.
+func (s *swarm) moveTask(ctx workflow.Context, t *task) {
 	if workflow.GetVersion(ctx, moveBooksStepsChange, workflow.DefaultVersion, 1) >= 1 {
 		// The terminated sub-agent may have taken steps since its last
 		// report (which controlFor books): all it held counts as used, and
@@ -393,6 +446,10 @@ func (s *swarm) restartMoved(ctx workflow.Context, t *task) {
 	t.resumeFrom = t.branch
 	t.childID = MovedChildWorkflowID(s.runID, t.sub.ID, t.attempt, s.hs.moves)
 	t.branch = MovedSubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt, s.hs.moves)
+	t.future = nil // the old sub-agent's; startMoved sets the restart's
+}
+
+func (s *swarm) startMoved(ctx workflow.Context, t *task) {
 	s.startChild(ctx, t)
 	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("restarted on host %s from branch %s", s.host(), t.resumeFrom))
 }

@@ -203,6 +203,43 @@ func TestSwarmMoveRestartsOnNewHost(t *testing.T) {
 	}
 }
 
+// A move away from a live host stops the running sub-agent, commits its
+// uncommitted work there (SaveMovedWork on the old host's queue), and only
+// then restarts it on the new host, from its branch, which now holds it.
+func TestSwarmMoveFromLiveHostSavesWork(t *testing.T) {
+	w := newWorld(subtask("01-a", 0))
+	w.fallback = toolsThenDone(6)
+	w.stepDelay = time.Minute
+	const oldQueue, newQueue = "codeswarm-ws-host1", "codeswarm-ws-host2"
+	w.liveHosts = map[string]bool{newQueue: true}
+	env := newEnv(t, w)
+	var ok *publishOutcome
+	env.RegisterDelayedCallback(func() { ok = move(env, "m1", "host2") }, 3*time.Minute)
+	after := progressAt(t, env, 5*time.Minute)
+	res := runSwarm(t, env, swarmInput())
+	if !res.Success || ok == nil || !ok.done || ok.err != nil {
+		t.Fatalf("run %v (%s), move %+v", res.Success, res.Error, ok)
+	}
+	oldID := testRunID + ".01-a"
+	if len(w.saved) != 1 || w.saved[0].Branch != workflows.SubtaskBranch("codeswarm", testRunID, "01-a", 1) || w.saved[0].ToHost != "host2" {
+		t.Fatalf("saves %+v, want one of 01-a's first branch, to host2", w.saved)
+	}
+	term, save := w.indexOf("terminate:"+oldID), w.indexOf("save:01-a@"+oldQueue)
+	restart := -1
+	for i, e := range w.log {
+		if e == "start:01-a" && i > save {
+			restart = i
+		}
+	}
+	if term < 0 || save < term || restart < save {
+		t.Errorf("order terminate %d, save on the old host %d, restart %d: want them in that order\n%v", term, save, restart, w.log)
+	}
+	want := "saved 2 uncommitted files on branch " + workflows.SubtaskBranch("codeswarm", testRunID, "01-a", 1) + " before the restart"
+	if !slices.ContainsFunc(after.Events, func(e activities.Event) bool { return e.Kind == "move_saved" && e.Message == want }) {
+		t.Errorf("no move_saved event %q in %+v", want, after.Events)
+	}
+}
+
 func hasEvent(events []activities.Event, kind string) bool {
 	for _, e := range events {
 		if e.Kind == kind {

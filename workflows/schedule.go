@@ -85,8 +85,13 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 		sel.AddReceive(s.hs.wake, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
 		for _, t := range s.tasks {
 			if t.state == stateRunning && t.future != nil {
-				t := t
-				sel.AddFuture(t.future, func(f workflow.Future) { s.onDone(ctx, t, f) })
+				t, fut := t, t.future
+				sel.AddFuture(fut, func(f workflow.Future) {
+					if t.future != fut {
+						return // a move replaced the sub-agent: the old one's end is not the task's
+					}
+					s.onDone(ctx, t, f)
+				})
 			}
 		}
 		if s.can {
