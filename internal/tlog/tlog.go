@@ -4,6 +4,7 @@ package tlog
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/log"
@@ -52,8 +53,19 @@ func cancelledErr(keyvals []any) bool {
 	return false
 }
 
-// Error logs at error level.
-func (l *Logger) Error(msg string, keyvals ...any) { l.s.Errorw(msg, keyvals...) }
+// Error logs at error level, except the SDK's report that it could not
+// finish an activity's result because its worker is stopping ("Activity
+// task postprocess error: context canceled": the worker's context ends
+// while an activity returns): the attempt is reported failed and retried
+// by the next worker, which is expected when a CLI's worker stops, so
+// debug.
+func (l *Logger) Error(msg string, keyvals ...any) {
+	if strings.HasPrefix(msg, "Activity task postprocess error: ") && strings.HasSuffix(msg, context.Canceled.Error()) {
+		l.s.Debugw(msg, keyvals...)
+		return
+	}
+	l.s.Errorw(msg, keyvals...)
+}
 
 // With returns a logger with fixed key-value pairs.
 func (l *Logger) With(keyvals ...any) log.Logger { return &Logger{s: l.s.With(keyvals...)} }

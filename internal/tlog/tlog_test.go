@@ -33,3 +33,20 @@ func TestCancelledHeartbeatIsDebug(t *testing.T) {
 		t.Fatal("want debug, debug, debug, warn, warn")
 	}
 }
+
+// TestStoppedPostprocessIsDebug: the SDK's error about an activity result it
+// could not finish because its worker stopped is debug; other errors stay.
+func TestStoppedPostprocessIsDebug(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	l := New(zap.New(core))
+	l.Error("Activity task postprocess error: context canceled", "ActivityType", "AgentStep")
+	l.Error("Activity task postprocess error: payload too large")
+	l.Error("something else: context canceled")
+	got := logs.All()
+	if len(got) != 3 || got[0].Level != zapcore.DebugLevel || got[1].Level != zapcore.ErrorLevel || got[2].Level != zapcore.ErrorLevel {
+		for _, e := range got {
+			t.Logf("%s %s", e.Level, e.Message)
+		}
+		t.Fatal("want debug, error, error")
+	}
+}
