@@ -53,8 +53,9 @@ func startStack(t *testing.T, w workload, settings map[string]string) *stack {
 		t.Fatalf("start scripted model: %v", err)
 	}
 	t.Cleanup(model.Close)
+	tracker := swarmworker.NewTaskTracker()
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: nopLogger{},
-		ConnectionOptions: swarmworker.ConnectionOptions(srv.FrontendAddress())})
+		ConnectionOptions: swarmworker.ConnectionOptions(srv.FrontendAddress(), tracker)})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -80,7 +81,7 @@ func startStack(t *testing.T, w workload, settings map[string]string) *stack {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	workers, err := swarmworker.New(cfg, c, zap.NewNop())
+	workers, err := swarmworker.New(cfg, c, tracker, zap.NewNop())
 	if err != nil {
 		t.Fatalf("workers: %v", err)
 	}

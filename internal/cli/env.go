@@ -57,6 +57,8 @@ type env struct {
 	workers *swarmworker.Workers
 	// workerQueue is the task queue this process's worker polls.
 	workerQueue string
+	// tracker follows the workflow tasks of the client's workers.
+	tracker *swarmworker.TaskTracker
 	uiURL       string
 	codec       *http.Server
 	// codecToken is the capability path of this process's codec endpoint.
@@ -77,7 +79,7 @@ type connectOpts struct {
 // connect dials the configured Temporal; with no address configured it uses
 // a server listening on the default port, or starts the embedded one.
 func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts connectOpts) (*env, error) {
-	e := &env{cfg: cfg, logger: logger, gate: &logGate{}, closing: make(chan struct{})}
+	e := &env{cfg: cfg, logger: logger, tracker: swarmworker.NewTaskTracker(), gate: &logGate{}, closing: make(chan struct{})}
 	addr := cfg.Temporal.Address
 	if addr == "" {
 		local := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Embedded.Port))
@@ -108,7 +110,7 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 	}
 	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc,
 		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(e.gate.wrap(quiet(logger, cfg).Named("sdk"))),
-		ConnectionOptions: swarmworker.ConnectionOptions(addr)})
+		ConnectionOptions: swarmworker.ConnectionOptions(addr, e.tracker)})
 	if err != nil {
 		e.close()
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
@@ -131,7 +133,7 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 func (e *env) startWorker(queue string) error {
 	cfg := *e.cfg
 	cfg.Temporal.TaskQueue = queue
-	w, err := swarmworker.New(&cfg, e.client, e.gate.wrap(e.logger.Named("worker")))
+	w, err := swarmworker.New(&cfg, e.client, e.tracker, e.gate.wrap(e.logger.Named("worker")))
 	if err == nil {
 		err = w.Start()
 	}

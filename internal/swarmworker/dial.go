@@ -14,11 +14,14 @@ import (
 // that only burns CPU on both sides of a connection that copies memory:
 // about 4 % of all CPU in the B1 and B2 benchmarks, where the worker, the
 // server and the model share the machine. Remote frontends keep gzip.
-// Every connection follows the workflow tasks its workers are handed
-// (wfTasks), so a restarted worker can fail the one a killed predecessor
-// was running a local activity in.
-func ConnectionOptions(hostPort string) client.ConnectionOptions {
-	opts := client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(wfTasks.intercept)}}
+// With a tracker, the connection follows the workflow tasks its workers
+// are handed, so a restarted worker can fail the one a killed predecessor
+// was running a local activity in (give the same tracker to New).
+func ConnectionOptions(hostPort string, tracker *TaskTracker) client.ConnectionOptions {
+	var opts client.ConnectionOptions
+	if tracker != nil {
+		opts.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(tracker.intercept)}
+	}
 	if isLoopback(hostPort) {
 		opts.GrpcCompression = &client.GrpcCompressionNone{}
 	}

@@ -19,9 +19,15 @@ func TestConnectionOptionsCompressOnlyRemote(t *testing.T) {
 		"temporal.example.com:443": false,
 		"":                         false,
 	} {
-		_, none := ConnectionOptions(addr).GrpcCompression.(*client.GrpcCompressionNone)
+		_, none := ConnectionOptions(addr, nil).GrpcCompression.(*client.GrpcCompressionNone)
 		if none != local {
 			t.Errorf("%q: compression off %v, want %v", addr, none, local)
 		}
+	}
+	if n := len(ConnectionOptions("127.0.0.1:7233", NewTaskTracker()).DialOptions); n != 1 {
+		t.Errorf("with a tracker: %d dial options, want its interceptor", n)
+	}
+	if n := len(ConnectionOptions("127.0.0.1:7233", nil).DialOptions); n != 0 {
+		t.Errorf("without a tracker: %d dial options, want none", n)
 	}
 }

@@ -53,7 +53,7 @@ const restartRetryDelay = 100 * time.Millisecond
 
 // inflightRecord is what the journal keeps of one running activity attempt.
 // For a local activity TaskToken is the token of the workflow task it runs
-// in (see wfTasks), and Local is set: recovery fails that workflow task.
+// in (see TaskTracker), and Local is set: recovery fails that workflow task.
 type inflightRecord struct {
 	WorkflowID   string `json:"workflow_id"`
 	RunID        string `json:"run_id"`
@@ -73,6 +73,9 @@ type journal struct {
 	// namespace is the workers' Temporal namespace (a workflow task is
 	// failed in it).
 	namespace string
+	// tracker follows the workflow tasks of the workers' client (nil:
+	// local activities are journaled without their task's token).
+	tracker *TaskTracker
 
 	mu sync.Mutex
 	// local are the records of the local activities running now, by
@@ -83,7 +86,7 @@ type journal struct {
 // openJournal claims a fresh directory under state/.inflight. The directory
 // is created and locked under a temporary name and then renamed into place,
 // so no other worker ever sees it unlocked.
-func openJournal(state string) (*journal, error) {
+func openJournal(state string, tracker *TaskTracker) (*journal, error) {
 	root := filepath.Join(state, InflightDir)
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("in-flight journal: %w", err)
@@ -106,7 +109,8 @@ func openJournal(state string) (*journal, error) {
 		return nil, fmt.Errorf("in-flight journal: %w", err)
 	}
 	j := &journal{root: root, dir: dir, lock: lock, local: map[string]map[string]*inflightRecord{}}
-	wfTasks.watch(j)
+	j.tracker = tracker
+	tracker.watch(j)
 	return j, nil
 }
 
@@ -126,7 +130,7 @@ func lockFile(path string, flag int) (*os.File, error) {
 // Close releases the journal. Its directory goes only when no record is
 // left; otherwise, unlocked, it is the next worker's to recover.
 func (j *journal) Close() {
-	wfTasks.unwatch(j)
+	j.tracker.unwatch(j)
 	if recs, _ := filepath.Glob(filepath.Join(j.dir, "*.json")); len(recs) == 0 {
 		_ = os.RemoveAll(j.dir)
 	}
@@ -171,7 +175,7 @@ func (j *journal) beginLocal(info activity.Info) func() {
 	path := filepath.Join(j.dir, "l-"+recordName([]byte(run+"\x00"+info.ActivityID+"\x00"+strconv.Itoa(int(info.Attempt)))))
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	rec.TaskToken = wfTasks.token(run)
+	rec.TaskToken = j.tracker.token(run)
 	if len(rec.TaskToken) == 0 || writeRecord(path, rec, false) != nil {
 		return func() {}
 	}

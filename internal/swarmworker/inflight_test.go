@@ -48,11 +48,11 @@ func (j *journal) die() { _ = j.lock.Close() }
 
 func TestJournalRecoversOnlyDeadWorkers(t *testing.T) {
 	state := t.TempDir()
-	dead, err := openJournal(state)
+	dead, err := openJournal(state, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	live, err := openJournal(state)
+	live, err := openJournal(state, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestJournalRecoversOnlyDeadWorkers(t *testing.T) {
 	dead.die()
 
 	c := &failingClient{done: map[string]bool{"completed-meanwhile": true}}
-	next, err := openJournal(state)
+	next, err := openJournal(state, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestJournalRecoversOnlyDeadWorkers(t *testing.T) {
 
 func TestJournalCleanCloseLeavesNothing(t *testing.T) {
 	state := t.TempDir()
-	j, err := openJournal(state)
+	j, err := openJournal(state, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,13 +152,13 @@ func localInfo(run, id string) activity.Info {
 // task once, however many local activities of it were running.
 func TestJournalFailsTheWorkflowTaskOfALocalActivity(t *testing.T) {
 	state := t.TempDir()
-	dead, err := openJournal(state)
+	wfTasks := NewTaskTracker()
+	dead, err := openJournal(state, wfTasks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dead.namespace = "ns"
 	wfTasks.started("run-1", []byte("wft-1"))
-	t.Cleanup(func() { wfTasks.finished([]byte("wft-2")); wfTasks.finished([]byte("wft-3")) })
 	dead.begin(localInfo("run-1", "1"))
 	dead.begin(localInfo("unknown-run", "1"))() // no task known: nothing to fail, nothing written
 	wfTasks.started("run-1", []byte("wft-2"))   // the task heartbeated: its records follow
@@ -173,7 +173,7 @@ func TestJournalFailsTheWorkflowTaskOfALocalActivity(t *testing.T) {
 	dead.die()
 
 	c := &serviceClient{svc: &taskFailer{}}
-	next, err := openJournal(state)
+	next, err := openJournal(state, NewTaskTracker())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestJournalFailsTheWorkflowTaskOfALocalActivity(t *testing.T) {
 // is forgotten, so a local activity of a later task is never journaled
 // with it.
 func TestTrackerForgetsFinishedTasks(t *testing.T) {
-	tr := newTaskTracker()
+	tr := NewTaskTracker()
 	tr.started("run", []byte("a"))
 	tr.started("run", []byte("b"))
 	tr.finished([]byte("a")) // a stale answer does not forget the newer task

@@ -25,15 +25,16 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	tracker := NewTaskTracker()
 	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc,
-		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(logger.Named("sdk")), ConnectionOptions: ConnectionOptions(addr)})
+		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(logger.Named("sdk")), ConnectionOptions: ConnectionOptions(addr, tracker)})
 	if err != nil {
 		return fmt.Errorf("dial temporal at %s: %w", addr, err)
 	}
 	defer c.Close()
 	ensureSearchAttributes(ctx, c, cfg.Temporal.Namespace, logger)
 	w, err := startWithRetry(ctx, logger, startRetryWindow, func() (*Workers, error) {
-		w, err := New(cfg, c, logger)
+		w, err := New(cfg, c, tracker, logger)
 		if err != nil {
 			return nil, err
 		}

@@ -17,34 +17,37 @@ import (
 // token (RespondWorkflowTaskFailed), so that the server hands it out again
 // at once and the local activity runs again, as an activity's retry would.
 
-// wfTasks follows the workflow tasks of every client of this process that
-// was dialed with ConnectionOptions.
-var wfTasks = newTaskTracker()
-
-// taskTracker maps a workflow run to the token of its workflow task in
-// progress on this process, and tells the journals when it changes (a
-// workflow task that heartbeats while a long local activity runs is
-// completed and replaced by a new one).
-type taskTracker struct {
+// TaskTracker follows the workflow tasks a client's workers are handed: it
+// maps a workflow run to the token of its workflow task in progress on this
+// process, and tells the journals when it changes (a workflow task that
+// heartbeats while a long local activity runs is completed and replaced by
+// a new one). Its owner makes one per client, dials the client with
+// ConnectionOptions(addr, tracker) and gives the same tracker to New.
+type TaskTracker struct {
 	mu       sync.Mutex
 	byRun    map[string][]byte // run ID → token of its task in progress
 	runOf    map[string]string // token → run ID, to forget a finished task
 	watchers map[*journal]struct{}
 }
 
-func newTaskTracker() *taskTracker {
-	return &taskTracker{byRun: map[string][]byte{}, runOf: map[string]string{}, watchers: map[*journal]struct{}{}}
+// NewTaskTracker makes a tracker for one client.
+func NewTaskTracker() *TaskTracker {
+	return &TaskTracker{byRun: map[string][]byte{}, runOf: map[string]string{}, watchers: map[*journal]struct{}{}}
 }
 
-// token returns the token of run's workflow task in progress, or nil.
-func (t *taskTracker) token(runID string) []byte {
+// token returns the token of run's workflow task in progress, or nil (also
+// for a nil tracker).
+func (t *TaskTracker) token(runID string) []byte {
+	if t == nil {
+		return nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.byRun[runID]
 }
 
 // started notes that this process was handed run's workflow task token.
-func (t *taskTracker) started(runID string, token []byte) {
+func (t *TaskTracker) started(runID string, token []byte) {
 	if runID == "" || len(token) == 0 {
 		return
 	}
@@ -65,7 +68,7 @@ func (t *taskTracker) started(runID string, token []byte) {
 }
 
 // finished forgets the task of token once the server has taken its answer.
-func (t *taskTracker) finished(token []byte) {
+func (t *TaskTracker) finished(token []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	run, ok := t.runOf[string(token)]
@@ -78,13 +81,19 @@ func (t *taskTracker) finished(token []byte) {
 	}
 }
 
-func (t *taskTracker) watch(j *journal) {
+func (t *TaskTracker) watch(j *journal) {
+	if t == nil {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.watchers[j] = struct{}{}
 }
 
-func (t *taskTracker) unwatch(j *journal) {
+func (t *TaskTracker) unwatch(j *journal) {
+	if t == nil {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.watchers, j)
@@ -93,7 +102,7 @@ func (t *taskTracker) unwatch(j *journal) {
 // intercept is a gRPC client interceptor that watches the workflow tasks
 // the worker polls, and the ones it gets back when it completes a task
 // (a local activity's heartbeat, or a task the server hands back at once).
-func (t *taskTracker) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+func (t *TaskTracker) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	if err != nil {
 		return err

@@ -44,8 +44,10 @@ type Workers struct {
 	stopRun context.CancelFunc
 }
 
-// New creates (but does not start) the workers for cfg.
-func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, error) {
+// New creates (but does not start) the workers for cfg on client c.
+// tracker is the one c was dialed with (ConnectionOptions); nil leaves a
+// killed worker's local activities to their workflow task's timeout.
+func New(cfg *config.Config, c client.Client, tracker *TaskTracker, logger *zap.Logger) (*Workers, error) {
 	root := config.ExpandHome(cfg.Workspace.Root)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("workspace.root %q: %w", root, err)
@@ -53,7 +55,7 @@ func New(cfg *config.Config, c client.Client, logger *zap.Logger) (*Workers, err
 	wsQueue := WorkspaceQueue(cfg.Temporal.TaskQueue, cfg.Workspace.Host)
 	sandbox := newSandbox(cfg, root, logger)
 	scrubber := secret.New(cfg.Secrets()...)
-	j, err := openJournal(root)
+	j, err := openJournal(root, tracker)
 	if err != nil {
 		return nil, err
 	}
