@@ -59,8 +59,8 @@ type env struct {
 	workerQueue string
 	// tracker follows the workflow tasks of the client's workers.
 	tracker *swarmworker.TaskTracker
-	uiURL       string
-	codec       *http.Server
+	uiURL   string
+	codec   *http.Server
 	// codecToken is the capability path of this process's codec endpoint.
 	codecToken string
 	dc         converter.DataConverter // the client's, for memos
