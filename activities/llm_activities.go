@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	openai "github.com/sashabaranov/go-openai"
 	"go.temporal.io/sdk/activity"
@@ -15,6 +14,8 @@ import (
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 	"codeswarm/tools"
+
+	"codeswarm/internal/textcut"
 )
 
 // Transcript keys. Turn t is the t-th model answer of a conversation.
@@ -311,18 +312,7 @@ func callSignature(name, args string) string {
 
 // capText keeps the head and the tail of s within n bytes, UTF-8 safe.
 func capText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	half := n / 2
-	head, tail := s[:half], s[len(s)-half:]
-	for !utf8.ValidString(head) && len(head) > 0 {
-		head = head[:len(head)-1]
-	}
-	for !utf8.ValidString(tail) && len(tail) > 0 {
-		tail = tail[1:]
-	}
-	return head + fmt.Sprintf("\n…[%d bytes omitted]…\n", len(s)-len(head)-len(tail)) + tail
+	return textcut.HeadTail(s, n, func(omitted int) string { return fmt.Sprintf("\n…[%d bytes omitted]…\n", omitted) })
 }
 
 // SummarizeInput names a tool result too large for the conversation.

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"codeswarm/internal/textcut"
 )
 
 // Identity of every commit codeswarm makes, so automated commits never
@@ -103,13 +105,7 @@ func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-func trimStderr(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) > maxStderr {
-		return s[:maxStderr] + "…"
-	}
-	return s
-}
+func trimStderr(s string) string { return textcut.Head(strings.TrimSpace(s), maxStderr, "…") }
 
 // splitNUL splits NUL-terminated git output (-z) into its non-empty fields.
 func splitNUL(out []byte) []string {

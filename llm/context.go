@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"codeswarm/internal/textcut"
 )
 
 // Context budget constants, ported from the seed executor.
@@ -101,39 +102,10 @@ func splitExitLine(s string) (body, last string) {
 	return s, ""
 }
 
-// cutHead returns the longest prefix of s within n bytes that ends before a
-// newline (or, with none, at a rune boundary).
-func cutHead(s string, n int) string {
-	if n >= len(s) {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	if i := strings.LastIndexByte(s[:n], '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s[:n]
-}
+// cutHead and cutTail keep whole lines where they can (textcut).
+func cutHead(s string, n int) string { return textcut.LinePrefix(s, n) }
 
-// cutTail returns the longest suffix of s within n bytes that starts after
-// a newline (or, with none, at a rune boundary).
-func cutTail(s string, n int) string {
-	if n >= len(s) {
-		return s
-	}
-	start := len(s) - max(n, 0)
-	for start < len(s) && !utf8.RuneStart(s[start]) {
-		start++
-	}
-	if start > 0 && s[start-1] == '\n' {
-		return s[start:]
-	}
-	if j := strings.IndexByte(s[start:], '\n'); j >= 0 {
-		return s[start+j+1:]
-	}
-	return s[start:]
-}
+func cutTail(s string, n int) string { return textcut.LineSuffix(s, n) }
 
 // FitReport says what FitContext did.
 type FitReport struct {

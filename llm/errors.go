@@ -16,6 +16,8 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"codeswarm/internal/secret"
+
+	"codeswarm/internal/textcut"
 )
 
 // Kind classifies a failed LLM call so the caller (Temporal's retry policy)
@@ -274,15 +276,4 @@ func isDecodeError(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+func truncate(s string, n int) string { return textcut.Head(s, n, "…") }

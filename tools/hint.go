@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"codeswarm/internal/textdist"
+
+	"codeswarm/internal/textcut"
 )
 
 const hintMaxLineBytes = 200
@@ -61,9 +63,4 @@ func closestLine(content, needle string) (int, string, int) {
 	return best, bestLine, bestDist
 }
 
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+func clip(s string, n int) string { return textcut.Prefix(s, n) }

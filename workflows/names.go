@@ -9,12 +9,13 @@ import (
 	"hash/fnv"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+
+	"codeswarm/internal/textcut"
 )
 
 // a is the only bridge to activities: method values on a nil pointer name
@@ -165,11 +166,7 @@ func fairnessKey(id string) string {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(id)) // never fails
 	sum := strconv.FormatUint(h.Sum64(), 16)
-	head := id[:maxFairnessKey-len(sum)-1]
-	for !utf8.ValidString(head) { // a rune cut in two is no valid key
-		head = head[:len(head)-1]
-	}
-	return head + "~" + sum
+	return textcut.Prefix(id, maxFairnessKey-len(sum)-1) + "~" + sum
 }
 
 // readOnlyToolOptions runs a read-only tool call as a local activity, in the

@@ -7,13 +7,14 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+
+	"codeswarm/internal/textcut"
 )
 
 type taskState int
@@ -543,15 +544,7 @@ func (s *swarm) complete(t *task, status, errText string) {
 
 // capString cuts s to at most n bytes, on a character boundary, marking
 // the cut.
-func capString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "\n...[truncated]"
-}
+func capString(s string, n int) string { return textcut.Head(s, n, "\n...[truncated]") }
 
 func orEmpty(xs []string) []string {
 	if xs == nil {
