@@ -46,7 +46,9 @@ func TestLLMRateAdaptsToProvider(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	seen := watchAdaptiveLimit(ctx, t, h)
 	start := time.Now()
-	code, res := h.runJSON("run", "--repo", faultRepo(t), "--task", "fan out", "--id", "e2e-rate")
+	// On the shared queue: its LLM queue's limit is the one every worker
+	// of a cluster shares (a CLI's own run has an LLM queue of its own).
+	code, res := h.runJSON("run", "--repo", faultRepo(t), "--task", "fan out", "--id", "e2e-rate", "--serve-others")
 	elapsed := time.Since(start)
 	stop()
 	requireSuccess(t, h, code, res, n)

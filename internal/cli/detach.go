@@ -98,13 +98,15 @@ func plural(n int) string {
 	return "s"
 }
 
-// watchWorker starts this process's worker for a running run that watch
-// follows: always on a run's own queue (another process's worker there
-// serves the same run), and on the shared queue only when no worker polls
-// it, since there this worker also runs other runs' tasks.
+// watchWorker starts this process's worker for the run watch follows: a
+// running run needs one to go on, a closed one to answer the progress
+// query (a worker replays it). Always on a run's own queue (another
+// process's worker there serves the same run), and on the shared queue only
+// when no worker polls it, since there this worker also runs other runs'
+// tasks.
 func (e *env) watchWorker(ctx context.Context, id string) error {
 	d, err := e.client.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if err != nil {
 		return nil // followAndReport says what there is to say
 	}
 	queue := d.GetExecutionConfig().GetTaskQueue().GetName()
