@@ -50,7 +50,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			// workflow IDs are derived from it.
 			opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: h.workflowID}}
 			if err := replayer.ReplayWorkflowHistoryWithOptions(logger, hist, opts); err != nil {
-				t.Fatalf("replay %s: %v\n(an intended change to workflow logic needs workflow.GetVersion; re-record with `go test -tags record -run TestRecordHistories ./workflows/` only for changes that keep old runs replayable)", h.file, err)
+				t.Fatalf("replay %s: %v\n(a change to workflow logic breaks runs in flight: ship it under Worker Versioning, or a workflow.GetVersion gate where that does not apply (see CHANGELOG.md); re-record with `go test -tags record -run 'TestRecord' ./workflows/` only once no run of the old code can be replayed by this build)", h.file, err)
 			}
 		})
 	}
