@@ -30,7 +30,7 @@ type SwarmInput struct {
 	// ContinueAsNewEvery is passed to every sub-agent (tests).
 	ContinueAsNewEvery int `json:"continue_as_new_every,omitempty"`
 	// Visibility says which search attributes the run keeps up to date
-	// (none in histories from before they existed).
+	// (none when the namespace lacks them).
 	Visibility Visibility `json:"visibility"`
 	// ApprovePlan holds the run after planning until approve or reject.
 	ApprovePlan bool `json:"approve_plan,omitempty"`
