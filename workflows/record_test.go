@@ -37,24 +37,70 @@ func TestRecordObservedHistories(t *testing.T) {
 	recordHistories(t, replayObservedSwarmHistory, replayObservedSubAgentHistory)
 }
 
+// TestRecordContinuedHistories records the demo run with the parent
+// continuing as new after 30 events (while sub-agents run) and every
+// sub-agent every 2 steps: the first run of each chain (it ends in a
+// continue-as-new) and the last (it starts from the carried state):
+// go test -tags record -run TestRecordContinuedHistories ./workflows/
+func TestRecordContinuedHistories(t *testing.T) {
+	c := recordRun(t, "--continue-as-new-every", "2", "--parent-continue-as-new-after", "30")
+	defer c.close()
+	for _, h := range []struct {
+		id, file string
+		first    bool
+	}{
+		{recordRunID, replayContinuedSwarmFirst, true},
+		{recordRunID, replayContinuedSwarmLast, false},
+		{recordChild, replayContinuedSubAgentFirst, true},
+		{recordChild, replayContinuedSubAgentLast, false},
+	} {
+		run := ""
+		if h.first {
+			run = firstRun(t, c.client, h.id)
+		}
+		writeRunHistory(t, c.client, h.id, run, h.file, c.secret)
+	}
+}
+
 // recordHistories runs the scripted demo through the CLI on an in-memory
 // Temporal server and writes the parent's and one child's history.
 func recordHistories(t *testing.T, swarmFile, childFile string) {
+	c := recordRun(t)
+	defer c.close()
+	writeHistory(t, c.client, recordRunID, swarmFile, c.secret)
+	writeHistory(t, c.client, recordChild, childFile, c.secret)
+}
+
+// recorded is a finished demo run on a server that is still up.
+type recorded struct {
+	client client.Client
+	secret string
+	close  func()
+}
+
+// recordRun runs the scripted demo through the CLI (with extra run flags)
+// on an in-memory Temporal server, and leaves the server up for reading
+// the histories.
+func recordRun(t *testing.T, extra ...string) recorded {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatalf("start temporal: %v", err)
 	}
-	defer func() { _ = srv.Stop() }()
 	const key = "sk-record-histories-not-a-secret"
 	model, err := scripted.Start(scripted.DemoScript(), scripted.WithAPIKey(key))
 	if err != nil {
+		_ = srv.Stop()
 		t.Fatalf("start scripted model: %v", err)
 	}
-	defer model.Close()
+	stop := func() {
+		model.Close()
+		_ = srv.Stop()
+	}
 	repo := t.TempDir()
 	if err := scripted.WriteDemoRepo(repo); err != nil {
+		stop()
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
@@ -65,23 +111,54 @@ func recordHistories(t *testing.T, swarmFile, childFile string) {
 		t.Setenv(k, v)
 	}
 	var out, errb bytes.Buffer
-	if code := cli.Execute(ctx, []string{"run", "--repo", repo, "--task", scripted.DemoTask, "--id", recordRunID, "--json"}, cli.IO{Out: &out, Err: &errb}); code != 0 {
+	args := append([]string{"run", "--repo", repo, "--task", scripted.DemoTask, "--id", recordRunID, "--json"}, extra...)
+	if code := cli.Execute(ctx, args, cli.IO{Out: &out, Err: &errb}); code != 0 {
+		stop()
 		t.Fatalf("demo run: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress()})
 	if err != nil {
+		stop()
 		t.Fatal(err)
 	}
-	defer c.Close()
-	writeHistory(t, c, recordRunID, swarmFile, key)
-	writeHistory(t, c, recordChild, childFile, key)
+	return recorded{client: c, secret: key, close: func() {
+		c.Close()
+		stop()
+	}}
+}
+
+// firstRun is the run ID of the first run of id's continue-as-new chain.
+func firstRun(t *testing.T, c client.Client, id string) string {
+	t.Helper()
+	run := ""
+	for {
+		it := c.GetWorkflowHistory(context.Background(), id, run, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s %s: %v", id, run, err)
+		}
+		prev := ev.GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
+		if prev == "" {
+			if run == "" {
+				t.Fatalf("%s did not continue as new", id)
+			}
+			return run
+		}
+		run = prev
+	}
 }
 
 // writeHistory saves a closed workflow's history as protojson, the format
 // ReplayWorkflowHistoryFromJSONFile reads.
 func writeHistory(t *testing.T, c client.Client, id, file, secret string) {
 	t.Helper()
-	it := c.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	writeRunHistory(t, c, id, "", file, secret)
+}
+
+// writeRunHistory saves the history of run (the latest: "") of id.
+func writeRunHistory(t *testing.T, c client.Client, id, run, file, secret string) {
+	t.Helper()
+	it := c.GetWorkflowHistory(context.Background(), id, run, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for it.HasNext() {
 		ev, err := it.Next()

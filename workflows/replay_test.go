@@ -26,6 +26,13 @@ const (
 	// The same demo run with search attributes on (upserts in history).
 	replayObservedSwarmHistory    = "testdata/observed_swarm_history.json"
 	replayObservedSubAgentHistory = "testdata/observed_subagent_history.json"
+	// The same demo run continued as new: the parent after 30 events,
+	// every sub-agent every 2 steps; the first run of each chain and the
+	// last.
+	replayContinuedSwarmFirst    = "testdata/continued_swarm_first_history.json"
+	replayContinuedSwarmLast     = "testdata/continued_swarm_last_history.json"
+	replayContinuedSubAgentFirst = "testdata/continued_subagent_first_history.json"
+	replayContinuedSubAgentLast  = "testdata/continued_subagent_last_history.json"
 	// recordRunID is the demo run's workflow ID; recordChild is the
 	// sub-agent whose history is kept (it sends a malformed tool call, so
 	// its history has the error path too).
@@ -43,6 +50,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 		{replaySubAgentHistory, recordChild},
 		{replayObservedSwarmHistory, recordRunID},
 		{replayObservedSubAgentHistory, recordChild},
+		{replayContinuedSwarmFirst, recordRunID},
+		{replayContinuedSwarmLast, recordRunID},
+		{replayContinuedSubAgentFirst, recordChild},
+		{replayContinuedSubAgentLast, recordChild},
 	} {
 		t.Run(filepath.Base(h.file), func(t *testing.T) {
 			hist := readHistory(t, h.file)
