@@ -20,9 +20,11 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"codeswarm/activities"
 	"codeswarm/devserver"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
+	"codeswarm/workflows"
 )
 
 // TestRecordHistories re-records testdata/ from a demo run.
@@ -62,6 +64,48 @@ func TestRecordContinuedHistories(t *testing.T) {
 	}
 }
 
+// TestRecordSteeredHistories records the demo run steered through the CLI:
+// its plan held for approval (approve), then paused by its token cap
+// (swarm.max_tokens) with sub-agents asking for allowance, and resumed
+// with more tokens (resume --add-tokens):
+// go test -tags record -run TestRecordSteeredHistories ./workflows/
+func TestRecordSteeredHistories(t *testing.T) {
+	t.Setenv("CODESWARM_SWARM_MAX_TOKENS", "6000")
+	c := recordRunSteered(t, steerDemo, "--approve-plan")
+	defer c.close()
+	writeHistory(t, c.client, recordRunID, replaySteeredSwarmHistory, c.secret)
+	writeHistory(t, c.client, recordChild, replaySteeredSubAgentHistory, c.secret)
+}
+
+// steerDemo approves the demo run's plan and resumes it, with more tokens,
+// once its cap has paused it; it fails the test if the run never paused.
+func steerDemo(ctx context.Context, t *testing.T, c client.Client, cmd func(args ...string)) {
+	approved, resumed := false, false
+	for ctx.Err() == nil && !resumed {
+		time.Sleep(100 * time.Millisecond)
+		v, err := c.QueryWorkflow(ctx, recordRunID, "", activities.ProgressQueryName, 0)
+		if err != nil {
+			continue // not started yet
+		}
+		var p activities.Progress
+		if err := v.Get(&p); err != nil {
+			t.Errorf("progress: %v", err)
+			return
+		}
+		switch {
+		case p.State == activities.RunStateAwaitingApproval && !approved:
+			cmd("approve", recordRunID)
+			approved = true
+		case p.State == activities.RunStateBudgetPaused:
+			cmd("resume", recordRunID, "--add-tokens", "1000000")
+			resumed = true
+		case p.Phase == workflows.PhaseDone:
+			t.Errorf("the run ended without a budget pause (state %s)", p.State)
+			return
+		}
+	}
+}
+
 // recordHistories runs the scripted demo through the CLI on an in-memory
 // Temporal server and writes the parent's and one child's history.
 func recordHistories(t *testing.T, swarmFile, childFile string) {
@@ -82,6 +126,12 @@ type recorded struct {
 // on an in-memory Temporal server, and leaves the server up for reading
 // the histories.
 func recordRun(t *testing.T, extra ...string) recorded {
+	return recordRunSteered(t, nil, extra...)
+}
+
+// recordRunSteered is recordRun with steer running beside the run: it gets
+// a client and runs CLI commands (cmd) on the run.
+func recordRunSteered(t *testing.T, steer func(ctx context.Context, t *testing.T, c client.Client, cmd func(args ...string)), extra ...string) recorded {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop()})
@@ -111,11 +161,32 @@ func recordRun(t *testing.T, extra ...string) recorded {
 		t.Setenv(k, v)
 	}
 	var out, errb bytes.Buffer
+	steered := make(chan struct{})
+	if steer == nil {
+		close(steered)
+	} else {
+		sc, err := client.Dial(client.Options{HostPort: srv.FrontendAddress()})
+		if err != nil {
+			stop()
+			t.Fatal(err)
+		}
+		go func() {
+			defer close(steered)
+			defer sc.Close()
+			steer(ctx, t, sc, func(args ...string) {
+				var out, errb bytes.Buffer
+				if code := cli.Execute(ctx, args, cli.IO{Out: &out, Err: &errb}); code != 0 {
+					t.Errorf("%v: exit %d\n%s\n%s", args, code, out.String(), errb.String())
+				}
+			})
+		}()
+	}
 	args := append([]string{"run", "--repo", repo, "--task", scripted.DemoTask, "--id", recordRunID, "--json"}, extra...)
 	if code := cli.Execute(ctx, args, cli.IO{Out: &out, Err: &errb}); code != 0 {
 		stop()
 		t.Fatalf("demo run: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
+	<-steered
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress()})
 	if err != nil {
 		stop()

@@ -33,6 +33,10 @@ const (
 	replayContinuedSwarmLast     = "testdata/continued_swarm_last_history.json"
 	replayContinuedSubAgentFirst = "testdata/continued_subagent_first_history.json"
 	replayContinuedSubAgentLast  = "testdata/continued_subagent_last_history.json"
+	// The same demo run steered: plan approved, paused by its token cap
+	// with sub-agents asking for allowance, resumed with more tokens.
+	replaySteeredSwarmHistory    = "testdata/steered_swarm_history.json"
+	replaySteeredSubAgentHistory = "testdata/steered_subagent_history.json"
 	// recordRunID is the demo run's workflow ID; recordChild is the
 	// sub-agent whose history is kept (it sends a malformed tool call, so
 	// its history has the error path too).
@@ -54,6 +58,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 		{replayContinuedSwarmLast, recordRunID},
 		{replayContinuedSubAgentFirst, recordChild},
 		{replayContinuedSubAgentLast, recordChild},
+		{replaySteeredSwarmHistory, recordRunID},
+		{replaySteeredSubAgentHistory, recordChild},
 	} {
 		t.Run(filepath.Base(h.file), func(t *testing.T) {
 			hist := readHistory(t, h.file)
