@@ -8,7 +8,10 @@ package workflows_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,7 +74,7 @@ func TestRecordContinuedHistories(t *testing.T) {
 // go test -tags record -run TestRecordSteeredHistories ./workflows/
 func TestRecordSteeredHistories(t *testing.T) {
 	t.Setenv("CODESWARM_SWARM_MAX_TOKENS", "6000")
-	c := recordRunSteered(t, steerDemo, "--approve-plan")
+	c := recordRunWith(t, recording{steer: steerDemo}, "--approve-plan")
 	defer c.close()
 	writeHistory(t, c.client, recordRunID, replaySteeredSwarmHistory, c.secret)
 	writeHistory(t, c.client, recordChild, replaySteeredSubAgentHistory, c.secret)
@@ -106,6 +109,73 @@ func steerDemo(ctx context.Context, t *testing.T, c client.Client, cmd func(args
 	}
 }
 
+// TestRecordConflictHistories records a run whose two subtasks change the
+// same line: one merges, the other conflicts and is re-run from the new
+// head with the conflict in its prompt, and merges:
+// go test -tags record -run TestRecordConflictHistories ./workflows/
+func TestRecordConflictHistories(t *testing.T) {
+	script := conflictScript(t)
+	c := recordRunWith(t, recording{script: &script, task: "change the greeting", writeRepo: func(dir string) error {
+		for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"-c", "user.name=r", "-c", "user.email=r@r", "commit", "-q", "-m", "initial"}} {
+			if args[0] == "add" {
+				if err := os.WriteFile(filepath.Join(dir, "shared.txt"), []byte("greeting = hello\n"), 0o644); err != nil {
+					return err
+				}
+			}
+			if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+				return fmt.Errorf("git %v: %v: %s", args, err, out)
+			}
+		}
+		return nil
+	}}, "--max-concurrent", "2")
+	defer c.close()
+	writeHistory(t, c.client, recordRunID, replayConflictSwarmHistory, c.secret)
+	// The re-run is attempt 2 of whichever subtask conflicted.
+	for _, id := range []string{"01-left", "02-right"} {
+		child := workflows.ChildWorkflowID(recordRunID, id, 2)
+		if _, err := c.client.DescribeWorkflowExecution(context.Background(), child, ""); err == nil {
+			writeHistory(t, c.client, child, replayConflictSubAgentHistory, c.secret)
+			return
+		}
+	}
+	t.Fatal("no subtask was re-run after a conflict")
+}
+
+// conflictScript: two independent subtasks change the same line of
+// shared.txt; the re-run (its prompt carries the conflict note) keeps both
+// intents (as e2e TestParallelConflict's).
+func conflictScript(t *testing.T) scripted.Script {
+	args := func(m map[string]any) string {
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	edit := func(to string) []scripted.Reply {
+		return []scripted.Reply{
+			{ToolCalls: []scripted.ToolCall{{Name: "edit", Arguments: args(map[string]any{"path": "shared.txt", "old_string": "greeting = hello", "new_string": to})}}},
+			{Content: "changed the greeting\nSTATUS: completed"},
+		}
+	}
+	sub := func(name, instruction string) map[string]any {
+		return map[string]any{"name": name, "instruction": instruction, "dependencies": []string{}, "specialty": "go"}
+	}
+	return scripted.Script{
+		Planner: []scripted.Reply{{Content: args(map[string]any{"subtasks": []any{
+			sub("left", "[conf:left] Set the greeting to left."), sub("right", "[conf:right] Set the greeting to right.")}})}},
+		Agents: []scripted.Agent{
+			{Match: "[conf:left]", Turns: edit("greeting = left")},
+			{Match: "[conf:right]", Turns: edit("greeting = right")},
+			{Match: "conflicted with changes merged meanwhile, in: shared.txt", Turns: []scripted.Reply{
+				{ToolCalls: []scripted.ToolCall{{Name: "read", Arguments: args(map[string]any{"path": "shared.txt"})}}},
+				{ToolCalls: []scripted.ToolCall{{Name: "write", Arguments: args(map[string]any{"path": "shared.txt", "content": "greeting = left and right\n"})}}},
+				{Content: "kept both intents\nSTATUS: completed"},
+			}},
+		},
+	}
+}
+
 // recordHistories runs the scripted demo through the CLI on an in-memory
 // Temporal server and writes the parent's and one child's history.
 func recordHistories(t *testing.T, swarmFile, childFile string) {
@@ -126,12 +196,26 @@ type recorded struct {
 // on an in-memory Temporal server, and leaves the server up for reading
 // the histories.
 func recordRun(t *testing.T, extra ...string) recorded {
-	return recordRunSteered(t, nil, extra...)
+	return recordRunWith(t, recording{}, extra...)
 }
 
-// recordRunSteered is recordRun with steer running beside the run: it gets
-// a client and runs CLI commands (cmd) on the run.
-func recordRunSteered(t *testing.T, steer func(ctx context.Context, t *testing.T, c client.Client, cmd func(args ...string)), extra ...string) recorded {
+// recording is what recordRunWith runs: a script, its repository and task
+// (zero: the demo's), and steer, which runs beside the run with a client
+// and runs CLI commands (cmd) on it.
+type recording struct {
+	script    *scripted.Script
+	writeRepo func(dir string) error
+	task      string
+	steer     func(ctx context.Context, t *testing.T, c client.Client, cmd func(args ...string))
+}
+
+// recordRunWith is recordRun for r.
+func recordRunWith(t *testing.T, r recording, extra ...string) recorded {
+	script, writeRepo, task := scripted.DemoScript(), scripted.WriteDemoRepo, scripted.DemoTask
+	if r.script != nil {
+		script, writeRepo, task = *r.script, r.writeRepo, r.task
+	}
+	steer := r.steer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop()})
@@ -139,7 +223,7 @@ func recordRunSteered(t *testing.T, steer func(ctx context.Context, t *testing.T
 		t.Fatalf("start temporal: %v", err)
 	}
 	const key = "sk-record-histories-not-a-secret"
-	model, err := scripted.Start(scripted.DemoScript(), scripted.WithAPIKey(key))
+	model, err := scripted.Start(script, scripted.WithAPIKey(key))
 	if err != nil {
 		_ = srv.Stop()
 		t.Fatalf("start scripted model: %v", err)
@@ -149,7 +233,7 @@ func recordRunSteered(t *testing.T, steer func(ctx context.Context, t *testing.T
 		_ = srv.Stop()
 	}
 	repo := t.TempDir()
-	if err := scripted.WriteDemoRepo(repo); err != nil {
+	if err := writeRepo(repo); err != nil {
 		stop()
 		t.Fatal(err)
 	}
@@ -181,7 +265,7 @@ func recordRunSteered(t *testing.T, steer func(ctx context.Context, t *testing.T
 			})
 		}()
 	}
-	args := append([]string{"run", "--repo", repo, "--task", scripted.DemoTask, "--id", recordRunID, "--json"}, extra...)
+	args := append([]string{"run", "--repo", repo, "--task", task, "--id", recordRunID, "--json"}, extra...)
 	if code := cli.Execute(ctx, args, cli.IO{Out: &out, Err: &errb}); code != 0 {
 		stop()
 		t.Fatalf("demo run: exit %d\n%s\n%s", code, out.String(), errb.String())

@@ -37,6 +37,9 @@ const (
 	// with sub-agents asking for allowance, resumed with more tokens.
 	replaySteeredSwarmHistory    = "testdata/steered_swarm_history.json"
 	replaySteeredSubAgentHistory = "testdata/steered_subagent_history.json"
+	// A run whose second subtask conflicts and is re-run (its re-run too).
+	replayConflictSwarmHistory    = "testdata/conflict_swarm_history.json"
+	replayConflictSubAgentHistory = "testdata/conflict_subagent_history.json"
 	// recordRunID is the demo run's workflow ID; recordChild is the
 	// sub-agent whose history is kept (it sends a malformed tool call, so
 	// its history has the error path too).
@@ -60,6 +63,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 		{replayContinuedSubAgentLast, recordChild},
 		{replaySteeredSwarmHistory, recordRunID},
 		{replaySteeredSubAgentHistory, recordChild},
+		{replayConflictSwarmHistory, recordRunID},
+		{replayConflictSubAgentHistory, ""},
 	} {
 		t.Run(filepath.Base(h.file), func(t *testing.T) {
 			hist := readHistory(t, h.file)
