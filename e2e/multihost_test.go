@@ -304,9 +304,8 @@ func checkActivities(t *testing.T, wfID string, hist *historypb.History, h *work
 			t.Errorf("%s: %s (attempt %d) ran in worker %q, not on the run's host %s (pid %s)", wfID, name, st.GetAttempt(), st.GetIdentity(), h.name, h.pid())
 		}
 	}
-	// Summarize always takes a permit; the planner's first call (parent-lean
-	// version) and a sub-agent's turns, the first included (step-cost
-	// version), only while a rate limit is in force (none is here, but a
+	// Summarize always takes a permit; the planner's first call and a
+	// sub-agent's turns, the first included, only while a rate limit is in force (none is here, but a
 	// worker may not have looked yet).
 	if permits < always || permits > calls {
 		t.Errorf("%s: %d LLM permits for %d model calls (%d Summarize), want at least one per Summarize and at most one each", wfID, permits, calls, always)

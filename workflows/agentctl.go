@@ -37,20 +37,14 @@ type AgentCtlState struct {
 	StepsDenied bool `json:"steps_denied,omitempty"`
 }
 
-// reportInterval paces the periodic usage report (from stepCostVersion):
-// every reportEvery steps but no more often than this. Each report costs a
-// workflow task in the sub-agent (its signal's completion) and one in the
-// run, plus a search-attribute upsert; at a fast model's pace (B1: 200
-// steps in 2 s) that was 10 % more workflow tasks for a live table
-// refreshed faster than anyone reads it. Requests for allowance and the
-// report of a pause are not paced.
-const reportInterval = 5 * time.Second
-
-// pacedReportInterval replaces reportInterval from Rev 2: the periodic
-// reports filled the run's Web UI timeline (one signal each); watch and
-// status ask running sub-agents themselves, so the run's own figures may
-// lag this much. Requests for allowance are still sent at once.
-const pacedReportInterval = 30 * time.Second
+// reportInterval paces the periodic usage report: every reportEvery steps
+// but no more often than this. Each report costs a workflow task in the
+// sub-agent (its signal's completion) and one in the run, plus a
+// search-attribute upsert, and fills the run's Web UI timeline (one signal
+// each); watch and status ask running sub-agents themselves, so the run's
+// own figures may lag this much. Requests for allowance and the report of
+// a pause are not paced.
+const reportInterval = 30 * time.Second
 
 func (ag *agent) ctl() *AgentCtlState {
 	if ag.st.Ctl == nil {
@@ -265,20 +259,17 @@ func (ag *agent) reportAsk(ctx workflow.Context, r BudgetReport) {
 	}
 }
 
-// orphanChange versions the stop of a sub-agent whose run has closed: the
-// run starts its sub-agents with ParentClosePolicy ABANDON (so they survive
-// its continue-as-new), so a terminated run's sub-agents would otherwise
-// work on. A report to a closed run fails; the sub-agent then stops before
-// its next model call, as a cancelled one does (its work committed).
-const orphanChange = "orphan-stops"
-
 // errOrphaned ends a wait for the run that has closed.
 var errOrphaned = errors.New("the run has closed")
 
-// watchOrphan arms the orphan stop for sub-agents with steering (only
-// those report to their run).
+// watchOrphan arms the orphan stop. The run starts its sub-agents with
+// ParentClosePolicy ABANDON (so they survive its continue-as-new), so a
+// terminated run's sub-agents would otherwise work on. A report to a closed
+// run fails; the sub-agent then stops before its next model call, as a
+// cancelled one does (its work committed). It is armed for sub-agents with
+// steering (only those report to their run).
 func (ag *agent) watchOrphan(ctx workflow.Context) {
-	if ag.in.Control != nil && (ag.in.Rev >= 1 || workflow.GetVersion(ctx, orphanChange, workflow.DefaultVersion, 1) >= 1) {
+	if ag.in.Control != nil {
 		ag.orphanWake = workflow.NewBufferedChannel(ctx, 1)
 	}
 }
@@ -306,22 +297,13 @@ func (ag *agent) afterStep(ctx workflow.Context, u activities.Usage) {
 }
 
 // reportDue reports whether reportInterval has passed since the last report
-// (or the sub-agent's start); always true for histories recorded before
-// stepCostVersion. GetVersion is asked only once reportEvery steps are
-// due, as before any report.
+// (or the sub-agent's start).
 func (ag *agent) reportDue(ctx workflow.Context) bool {
-	if !ag.stepCost(ctx) {
-		return true
-	}
 	last := ag.ctl().ReportedAt
 	if last.IsZero() {
 		last = ag.st.StartedAt
 	}
-	every := reportInterval
-	if ag.in.Rev >= 2 {
-		every = pacedReportInterval
-	}
-	return workflow.Now(ctx).Sub(last) >= every
+	return workflow.Now(ctx).Sub(last) >= reportInterval
 }
 
 // noteOutput adds a tool result's size to the next call's estimate.

@@ -79,8 +79,8 @@ func (ag *agent) showDetails(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, b.String())
 }
 
-// callBrief is a tool call's one-line description; histories from before
-// briefs existed only have the tool's name.
+// callBrief is a tool call's one-line description; a call without a brief
+// shows the tool's name.
 func callBrief(call activities.ToolCallInfo) string {
 	return cmp.Or(call.Brief, call.Name)
 }

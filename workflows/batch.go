@@ -10,11 +10,6 @@ import (
 	"codeswarm/activities"
 )
 
-// mergeBatchChange versions merging the sub-agents whose ends are booked in
-// the same workflow task in one MergeSubtasks activity, so runs from before
-// it (one MergeSubtask per end) still replay.
-const mergeBatchChange = "merge-batch"
-
 // childEnd is a sub-agent's end, waiting to be booked.
 type childEnd struct {
 	t   *task
@@ -27,7 +22,7 @@ type childEnd struct {
 // in one activity: one dispatch and one workflow task instead of one of each
 // per sub-agent, and one refresh of the live view.
 func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
-	if !s.batchable(ctx, first) {
+	if !s.batchable(first) {
 		s.finishChild(ctx, first.t, first.r, first.err)
 		return
 	}
@@ -44,21 +39,16 @@ func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
 			s.publishResult(e.t)
 		}
 	}
-	s.touch(ctx)
+	s.touch()
 }
 
 // batchable: first's change is to be merged, merges are not verified one by
-// one (each needs its own verify), another end is already in, and the run
-// merges in batches. GetVersion is asked only then, so that a run which
-// never has two ends together records no marker.
-func (s *swarm) batchable(ctx workflow.Context, first childEnd) bool {
+// one (each needs its own verify), and another end is already in.
+func (s *swarm) batchable(first childEnd) bool {
 	if first.err != nil || !first.r.Success || !first.r.Changed || !s.in.AutoMerge || s.verifyEach() {
 		return false
 	}
-	if !s.endWaiting(first.t) {
-		return false
-	}
-	return s.atLeast(ctx, mergeBatchChange, 1)
+	return s.endWaiting(first.t)
 }
 
 // endWaiting reports whether a sub-agent other than except has ended and
@@ -69,7 +59,7 @@ func (s *swarm) endWaiting(except *task) bool {
 			return true
 		}
 	}
-	return s.can && s.childDone.Len() > 0
+	return s.childDone.Len() > 0
 }
 
 // readyEnds takes every end already in, other than except's: the ends of
@@ -84,7 +74,7 @@ func (s *swarm) readyEnds(ctx workflow.Context, except *task) []childEnd {
 			out = append(out, childEnd{t: t, r: r, err: err})
 		}
 	}
-	for s.can {
+	for {
 		var d activities.ChildDone
 		if !s.childDone.ReceiveAsync(&d) {
 			break

@@ -17,13 +17,6 @@ import (
 	"codeswarm/activities"
 )
 
-// parentCANChange versions the parent's continue-as-new: from version 1 its
-// sub-agents are started with ParentClosePolicy ABANDON (the server applies
-// a parent's close policy when it continues as new too, which would cancel
-// every running sub-agent) and the parent continues as new when its history
-// grows long. Runs recorded before it replay unchanged.
-const parentCANChange = "parent-can"
-
 // DefaultParentContinueAsNewAfter is the history length (events) at which
 // the parent continues as new: below the server's 10,240-event warning.
 const DefaultParentContinueAsNewAfter = 8000
@@ -57,7 +50,6 @@ type Carry struct {
 	StateReason string                      `json:"state_reason,omitempty"`
 	Host        CarriedHost                 `json:"host"`
 	Ctl         CarriedCtl                  `json:"ctl"`
-	WorkOnHost  bool                        `json:"work_on_host,omitempty"`
 	FastModel   bool                        `json:"fast_model,omitempty"`
 }
 
@@ -161,7 +153,7 @@ func (s *swarm) carry() *Carry {
 	c := &Carry{
 		Runs: s.runs + 1, Prep: s.prep, Head: s.head, Started: s.started, Seq: s.seq,
 		Usage: s.usage, LLMCalls: s.llmCalls, Used: s.used, Reserved: s.reserved, Running: s.running, Spawned: s.spawned,
-		Verify: s.verify, PlanNote: s.planNote, State: s.state, StateReason: s.stateReason, WorkOnHost: s.workOnHost, FastModel: s.fastModel,
+		Verify: s.verify, PlanNote: s.planNote, State: s.state, StateReason: s.stateReason, FastModel: s.fastModel,
 		Host: CarriedHost{Lost: s.hs.lost, Since: s.hs.since, Moves: s.hs.moves, From: s.hs.from},
 		Ctl: CarriedCtl{MaxTokens: s.ctl.maxTokens, MaxUSD: s.ctl.maxUSD, Cost: s.ctl.cost, PauseSeq: s.ctl.pauseSeq,
 			Approval: s.ctl.approval, RejectReason: s.ctl.rejectReason},
@@ -202,7 +194,7 @@ func (t *task) carried() CarriedTask {
 func (s *swarm) restore(c *Carry) {
 	s.runs, s.prep, s.head, s.started, s.seq = c.Runs, c.Prep, c.Head, c.Started, c.Seq
 	s.usage, s.llmCalls, s.used, s.reserved, s.running, s.spawned = c.Usage, c.LLMCalls, c.Used, c.Reserved, c.Running, c.Spawned
-	s.verify, s.planNote, s.state, s.stateReason, s.workOnHost = c.Verify, c.PlanNote, c.State, c.StateReason, c.WorkOnHost
+	s.verify, s.planNote, s.state, s.stateReason = c.Verify, c.PlanNote, c.State, c.StateReason
 	s.fastModel = c.FastModel
 	s.hs.lost, s.hs.since, s.hs.moves, s.hs.from = c.Host.Lost, c.Host.Since, c.Host.Moves, c.Host.From
 	s.ctl.maxTokens, s.ctl.maxUSD, s.ctl.cost, s.ctl.pauseSeq = c.Ctl.MaxTokens, c.Ctl.MaxUSD, c.Ctl.Cost, c.Ctl.PauseSeq
@@ -252,7 +244,7 @@ func sameShare(a, b activities.SharedResult) bool {
 // run on (started or booked a sub-agent), so a low threshold cannot chain
 // runs that do nothing.
 func (s *swarm) canDue(ctx workflow.Context) bool {
-	if !s.can || ctx.Err() != nil || s.progressed == 0 || s.phase != PhaseRunning {
+	if ctx.Err() != nil || s.progressed == 0 || s.phase != PhaseRunning {
 		return false
 	}
 	info := workflow.GetInfo(ctx)

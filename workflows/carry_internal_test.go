@@ -20,7 +20,7 @@ func richSwarm() *swarm {
 	now := time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC)
 	s := &swarm{in: SwarmInput{}, runID: "r", started: now, head: "h2", runs: 3, seq: 450, llmCalls: 40, used: 90, reserved: 40,
 		running: 2, spawned: 5, planNote: "plan repaired", state: activities.RunStateBudgetPaused, stateReason: "token cap",
-		usage: activities.Usage{PromptTokens: 1000, CompletionTokens: 99}, workOnHost: true, phase: PhaseRunning,
+		usage: activities.Usage{PromptTokens: 1000, CompletionTokens: 99}, phase: PhaseRunning,
 		verify: &activities.VerifyReport{Command: "make", Commit: "h1", OK: true},
 		prep:   activities.PrepareRunResult{RepoRoot: "/repo", BaseCommit: "b", BaseBranch: "main", WorkspaceQueue: "q-ws-h2", Sandbox: "on"},
 		hs:     hostState{lost: true, since: now, moves: 1, from: "q-ws-h1"},

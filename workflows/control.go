@@ -18,11 +18,6 @@ const (
 	budgetReportSignal = "budget_report"
 )
 
-// controlChange versions the steering of sub-agents (pause, tell, budget
-// grants, usage reports): sub-agents launched before it get no Control and
-// behave, and replay, as they did.
-const controlChange = "agent-control"
-
 // ControlSignal kinds.
 const (
 	signalPause = "pause"
@@ -315,17 +310,12 @@ func (s *swarm) knownIDs() string {
 // signalChild sends sig to t's sub-agent once it has started, by workflow
 // ID so that it reaches the current run after a continue-as-new. Signals
 // are issued in the order they were sent; one to a sub-agent that ended is
-// dropped.
-//
-// From parentCANChange it signals the sub-agent's current workflow ID (a
-// move renames it), a sub-agent an earlier run started (no future here) at
-// once, and counts the signal in flight until it is delivered, so the run
-// does not continue as new before.
+// dropped. It signals the sub-agent's current workflow ID (a move renames
+// it), a sub-agent an earlier run started (no future here) at once, and
+// counts the signal in flight until it is delivered, so the run does not
+// continue as new before.
 func (s *swarm) signalChild(ctx workflow.Context, t *task, sig ControlSignal) {
-	id := ChildWorkflowID(s.runID, t.sub.ID, t.attempt)
-	if s.can {
-		id = t.childID
-	}
+	id := t.childID
 	fut := t.future
 	s.inflight++
 	workflow.Go(ctx, func(gctx workflow.Context) {
@@ -364,18 +354,14 @@ func (s *swarm) addWake(ctx workflow.Context, sel workflow.Selector) {
 	}
 }
 
-// controlFor is the steering a sub-agent starts with (nil for runs that
-// started before steering existed, so they replay unchanged).
-func (s *swarm) controlFor(ctx workflow.Context, t *task) *AgentControl {
+// controlFor is the steering a sub-agent starts with.
+func (s *swarm) controlFor(t *task) *AgentControl {
 	if u := t.ctl.usage; u.Total() > 0 {
 		// The sub-agent a move terminated: what it last reported stays
 		// spent (its attempt never returns a result that would count it).
 		s.usage = s.usage.Add(u)
 		s.ctl.cost += s.in.Budget.Price.Cost(u)
 		s.used += t.ctl.step
-	}
-	if !s.atLeast(ctx, controlChange, 1) {
-		return nil
 	}
 	notes := t.ctl.notes
 	t.ctl = taskCtl{}

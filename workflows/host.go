@@ -13,15 +13,6 @@ import (
 	"codeswarm/activities"
 )
 
-// hostWatchChange versions the host watch, the host memo and search
-// attribute: runs recorded before them replay without these commands.
-const hostWatchChange = "host-watch"
-
-// hostWatchEndChange versions the end of the host watch: the run completes
-// its WatchHost call (EndHostWatch) before it ends or hands over, and waits
-// until the call's end is in its history.
-const hostWatchEndChange = "host-watch-end"
-
 // watchLifetime bounds one WatchHost attempt. When it ends the server retries
 // it without a history event, so a healthy run's watch writes nothing.
 const watchLifetime = 24 * time.Hour
@@ -29,7 +20,7 @@ const watchLifetime = 24 * time.Hour
 // hostState is what the parent knows of its workspace host.
 type hostState struct {
 	main     string // the run's main task queue
-	watching bool   // the watch runs (runs from before it have none)
+	watching bool   // the watch runs (from startHostWatch, once the host is known)
 	lost     bool
 	since    time.Time
 	moves    int
@@ -43,13 +34,13 @@ type hostState struct {
 	// wake ends the scheduler's wait after a move replaced the futures it
 	// waits on.
 	wake workflow.Channel
-	// endable: this run ends its watch with EndHostWatch (hostWatchEndChange);
-	// calls counts its WatchHost calls, which name their activity IDs;
-	// ended: EndHostWatch completed the current call; loopDone: the watch
-	// loop has returned.
-	endable, ended, loopDone bool
-	calls                    int
-	callID                   string
+	// calls counts the run's WatchHost calls, which name their activity
+	// IDs; ended: EndHostWatch completed the current call (the run ends its
+	// watch before it ends or hands over, and waits until the call's end is
+	// in its history); loopDone: the watch loop has returned.
+	ended, loopDone bool
+	calls           int
+	callID          string
 }
 
 // host is the name of the run's workspace host ("" before prepare).
@@ -63,14 +54,10 @@ func (s *swarm) host() string {
 // startHostWatch publishes the run's host and watches it until the returned
 // function is called.
 func (s *swarm) startHostWatch(ctx workflow.Context) (stop func(), err error) {
-	if !s.atLeast(ctx, hostWatchChange, 1) {
-		return func() {}, nil
-	}
 	if err := s.publishHost(ctx); err != nil {
 		return nil, err
 	}
 	s.hs.watching = true
-	s.hs.endable = workflow.GetVersion(ctx, hostWatchEndChange, workflow.DefaultVersion, 1) >= 1
 	wctx, cancel := workflow.WithCancel(ctx)
 	workflow.Go(wctx, s.watchLoop)
 	return func() {
@@ -85,7 +72,7 @@ func (s *swarm) startHostWatch(ctx workflow.Context) (stop func(), err error) {
 // not end with the call pending (see activities.EndHostWatch). A failure
 // leaves the call to the cancel that follows.
 func (s *swarm) endHostWatch(ctx workflow.Context) {
-	if !s.hs.endable || !s.hs.watching || s.hs.ended || s.hs.callID == "" {
+	if !s.hs.watching || s.hs.ended || s.hs.callID == "" {
 		return
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -128,11 +115,9 @@ func (s *swarm) watchLoop(ctx workflow.Context) {
 		s.hs.stopWatch = cancel
 		var st activities.HostStatus
 		wctx := summarized(watchOptions(actx, s.hs.main), "watch host "+activities.HostOfQueue(s.hs.main, queue))
-		if s.hs.endable {
-			s.hs.calls++
-			s.hs.callID = fmt.Sprintf("watch-host-%d", s.hs.calls)
-			wctx = workflow.WithActivityOptions(wctx, withActivityID(workflow.GetActivityOptions(wctx), s.hs.callID))
-		}
+		s.hs.calls++
+		s.hs.callID = fmt.Sprintf("watch-host-%d", s.hs.calls)
+		wctx = workflow.WithActivityOptions(wctx, withActivityID(workflow.GetActivityOptions(wctx), s.hs.callID))
 		err := workflow.ExecuteActivity(wctx, a.WatchHost, activities.WatchHostInput{Queue: queue, Alive: alive}).Get(ctx, &st)
 		cancel()
 		switch {
@@ -337,10 +322,6 @@ func (s *swarm) moveTo(ctx workflow.Context, host string) []string {
 	return restarted
 }
 
-// moveSavesWorkChange: a move away from a live host saves what its
-// sub-agents had not committed (SaveMovedWork there) before they restart.
-const moveSavesWorkChange = "move-saves-work"
-
 // rehome stops what waits on the old host: the watch, the parent's own
 // workspace call and every running sub-agent, which starts again on the new
 // host (the old one's result, should it come, is ignored). When the old
@@ -370,11 +351,11 @@ func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []strin
 			WorkflowID: t.childID, Reason: "run moved from host " + from + " to " + s.host(),
 		}))
 	}
-	save := len(moved) > 0 && oldAlive && workflow.GetVersion(ctx, moveSavesWorkChange, workflow.DefaultVersion, 1) >= 1
+	save := len(moved) > 0 && oldAlive
 	for _, t := range moved {
 		// From here the old sub-agent's end is ignored: the task names
 		// its restart.
-		s.moveTask(ctx, t)
+		s.moveTask(t)
 		if !save {
 			s.startMoved(ctx, t)
 		}
@@ -423,26 +404,20 @@ func (s *swarm) saveMovedWork(ctx workflow.Context, moved []*task) {
 	}
 }
 
-// moveBooksStepsChange: a moved sub-agent's restart draws a new
-// reservation once the old one is booked as used, instead of getting the
-// whole reservation again on top of the steps the old one took.
-const moveBooksStepsChange = "move-books-steps"
-
 // moveTask makes t name its sub-agent's restart on the run's current host,
-// keeping its attempt and its step reservation, from its branch on the old
-// host; startMoved then starts it.
-func (s *swarm) moveTask(ctx workflow.Context, t *task) {
-	if workflow.GetVersion(ctx, moveBooksStepsChange, workflow.DefaultVersion, 1) >= 1 {
-		// The terminated sub-agent may have taken steps since its last
-		// report (which controlFor books): all it held counts as used, and
-		// the restart draws a new reservation from what is left, so the run
-		// never takes more than max_total_steps. With none left, the
-		// restart gets no step: it commits the work it resumed and ends.
-		s.used += t.reserved - min(t.ctl.step, t.reserved)
-		s.reserved -= t.reserved
-		t.reserved = max(0, s.stepAllowance())
-		s.reserved += t.reserved
-	}
+// keeping its attempt, from its branch on the old host; startMoved then
+// starts it.
+func (s *swarm) moveTask(t *task) {
+	// The terminated sub-agent may have taken steps since its last report
+	// (which controlFor books): all it held counts as used, and the restart
+	// draws a new reservation from what is left, instead of getting the
+	// whole reservation again on top of the steps the old one took, so the
+	// run never takes more than max_total_steps. With none left, the
+	// restart gets no step: it commits the work it resumed and ends.
+	s.used += t.reserved - min(t.ctl.step, t.reserved)
+	s.reserved -= t.reserved
+	t.reserved = max(0, s.stepAllowance())
+	s.reserved += t.reserved
 	t.resumeFrom = t.branch
 	t.childID = MovedChildWorkflowID(s.runID, t.sub.ID, t.attempt, s.hs.moves)
 	t.branch = MovedSubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt, s.hs.moves)

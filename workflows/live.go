@@ -96,11 +96,8 @@ func (s *swarm) refresh(ctx workflow.Context) {
 	rows := s.liveRows()
 	snap := s.snapshot(rows)
 	// The run's cost counts the planner (and every finished sub-agent's
-	// both attempts) as the result's stats do; before, it summed the
-	// subtask rows only. Old histories keep the old sum.
-	if workflow.GetVersion(ctx, "planner-cost", workflow.DefaultVersion, 1) >= 1 {
-		snap.cost = s.liveCost(rows)
-	}
+	// both attempts) as the result's stats do.
+	snap.cost = s.liveCost(rows)
 	if d := s.details(rows, snap); d != s.shown {
 		workflow.SetCurrentDetails(ctx, d)
 		s.shown = d
@@ -256,4 +253,27 @@ func childMetadata(t *task) (summary, details string) {
 	}
 	fmt.Fprintf(&b, "\n\n**Instruction**\n\n%s\n", t.sub.Instruction)
 	return activities.FirstLine(summary, 200), b.String()
+}
+
+// touch marks the live view changed: it is published once, before the
+// schedule next waits (flush), not after every start and end.
+func (s *swarm) touch() {
+	s.stale = true
+}
+
+// flush publishes a live view touch left stale, before the schedule waits
+// for the next event.
+func (s *swarm) flush(ctx workflow.Context) {
+	if s.stale {
+		s.stale = false
+		s.refresh(ctx)
+	}
+}
+
+// showBeforeWait publishes the live view before a merge or verify the run
+// waits on, so the view does not lag behind the ends it has booked for as
+// long as the activity runs.
+func (s *swarm) showBeforeWait(ctx workflow.Context) {
+	s.stale = false
+	s.refresh(ctx)
 }

@@ -19,7 +19,7 @@ import (
 // modelCalls runs one sub-agent whose model answers its turns in the given
 // times (ms; the last turn is final) and returns, per turn, how the model
 // was called ("local" or "activity"), and the changes it asked a version of.
-func modelCalls(t *testing.T, rev int, taskQueue string, answerMs ...int64) ([]string, []string) {
+func modelCalls(t *testing.T, taskQueue string, answerMs ...int64) ([]string, []string) {
 	t.Helper()
 	w := newWorld()
 	w.unpaced = true
@@ -56,7 +56,7 @@ func modelCalls(t *testing.T, rev int, taskQueue string, answerMs ...int64) ([]s
 		}
 	})
 	in := agentInput()
-	in.LLMQueue, in.Rev = workflows.LLMQueue("codeswarm"), rev
+	in.LLMQueue = workflows.LLMQueue("codeswarm")
 	in.Control = &workflows.AgentControl{}
 	if res := runAgent(t, env, in); !res.Success || res.LLMCalls != len(answerMs) {
 		t.Fatalf("result = %+v", res)
@@ -68,36 +68,26 @@ func modelCalls(t *testing.T, rev int, taskQueue string, answerMs ...int64) ([]s
 	return out, versions.changes()
 }
 
-// From Rev 1 a sub-agent on its host calls a fast model in local
-// activities: the first call in an activity (a provider's model usually
-// takes seconds), each later one locally while the last answer took under
-// a second, and in an activity after a slower one. Rev 1 asks no version
-// of the changes it implies (no marker, no TemporalChangeVersion upsert).
+// A sub-agent on its host calls a fast model in local activities: the
+// first call in an activity (a provider's model usually takes seconds),
+// each later one locally while the last answer took under a second, and in
+// an activity after a slower one. It asks no version (no marker, no
+// TemporalChangeVersion upsert).
 func TestSubAgentCallsAFastModelLocally(t *testing.T) {
-	got, changes := modelCalls(t, 1, wsQueue, 40, 30, 2500, 20, 10)
+	got, changes := modelCalls(t, wsQueue, 40, 30, 2500, 20, 10)
 	if want := []string{"activity", "local", "local", "activity", "local"}; !slices.Equal(got, want) {
 		t.Errorf("model calls %v, want %v", got, want)
 	}
 	if len(changes) != 0 {
-		t.Errorf("Rev 1 asked versions of %v, want none", changes)
+		t.Errorf("asked versions of %v, want none", changes)
 	}
 }
 
-// Before Rev 1 (sub-agents of runs that started before it), and off its
-// host, every model call is an activity.
-func TestSubAgentCallsTheModelInActivitiesBeforeRevOrOffHost(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		rev   int
-		queue string
-	}{{"rev 0", 0, wsQueue}, {"main queue", 1, "codeswarm"}} {
-		got, changes := modelCalls(t, c.rev, c.queue, 40, 30, 20)
-		if want := []string{"activity", "activity", "activity"}; !slices.Equal(got, want) {
-			t.Errorf("%s: model calls %v, want %v", c.name, got, want)
-		}
-		if c.rev == 0 && !slices.Contains(changes, "orphan-stops") {
-			t.Errorf("%s: versions asked %v, want orphan-stops among them", c.name, changes)
-		}
+// Off its host every model call is an activity.
+func TestSubAgentCallsTheModelInActivitiesOffHost(t *testing.T) {
+	got, _ := modelCalls(t, "codeswarm", 40, 30, 20)
+	if want := []string{"activity", "activity", "activity"}; !slices.Equal(got, want) {
+		t.Errorf("main queue: model calls %v, want %v", got, want)
 	}
 }
 

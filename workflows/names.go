@@ -76,9 +76,9 @@ const (
 	llmRetryWindow   = time.Hour
 )
 
-// llmOptions runs a model activity on queue: the shared LLM queue (runs
-// started before workOnHostVersion) or the run's workspace queue, where the
-// conversation is.
+// llmOptions runs a model activity on queue: the run's workspace queue,
+// where the conversation is (or, for a sub-agent started without an
+// LLMQueue, the shared LLM queue: see agent.onHost).
 func llmOptions(ctx workflow.Context, queue string, timeout time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              queue,
@@ -124,29 +124,12 @@ func permitOptions(ctx workflow.Context, llmQueue, fairness string) workflow.Con
 	})
 }
 
-// fairPermitsChange versions the fairness key on LLMPermit: histories
-// recorded before it scheduled their permits without one.
-const (
-	fairPermitsChange  = "fair-permits"
-	fairPermitsVersion = 1
-)
-
 // maxFairnessKey is the server's limit on a fairness key, in bytes.
 const maxFairnessKey = 64
 
-// permitFairness is the fairness key of this workflow's permits: its run,
+// runFairnessKey is the fairness key of this workflow's permits: its run,
 // which is the root of its chain (the SwarmWorkflow; a sub-agent is its
-// child), so every sub-agent of one run shares one key. "" before
-// fairPermitsVersion.
-func permitFairness(ctx workflow.Context) string {
-	if workflow.GetVersion(ctx, fairPermitsChange, workflow.DefaultVersion, fairPermitsVersion) < fairPermitsVersion {
-		return ""
-	}
-	return runFairnessKey(ctx)
-}
-
-// runFairnessKey is the fairness key of this workflow's run (see
-// permitFairness), without asking for a version.
+// child), so every sub-agent of one run shares one key.
 func runFairnessKey(ctx workflow.Context) string {
 	info := workflow.GetInfo(ctx)
 	run := info.WorkflowExecution.ID
@@ -184,7 +167,7 @@ func readOnlyToolOptions(ctx workflow.Context, retries int, summary string) work
 
 // llmCall is where one model activity runs and whether it needs a permit.
 type llmCall struct {
-	onHost   bool   // on wsQueue (from workOnHostVersion), else on llmQueue itself
+	onHost   bool   // on wsQueue, else on llmQueue itself
 	permit   bool   // on the host: take a permit from llmQueue first
 	llmQueue string // the shared, rate-limited LLM queue
 	wsQueue  string // the run's workspace queue
@@ -192,14 +175,12 @@ type llmCall struct {
 	summary  string // the activity's one-line summary in the Web UI
 	// local: the model call runs as a local activity (on the host only).
 	local bool
-	// fairness gives the permits' fairness key (nil: permitFairness).
-	fairness func(workflow.Context) string
 }
 
 // callLLM runs one model activity: on the run's workspace queue, after a
 // permit from the shared LLM queue unless the last answer said no rate limit
-// was in force; for runs started before workOnHostVersion, on the shared LLM
-// queue itself. On the host, a call the provider answered 429 is not retried
+// was in force; off the host (a sub-agent started without an LLMQueue), on
+// the shared LLM queue itself. On the host, a call the provider answered 429 is not retried
 // by Temporal but called again here after a new permit (the activity itself
 // waits out the Retry-After), so that retries too are paced by the cluster's
 // limit; other failures retry as before, until the retry window closes.
@@ -215,13 +196,9 @@ func callLLM(ctx workflow.Context, c llmCall, activity, in, out any) error {
 	if c.local {
 		actx = localLLMOptions(ctx, c.timeout, c.summary, policy)
 	}
-	fairness := c.fairness
-	if fairness == nil {
-		fairness = permitFairness
-	}
 	for permit := c.permit; ; permit = true {
 		if permit {
-			pctx := summarized(permitOptions(ctx, c.llmQueue, fairness(ctx)), "LLM permit")
+			pctx := summarized(permitOptions(ctx, c.llmQueue, runFairnessKey(ctx)), "LLM permit")
 			if err := workflow.ExecuteActivity(pctx, a.LLMPermit).Get(ctx, nil); err != nil {
 				return fmt.Errorf("LLM permit: %w", err)
 			}
@@ -243,16 +220,6 @@ func rateLimited(err error) bool {
 	var appErr *temporal.ApplicationError
 	return errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeRateLimit
 }
-
-// workOnHostChange versions where a run's sub-agents and model calls run:
-// from workOnHostVersion each SubAgentWorkflow runs on its run's workspace
-// queue and model activities run there too (after an LLMPermit from the
-// shared LLM queue), so every activity that reads a transcript runs on the
-// host whose disk holds it. Older histories keep the shared LLM queue.
-const (
-	workOnHostChange  = "work-on-host"
-	workOnHostVersion = 1
-)
 
 // workspaceOptions runs a tool or git activity on queue with retries retries
 // (swarm.max_retries): MaximumAttempts is retries+1, so 0 is one attempt and

@@ -69,7 +69,7 @@ func inheritedCarry(running []string, pending ...string) *workflows.Carry {
 	c := &workflows.Carry{
 		Runs: 1, Prep: activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue},
 		Head: baseCommit, Started: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), State: activities.RunStateRunning,
-		Usage: planUsage, LLMCalls: 1, Seq: 7, WorkOnHost: true,
+		Usage: planUsage, LLMCalls: 1, Seq: 7,
 	}
 	for _, id := range running {
 		c.Tasks = append(c.Tasks, workflows.CarriedTask{Sub: subtask(id, 0), State: carriedRunning, Attempt: 1, Reserved: 20,
@@ -115,8 +115,8 @@ func TestParentContinuesAsNewWithChildrenRunning(t *testing.T) {
 	if c.Running != 1 || c.Reserved != 20 || c.Spawned != 2 || c.Used != 1 || c.LLMCalls != 2 || c.Runs != 1 {
 		t.Errorf("counters running=%d reserved=%d spawned=%d used=%d llm=%d runs=%d; want 1 20 2 1 2 1", c.Running, c.Reserved, c.Spawned, c.Used, c.LLMCalls, c.Runs)
 	}
-	if c.Prep.RepoRoot != repoRoot || c.Prep.WorkspaceQueue != wsQueue || c.Head == baseCommit || !c.WorkOnHost {
-		t.Errorf("carry prep %+v head %q work-on-host %v", c.Prep, c.Head, c.WorkOnHost)
+	if c.Prep.RepoRoot != repoRoot || c.Prep.WorkspaceQueue != wsQueue || c.Head == baseCommit {
+		t.Errorf("carry prep %+v head %q", c.Prep, c.Head)
 	}
 	if len(c.Share) != 1 || !c.Share[0].FromTask || c.Share[0].Key != "a" || c.Share[0].Value != "" {
 		t.Errorf("share in the carry = %+v; want a's own result, rebuilt from its subtask", c.Share)

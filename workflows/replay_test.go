@@ -26,6 +26,20 @@ const (
 	// The same demo run with search attributes on (upserts in history).
 	replayObservedSwarmHistory    = "testdata/observed_swarm_history.json"
 	replayObservedSubAgentHistory = "testdata/observed_subagent_history.json"
+	// The same demo run continued as new: the parent after 30 events,
+	// every sub-agent every 2 steps; the first run of each chain and the
+	// last.
+	replayContinuedSwarmFirst    = "testdata/continued_swarm_first_history.json"
+	replayContinuedSwarmLast     = "testdata/continued_swarm_last_history.json"
+	replayContinuedSubAgentFirst = "testdata/continued_subagent_first_history.json"
+	replayContinuedSubAgentLast  = "testdata/continued_subagent_last_history.json"
+	// The same demo run steered: plan approved, paused by its token cap
+	// with sub-agents asking for allowance, resumed with more tokens.
+	replaySteeredSwarmHistory    = "testdata/steered_swarm_history.json"
+	replaySteeredSubAgentHistory = "testdata/steered_subagent_history.json"
+	// A run whose second subtask conflicts and is re-run (its re-run too).
+	replayConflictSwarmHistory    = "testdata/conflict_swarm_history.json"
+	replayConflictSubAgentHistory = "testdata/conflict_subagent_history.json"
 	// recordRunID is the demo run's workflow ID; recordChild is the
 	// sub-agent whose history is kept (it sends a malformed tool call, so
 	// its history has the error path too).
@@ -43,6 +57,14 @@ func TestReplayRecordedHistories(t *testing.T) {
 		{replaySubAgentHistory, recordChild},
 		{replayObservedSwarmHistory, recordRunID},
 		{replayObservedSubAgentHistory, recordChild},
+		{replayContinuedSwarmFirst, recordRunID},
+		{replayContinuedSwarmLast, recordRunID},
+		{replayContinuedSubAgentFirst, recordChild},
+		{replayContinuedSubAgentLast, recordChild},
+		{replaySteeredSwarmHistory, recordRunID},
+		{replaySteeredSubAgentHistory, recordChild},
+		{replayConflictSwarmHistory, recordRunID},
+		{replayConflictSubAgentHistory, ""},
 	} {
 		t.Run(filepath.Base(h.file), func(t *testing.T) {
 			hist := readHistory(t, h.file)
@@ -50,7 +72,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			// workflow IDs are derived from it.
 			opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: h.workflowID}}
 			if err := replayer.ReplayWorkflowHistoryWithOptions(logger, hist, opts); err != nil {
-				t.Fatalf("replay %s: %v\n(an intended change to workflow logic needs workflow.GetVersion; re-record with `go test -tags record -run TestRecordHistories ./workflows/` only for changes that keep old runs replayable)", h.file, err)
+				t.Fatalf("replay %s: %v\n(a change to workflow logic breaks runs in flight: ship it under Worker Versioning, or a workflow.GetVersion gate where that does not apply (see CHANGELOG.md); re-record with `go test -tags record -run 'TestRecord' ./workflows/` only once no run of the old code can be replayed by this build)", h.file, err)
 			}
 		})
 	}

@@ -95,17 +95,15 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 				})
 			}
 		}
-		if s.can {
-			sel.AddReceive(s.childDone, func(c workflow.ReceiveChannel, _ bool) {
-				var d activities.ChildDone
-				c.ReceiveAsync(&d)
-				if e, ok := s.inheritedEnd(d); ok {
-					s.finishChildren(ctx, e)
-				}
-			})
-			if !s.cancelSent && s.hasInherited() {
-				sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.AddReceive(s.childDone, func(c workflow.ReceiveChannel, _ bool) {
+			var d activities.ChildDone
+			c.ReceiveAsync(&d)
+			if e, ok := s.inheritedEnd(d); ok {
+				s.finishChildren(ctx, e)
 			}
+		})
+		if !s.cancelSent && s.hasInherited() {
+			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 		}
 		s.addWake(ctx, sel)
 		if !sel.HasPending() {
@@ -186,13 +184,13 @@ func (s *swarm) startReady(ctx workflow.Context) {
 		if s.running >= limit {
 			return
 		}
-		steps, ok := s.grant(ctx)
+		steps, ok := s.grant()
 		if !ok {
 			break
 		}
 		s.launch(ctx, t, steps)
 	}
-	if s.running == 0 && s.budgetSpent() && s.hasPending() && s.budgetWaits(ctx) {
+	if s.running == 0 && s.budgetSpent() && s.hasPending() {
 		s.reportUnfunded(ctx)
 	}
 }
@@ -204,22 +202,16 @@ func (s *swarm) stepAllowance() int {
 	return min(s.stepChunk(), left)
 }
 
-// stepChunksChange: sub-agents reserve their steps in chunks and ask for
-// more as they go (SubAgentInput.StepGrant), so the step budget no longer
-// caps concurrency at max_total_steps / max_steps_per_subagent.
-const stepChunksChange = "step-chunks"
-
 // minStepChunk is the smallest chunk of steps a sub-agent reserves at once.
 const minStepChunk = 10
 
 // stepChunk is how many steps a sub-agent reserves at a time: a whole
 // max_steps_per_subagent while the budget holds that for twice the
-// concurrency, else a share of it (at least minStepChunk).
+// concurrency, else a share of it (at least minStepChunk). Sub-agents ask
+// for more as they go (SubAgentInput.StepGrant), so the step budget does
+// not cap concurrency at max_total_steps / max_steps_per_subagent.
 func (s *swarm) stepChunk() int {
 	perSub := s.in.Limits.MaxStepsPerSubagent
-	if !s.chunks {
-		return perSub
-	}
 	return min(perSub, max(minStepChunk, s.in.Limits.MaxTotalSteps/(2*max(1, s.in.Limits.MaxConcurrent))))
 }
 
@@ -238,27 +230,16 @@ func (s *swarm) hasPending() bool {
 // partial one only when nothing runs, because a running sub-agent hands its
 // unused reservation back when it finishes: until then the subtask waits
 // rather than starting short or failing while steps are still unspent.
-func (s *swarm) grant(ctx workflow.Context) (int, bool) {
+func (s *swarm) grant() (int, bool) {
 	steps := s.stepAllowance()
 	if steps >= s.stepChunk() {
 		return steps, true
-	}
-	if !s.budgetWaits(ctx) {
-		return steps, true // a run from before waiting: launch fails it
 	}
 	if steps > 0 && s.running == 0 {
 		return steps, true
 	}
 	return 0, false
 }
-
-// budgetWaits versions the switch from failing subtasks that could not get a
-// reservation to letting them wait, so runs started before it still replay.
-func (s *swarm) budgetWaits(ctx workflow.Context) bool {
-	return s.atLeast(ctx, budgetWaitsChange, 1)
-}
-
-const budgetWaitsChange = "budget-waits"
 
 // reportUnfunded marks every subtask that has not started as not run: the
 // budget is spent and no running sub-agent can hand steps back.
@@ -295,7 +276,7 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 		what = "restarted to resolve a merge conflict"
 	}
 	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.sub.Name, t.sub.Stage, activities.ShortSHA(s.head)))
-	s.touch(ctx)
+	s.touch()
 }
 
 // startChild starts t's sub-agent on the run's current workspace host. After
@@ -303,24 +284,18 @@ func (s *swarm) launch(ctx workflow.Context, t *task, steps int) {
 func (s *swarm) startChild(ctx workflow.Context, t *task) {
 	summary, details := childMetadata(t)
 	opts := workflow.ChildWorkflowOptions{
-		WorkflowID:          t.childID,
-		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		WorkflowID: t.childID,
+		// The server applies the close policy when the parent continues as
+		// new as well; the run cancels its sub-agents itself.
+		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WaitForCancellation: true,
 		StaticSummary:       summary,
 		StaticDetails:       details,
-		// Its local model calls hold its workflow task (SubAgentInput.Rev).
+		// Its local model calls hold its workflow task (localStep).
 		WorkflowTaskTimeout: subAgentTaskTimeout,
-	}
-	if s.can {
-		// The server applies the close policy when the parent continues
-		// as new as well; the run cancels its sub-agents itself.
-		opts.ParentClosePolicy = enumspb.PARENT_CLOSE_POLICY_ABANDON
-	}
-	llmQueue := ""
-	if s.workOnHost {
 		// The sub-agent runs where its worktree and transcript are; only
 		// its permits go to the shared LLM queue.
-		opts.TaskQueue, llmQueue = s.prep.WorkspaceQueue, s.llmQueue(ctx)
+		TaskQueue: s.prep.WorkspaceQueue,
 	}
 	cctx := workflow.WithChildOptions(ctx, opts)
 	in := SubAgentInput{
@@ -328,10 +303,10 @@ func (s *swarm) startChild(ctx workflow.Context, t *task) {
 		RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.branch,
 		WorkspaceQueue: s.prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.reserved, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(ctx, t), LLMQueue: llmQueue,
-		Rev: subAgentRev, FastModel: s.fastModel,
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.resumeFrom, Control: s.controlFor(t), LLMQueue: s.llmQueue(ctx),
+		FastModel: s.fastModel,
 	}
-	if s.chunks && in.Control != nil && t.reserved > 0 {
+	if t.reserved > 0 {
 		// It holds a chunk and asks for more, up to its own cap.
 		in.MaxSteps, in.StepGrant = s.in.Limits.MaxStepsPerSubagent, t.reserved
 	}
@@ -370,7 +345,7 @@ func (s *swarm) finishChild(ctx workflow.Context, t *task, r SubAgentResult, err
 	if t.state == stateDone {
 		s.publishResult(t)
 	}
-	s.touch(ctx)
+	s.touch()
 }
 
 // bookEnd books a sub-agent's figures and end; it reports whether its

@@ -31,7 +31,7 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 				return err
 			}
 			// In the validator: a rejection writes no history, so the cap
-			// is replay-safe (an old input's 0 is the default).
+			// is replay-safe (0 is the default cap).
 			if s.hasShareKey(req.Key) {
 				return nil
 			}

@@ -26,8 +26,8 @@ type hostRun struct {
 	permits int
 }
 
-// runOnHost runs one sub-agent on its workspace queue (as runs from
-// workOnHostVersion do) whose model makes one call of each tool in names,
+// runOnHost runs one sub-agent on its workspace queue (as a run starts
+// it) whose model makes one call of each tool in names,
 // one per turn, then finishes; unpaced is what StartSubtask reports.
 func runOnHost(t *testing.T, unpaced bool, names ...string) (*hostRun, workflows.SubAgentResult) {
 	t.Helper()
@@ -154,17 +154,17 @@ func reportsOf(t *testing.T, steps int, stepDelay time.Duration) []int {
 }
 
 // The periodic usage report goes every 10 steps, but no more often than
-// every 5 s: a fast model's sub-agent sends none, a slow one's every 10
-// steps as before.
+// every 30 s: a fast model's sub-agent sends none, a slow one's every 10
+// steps.
 func TestSubAgentUsageReportIsPaced(t *testing.T) {
 	if got := reportsOf(t, 25, 0); len(got) != 0 {
 		t.Errorf("25 instant steps: reports at steps %v, want none", got)
 	}
-	if got := reportsOf(t, 25, time.Second); !slices.Equal(got, []int{10, 20}) {
-		t.Errorf("25 steps of 1 s: reports at steps %v, want [10 20]", got)
+	if got := reportsOf(t, 25, 6*time.Second); !slices.Equal(got, []int{10, 20}) {
+		t.Errorf("25 steps of 6 s: reports at steps %v, want [10 20]", got)
 	}
-	// 10 steps of 300 ms are 3 s: the report waits until step 17 (5.1 s).
-	if got := reportsOf(t, 25, 300*time.Millisecond); !slices.Equal(got, []int{17}) {
-		t.Errorf("25 steps of 300 ms: reports at steps %v, want [17]", got)
+	// 10 steps of 1.8 s are 18 s: the report waits until step 17 (30.6 s).
+	if got := reportsOf(t, 25, 1800*time.Millisecond); !slices.Equal(got, []int{17}) {
+		t.Errorf("25 steps of 1.8 s: reports at steps %v, want [17]", got)
 	}
 }

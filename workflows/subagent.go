@@ -26,19 +26,12 @@ const (
 // stuckRepeats is the identical tool call (same arguments) in a row that
 // the loop breaker looks at: when the calls before it also returned the
 // same result, it is refused instead of run, and the model is told it is
-// repeating itself. (Before repeatBreakerVersion it ended the loop.)
+// repeating itself.
 const stuckRepeats = 3
 
 // refusalsBeforeStuck is how many refused repeats the model gets; the next
 // identical call ends the sub-agent as stuck.
 const refusalsBeforeStuck = 3
-
-// repeatBreakerChange versions the loop breaker: histories recorded before
-// it end the loop on the third identical call, whatever its result.
-const (
-	repeatBreakerChange  = "repeat-breaker-compares-results"
-	repeatBreakerVersion = 1
-)
 
 // SubAgentInput starts (or, with State, continues) one sub-agent.
 type SubAgentInput struct {
@@ -51,8 +44,9 @@ type SubAgentInput struct {
 	Branch            string             `json:"branch"`
 	WorkspaceQueue    string             `json:"workspace_queue"`
 	// LLMQueue is the shared LLM queue that hands out permits to call the
-	// model; set when the sub-agent runs on WorkspaceQueue (empty: runs
-	// started before workOnHostVersion, on the main queue).
+	// model; the run sets it, and starts the sub-agent on WorkspaceQueue.
+	// Without it (a sub-agent started on its own, as tests do) model calls
+	// run on the LLM queue of the sub-agent's own task queue.
 	LLMQueue   string                   `json:"llm_queue,omitempty"`
 	DepContext string                   `json:"dep_context,omitempty"`
 	Conflict   *activities.ConflictInfo `json:"conflict,omitempty"`
@@ -60,7 +54,7 @@ type SubAgentInput struct {
 	Limits     activities.Limits        `json:"limits"`
 	MaxSteps   int                      `json:"max_steps"` // this sub-agent's share of the swarm budget
 	// StepGrant, when set, is the chunk of MaxSteps reserved at the start:
-	// past it the sub-agent asks the run for more (stepChunksChange).
+	// past it the sub-agent asks the run for more (swarm.stepChunk).
 	StepGrant int                   `json:"step_grant,omitempty"`
 	Tools     activities.ToolLimits `json:"tools"`
 	// ContinueAsNewEvery forces continue-as-new every N steps (0: only when
@@ -70,29 +64,14 @@ type SubAgentInput struct {
 	// ResumeFrom is this subtask's branch on the host the run moved from
 	// (StartSubtaskInput.ResumeFrom).
 	ResumeFrom string `json:"resume_from,omitempty"`
-	// Control is the run's steering (pause, notes, budget); nil for
-	// sub-agents of runs that started before it.
+	// Control is the run's steering (pause, notes, budget), which the run
+	// always gives; nil (a sub-agent started on its own, as tests do): no
+	// steering, no usage reports to a run.
 	Control *AgentControl `json:"control,omitempty"`
-	// Rev is the sub-agent behaviour the run asks for (subAgentRev when it
-	// starts it; 0 in inputs recorded before). Changes the parent can
-	// decide for a new sub-agent are keyed on it instead of GetVersion,
-	// which costs every sub-agent a marker and a TemporalChangeVersion
-	// upsert (a visibility write) per change.
-	Rev int `json:"rev,omitempty"`
 	// FastModel: the planner, on the same model, answered within
-	// localStepMax, so the first turn runs locally too (Rev ≥ 1).
+	// localStepMax, so the first turn runs locally too.
 	FastModel bool `json:"fast_model,omitempty"`
 }
-
-// subAgentRev is the Rev a run gives the sub-agents it starts. From 1:
-//   - the step-cost cuts (stepCostChange), the orphan stop (orphanChange),
-//     the fairness key on permits (fairPermitsChange) and the loop breaker
-//     that compares results (repeatBreakerChange) without their markers;
-//   - model calls (AgentStep) on the host run as local activities while
-//     the model answers fast (localSteps).
-//
-// From 2: the periodic usage report goes every pacedReportInterval.
-const subAgentRev = 2
 
 // AgentTally is where a sub-agent works and what it has done so far. The
 // state a continued run carries over and the result it returns both embed
@@ -132,8 +111,7 @@ type SubAgentState struct {
 	// Ctl is the steering state (with Control only).
 	Ctl *AgentCtlState `json:"ctl,omitempty"`
 	// FastModel: the last model answer took less than localStepMax, so
-	// the next turn calls the model in a local activity (Rev ≥ 1; see
-	// localStep).
+	// the next turn calls the model in a local activity (see localStep).
 	FastModel bool `json:"fast_model,omitempty"`
 }
 
@@ -183,7 +161,7 @@ type agent struct {
 	// why explains an ExitBudget, or a stop because the run has closed.
 	why string
 	// orphanWake is set when the sub-agent stops once its run has closed
-	// (orphanChange); orphaned says a report found it closed.
+	// (see watchOrphan); orphaned says a report found it closed.
 	orphanWake workflow.Channel
 	orphaned   bool
 }
@@ -194,7 +172,7 @@ func (ag *agent) ref() activities.ConvRef {
 
 func (ag *agent) start(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
-	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout), FastModel: ag.in.Rev >= 1 && ag.in.FastModel}
+	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout), FastModel: ag.in.FastModel}
 	var res activities.StartSubtaskResult
 	ag.doing(ctx, callGit, "start worktree "+ag.in.Branch)
 	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
@@ -205,37 +183,12 @@ func (ag *agent) start(ctx workflow.Context) error {
 		return fmt.Errorf("start subtask: %s", errText(err))
 	}
 	ag.st.Worktree, ag.st.Branch, ag.st.BaseCommit = res.Worktree, res.Branch, res.BaseCommit
-	// GetVersion only when it matters, so that histories whose worker was
-	// paced carry no marker.
-	if res.Unpaced && ag.stepCost(ctx) {
-		ag.st.Unpaced = true
-	}
+	// The first turn skips its LLM permit when StartSubtask, on the same
+	// host, saw no rate limit in force, as later turns do after an
+	// AgentStep that saw none: a permit round trip and a workflow task
+	// less at every sub-agent's start.
+	ag.st.Unpaced = res.Unpaced
 	return nil
-}
-
-// stepCostChange versions three cuts of a step's cost, under one change ID
-// because each new change ID costs every sub-agent a marker and a
-// search-attribute upsert (TemporalChangeVersion): from stepCostVersion
-//   - file changes (write, edit, multiedit) run as local activities on the
-//     host, as reads do (runsLocally): an edit step costs one workflow task
-//     instead of two, and no activity dispatch;
-//   - the first turn skips its LLM permit when StartSubtask, on the same
-//     host, saw no rate limit in force, as later turns do after an
-//     AgentStep that saw none: a permit round trip and a workflow task less
-//     at every sub-agent's start;
-//   - the periodic usage report is paced (reportDue).
-//
-// It is asked only where one of them applies, so the marker sits at the
-// first such place; older histories keep the old behaviour of all three.
-const (
-	stepCostChange  = "step-cost"
-	stepCostVersion = 1
-)
-
-// stepCost reports whether this sub-agent runs with the stepCostChange:
-// from Rev 1 always, before by its history's marker.
-func (ag *agent) stepCost(ctx workflow.Context) bool {
-	return ag.in.Rev >= 1 || workflow.GetVersion(ctx, stepCostChange, workflow.DefaultVersion, stepCostVersion) >= stepCostVersion
 }
 
 // retries is swarm.max_retries for tool and git activities; 0 means one
@@ -318,9 +271,7 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 	if err != nil {
 		return res, err
 	}
-	if ag.in.Rev >= 1 {
-		ag.st.FastModel = time.Duration(res.ModelMs)*time.Millisecond < localStepMax
-	}
+	ag.st.FastModel = time.Duration(res.ModelMs)*time.Millisecond < localStepMax
 	ag.st.Unpaced = res.Unpaced
 	ag.st.Steps++
 	ag.st.LLMCalls++
@@ -331,9 +282,9 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 }
 
 // onHost reports whether this sub-agent runs on its workspace queue (and
-// so calls the model there, after a permit). Children started before
-// workOnHostVersion run on the main queue, and so does every run of their
-// continue-as-new chain: their histories keep the shared LLM queue.
+// so calls the model there, after a permit), as every sub-agent a run
+// starts does; one started on its own without an LLMQueue calls the model
+// on the shared LLM queue.
 func (ag *agent) onHost(ctx workflow.Context) bool {
 	return ag.in.LLMQueue != "" && workflow.GetInfo(ctx).TaskQueueName == ag.in.WorkspaceQueue
 }
@@ -347,20 +298,11 @@ func (ag *agent) callLLM(ctx workflow.Context, permit bool, summary string, acti
 // llmCall says where this sub-agent's model calls run.
 func (ag *agent) llmCall(ctx workflow.Context, permit bool, summary string) llmCall {
 	c := llmCall{onHost: ag.onHost(ctx), permit: permit, llmQueue: ag.in.LLMQueue, wsQueue: ag.in.WorkspaceQueue,
-		timeout: ag.in.Limits.LLMTimeout, summary: summary, fairness: ag.fairness}
+		timeout: ag.in.Limits.LLMTimeout, summary: summary}
 	if !c.onHost {
 		c.llmQueue = LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
 	}
 	return c
-}
-
-// fairness is the fairness key of this sub-agent's permits, asked only
-// when a permit is taken (permitFairness's marker is where it was).
-func (ag *agent) fairness(ctx workflow.Context) string {
-	if ag.in.Rev >= 1 {
-		return runFairnessKey(ctx)
-	}
-	return permitFairness(ctx)
 }
 
 // localStepMax is the longest model answer after which the next model call
@@ -373,8 +315,8 @@ func (ag *agent) fairness(ctx workflow.Context) string {
 // Past a second the saving is under 1 %, so slow models keep activities.
 const localStepMax = time.Second
 
-// subAgentTaskTimeout is the workflow task timeout of a sub-agent from Rev
-// 1 (the server's default is 10 s). Local model calls hold the workflow
+// subAgentTaskTimeout is the workflow task timeout of a sub-agent (the
+// server's default is 10 s). Local model calls hold the workflow
 // task, which the SDK heartbeats at 80 % of it: the sub-agent takes in
 // signals and queries, and records its calls, at least every 1.6 s; and a
 // host that dies during a local call is noticed after 2 s (a restarted
@@ -382,13 +324,13 @@ const localStepMax = time.Second
 const subAgentTaskTimeout = 2 * time.Second
 
 // localStep reports whether this turn's model call runs as a local
-// activity: from Rev 1, on the host (where the conversation is), once the
+// activity: on the host (where the conversation is), once the
 // model answered the last call in under localStepMax. The first call is an
 // activity unless the planner's answer (same model) came that fast: a
 // provider's model typically takes seconds, and a slow call would hold the
 // workflow task (queries then wait for its heartbeat).
 func (ag *agent) localStep(ctx workflow.Context) bool {
-	return ag.in.Rev >= 1 && ag.st.FastModel && ag.onHost(ctx)
+	return ag.st.FastModel && ag.onHost(ctx)
 }
 
 // runTools executes the turn's tool calls in order; turn is the turn they
@@ -396,7 +338,7 @@ func (ag *agent) localStep(ctx workflow.Context) bool {
 func (ag *agent) runTools(ctx workflow.Context, calls []activities.ToolCallInfo) (string, error) {
 	turn := ag.st.Turn - 1
 	for i, call := range calls {
-		switch ag.judge(ctx, call.Signature) {
+		switch ag.judge(call.Signature) {
 		case verdictStuck:
 			return ExitStuck, nil
 		case verdictRefuse:
@@ -427,14 +369,10 @@ const (
 )
 
 // judge decides whether a tool call runs. Only the stuckRepeats-th and
-// later identical calls in a row are looked at; GetVersion is asked only
-// there, so histories that never got that far carry no marker.
-func (ag *agent) judge(ctx workflow.Context, sig string) verdict {
+// later identical calls in a row are looked at.
+func (ag *agent) judge(sig string) verdict {
 	if !ag.repeated(sig) {
 		return verdictRun
-	}
-	if ag.in.Rev < 1 && workflow.GetVersion(ctx, repeatBreakerChange, workflow.DefaultVersion, repeatBreakerVersion) == workflow.DefaultVersion {
-		return verdictStuck
 	}
 	if ag.st.SameResults < stuckRepeats-1 {
 		return verdictRun // same call, new results: a legitimate repeat (polling, re-running tests)
@@ -525,21 +463,12 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 }
 
 // runsLocally reports whether a tool call runs as a local activity: only on
-// the host (where the worktree, journal and transcript are), reads always,
-// file changes from stepCostVersion. bash (long, heartbeats, killed on
-// cancel) and swarm_share (the parent's store) stay activities. GetVersion
-// is asked only for a file change, so histories without one carry no
-// marker.
+// the host (where the worktree, journal and transcript are), reads and file
+// changes (write, edit, multiedit: an edit step costs one workflow task
+// instead of two, and no activity dispatch). bash (long, heartbeats, killed
+// on cancel) and swarm_share (the parent's store) stay activities.
 func (ag *agent) runsLocally(ctx workflow.Context, tool string) bool {
-	switch {
-	case !ag.onHost(ctx):
-		return false
-	case activities.IsReadOnlyTool(tool):
-		return true
-	case activities.IsFileChangeTool(tool):
-		return ag.stepCost(ctx)
-	}
-	return false
+	return ag.onHost(ctx) && (activities.IsReadOnlyTool(tool) || activities.IsFileChangeTool(tool))
 }
 
 func (ag *agent) errorExit(ctx workflow.Context, err error) string {

@@ -390,16 +390,3 @@ func TestSubAgentStuckStateSurvivesContinueAsNew(t *testing.T) {
 		t.Errorf("exit=%q turns=%d execs=%d, want one more refusal, then stuck on the second turn of the continued run", res.ExitReason, len(w2.steps), len(w2.execs))
 	}
 }
-
-// Runs recorded before the breaker compared results keep ending on the
-// third identical call when replayed (workflow.GetVersion).
-func TestSubAgentStuckBeforeRepeatBreakerVersion(t *testing.T) {
-	w := newWorld()
-	w.fallback = sequence(toolTurn("read", "read:x"))
-	env := newEnv(t, w)
-	env.OnGetVersion("repeat-breaker-compares-results", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-	res := runAgent(t, env, agentInput())
-	if res.ExitReason != workflows.ExitStuck || len(w.steps) != 3 || len(w.execs) != 2 || !strings.Contains(res.Error, "repeated 3 times") {
-		t.Errorf("exit=%q turns=%d execs=%d error=%q, want the old breaker", res.ExitReason, len(w.steps), len(w.execs), res.Error)
-	}
-}

@@ -30,7 +30,7 @@ type SwarmInput struct {
 	// ContinueAsNewEvery is passed to every sub-agent (tests).
 	ContinueAsNewEvery int `json:"continue_as_new_every,omitempty"`
 	// Visibility says which search attributes the run keeps up to date
-	// (none in histories from before they existed).
+	// (none when the namespace lacks them).
 	Visibility Visibility `json:"visibility"`
 	// ApprovePlan holds the run after planning until approve or reject.
 	ApprovePlan bool `json:"approve_plan,omitempty"`
@@ -74,10 +74,6 @@ func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult,
 	return s.outcome(ctx, res, err)
 }
 
-// runOutcomeChange: a run that did not succeed closes as a failed (or, when
-// cancelled, a cancelled) workflow instead of a completed one.
-const runOutcomeChange = "run-outcome"
-
 // endState is the RunState* the run ended in.
 func (s *swarm) endState(ctx workflow.Context, res activities.SwarmResult) string {
 	switch {
@@ -100,9 +96,6 @@ func (s *swarm) outcome(ctx workflow.Context, res activities.SwarmResult, err er
 	}
 	res.State = s.endState(ctx, res)
 	if res.Success {
-		return res, nil
-	}
-	if workflow.GetVersion(ctx, runOutcomeChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return res, nil
 	}
 	if ctx.Err() != nil {
@@ -140,23 +133,13 @@ type swarm struct {
 	hs hostState
 	// ctl is the run's steering: caps, cost, pause and approval.
 	ctl *runCtl
-	// workOnHost: sub-agents and model calls run on the run's workspace
-	// queue (workOnHostVersion), set once the host is known.
-	workOnHost bool
 	// fastModel: the planner answered within localStepMax on the
 	// sub-agents' model (SubAgentInput.FastModel).
 	fastModel bool
-	// can: the run continues as new when its history grows long
-	// (parentCANChange); runs counts the runs before this one.
-	can  bool
+	// runs counts the runs of this continue-as-new chain before this one.
 	runs int
-	// chunks: sub-agents reserve steps in chunks (stepChunksChange).
-	chunks bool
-	// lean: the run was started with parentLeanChange, which implies the
-	// parent's earlier changes without a marker each (see atLeast).
-	lean bool
 	// stale: the live view changed and is published before the schedule
-	// next waits (lean runs; see touch).
+	// next waits (see touch).
 	stale bool
 	// shown is the current details last published, so an unchanged view
 	// is not set again; lines are its table's rendered rows.
@@ -183,9 +166,6 @@ func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
-	s.lean = workflow.GetVersion(ctx, parentLeanChange, workflow.DefaultVersion, parentLeanVersion) >= parentLeanVersion
-	s.can = s.atLeast(ctx, parentCANChange, 1)
-	s.chunks = workflow.GetVersion(ctx, stepChunksChange, workflow.DefaultVersion, 1) >= 1
 	if s.in.Carry != nil {
 		return s.continued(ctx)
 	}
@@ -193,7 +173,6 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	if err := s.prepare(ctx); err != nil {
 		return s.failed(ctx, err), nil
 	}
-	s.workOnHost = s.atLeast(ctx, workOnHostChange, workOnHostVersion)
 	stopWatch, err := s.startHostWatch(ctx)
 	if err != nil {
 		return s.failed(ctx, err), nil
@@ -311,6 +290,13 @@ func (s *swarm) markUnsandboxed(ctx workflow.Context) error {
 	return nil
 }
 
+// plannerPermit: the planner's call takes an LLM permit first, except the
+// first call when PrepareRun's worker had no rate limit in force; a repair,
+// like a call answered 429, takes one.
+func (s *swarm) plannerPermit(attempt int) bool {
+	return !(attempt == 0 && s.prep.Unpaced)
+}
+
 // planError is a planner call that failed for good: its text is the cause
 // as a user reads it, without the SDK's "activity error (type: …)" frame.
 type planError struct{ err error }
@@ -334,7 +320,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		if err := callLLM(ctx, llmCall{onHost: s.workOnHost, permit: s.plannerPermit(attempt), llmQueue: s.llmQueue(ctx), wsQueue: s.prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
+		if err := callLLM(ctx, llmCall{onHost: true, permit: s.plannerPermit(attempt), llmQueue: s.llmQueue(ctx), wsQueue: s.prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
 			return nil, planError{err}
 		}
 		s.llmCalls++

@@ -271,8 +271,8 @@ func (c *cluster) checkPermits(id string, acts []activityRun) {
 				unpaced[a.workflowID] = res.Unpaced
 			}
 		case "StartSubtask", "PrepareRun":
-			// The sub-agent's first turn (step-cost version), and the
-			// planner's first call (parent-lean), go without a permit when
+			// The sub-agent's first turn, and the planner's first call,
+			// go without a permit when
 			// the worker of the worktree or the run saw no limit in force.
 			var res struct {
 				Unpaced bool `json:"unpaced"`
@@ -289,7 +289,7 @@ func (c *cluster) checkPermits(id string, acts []activityRun) {
 		}
 	}
 	// A run that never met a rate limit takes no permit at all (the
-	// planner's first call since parent-lean): each call is checked above.
+	// planner's first call included): each call is checked above.
 	if calls == 0 {
 		c.t.Errorf("run %s: no model call (%d permits from the shared LLM queue)", id, permits)
 	}
