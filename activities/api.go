@@ -188,7 +188,7 @@ type SwarmResult struct {
 	RunID   string `json:"run_id"`
 	Success bool   `json:"success"`
 	// State is how the run ended: succeeded, failed, cancelled or rejected
-	// (a RunState*); omitted by runs from before it was recorded.
+	// (a RunState*).
 	State          string          `json:"state,omitempty"`
 	Branch         string          `json:"branch"`
 	BaseCommit     string          `json:"base_commit"`
@@ -203,7 +203,7 @@ type SwarmResult struct {
 	KeptWorktrees  []string        `json:"kept_worktrees,omitempty"`
 	PlanNote       string          `json:"plan_note,omitempty"`
 	// Sandbox is "on" when model-run commands were confined, "off" when
-	// tools.sandbox was off; omitted for runs from before the sandbox.
+	// tools.sandbox was off.
 	Sandbox string `json:"sandbox,omitempty"`
 }
 

@@ -41,7 +41,7 @@ type PrepareRunResult struct {
 	GCAutoHad      bool   `json:"gc_auto_had"`
 	GitVersion     string `json:"git_version"`
 	// Sandbox is "on" or "off" (tools.sandbox of the worker that prepared
-	// the run); "" in histories from before the sandbox.
+	// the run).
 	Sandbox string `json:"sandbox,omitempty"`
 	// HostAttribute says the namespace has the CodeswarmHost search
 	// attribute, so the run may upsert it.
@@ -99,9 +99,8 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 
 // disableGC no longer writes the user's config: every codeswarm git command
 // passes gc.auto=0 itself (gitops' hardened config), so a killed run leaves
-// nothing behind. It still reports what an earlier build recorded for this
-// run (a PrepareRun attempt retried across an upgrade), which FinishRun's
-// restore relies on.
+// nothing behind. It still reports what a build before v0.1.0 recorded for
+// this run, which FinishRun's restore relies on.
 func (a *Activities) disableGC(_ context.Context, _ *gitops.Repo, runID string) (gcState, error) {
 	var st gcState
 	if b, err := os.ReadFile(filepath.Join(a.stateDir(runID), "gc-auto.json")); err == nil {
@@ -456,10 +455,9 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	if err != nil {
 		return FinishRunResult{}, err
 	}
-	// Runs prepared by an earlier build set gc.auto=0 in the user's config
-	// and saved the original next to it; restore it when that is still
-	// there (GCAutoPrev/GCAutoHad are the same values, kept in the input
-	// for those histories). The config and the worktrees are separate
+	// Builds before v0.1.0 set gc.auto=0 in the user's config and saved
+	// the original next to it; restore it when that is still there, so a
+	// repository such a build touched gets its setting back. The config and the worktrees are separate
 	// files: restore while the worktrees go, off the run's critical path.
 	restored := make(chan error, 1)
 	go func() { restored <- repo.RestoreSavedConfig(ctx, "gc.auto") }()
