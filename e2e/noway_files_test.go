@@ -210,22 +210,7 @@ func TestNoWayOutFiles(t *testing.T) {
 				}
 			}
 		}
-		for i := range results {
-			check(fmt.Sprintf("tool result %d", i), results[i].Content)
-		}
-		for _, r := range model.Requests() {
-			check("a model request body", string(r.Body))
-		}
-		check("the result", fmtResult(res))
-		check("the logs", h.logs.String())
-		_ = filepath.WalkDir(wsRoot, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				if b, err := os.ReadFile(p); err == nil {
-					check(p, string(b))
-				}
-			}
-			return nil
-		})
+		checkRunOutputs(check, results, model.Requests(), res, h.logs.String(), wsRoot)
 		for _, ref := range strings.Fields(git(t, repo, "for-each-ref", "--format=%(refname)")) {
 			check("branch "+ref, git(t, repo, "log", "-p", "--format=%B", ref))
 		}

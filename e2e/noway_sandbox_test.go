@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"codeswarm/activities"
 	"codeswarm/llm/scripted"
 )
 
@@ -169,21 +170,28 @@ func TestNoWayOutSandbox(t *testing.T) {
 				t.Errorf("%s contains the token", where)
 			}
 		}
-		for i := range results {
-			check(fmt.Sprintf("tool result %d", i), results[i].Content)
-		}
-		for _, r := range model.Requests() {
-			check("a model request body", string(r.Body))
-		}
-		check("the result", fmtResult(res))
-		check("the logs", h.logs.String())
-		_ = filepath.WalkDir(wsRoot, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				if b, err := os.ReadFile(p); err == nil {
-					check(p, string(b))
-				}
+		checkRunOutputs(check, results, model.Requests(), res, h.logs.String(), wsRoot)
+	})
+}
+
+// checkRunOutputs hands check every place a run's text ends up: each tool
+// result, each model request body, the result JSON, the CLI's logs and every
+// regular file under the workspace root (transcripts, journals, worktrees).
+func checkRunOutputs(check func(where, s string), results []toolResult, reqs []scripted.Request, res activities.SwarmResult, logs, wsRoot string) {
+	for i := range results {
+		check(fmt.Sprintf("tool result %d", i), results[i].Content)
+	}
+	for _, r := range reqs {
+		check("a model request body", string(r.Body))
+	}
+	check("the result", fmtResult(res))
+	check("the logs", logs)
+	_ = filepath.WalkDir(wsRoot, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, err := os.ReadFile(p); err == nil {
+				check(p, string(b))
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 }
