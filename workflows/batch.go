@@ -12,7 +12,7 @@ import (
 
 // childEnd is a sub-agent's end, waiting to be booked.
 type childEnd struct {
-	t   *task
+	t   *Task
 	r   SubAgentResult
 	err error
 }
@@ -27,7 +27,7 @@ func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
 		return
 	}
 	ends := append([]childEnd{first}, s.readyEnds(ctx, first.t)...)
-	var merges []*task
+	var merges []*Task
 	for _, e := range ends {
 		if s.bookEnd(ctx, e.t, e.r, e.err) {
 			merges = append(merges, e.t)
@@ -35,7 +35,7 @@ func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
 	}
 	s.mergeAll(ctx, merges)
 	for _, e := range ends {
-		if e.t.state == stateDone {
+		if e.t.State == stateDone {
 			s.publishResult(e.t)
 		}
 	}
@@ -48,27 +48,16 @@ func (s *swarm) batchable(first childEnd) bool {
 	if first.err != nil || !first.r.Success || !first.r.Changed || !s.in.AutoMerge || s.verifyEach() {
 		return false
 	}
-	return s.endWaiting(first.t)
-}
-
-// endWaiting reports whether a sub-agent other than except has ended and
-// its end is not booked yet.
-func (s *swarm) endWaiting(except *task) bool {
-	for _, t := range s.tasks {
-		if t != except && t.state == stateRunning && t.future != nil && t.future.IsReady() {
-			return true
-		}
-	}
-	return s.childDone.Len() > 0
+	return s.plan.endWaiting(first.t) || s.children.ends.Len() > 0
 }
 
 // readyEnds takes every end already in, other than except's: the ends of
 // sub-agents this run started, in plan order, then inherited ones in the
 // order they were reported. A ready future's Get does not block.
-func (s *swarm) readyEnds(ctx workflow.Context, except *task) []childEnd {
+func (s *swarm) readyEnds(ctx workflow.Context, except *Task) []childEnd {
 	var out []childEnd
-	for _, t := range s.tasks {
-		if t != except && t.state == stateRunning && t.future != nil && t.future.IsReady() {
+	for _, t := range s.plan.Tasks {
+		if t != except && t.State == stateRunning && t.future != nil && t.future.IsReady() {
 			var r SubAgentResult
 			err := t.future.Get(ctx, &r)
 			out = append(out, childEnd{t: t, r: r, err: err})
@@ -76,7 +65,7 @@ func (s *swarm) readyEnds(ctx workflow.Context, except *task) []childEnd {
 	}
 	for {
 		var d activities.ChildDone
-		if !s.childDone.ReceiveAsync(&d) {
+		if !s.children.ends.ReceiveAsync(&d) {
 			break
 		}
 		e, ok := s.inheritedEnd(d)
@@ -91,7 +80,7 @@ func (s *swarm) readyEnds(ctx workflow.Context, except *task) []childEnd {
 // as merge does, several in one MergeSubtasks activity. Each outcome is then
 // booked as merge books it; conflicts last, so a conflict re-run starts from
 // (and says it starts from) the head the whole batch left.
-func (s *swarm) mergeAll(ctx workflow.Context, ts []*task) {
+func (s *swarm) mergeAll(ctx workflow.Context, ts []*Task) {
 	switch len(ts) {
 	case 0:
 		return
@@ -120,17 +109,17 @@ func (s *swarm) mergeAll(ctx workflow.Context, ts []*task) {
 }
 
 // mergeBatch runs MergeSubtasks for ts on the run's host.
-func (s *swarm) mergeBatch(ctx workflow.Context, ts []*task) ([]activities.MergeSubtaskResult, error) {
+func (s *swarm) mergeBatch(ctx workflow.Context, ts []*Task) ([]activities.MergeSubtaskResult, error) {
 	s.showBeforeWait(ctx)
 	items := make([]activities.MergeSubtaskInput, len(ts))
 	ids := make([]string, len(ts))
 	for i, t := range ts {
-		items[i] = activities.MergeSubtaskInput{SubtaskID: t.sub.ID, Name: t.sub.Name, Commit: t.last.Commit}
-		ids[i] = t.sub.ID
+		items[i] = activities.MergeSubtaskInput{SubtaskID: t.Sub.ID, Name: t.Sub.Name, Commit: t.last.Commit}
+		ids[i] = t.Sub.ID
 	}
 	var out activities.MergeSubtasksResult
 	err := s.onHost(ctx, gitTimeout, fmt.Sprintf("merge %d: %s", len(ts), strings.Join(ids, ", ")), a.MergeSubtasks, activities.MergeSubtasksInput{
-		RunID: s.runID, RepoPath: s.prep.RepoRoot, IntegrationBranch: s.branch, Head: s.head, Items: items,
+		RunID: s.runID, RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch, Head: s.merges.Head, Items: items,
 	}, &out)
 	if err == nil && len(out.Results) != len(ts) {
 		err = fmt.Errorf("merge returned %d outcomes for %d subtasks", len(out.Results), len(ts))

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"cmp"
-	"fmt"
 	"strconv"
 
 	"go.temporal.io/sdk/workflow"
@@ -56,26 +55,15 @@ type BudgetReport struct {
 	NeedSteps int `json:"need_steps,omitempty"`
 }
 
-// taskCtl is the parent's ledger of one running sub-agent and the notes
-// waiting for a subtask that has not started.
-type taskCtl struct {
-	grantTokens int64
-	grantUSD    float64
-	usage       activities.Usage
-	step        int
-	ask         *BudgetReport
-	notes       []string
-}
-
 // onReport books a sub-agent's usage and serves its request.
 func (s *swarm) onReport(ctx workflow.Context, r BudgetReport) {
-	t := s.byID(r.Subtask)
-	if t == nil || t.state != stateRunning || t.attempt != r.Attempt || r.Step < t.ctl.step {
+	t := s.plan.byID(r.Subtask)
+	if t == nil || t.State != stateRunning || t.Attempt != r.Attempt || r.Step < t.Control.Step {
 		return // a late report from an attempt that has ended
 	}
-	t.ctl.step, t.ctl.usage = r.Step, r.Usage
+	t.Control.Step, t.Control.Usage = r.Step, r.Usage
 	if r.Ask {
-		t.ctl.ask = &r
+		t.Control.Ask = &r
 	}
 	s.serve(ctx)
 	s.refresh(ctx)
@@ -88,12 +76,12 @@ func (s *swarm) onReport(ctx workflow.Context, r BudgetReport) {
 // met and no other sub-agent can move either, the run pauses on its
 // budget; when every request is met again, it runs on.
 func (s *swarm) serve(ctx workflow.Context) {
-	if s.state == activities.RunStatePaused || s.state == activities.RunStateAwaitingApproval {
+	if s.view.State == activities.RunStatePaused || s.view.State == activities.RunStateAwaitingApproval {
 		return
 	}
 	blocked := ""
-	for _, t := range s.tasks {
-		if t.state == stateRunning && t.ctl.ask != nil {
+	for _, t := range s.plan.Tasks {
+		if t.State == stateRunning && t.Control.Ask != nil {
 			if why := s.tryGrant(ctx, t); why != "" && blocked == "" {
 				blocked = why
 			}
@@ -102,8 +90,8 @@ func (s *swarm) serve(ctx workflow.Context) {
 	if blocked != "" && s.allRunningWait() && s.denySteps(ctx) {
 		// Steps cannot be added to a run: those waiting stop instead.
 		blocked = ""
-		for _, t := range s.tasks {
-			if t.state == stateRunning && t.ctl.ask != nil {
+		for _, t := range s.plan.Tasks {
+			if t.State == stateRunning && t.Control.Ask != nil {
 				blocked = cmp.Or(blocked, s.tryGrant(ctx, t))
 			}
 		}
@@ -111,7 +99,7 @@ func (s *swarm) serve(ctx workflow.Context) {
 	switch {
 	case blocked != "" && s.allRunningWait():
 		s.setState(ctx, activities.RunStateBudgetPaused, blocked)
-	case blocked == "" && s.state == activities.RunStateBudgetPaused:
+	case blocked == "" && s.view.State == activities.RunStateBudgetPaused:
 		s.setState(ctx, activities.RunStateRunning, "")
 		s.poke()
 	}
@@ -120,90 +108,42 @@ func (s *swarm) serve(ctx workflow.Context) {
 // allRunningWait: every running sub-agent waits for allowance, so nothing
 // will hand any back.
 func (s *swarm) allRunningWait() bool {
-	for _, t := range s.tasks {
-		if t.state == stateRunning && t.ctl.ask == nil {
+	for _, t := range s.plan.Tasks {
+		if t.State == stateRunning && t.Control.Ask == nil {
 			return false
 		}
 	}
 	return true
 }
 
-// committed is what the run has spent or handed out: finished calls plus
-// every running sub-agent's allowance (or its use, when larger).
-func (s *swarm) committed() (int64, float64) {
-	tokens, usd := s.usage.Total(), s.ctl.cost
-	for _, t := range s.tasks {
-		if t.state == stateRunning {
-			tokens += max(t.ctl.grantTokens, t.ctl.usage.Total())
-			usd += max(t.ctl.grantUSD, s.in.Budget.Price.Cost(t.ctl.usage))
-		}
-	}
-	return tokens, usd
-}
-
-// spent is what finished and running calls have used.
-func (s *swarm) spent() (int64, float64) {
-	tokens, usd := s.usage.Total(), s.ctl.cost
-	for _, t := range s.tasks {
-		if t.state == stateRunning {
-			tokens += t.ctl.usage.Total()
-			usd += s.in.Budget.Price.Cost(t.ctl.usage)
-		}
-	}
-	return tokens, usd
-}
-
 // tryGrant raises t's allowance to cover its next call, and up to
 // grantCalls-1 more of the same size out of its fair share of what is left
 // (so the first sub-agent to ask does not take it all); it returns why it
 // cannot.
-func (s *swarm) tryGrant(ctx workflow.Context, t *task) string {
-	ask := t.ctl.ask
-	if ask.NeedSteps > 0 {
+func (s *swarm) tryGrant(ctx workflow.Context, t *Task) string {
+	if t.Control.Ask.NeedSteps > 0 {
 		return s.tryGrantSteps(ctx, t)
 	}
-	usedT, usedUSD := t.ctl.usage.Total(), s.in.Budget.Price.Cost(t.ctl.usage)
-	comT, comUSD := s.committed()
-	share := int64(max(1, s.countRunning()))
-	grantT, grantUSD := t.ctl.grantTokens, t.ctl.grantUSD
-	if s.ctl.maxTokens > 0 {
-		room := s.ctl.maxTokens - (comT - max(grantT, usedT))
-		if room < usedT+ask.NeedTokens {
-			spentT, _ := s.spent()
-			return fmt.Sprintf("token cap %s reached (%s used, %s held by running sub-agents; %s's next call may need %s)",
-				thousands(s.ctl.maxTokens), thousands(spentT), thousands(comT-spentT), t.sub.ID, thousands(ask.NeedTokens))
-		}
-		extra := min((grantCalls-1)*ask.NeedTokens, (room-usedT-ask.NeedTokens)/share)
-		grantT = max(grantT, usedT+ask.NeedTokens+extra)
+	grantT, grantUSD, why := s.budget.allowance(t, s.plan.running())
+	if why != "" {
+		return why
 	}
-	if s.ctl.maxUSD > 0 {
-		room := s.ctl.maxUSD - (comUSD - max(grantUSD, usedUSD))
-		if room < usedUSD+ask.NeedUSD {
-			_, spentUSD := s.spent()
-			return fmt.Sprintf("cost cap $%.2f reached ($%.4f spent, $%.4f held by running sub-agents; %s's next call may cost $%.4f)",
-				s.ctl.maxUSD, spentUSD, comUSD-spentUSD, t.sub.ID, ask.NeedUSD)
-		}
-		extra := min((grantCalls-1)*ask.NeedUSD, (room-usedUSD-ask.NeedUSD)/float64(share))
-		grantUSD = max(grantUSD, usedUSD+ask.NeedUSD+extra)
-	}
-	t.ctl.grantTokens, t.ctl.grantUSD, t.ctl.ask = grantT, grantUSD, nil
+	t.Control.GrantTokens, t.Control.GrantUSD, t.Control.Ask = grantT, grantUSD, nil
 	s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, GrantTokens: grantT, GrantUSD: grantUSD})
 	return ""
 }
 
 // tryGrantSteps gives t another chunk of steps out of what the run's step
 // budget has left, up to max_steps_per_subagent; it returns why it cannot.
-func (s *swarm) tryGrantSteps(ctx workflow.Context, t *task) string {
-	room := s.in.Limits.MaxTotalSteps - s.used - s.reserved
-	upTo := s.in.Limits.MaxStepsPerSubagent - t.reserved
-	if room <= 0 || upTo <= 0 {
-		return fmt.Sprintf("step budget spent (max_total_steps=%d: %d used, %d held by running sub-agents)", s.in.Limits.MaxTotalSteps, s.used, s.reserved)
+func (s *swarm) tryGrantSteps(ctx workflow.Context, t *Task) string {
+	g, why := s.budget.moreSteps(t)
+	if why != "" {
+		return why
 	}
-	g := min(s.stepChunk(), room, upTo)
-	t.reserved += g
-	s.reserved += g
-	t.ctl.ask = nil
-	s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, GrantSteps: t.reserved})
+	t.Reserved += g
+	s.budget.Reserved += g
+	t.Control.Ask = nil
+	s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, GrantSteps: t.Reserved})
 	return ""
 }
 
@@ -211,9 +151,9 @@ func (s *swarm) tryGrantSteps(ctx workflow.Context, t *task) string {
 // when every running sub-agent waits, none will hand steps back.
 func (s *swarm) denySteps(ctx workflow.Context) bool {
 	denied := false
-	for _, t := range s.tasks {
-		if t.state == stateRunning && t.ctl.ask != nil && t.ctl.ask.NeedSteps > 0 {
-			t.ctl.ask = nil
+	for _, t := range s.plan.Tasks {
+		if t.State == stateRunning && t.Control.Ask != nil && t.Control.Ask.NeedSteps > 0 {
+			t.Control.Ask = nil
 			s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, StepsDenied: true})
 			denied = true
 		}
@@ -223,26 +163,13 @@ func (s *swarm) denySteps(ctx workflow.Context) bool {
 
 // afterChild books an ended sub-agent: its cost joins the run's, its
 // allowance goes back, and requests it was holding up may be served.
-func (s *swarm) afterChild(ctx workflow.Context, t *task, r SubAgentResult) {
+func (s *swarm) afterChild(ctx workflow.Context, t *Task, r SubAgentResult) {
 	price := s.in.Budget.Price
-	s.ctl.cost += price.Cost(r.Usage)
-	t.res.CostUSD = price.Cost(activities.Usage{PromptTokens: t.res.PromptTokens, CompletionTokens: t.res.CompletionTokens})
-	notes := t.ctl.notes
-	t.ctl = taskCtl{notes: notes}
+	s.budget.Cost += price.Cost(r.Usage)
+	t.Res.CostUSD = price.Cost(activities.Usage{PromptTokens: t.Res.PromptTokens, CompletionTokens: t.Res.CompletionTokens})
+	notes := t.Control.Notes
+	t.Control = TaskControl{Notes: notes}
 	s.serve(ctx)
-}
-
-// budgetView is the run's spend against its caps, for the progress query.
-func (s *swarm) budgetView() activities.BudgetView {
-	tokens, usd := s.spent()
-	steps := s.used
-	for _, t := range s.tasks {
-		if t.state == stateRunning {
-			steps += t.ctl.step
-		}
-	}
-	return activities.BudgetView{MaxTokens: s.ctl.maxTokens, MaxCostUSD: s.ctl.maxUSD, Tokens: tokens, CostUSD: usd,
-		MaxSteps: s.in.Limits.MaxTotalSteps, Steps: steps}
 }
 
 // thousands writes n with thousands separators: 200,000.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,29 +19,63 @@ import (
 // state.
 func richSwarm() *swarm {
 	now := time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC)
-	s := &swarm{in: SwarmInput{}, runID: "r", started: now, head: "h2", runs: 3, seq: 450, llmCalls: 40, used: 90, reserved: 40,
-		running: 2, spawned: 5, planNote: "plan repaired", state: activities.RunStateBudgetPaused, stateReason: "token cap",
-		usage: activities.Usage{PromptTokens: 1000, CompletionTokens: 99}, phase: PhaseRunning,
-		verify: &activities.VerifyReport{Command: "make", Commit: "h1", OK: true},
-		prep:   activities.PrepareRunResult{RepoRoot: "/repo", BaseCommit: "b", BaseBranch: "main", WorkspaceQueue: "q-ws-h2", Sandbox: "on"},
-		hs:     hostState{lost: true, since: now, moves: 1, from: "q-ws-h1"},
-		ctl:    &runCtl{maxTokens: 5000, maxUSD: 2, cost: 0.5, pauseSeq: 2, approval: "approved"}}
-	done := &task{sub: activities.Subtask{ID: "a", Name: "A", Instruction: "do a", Dependencies: []string{}, Stage: 0}, state: stateDone, attempt: 1,
-		res:  activities.SubtaskResult{ID: "a", Success: true, Status: "completed", Result: "did a", Merge: activities.MergeMerged, Steps: 3},
-		last: SubAgentResult{Result: "did a", AgentTally: AgentTally{Worktree: "/wt/a"}}, started: now, ended: now.Add(time.Minute), lastEvent: "merged", childID: "r.a", branch: "cs/r/a"}
-	rerun := &task{sub: activities.Subtask{ID: "b", Name: "B", Dependencies: []string{"a"}, Stage: 1}, state: stateRunning, attempt: 2, reserved: 20,
-		conflict: &activities.ConflictInfo{Paths: []string{"x.go"}, FirstBase: "b", FirstCommit: "c1"},
-		first:    &SubAgentResult{Status: "completed", AgentTally: AgentTally{Worktree: "/wt/b", Branch: "cs/r/b", Steps: 4}, Commit: "c1"},
-		childID:  "r.b.r2.m1", branch: "cs/r/b-r2-m1", resumeFrom: "cs/r/b-r2", started: now,
-		ctl: taskCtl{grantTokens: 800, grantUSD: 0.1, usage: activities.Usage{PromptTokens: 300}, step: 6,
-			ask: &BudgetReport{Subtask: "b", Attempt: 2, Step: 6, Ask: true, NeedTokens: 900}}}
-	running := &task{sub: activities.Subtask{ID: "c", Name: "C"}, state: stateRunning, attempt: 1, reserved: 20, childID: "r.c", branch: "cs/r/c"}
-	pending := &task{sub: activities.Subtask{ID: "d", Name: "D", Dependencies: []string{"b"}, Stage: 2}, ctl: taskCtl{notes: []string{"use x"}}}
-	s.tasks = []*task{done, rerun, running, pending}
+	s := &swarm{in: SwarmInput{}, runID: "r", phase: PhaseRunning}
+	s.runRecord = runRecord{
+		Runs:     3,
+		Started:  now,
+		PlanNote: "plan repaired",
+		Prep:     activities.PrepareRunResult{RepoRoot: "/repo", BaseCommit: "b", BaseBranch: "main", WorkspaceQueue: "q-ws-h2", Sandbox: "on"},
+	}
+	s.merges = mergeQueue{Head: "h2", Verify: &activities.VerifyReport{Command: "make", Commit: "h1", OK: true}}
+	s.view.viewState = viewState{Seq: 450, State: activities.RunStateBudgetPaused, StateReason: "token cap"}
+	s.budget.ledgerState = ledgerState{
+		Usage:    activities.Usage{PromptTokens: 1000, CompletionTokens: 99},
+		LLMCalls: 40,
+		Used:     90,
+		Reserved: 40,
+	}
+	s.budget.budgetCaps = budgetCaps{MaxTokens: 5000, MaxUSD: 2, Cost: 0.5}
+	s.steer.steerState = steerState{PauseSeq: 2, Approval: "approved"}
+	s.watch.hostRecord = hostRecord{Lost: true, Since: now, Moves: 1, From: "q-ws-h1"}
+	done := &Task{
+		Sub:          activities.Subtask{ID: "a", Name: "A", Instruction: "do a", Dependencies: []string{}, Stage: 0},
+		State:        stateDone,
+		Attempt:      1,
+		Res:          activities.SubtaskResult{ID: "a", Success: true, Status: "completed", Result: "did a", Merge: activities.MergeMerged, Steps: 3},
+		last:         SubAgentResult{Result: "did a", AgentTally: AgentTally{Worktree: "/wt/a"}},
+		LastWorktree: "/wt/a",
+		Started:      now,
+		Ended:        now.Add(time.Minute),
+		LastEvent:    "merged",
+		ChildID:      "r.a",
+		Branch:       "cs/r/a",
+	}
+	rerun := &Task{
+		Sub:        activities.Subtask{ID: "b", Name: "B", Dependencies: []string{"a"}, Stage: 1},
+		State:      stateRunning,
+		Attempt:    2,
+		Reserved:   20,
+		Conflict:   &activities.ConflictInfo{Paths: []string{"x.go"}, FirstBase: "b", FirstCommit: "c1"},
+		First:      &SubAgentResult{Status: "completed", AgentTally: AgentTally{Worktree: "/wt/b", Branch: "cs/r/b", Steps: 4}, Commit: "c1"},
+		ChildID:    "r.b.r2.m1",
+		Branch:     "cs/r/b-r2-m1",
+		ResumeFrom: "cs/r/b-r2",
+		Started:    now,
+		Control: TaskControl{
+			GrantTokens: 800,
+			GrantUSD:    0.1,
+			Usage:       activities.Usage{PromptTokens: 300},
+			Step:        6,
+			Ask:         &BudgetReport{Subtask: "b", Attempt: 2, Step: 6, Ask: true, NeedTokens: 900},
+		},
+	}
+	running := &Task{Sub: activities.Subtask{ID: "c", Name: "C"}, State: stateRunning, Attempt: 1, Reserved: 20, ChildID: "r.c", Branch: "cs/r/c"}
+	pending := &Task{Sub: activities.Subtask{ID: "d", Name: "D", Dependencies: []string{"b"}, Stage: 2}, Control: TaskControl{Notes: []string{"use x"}}}
+	s.plan.tableState = tableState{Tasks: []*Task{done, rerun, running, pending}, Running: 2, Spawned: 5}
 	s.publishResult(done)
 	s.publish(activities.SharedResult{Key: "finding", Value: `{"v":1}`, Tags: []string{"t"}, Publisher: "c"})
 	for i := range 300 {
-		s.events = append(s.events, activities.Event{Seq: 151 + i, Time: now, Kind: "k"})
+		s.view.Events = append(s.view.Events, activities.Event{Seq: 151 + i, Time: now, Kind: "k"})
 	}
 	return s
 }
@@ -58,7 +93,7 @@ func TestCarryRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(raw, &decoded); err != nil {
 		t.Fatal(err)
 	}
-	s2 := &swarm{ctl: &runCtl{}}
+	s2 := &swarm{}
 	s2.restore(&decoded)
 	out := s2.carry()
 	if out.Runs != c.Runs+1 {
@@ -72,21 +107,21 @@ func TestCarryRoundTrip(t *testing.T) {
 	if i := firstDiff(string(raw), string(again)); i >= 0 {
 		t.Errorf("state out differs from state in at byte %d:\n in ...%s\nout ...%s", i, excerpt(string(raw), i), excerpt(string(again), i))
 	}
-	if !reflect.DeepEqual(s2.share, s.share) {
-		t.Errorf("shared values %+v, want %+v", s2.share, s.share)
+	if !reflect.DeepEqual(s2.share.entries, s.share.entries) {
+		t.Errorf("shared values %+v, want %+v", s2.share.entries, s.share.entries)
 	}
-	if len(c.Events) != carriedEvents || c.Events[0].Seq != 451-carriedEvents || s2.seq != 450 {
-		t.Errorf("carried %d events from seq %d, seq %d; want the last %d and seq 450", len(c.Events), c.Events[0].Seq, s2.seq, carriedEvents)
+	if len(c.Events) != carriedEvents || c.Events[0].Seq != 451-carriedEvents || s2.view.Seq != 450 {
+		t.Errorf("carried %d events from seq %d, seq %d; want the last %d and seq 450", len(c.Events), c.Events[0].Seq, s2.view.Seq, carriedEvents)
 	}
-	b := s2.byID("b")
-	if b.future != nil || b.state != stateRunning || b.childID != "r.b.r2.m1" || b.ctl.ask == nil || b.ctl.ask.NeedTokens != 900 || b.first.Steps != 4 {
+	b := s2.plan.byID("b")
+	if b.future != nil || b.State != stateRunning || b.ChildID != "r.b.r2.m1" || b.Control.Ask == nil || b.Control.Ask.NeedTokens != 900 || b.First.Steps != 4 {
 		t.Errorf("restored b = %+v", b)
 	}
-	if a := s2.byID("a"); len(a.removableWorktrees()) != 1 || a.removableWorktrees()[0] != "/wt/a" {
+	if a := s2.plan.byID("a"); len(a.removableWorktrees()) != 1 || a.removableWorktrees()[0] != "/wt/a" {
 		t.Errorf("restored a removes %v, want its merged worktree /wt/a", a.removableWorktrees())
 	}
-	if s2.ctl.maxTokens != 5000 || s2.hs.from != "q-ws-h1" || !s2.hs.lost || s2.state != activities.RunStateBudgetPaused || s2.runs != 4 {
-		t.Errorf("restored ctl %+v host %+v state %s runs %d", s2.ctl, s2.hs, s2.state, s2.runs)
+	if s2.budget.MaxTokens != 5000 || s2.watch.From != "q-ws-h1" || !s2.watch.Lost || s2.view.State != activities.RunStateBudgetPaused || s2.Runs != 4 {
+		t.Errorf("restored caps %+v host %+v state %s runs %d", s2.budget.budgetCaps, s2.watch.hostRecord, s2.view.State, s2.Runs)
 	}
 }
 
@@ -111,7 +146,7 @@ func excerpt(s string, i int) string {
 // Temporal's 2 MB payload limit as plain JSON; packed, it fits.
 func TestCarryOfThousandSubtasksFits(t *testing.T) {
 	s := richSwarm()
-	s.tasks, s.share = nil, nil
+	s.plan.Tasks, s.share.entries = nil, nil
 	now := time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC)
 	for i := range 1000 {
 		id := fmt.Sprintf("%04d-subtask", i)
@@ -120,12 +155,12 @@ func TestCarryOfThousandSubtasksFits(t *testing.T) {
 			sum := sha256.Sum256([]byte(fmt.Sprintf("%d/%d", i, j)))
 			result.WriteString(hex.EncodeToString(sum[:]) + " ")
 		}
-		tk := &task{sub: activities.Subtask{ID: id, Name: "subtask " + id, Instruction: "do " + id + " carefully", Dependencies: []string{}, NeedsWorktree: true},
-			state: stateDone, attempt: 1, started: now, ended: now, childID: "run." + id, branch: "codeswarm/run/" + id,
-			res: activities.SubtaskResult{ID: id, Name: "subtask " + id, Dependencies: []string{}, Success: true, Status: "completed", Result: result.String(),
+		tk := &Task{Sub: activities.Subtask{ID: id, Name: "subtask " + id, Instruction: "do " + id + " carefully", Dependencies: []string{}, NeedsWorktree: true},
+			State: stateDone, Attempt: 1, Started: now, Ended: now, ChildID: "run." + id, Branch: "codeswarm/run/" + id,
+			Res: activities.SubtaskResult{ID: id, Name: "subtask " + id, Dependencies: []string{}, Success: true, Status: "completed", Result: result.String(),
 				Steps: 15, Branch: "codeswarm/run/" + id, Commit: strings.Repeat("c", 40), FilesChanged: []string{id + ".go"}, Merge: "merged",
 				Conflicts: []string{}, Worktree: "/ws/run/" + id, PromptTokens: 12000, MergeCommit: strings.Repeat("m", 40)}}
-		s.tasks = append(s.tasks, tk)
+		s.plan.Tasks = append(s.plan.Tasks, tk)
 		s.publishResult(tk)
 	}
 	c := s.carry()
@@ -144,5 +179,60 @@ func TestCarryOfThousandSubtasksFits(t *testing.T) {
 	var back Carry
 	if err := json.Unmarshal(packed, &back); err != nil || len(back.Tasks) != 1000 || back.Tasks[999].Res.Result != c.Tasks[999].Res.Result {
 		t.Errorf("unpacked %d tasks, err %v", len(back.Tasks), err)
+	}
+}
+
+// TestCarryReadsV010: the state a v0.1.0 worker handed over (its plain
+// JSON, recorded from that release's richSwarm) is read whole by this
+// build: carried on again, it says the same, field for field.
+func TestCarryReadsV010(t *testing.T) {
+	golden, err := os.ReadFile("testdata/carry_v0.1.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old Carry
+	if err := json.Unmarshal(golden, (*carryJSON)(&old)); err != nil {
+		t.Fatal(err)
+	}
+	s := &swarm{}
+	s.restore(&old)
+	again, err := json.Marshal((*carryJSON)(s.carry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got map[string]any
+	if err := json.Unmarshal(golden, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(again, &got); err != nil {
+		t.Fatal(err)
+	}
+	want["runs"] = want["runs"].(float64) + 1 // one more run of the chain
+	sameFields(t, "carried on again", got, want)
+	// And richSwarm, built on this build's types, still writes v0.1.0's state.
+	now, err := json.Marshal((*carryJSON)(richSwarm().carry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh map[string]any
+	if err := json.Unmarshal(now, &fresh); err != nil {
+		t.Fatal(err)
+	}
+	want["runs"] = want["runs"].(float64) - 1
+	sameFields(t, "richSwarm's carry", fresh, want)
+}
+
+// sameFields reports every top-level field where got and want differ.
+func sameFields(t *testing.T, what string, got, want map[string]any) {
+	t.Helper()
+	for k := range want {
+		if !reflect.DeepEqual(got[k], want[k]) {
+			t.Errorf("%s: field %q differs from v0.1.0's:\n got %.600v\nwant %.600v", what, k, got[k], want[k])
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: field %q is not in v0.1.0's: %.600v", what, k, got[k])
+		}
 	}
 }

@@ -51,32 +51,30 @@ type AgentControl struct {
 	PauseSeq int  `json:"pause_seq,omitempty"`
 }
 
-// runCtl is the run's steering state; it lives in workflow state, so it
-// survives worker and server restarts.
-type runCtl struct {
-	maxTokens    int64
-	maxUSD       float64
-	cost         float64 // planner and ended sub-agents
-	pauseSeq     int
-	approval     string // "", "approved" or "rejected"
-	rejectReason string
-	wake         workflow.Channel
+// steerState is the run's steering that a continued run carries on.
+type steerState struct {
+	PauseSeq     int    `json:"pause_seq,omitempty"` // orders pause and resume signals
+	Approval     string `json:"approval,omitempty"`  // "", "approved" or "rejected"
+	RejectReason string `json:"reject_reason,omitempty"`
 }
 
-func newRunCtl(in SwarmInput) *runCtl {
-	return &runCtl{maxTokens: in.Budget.MaxTokens, maxUSD: in.Budget.MaxCostUSD}
+// steering owns pause, resume and plan approval; changed wakes the
+// schedule when one of them (or the budget) lets it go on.
+type steering struct {
+	steerState
+	changed workflow.Channel
 }
 
 // registerControl sets up the steering updates, the plan query and the
 // sub-agents' usage reports. A validator's refusal writes nothing to history.
 func (s *swarm) registerControl(ctx workflow.Context) error {
-	s.ctl.wake = workflow.NewBufferedChannel(ctx, 1)
-	s.reports = workflow.GetSignalChannel(ctx, budgetReportSignal)
-	s.childDone = workflow.GetSignalChannel(ctx, activities.ChildDoneSignal)
+	s.steer.changed = workflow.NewBufferedChannel(ctx, 1)
+	s.children.reports = workflow.GetSignalChannel(ctx, budgetReportSignal)
+	s.children.ends = workflow.GetSignalChannel(ctx, activities.ChildDoneSignal)
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		for {
 			var r BudgetReport
-			s.reports.Receive(gctx, &r)
+			s.children.reports.Receive(gctx, &r)
 			s.onReport(gctx, r)
 		}
 	})
@@ -103,7 +101,7 @@ func (s *swarm) registerControl(ctx workflow.Context) error {
 }
 
 func (s *swarm) reply(msg string) activities.ControlReply {
-	return activities.ControlReply{State: s.state, Message: msg}
+	return activities.ControlReply{State: s.view.State, Message: msg}
 }
 
 // ended refuses steering a run that is past its sub-agents.
@@ -118,9 +116,9 @@ func (s *swarm) checkPause(req activities.PauseRequest) error {
 	if err := s.ended(); err != nil {
 		return err
 	}
-	switch s.state {
+	switch s.view.State {
 	case activities.RunStatePaused:
-		return fmt.Errorf("run %s is already paused (%s)", s.runID, s.stateReason)
+		return fmt.Errorf("run %s is already paused (%s)", s.runID, s.view.StateReason)
 	case activities.RunStateAwaitingApproval:
 		return fmt.Errorf("run %s is awaiting approval of its plan: nothing runs yet; approve or reject it", s.runID)
 	}
@@ -141,11 +139,11 @@ func (s *swarm) pause(ctx workflow.Context, req activities.PauseRequest) (activi
 }
 
 func (s *swarm) signalPause(ctx workflow.Context, paused bool) int {
-	s.ctl.pauseSeq++
+	s.steer.PauseSeq++
 	n := 0
-	for _, t := range s.tasks {
-		if t.state == stateRunning {
-			s.signalChild(ctx, t, ControlSignal{Kind: signalPause, Seq: s.ctl.pauseSeq, Paused: paused})
+	for _, t := range s.plan.Tasks {
+		if t.State == stateRunning {
+			s.signalChild(ctx, t, ControlSignal{Kind: signalPause, Seq: s.steer.PauseSeq, Paused: paused})
 			n++
 		}
 	}
@@ -156,17 +154,17 @@ func (s *swarm) checkResume(req activities.ResumeRequest) error {
 	if req.AddTokens < 0 || req.AddUSD < 0 {
 		return errors.New("--add-tokens and --add-usd must be 0 or more")
 	}
-	if s.state != activities.RunStatePaused && s.state != activities.RunStateBudgetPaused {
-		return fmt.Errorf("run %s is not paused (state %s)", s.runID, s.state)
+	if s.view.State != activities.RunStatePaused && s.view.State != activities.RunStateBudgetPaused {
+		return fmt.Errorf("run %s is not paused (state %s)", s.runID, s.view.State)
 	}
-	if req.AddTokens > 0 && s.ctl.maxTokens == 0 {
+	if req.AddTokens > 0 && s.budget.MaxTokens == 0 {
 		return fmt.Errorf("run %s has no token cap (swarm.max_tokens was 0): --add-tokens has nothing to raise", s.runID)
 	}
-	if req.AddUSD > 0 && s.ctl.maxUSD == 0 {
+	if req.AddUSD > 0 && s.budget.MaxUSD == 0 {
 		return fmt.Errorf("run %s has no cost cap (swarm.max_cost_usd was 0): --add-usd has nothing to raise", s.runID)
 	}
-	if s.state == activities.RunStateBudgetPaused && req.AddTokens == 0 && req.AddUSD == 0 {
-		return fmt.Errorf("run %s is paused on its budget (%s): raise it with --add-tokens N or --add-usd X", s.runID, s.stateReason)
+	if s.view.State == activities.RunStateBudgetPaused && req.AddTokens == 0 && req.AddUSD == 0 {
+		return fmt.Errorf("run %s is paused on its budget (%s): raise it with --add-tokens N or --add-usd X", s.runID, s.view.StateReason)
 	}
 	return nil
 }
@@ -174,9 +172,9 @@ func (s *swarm) checkResume(req activities.ResumeRequest) error {
 // resume raises the caps and lets the run go on; requests the old caps
 // could not meet are looked at again.
 func (s *swarm) resume(ctx workflow.Context, req activities.ResumeRequest) (activities.ControlReply, error) {
-	s.ctl.maxTokens += req.AddTokens
-	s.ctl.maxUSD += req.AddUSD
-	wasPaused := s.state == activities.RunStatePaused
+	s.budget.MaxTokens += req.AddTokens
+	s.budget.MaxUSD += req.AddUSD
+	wasPaused := s.view.State == activities.RunStatePaused
 	s.setState(ctx, activities.RunStateRunning, "")
 	if wasPaused {
 		s.signalPause(ctx, false)
@@ -184,23 +182,23 @@ func (s *swarm) resume(ctx workflow.Context, req activities.ResumeRequest) (acti
 	s.serve(ctx)
 	s.poke()
 	msg := fmt.Sprintf("run %s resumed", s.runID)
-	if s.state == activities.RunStateBudgetPaused {
-		msg = fmt.Sprintf("run %s is still paused: %s", s.runID, s.stateReason)
+	if s.view.State == activities.RunStateBudgetPaused {
+		msg = fmt.Sprintf("run %s is still paused: %s", s.runID, s.view.StateReason)
 	}
 	return s.reply(msg), nil
 }
 
 func (s *swarm) checkApprove(activities.ApproveRequest) error {
-	if s.state != activities.RunStateAwaitingApproval {
-		return fmt.Errorf("run %s is not awaiting approval (state %s)", s.runID, s.state)
+	if s.view.State != activities.RunStateAwaitingApproval {
+		return fmt.Errorf("run %s is not awaiting approval (state %s)", s.runID, s.view.State)
 	}
 	return nil
 }
 
 func (s *swarm) approve(ctx workflow.Context, _ activities.ApproveRequest) (activities.ControlReply, error) {
-	s.ctl.approval = "approved"
+	s.steer.Approval = "approved"
 	s.setState(ctx, activities.RunStateRunning, "")
-	return s.reply(fmt.Sprintf("plan of run %s approved: %d subtasks start", s.runID, len(s.tasks))), nil
+	return s.reply(fmt.Sprintf("plan of run %s approved: %d subtasks start", s.runID, len(s.plan.Tasks))), nil
 }
 
 func (s *swarm) checkReject(req activities.RejectRequest) error {
@@ -214,8 +212,8 @@ func (s *swarm) checkReject(req activities.RejectRequest) error {
 }
 
 func (s *swarm) reject(ctx workflow.Context, req activities.RejectRequest) (activities.ControlReply, error) {
-	s.ctl.approval, s.ctl.rejectReason = "rejected", strings.TrimSpace(req.Reason)
-	s.setState(ctx, activities.RunStateRejected, s.ctl.rejectReason)
+	s.steer.Approval, s.steer.RejectReason = "rejected", strings.TrimSpace(req.Reason)
+	s.setState(ctx, activities.RunStateRejected, s.steer.RejectReason)
 	return s.reply(fmt.Sprintf("plan of run %s rejected: the run ends without running a subtask", s.runID)), nil
 }
 
@@ -223,18 +221,18 @@ func (s *swarm) reject(ctx workflow.Context, req activities.RejectRequest) (acti
 // returns the reason when the plan is rejected.
 func (s *swarm) awaitApproval(ctx workflow.Context) string {
 	s.setState(ctx, activities.RunStateAwaitingApproval,
-		fmt.Sprintf("the plan (%d subtasks) waits: codeswarm plan %s, then approve or reject --reason", len(s.tasks), s.runID))
-	if err := workflow.Await(ctx, func() bool { return s.ctl.approval != "" }); err != nil {
+		fmt.Sprintf("the plan (%d subtasks) waits: codeswarm plan %s, then approve or reject --reason", len(s.plan.Tasks), s.runID))
+	if err := workflow.Await(ctx, func() bool { return s.steer.Approval != "" }); err != nil {
 		return "" // cancelled: the schedule reports every subtask as cancelled
 	}
-	if s.ctl.approval != "rejected" {
+	if s.steer.Approval != "rejected" {
 		return ""
 	}
-	for _, t := range s.tasks {
-		s.complete(t, activities.StatusCancelled, "not run: the plan was rejected: "+s.ctl.rejectReason)
+	for _, t := range s.plan.Tasks {
+		s.complete(t, activities.StatusCancelled, "not run: the plan was rejected: "+s.steer.RejectReason)
 	}
-	s.event(ctx, "rejected", "", s.ctl.rejectReason)
-	return s.ctl.rejectReason
+	s.event(ctx, "rejected", "", s.steer.RejectReason)
+	return s.steer.RejectReason
 }
 
 func (s *swarm) checkTell(req activities.TellRequest) error {
@@ -245,17 +243,17 @@ func (s *swarm) checkTell(req activities.TellRequest) error {
 		return errors.New("the note is empty")
 	}
 	if req.Subtask == "" {
-		if s.countRunning() == 0 {
-			return fmt.Errorf("no sub-agent of run %s is running: name a subtask with --subtask (known: %s)", s.runID, s.knownIDs())
+		if s.plan.countRunning() == 0 {
+			return fmt.Errorf("no sub-agent of run %s is running: name a subtask with --subtask (known: %s)", s.runID, s.plan.knownIDs())
 		}
 		return nil
 	}
-	t := s.byID(req.Subtask)
+	t := s.plan.byID(req.Subtask)
 	if t == nil {
-		return fmt.Errorf("run %s has no subtask %q (known: %s)", s.runID, req.Subtask, s.knownIDs())
+		return fmt.Errorf("run %s has no subtask %q (known: %s)", s.runID, req.Subtask, s.plan.knownIDs())
 	}
-	if t.state == stateDone {
-		return fmt.Errorf("subtask %s has ended (%s): it reads no more notes", t.sub.ID, t.res.Status)
+	if t.State == stateDone {
+		return fmt.Errorf("subtask %s has ended (%s): it reads no more notes", t.Sub.ID, t.Res.Status)
 	}
 	return nil
 }
@@ -265,46 +263,25 @@ func (s *swarm) checkTell(req activities.TellRequest) error {
 func (s *swarm) tell(ctx workflow.Context, req activities.TellRequest) (activities.ControlReply, error) {
 	msg := strings.TrimSpace(req.Message)
 	var sent []string
-	for _, t := range s.tasks {
-		if req.Subtask != "" && t.sub.ID != req.Subtask {
+	for _, t := range s.plan.Tasks {
+		if req.Subtask != "" && t.Sub.ID != req.Subtask {
 			continue
 		}
-		switch t.state {
+		switch t.State {
 		case stateRunning:
 			s.signalChild(ctx, t, ControlSignal{Kind: signalTell, Notes: []string{msg}})
-			sent = append(sent, t.sub.ID)
+			sent = append(sent, t.Sub.ID)
 		case statePending:
 			if req.Subtask == "" {
 				continue
 			}
-			t.ctl.notes = append(t.ctl.notes, msg)
-			s.event(ctx, "note", t.sub.ID, "note queued until it starts")
-			return s.reply(fmt.Sprintf("note queued for %s: it reads it when it starts", t.sub.ID)), nil
+			t.Control.Notes = append(t.Control.Notes, msg)
+			s.event(ctx, "note", t.Sub.ID, "note queued until it starts")
+			return s.reply(fmt.Sprintf("note queued for %s: it reads it when it starts", t.Sub.ID)), nil
 		}
 	}
 	s.event(ctx, "note", strings.Join(sent, ","), activities.FirstLine(msg, 120))
 	return s.reply(fmt.Sprintf("note sent to %s: read before the next model call", strings.Join(sent, ", "))), nil
-}
-
-func (s *swarm) countRunning() int {
-	n := 0
-	for _, t := range s.tasks {
-		if t.state == stateRunning {
-			n++
-		}
-	}
-	return n
-}
-
-func (s *swarm) knownIDs() string {
-	ids := make([]string, len(s.tasks))
-	for i, t := range s.tasks {
-		ids[i] = t.sub.ID
-	}
-	if len(ids) == 0 {
-		return "none yet: the run has not planned"
-	}
-	return strings.Join(ids, ", ")
 }
 
 // signalChild sends sig to t's sub-agent once it has started, by workflow
@@ -314,12 +291,12 @@ func (s *swarm) knownIDs() string {
 // it), a sub-agent an earlier run started (no future here) at once, and
 // counts the signal in flight until it is delivered, so the run does not
 // continue as new before.
-func (s *swarm) signalChild(ctx workflow.Context, t *task, sig ControlSignal) {
-	id := t.childID
+func (s *swarm) signalChild(ctx workflow.Context, t *Task, sig ControlSignal) {
+	id := t.ChildID
 	fut := t.future
-	s.inflight++
+	s.children.inflight++
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		defer func() { s.inflight-- }()
+		defer func() { s.children.inflight-- }()
 		if fut != nil && fut.GetChildWorkflowExecution().Get(gctx, nil) != nil {
 			return
 		}
@@ -329,49 +306,47 @@ func (s *swarm) signalChild(ctx workflow.Context, t *task, sig ControlSignal) {
 
 // poke wakes the schedule loop after the state changed.
 func (s *swarm) poke() {
-	if s.ctl.wake != nil {
-		s.ctl.wake.SendAsync(true)
+	if s.steer.changed != nil {
+		s.steer.changed.SendAsync(true)
 	}
 }
 
 // holding: the run is paused, so nothing new starts.
 func (s *swarm) holding() bool {
-	return s.state == activities.RunStatePaused || s.state == activities.RunStateBudgetPaused
+	return s.view.State == activities.RunStatePaused || s.view.State == activities.RunStateBudgetPaused
 }
 
 // waitsForResume: nothing runs, subtasks are left, and the run is paused:
 // the schedule waits for resume or cancel instead of ending.
 func (s *swarm) waitsForResume(ctx workflow.Context) bool {
-	return ctx.Err() == nil && s.holding() && s.hasPending()
+	return ctx.Err() == nil && s.holding() && s.plan.hasPending()
 }
 
 // addWake lets the schedule's select return when the state changes (or,
 // while nothing runs, when the run is cancelled).
 func (s *swarm) addWake(ctx workflow.Context, sel workflow.Selector) {
-	sel.AddReceive(s.ctl.wake, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
-	if s.running == 0 {
+	sel.AddReceive(s.steer.changed, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
+	if s.plan.Running == 0 {
 		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 	}
 }
 
 // controlFor is the steering a sub-agent starts with.
-func (s *swarm) controlFor(t *task) *AgentControl {
-	if u := t.ctl.usage; u.Total() > 0 {
+func (s *swarm) controlFor(t *Task) *AgentControl {
+	if t.Control.Usage.Total() > 0 {
 		// The sub-agent a move terminated: what it last reported stays
 		// spent (its attempt never returns a result that would count it).
-		s.usage = s.usage.Add(u)
-		s.ctl.cost += s.in.Budget.Price.Cost(u)
-		s.used += t.ctl.step
+		s.budget.charge(t.Control)
 	}
-	notes := t.ctl.notes
-	t.ctl = taskCtl{}
-	return &AgentControl{Budget: s.in.Budget, Notes: notes, Paused: s.state == activities.RunStatePaused, PauseSeq: s.ctl.pauseSeq}
+	notes := t.Control.Notes
+	t.Control = TaskControl{}
+	return &AgentControl{Budget: s.in.Budget, Notes: notes, Paused: s.view.State == activities.RunStatePaused, PauseSeq: s.steer.PauseSeq}
 }
 
 func (s *swarm) planView() (activities.PlanView, error) {
-	v := activities.PlanView{State: s.state, Note: s.planNote, Subtasks: make([]activities.Subtask, 0, len(s.tasks))}
-	for _, t := range s.tasks {
-		v.Subtasks = append(v.Subtasks, t.sub)
+	v := activities.PlanView{State: s.view.State, Note: s.PlanNote, Subtasks: make([]activities.Subtask, 0, len(s.plan.Tasks))}
+	for _, t := range s.plan.Tasks {
+		v.Subtasks = append(v.Subtasks, t.Sub)
 	}
 	return v, nil
 }

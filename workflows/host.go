@@ -17,23 +17,29 @@ import (
 // it without a history event, so a healthy run's watch writes nothing.
 const watchLifetime = 24 * time.Hour
 
-// hostState is what the parent knows of its workspace host.
-type hostState struct {
-	main     string // the run's main task queue
-	watching bool   // the watch runs (from startHostWatch, once the host is known)
-	lost     bool
-	since    time.Time
-	moves    int
+// hostRecord is what the run knows of its workspace host, carried on
+// across continue-as-new.
+type hostRecord struct {
+	Lost  bool      `json:"lost,omitempty"`
+	Since time.Time `json:"since"`
+	Moves int       `json:"moves,omitempty"`
+	From  string    `json:"from,omitempty"` // the workspace queue of the host the last move left
+}
+
+// hostWatch owns the run's workspace host: the watch on its liveness, the
+// automatic move, and the calls a move cuts short.
+type hostWatch struct {
+	hostRecord
+	watching bool // the watch runs (from startHostWatch, once the host is known)
 	// stopWatch ends the current WatchHost, so the watch restarts on the
 	// host a move chose; stopCall ends the parent's workspace activity
 	// waiting on the old host, which onHost then re-issues.
 	stopWatch workflow.CancelFunc
 	stopCall  workflow.CancelFunc
-	from      string              // the workspace queue of the host the last move left
 	stopAuto  workflow.CancelFunc // the automatic move's wait (workspace.auto_move_after)
-	// wake ends the scheduler's wait after a move replaced the futures it
+	// moved ends the schedule's wait after a move replaced the futures it
 	// waits on.
-	wake workflow.Channel
+	moved workflow.Channel
 	// calls counts the run's WatchHost calls, which name their activity
 	// IDs; ended: EndHostWatch completed the current call (the run ends its
 	// watch before it ends or hands over, and waits until the call's end is
@@ -45,10 +51,10 @@ type hostState struct {
 
 // host is the name of the run's workspace host ("" before prepare).
 func (s *swarm) host() string {
-	if s.prep.WorkspaceQueue == "" {
+	if s.Prep.WorkspaceQueue == "" {
 		return ""
 	}
-	return activities.HostOfQueue(s.hs.main, s.prep.WorkspaceQueue)
+	return activities.HostOfQueue(s.mainQueue, s.Prep.WorkspaceQueue)
 }
 
 // startHostWatch publishes the run's host and watches it until the returned
@@ -57,12 +63,12 @@ func (s *swarm) startHostWatch(ctx workflow.Context) (stop func(), err error) {
 	if err := s.publishHost(ctx); err != nil {
 		return nil, err
 	}
-	s.hs.watching = true
+	s.watch.watching = true
 	wctx, cancel := workflow.WithCancel(ctx)
 	workflow.Go(wctx, s.watchLoop)
 	return func() {
-		if s.hs.ended {
-			_ = workflow.Await(ctx, func() bool { return s.hs.loopDone })
+		if s.watch.ended {
+			_ = workflow.Await(ctx, func() bool { return s.watch.loopDone })
 		}
 		cancel()
 	}, nil
@@ -72,7 +78,7 @@ func (s *swarm) startHostWatch(ctx workflow.Context) (stop func(), err error) {
 // not end with the call pending (see activities.EndHostWatch). A failure
 // leaves the call to the cancel that follows.
 func (s *swarm) endHostWatch(ctx workflow.Context) {
-	if !s.hs.watching || s.hs.ended || s.hs.callID == "" {
+	if !s.watch.watching || s.watch.ended || s.watch.callID == "" {
 		return
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -80,11 +86,11 @@ func (s *swarm) endHostWatch(ctx workflow.Context) {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 		Summary:             "end host watch",
 	})
-	if err := workflow.ExecuteLocalActivity(lctx, a.EndHostWatch, activities.EndHostWatchInput{ActivityID: s.hs.callID}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, a.EndHostWatch, activities.EndHostWatchInput{ActivityID: s.watch.callID}).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("host watch not ended; it is cancelled instead", "error", err)
 		return
 	}
-	s.hs.ended = true
+	s.watch.ended = true
 }
 
 // publishHost records the run's host in its memo and, where the namespace
@@ -94,7 +100,7 @@ func (s *swarm) publishHost(ctx workflow.Context) error {
 	if err := workflow.UpsertMemo(ctx, map[string]interface{}{"host": host}); err != nil {
 		return fmt.Errorf("record the run's host in its memo: %w", err)
 	}
-	if !s.prep.HostAttribute {
+	if !s.Prep.HostAttribute {
 		return nil
 	}
 	key := temporal.NewSearchAttributeKeyKeyword(activities.SAHost)
@@ -107,23 +113,23 @@ func (s *swarm) publishHost(ctx workflow.Context) error {
 // watchLoop runs WatchHost on the main queue, one call per change of the
 // host's liveness (or per move), and reports each change.
 func (s *swarm) watchLoop(ctx workflow.Context) {
-	defer func() { s.hs.loopDone = true }()
-	alive := !s.hs.lost // lost only in a run continued while its host was
-	for ctx.Err() == nil && !s.hs.ended {
-		queue := s.prep.WorkspaceQueue
+	defer func() { s.watch.loopDone = true }()
+	alive := !s.watch.Lost // lost only in a run continued while its host was
+	for ctx.Err() == nil && !s.watch.ended {
+		queue := s.Prep.WorkspaceQueue
 		actx, cancel := workflow.WithCancel(ctx)
-		s.hs.stopWatch = cancel
+		s.watch.stopWatch = cancel
 		var st activities.HostStatus
-		wctx := summarized(watchOptions(actx, s.hs.main), "watch host "+activities.HostOfQueue(s.hs.main, queue))
-		s.hs.calls++
-		s.hs.callID = fmt.Sprintf("watch-host-%d", s.hs.calls)
-		wctx = workflow.WithActivityOptions(wctx, withActivityID(workflow.GetActivityOptions(wctx), s.hs.callID))
+		wctx := summarized(watchOptions(actx, s.mainQueue), "watch host "+activities.HostOfQueue(s.mainQueue, queue))
+		s.watch.calls++
+		s.watch.callID = fmt.Sprintf("watch-host-%d", s.watch.calls)
+		wctx = workflow.WithActivityOptions(wctx, withActivityID(workflow.GetActivityOptions(wctx), s.watch.callID))
 		err := workflow.ExecuteActivity(wctx, a.WatchHost, activities.WatchHostInput{Queue: queue, Alive: alive}).Get(ctx, &st)
 		cancel()
 		switch {
-		case ctx.Err() != nil || st.Ended || s.hs.ended:
+		case ctx.Err() != nil || st.Ended || s.watch.ended:
 			return
-		case queue != s.prep.WorkspaceQueue:
+		case queue != s.Prep.WorkspaceQueue:
 			alive = true // moved: watch the new host, which was polling
 		case err != nil:
 			workflow.GetLogger(ctx).Warn("host watch failed; retrying in a minute", "error", err)
@@ -153,22 +159,22 @@ func watchOptions(ctx workflow.Context, main string) workflow.Context {
 // the host is back. Another state (a pause) is left as it is.
 func (s *swarm) onHostStatus(ctx workflow.Context, st activities.HostStatus) {
 	if st.Alive {
-		s.hs.lost = false
+		s.watch.Lost = false
 		s.disarmAutoMove()
 		s.event(ctx, "host_back", "", "host "+s.host()+" is polling again")
-		if s.state == activities.RunStateWaitingHost {
+		if s.view.State == activities.RunStateWaitingHost {
 			s.setState(ctx, activities.RunStateRunning, "")
 		}
 		return
 	}
-	s.hs.lost = true
-	s.hs.since = st.LastSeen
-	if s.hs.since.IsZero() {
-		s.hs.since = workflow.Now(ctx)
+	s.watch.Lost = true
+	s.watch.Since = st.LastSeen
+	if s.watch.Since.IsZero() {
+		s.watch.Since = workflow.Now(ctx)
 	}
-	reason := fmt.Sprintf("waiting for host %s since %s", s.host(), s.hs.since.UTC().Format("15:04:05 UTC"))
+	reason := fmt.Sprintf("waiting for host %s since %s", s.host(), s.watch.Since.UTC().Format("15:04:05 UTC"))
 	s.event(ctx, "host_lost", "", reason)
-	if s.state == activities.RunStateRunning {
+	if s.view.State == activities.RunStateRunning {
 		s.setState(ctx, activities.RunStateWaitingHost, reason)
 	}
 	s.armAutoMove(ctx)
@@ -179,15 +185,15 @@ func (s *swarm) onHostStatus(ctx workflow.Context, st activities.HostStatus) {
 // every auto_move_after while the host stays lost. It costs history only
 // while the host is lost.
 func (s *swarm) armAutoMove(ctx workflow.Context) {
-	after := s.prep.AutoMoveAfter
+	after := s.Prep.AutoMoveAfter
 	if after <= 0 {
 		return
 	}
 	tctx, cancel := workflow.WithCancel(ctx)
-	s.hs.stopAuto = cancel
-	queue := s.prep.WorkspaceQueue
+	s.watch.stopAuto = cancel
+	queue := s.Prep.WorkspaceQueue
 	workflow.Go(tctx, func(ctx workflow.Context) {
-		for workflow.Sleep(ctx, after) == nil && s.hs.lost && queue == s.prep.WorkspaceQueue {
+		for workflow.Sleep(ctx, after) == nil && s.watch.Lost && queue == s.Prep.WorkspaceQueue {
 			if s.autoMove(ctx, after) {
 				return
 			}
@@ -196,9 +202,9 @@ func (s *swarm) armAutoMove(ctx workflow.Context) {
 }
 
 func (s *swarm) disarmAutoMove() {
-	if s.hs.stopAuto != nil {
-		s.hs.stopAuto()
-		s.hs.stopAuto = nil
+	if s.watch.stopAuto != nil {
+		s.watch.stopAuto()
+		s.watch.stopAuto = nil
 	}
 }
 
@@ -206,7 +212,7 @@ func (s *swarm) disarmAutoMove() {
 // there is none or more than one.
 func (s *swarm) autoMove(ctx workflow.Context, after time.Duration) bool {
 	var alive activities.AliveHostsResult
-	err := workflow.ExecuteActivity(summarized(mainOptions(ctx, s.hs.main), "list live hosts"), a.AliveHosts, activities.AliveHostsInput{Main: s.hs.main}).Get(ctx, &alive)
+	err := workflow.ExecuteActivity(summarized(mainOptions(ctx, s.mainQueue), "list live hosts"), a.AliveHosts, activities.AliveHostsInput{Main: s.mainQueue}).Get(ctx, &alive)
 	var others []string
 	for _, h := range alive.Hosts {
 		if h != s.host() {
@@ -214,7 +220,7 @@ func (s *swarm) autoMove(ctx workflow.Context, after time.Duration) bool {
 		}
 	}
 	switch {
-	case ctx.Err() != nil || !s.hs.lost || s.phase == PhaseFinishing || s.phase == PhaseDone:
+	case ctx.Err() != nil || !s.watch.Lost || s.phase == PhaseFinishing || s.phase == PhaseDone:
 		return true
 	case err != nil:
 		s.event(ctx, "auto_move", "", "not moved: live hosts unknown: "+err.Error())
@@ -223,9 +229,9 @@ func (s *swarm) autoMove(ctx workflow.Context, after time.Duration) bool {
 		s.event(ctx, "auto_move", "", fmt.Sprintf("not moved: %d other live hosts (%s), it needs exactly one", len(others), orNone(others)))
 		return false
 	}
-	s.hs.stopAuto = nil // a host coming back must not cut the move short
+	s.watch.stopAuto = nil // a host coming back must not cut the move short
 	ids := s.moveTo(ctx, others[0])
-	s.event(ctx, "auto_move", "", fmt.Sprintf("host %s lost for %s: moved to %s, restarting %s", activities.HostOfQueue(s.hs.main, s.hs.from), after, others[0], orNone(ids)))
+	s.event(ctx, "auto_move", "", fmt.Sprintf("host %s lost for %s: moved to %s, restarting %s", activities.HostOfQueue(s.mainQueue, s.watch.From), after, others[0], orNone(ids)))
 	return true
 }
 
@@ -241,13 +247,13 @@ func mainOptions(ctx workflow.Context, main string) workflow.Context {
 // the old host is cancelled and issued again on the new one.
 func (s *swarm) onHost(ctx workflow.Context, timeout time.Duration, summary string, activity, in, out any) error {
 	for {
-		queue := s.prep.WorkspaceQueue
+		queue := s.Prep.WorkspaceQueue
 		actx, cancel := workflow.WithCancel(ctx)
-		s.hs.stopCall = cancel
+		s.watch.stopCall = cancel
 		err := workflow.ExecuteActivity(summarized(workspaceOptions(actx, queue, timeout, s.in.Limits.MaxRetries), summary), activity, in).Get(ctx, out)
 		cancel()
-		s.hs.stopCall = nil
-		if err == nil || queue == s.prep.WorkspaceQueue || ctx.Err() != nil {
+		s.watch.stopCall = nil
+		if err == nil || queue == s.Prep.WorkspaceQueue || ctx.Err() != nil {
 			return err
 		}
 	}
@@ -271,7 +277,7 @@ func (s *swarm) validateMove(req activities.MoveRequest) error {
 		return fmt.Errorf("move: %q is not a workspace host name (letters, digits, '.', '_' and '-')", host)
 	case s.phase == PhaseFinishing || s.phase == PhaseDone:
 		return fmt.Errorf("move: run %s has finished (phase %s); there is nothing to move", s.runID, s.phase)
-	case !s.hs.watching:
+	case !s.watch.watching:
 		return fmt.Errorf("move: run %s has no workspace host yet (phase %s); try again once it is running", s.runID, s.phase)
 	case host == s.host():
 		return fmt.Errorf("move: run %s is already on host %s", s.runID, host)
@@ -284,9 +290,9 @@ func (s *swarm) validateMove(req activities.MoveRequest) error {
 // from their last commit, merged work stays on the integration branch.
 func (s *swarm) move(ctx workflow.Context, req activities.MoveRequest) (activities.ControlReply, error) {
 	host := strings.TrimSpace(req.Host)
-	queue := activities.HostQueue(s.hs.main, host)
+	queue := activities.HostQueue(s.mainQueue, host)
 	var st activities.HostStatus
-	if err := workflow.ExecuteActivity(summarized(mainOptions(ctx, s.hs.main), "check host "+host), a.CheckHost, activities.HostStatusInput{Queue: queue}).Get(ctx, &st); err != nil {
+	if err := workflow.ExecuteActivity(summarized(mainOptions(ctx, s.mainQueue), "check host "+host), a.CheckHost, activities.HostStatusInput{Queue: queue}).Get(ctx, &st); err != nil {
 		return activities.ControlReply{}, fmt.Errorf("move: check host %s: %w", host, err)
 	}
 	if !st.Alive {
@@ -297,26 +303,26 @@ func (s *swarm) move(ctx workflow.Context, req activities.MoveRequest) (activiti
 	}
 	from := s.host()
 	restarted := s.moveTo(ctx, host)
-	return activities.ControlReply{State: s.state, Message: fmt.Sprintf("run %s moved from host %s to %s; restarting there: %s",
+	return activities.ControlReply{State: s.view.State, Message: fmt.Sprintf("run %s moved from host %s to %s; restarting there: %s",
 		s.runID, from, host, orNone(restarted))}, nil
 }
 
 // moveTo makes host the run's workspace host and restarts there what ran on
 // the old one; it returns the restarted subtasks.
 func (s *swarm) moveTo(ctx workflow.Context, host string) []string {
-	s.hs.from = s.prep.WorkspaceQueue
+	s.watch.From = s.Prep.WorkspaceQueue
 	from := s.host()
-	s.prep.WorkspaceQueue = activities.HostQueue(s.hs.main, host)
-	s.hs.moves++
-	oldAlive := !s.hs.lost
-	s.hs.lost = false
+	s.Prep.WorkspaceQueue = activities.HostQueue(s.mainQueue, host)
+	s.watch.Moves++
+	oldAlive := !s.watch.Lost
+	s.watch.Lost = false
 	s.disarmAutoMove()
 	if err := s.publishHost(ctx); err != nil {
 		workflow.GetLogger(ctx).Warn("record the run's new host", "error", err)
 	}
 	restarted := s.rehome(ctx, from, oldAlive)
 	s.event(ctx, "moved", "", fmt.Sprintf("moved from host %s to %s; %d running subtasks restart there", from, host, len(restarted)))
-	if s.state == activities.RunStateWaitingHost {
+	if s.view.State == activities.RunStateWaitingHost {
 		s.setState(ctx, activities.RunStateRunning, "")
 	}
 	return restarted
@@ -329,26 +335,26 @@ func (s *swarm) moveTo(ctx workflow.Context, host string) []string {
 // committed there on its branch, which the restart resumes from; a lost
 // host's sub-agents restart at once from their last commit.
 func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []string {
-	if s.hs.stopWatch != nil {
-		s.hs.stopWatch()
+	if s.watch.stopWatch != nil {
+		s.watch.stopWatch()
 	}
-	if s.hs.stopCall != nil {
-		s.hs.stopCall()
+	if s.watch.stopCall != nil {
+		s.watch.stopCall()
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: s.hs.main, StartToCloseTimeout: 30 * time.Second,
+		TaskQueue: s.mainQueue, StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
 	})
 	var ids []string
-	var moved []*task
+	var moved []*Task
 	var ends []workflow.Future
-	for _, t := range s.tasks {
-		if t.state != stateRunning {
+	for _, t := range s.plan.Tasks {
+		if t.State != stateRunning {
 			continue
 		}
-		ids, moved = append(ids, t.sub.ID), append(moved, t)
-		ends = append(ends, workflow.ExecuteActivity(summarized(actx, "stop "+t.sub.ID+" on the old host"), a.TerminateChild, activities.TerminateChildInput{
-			WorkflowID: t.childID, Reason: "run moved from host " + from + " to " + s.host(),
+		ids, moved = append(ids, t.Sub.ID), append(moved, t)
+		ends = append(ends, workflow.ExecuteActivity(summarized(actx, "stop "+t.Sub.ID+" on the old host"), a.TerminateChild, activities.TerminateChildInput{
+			WorkflowID: t.ChildID, Reason: "run moved from host " + from + " to " + s.host(),
 		}))
 	}
 	save := len(moved) > 0 && oldAlive
@@ -361,7 +367,7 @@ func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []strin
 		}
 	}
 	if !save {
-		s.hs.wake.SendAsync(true)
+		s.watch.moved.SendAsync(true)
 	}
 	for i, f := range ends {
 		if err := f.Get(ctx, nil); err != nil {
@@ -373,7 +379,7 @@ func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []strin
 		for _, t := range moved {
 			s.startMoved(ctx, t)
 		}
-		s.hs.wake.SendAsync(true)
+		s.watch.moved.SendAsync(true)
 	}
 	return ids
 }
@@ -382,24 +388,24 @@ func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []strin
 // stopped sub-agents had not committed, each on its branch. A host that
 // does not answer in time keeps the work on its disk; the restart then
 // resumes from the branch's last commit, as after a lost host.
-func (s *swarm) saveMovedWork(ctx workflow.Context, moved []*task) {
+func (s *swarm) saveMovedWork(ctx workflow.Context, moved []*Task) {
 	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: s.hs.from, ScheduleToCloseTimeout: 2 * time.Minute, StartToCloseTimeout: time.Minute,
+		TaskQueue: s.watch.From, ScheduleToCloseTimeout: 2 * time.Minute, StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 2},
 	})
 	saves := make([]workflow.Future, len(moved))
 	for i, t := range moved {
-		saves[i] = workflow.ExecuteActivity(summarized(sctx, "save "+t.sub.ID+"'s work on the old host"), a.SaveMovedWork, activities.SaveMovedWorkInput{
-			RunID: s.runID, RepoPath: s.in.RepoPath, SubtaskID: t.sub.ID, Name: t.sub.Name, Branch: t.resumeFrom, ToHost: s.host(),
+		saves[i] = workflow.ExecuteActivity(summarized(sctx, "save "+t.Sub.ID+"'s work on the old host"), a.SaveMovedWork, activities.SaveMovedWorkInput{
+			RunID: s.runID, RepoPath: s.in.RepoPath, SubtaskID: t.Sub.ID, Name: t.Sub.Name, Branch: t.ResumeFrom, ToHost: s.host(),
 		})
 	}
 	for i, f := range saves {
 		var res activities.SaveMovedWorkResult
 		switch err := f.Get(ctx, &res); {
 		case err != nil:
-			s.event(ctx, "move_save_failed", moved[i].sub.ID, "uncommitted work not saved on the old host (it stays in its worktree there): "+errText(err))
+			s.event(ctx, "move_save_failed", moved[i].Sub.ID, "uncommitted work not saved on the old host (it stays in its worktree there): "+errText(err))
 		case res.Changed:
-			s.event(ctx, "move_saved", moved[i].sub.ID, fmt.Sprintf("saved %d uncommitted files on branch %s before the restart", len(res.FilesChanged), moved[i].resumeFrom))
+			s.event(ctx, "move_saved", moved[i].Sub.ID, fmt.Sprintf("saved %d uncommitted files on branch %s before the restart", len(res.FilesChanged), moved[i].ResumeFrom))
 		}
 	}
 }
@@ -407,26 +413,26 @@ func (s *swarm) saveMovedWork(ctx workflow.Context, moved []*task) {
 // moveTask makes t name its sub-agent's restart on the run's current host,
 // keeping its attempt, from its branch on the old host; startMoved then
 // starts it.
-func (s *swarm) moveTask(t *task) {
+func (s *swarm) moveTask(t *Task) {
 	// The terminated sub-agent may have taken steps since its last report
 	// (which controlFor books): all it held counts as used, and the restart
 	// draws a new reservation from what is left, instead of getting the
 	// whole reservation again on top of the steps the old one took, so the
 	// run never takes more than max_total_steps. With none left, the
 	// restart gets no step: it commits the work it resumed and ends.
-	s.used += t.reserved - min(t.ctl.step, t.reserved)
-	s.reserved -= t.reserved
-	t.reserved = max(0, s.stepAllowance())
-	s.reserved += t.reserved
-	t.resumeFrom = t.branch
-	t.childID = MovedChildWorkflowID(s.runID, t.sub.ID, t.attempt, s.hs.moves)
-	t.branch = MovedSubtaskBranch(s.in.BranchPrefix, s.runID, t.sub.ID, t.attempt, s.hs.moves)
+	s.budget.Used += t.Reserved - min(t.Control.Step, t.Reserved)
+	s.budget.Reserved -= t.Reserved
+	t.Reserved = max(0, s.budget.stepAllowance())
+	s.budget.Reserved += t.Reserved
+	t.ResumeFrom = t.Branch
+	t.ChildID = MovedChildWorkflowID(s.runID, t.Sub.ID, t.Attempt, s.watch.Moves)
+	t.Branch = MovedSubtaskBranch(s.in.BranchPrefix, s.runID, t.Sub.ID, t.Attempt, s.watch.Moves)
 	t.future = nil // the old sub-agent's; startMoved sets the restart's
 }
 
-func (s *swarm) startMoved(ctx workflow.Context, t *task) {
+func (s *swarm) startMoved(ctx workflow.Context, t *Task) {
 	s.startChild(ctx, t)
-	s.event(ctx, "started", t.sub.ID, fmt.Sprintf("restarted on host %s from branch %s", s.host(), t.resumeFrom))
+	s.event(ctx, "started", t.Sub.ID, fmt.Sprintf("restarted on host %s from branch %s", s.host(), t.ResumeFrom))
 }
 
 func seenText(st activities.HostStatus) string {

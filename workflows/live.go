@@ -30,6 +30,34 @@ func summarized(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, o)
 }
 
+// viewState is the run's state and its events, which a continued run
+// carries on (the latest carriedEvents of them).
+type viewState struct {
+	Events []activities.Event `json:"events,omitempty"`
+	// Seq numbers the events; it carries on across continue-as-new.
+	Seq int `json:"seq"`
+	// State is a RunState* and StateReason says why; setState changes
+	// them and refreshes what the Web UI and the CLI show.
+	State       string `json:"state"`
+	StateReason string `json:"state_reason,omitempty"`
+}
+
+// runView owns what people see of the run: its events and state, and
+// what was last published of them (the current details in the Web UI and
+// the search attributes), so an unchanged view is not set again.
+type runView struct {
+	viewState
+	// lastSA is what the search attributes were last set to (nil: never).
+	lastSA *saSnapshot
+	// shown is the current details last published; lines are its table's
+	// rendered rows.
+	shown string
+	lines []tableLine
+	// stale: the view changed and is published before the schedule next
+	// waits (see touch).
+	stale bool
+}
+
 // saSnapshot is what the run's search attributes last said; an upsert is a
 // command in history, so one is issued only when it changes.
 type saSnapshot struct {
@@ -43,9 +71,9 @@ type saSnapshot struct {
 // finished sub-agent's result says of its status.
 func (s *swarm) rows() []activities.SubtaskView {
 	rows := s.liveRows()
-	for i, t := range s.tasks {
-		if t.state == stateDone {
-			rows[i].LastStatus = activities.ParseStatus(t.res.Result)
+	for i, t := range s.plan.Tasks {
+		if t.State == stateDone {
+			rows[i].LastStatus = activities.ParseStatus(t.Res.Result)
 		}
 	}
 	return rows
@@ -55,36 +83,36 @@ func (s *swarm) rows() []activities.SubtaskView {
 // sub-agent's result: the current details and the search attributes,
 // refreshed on every wake, do not show it.
 func (s *swarm) liveRows() []activities.SubtaskView {
-	rows := make([]activities.SubtaskView, 0, len(s.tasks))
-	for _, t := range s.tasks {
+	rows := make([]activities.SubtaskView, 0, len(s.plan.Tasks))
+	for _, t := range s.plan.Tasks {
 		v := t.view()
-		switch t.state {
+		switch t.State {
 		case stateRunning:
 			// What the sub-agent last reported (every few steps, and with
 			// every allowance it asks for).
-			v.Step, v.Tokens, v.CostUSD = t.ctl.step, t.ctl.usage.Total(), s.in.Budget.Price.Cost(t.ctl.usage)
-			if s.state == activities.RunStatePaused {
+			v.Step, v.Tokens, v.CostUSD = t.Control.Step, t.Control.Usage.Total(), s.in.Budget.Price.Cost(t.Control.Usage)
+			if s.view.State == activities.RunStatePaused {
 				v.Status = "paused"
 			}
 		case stateDone:
-			v.CostUSD = t.res.CostUSD
+			v.CostUSD = t.Res.CostUSD
 		}
 		rows = append(rows, v)
 	}
 	return rows
 }
 
-func (t *task) view() activities.SubtaskView {
+func (t *Task) view() activities.SubtaskView {
 	v := activities.SubtaskView{
-		ID: t.sub.ID, Name: t.sub.Name, Stage: t.sub.Stage, Status: "pending", Attempt: t.attempt,
-		MaxSteps: t.reserved, StartedAt: t.started, EndedAt: t.ended, LastEvent: t.lastEvent,
+		ID: t.Sub.ID, Name: t.Sub.Name, Stage: t.Sub.Stage, Status: "pending", Attempt: t.Attempt,
+		MaxSteps: t.Reserved, StartedAt: t.Started, EndedAt: t.Ended, LastEvent: t.LastEvent,
 	}
-	switch t.state {
+	switch t.State {
 	case stateRunning:
 		v.Status = "running"
 	case stateDone:
-		v.Status, v.Merge, v.Step = t.res.Status, t.res.Merge, t.res.Steps
-		v.Tokens = int64(t.res.PromptTokens + t.res.CompletionTokens)
+		v.Status, v.Merge, v.Step = t.Res.Status, t.Res.Merge, t.Res.Steps
+		v.Tokens = int64(t.Res.PromptTokens + t.Res.CompletionTokens)
 	}
 	return v
 }
@@ -98,9 +126,9 @@ func (s *swarm) refresh(ctx workflow.Context) {
 	// The run's cost counts the planner (and every finished sub-agent's
 	// both attempts) as the result's stats do.
 	snap.cost = s.liveCost(rows)
-	if d := s.details(rows, snap); d != s.shown {
+	if d := s.details(rows, snap); d != s.view.shown {
 		workflow.SetCurrentDetails(ctx, d)
-		s.shown = d
+		s.view.shown = d
 	}
 	s.upsertSearchAttributes(ctx, snap)
 }
@@ -108,20 +136,20 @@ func (s *swarm) refresh(ctx workflow.Context) {
 // details is the current details' markdown for rows and their sums.
 func (s *swarm) details(rows []activities.SubtaskView, snap saSnapshot) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** (%s)", s.state, s.phase)
-	if s.stateReason != "" {
-		b.WriteString(": " + s.stateReason)
+	fmt.Fprintf(&b, "**%s** (%s)", s.view.State, s.phase)
+	if s.view.StateReason != "" {
+		b.WriteString(": " + s.view.StateReason)
 	}
 	fmt.Fprintf(&b, "\n\n%d/%d subtasks done · %d tokens · $%.4f\n", snap.done, snap.total, snap.tokens, snap.cost)
 	if len(rows) == 0 {
 		return b.String()
 	}
 	b.WriteString("\n" + mdRow("subtask", "status", "step", "tokens", "cost", "merge") + "|---|---|---|---|---|---|\n")
-	if len(s.lines) != len(rows) {
-		s.lines = make([]tableLine, len(rows)) // the plan is new, or restored
+	if len(s.view.lines) != len(rows) {
+		s.view.lines = make([]tableLine, len(rows)) // the plan is new, or restored
 	}
 	for i, r := range rows {
-		b.WriteString(s.lines[i].render(r))
+		b.WriteString(s.view.lines[i].render(r))
 	}
 	return b.String()
 }
@@ -171,13 +199,13 @@ func mdCell(s string) string {
 // snapshot sums the rows: tokens count the planner and every finished or
 // running sub-agent.
 func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
-	snap := saSnapshot{status: s.state, total: len(rows), tokens: int64(s.usage.PromptTokens + s.usage.CompletionTokens)}
+	snap := saSnapshot{status: s.view.State, total: len(rows), tokens: int64(s.budget.Usage.PromptTokens + s.budget.Usage.CompletionTokens)}
 	for i, r := range rows {
 		snap.cost += r.CostUSD
-		if s.tasks[i].state == stateDone {
+		if s.plan.Tasks[i].State == stateDone {
 			snap.done++
 		} else {
-			snap.tokens += r.Tokens // finished ones are in s.usage already
+			snap.tokens += r.Tokens // finished ones are in s.budget.Usage already
 		}
 	}
 	return snap
@@ -186,9 +214,9 @@ func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
 // liveCost is the run's cost so far: what is booked (the planner, every
 // ended sub-agent) plus the running sub-agents' rows.
 func (s *swarm) liveCost(rows []activities.SubtaskView) float64 {
-	cost := s.ctl.cost
+	cost := s.budget.Cost
 	for i, r := range rows {
-		if s.tasks[i].state != stateDone {
+		if s.plan.Tasks[i].State != stateDone {
 			cost += r.CostUSD
 		}
 	}
@@ -201,7 +229,7 @@ func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
 	if !s.in.Visibility.SearchAttributes {
 		return
 	}
-	if s.lastSA != nil && *s.lastSA == snap {
+	if s.view.lastSA != nil && *s.view.lastSA == snap {
 		return
 	}
 	updates := []temporal.SearchAttributeUpdate{
@@ -211,7 +239,7 @@ func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
 		activities.SASubtasksDoneKey.ValueSet(int64(snap.done)),
 		activities.SASubtasksTotalKey.ValueSet(int64(snap.total)),
 	}
-	if s.lastSA == nil && !s.in.Visibility.Private {
+	if s.view.lastSA == nil && !s.in.Visibility.Private {
 		updates = append(updates, activities.SARepoKey.ValueSet(s.in.RepoPath),
 			activities.SATaskKey.ValueSet(activities.FirstLine(s.in.Task, activities.TaskExcerptLen)))
 	}
@@ -219,53 +247,53 @@ func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
 		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
 		return
 	}
-	s.lastSA = &snap
+	s.view.lastSA = &snap
 }
 
 // end records the run's final state where people look.
 func (s *swarm) end(ctx workflow.Context, success bool) {
 	switch {
 	case success:
-		s.state = activities.RunStateSucceeded
+		s.view.State = activities.RunStateSucceeded
 	case ctx.Err() != nil:
-		s.state = activities.RunStateCancelled
+		s.view.State = activities.RunStateCancelled
 	default:
-		s.state = activities.RunStateFailed
+		s.view.State = activities.RunStateFailed
 	}
 	s.refresh(ctx)
 }
 
 // childMetadata is what the Web UI shows for a sub-agent before it runs:
 // which subtask it is and what it was asked.
-func childMetadata(t *task) (summary, details string) {
-	summary = t.sub.Name + ": " + activities.FirstLine(t.sub.Instruction, 120)
-	if t.attempt > 1 {
-		summary = fmt.Sprintf("%s (attempt %d: resolve a merge conflict)", summary, t.attempt)
+func childMetadata(t *Task) (summary, details string) {
+	summary = t.Sub.Name + ": " + activities.FirstLine(t.Sub.Instruction, 120)
+	if t.Attempt > 1 {
+		summary = fmt.Sprintf("%s (attempt %d: resolve a merge conflict)", summary, t.Attempt)
 	}
 	deps := "none"
-	if len(t.sub.Dependencies) > 0 {
-		deps = strings.Join(t.sub.Dependencies, ", ")
+	if len(t.Sub.Dependencies) > 0 {
+		deps = strings.Join(t.Sub.Dependencies, ", ")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Subtask** %s — %s\n\n**Stage** %d · **attempt** %d · **depends on** %s", t.sub.ID, t.sub.Name, t.sub.Stage, t.attempt, deps)
-	if t.sub.Specialty != "" {
-		fmt.Fprintf(&b, " · **specialty** %s", t.sub.Specialty)
+	fmt.Fprintf(&b, "**Subtask** %s — %s\n\n**Stage** %d · **attempt** %d · **depends on** %s", t.Sub.ID, t.Sub.Name, t.Sub.Stage, t.Attempt, deps)
+	if t.Sub.Specialty != "" {
+		fmt.Fprintf(&b, " · **specialty** %s", t.Sub.Specialty)
 	}
-	fmt.Fprintf(&b, "\n\n**Instruction**\n\n%s\n", t.sub.Instruction)
+	fmt.Fprintf(&b, "\n\n**Instruction**\n\n%s\n", t.Sub.Instruction)
 	return activities.FirstLine(summary, 200), b.String()
 }
 
 // touch marks the live view changed: it is published once, before the
 // schedule next waits (flush), not after every start and end.
 func (s *swarm) touch() {
-	s.stale = true
+	s.view.stale = true
 }
 
 // flush publishes a live view touch left stale, before the schedule waits
 // for the next event.
 func (s *swarm) flush(ctx workflow.Context) {
-	if s.stale {
-		s.stale = false
+	if s.view.stale {
+		s.view.stale = false
 		s.refresh(ctx)
 	}
 }
@@ -274,6 +302,6 @@ func (s *swarm) flush(ctx workflow.Context) {
 // waits on, so the view does not lag behind the ends it has booked for as
 // long as the activity runs.
 func (s *swarm) showBeforeWait(ctx workflow.Context) {
-	s.stale = false
+	s.view.stale = false
 	s.refresh(ctx)
 }

@@ -33,15 +33,15 @@ func continuedInput(t *testing.T, env *testsuite.TestWorkflowEnvironment, in wor
 	return next
 }
 
-func carriedTask(t *testing.T, c *workflows.Carry, id string) workflows.CarriedTask {
+func carriedTask(t *testing.T, c *workflows.Carry, id string) workflows.Task {
 	t.Helper()
 	for _, ct := range c.Tasks {
 		if ct.Sub.ID == id {
-			return ct
+			return *ct
 		}
 	}
 	t.Fatalf("no subtask %s in the carry", id)
-	return workflows.CarriedTask{}
+	return workflows.Task{}
 }
 
 // agentResult is what a sub-agent of subtask id returns after 3 steps.
@@ -66,20 +66,24 @@ func childDone(t *testing.T, id string, r workflows.SubAgentResult) activities.C
 // inheritedCarry is a run continued with running sub-agents for running
 // and pending subtasks for pending.
 func inheritedCarry(running []string, pending ...string) *workflows.Carry {
-	c := &workflows.Carry{
-		Runs: 1, Prep: activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue},
-		Head: baseCommit, Started: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), State: activities.RunStateRunning,
-		Usage: planUsage, LLMCalls: 1, Seq: 7,
-	}
+	c := &workflows.Carry{}
+	c.Runs = 1
+	c.Prep = activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue}
+	c.Head = baseCommit
+	c.Started = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.State = activities.RunStateRunning
+	c.Usage = planUsage
+	c.LLMCalls = 1
+	c.Seq = 7
 	for _, id := range running {
-		c.Tasks = append(c.Tasks, workflows.CarriedTask{Sub: subtask(id, 0), State: carriedRunning, Attempt: 1, Reserved: 20,
+		c.Tasks = append(c.Tasks, &workflows.Task{Sub: subtask(id, 0), State: carriedRunning, Attempt: 1, Reserved: 20,
 			ChildID: workflows.ChildWorkflowID(testRunID, id, 1), Branch: workflows.SubtaskBranch("codeswarm", testRunID, id, 1)})
 		c.Running++
 		c.Reserved += 20
 		c.Spawned++
 	}
 	for _, id := range pending {
-		c.Tasks = append(c.Tasks, workflows.CarriedTask{Sub: subtask(id, 1)})
+		c.Tasks = append(c.Tasks, &workflows.Task{Sub: subtask(id, 1)})
 	}
 	return c
 }
@@ -180,8 +184,8 @@ func TestParentDrainsSignalsBeforeContinuing(t *testing.T) {
 			t.Errorf("%s in the carry: state %d merge %q steps %d; want done, merged, 3 steps", id, ct.State, ct.Res.Merge, ct.Res.Steps)
 		}
 	}
-	if e := carriedTask(t, c, "e"); e.State != carriedRunning || e.Ctl.Step != 7 || e.Ctl.Usage.PromptTokens != 700 {
-		t.Errorf("e in the carry: state %d ctl %+v; want running with its report (step 7, 700 prompt tokens)", e.State, e.Ctl)
+	if e := carriedTask(t, c, "e"); e.State != carriedRunning || e.Control.Step != 7 || e.Control.Usage.PromptTokens != 700 {
+		t.Errorf("e in the carry: state %d control %+v; want running with its report (step 7, 700 prompt tokens)", e.State, e.Control)
 	}
 	if c.Running != 1 || c.Reserved != 20 || c.Used != 6 || c.Runs != 2 {
 		t.Errorf("running=%d reserved=%d used=%d runs=%d; want 1 20 6 2", c.Running, c.Reserved, c.Used, c.Runs)

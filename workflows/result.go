@@ -28,17 +28,17 @@ func (r runResult) summaryLine() string {
 
 func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) runResult {
 	res := activities.SwarmResult{
-		RunID: s.runID, Success: s.succeeded(), Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head,
-		Verify: s.verify, Applied: fin.Applied, ApplyError: fin.ApplyError, PlanNote: s.planNote, Sandbox: s.prep.Sandbox,
-		SubtaskResults: make([]activities.SubtaskResult, 0, len(s.tasks)),
+		RunID: s.runID, Success: s.succeeded(), Branch: s.branch, BaseCommit: s.Prep.BaseCommit, HeadCommit: s.merges.Head,
+		Verify: s.merges.Verify, Applied: fin.Applied, ApplyError: fin.ApplyError, PlanNote: s.PlanNote, Sandbox: s.Prep.Sandbox,
+		SubtaskResults: make([]activities.SubtaskResult, 0, len(s.plan.Tasks)),
 	}
-	for _, t := range s.tasks {
-		res.SubtaskResults = append(res.SubtaskResults, t.res)
-		if !t.res.Success && t.res.Worktree != "" {
-			res.KeptWorktrees = append(res.KeptWorktrees, t.res.Worktree)
+	for _, t := range s.plan.Tasks {
+		res.SubtaskResults = append(res.SubtaskResults, t.Res)
+		if !t.Res.Success && t.Res.Worktree != "" {
+			res.KeptWorktrees = append(res.KeptWorktrees, t.Res.Worktree)
 		}
-		if t.first != nil && t.res.Merge != activities.MergeMerged && t.first.Worktree != "" {
-			res.KeptWorktrees = append(res.KeptWorktrees, t.first.Worktree) // FinishRun does not remove it either
+		if t.First != nil && t.Res.Merge != activities.MergeMerged && t.First.Worktree != "" {
+			res.KeptWorktrees = append(res.KeptWorktrees, t.First.Worktree) // FinishRun does not remove it either
 		}
 	}
 	res.KeptWorktrees = append(res.KeptWorktrees, fin.Kept...)
@@ -69,7 +69,7 @@ const (
 
 // textCap is how much of a subtask's final answer the run keeps.
 func (s *swarm) textCap() int {
-	return max(minTextCap, min(maxTextCap, resultTextBudget/max(1, len(s.tasks))))
+	return max(minTextCap, min(maxTextCap, resultTextBudget/max(1, len(s.plan.Tasks))))
 }
 
 func aggregate(results []activities.SubtaskResult) string {
@@ -117,17 +117,17 @@ func runError(r activities.SwarmResult) string {
 // stage's longest subtask depends on the previous stage's longest one.
 func (s *swarm) stats(ctx workflow.Context) activities.Stats {
 	st := activities.Stats{
-		SubagentsSpawned: s.spawned, TotalLLMCalls: s.llmCalls,
-		PromptTokens: s.usage.PromptTokens, CompletionTokens: s.usage.CompletionTokens, CostUSD: s.ctl.cost,
-		UsageEstimated:  s.usage.Estimated,
-		ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{},
+		SubagentsSpawned: s.plan.Spawned, TotalLLMCalls: s.budget.LLMCalls,
+		PromptTokens: s.budget.Usage.PromptTokens, CompletionTokens: s.budget.Usage.CompletionTokens, CostUSD: s.budget.Cost,
+		UsageEstimated:  s.budget.Usage.Estimated,
+		ExecutionTimeMs: workflow.Now(ctx).Sub(s.Started).Milliseconds(), Stages: []activities.StageStats{},
 	}
-	for _, t := range s.tasks {
-		st.TotalToolCalls += t.res.ToolCalls
-		st.SequentialTimeEstimateMs += t.res.ExecutionTimeMs
-		if t.res.Success {
+	for _, t := range s.plan.Tasks {
+		st.TotalToolCalls += t.Res.ToolCalls
+		st.SequentialTimeEstimateMs += t.Res.ExecutionTimeMs
+		if t.Res.Success {
 			st.SubagentsCompleted++
-		} else if t.attempt > 0 {
+		} else if t.Attempt > 0 {
 			st.SubagentsFailed++
 		}
 	}
@@ -140,7 +140,7 @@ func (s *swarm) stats(ctx workflow.Context) activities.Stats {
 }
 
 func (s *swarm) criticalPath() int {
-	memo := make([]int, len(s.tasks))
+	memo := make([]int, len(s.plan.Tasks))
 	for i := range memo {
 		memo[i] = -1
 	}
@@ -150,18 +150,18 @@ func (s *swarm) criticalPath() int {
 			return memo[i]
 		}
 		best := 0
-		for _, d := range s.tasks[i].sub.Dependencies {
-			for j, t := range s.tasks {
-				if t.sub.ID == d {
+		for _, d := range s.plan.Tasks[i].Sub.Dependencies {
+			for j, t := range s.plan.Tasks {
+				if t.Sub.ID == d {
 					best = max(best, longest(j))
 				}
 			}
 		}
-		memo[i] = best + s.tasks[i].res.Steps
+		memo[i] = best + s.plan.Tasks[i].Res.Steps
 		return memo[i]
 	}
 	out := 0
-	for i := range s.tasks {
+	for i := range s.plan.Tasks {
 		out = max(out, longest(i))
 	}
 	return out
@@ -169,18 +169,18 @@ func (s *swarm) criticalPath() int {
 
 func (s *swarm) stageStats() []activities.StageStats {
 	var stages []activities.StageStats
-	for _, t := range s.tasks {
-		for len(stages) <= t.sub.Stage {
+	for _, t := range s.plan.Tasks {
+		for len(stages) <= t.Sub.Stage {
 			stages = append(stages, activities.StageStats{Stage: len(stages)})
 		}
-		g := &stages[t.sub.Stage]
-		if t.attempt == 0 {
+		g := &stages[t.Sub.Stage]
+		if t.Attempt == 0 {
 			continue
 		}
 		g.SubagentCount++
-		g.TotalSteps += t.res.Steps
-		g.MaxSteps = max(g.MaxSteps, t.res.Steps)
-		g.ExecutionTimeMs = max(g.ExecutionTimeMs, t.res.ExecutionTimeMs)
+		g.TotalSteps += t.Res.Steps
+		g.MaxSteps = max(g.MaxSteps, t.Res.Steps)
+		g.ExecutionTimeMs = max(g.ExecutionTimeMs, t.Res.ExecutionTimeMs)
 	}
 	if stages == nil {
 		return []activities.StageStats{}

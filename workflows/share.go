@@ -12,6 +12,59 @@ import (
 	"codeswarm/tools"
 )
 
+// shareStore holds the run's swarm_share entries, in the order their keys
+// were first published.
+type shareStore struct {
+	entries []activities.SharedResult
+}
+
+// CarriedShare is one swarm_share entry as a continued run carries it. A
+// subtask's own published result is not copied: FromTask rebuilds it from
+// the subtask's result.
+type CarriedShare struct {
+	activities.SharedResult
+	FromTask bool `json:"from_task,omitempty"`
+}
+
+// carried is the store as a continued run carries it; byID finds a subtask.
+func (st *shareStore) carried(byID func(string) *Task) []CarriedShare {
+	var out []CarriedShare
+	for _, r := range st.entries {
+		own, ok := ownResult(byID(r.Key))
+		if ok && sameShare(own, r) {
+			out = append(out, CarriedShare{SharedResult: activities.SharedResult{Key: r.Key}, FromTask: true})
+			continue
+		}
+		out = append(out, CarriedShare{SharedResult: r})
+	}
+	return out
+}
+
+// restore puts a carried store back, once the subtasks are restored.
+func (st *shareStore) restore(carried []CarriedShare, byID func(string) *Task) {
+	for _, r := range carried {
+		if r.FromTask {
+			if own, ok := ownResult(byID(r.Key)); ok {
+				st.entries = append(st.entries, own)
+			}
+			continue
+		}
+		st.entries = append(st.entries, r.SharedResult)
+	}
+}
+
+// ownResult is the share entry a finished subtask published as its result.
+func ownResult(t *Task) (activities.SharedResult, bool) {
+	if t == nil || t.State != stateDone {
+		return activities.SharedResult{}, false
+	}
+	return resultShare(t)
+}
+
+func sameShare(a, b activities.SharedResult) bool {
+	return a.Key == b.Key && a.Value == b.Value && a.Publisher == b.Publisher && slices.Equal(a.Tags, b.Tags)
+}
+
 // registerHandlers exposes the progress query and the swarm_share store. The
 // store lives in workflow state, so it survives worker crashes.
 func (s *swarm) registerHandlers(ctx workflow.Context) error {
@@ -24,7 +77,7 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 	return workflow.SetUpdateHandlerWithOptions(ctx, activities.SharePublishUpdateName,
 		func(ctx workflow.Context, req activities.ShareRequest) (int, error) {
 			s.publish(activities.SharedResult{Key: req.Key, Value: req.Value, Tags: orEmpty(req.Tags), Publisher: req.Publisher})
-			return len(s.share), nil
+			return len(s.share.entries), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(req activities.ShareRequest) error {
 			if err := req.ValidatePublish(s.in.Tools.ShareMaxValueBytes); err != nil {
@@ -41,9 +94,9 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 
 // progress returns the events after seq `since`.
 func (s *swarm) progress(since int) (activities.Progress, error) {
-	p := activities.Progress{Phase: s.phase, Subtasks: len(s.tasks), State: s.state, StateReason: s.stateReason, Host: s.host(),
-		Budget: s.budgetView(), Rows: s.rows()}
-	for _, e := range s.events {
+	p := activities.Progress{Phase: s.phase, Subtasks: len(s.plan.Tasks), State: s.view.State, StateReason: s.view.StateReason, Host: s.host(),
+		Budget: s.budget.view(s.plan.running()), Rows: s.rows()}
+	for _, e := range s.view.Events {
 		if e.Seq > since {
 			p.Events = append(p.Events, e)
 		}
@@ -56,12 +109,12 @@ func (s *swarm) progress(since int) (activities.Progress, error) {
 // against tools.share.max_keys, or a run of more subtasks than the cap would
 // leave its agents no key at all.
 func (s *swarm) agentShareKeys() int {
-	ids := make(map[string]bool, len(s.tasks))
-	for _, t := range s.tasks {
-		ids[t.sub.ID] = true
+	ids := make(map[string]bool, len(s.plan.Tasks))
+	for _, t := range s.plan.Tasks {
+		ids[t.Sub.ID] = true
 	}
 	n := 0
-	for _, r := range s.share {
+	for _, r := range s.share.entries {
 		if !ids[r.Key] {
 			n++
 		}
@@ -71,22 +124,22 @@ func (s *swarm) agentShareKeys() int {
 
 // hasShareKey reports whether the store holds key.
 func (s *swarm) hasShareKey(key string) bool {
-	return slices.ContainsFunc(s.share, func(r activities.SharedResult) bool { return r.Key == key })
+	return slices.ContainsFunc(s.share.entries, func(r activities.SharedResult) bool { return r.Key == key })
 }
 
 // publish inserts or replaces a shared result by key.
 func (s *swarm) publish(r activities.SharedResult) {
-	for i := range s.share {
-		if s.share[i].Key == r.Key {
-			s.share[i] = r
+	for i := range s.share.entries {
+		if s.share.entries[i].Key == r.Key {
+			s.share.entries[i] = r
 			return
 		}
 	}
-	s.share = append(s.share, r)
+	s.share.entries = append(s.share.entries, r)
 }
 
 // publishResult shares a finished subtask's result, as the seed's executor does.
-func (s *swarm) publishResult(t *task) {
+func (s *swarm) publishResult(t *Task) {
 	if r, ok := resultShare(t); ok {
 		s.publish(r)
 	}
@@ -94,22 +147,22 @@ func (s *swarm) publishResult(t *task) {
 
 // resultShare is the share entry of a finished subtask's result (none when
 // it has no result).
-func resultShare(t *task) (activities.SharedResult, bool) {
-	if t.res.Result == "" {
+func resultShare(t *Task) (activities.SharedResult, bool) {
+	if t.Res.Result == "" {
 		return activities.SharedResult{}, false
 	}
 	// json.Marshal, not %q: Go quoting of control characters (\x1b) is not JSON.
-	value, err := json.Marshal(capString(t.res.Result, depResultCap))
+	value, err := json.Marshal(capString(t.Res.Result, depResultCap))
 	if err != nil {
 		return activities.SharedResult{}, false // a string always marshals
 	}
-	return activities.SharedResult{Key: t.sub.ID, Value: string(value), Publisher: t.sub.ID,
-		Tags: []string{fmt.Sprintf("stage:%d", t.sub.Stage), "subtask:" + t.sub.ID}}, true
+	return activities.SharedResult{Key: t.Sub.ID, Value: string(value), Publisher: t.Sub.ID,
+		Tags: []string{fmt.Sprintf("stage:%d", t.Sub.Stage), "subtask:" + t.Sub.ID}}, true
 }
 
 func (s *swarm) readShare(req activities.ShareRequest) ([]activities.SharedResult, error) {
 	var out []activities.SharedResult
-	for _, r := range s.share {
+	for _, r := range s.share.entries {
 		if shareMatch(req, r) {
 			out = append(out, r)
 		}

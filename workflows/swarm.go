@@ -81,7 +81,7 @@ func (s *swarm) endState(ctx workflow.Context, res activities.SwarmResult) strin
 		return activities.RunStateSucceeded
 	case ctx.Err() != nil:
 		return activities.RunStateCancelled
-	case s.state == activities.RunStateRejected:
+	case s.view.State == activities.RunStateRejected:
 		return activities.RunStateRejected
 	}
 	return activities.RunStateFailed
@@ -104,65 +104,53 @@ func (s *swarm) outcome(ctx workflow.Context, res activities.SwarmResult, err er
 	return res, activities.RunFailure(res)
 }
 
+// swarm is one run of SwarmWorkflow: its input and the owners of its
+// state, each of which carries its own part on across continue-as-new.
 type swarm struct {
-	in       SwarmInput
-	runID    string
-	started  time.Time
-	prep     activities.PrepareRunResult
-	branch   string
-	head     string
-	tasks    []*task
-	share    []activities.SharedResult
-	events   []activities.Event
-	phase    string
-	usage    activities.Usage
-	llmCalls int
-	running  int
-	used     int // steps used by finished sub-agents
-	reserved int // steps reserved by running sub-agents
-	spawned  int
-	verify   *activities.VerifyReport
-	planNote string
-	// state is a RunState* and stateReason says why; setState changes them
-	// and refreshes what the Web UI and the CLI show.
-	state       string
-	stateReason string
-	// lastSA is what the search attributes were last set to (nil: never).
-	lastSA *saSnapshot
-	// hs is the run's workspace host: watched, and moved by the move update.
-	hs hostState
-	// ctl is the run's steering: caps, cost, pause and approval.
-	ctl *runCtl
-	// fastModel: the planner answered within localStepMax on the
+	in        SwarmInput
+	runID     string
+	branch    string // the integration branch
+	mainQueue string // the task queue the run's workflow runs on
+	phase     string
+	runRecord
+	plan     taskTable     // the subtasks
+	merges   mergeQueue    // the integration branch's head and its verify
+	budget   ledger        // steps, tokens and cost: caps, grants, use
+	steer    steering      // pause and plan approval
+	view     runView       // events, state and what the Web UI shows
+	watch    hostWatch     // the workspace host: watched and moved
+	share    shareStore    // swarm_share
+	children childChannels // signals to and from the sub-agents
+}
+
+// runRecord is what a run knows of itself beyond its input.
+type runRecord struct {
+	// Runs counts the runs of this continue-as-new chain before this one.
+	Runs    int                         `json:"runs"`
+	Prep    activities.PrepareRunResult `json:"prep"`
+	Started time.Time                   `json:"started"`
+	// PlanNote says how the plan was made when not as asked (repaired,
+	// single subtask).
+	PlanNote string `json:"plan_note,omitempty"`
+	// FastModel: the planner answered within localStepMax on the
 	// sub-agents' model (SubAgentInput.FastModel).
-	fastModel bool
-	// runs counts the runs of this continue-as-new chain before this one.
-	runs int
-	// stale: the live view changed and is published before the schedule
-	// next waits (see touch).
-	stale bool
-	// shown is the current details last published, so an unchanged view
-	// is not set again; lines are its table's rendered rows.
-	shown string
-	lines []tableLine
-	// seq numbers the events; it carries on across continue-as-new.
-	seq int
-	// progressed counts sub-agents started and ended by this run.
-	progressed int
-	// inflight counts signals to sub-agents not yet delivered.
-	inflight int
-	// reports and childDone are the signals from sub-agents and from
-	// AwaitChildren; stopAwait ends AwaitChildren when the run continues.
-	reports    workflow.ReceiveChannel
-	childDone  workflow.ReceiveChannel
-	stopAwait  workflow.CancelFunc
-	cancelSent bool
+	FastModel bool `json:"fast_model,omitempty"`
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
-	id := workflow.GetInfo(ctx).WorkflowExecution.ID
-	return &swarm{in: in, runID: id, started: workflow.Now(ctx), branch: IntegrationBranch(in.BranchPrefix, id), phase: PhasePreparing, state: activities.RunStateRunning,
-		hs: hostState{main: workflow.GetInfo(ctx).TaskQueueName, wake: workflow.NewBufferedChannel(ctx, 1)}, ctl: newRunCtl(in)}
+	info := workflow.GetInfo(ctx)
+	id := info.WorkflowExecution.ID
+	return &swarm{
+		in:        in,
+		runID:     id,
+		branch:    IntegrationBranch(in.BranchPrefix, id),
+		mainQueue: info.TaskQueueName,
+		phase:     PhasePreparing,
+		runRecord: runRecord{Started: workflow.Now(ctx)},
+		budget:    newLedger(in),
+		view:      runView{viewState: viewState{State: activities.RunStateRunning}},
+		watch:     hostWatch{moved: workflow.NewBufferedChannel(ctx, 1)},
+	}
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
@@ -210,7 +198,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 func (s *swarm) continued(ctx workflow.Context) (activities.SwarmResult, error) {
 	s.restore(s.in.Carry)
 	s.in.Carry = nil // the state lives in s now
-	if s.prep.Sandbox == "off" {
+	if s.Prep.Sandbox == "off" {
 		if err := workflow.UpsertMemo(ctx, map[string]interface{}{"sandbox": unsandboxedNote}); err != nil {
 			return s.failed(ctx, err), nil
 		}
@@ -220,7 +208,7 @@ func (s *swarm) continued(ctx workflow.Context) (activities.SwarmResult, error) 
 		return s.failed(ctx, err), nil
 	}
 	defer stopWatch()
-	if s.hs.lost {
+	if s.watch.Lost {
 		s.armAutoMove(ctx)
 	}
 	s.awaitInherited(ctx)
@@ -241,7 +229,7 @@ func (s *swarm) scheduleAndConclude(ctx workflow.Context, stopWatch func()) (act
 
 // conclude verifies, finishes and reports once no sub-agent runs.
 func (s *swarm) conclude(ctx workflow.Context) activities.SwarmResult {
-	if s.in.VerifyCommand != "" && s.in.VerifyMode != "each" && s.anyMerged() && ctx.Err() == nil {
+	if s.in.VerifyCommand != "" && s.in.VerifyMode != "each" && s.plan.anyMerged() && ctx.Err() == nil {
 		s.phase = PhaseVerifying
 		s.runVerify(ctx, "")
 	}
@@ -264,12 +252,12 @@ func (s *swarm) prepare(ctx workflow.Context) error {
 	actx := summarized(workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, gitTimeout, s.in.Limits.MaxRetries), "prepare run")
 	err := workflow.ExecuteActivity(actx, a.PrepareRun, activities.PrepareRunInput{
 		RunID: s.runID, RepoPath: s.in.RepoPath, BaseRef: s.in.BaseRef, IntegrationBranch: s.branch,
-	}).Get(ctx, &s.prep)
+	}).Get(ctx, &s.Prep)
 	if err != nil {
 		return fmt.Errorf("prepare run: %w", err)
 	}
-	s.head = s.prep.BaseCommit
-	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", activities.ShortSHA(s.prep.BaseCommit), s.branch))
+	s.merges.Head = s.Prep.BaseCommit
+	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", activities.ShortSHA(s.Prep.BaseCommit), s.branch))
 	return s.markUnsandboxed(ctx)
 }
 
@@ -280,7 +268,7 @@ const unsandboxedNote = "off: model-run commands are NOT confined on this host (
 // markUnsandboxed says, where people look (the run's events and its memo in
 // the Web UI), that model-run commands are not confined on this run's host.
 func (s *swarm) markUnsandboxed(ctx workflow.Context) error {
-	if s.prep.Sandbox != "off" {
+	if s.Prep.Sandbox != "off" {
 		return nil
 	}
 	s.event(ctx, "sandbox", "", unsandboxedNote)
@@ -294,7 +282,7 @@ func (s *swarm) markUnsandboxed(ctx workflow.Context) error {
 // first call when PrepareRun's worker had no rate limit in force; a repair,
 // like a call answered 429, takes one.
 func (s *swarm) plannerPermit(attempt int) bool {
-	return !(attempt == 0 && s.prep.Unpaced)
+	return !(attempt == 0 && s.Prep.Unpaced)
 }
 
 // planError is a planner call that failed for good: its text is the cause
@@ -308,59 +296,50 @@ func (e planError) Unwrap() error { return e.err }
 // a single subtask. Only an LLM error that cannot be retried fails the run.
 func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	if s.in.Strategy == "none" {
-		s.planNote = "strategy none: single subtask"
+		s.PlanNote = "strategy none: single subtask"
 		return activities.SingleTaskPlan(s.in.Task), nil
 	}
 	model := s.in.PlannerModel
 	if model == "" {
 		model = s.in.Model
 	}
-	in := activities.PlanInput{RunID: s.runID, Task: s.in.Task, Strategy: s.in.Strategy, RepoListing: s.prep.RepoListing, MaxSubtasks: s.in.Limits.MaxSubagents, Model: model}
+	in := activities.PlanInput{RunID: s.runID, Task: s.in.Task, Strategy: s.in.Strategy, RepoListing: s.Prep.RepoListing, MaxSubtasks: s.in.Limits.MaxSubagents, Model: model}
 	problem := ""
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		if err := callLLM(ctx, llmCall{onHost: true, permit: s.plannerPermit(attempt), llmQueue: s.llmQueue(ctx), wsQueue: s.prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
+		if err := callLLM(ctx, llmCall{onHost: true, permit: s.plannerPermit(attempt), llmQueue: s.llmQueue(ctx), wsQueue: s.Prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
 			return nil, planError{err}
 		}
-		s.llmCalls++
-		s.usage = s.usage.Add(res.Usage)
+		s.budget.LLMCalls++
+		s.budget.Usage = s.budget.Usage.Add(res.Usage)
 		// The sub-agents' model answered this fast, if it is the planner's.
-		s.fastModel = model == s.in.Model && res.ModelMs > 0 && time.Duration(res.ModelMs)*time.Millisecond < localStepMax
-		s.ctl.cost += s.in.Budget.PlannerPrice.Cost(res.Usage)
+		s.FastModel = model == s.in.Model && res.ModelMs > 0 && time.Duration(res.ModelMs)*time.Millisecond < localStepMax
+		s.budget.Cost += s.in.Budget.PlannerPrice.Cost(res.Usage)
 		if res.Problem == "" {
 			if attempt > 0 {
-				s.planNote = "plan repaired after: " + problem
+				s.PlanNote = "plan repaired after: " + problem
 			}
 			return res.Subtasks, nil
 		}
 		problem = res.Problem
 		s.event(ctx, "plan_invalid", "", problem)
 	}
-	s.planNote = "planner gave no valid plan (" + problem + "); ran the task as a single subtask"
-	s.event(ctx, "plan_fallback", "", s.planNote)
+	s.PlanNote = "planner gave no valid plan (" + problem + "); ran the task as a single subtask"
+	s.event(ctx, "plan_fallback", "", s.PlanNote)
 	workflow.GetLogger(ctx).Warn("plan fallback: running the task as a single subtask", "problem", problem)
 	return activities.SingleTaskPlan(s.in.Task), nil
 }
 
 func (s *swarm) setPlan(ctx workflow.Context, plan []activities.Subtask) {
 	for _, st := range plan {
-		s.tasks = append(s.tasks, &task{sub: st, state: statePending})
+		s.plan.Tasks = append(s.plan.Tasks, &Task{Sub: st, State: statePending})
 	}
 	names := make([]string, len(plan))
 	for i, st := range plan {
 		names[i] = fmt.Sprintf("%s (stage %d)", st.ID, st.Stage)
 	}
 	s.event(ctx, "planned", "", fmt.Sprintf("%d subtasks: %s", len(plan), strings.Join(names, ", ")))
-}
-
-func (s *swarm) anyMerged() bool {
-	for _, t := range s.tasks {
-		if t.res.Merge == activities.MergeMerged {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
@@ -371,19 +350,19 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 	s.showBeforeWait(ctx)
 	var rep activities.VerifyReport
 	err := s.onHost(ctx, timeout+time.Minute, "verify: "+s.in.VerifyCommand, a.Verify, activities.VerifyInput{
-		RunID: s.runID, RepoPath: s.prep.RepoRoot, Commit: s.head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
+		RunID: s.runID, RepoPath: s.Prep.RepoRoot, Commit: s.merges.Head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
 	}, &rep)
 	if err != nil {
-		rep = activities.VerifyReport{Command: s.in.VerifyCommand, Commit: s.head, ExitCode: -1, Output: "verify could not run: " + err.Error()}
+		rep = activities.VerifyReport{Command: s.in.VerifyCommand, Commit: s.merges.Head, ExitCode: -1, Output: "verify could not run: " + err.Error()}
 	}
 	if !rep.OK && after != "" {
 		rep.BrokenBy = after
-		if s.verify != nil && !s.verify.OK {
-			rep.BrokenBy = s.verify.BrokenBy
+		if s.merges.Verify != nil && !s.merges.Verify.OK {
+			rep.BrokenBy = s.merges.Verify.BrokenBy
 		}
 	}
-	s.verify = &rep
-	s.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, activities.ShortSHA(s.head), rep.ExitCode))
+	s.merges.Verify = &rep
+	s.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, activities.ShortSHA(s.merges.Head), rep.ExitCode))
 	return rep.OK
 }
 
@@ -393,13 +372,13 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 	defer cancel()
 	s.endHostWatch(dctx)
 	var remove []string
-	for _, t := range s.tasks {
+	for _, t := range s.plan.Tasks {
 		remove = append(remove, t.removableWorktrees()...)
 	}
 	in := activities.FinishRunInput{
-		RunID: s.runID, RepoPath: s.prep.RepoRoot, GCAutoPrev: s.prep.GCAutoPrev, GCAutoHad: s.prep.GCAutoHad,
-		RemoveWorktrees: remove, Apply: s.in.Apply && s.succeeded(), BaseBranch: s.prep.BaseBranch,
-		BaseCommit: s.prep.BaseCommit, IntegrationHead: s.head,
+		RunID: s.runID, RepoPath: s.Prep.RepoRoot, GCAutoPrev: s.Prep.GCAutoPrev, GCAutoHad: s.Prep.GCAutoHad,
+		RemoveWorktrees: remove, Apply: s.in.Apply && s.succeeded(), BaseBranch: s.Prep.BaseBranch,
+		BaseCommit: s.Prep.BaseCommit, IntegrationHead: s.merges.Head,
 	}
 	if !s.succeeded() {
 		in.DropEmptyBranch = s.branch
@@ -415,33 +394,25 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 }
 
 func (s *swarm) succeeded() bool {
-	if len(s.tasks) == 0 {
-		return false
-	}
-	for _, t := range s.tasks {
-		if !t.res.Success {
-			return false
-		}
-	}
-	return s.verify == nil || s.verify.OK
+	return s.plan.allSucceeded() && (s.merges.Verify == nil || s.merges.Verify.OK)
 }
 
 // setState moves the run to a RunState* and says why, in the events and in
 // the run's current details.
 func (s *swarm) setState(ctx workflow.Context, state, reason string) {
-	if s.state == state && s.stateReason == reason {
+	if s.view.State == state && s.view.StateReason == reason {
 		return
 	}
-	s.state, s.stateReason = state, reason
+	s.view.State, s.view.StateReason = state, reason
 	s.event(ctx, "state", "", strings.TrimSpace(state+" "+reason))
 	s.refresh(ctx)
 }
 
 func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
-	s.seq++
-	s.events = append(s.events, activities.Event{Seq: s.seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
-	if t := s.byID(subtask); t != nil {
-		t.lastEvent = activities.FirstLine(kind+": "+msg, 120)
+	s.view.Seq++
+	s.view.Events = append(s.view.Events, activities.Event{Seq: s.view.Seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
+	if t := s.plan.byID(subtask); t != nil {
+		t.LastEvent = activities.FirstLine(kind+": "+msg, 120)
 	}
 }
 
@@ -455,6 +426,6 @@ func planSummary(attempt int, model string) string {
 
 func (s *swarm) failed(ctx workflow.Context, err error) activities.SwarmResult {
 	s.end(ctx, false)
-	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.prep.BaseCommit, HeadCommit: s.head, Error: err.Error(), Sandbox: s.prep.Sandbox,
-		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.started).Milliseconds(), Stages: []activities.StageStats{}}}
+	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.Prep.BaseCommit, HeadCommit: s.merges.Head, Error: err.Error(), Sandbox: s.Prep.Sandbox,
+		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.Started).Milliseconds(), Stages: []activities.StageStats{}}}
 }
