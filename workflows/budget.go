@@ -55,7 +55,7 @@ type BudgetReport struct {
 	NeedSteps int `json:"need_steps,omitempty"`
 }
 
-// onReport books a sub-agent's usage and serves its request.
+// onReport records a sub-agent's usage and serves its request.
 func (s *swarm) onReport(ctx workflow.Context, r BudgetReport) {
 	t := s.plan.byID(r.Subtask)
 	if t == nil || t.State != stateRunning || t.Attempt != r.Attempt || r.Step < t.Control.Step {
@@ -67,8 +67,8 @@ func (s *swarm) onReport(ctx workflow.Context, r BudgetReport) {
 	}
 	s.serve(ctx)
 	s.refresh(ctx)
-	if s.canDue(ctx) {
-		s.poke() // reports alone grow the history: the schedule hands over
+	if s.handOverDue(ctx) {
+		s.notifyChange() // reports alone grow the history: the schedule hands over
 	}
 }
 
@@ -101,7 +101,7 @@ func (s *swarm) serve(ctx workflow.Context) {
 		s.setState(ctx, activities.RunStateBudgetPaused, blocked)
 	case blocked == "" && s.view.State == activities.RunStateBudgetPaused:
 		s.setState(ctx, activities.RunStateRunning, "")
-		s.poke()
+		s.notifyChange()
 	}
 }
 
@@ -161,7 +161,7 @@ func (s *swarm) denySteps(ctx workflow.Context) bool {
 	return denied
 }
 
-// afterChild books an ended sub-agent: its cost joins the run's, its
+// afterChild records an ended sub-agent: its cost joins the run's, its
 // allowance goes back, and requests it was holding up may be served.
 func (s *swarm) afterChild(ctx workflow.Context, t *Task, r SubAgentResult) {
 	price := s.in.Budget.Price

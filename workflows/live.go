@@ -81,7 +81,7 @@ func (s *swarm) rows() []activities.SubtaskView {
 
 // liveRows are the rows without LastStatus, which parses each finished
 // sub-agent's result: the current details and the search attributes,
-// refreshed on every wake, do not show it.
+// refreshed on every pass of the schedule, do not show it.
 func (s *swarm) liveRows() []activities.SubtaskView {
 	rows := make([]activities.SubtaskView, 0, len(s.plan.Tasks))
 	for _, t := range s.plan.Tasks {
@@ -163,8 +163,8 @@ type tableCells struct {
 }
 
 // tableLine is a row's rendered line and the cells it was rendered from:
-// a wake re-renders only the rows that changed (formatting every row of a
-// 400-subtask plan on every wake was most of the parent's CPU in the
+// a pass re-renders only the rows that changed (formatting every row of a
+// 400-subtask plan on every pass was most of the parent's CPU in the
 // testsuite).
 type tableLine struct {
 	cells tableCells
@@ -211,7 +211,7 @@ func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
 	return snap
 }
 
-// liveCost is the run's cost so far: what is booked (the planner, every
+// liveCost is the run's cost so far: what is recorded (the planner, every
 // ended sub-agent) plus the running sub-agents' rows.
 func (s *swarm) liveCost(rows []activities.SubtaskView) float64 {
 	cost := s.budget.Cost
@@ -299,9 +299,28 @@ func (s *swarm) flush(ctx workflow.Context) {
 }
 
 // showBeforeWait publishes the live view before a merge or verify the run
-// waits on, so the view does not lag behind the ends it has booked for as
+// waits on, so the view does not lag behind the ends it has recorded for as
 // long as the activity runs.
 func (s *swarm) showBeforeWait(ctx workflow.Context) {
 	s.view.stale = false
 	s.refresh(ctx)
+}
+
+// setState moves the run to a RunState* and says why, in the events and in
+// the run's current details.
+func (s *swarm) setState(ctx workflow.Context, state, reason string) {
+	if s.view.State == state && s.view.StateReason == reason {
+		return
+	}
+	s.view.State, s.view.StateReason = state, reason
+	s.event(ctx, "state", "", strings.TrimSpace(state+" "+reason))
+	s.refresh(ctx)
+}
+
+func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
+	s.view.Seq++
+	s.view.Events = append(s.view.Events, activities.Event{Seq: s.view.Seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
+	if t := s.plan.byID(subtask); t != nil {
+		t.LastEvent = activities.FirstLine(kind+": "+msg, 120)
+	}
 }

@@ -82,7 +82,7 @@ func TestPlannerSkipsPermitWhenUnpaced(t *testing.T) {
 // 05-e) and end while 01-a's merge runs, and the run books them in one
 // wake with one search attribute upsert (where publishing after each end
 // upserted twice more).
-func TestParentPublishesOncePerWake(t *testing.T) {
+func TestParentPublishesOncePerPass(t *testing.T) {
 	w := threeTogether()
 	w.commitFn = func(in activities.CommitSubtaskInput) (activities.CommitSubtaskResult, error) {
 		if in.SubtaskID == "01-a" {
@@ -112,5 +112,5 @@ func TestParentPublishesOncePerWake(t *testing.T) {
 }
 
 // publishedUpserts is the number of search attribute upserts of
-// TestParentPublishesOncePerWake's run.
+// TestParentPublishesOncePerPass's run.
 const publishedUpserts = 5

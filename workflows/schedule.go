@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -28,7 +27,7 @@ func keptNote(r *SubAgentResult) string {
 func (s *swarm) schedule(ctx workflow.Context) bool {
 	for {
 		s.blockUnreachable(ctx)
-		if s.canDue(ctx) && s.settle(ctx) && s.canDue(ctx) {
+		if s.handOverDue(ctx) && s.settle(ctx) && s.handOverDue(ctx) {
 			s.flush(ctx)
 			return true
 		}
@@ -61,9 +60,9 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 		if !s.children.cancelSent && s.plan.hasInherited() {
 			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 		}
-		s.addWake(ctx, sel)
+		s.addStateChange(ctx, sel)
 		if !sel.HasPending() {
-			s.flush(ctx) // about to wait: publish what this wake booked
+			s.flush(ctx) // about to wait: publish what this pass recorded
 		}
 		sel.Select(ctx)
 	}
@@ -155,40 +154,6 @@ func (s *swarm) launch(ctx workflow.Context, t *Task, steps int) {
 	s.touch()
 }
 
-// startChild starts t's sub-agent on the run's current workspace host. After
-// a move it gets a new workflow ID and branch, resuming from its old branch.
-func (s *swarm) startChild(ctx workflow.Context, t *Task) {
-	summary, details := childMetadata(t)
-	opts := workflow.ChildWorkflowOptions{
-		WorkflowID: t.ChildID,
-		// The server applies the close policy when the parent continues as
-		// new as well; the run cancels its sub-agents itself.
-		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		WaitForCancellation: true,
-		StaticSummary:       summary,
-		StaticDetails:       details,
-		// Its local model calls hold its workflow task (localStep).
-		WorkflowTaskTimeout: subAgentTaskTimeout,
-		// The sub-agent runs where its worktree and transcript are; only
-		// its permits go to the shared LLM queue.
-		TaskQueue: s.Prep.WorkspaceQueue,
-	}
-	cctx := workflow.WithChildOptions(ctx, opts)
-	in := SubAgentInput{
-		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.Sub, Attempt: t.Attempt,
-		RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.Branch,
-		WorkspaceQueue: s.Prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.Conflict,
-		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.Reserved, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.ResumeFrom, Control: s.controlFor(t), LLMQueue: s.llmQueue(ctx),
-		FastModel: s.FastModel,
-	}
-	if t.Reserved > 0 {
-		// It holds a chunk and asks for more, up to its own cap.
-		in.MaxSteps, in.StepGrant = s.in.Limits.MaxStepsPerSubagent, t.Reserved
-	}
-	t.future = workflow.ExecuteChildWorkflow(cctx, SubAgentWorkflowName, in)
-}
-
 // depResultCap bounds each dependency's result in a dependent's prompt.
 const depResultCap = 4000
 
@@ -202,20 +167,10 @@ func (s *swarm) depContext(t *Task) string {
 	return b.String()
 }
 
-// onDone books the end of a sub-agent this run started.
-func (s *swarm) onDone(ctx workflow.Context, t *Task, f workflow.Future) {
-	if f != workflow.Future(t.future) {
-		return // a sub-agent a move replaced
-	}
-	var r SubAgentResult
-	err := f.Get(ctx, &r)
-	s.finishChildren(ctx, childEnd{t: t, r: r, err: err})
-}
-
-// finishChild books a sub-agent's end, whichever run started it: its
+// finishChild records a sub-agent's end, whichever run started it: its
 // figures, its merge and its published result.
 func (s *swarm) finishChild(ctx workflow.Context, t *Task, r SubAgentResult, err error) {
-	if s.bookEnd(ctx, t, r, err) {
+	if s.recordEnd(ctx, t, r, err) {
 		s.merge(ctx, t)
 	}
 	if t.State == stateDone {
@@ -224,9 +179,9 @@ func (s *swarm) finishChild(ctx workflow.Context, t *Task, r SubAgentResult, err
 	s.touch()
 }
 
-// bookEnd books a sub-agent's figures and end; it reports whether its
+// recordEnd records a sub-agent's figures and end; it reports whether its
 // change is to be merged.
-func (s *swarm) bookEnd(ctx workflow.Context, t *Task, r SubAgentResult, err error) bool {
+func (s *swarm) recordEnd(ctx workflow.Context, t *Task, r SubAgentResult, err error) bool {
 	s.plan.Running--
 	s.budget.Reserved -= t.Reserved
 	s.plan.progressed++
@@ -296,78 +251,6 @@ func (s *swarm) fillResult(t *Task, r SubAgentResult) {
 	}
 	if !r.Success && r.Commit != "" && !r.Changed && t.Sub.NeedsWorktree && r.ExitReason == ExitCompleted {
 		t.Res.Merge = activities.MergeNoChanges
-	}
-}
-
-// merge puts a finished subtask on the integration branch. A conflict gets one
-// re-run from the new head when resolve_conflicts is on; its first attempt's
-// branch and commit are kept either way.
-func (s *swarm) merge(ctx workflow.Context, t *Task) {
-	s.showBeforeWait(ctx)
-	var m activities.MergeSubtaskResult
-	err := s.onHost(ctx, gitTimeout, "merge "+t.Sub.ID, a.MergeSubtask, activities.MergeSubtaskInput{
-		RunID: s.runID, RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch,
-		SubtaskID: t.Sub.ID, Name: t.Sub.Name, Commit: t.last.Commit,
-	}, &m)
-	if err != nil {
-		s.mergeFailed(ctx, t, err)
-		return
-	}
-	if m.Status == activities.MergeConflict {
-		s.onConflict(ctx, t, m.Conflicts)
-		return
-	}
-	s.applyMerge(ctx, t, m)
-}
-
-// mergeFailed books a merge activity that failed: the subtask fails, its
-// commit kept on its branch.
-func (s *swarm) mergeFailed(ctx workflow.Context, t *Task, err error) {
-	t.Res.Success, t.Res.Error = false, "merge failed: "+err.Error()
-	s.event(ctx, "failed", t.Sub.ID, "merge failed: "+err.Error())
-}
-
-// applyMerge books a merge outcome other than a conflict.
-func (s *swarm) applyMerge(ctx workflow.Context, t *Task, m activities.MergeSubtaskResult) {
-	switch m.Status {
-	case activities.MergeMerged:
-		s.merges.Head = m.Commit
-		t.Res.Merge, t.Res.MergeCommit = activities.MergeMerged, m.Commit
-		s.event(ctx, "merged", t.Sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, activities.ShortSHA(m.Commit)))
-		if s.verifyEach() && !s.runVerify(ctx, t.Sub.ID) {
-			t.Res.VerifyFailed = s.merges.Verify.BrokenBy == t.Sub.ID
-		}
-	case activities.MergeNoChanges:
-		t.Res.Merge = activities.MergeNoChanges
-	default:
-		t.Res.Success, t.Res.Error = false, fmt.Sprintf("merge returned unknown status %q", m.Status)
-	}
-}
-
-// verifyEach: the verify command runs after every merge.
-func (s *swarm) verifyEach() bool { return s.in.VerifyCommand != "" && s.in.VerifyMode == "each" }
-
-func (s *swarm) onConflict(ctx workflow.Context, t *Task, paths []string) {
-	t.Res.Conflicts = orEmpty(paths)
-	s.event(ctx, "conflict", t.Sub.ID, "merge conflict in "+strings.Join(paths, ", "))
-	rerun := s.in.ResolveConflicts && t.Attempt == 1 && ctx.Err() == nil && s.budget.stepAllowance() > 0
-	if rerun && !s.plan.rerunFits(s.in.Limits.MaxSubagents) {
-		rerun = false
-		t.Res.Error = joinErr(t.Res.Error, fmt.Sprintf("not re-run to resolve the conflict: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
-		s.event(ctx, "conflict", t.Sub.ID, fmt.Sprintf("not re-run: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
-	}
-	if rerun {
-		first := t.last
-		first.Result, first.FilesChanged = "", nil // the result counts only its figures and branch
-		t.First = &first
-		t.Conflict = &activities.ConflictInfo{Paths: paths, FirstBase: first.BaseCommit, FirstCommit: first.Commit}
-		s.launch(ctx, t, s.budget.stepAllowance())
-		return
-	}
-	t.Res.Success, t.Res.Merge = false, activities.MergeConflict
-	t.Res.Error = joinErr(t.Res.Error, fmt.Sprintf("merge conflict in %s; the work is kept on branch %s", strings.Join(paths, ", "), t.Res.Branch))
-	if t.First != nil {
-		t.Res.Error = joinErr(t.Res.Error, keptNote(t.First))
 	}
 }
 

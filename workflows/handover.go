@@ -5,13 +5,10 @@ import (
 	"cmp"
 	"compress/gzip"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
@@ -123,10 +120,10 @@ func (s *swarm) restore(c *Carry) {
 	s.phase = PhaseRunning
 }
 
-// canDue: this run should hand over to a new one. It must have moved the
-// run on (started or booked a sub-agent), so a low threshold cannot chain
+// handOverDue: this run should hand over to a new one. It must have moved the
+// run on (started or recorded a sub-agent), so a low threshold cannot chain
 // runs that do nothing.
-func (s *swarm) canDue(ctx workflow.Context) bool {
+func (s *swarm) handOverDue(ctx workflow.Context) bool {
 	if ctx.Err() != nil || s.plan.progressed == 0 || s.phase != PhaseRunning {
 		return false
 	}
@@ -149,7 +146,7 @@ func (s *swarm) settle(ctx workflow.Context) bool {
 	}
 }
 
-// drain books every signal waiting in the run's channels; it reports
+// drain records every signal waiting in the run's channels; it reports
 // whether there was one.
 func (s *swarm) drain(ctx workflow.Context) bool {
 	got := false
@@ -182,82 +179,4 @@ func (s *swarm) continueAsNew(ctx workflow.Context) error {
 		s.children.stopAwait()
 	}
 	return workflow.NewContinueAsNewError(ctx, SwarmWorkflowName, next)
-}
-
-// awaitInherited has AwaitChildren report the end of every sub-agent an
-// earlier run started. It runs detached from the run's cancellation, so a
-// cancelled run still learns that its inherited sub-agents ended.
-func (s *swarm) awaitInherited(ctx workflow.Context) {
-	var ids []string
-	for _, t := range s.plan.Tasks {
-		if t.State == stateRunning {
-			ids = append(ids, t.ChildID)
-		}
-	}
-	if len(ids) == 0 {
-		return
-	}
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	actx, cancel := workflow.WithCancel(dctx)
-	s.children.stopAwait = cancel
-	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
-		TaskQueue:           s.mainQueue,
-		StartToCloseTimeout: watchLifetime,
-		HeartbeatTimeout:    heartbeatTimeout,
-		Summary:             activities.FirstLine(fmt.Sprintf("await %d inherited sub-agents", len(ids)), summaryCap),
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second},
-	})
-	workflow.ExecuteActivity(actx, a.AwaitChildren, activities.AwaitChildrenInput{ParentID: s.runID, Children: ids})
-}
-
-// onChildDone books an inherited sub-agent's end. A repeat (AwaitChildren
-// retried) or the end of a sub-agent a move replaced is ignored.
-func (s *swarm) onChildDone(ctx workflow.Context, d activities.ChildDone) {
-	if e, ok := s.inheritedEnd(d); ok {
-		s.finishChild(ctx, e.t, e.r, e.err)
-	}
-}
-
-// inheritedEnd decodes an inherited sub-agent's end; false for a repeat or
-// a sub-agent a move replaced.
-func (s *swarm) inheritedEnd(d activities.ChildDone) (childEnd, bool) {
-	t := s.plan.inherited(d.ChildWorkflowID)
-	if t == nil {
-		return childEnd{}, false
-	}
-	var r SubAgentResult
-	var err error
-	switch {
-	case d.Cancelled:
-		err = temporal.NewCanceledError(d.Error)
-	case d.Error != "":
-		err = errors.New(d.Error)
-	default:
-		if jerr := json.Unmarshal(d.Result, &r); jerr != nil {
-			err = fmt.Errorf("decode the result of %s: %w", d.ChildWorkflowID, jerr)
-		}
-	}
-	return childEnd{t: t, r: r, err: err}, true
-}
-
-// cancelInherited passes the run's cancellation on to the sub-agents an
-// earlier run started (those started by this run get it from their
-// context), once; their ends come back through AwaitChildren.
-func (s *swarm) cancelInherited(ctx workflow.Context) {
-	if ctx.Err() == nil || s.children.cancelSent {
-		return
-	}
-	s.children.cancelSent = true
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	for _, t := range s.plan.Tasks {
-		if t.State == stateRunning && t.future == nil {
-			id := t.ChildID
-			f := workflow.RequestCancelExternalWorkflow(dctx, id, "")
-			workflow.Go(dctx, func(gctx workflow.Context) {
-				if err := f.Get(gctx, nil); err != nil {
-					workflow.GetLogger(gctx).Warn("cancel an inherited sub-agent", "child", id, "error", err)
-				}
-			})
-		}
-	}
 }

@@ -20,57 +20,57 @@ import (
 	"codeswarm/workflows"
 )
 
-// The parent continue-as-new scenario: canWriters publish a value with
+// The parent continue-as-new scenario: handoverWriters publish a value with
 // swarm_share and write a file; each reader depends on one writer, reads
-// its value back and writes a file. Every answer costs canPrompt and
-// canCompletion tokens (the planner's canPlanPrompt), and takes canDelay, so
+// its value back and writes a file. Every answer costs handoverPrompt and
+// handoverCompletion tokens (the planner's handoverPlanPrompt), and takes handoverDelay, so
 // sub-agents are running whenever the parent hands over.
 const (
-	canWriters      = 6
-	canThreshold    = 80 // --parent-continue-as-new-after
-	canMargin       = 60 // one schedule round and the hand-over may pass the threshold by this much
-	canPrompt       = 100
-	canCompletion   = 10
-	canPlanPrompt   = 50
-	canDelay        = 400 * time.Millisecond
-	canWriterTurns  = 2
-	canReaderTurns  = 3
-	canSharedPrefix = "shared-by-w"
+	handoverWriters      = 6
+	handoverThreshold    = 80 // --parent-continue-as-new-after
+	handoverMargin       = 60 // one schedule round and the hand-over may pass the threshold by this much
+	handoverPrompt       = 100
+	handoverCompletion   = 10
+	handoverPlanPrompt   = 50
+	handoverDelay        = 400 * time.Millisecond
+	handoverWriterTurns  = 2
+	handoverReaderTurns  = 3
+	handoverSharedPrefix = "shared-by-w"
 )
 
-func canWriterMarker(i int) string { return fmt.Sprintf("[can:w%d]", i) }
-func canReaderMarker(i int) string { return fmt.Sprintf("[can:r%d]", i) }
-func canKey(i int) string          { return fmt.Sprintf("k-w%d", i) }
+func handoverWriterMarker(i int) string { return fmt.Sprintf("[can:w%d]", i) }
+func handoverReaderMarker(i int) string { return fmt.Sprintf("[can:r%d]", i) }
+func handoverKey(i int) string          { return fmt.Sprintf("k-w%d", i) }
 
-func canReply(r scripted.Reply) scripted.Reply {
-	r.PromptTokens, r.CompletionTokens, r.Delay = canPrompt, canCompletion, scripted.Duration(canDelay)
+func handoverReply(r scripted.Reply) scripted.Reply {
+	r.PromptTokens, r.CompletionTokens, r.Delay = handoverPrompt, handoverCompletion, scripted.Duration(handoverDelay)
 	return r
 }
 
-func canScript() scripted.Script {
+func handoverScript() scripted.Script {
 	var plan []planEntry
 	var agents []scripted.Agent
-	for i := range canWriters {
-		plan = append(plan, planEntry{Name: fmt.Sprintf("w%d", i), Instruction: canWriterMarker(i) + " publish a finding and write a file"})
-		agents = append(agents, scripted.Agent{Match: canWriterMarker(i), Turns: []scripted.Reply{
-			canReply(scripted.Reply{ToolCalls: []scripted.ToolCall{
-				tc("swarm_share", map[string]any{"action": "publish", "key": canKey(i), "value": fmt.Sprintf("%s%d", canSharedPrefix, i)}),
+	for i := range handoverWriters {
+		plan = append(plan, planEntry{Name: fmt.Sprintf("w%d", i), Instruction: handoverWriterMarker(i) + " publish a finding and write a file"})
+		agents = append(agents, scripted.Agent{Match: handoverWriterMarker(i), Turns: []scripted.Reply{
+			handoverReply(scripted.Reply{ToolCalls: []scripted.ToolCall{
+				tc("swarm_share", map[string]any{"action": "publish", "key": handoverKey(i), "value": fmt.Sprintf("%s%d", handoverSharedPrefix, i)}),
 				tc("write", map[string]any{"path": fmt.Sprintf("w%d.txt", i), "content": "writer\n"}),
 			}}),
-			canReply(scripted.Reply{Content: "Published.\nSTATUS: completed"}),
+			handoverReply(scripted.Reply{Content: "Published.\nSTATUS: completed"}),
 		}})
 	}
-	for i := range canWriters {
-		plan = append(plan, planEntry{Name: fmt.Sprintf("r%d", i), Instruction: canReaderMarker(i) + " read the writer's finding and write a file",
+	for i := range handoverWriters {
+		plan = append(plan, planEntry{Name: fmt.Sprintf("r%d", i), Instruction: handoverReaderMarker(i) + " read the writer's finding and write a file",
 			Dependencies: []string{fmt.Sprintf("w%d", i)}})
-		agents = append(agents, scripted.Agent{Match: canReaderMarker(i), Turns: []scripted.Reply{
-			canReply(scripted.Reply{ToolCalls: []scripted.ToolCall{tc("swarm_share", map[string]any{"action": "get", "key": canKey(i)})}}),
-			canReply(scripted.Reply{ToolCalls: []scripted.ToolCall{tc("write", map[string]any{"path": fmt.Sprintf("r%d.txt", i), "content": "reader\n"})}}),
-			canReply(scripted.Reply{Content: "Read it.\nSTATUS: completed"}),
+		agents = append(agents, scripted.Agent{Match: handoverReaderMarker(i), Turns: []scripted.Reply{
+			handoverReply(scripted.Reply{ToolCalls: []scripted.ToolCall{tc("swarm_share", map[string]any{"action": "get", "key": handoverKey(i)})}}),
+			handoverReply(scripted.Reply{ToolCalls: []scripted.ToolCall{tc("write", map[string]any{"path": fmt.Sprintf("r%d.txt", i), "content": "reader\n"})}}),
+			handoverReply(scripted.Reply{Content: "Read it.\nSTATUS: completed"}),
 		}})
 	}
 	return scripted.Script{
-		Planner: []scripted.Reply{{Content: planJSON(plan...), PromptTokens: canPlanPrompt, CompletionTokens: canCompletion}},
+		Planner: []scripted.Reply{{Content: planJSON(plan...), PromptTokens: handoverPlanPrompt, CompletionTokens: handoverCompletion}},
 		Agents:  agents,
 	}
 }
@@ -104,35 +104,35 @@ func runOf(chain []*historypb.History, match func(*historypb.HistoryEvent) bool)
 }
 
 // TestParentContinuesAsNew runs 12 subtasks, 4 at a time, with the parent
-// continuing as new every canThreshold events while sub-agents run: every
+// continuing as new every handoverThreshold events while sub-agents run: every
 // subtask merges, the result counts each answer once, each run's history
 // stays bounded, and values shared before a hand-over are read after it.
 func TestParentContinuesAsNew(t *testing.T) {
 	const id = "e2e-parent-can"
-	h := newHarness(t, canScript())
+	h := newHarness(t, handoverScript())
 	t.Setenv("CODESWARM_SWARM_MAX_CONCURRENT", "4")
 	t.Setenv("CODESWARM_LLM_REQUESTS_PER_SECOND", "100")
 	repo := faultRepo(t)
 	res := runFor(t, h, 5*time.Minute, "run", "--repo", repo, "--task", "parent continue-as-new scenario", "--id", id,
-		"--parent-continue-as-new-after", strconv.Itoa(canThreshold), "--json")
+		"--parent-continue-as-new-after", strconv.Itoa(handoverThreshold), "--json")
 
-	if !res.Success || len(res.SubtaskResults) != 2*canWriters {
-		t.Fatalf("success=%v with %d results, want %d:\n%s\nlogs:\n%s", res.Success, len(res.SubtaskResults), 2*canWriters, fmtResult(res), tail(h.logs.String(), 4000))
+	if !res.Success || len(res.SubtaskResults) != 2*handoverWriters {
+		t.Fatalf("success=%v with %d results, want %d:\n%s\nlogs:\n%s", res.Success, len(res.SubtaskResults), 2*handoverWriters, fmtResult(res), tail(h.logs.String(), 4000))
 	}
-	turns := canWriters*canWriterTurns + canWriters*canReaderTurns
+	turns := handoverWriters*handoverWriterTurns + handoverWriters*handoverReaderTurns
 	for _, r := range res.SubtaskResults {
-		want := canWriterTurns
+		want := handoverWriterTurns
 		if strings.HasPrefix(r.Name, "r") {
-			want = canReaderTurns
+			want = handoverReaderTurns
 		}
-		if r.Merge != activities.MergeMerged || r.Steps != want || r.PromptTokens != want*canPrompt || r.LLMCalls != want {
-			t.Errorf("%s: merge %q, %d steps, %d prompt tokens, %d calls; want merged, %d, %d, %d", r.ID, r.Merge, r.Steps, r.PromptTokens, r.LLMCalls, want, want*canPrompt, want)
+		if r.Merge != activities.MergeMerged || r.Steps != want || r.PromptTokens != want*handoverPrompt || r.LLMCalls != want {
+			t.Errorf("%s: merge %q, %d steps, %d prompt tokens, %d calls; want merged, %d, %d, %d", r.ID, r.Merge, r.Steps, r.PromptTokens, r.LLMCalls, want, want*handoverPrompt, want)
 		}
 	}
-	if s := res.Stats; s.SubagentsSpawned != 2*canWriters || s.TotalLLMCalls != 1+turns ||
-		s.PromptTokens != canPlanPrompt+turns*canPrompt || s.CompletionTokens != (1+turns)*canCompletion {
+	if s := res.Stats; s.SubagentsSpawned != 2*handoverWriters || s.TotalLLMCalls != 1+turns ||
+		s.PromptTokens != handoverPlanPrompt+turns*handoverPrompt || s.CompletionTokens != (1+turns)*handoverCompletion {
 		t.Errorf("stats spawned=%d calls=%d prompt=%d completion=%d; want %d %d %d %d", s.SubagentsSpawned, s.TotalLLMCalls, s.PromptTokens, s.CompletionTokens,
-			2*canWriters, 1+turns, canPlanPrompt+turns*canPrompt, (1+turns)*canCompletion)
+			2*handoverWriters, 1+turns, handoverPlanPrompt+turns*handoverPrompt, (1+turns)*handoverCompletion)
 	}
 	checkModelRequests(t, h.model, 1+turns)
 
@@ -143,8 +143,8 @@ func TestParentContinuesAsNew(t *testing.T) {
 	withRunning := 0
 	for i, hist := range chain {
 		t.Logf("parent run %d: %d events", i+1, len(hist.Events))
-		if len(hist.Events) > canThreshold+canMargin {
-			t.Errorf("parent run %d has %d events, over the threshold %d + %d", i+1, len(hist.Events), canThreshold, canMargin)
+		if len(hist.Events) > handoverThreshold+handoverMargin {
+			t.Errorf("parent run %d has %d events, over the threshold %d + %d", i+1, len(hist.Events), handoverThreshold, handoverMargin)
 		}
 		last := hist.Events[len(hist.Events)-1].GetEventType()
 		if i < len(chain)-1 && last != enums.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW {
@@ -185,14 +185,14 @@ func checkSharedAcrossRuns(t *testing.T, h *harness, chain []*historypb.History,
 		ids[r.Name] = r.ID
 	}
 	across := 0
-	for i := range canWriters {
-		reqs := turnRequests(h.model, scripted.KindAgent, canReaderMarker(i), 1)
-		if len(reqs) != 1 || !bytes.Contains(reqs[0].Body, []byte(canSharedPrefix+strconv.Itoa(i))) {
-			t.Errorf("reader %d did not read %s%d back (requests: %d)", i, canSharedPrefix, i, len(reqs))
+	for i := range handoverWriters {
+		reqs := turnRequests(h.model, scripted.KindAgent, handoverReaderMarker(i), 1)
+		if len(reqs) != 1 || !bytes.Contains(reqs[0].Body, []byte(handoverSharedPrefix+strconv.Itoa(i))) {
+			t.Errorf("reader %d did not read %s%d back (requests: %d)", i, handoverSharedPrefix, i, len(reqs))
 		}
 		published := runOf(chain, func(ev *historypb.HistoryEvent) bool {
 			acc := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes()
-			return acc != nil && bytes.Contains(acc.GetAcceptedRequest().GetInput().GetArgs().GetPayloads()[0].GetData(), []byte(canKey(i)))
+			return acc != nil && bytes.Contains(acc.GetAcceptedRequest().GetInput().GetArgs().GetPayloads()[0].GetData(), []byte(handoverKey(i)))
 		})
 		reader := ids[fmt.Sprintf("r%d", i)]
 		started := runOf(chain, func(ev *historypb.HistoryEvent) bool {
@@ -211,9 +211,9 @@ func checkSharedAcrossRuns(t *testing.T, h *harness, chain []*historypb.History,
 	}
 }
 
-// canCancelScript: "quick" ends at once, the "long" ones wait a minute for
+// handoverCancelScript: "quick" ends at once, the "long" ones wait a minute for
 // their first answer.
-func canCancelScript() scripted.Script {
+func handoverCancelScript() scripted.Script {
 	plan := []planEntry{{Name: "quick", Instruction: "[cancan:quick] write a file"}}
 	agents := []scripted.Agent{{Match: "[cancan:quick]", Turns: writeTurns("quick")}}
 	for i := range 4 {
@@ -231,7 +231,7 @@ func canCancelScript() scripted.Script {
 // cancelled, and none keeps running.
 func TestParentContinueAsNewCancel(t *testing.T) {
 	const id = "e2e-parent-can-cancel"
-	h := newHarness(t, canCancelScript())
+	h := newHarness(t, handoverCancelScript())
 	t.Setenv("CODESWARM_SWARM_MAX_CONCURRENT", "4")
 	t.Setenv("CODESWARM_LLM_REQUESTS_PER_SECOND", "100")
 	startLongLivedWorker(t)
