@@ -5,22 +5,12 @@
 package activities
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
-
-	"codeswarm/tools"
 )
 
 // Names shared between workflows, activities and the CLI. They are part of
 // the contract with running histories: renaming one breaks them.
 const (
-	// ShareQueryName is the query on SwarmWorkflow that reads the swarm_share store.
-	ShareQueryName = "swarm_share"
-	// SharePublishUpdateName is the update on SwarmWorkflow that publishes into the store.
-	SharePublishUpdateName = "swarm_share_publish"
-	// ProgressQueryName is the query on SwarmWorkflow that returns the run's events.
-	ProgressQueryName = "progress"
 	// LLMQueueSuffix is appended to the main task queue to name the LLM queue.
 	LLMQueueSuffix = "-llm"
 	// WorkspaceQueueInfix names a host's workspace queue: <main>-ws-<host>.
@@ -205,54 +195,4 @@ type SwarmResult struct {
 	// Sandbox is "on" when model-run commands were confined, "off" when
 	// tools.sandbox was off.
 	Sandbox string `json:"sandbox,omitempty"`
-}
-
-// SharedResult is one entry of the swarm_share store.
-type SharedResult struct {
-	Key       string   `json:"key"`
-	Value     string   `json:"value"` // raw JSON text
-	Tags      []string `json:"tags"`
-	Publisher string   `json:"publisher"`
-}
-
-// ShareRequest is the argument of the share query and the publish update.
-type ShareRequest struct {
-	Action    string   `json:"action"`
-	Key       string   `json:"key,omitempty"`
-	Value     string   `json:"value,omitempty"`
-	Tags      []string `json:"tags,omitempty"`
-	Prefix    string   `json:"prefix,omitempty"`
-	Publisher string   `json:"publisher,omitempty"`
-}
-
-// ValidatePublish checks a publish request exactly as the swarm_share tool
-// checks its arguments, so the parent never rejects what the tool let through.
-func (r ShareRequest) ValidatePublish(maxValueBytes int) error {
-	if r.Action != tools.ShareActionPublish {
-		return fmt.Errorf("swarm_share publish update carries action %q", r.Action)
-	}
-	return tools.CheckShareArgs(tools.ShareArgs{Action: r.Action, Key: r.Key, Value: json.RawMessage(r.Value), Tags: r.Tags}, maxValueBytes)
-}
-
-// Event is one line of a run's progress, read by the CLI through ProgressQueryName.
-type Event struct {
-	Seq     int       `json:"seq"`
-	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"` // planned, started, finished, merged, conflict, failed, blocked, verify, done
-	Subtask string    `json:"subtask,omitempty"`
-	Message string    `json:"message"`
-}
-
-// Progress is the answer to ProgressQueryName.
-type Progress struct {
-	Phase    string  `json:"phase"`
-	Subtasks int     `json:"subtasks"`
-	Events   []Event `json:"events"`
-	// State is a RunState*; StateReason says why (a pause's reason, the cap
-	// that was reached, the host waited for and since when).
-	State       string        `json:"state,omitempty"`
-	StateReason string        `json:"state_reason,omitempty"`
-	Host        string        `json:"host,omitempty"` // the run's workspace host
-	Budget      BudgetView    `json:"budget"`
-	Rows        []SubtaskView `json:"rows,omitempty"`
 }

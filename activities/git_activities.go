@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"codeswarm/control"
 	"codeswarm/gitops"
 	"codeswarm/internal/transcript"
 	"codeswarm/tools"
@@ -92,7 +93,7 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 	return PrepareRunResult{
 		RepoRoot: repo.Root, WorkspaceRoot: a.WorkspaceRoot, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
 		RepoListing: capLines(listing, 300, 8000), GCAutoPrev: gc.Prev, GCAutoHad: gc.Had, GitVersion: version,
-		Sandbox: a.sandboxMode(), HostAttribute: a.hasSearchAttribute(ctx, SAHost),
+		Sandbox: a.sandboxMode(), HostAttribute: a.hasSearchAttribute(ctx, control.SAHost),
 		AutoMoveAfter: a.AutoMoveAfter, Unpaced: !a.paced(),
 	}, nil
 }

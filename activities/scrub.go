@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 
+	"codeswarm/control"
 	"codeswarm/internal/secret"
 )
 
@@ -19,7 +20,7 @@ func (a *Activities) scrub(s string) string {
 // scrubShare removes secrets from everything a swarm_share call sends to the
 // parent workflow, whose history would keep them. The redaction marker has
 // no quote or backslash, so a JSON value stays JSON.
-func (a *Activities) scrubShare(r ShareRequest) ShareRequest {
+func (a *Activities) scrubShare(r control.ShareRequest) control.ShareRequest {
 	r.Key, r.Value, r.Prefix = a.scrub(r.Key), a.scrub(r.Value), a.scrub(r.Prefix)
 	if r.Tags != nil {
 		tags := make([]string, len(r.Tags))

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
+	"codeswarm/control"
 	"codeswarm/internal/secret"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm/scripted"
@@ -69,11 +70,11 @@ func TestExecToolScrubsEncodedSecrets(t *testing.T) {
 // activity sends instead of sending it.
 type shareClient struct {
 	client.Client
-	sent []ShareRequest
+	sent []control.ShareRequest
 }
 
 func (c *shareClient) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
-	c.sent = append(c.sent, o.Args[0].(ShareRequest))
+	c.sent = append(c.sent, o.Args[0].(control.ShareRequest))
 	return doneUpdate{}, nil
 }
 

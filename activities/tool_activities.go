@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"codeswarm/control"
 	"codeswarm/internal/transcript"
 	"codeswarm/llm"
 	"codeswarm/tools"
@@ -268,10 +269,10 @@ func rejection(err error) error {
 }
 
 func (a *Activities) share(ctx context.Context, in SwarmShareInput, args tools.ShareArgs) (string, error) {
-	req := a.scrubShare(ShareRequest{Action: args.Action, Key: args.Key, Value: string(args.Value), Tags: args.Tags, Prefix: args.Prefix, Publisher: in.Ref.SubtaskID})
+	req := a.scrubShare(control.ShareRequest{Action: args.Action, Key: args.Key, Value: string(args.Value), Tags: args.Tags, Prefix: args.Prefix, Publisher: in.Ref.SubtaskID})
 	if args.Action == "publish" {
 		h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: in.ParentWorkflowID, UpdateName: SharePublishUpdateName,
+			WorkflowID: in.ParentWorkflowID, UpdateName: control.SharePublishUpdateName,
 			UpdateID:     shareUpdateID(callerWorkflowID(ctx), in),
 			Args:         []any{req},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -285,11 +286,11 @@ func (a *Activities) share(ctx context.Context, in SwarmShareInput, args tools.S
 		}
 		return fmt.Sprintf("Published %q (%d shared results in the swarm).", args.Key, n), nil
 	}
-	v, err := a.Temporal.QueryWorkflow(ctx, in.ParentWorkflowID, "", ShareQueryName, req)
+	v, err := a.Temporal.QueryWorkflow(ctx, in.ParentWorkflowID, "", control.ShareQueryName, req)
 	if err != nil {
 		return "", fmt.Errorf("query swarm store: %w", err)
 	}
-	var results []SharedResult
+	var results []control.SharedResult
 	if err := v.Get(&results); err != nil {
 		return "", fmt.Errorf("decode swarm store answer: %w", err)
 	}

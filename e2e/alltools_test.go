@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/llm/scripted"
 )
 
@@ -421,9 +422,9 @@ func checkSeen(t *testing.T, seen string) {
 		!slices.Equal(get[0].Tags, []string{"finding", "version"}) || get[0].Publisher != toolsStage0ID {
 		t.Errorf("get %s: %+v", sharedKey, get)
 	}
-	auto := activities.SharedResult{Key: toolsStage0ID, Value: mustMarshal(stage0Final), Publisher: toolsStage0ID,
+	auto := control.SharedResult{Key: toolsStage0ID, Value: mustMarshal(stage0Final), Publisher: toolsStage0ID,
 		Tags: []string{"stage:0", "subtask:" + toolsStage0ID}}
-	for name, got := range map[string][]activities.SharedResult{"query_tags": byTags, "query_prefix": byPrefix} {
+	for name, got := range map[string][]control.SharedResult{"query_tags": byTags, "query_prefix": byPrefix} {
 		if len(got) != 1 || got[0].Key != auto.Key || !jsonEqual(got[0].Value, auto.Value) ||
 			!slices.Equal(got[0].Tags, auto.Tags) || got[0].Publisher != auto.Publisher {
 			t.Errorf("%s: %+v, want the stage-0 result %+v", name, got, auto)
@@ -443,9 +444,9 @@ func checkSeen(t *testing.T, seen string) {
 }
 
 // shared decodes a swarm_share read result.
-func shared(t *testing.T, r toolResult) []activities.SharedResult {
+func shared(t *testing.T, r toolResult) []control.SharedResult {
 	t.Helper()
-	var out []activities.SharedResult
+	var out []control.SharedResult
 	if r.Name != "swarm_share" || json.Unmarshal([]byte(r.Content), &out) != nil {
 		t.Errorf("not a swarm_share read result: %+v", r)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/control"
 	"codeswarm/internal/cli"
 	"codeswarm/internal/swarmworker"
 	"codeswarm/llm/scripted"
@@ -142,7 +143,7 @@ func TestCancelRun(t *testing.T) {
 			t.Fatalf("workflow result: %v", err)
 		}
 		t.Logf("result:\n%s", fmtResult(wf))
-		if wf.Success || wf.Error == "" || wf.State != activities.RunStateCancelled {
+		if wf.Success || wf.Error == "" || wf.State != control.RunStateCancelled {
 			t.Errorf("success %v, state %q, error %q: a cancelled run must not succeed, must say cancelled and why", wf.Success, wf.State, wf.Error)
 		}
 		d, err := h.client.DescribeWorkflowExecution(context.Background(), id, "")
@@ -219,11 +220,11 @@ func startLongLivedWorker(t *testing.T) {
 func quickMerged(h *harness, id string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	v, err := h.client.QueryWorkflow(ctx, id, "", activities.ProgressQueryName, 0)
+	v, err := h.client.QueryWorkflow(ctx, id, "", control.ProgressQueryName, 0)
 	if err != nil {
 		return false
 	}
-	var p activities.Progress
+	var p control.Progress
 	if err := v.Get(&p); err != nil {
 		return false
 	}

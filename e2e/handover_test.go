@@ -15,6 +15,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
 	"codeswarm/workflows"
@@ -306,7 +307,7 @@ func TestParentContinueAsNewCancel(t *testing.T) {
 	}
 }
 
-func rowByName(t *testing.T, p activities.Progress, name string) string {
+func rowByName(t *testing.T, p control.Progress, name string) string {
 	t.Helper()
 	for _, r := range p.Rows {
 		if r.Name == name {
@@ -317,7 +318,7 @@ func rowByName(t *testing.T, p activities.Progress, name string) string {
 	return ""
 }
 
-func rowStatus(p activities.Progress, id string) string {
+func rowStatus(p control.Progress, id string) string {
 	for _, r := range p.Rows {
 		if r.ID == id {
 			return r.Status

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/devserver"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
@@ -70,7 +71,7 @@ func startHostStack(t *testing.T, script scripted.Script) (*devserver.Server, *s
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := devserver.Start(ctx, devserver.Options{DBPath: filepath.Join(t.TempDir(), "temporal.db"), UIPort: -1, Logger: zap.NewNop(),
-		SearchAttributes: map[string]enumspb.IndexedValueType{activities.SAHost: enumspb.INDEXED_VALUE_TYPE_KEYWORD}})
+		SearchAttributes: map[string]enumspb.IndexedValueType{control.SAHost: enumspb.INDEXED_VALUE_TYPE_KEYWORD}})
 	if err != nil {
 		t.Fatalf("start temporal: %v", err)
 	}
@@ -92,7 +93,7 @@ func startHostStack(t *testing.T, script scripted.Script) (*devserver.Server, *s
 func (r *hostRig) runsOnHost(host string) []string {
 	r.t.Helper()
 	resp, err := r.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("%s = '%s'", activities.SAHost, host)})
+		Query: fmt.Sprintf("%s = '%s'", control.SAHost, host)})
 	if err != nil {
 		r.t.Fatalf("list runs on %s: %v", host, err)
 	}
@@ -130,18 +131,18 @@ func (r *hostRig) host(name, root string) *workerProc {
 }
 
 // progress queries the run; errors (no worker has the run yet) are empty.
-func (r *hostRig) progress(id string) activities.Progress {
+func (r *hostRig) progress(id string) control.Progress {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	v, err := r.client.QueryWorkflow(ctx, id, "", activities.ProgressQueryName, 0)
-	var p activities.Progress
+	v, err := r.client.QueryWorkflow(ctx, id, "", control.ProgressQueryName, 0)
+	var p control.Progress
 	if err == nil {
 		_ = v.Get(&p)
 	}
 	return p
 }
 
-func merged(p activities.Progress, n int) bool {
+func merged(p control.Progress, n int) bool {
 	count := 0
 	for _, e := range p.Events {
 		if e.Kind == "merged" {
@@ -166,9 +167,9 @@ func (r *hostRig) killMidBash(id string, a *workerProc) time.Time {
 }
 
 // awaitState waits for the run's state and reports how long it took.
-func (r *hostRig) awaitState(id, state string, since time.Time, bound time.Duration) (activities.Progress, time.Duration) {
+func (r *hostRig) awaitState(id, state string, since time.Time, bound time.Duration) (control.Progress, time.Duration) {
 	r.t.Helper()
-	var p activities.Progress
+	var p control.Progress
 	deadline := since.Add(bound)
 	for {
 		p = r.progress(id)
@@ -218,7 +219,7 @@ func TestHostLostThenBack(t *testing.T) {
 	killed := r.killMidBash("host-back", a)
 	mathxBefore := r.agentCalls(r.mathx)
 
-	p, took := r.awaitState("host-back", activities.RunStateWaitingHost, killed, hostLossBound)
+	p, took := r.awaitState("host-back", control.RunStateWaitingHost, killed, hostLossBound)
 	t.Logf("waiting_for_host %s after the kill: %s", took.Round(100*time.Millisecond), p.StateReason)
 	mustContain(t, "state reason", p.StateReason, "waiting for host hosta since ")
 	code, out := cliOut("status", "host-back")
@@ -237,7 +238,7 @@ func TestHostLostThenBack(t *testing.T) {
 
 	back := time.Now()
 	a = r.host("hosta", root)
-	_, took = r.awaitState("host-back", activities.RunStateRunning, back, hostLossBound)
+	_, took = r.awaitState("host-back", control.RunStateRunning, back, hostLossBound)
 	t.Logf("running again %s after hosta restarted", took.Round(100*time.Millisecond))
 	res := awaitResult(t, r.client, "host-back", func() string { return tail(a.logs.String(), 2000) + tail(b.logs.String(), 2000) })
 	if !res.Success || len(res.SubtaskResults) != demoSubtasks {
@@ -281,7 +282,7 @@ func TestHostLostThenMoved(t *testing.T) {
 	// from its own empty transcript store.
 	b := r.host("hostb", t.TempDir())
 
-	p, took := r.awaitState("host-move", activities.RunStateWaitingHost, killed, hostLossBound)
+	p, took := r.awaitState("host-move", control.RunStateWaitingHost, killed, hostLossBound)
 	t.Logf("waiting_for_host %s after the kill: %s", took.Round(100*time.Millisecond), p.StateReason)
 
 	if code, out := cliOut("move", "host-move", "--to", "hostc"); code == 0 || !strings.Contains(out, "host hostc is not polling") {
@@ -293,7 +294,7 @@ func TestHostLostThenMoved(t *testing.T) {
 	}
 	mustContain(t, "move", out, "moved from host hosta to hostb; restarting there: ")
 	waitFor(t, 10*time.Second, func() bool { return slices.Equal(r.runsOnHost("hostb"), []string{"host-move"}) })
-	if p := r.progress("host-move"); p.State != activities.RunStateRunning || p.Host != "hostb" {
+	if p := r.progress("host-move"); p.State != control.RunStateRunning || p.Host != "hostb" {
 		t.Errorf("after the move: state %q host %q", p.State, p.Host)
 	}
 
@@ -406,7 +407,7 @@ func TestHostMovedWhileAlive(t *testing.T) {
 	for _, f := range []string{"greet/greet.go", "greet/greet_test.go"} {
 		mustContain(t, "files saved on "+old, saved, f)
 	}
-	if p := r.progress(id); !slices.ContainsFunc(p.Events, func(e activities.Event) bool {
+	if p := r.progress(id); !slices.ContainsFunc(p.Events, func(e control.Event) bool {
 		return e.Kind == "move_saved" && e.Subtask == "01-rename-greet"
 	}) {
 		t.Errorf("no move_saved event for 01-rename-greet in %+v", p.Events)

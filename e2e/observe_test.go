@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
-	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/llm/scripted"
 	"codeswarm/workflows"
 )
@@ -159,11 +159,11 @@ func TestRunIsObservable(t *testing.T) {
 			})
 			return out
 		}
-		q := fmt.Sprintf("%s = '%s' AND %s = '%s'", activities.SAStatus, activities.RunStateSucceeded, activities.SARepo, root)
+		q := fmt.Sprintf("%s = '%s' AND %s = '%s'", control.SAStatus, control.RunStateSucceeded, control.SARepo, root)
 		if got := ids(q); len(got) != 1 || got[0] != id {
 			t.Errorf("%s: %v, want [%s]", q, got, id)
 		}
-		q = fmt.Sprintf("%s = '%s' AND %s = '%s'", activities.SAStatus, activities.RunStateFailed, activities.SARepo, root)
+		q = fmt.Sprintf("%s = '%s' AND %s = '%s'", control.SAStatus, control.RunStateFailed, control.SARepo, root)
 		if got := ids(q); len(got) != 1 || got[0] != "obs-fail" {
 			t.Errorf("%s: %v, want [obs-fail]", q, got)
 		}
@@ -173,11 +173,11 @@ func TestRunIsObservable(t *testing.T) {
 		}
 		fields := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
 		var tokens, done, total int64
-		_ = dc.FromPayload(fields[activities.SATokens], &tokens)
-		_ = dc.FromPayload(fields[activities.SASubtasksDone], &done)
-		_ = dc.FromPayload(fields[activities.SASubtasksTotal], &total)
-		if tokens <= 0 || done != 3 || total != 3 || !strings.Contains(text(fields[activities.SATask]), "Rename greet.Hello") {
-			t.Errorf("search attributes: tokens %d, done %d/%d, task %q", tokens, done, total, text(fields[activities.SATask]))
+		_ = dc.FromPayload(fields[control.SATokens], &tokens)
+		_ = dc.FromPayload(fields[control.SASubtasksDone], &done)
+		_ = dc.FromPayload(fields[control.SASubtasksTotal], &total)
+		if tokens <= 0 || done != 3 || total != 3 || !strings.Contains(text(fields[control.SATask]), "Rename greet.Hello") {
+			t.Errorf("search attributes: tokens %d, done %d/%d, task %q", tokens, done, total, text(fields[control.SATask]))
 		}
 	})
 

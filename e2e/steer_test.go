@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
 	"codeswarm/workflows"
@@ -31,11 +32,11 @@ func steerCLI(args ...string) (int, string, string) {
 }
 
 // runState reads the run's state through the progress query.
-func runState(c client.Client, id string) activities.Progress {
+func runState(c client.Client, id string) control.Progress {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var p activities.Progress
-	if v, err := c.QueryWorkflow(ctx, id, "", activities.ProgressQueryName, 0); err == nil {
+	var p control.Progress
+	if v, err := c.QueryWorkflow(ctx, id, "", control.ProgressQueryName, 0); err == nil {
 		_ = v.Get(&p)
 	}
 	return p
@@ -107,7 +108,7 @@ func TestSteerCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run: exit %d %s %s", code, out, errb)
 	}
-	waitFor(t, 60*time.Second, func() bool { return runState(h.client, id).State == activities.RunStateAwaitingApproval })
+	waitFor(t, 60*time.Second, func() bool { return runState(h.client, id).State == control.RunStateAwaitingApproval })
 
 	expectOK(t, "02-mathx-docs", "plan", id)
 	expectRefused(t, "is not paused (state awaiting_approval)", "resume", id)
@@ -123,7 +124,7 @@ func TestSteerCLI(t *testing.T) {
 	waitFor(t, 60*time.Second, func() bool { return h.model.Count("agent") >= 2 })
 	expectOK(t, "paused", "pause", id, "--reason", "checking the plan")
 	atRest := stableAgentCalls(t, h.model, 2*time.Second)
-	if p := runState(h.client, id); p.State != activities.RunStatePaused || p.StateReason != "checking the plan" {
+	if p := runState(h.client, id); p.State != control.RunStatePaused || p.StateReason != "checking the plan" {
 		t.Errorf("state while paused = %q (%q)", p.State, p.StateReason)
 	}
 	expectRefused(t, "already paused", "pause", id)
@@ -183,9 +184,9 @@ func TestBudgetCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run: exit %d %s %s", code, out, errb)
 	}
-	var p activities.Progress
+	var p control.Progress
 	deadline := time.Now().Add(90 * time.Second)
-	for p = runState(h.client, id); p.State != activities.RunStateBudgetPaused; p = runState(h.client, id) {
+	for p = runState(h.client, id); p.State != control.RunStateBudgetPaused; p = runState(h.client, id) {
 		if time.Now().After(deadline) || p.Phase == "done" {
 			t.Fatalf("the run did not pause on its budget: state %q (%q), budget %+v, phase %s", p.State, p.StateReason, p.Budget, p.Phase)
 		}
@@ -241,7 +242,7 @@ func TestPausedWorkerCrash(t *testing.T) {
 	r.workerLogs = append(r.workerLogs, tail(r.worker.kill(t), 2000))
 	r.startWorker()
 	// The new worker replays the run: it must stay paused.
-	waitFor(t, 30*time.Second, func() bool { return runState(r.client, id).State == activities.RunStatePaused })
+	waitFor(t, 30*time.Second, func() bool { return runState(r.client, id).State == control.RunStatePaused })
 	time.Sleep(2 * time.Second)
 	if n := r.model.Count("agent"); n != atRest {
 		t.Fatalf("model calls after the restart of a paused run: %d, then %d", atRest, n)
@@ -319,7 +320,7 @@ func TestPausedServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	waitFor(t, 60*time.Second, func() bool { return runState(c, id).State == activities.RunStatePaused })
+	waitFor(t, 60*time.Second, func() bool { return runState(c, id).State == control.RunStatePaused })
 	time.Sleep(2 * time.Second)
 	if n := model.Count(scripted.KindAgent); n != atRest {
 		t.Fatalf("model calls after the restart of a paused run: %d, then %d", atRest, n)

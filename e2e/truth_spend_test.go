@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/llm/scripted"
 
 	"go.temporal.io/sdk/converter"
@@ -44,9 +45,9 @@ func TestTokenCapBindsWithoutUsage(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run: exit %d %s %s", code, out, errb)
 	}
-	var p activities.Progress
+	var p control.Progress
 	deadline := time.Now().Add(90 * time.Second)
-	for p = runState(h.client, id); p.State != activities.RunStateBudgetPaused; p = runState(h.client, id) {
+	for p = runState(h.client, id); p.State != control.RunStateBudgetPaused; p = runState(h.client, id) {
 		if time.Now().After(deadline) || p.Phase == "done" {
 			t.Fatalf("the run did not stop at its token cap without usage: state %q (%q), budget %+v, phase %s", p.State, p.StateReason, p.Budget, p.Phase)
 		}
@@ -143,8 +144,8 @@ func TestPlannerCostListed(t *testing.T) {
 	var cost float64
 	var tokens int64
 	dc := converter.GetDefaultDataConverter()
-	_ = dc.FromPayload(fields[activities.SACostUSD], &cost)
-	_ = dc.FromPayload(fields[activities.SATokens], &tokens)
+	_ = dc.FromPayload(fields[control.SACostUSD], &cost)
+	_ = dc.FromPayload(fields[control.SATokens], &tokens)
 	sub := res.SubtaskResults[0].CostUSD
 	if cost < 1 || cost < sub+1 {
 		t.Errorf("CodeswarmCostUSD = $%g, want the planner's $1 plus the sub-agent's $%g (stats say $%g)", cost, sub, res.Stats.CostUSD)

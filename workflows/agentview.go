@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // liveView is what a sub-agent does right now, for its agent query and its
@@ -19,18 +20,18 @@ type liveView struct {
 	kind       string // what doing is: callModel, callTool or callGit
 	since      time.Time
 	lastStatus string
-	recent     []activities.ToolEvent
+	recent     []control.ToolEvent
 }
 
 // registerAgentQuery answers AgentQueryName with the sub-agent's AgentView.
 func (ag *agent) registerAgentQuery(ctx workflow.Context) error {
-	return workflow.SetQueryHandler(ctx, activities.AgentQueryName, func() (activities.AgentView, error) {
+	return workflow.SetQueryHandler(ctx, control.AgentQueryName, func() (control.AgentView, error) {
 		return ag.agentView(), nil
 	})
 }
 
-func (ag *agent) agentView() activities.AgentView {
-	v := activities.AgentView{
+func (ag *agent) agentView() control.AgentView {
+	v := control.AgentView{
 		Subtask: ag.in.Subtask.ID, Attempt: ag.in.Attempt, MaxSteps: ag.in.MaxSteps,
 		CurrentTool: ag.view.doing, CurrentKind: ag.view.kind, CurrentSince: ag.view.since,
 		LastStatus: ag.view.lastStatus, Recent: ag.view.recent,
@@ -59,10 +60,10 @@ func (ag *agent) doing(ctx workflow.Context, kind, what string) {
 // calls before it runs.
 func (ag *agent) noteTool(ctx workflow.Context, brief string) {
 	ag.st.ToolSeq++
-	ev := activities.ToolEvent{Seq: ag.st.ToolSeq, Step: ag.st.Steps, Time: workflow.Now(ctx), Brief: brief}
+	ev := control.ToolEvent{Seq: ag.st.ToolSeq, Step: ag.st.Steps, Time: workflow.Now(ctx), Brief: brief}
 	ag.view.recent = append(ag.view.recent, ev)
-	if n := len(ag.view.recent); n > activities.RecentToolCalls {
-		ag.view.recent = append([]activities.ToolEvent(nil), ag.view.recent[n-activities.RecentToolCalls:]...)
+	if n := len(ag.view.recent); n > control.RecentToolCalls {
+		ag.view.recent = append([]control.ToolEvent(nil), ag.view.recent[n-control.RecentToolCalls:]...)
 	}
 	ag.doing(ctx, callTool, brief)
 }

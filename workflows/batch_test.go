@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
@@ -32,7 +33,7 @@ func threeTogether() *world {
 }
 
 // kinds lists the run's events of the given kinds as "kind:subtask".
-func kinds(evs []activities.Event, of ...string) []string {
+func kinds(evs []control.Event, of ...string) []string {
 	var out []string
 	for _, e := range evs {
 		if slices.Contains(of, e.Kind) {
@@ -101,7 +102,7 @@ func TestSwarmMergesEndsTogetherInOneActivity(t *testing.T) {
 	// One upsert for the batch: none saw only some of its three done.
 	var done []int64
 	for _, u := range sa.upserts {
-		n, _ := u.GetInt64(activities.SASubtasksDoneKey)
+		n, _ := u.GetInt64(control.SASubtasksDoneKey)
 		done = append(done, n)
 	}
 	if slices.Contains(done, 2) || slices.Contains(done, 3) || !slices.Contains(done, 4) {
@@ -110,13 +111,13 @@ func TestSwarmMergesEndsTogetherInOneActivity(t *testing.T) {
 }
 
 // runEvents are the run's events, from its progress query.
-func runEvents(t *testing.T, env *testsuite.TestWorkflowEnvironment) []activities.Event {
+func runEvents(t *testing.T, env *testsuite.TestWorkflowEnvironment) []control.Event {
 	t.Helper()
 	return progress(t, env, 0).Events
 }
 
 // eventMessages are the messages of one subtask's events of one kind.
-func eventMessages(evs []activities.Event, kind, id string) []string {
+func eventMessages(evs []control.Event, kind, id string) []string {
 	var out []string
 	for _, e := range evs {
 		if e.Kind == kind && e.Subtask == id {

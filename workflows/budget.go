@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // RunBudget is what a run may spend in tokens and money, and what its
@@ -76,7 +77,7 @@ func (s *swarm) onReport(ctx workflow.Context, r BudgetReport) {
 // met and no other sub-agent can move either, the run pauses on its
 // budget; when every request is met again, it runs on.
 func (s *swarm) serve(ctx workflow.Context) {
-	if s.view.State == activities.RunStatePaused || s.view.State == activities.RunStateAwaitingApproval {
+	if s.view.State == control.RunStatePaused || s.view.State == control.RunStateAwaitingApproval {
 		return
 	}
 	blocked := ""
@@ -98,9 +99,9 @@ func (s *swarm) serve(ctx workflow.Context) {
 	}
 	switch {
 	case blocked != "" && s.allRunningWait():
-		s.setState(ctx, activities.RunStateBudgetPaused, blocked)
-	case blocked == "" && s.view.State == activities.RunStateBudgetPaused:
-		s.setState(ctx, activities.RunStateRunning, "")
+		s.setState(ctx, control.RunStateBudgetPaused, blocked)
+	case blocked == "" && s.view.State == control.RunStateBudgetPaused:
+		s.setState(ctx, control.RunStateRunning, "")
 		s.notifyChange()
 	}
 }

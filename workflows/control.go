@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // Signals between a run and its sub-agents (internal to the workflows).
@@ -76,7 +77,7 @@ func (s *swarm) registerControl(ctx workflow.Context) error {
 			s.onReport(gctx, r)
 		}
 	})
-	if err := workflow.SetQueryHandler(ctx, activities.PlanQueryName, s.planView); err != nil {
+	if err := workflow.SetQueryHandler(ctx, control.PlanQueryName, s.planView); err != nil {
 		return err
 	}
 	type update struct {
@@ -85,11 +86,11 @@ func (s *swarm) registerControl(ctx workflow.Context) error {
 		check   any
 	}
 	for _, u := range []update{
-		{activities.PauseUpdateName, s.pause, s.checkPause},
-		{activities.ResumeUpdateName, s.resume, s.checkResume},
-		{activities.ApproveUpdateName, s.approve, s.checkApprove},
-		{activities.RejectUpdateName, s.reject, s.checkReject},
-		{activities.TellUpdateName, s.tell, s.checkTell},
+		{control.PauseUpdateName, s.pause, s.checkPause},
+		{control.ResumeUpdateName, s.resume, s.checkResume},
+		{control.ApproveUpdateName, s.approve, s.checkApprove},
+		{control.RejectUpdateName, s.reject, s.checkReject},
+		{control.TellUpdateName, s.tell, s.checkTell},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.check}); err != nil {
 			return err
@@ -98,8 +99,8 @@ func (s *swarm) registerControl(ctx workflow.Context) error {
 	return nil
 }
 
-func (s *swarm) reply(msg string) activities.ControlReply {
-	return activities.ControlReply{State: s.view.State, Message: msg}
+func (s *swarm) reply(msg string) control.ControlReply {
+	return control.ControlReply{State: s.view.State, Message: msg}
 }
 
 // ended refuses steering a run that is past its sub-agents.

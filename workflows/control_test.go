@@ -8,13 +8,14 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
 // updateOutcome is how a steering update ended.
 type updateOutcome struct {
 	rejected error
-	reply    activities.ControlReply
+	reply    control.ControlReply
 	err      error
 	done     bool
 }
@@ -26,7 +27,7 @@ func sendUpdate(env *testsuite.TestWorkflowEnvironment, name, id string, arg any
 		OnReject: func(err error) { out.rejected, out.done = err, true },
 		OnComplete: func(v any, err error) {
 			out.err, out.done = err, true
-			if r, ok := v.(activities.ControlReply); ok {
+			if r, ok := v.(control.ControlReply); ok {
 				out.reply = r
 			}
 		},
@@ -50,13 +51,13 @@ func (o *updateOutcome) mustRefuse(t *testing.T, what, want string) {
 	}
 }
 
-func queryProgress(t *testing.T, env *testsuite.TestWorkflowEnvironment) activities.Progress {
+func queryProgress(t *testing.T, env *testsuite.TestWorkflowEnvironment) control.Progress {
 	t.Helper()
-	v, err := env.QueryWorkflow(activities.ProgressQueryName, 0)
+	v, err := env.QueryWorkflow(control.ProgressQueryName, 0)
 	if err != nil {
 		t.Fatalf("progress query: %v", err)
 	}
-	var p activities.Progress
+	var p control.Progress
 	if err := v.Get(&p); err != nil {
 		t.Fatal(err)
 	}
@@ -92,13 +93,13 @@ func TestPauseResume(t *testing.T) {
 	env := newEnv(t, w)
 	var pause, again, resume, badResume *updateOutcome
 	var atPause, settled, beforeResume, execsAtPause, execsBeforeResume int
-	var paused activities.Progress
+	var paused control.Progress
 	env.RegisterDelayedCallback(func() {
 		atPause = w.stepCount()
-		pause = sendUpdate(env, activities.PauseUpdateName, "p1", activities.PauseRequest{Reason: "lunch"})
+		pause = sendUpdate(env, control.PauseUpdateName, "p1", control.PauseRequest{Reason: "lunch"})
 	}, 150*time.Second)
 	env.RegisterDelayedCallback(func() {
-		again = sendUpdate(env, activities.PauseUpdateName, "p2", activities.PauseRequest{})
+		again = sendUpdate(env, control.PauseUpdateName, "p2", control.PauseRequest{})
 		paused = queryProgress(t, env)
 		settled = w.stepCount()
 		w.mu.Lock()
@@ -110,8 +111,8 @@ func TestPauseResume(t *testing.T) {
 		w.mu.Lock()
 		execsBeforeResume = len(w.execs)
 		w.mu.Unlock()
-		badResume = sendUpdate(env, activities.ResumeUpdateName, "r0", activities.ResumeRequest{AddTokens: -5})
-		resume = sendUpdate(env, activities.ResumeUpdateName, "r1", activities.ResumeRequest{})
+		badResume = sendUpdate(env, control.ResumeUpdateName, "r0", control.ResumeRequest{AddTokens: -5})
+		resume = sendUpdate(env, control.ResumeUpdateName, "r1", control.ResumeRequest{})
 	}, 3*time.Hour)
 	res := runSwarm(t, env, swarmInput())
 
@@ -128,13 +129,13 @@ func TestPauseResume(t *testing.T) {
 	if execsAtPause != settled || execsBeforeResume != settled {
 		t.Errorf("tool calls: %d and %d while paused; want the tools of every step begun (%d) run", execsAtPause, execsBeforeResume, settled)
 	}
-	if paused.State != activities.RunStatePaused || paused.StateReason != "lunch" {
+	if paused.State != control.RunStatePaused || paused.StateReason != "lunch" {
 		t.Errorf("progress while paused = %q (%q)", paused.State, paused.StateReason)
 	}
 	if len(paused.Rows) != 3 {
 		t.Fatalf("rows while paused: %+v", paused.Rows)
 	}
-	for i, want := range []activities.SubtaskView{
+	for i, want := range []control.SubtaskView{
 		{ID: "01-a", Status: "paused", Step: 3, Tokens: 330},
 		{ID: "02-b", Status: "paused", Step: 3, Tokens: 330},
 		{ID: "03-c", Status: activities.StatusPending},
@@ -166,11 +167,11 @@ func TestPauseHoldsNewSubtasks(t *testing.T) {
 	var startsWhilePaused int
 	var pause, resume *updateOutcome
 	env.RegisterDelayedCallback(func() {
-		pause = sendUpdate(env, activities.PauseUpdateName, "p1", activities.PauseRequest{})
+		pause = sendUpdate(env, control.PauseUpdateName, "p1", control.PauseRequest{})
 	}, 30*time.Second)
 	env.RegisterDelayedCallback(func() {
 		startsWhilePaused = w.count("start:")
-		resume = sendUpdate(env, activities.ResumeUpdateName, "r1", activities.ResumeRequest{})
+		resume = sendUpdate(env, control.ResumeUpdateName, "r1", control.ResumeRequest{})
 	}, 2*time.Hour)
 	res := runSwarm(t, env, swarmInput())
 	pause.mustAccept(t, "pause")
@@ -188,24 +189,24 @@ func TestApprovePlan(t *testing.T) {
 	env := newEnv(t, w)
 	in := swarmInput()
 	in.ApprovePlan = true
-	var plan activities.PlanView
+	var plan workflows.PlanView
 	var stepsBefore int
 	var approve, again, resume, pause *updateOutcome
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(activities.PlanQueryName)
+		v, err := env.QueryWorkflow(control.PlanQueryName)
 		if err != nil {
 			t.Fatalf("plan query: %v", err)
 		}
 		_ = v.Get(&plan)
 		stepsBefore = w.stepCount()
-		resume = sendUpdate(env, activities.ResumeUpdateName, "r", activities.ResumeRequest{})
-		pause = sendUpdate(env, activities.PauseUpdateName, "p", activities.PauseRequest{})
-		approve = sendUpdate(env, activities.ApproveUpdateName, "a1", activities.ApproveRequest{})
-		again = sendUpdate(env, activities.ApproveUpdateName, "a2", activities.ApproveRequest{})
+		resume = sendUpdate(env, control.ResumeUpdateName, "r", control.ResumeRequest{})
+		pause = sendUpdate(env, control.PauseUpdateName, "p", control.PauseRequest{})
+		approve = sendUpdate(env, control.ApproveUpdateName, "a1", control.ApproveRequest{})
+		again = sendUpdate(env, control.ApproveUpdateName, "a2", control.ApproveRequest{})
 	}, time.Hour)
 	res := runSwarm(t, env, in)
 
-	if plan.State != activities.RunStateAwaitingApproval || len(plan.Subtasks) != 2 || plan.Subtasks[1].Dependencies[0] != "01-a" {
+	if plan.State != control.RunStateAwaitingApproval || len(plan.Subtasks) != 2 || plan.Subtasks[1].Dependencies[0] != "01-a" {
 		t.Errorf("plan while waiting = %+v", plan)
 	}
 	if stepsBefore != 0 {
@@ -229,8 +230,8 @@ func TestRejectPlan(t *testing.T) {
 	in.ApprovePlan = true
 	var empty, reject *updateOutcome
 	env.RegisterDelayedCallback(func() {
-		empty = sendUpdate(env, activities.RejectUpdateName, "x0", activities.RejectRequest{Reason: " "})
-		reject = sendUpdate(env, activities.RejectUpdateName, "x1", activities.RejectRequest{Reason: "too broad"})
+		empty = sendUpdate(env, control.RejectUpdateName, "x0", control.RejectRequest{Reason: " "})
+		reject = sendUpdate(env, control.RejectUpdateName, "x1", control.RejectRequest{Reason: "too broad"})
 	}, time.Minute)
 	res := runSwarm(t, env, in)
 	reject.mustAccept(t, "reject")
@@ -261,18 +262,18 @@ func TestBudgetCapPausesAndResumes(t *testing.T) {
 	w.fallback = toolsThenDone(9) // 10 calls, 1,100 tokens each subtask
 	w.stepDelay = time.Minute
 	env := newEnv(t, w)
-	var atCap activities.Progress
+	var atCap control.Progress
 	var stepsAtCap int
 	var noAdd, resume *updateOutcome
 	env.RegisterDelayedCallback(func() {
 		atCap = queryProgress(t, env)
 		stepsAtCap = w.stepCount()
-		noAdd = sendUpdate(env, activities.ResumeUpdateName, "r0", activities.ResumeRequest{})
-		resume = sendUpdate(env, activities.ResumeUpdateName, "r1", activities.ResumeRequest{AddTokens: 5000})
+		noAdd = sendUpdate(env, control.ResumeUpdateName, "r0", control.ResumeRequest{})
+		resume = sendUpdate(env, control.ResumeUpdateName, "r1", control.ResumeRequest{AddTokens: 5000})
 	}, 5*time.Hour)
 	res := runSwarm(t, env, budgetInput(1000))
 
-	if atCap.State != activities.RunStateBudgetPaused || !strings.Contains(atCap.StateReason, "token cap 1,000 reached") {
+	if atCap.State != control.RunStateBudgetPaused || !strings.Contains(atCap.StateReason, "token cap 1,000 reached") {
 		t.Errorf("state at the cap = %q (%q)", atCap.State, atCap.StateReason)
 	}
 	if spent := int64(planUsage.PromptTokens+planUsage.CompletionTokens) + int64(stepsAtCap)*110; spent > 1000 || atCap.Budget.Tokens != spent {
@@ -314,7 +315,7 @@ func TestBudgetNeverOverspends(t *testing.T) {
 	w.fallback = toolsThenDone(20)
 	w.stepDelay = time.Minute
 	env := newEnv(t, w)
-	var atCap activities.Progress
+	var atCap control.Progress
 	var stepsAtCap int
 	env.RegisterDelayedCallback(func() {
 		atCap = queryProgress(t, env)
@@ -324,7 +325,7 @@ func TestBudgetNeverOverspends(t *testing.T) {
 	res := runSwarm(t, env, budgetInput(3000))
 
 	spent := int64(planUsage.PromptTokens+planUsage.CompletionTokens) + int64(stepsAtCap)*110
-	if atCap.State != activities.RunStateBudgetPaused || spent > 3000 {
+	if atCap.State != control.RunStateBudgetPaused || spent > 3000 {
 		t.Errorf("state %q, %d calls, %d tokens spent of a 3,000 cap", atCap.State, stepsAtCap, spent)
 	}
 	if w.stepCount() != stepsAtCap {
@@ -362,10 +363,10 @@ func TestTell(t *testing.T) {
 	env := newEnv(t, w)
 	var unknown, empty, toA, toB *updateOutcome
 	env.RegisterDelayedCallback(func() {
-		toA = sendUpdate(env, activities.TellUpdateName, "t1", activities.TellRequest{Subtask: "01-a", Message: "use errors.Is"})
-		toB = sendUpdate(env, activities.TellUpdateName, "t2", activities.TellRequest{Subtask: "02-b", Message: "keep the API"})
-		unknown = sendUpdate(env, activities.TellUpdateName, "t3", activities.TellRequest{Subtask: "09-z", Message: "hi"})
-		empty = sendUpdate(env, activities.TellUpdateName, "t4", activities.TellRequest{Message: "  "})
+		toA = sendUpdate(env, control.TellUpdateName, "t1", control.TellRequest{Subtask: "01-a", Message: "use errors.Is"})
+		toB = sendUpdate(env, control.TellUpdateName, "t2", control.TellRequest{Subtask: "02-b", Message: "keep the API"})
+		unknown = sendUpdate(env, control.TellUpdateName, "t3", control.TellRequest{Subtask: "09-z", Message: "hi"})
+		empty = sendUpdate(env, control.TellUpdateName, "t4", control.TellRequest{Message: "  "})
 	}, 150*time.Second)
 	res := runSwarm(t, env, swarmInput())
 	toA.mustAccept(t, "tell 01-a")
@@ -421,7 +422,7 @@ func TestConflictRerunWhilePaused(t *testing.T) {
 	var pause, resume *updateOutcome
 	rerunCalls := -1
 	env.RegisterDelayedCallback(func() {
-		pause = sendUpdate(env, activities.PauseUpdateName, "p", activities.PauseRequest{})
+		pause = sendUpdate(env, control.PauseUpdateName, "p", control.PauseRequest{})
 	}, 90*time.Second)
 	env.RegisterDelayedCallback(func() {
 		w.mu.Lock()
@@ -432,7 +433,7 @@ func TestConflictRerunWhilePaused(t *testing.T) {
 			}
 		}
 		w.mu.Unlock()
-		resume = sendUpdate(env, activities.ResumeUpdateName, "r", activities.ResumeRequest{})
+		resume = sendUpdate(env, control.ResumeUpdateName, "r", control.ResumeRequest{})
 	}, 2*time.Hour)
 	res := runSwarm(t, env, swarmInput())
 	pause.mustAccept(t, "pause")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // richSwarm is a run mid-way: done, running, re-run and pending subtasks,
@@ -27,7 +28,7 @@ func richSwarm() *swarm {
 		Prep:     activities.PrepareRunResult{RepoRoot: "/repo", BaseCommit: "b", BaseBranch: "main", WorkspaceQueue: "q-ws-h2", Sandbox: "on"},
 	}
 	s.merges = mergeQueue{Head: "h2", Verify: &activities.VerifyReport{Command: "make", Commit: "h1", OK: true}}
-	s.view.viewState = viewState{Seq: 450, State: activities.RunStateBudgetPaused, StateReason: "token cap"}
+	s.view.viewState = viewState{Seq: 450, State: control.RunStateBudgetPaused, StateReason: "token cap"}
 	s.budget.ledgerState = ledgerState{
 		Usage:    activities.Usage{PromptTokens: 1000, CompletionTokens: 99},
 		LLMCalls: 40,
@@ -73,9 +74,9 @@ func richSwarm() *swarm {
 	pending := &Task{Sub: activities.Subtask{ID: "d", Name: "D", Dependencies: []string{"b"}, Stage: 2}, Control: TaskControl{Notes: []string{"use x"}}}
 	s.plan.tableState = tableState{Tasks: []*Task{done, rerun, running, pending}, Running: 2, Spawned: 5}
 	s.publishResult(done)
-	s.publish(activities.SharedResult{Key: "finding", Value: `{"v":1}`, Tags: []string{"t"}, Publisher: "c"})
+	s.publish(control.SharedResult{Key: "finding", Value: `{"v":1}`, Tags: []string{"t"}, Publisher: "c"})
 	for i := range 300 {
-		s.view.Events = append(s.view.Events, activities.Event{Seq: 151 + i, Time: now, Kind: "k"})
+		s.view.Events = append(s.view.Events, control.Event{Seq: 151 + i, Time: now, Kind: "k"})
 	}
 	return s
 }
@@ -120,7 +121,7 @@ func TestCarryRoundTrip(t *testing.T) {
 	if a := s2.plan.byID("a"); len(a.removableWorktrees()) != 1 || a.removableWorktrees()[0] != "/wt/a" {
 		t.Errorf("restored a removes %v, want its merged worktree /wt/a", a.removableWorktrees())
 	}
-	if s2.budget.MaxTokens != 5000 || s2.watch.From != "q-ws-h1" || !s2.watch.Lost || s2.view.State != activities.RunStateBudgetPaused || s2.Runs != 4 {
+	if s2.budget.MaxTokens != 5000 || s2.watch.From != "q-ws-h1" || !s2.watch.Lost || s2.view.State != control.RunStateBudgetPaused || s2.Runs != 4 {
 		t.Errorf("restored caps %+v host %+v state %s runs %d", s2.budget.budgetCaps, s2.watch.hostRecord, s2.view.State, s2.Runs)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
@@ -71,7 +72,7 @@ func inheritedCarry(running []string, pending ...string) *workflows.Carry {
 	c.Prep = activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue}
 	c.Head = baseCommit
 	c.Started = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c.State = activities.RunStateRunning
+	c.State = control.RunStateRunning
 	c.Usage = planUsage
 	c.LLMCalls = 1
 	c.Seq = 7

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // watchLifetime bounds one WatchHost attempt. When it ends the server retries
@@ -100,9 +101,9 @@ func (s *swarm) publishHost(ctx workflow.Context) error {
 	if !s.Prep.HostAttribute {
 		return nil
 	}
-	key := temporal.NewSearchAttributeKeyKeyword(activities.SAHost)
+	key := temporal.NewSearchAttributeKeyKeyword(control.SAHost)
 	if err := workflow.UpsertTypedSearchAttributes(ctx, key.ValueSet(host)); err != nil {
-		return fmt.Errorf("set %s: %w", activities.SAHost, err)
+		return fmt.Errorf("set %s: %w", control.SAHost, err)
 	}
 	return nil
 }
@@ -159,8 +160,8 @@ func (s *swarm) onHostStatus(ctx workflow.Context, st activities.HostStatus) {
 		s.watch.Lost = false
 		s.disarmAutoMove()
 		s.event(ctx, "host_back", "", "host "+s.host()+" is polling again")
-		if s.view.State == activities.RunStateWaitingHost {
-			s.setState(ctx, activities.RunStateRunning, "")
+		if s.view.State == control.RunStateWaitingHost {
+			s.setState(ctx, control.RunStateRunning, "")
 		}
 		return
 	}
@@ -171,8 +172,8 @@ func (s *swarm) onHostStatus(ctx workflow.Context, st activities.HostStatus) {
 	}
 	reason := fmt.Sprintf("waiting for host %s since %s", s.host(), s.watch.Since.UTC().Format("15:04:05 UTC"))
 	s.event(ctx, "host_lost", "", reason)
-	if s.view.State == activities.RunStateRunning {
-		s.setState(ctx, activities.RunStateWaitingHost, reason)
+	if s.view.State == control.RunStateRunning {
+		s.setState(ctx, control.RunStateWaitingHost, reason)
 	}
 	s.armAutoMove(ctx)
 }

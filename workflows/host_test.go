@@ -13,15 +13,16 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
 // progressAt queries the run's progress when the workflow clock reaches at.
-func progressAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, at time.Duration) *activities.Progress {
+func progressAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, at time.Duration) *control.Progress {
 	t.Helper()
-	p := &activities.Progress{}
+	p := &control.Progress{}
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(activities.ProgressQueryName, 0)
+		v, err := env.QueryWorkflow(control.ProgressQueryName, 0)
 		if err != nil {
 			t.Errorf("progress at %s: %v", at, err)
 			return
@@ -35,11 +36,11 @@ func progressAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, at time.Du
 
 func move(env *testsuite.TestWorkflowEnvironment, id, host string) *publishOutcome {
 	out := &publishOutcome{}
-	env.UpdateWorkflow(activities.MoveUpdateName, id, &testsuite.TestUpdateCallback{
+	env.UpdateWorkflow(control.MoveUpdateName, id, &testsuite.TestUpdateCallback{
 		OnAccept:   func() { out.accepted = true },
 		OnReject:   func(err error) { out.rejected = err },
 		OnComplete: func(v any, err error) { out.count, out.err, out.done = v, err, true },
-	}, activities.MoveRequest{Host: host})
+	}, control.MoveRequest{Host: host})
 	return out
 }
 
@@ -92,16 +93,16 @@ func TestSwarmWaitsForLostHost(t *testing.T) {
 	if !res.Success {
 		t.Fatalf("run failed: %s", res.Error)
 	}
-	if before.State != activities.RunStateRunning || before.Host != "host1" {
+	if before.State != control.RunStateRunning || before.Host != "host1" {
 		t.Errorf("before the loss: state %q host %q, want running on host1", before.State, before.Host)
 	}
-	if lost.State != activities.RunStateWaitingHost || lost.StateReason != "waiting for host host1 since 03:12:05 UTC" {
+	if lost.State != control.RunStateWaitingHost || lost.StateReason != "waiting for host host1 since 03:12:05 UTC" {
 		t.Errorf("host lost: state %q reason %q", lost.State, lost.StateReason)
 	}
 	if !strings.Contains(details, "waiting_for_host") || !strings.Contains(details, "waiting for host host1 since 03:12:05 UTC") {
 		t.Errorf("current details while lost = %q", details)
 	}
-	if back.State != activities.RunStateRunning || back.StateReason != "" {
+	if back.State != control.RunStateRunning || back.StateReason != "" {
 		t.Errorf("host back: state %q reason %q, want running", back.State, back.StateReason)
 	}
 	for _, want := range []string{"host_lost", "host_back"} {
@@ -160,13 +161,13 @@ func TestSwarmMoveRestartsOnNewHost(t *testing.T) {
 	if same.rejected == nil || !strings.Contains(same.rejected.Error(), "already on host host1") {
 		t.Errorf("same host: rejected %v", same.rejected)
 	}
-	if !ok.done || ok.err != nil || !strings.Contains(ok.count.(activities.ControlReply).Message, "restarting there: 02-b") {
+	if !ok.done || ok.err != nil || !strings.Contains(ok.count.(control.ControlReply).Message, "restarting there: 02-b") {
 		t.Fatalf("move to host2: done %v err %v reply %+v", ok.done, ok.err, ok.count)
 	}
 	if again.rejected == nil || !strings.Contains(again.rejected.Error(), "already on host host2") {
 		t.Errorf("second move to host2: rejected %v", again.rejected)
 	}
-	if after.State != activities.RunStateRunning || after.Host != "host2" {
+	if after.State != control.RunStateRunning || after.Host != "host2" {
 		t.Errorf("after the move: state %q host %q, want running on host2", after.State, after.Host)
 	}
 
@@ -235,12 +236,12 @@ func TestSwarmMoveFromLiveHostSavesWork(t *testing.T) {
 		t.Errorf("order terminate %d, save on the old host %d, restart %d: want them in that order\n%v", term, save, restart, w.log)
 	}
 	want := "saved 2 uncommitted files on branch " + workflows.SubtaskBranch("codeswarm", testRunID, "01-a", 1) + " before the restart"
-	if !slices.ContainsFunc(after.Events, func(e activities.Event) bool { return e.Kind == "move_saved" && e.Message == want }) {
+	if !slices.ContainsFunc(after.Events, func(e control.Event) bool { return e.Kind == "move_saved" && e.Message == want }) {
 		t.Errorf("no move_saved event %q in %+v", want, after.Events)
 	}
 }
 
-func hasEvent(events []activities.Event, kind string) bool {
+func hasEvent(events []control.Event, kind string) bool {
 	for _, e := range events {
 		if e.Kind == kind {
 			return true
@@ -281,13 +282,13 @@ func TestSwarmAutoMove(t *testing.T) {
 				t.Fatalf("moved: child %s started %v, host at 7 min %q; want moved %v", movedID, restarted, at7.Host, tc.moved)
 			}
 			if tc.moved {
-				if w.aliveCalls != 1 || at7.State != activities.RunStateRunning {
+				if w.aliveCalls != 1 || at7.State != control.RunStateRunning {
 					t.Errorf("AliveHosts calls %d, state at 7 min %q", w.aliveCalls, at7.State)
 				}
 				return
 			}
 			// Asked at 5 and 7 min while lost, each time said why not.
-			if w.aliveCalls != 2 || at7.State != activities.RunStateWaitingHost {
+			if w.aliveCalls != 2 || at7.State != control.RunStateWaitingHost {
 				t.Errorf("AliveHosts calls %d, state at 7 min %q; want 2 and waiting", w.aliveCalls, at7.State)
 			}
 			if !hasEventText(at7.Events, "auto_move", "not moved: ") {
@@ -297,7 +298,7 @@ func TestSwarmAutoMove(t *testing.T) {
 	}
 }
 
-func hasEventText(events []activities.Event, kind, text string) bool {
+func hasEventText(events []control.Event, kind, text string) bool {
 	for _, e := range events {
 		if e.Kind == kind && strings.Contains(e.Message, text) {
 			return true

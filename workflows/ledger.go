@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // ledgerState is what the run has used: the planner's and every ended
@@ -155,13 +156,13 @@ func (l *ledger) allowance(t *Task, running []*Task) (int64, float64, string) {
 }
 
 // view is the run's spend against its caps, for the progress query.
-func (l *ledger) view(running []*Task) activities.BudgetView {
+func (l *ledger) view(running []*Task) control.BudgetView {
 	tokens, usd := l.spent(running)
 	steps := l.Used
 	for _, t := range running {
 		steps += t.Control.Step
 	}
-	return activities.BudgetView{
+	return control.BudgetView{
 		MaxTokens:  l.MaxTokens,
 		MaxCostUSD: l.MaxUSD,
 		Tokens:     tokens,

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // Visibility says which search attributes a run keeps up to date.
@@ -33,7 +34,7 @@ func summarized(ctx workflow.Context, summary string) workflow.Context {
 // viewState is the run's state and its events, which a continued run
 // carries on (the latest carriedEvents of them).
 type viewState struct {
-	Events []activities.Event `json:"events,omitempty"`
+	Events []control.Event `json:"events,omitempty"`
 	// Seq numbers the events; it carries on across continue-as-new.
 	Seq int `json:"seq"`
 	// State is a RunState* and StateReason says why; setState changes
@@ -69,7 +70,7 @@ type saSnapshot struct {
 
 // rows is the run's live table: one row per planned subtask, with what a
 // finished sub-agent's result says of its status.
-func (s *swarm) rows() []activities.SubtaskView {
+func (s *swarm) rows() []control.SubtaskView {
 	rows := s.liveRows()
 	for i, t := range s.plan.Tasks {
 		if t.State == stateDone {
@@ -82,8 +83,8 @@ func (s *swarm) rows() []activities.SubtaskView {
 // liveRows are the rows without LastStatus, which parses each finished
 // sub-agent's result: the current details and the search attributes,
 // refreshed on every pass of the schedule, do not show it.
-func (s *swarm) liveRows() []activities.SubtaskView {
-	rows := make([]activities.SubtaskView, 0, len(s.plan.Tasks))
+func (s *swarm) liveRows() []control.SubtaskView {
+	rows := make([]control.SubtaskView, 0, len(s.plan.Tasks))
 	for _, t := range s.plan.Tasks {
 		v := t.view()
 		switch t.State {
@@ -91,7 +92,7 @@ func (s *swarm) liveRows() []activities.SubtaskView {
 			// What the sub-agent last reported (every few steps, and with
 			// every allowance it asks for).
 			v.Step, v.Tokens, v.CostUSD = t.Control.Step, t.Control.Usage.Total(), s.in.Budget.Price.Cost(t.Control.Usage)
-			if s.view.State == activities.RunStatePaused {
+			if s.view.State == control.RunStatePaused {
 				v.Status = "paused"
 			}
 		case stateDone:
@@ -102,8 +103,8 @@ func (s *swarm) liveRows() []activities.SubtaskView {
 	return rows
 }
 
-func (t *Task) view() activities.SubtaskView {
-	v := activities.SubtaskView{
+func (t *Task) view() control.SubtaskView {
+	v := control.SubtaskView{
 		ID: t.Sub.ID, Name: t.Sub.Name, Stage: t.Sub.Stage, Status: "pending", Attempt: t.Attempt,
 		MaxSteps: t.Reserved, StartedAt: t.Started, EndedAt: t.Ended, LastEvent: t.LastEvent,
 	}
@@ -134,7 +135,7 @@ func (s *swarm) refresh(ctx workflow.Context) {
 }
 
 // details is the current details' markdown for rows and their sums.
-func (s *swarm) details(rows []activities.SubtaskView, snap saSnapshot) string {
+func (s *swarm) details(rows []control.SubtaskView, snap saSnapshot) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**%s** (%s)", s.view.State, s.phase)
 	if s.view.StateReason != "" {
@@ -172,7 +173,7 @@ type tableLine struct {
 }
 
 // render is r's line, rendered again only when its cells changed.
-func (l *tableLine) render(r activities.SubtaskView) string {
+func (l *tableLine) render(r control.SubtaskView) string {
 	c := tableCells{id: r.ID, status: r.Status, merge: r.Merge, step: r.Step, maxSteps: r.MaxSteps, tokens: r.Tokens, cost: r.CostUSD}
 	if l.md == "" || l.cells != c {
 		l.cells = c
@@ -198,7 +199,7 @@ func mdCell(s string) string {
 
 // snapshot sums the rows: tokens count the planner and every finished or
 // running sub-agent.
-func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
+func (s *swarm) snapshot(rows []control.SubtaskView) saSnapshot {
 	snap := saSnapshot{status: s.view.State, total: len(rows), tokens: int64(s.budget.Usage.PromptTokens + s.budget.Usage.CompletionTokens)}
 	for i, r := range rows {
 		snap.cost += r.CostUSD
@@ -213,7 +214,7 @@ func (s *swarm) snapshot(rows []activities.SubtaskView) saSnapshot {
 
 // liveCost is the run's cost so far: what is recorded (the planner, every
 // ended sub-agent) plus the running sub-agents' rows.
-func (s *swarm) liveCost(rows []activities.SubtaskView) float64 {
+func (s *swarm) liveCost(rows []control.SubtaskView) float64 {
 	cost := s.budget.Cost
 	for i, r := range rows {
 		if s.plan.Tasks[i].State != stateDone {
@@ -233,15 +234,15 @@ func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
 		return
 	}
 	updates := []temporal.SearchAttributeUpdate{
-		activities.SAStatusKey.ValueSet(snap.status),
-		activities.SATokensKey.ValueSet(snap.tokens),
-		activities.SACostUSDKey.ValueSet(snap.cost),
-		activities.SASubtasksDoneKey.ValueSet(int64(snap.done)),
-		activities.SASubtasksTotalKey.ValueSet(int64(snap.total)),
+		control.SAStatusKey.ValueSet(snap.status),
+		control.SATokensKey.ValueSet(snap.tokens),
+		control.SACostUSDKey.ValueSet(snap.cost),
+		control.SASubtasksDoneKey.ValueSet(int64(snap.done)),
+		control.SASubtasksTotalKey.ValueSet(int64(snap.total)),
 	}
 	if s.view.lastSA == nil && !s.in.Visibility.Private {
-		updates = append(updates, activities.SARepoKey.ValueSet(s.in.RepoPath),
-			activities.SATaskKey.ValueSet(activities.FirstLine(s.in.Task, activities.TaskExcerptLen)))
+		updates = append(updates, control.SARepoKey.ValueSet(s.in.RepoPath),
+			control.SATaskKey.ValueSet(activities.FirstLine(s.in.Task, control.TaskExcerptLen)))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
@@ -254,11 +255,11 @@ func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
 func (s *swarm) end(ctx workflow.Context, success bool) {
 	switch {
 	case success:
-		s.view.State = activities.RunStateSucceeded
+		s.view.State = control.RunStateSucceeded
 	case ctx.Err() != nil:
-		s.view.State = activities.RunStateCancelled
+		s.view.State = control.RunStateCancelled
 	default:
-		s.view.State = activities.RunStateFailed
+		s.view.State = control.RunStateFailed
 	}
 	s.refresh(ctx)
 }
@@ -319,7 +320,7 @@ func (s *swarm) setState(ctx workflow.Context, state, reason string) {
 
 func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
 	s.view.Seq++
-	s.view.Events = append(s.view.Events, activities.Event{Seq: s.view.Seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
+	s.view.Events = append(s.view.Events, control.Event{Seq: s.view.Seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
 	if t := s.plan.byID(subtask); t != nil {
 		t.LastEvent = activities.FirstLine(kind+": "+msg, 120)
 	}

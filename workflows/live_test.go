@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
@@ -82,25 +83,25 @@ func TestSwarmLiveTableAndSearchAttributes(t *testing.T) {
 	}
 
 	first := sa.upserts[0]
-	if got, _ := first.GetKeyword(activities.SARepoKey); got != in.RepoPath {
+	if got, _ := first.GetKeyword(control.SARepoKey); got != in.RepoPath {
 		t.Errorf("first upsert: repo %q, want %q", got, in.RepoPath)
 	}
-	if got, _ := first.GetString(activities.SATaskKey); got != in.Task {
+	if got, _ := first.GetString(control.SATaskKey); got != in.Task {
 		t.Errorf("first upsert: task %q, want %q", got, in.Task)
 	}
-	if got, _ := first.GetKeyword(activities.SAStatusKey); got != activities.RunStateRunning {
+	if got, _ := first.GetKeyword(control.SAStatusKey); got != control.RunStateRunning {
 		t.Errorf("first upsert: status %q, want running", got)
 	}
 	last := sa.last()
-	status, _ := last.GetKeyword(activities.SAStatusKey)
-	done, _ := last.GetInt64(activities.SASubtasksDoneKey)
-	total, _ := last.GetInt64(activities.SASubtasksTotalKey)
-	tokens, _ := last.GetInt64(activities.SATokensKey)
+	status, _ := last.GetKeyword(control.SAStatusKey)
+	done, _ := last.GetInt64(control.SASubtasksDoneKey)
+	total, _ := last.GetInt64(control.SASubtasksTotalKey)
+	tokens, _ := last.GetInt64(control.SATokensKey)
 	wantTokens := int64(planUsage.PromptTokens + planUsage.CompletionTokens + 7*(stepUsage.PromptTokens+stepUsage.CompletionTokens))
-	if status != activities.RunStateFailed || done != 4 || total != 4 || tokens != wantTokens {
+	if status != control.RunStateFailed || done != 4 || total != 4 || tokens != wantTokens {
 		t.Errorf("last upsert: status %q done %d/%d tokens %d; want failed 4/4 %d", status, done, total, tokens, wantTokens)
 	}
-	if _, ok := last.GetKeyword(activities.SARepoKey); ok {
+	if _, ok := last.GetKeyword(control.SARepoKey); ok {
 		t.Error("the repository was upserted again after the first upsert")
 	}
 	// An upsert is a history event: one per change, not per refresh.
@@ -122,14 +123,14 @@ func TestSwarmPrivateSearchAttributesAndNone(t *testing.T) {
 	in.Visibility = workflows.Visibility{SearchAttributes: true, Private: true}
 	runSwarm(t, env, in)
 	for i, u := range sa.upserts {
-		if _, ok := u.GetKeyword(activities.SARepoKey); ok {
+		if _, ok := u.GetKeyword(control.SARepoKey); ok {
 			t.Errorf("upsert %d holds the repository of a private run", i)
 		}
-		if _, ok := u.GetString(activities.SATaskKey); ok {
+		if _, ok := u.GetString(control.SATaskKey); ok {
 			t.Errorf("upsert %d holds the task of a private run", i)
 		}
 	}
-	if st, _ := sa.last().GetKeyword(activities.SAStatusKey); st != activities.RunStateSucceeded {
+	if st, _ := sa.last().GetKeyword(control.SAStatusKey); st != control.RunStateSucceeded {
 		t.Errorf("final status %q, want succeeded", st)
 	}
 
@@ -144,7 +145,7 @@ func TestSwarmPrivateSearchAttributesAndNone(t *testing.T) {
 func TestSubAgentViewAndDetails(t *testing.T) {
 	w := newWorld()
 	w.scripts[agentID] = func(in activities.AgentStepInput) activities.AgentStepResult {
-		if in.Turn <= activities.RecentToolCalls+3 {
+		if in.Turn <= control.RecentToolCalls+3 {
 			r := toolTurn("bash", fmt.Sprintf("bash:%d", in.Turn))
 			r.ToolCalls[0].Brief = fmt.Sprintf("bash: go test ./pkg%d", in.Turn)
 			return r
@@ -158,20 +159,20 @@ func TestSubAgentViewAndDetails(t *testing.T) {
 	if !res.Success {
 		t.Fatalf("sub-agent failed: %+v", res)
 	}
-	v, err := env.QueryWorkflow(activities.AgentQueryName)
+	v, err := env.QueryWorkflow(control.AgentQueryName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var view activities.AgentView
+	var view control.AgentView
 	if err := v.Get(&view); err != nil {
 		t.Fatal(err)
 	}
-	calls := activities.RecentToolCalls + 3
+	calls := control.RecentToolCalls + 3
 	if view.Subtask != agentID || view.Step != calls+1 || view.MaxSteps != 50 || view.LastStatus != activities.StatusCompleted || view.Tokens != int64(calls+1)*110 {
 		t.Errorf("agent view = %+v", view)
 	}
-	if len(view.Recent) != activities.RecentToolCalls {
-		t.Fatalf("recent tool calls: %d, want the ring's %d", len(view.Recent), activities.RecentToolCalls)
+	if len(view.Recent) != control.RecentToolCalls {
+		t.Fatalf("recent tool calls: %d, want the ring's %d", len(view.Recent), control.RecentToolCalls)
 	}
 	lastCall := view.Recent[len(view.Recent)-1]
 	if view.Recent[0].Seq != 4 || lastCall.Seq != calls || lastCall.Brief != fmt.Sprintf("bash: go test ./pkg%d", calls) || lastCall.Step != calls {

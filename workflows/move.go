@@ -11,18 +11,19 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 var hostName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 func (s *swarm) registerHostHandlers(ctx workflow.Context) error {
-	return workflow.SetUpdateHandlerWithOptions(ctx, activities.MoveUpdateName, s.move,
+	return workflow.SetUpdateHandlerWithOptions(ctx, control.MoveUpdateName, s.move,
 		workflow.UpdateHandlerOptions{Validator: s.validateMove})
 }
 
 // validateMove refuses, before anything is recorded, a move the run cannot
 // make.
-func (s *swarm) validateMove(req activities.MoveRequest) error {
+func (s *swarm) validateMove(req control.MoveRequest) error {
 	host := strings.TrimSpace(req.Host)
 	switch {
 	case host == "":
@@ -42,22 +43,22 @@ func (s *swarm) validateMove(req activities.MoveRequest) error {
 // move re-homes the run on req.Host once that host is seen polling: its
 // workspace queue changes, running sub-agents are ended and restarted there
 // from their last commit, merged work stays on the integration branch.
-func (s *swarm) move(ctx workflow.Context, req activities.MoveRequest) (activities.ControlReply, error) {
+func (s *swarm) move(ctx workflow.Context, req control.MoveRequest) (control.ControlReply, error) {
 	host := strings.TrimSpace(req.Host)
 	queue := activities.HostQueue(s.mainQueue, host)
 	var st activities.HostStatus
 	if err := workflow.ExecuteActivity(summarized(mainOptions(ctx, s.mainQueue), "check host "+host), a.CheckHost, activities.HostStatusInput{Queue: queue}).Get(ctx, &st); err != nil {
-		return activities.ControlReply{}, fmt.Errorf("move: check host %s: %w", host, err)
+		return control.ControlReply{}, fmt.Errorf("move: check host %s: %w", host, err)
 	}
 	if !st.Alive {
-		return activities.ControlReply{}, fmt.Errorf("move: host %s is not polling its queue %s (%s); start its worker (workspace.host: %s) first", host, queue, seenText(st), host)
+		return control.ControlReply{}, fmt.Errorf("move: host %s is not polling its queue %s (%s); start its worker (workspace.host: %s) first", host, queue, seenText(st), host)
 	}
 	if err := s.validateMove(req); err != nil { // the run went on while we checked
-		return activities.ControlReply{}, err
+		return control.ControlReply{}, err
 	}
 	from := s.host()
 	restarted := s.moveTo(ctx, host)
-	return activities.ControlReply{State: s.view.State, Message: fmt.Sprintf("run %s moved from host %s to %s; restarting there: %s",
+	return control.ControlReply{State: s.view.State, Message: fmt.Sprintf("run %s moved from host %s to %s; restarting there: %s",
 		s.runID, from, host, orNone(restarted))}, nil
 }
 
@@ -76,8 +77,8 @@ func (s *swarm) moveTo(ctx workflow.Context, host string) []string {
 	}
 	restarted := s.rehome(ctx, from, oldAlive)
 	s.event(ctx, "moved", "", fmt.Sprintf("moved from host %s to %s; %d running subtasks restart there", from, host, len(restarted)))
-	if s.view.State == activities.RunStateWaitingHost {
-		s.setState(ctx, activities.RunStateRunning, "")
+	if s.view.State == control.RunStateWaitingHost {
+		s.setState(ctx, control.RunStateRunning, "")
 	}
 	return restarted
 }

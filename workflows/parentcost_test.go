@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // A run asks no workflow.GetVersion: no version marker and no
@@ -98,7 +99,7 @@ func TestParentPublishesOncePerPass(t *testing.T) {
 	if got := subtaskResult(t, res, "01-a"); !got.Success || got.Merge != activities.MergeMerged {
 		t.Fatalf("01-a %+v, want merged", got)
 	}
-	if done, _ := sa.last().GetInt64(activities.SASubtasksDoneKey); done != 5 {
+	if done, _ := sa.last().GetInt64(control.SASubtasksDoneKey); done != 5 {
 		t.Errorf("last upsert says %d subtasks done, want 5", done)
 	}
 	for _, r := range progress(t, env, 0).Rows[:4] {

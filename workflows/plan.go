@@ -119,10 +119,17 @@ func planSummary(attempt int, model string) string {
 	return fmt.Sprintf("plan (%s)", model)
 }
 
-func (s *swarm) planView() (activities.PlanView, error) {
-	v := activities.PlanView{State: s.view.State, Note: s.PlanNote, Subtasks: make([]activities.Subtask, 0, len(s.plan.Tasks))}
+func (s *swarm) planView() (PlanView, error) {
+	v := PlanView{State: s.view.State, Note: s.PlanNote, Subtasks: make([]activities.Subtask, 0, len(s.plan.Tasks))}
 	for _, t := range s.plan.Tasks {
 		v.Subtasks = append(v.Subtasks, t.Sub)
 	}
 	return v, nil
+}
+
+// PlanView is the answer to control.PlanQueryName: the run's plan.
+type PlanView struct {
+	State    string               `json:"state"`
+	Note     string               `json:"note,omitempty"`
+	Subtasks []activities.Subtask `json:"subtasks"`
 }

@@ -23,7 +23,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/devserver"
 	"codeswarm/internal/cli"
 	"codeswarm/llm/scripted"
@@ -86,20 +86,20 @@ func steerDemo(ctx context.Context, t *testing.T, c client.Client, cmd func(args
 	approved, resumed := false, false
 	for ctx.Err() == nil && !resumed {
 		time.Sleep(100 * time.Millisecond)
-		v, err := c.QueryWorkflow(ctx, recordRunID, "", activities.ProgressQueryName, 0)
+		v, err := c.QueryWorkflow(ctx, recordRunID, "", control.ProgressQueryName, 0)
 		if err != nil {
 			continue // not started yet
 		}
-		var p activities.Progress
+		var p control.Progress
 		if err := v.Get(&p); err != nil {
 			t.Errorf("progress: %v", err)
 			return
 		}
 		switch {
-		case p.State == activities.RunStateAwaitingApproval && !approved:
+		case p.State == control.RunStateAwaitingApproval && !approved:
 			cmd("approve", recordRunID)
 			approved = true
-		case p.State == activities.RunStateBudgetPaused:
+		case p.State == control.RunStateBudgetPaused:
 			cmd("resume", recordRunID, "--add-tokens", "1000000")
 			resumed = true
 		case p.Phase == workflows.PhaseDone:

@@ -8,21 +8,21 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/tools"
 )
 
 // shareStore holds the run's swarm_share entries, in the order their keys
 // were first published.
 type shareStore struct {
-	entries []activities.SharedResult
+	entries []control.SharedResult
 }
 
 // CarriedShare is one swarm_share entry as a continued run carries it. A
 // subtask's own published result is not copied: FromTask rebuilds it from
 // the subtask's result.
 type CarriedShare struct {
-	activities.SharedResult
+	control.SharedResult
 	FromTask bool `json:"from_task,omitempty"`
 }
 
@@ -32,7 +32,7 @@ func (st *shareStore) carried(byID func(string) *Task) []CarriedShare {
 	for _, r := range st.entries {
 		own, ok := ownResult(byID(r.Key))
 		if ok && sameShare(own, r) {
-			out = append(out, CarriedShare{SharedResult: activities.SharedResult{Key: r.Key}, FromTask: true})
+			out = append(out, CarriedShare{SharedResult: control.SharedResult{Key: r.Key}, FromTask: true})
 			continue
 		}
 		out = append(out, CarriedShare{SharedResult: r})
@@ -54,32 +54,32 @@ func (st *shareStore) restore(carried []CarriedShare, byID func(string) *Task) {
 }
 
 // ownResult is the share entry a finished subtask published as its result.
-func ownResult(t *Task) (activities.SharedResult, bool) {
+func ownResult(t *Task) (control.SharedResult, bool) {
 	if t == nil || t.State != stateDone {
-		return activities.SharedResult{}, false
+		return control.SharedResult{}, false
 	}
 	return resultShare(t)
 }
 
-func sameShare(a, b activities.SharedResult) bool {
+func sameShare(a, b control.SharedResult) bool {
 	return a.Key == b.Key && a.Value == b.Value && a.Publisher == b.Publisher && slices.Equal(a.Tags, b.Tags)
 }
 
 // registerHandlers exposes the progress query and the swarm_share store. The
 // store lives in workflow state, so it survives worker crashes.
 func (s *swarm) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, activities.ProgressQueryName, s.progress); err != nil {
+	if err := workflow.SetQueryHandler(ctx, control.ProgressQueryName, s.progress); err != nil {
 		return err
 	}
-	if err := workflow.SetQueryHandler(ctx, activities.ShareQueryName, s.readShare); err != nil {
+	if err := workflow.SetQueryHandler(ctx, control.ShareQueryName, s.readShare); err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, activities.SharePublishUpdateName,
-		func(ctx workflow.Context, req activities.ShareRequest) (int, error) {
-			s.publish(activities.SharedResult{Key: req.Key, Value: req.Value, Tags: orEmpty(req.Tags), Publisher: req.Publisher})
+	return workflow.SetUpdateHandlerWithOptions(ctx, control.SharePublishUpdateName,
+		func(ctx workflow.Context, req control.ShareRequest) (int, error) {
+			s.publish(control.SharedResult{Key: req.Key, Value: req.Value, Tags: orEmpty(req.Tags), Publisher: req.Publisher})
 			return len(s.share.entries), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(req activities.ShareRequest) error {
+		workflow.UpdateHandlerOptions{Validator: func(req control.ShareRequest) error {
 			if err := req.ValidatePublish(s.in.Tools.ShareMaxValueBytes); err != nil {
 				return err
 			}
@@ -93,8 +93,8 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 }
 
 // progress returns the events after seq `since`.
-func (s *swarm) progress(since int) (activities.Progress, error) {
-	p := activities.Progress{Phase: s.phase, Subtasks: len(s.plan.Tasks), State: s.view.State, StateReason: s.view.StateReason, Host: s.host(),
+func (s *swarm) progress(since int) (control.Progress, error) {
+	p := control.Progress{Phase: s.phase, Subtasks: len(s.plan.Tasks), State: s.view.State, StateReason: s.view.StateReason, Host: s.host(),
 		Budget: s.budget.view(s.plan.running()), Rows: s.rows()}
 	for _, e := range s.view.Events {
 		if e.Seq > since {
@@ -124,11 +124,11 @@ func (s *swarm) agentShareKeys() int {
 
 // hasShareKey reports whether the store holds key.
 func (s *swarm) hasShareKey(key string) bool {
-	return slices.ContainsFunc(s.share.entries, func(r activities.SharedResult) bool { return r.Key == key })
+	return slices.ContainsFunc(s.share.entries, func(r control.SharedResult) bool { return r.Key == key })
 }
 
 // publish inserts or replaces a shared result by key.
-func (s *swarm) publish(r activities.SharedResult) {
+func (s *swarm) publish(r control.SharedResult) {
 	for i := range s.share.entries {
 		if s.share.entries[i].Key == r.Key {
 			s.share.entries[i] = r
@@ -147,33 +147,33 @@ func (s *swarm) publishResult(t *Task) {
 
 // resultShare is the share entry of a finished subtask's result (none when
 // it has no result).
-func resultShare(t *Task) (activities.SharedResult, bool) {
+func resultShare(t *Task) (control.SharedResult, bool) {
 	if t.Res.Result == "" {
-		return activities.SharedResult{}, false
+		return control.SharedResult{}, false
 	}
 	// json.Marshal, not %q: Go quoting of control characters (\x1b) is not JSON.
 	value, err := json.Marshal(capString(t.Res.Result, depResultCap))
 	if err != nil {
-		return activities.SharedResult{}, false // a string always marshals
+		return control.SharedResult{}, false // a string always marshals
 	}
-	return activities.SharedResult{Key: t.Sub.ID, Value: string(value), Publisher: t.Sub.ID,
+	return control.SharedResult{Key: t.Sub.ID, Value: string(value), Publisher: t.Sub.ID,
 		Tags: []string{fmt.Sprintf("stage:%d", t.Sub.Stage), "subtask:" + t.Sub.ID}}, true
 }
 
-func (s *swarm) readShare(req activities.ShareRequest) ([]activities.SharedResult, error) {
-	var out []activities.SharedResult
+func (s *swarm) readShare(req control.ShareRequest) ([]control.SharedResult, error) {
+	var out []control.SharedResult
 	for _, r := range s.share.entries {
 		if shareMatch(req, r) {
 			out = append(out, r)
 		}
 	}
 	if out == nil {
-		out = []activities.SharedResult{}
+		out = []control.SharedResult{}
 	}
 	return out, nil
 }
 
-func shareMatch(req activities.ShareRequest, r activities.SharedResult) bool {
+func shareMatch(req control.ShareRequest, r control.SharedResult) bool {
 	switch req.Action {
 	case "get":
 		return r.Key == req.Key

@@ -9,19 +9,19 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
-	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
 // shareKeys queries the store and returns the keys that match.
-func shareKeys(t *testing.T, env *testsuite.TestWorkflowEnvironment, req activities.ShareRequest) []string {
+func shareKeys(t *testing.T, env *testsuite.TestWorkflowEnvironment, req control.ShareRequest) []string {
 	t.Helper()
-	v, err := env.QueryWorkflow(activities.ShareQueryName, req)
+	v, err := env.QueryWorkflow(control.ShareQueryName, req)
 	if err != nil {
 		t.Errorf("query %+v: %v", req, err)
 		return nil
 	}
-	var out []activities.SharedResult
+	var out []control.SharedResult
 	if err := v.Get(&out); err != nil {
 		t.Errorf("decode query %+v: %v", req, err)
 		return nil
@@ -45,9 +45,9 @@ type publishOutcome struct {
 	done     bool
 }
 
-func publish(env *testsuite.TestWorkflowEnvironment, id string, req activities.ShareRequest) *publishOutcome {
+func publish(env *testsuite.TestWorkflowEnvironment, id string, req control.ShareRequest) *publishOutcome {
 	out := &publishOutcome{}
-	env.UpdateWorkflow(activities.SharePublishUpdateName, id, &testsuite.TestUpdateCallback{
+	env.UpdateWorkflow(control.SharePublishUpdateName, id, &testsuite.TestUpdateCallback{
 		OnAccept:   func() { out.accepted = true },
 		OnReject:   func(err error) { out.rejected = err },
 		OnComplete: func(v any, err error) { out.count, out.err, out.done = v, err, true },
@@ -62,24 +62,24 @@ func TestSwarmShareHandlers(t *testing.T) {
 
 	var first, second, empty, big, replace *publishOutcome
 	env.RegisterDelayedCallback(func() {
-		first = publish(env, "u1", activities.ShareRequest{Action: "publish", Key: "api/auth", Value: `{"a":1}`, Tags: []string{"auth"}, Publisher: "01-a"})
-		second = publish(env, "u2", activities.ShareRequest{Action: "publish", Key: "api/db", Value: `"pg"`, Tags: []string{"db", "auth"}, Publisher: "01-a"})
-		empty = publish(env, "u3", activities.ShareRequest{Action: "publish", Key: "  ", Value: `1`})
-		big = publish(env, "u5", activities.ShareRequest{Action: "publish", Key: "big", Value: `"` + strings.Repeat("x", 99) + `"`})
+		first = publish(env, "u1", control.ShareRequest{Action: "publish", Key: "api/auth", Value: `{"a":1}`, Tags: []string{"auth"}, Publisher: "01-a"})
+		second = publish(env, "u2", control.ShareRequest{Action: "publish", Key: "api/db", Value: `"pg"`, Tags: []string{"db", "auth"}, Publisher: "01-a"})
+		empty = publish(env, "u3", control.ShareRequest{Action: "publish", Key: "  ", Value: `1`})
+		big = publish(env, "u5", control.ShareRequest{Action: "publish", Key: "big", Value: `"` + strings.Repeat("x", 99) + `"`})
 	}, 30*time.Second)
 
 	queries := []struct {
-		req  activities.ShareRequest
+		req  control.ShareRequest
 		want []string
 	}{
-		{activities.ShareRequest{Action: "get", Key: "api/auth"}, []string{"api/auth"}},
-		{activities.ShareRequest{Action: "get", Key: "missing"}, []string{}},
-		{activities.ShareRequest{Action: "query_tags", Tags: []string{"auth"}}, []string{"api/auth", "api/db"}},
-		{activities.ShareRequest{Action: "query_tags", Tags: []string{"auth", "db"}}, []string{"api/db"}},
-		{activities.ShareRequest{Action: "query_tags"}, []string{}},
-		{activities.ShareRequest{Action: "query_prefix", Prefix: "api/d"}, []string{"api/db"}},
-		{activities.ShareRequest{Action: "list"}, []string{"api/auth", "api/db"}},
-		{activities.ShareRequest{Action: "bogus"}, []string{}},
+		{control.ShareRequest{Action: "get", Key: "api/auth"}, []string{"api/auth"}},
+		{control.ShareRequest{Action: "get", Key: "missing"}, []string{}},
+		{control.ShareRequest{Action: "query_tags", Tags: []string{"auth"}}, []string{"api/auth", "api/db"}},
+		{control.ShareRequest{Action: "query_tags", Tags: []string{"auth", "db"}}, []string{"api/db"}},
+		{control.ShareRequest{Action: "query_tags"}, []string{}},
+		{control.ShareRequest{Action: "query_prefix", Prefix: "api/d"}, []string{"api/db"}},
+		{control.ShareRequest{Action: "list"}, []string{"api/auth", "api/db"}},
+		{control.ShareRequest{Action: "bogus"}, []string{}},
 	}
 	env.RegisterDelayedCallback(func() {
 		for _, q := range queries {
@@ -87,7 +87,7 @@ func TestSwarmShareHandlers(t *testing.T) {
 				t.Errorf("during the run, %+v = %v, want %v", q.req, got, q.want)
 			}
 		}
-		replace = publish(env, "u4", activities.ShareRequest{Action: "publish", Key: "api/auth", Value: `{"a":2}`, Tags: []string{"auth"}})
+		replace = publish(env, "u4", control.ShareRequest{Action: "publish", Key: "api/auth", Value: `{"a":2}`, Tags: []string{"auth"}})
 	}, 90*time.Second)
 
 	in := swarmInput()
@@ -110,7 +110,7 @@ func TestSwarmShareHandlers(t *testing.T) {
 	}
 
 	// After the run, each subtask's result is in the store, tagged.
-	if got := shareKeys(t, env, activities.ShareRequest{Action: "list"}); !slices.Equal(got, []string{"api/auth", "api/db", "01-a", "02-b"}) {
+	if got := shareKeys(t, env, control.ShareRequest{Action: "list"}); !slices.Equal(got, []string{"api/auth", "api/db", "01-a", "02-b"}) {
 		t.Errorf("store after the run = %v", got)
 	}
 	for _, c := range []struct {
@@ -121,19 +121,19 @@ func TestSwarmShareHandlers(t *testing.T) {
 		{[]string{"stage:1", "subtask:02-b"}, []string{"02-b"}},
 		{[]string{"stage:1", "subtask:01-a"}, []string{}},
 	} {
-		if got := shareKeys(t, env, activities.ShareRequest{Action: "query_tags", Tags: c.tags}); !slices.Equal(got, c.want) {
+		if got := shareKeys(t, env, control.ShareRequest{Action: "query_tags", Tags: c.tags}); !slices.Equal(got, c.want) {
 			t.Errorf("query_tags %v = %v, want %v", c.tags, got, c.want)
 		}
 	}
-	v, err := env.QueryWorkflow(activities.ShareQueryName, activities.ShareRequest{Action: "get", Key: "api/auth"})
+	v, err := env.QueryWorkflow(control.ShareQueryName, control.ShareRequest{Action: "get", Key: "api/auth"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []activities.SharedResult
+	var got []control.SharedResult
 	if err := v.Get(&got); err != nil || len(got) != 1 || got[0].Value != `{"a":2}` {
 		t.Errorf("api/auth after replace = %+v (%v), want value {\"a\":2}", got, err)
 	}
-	v, err = env.QueryWorkflow(activities.ShareQueryName, activities.ShareRequest{Action: "get", Key: "01-a"})
+	v, err = env.QueryWorkflow(control.ShareQueryName, control.ShareRequest{Action: "get", Key: "01-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +154,11 @@ func TestSwarmSharedValueIsJSON(t *testing.T) {
 	w.scripts["01-a"] = sequence(toolTurn("edit", "e"), finalTurn(final))
 	env := newEnv(t, w)
 	runSwarm(t, env, swarmInput())
-	v, err := env.QueryWorkflow(activities.ShareQueryName, activities.ShareRequest{Action: "get", Key: "01-a"})
+	v, err := env.QueryWorkflow(control.ShareQueryName, control.ShareRequest{Action: "get", Key: "01-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []activities.SharedResult
+	var got []control.SharedResult
 	if err := v.Get(&got); err != nil || len(got) != 1 {
 		t.Fatalf("01-a entry = %+v (%v)", got, err)
 	}
@@ -168,20 +168,20 @@ func TestSwarmSharedValueIsJSON(t *testing.T) {
 	}
 }
 
-func progress(t *testing.T, env *testsuite.TestWorkflowEnvironment, since int) activities.Progress {
+func progress(t *testing.T, env *testsuite.TestWorkflowEnvironment, since int) control.Progress {
 	t.Helper()
-	v, err := env.QueryWorkflow(activities.ProgressQueryName, since)
+	v, err := env.QueryWorkflow(control.ProgressQueryName, since)
 	if err != nil {
 		t.Fatalf("progress query: %v", err)
 	}
-	var p activities.Progress
+	var p control.Progress
 	if err := v.Get(&p); err != nil {
 		t.Fatalf("decode progress: %v", err)
 	}
 	return p
 }
 
-func checkSeqs(t *testing.T, events []activities.Event, from int) {
+func checkSeqs(t *testing.T, events []control.Event, from int) {
 	t.Helper()
 	for i, e := range events {
 		if e.Seq != from+i+1 {
@@ -195,7 +195,7 @@ func TestSwarmProgressQuery(t *testing.T) {
 	w := newWorld(subtask("01-a", 0), subtask("02-b", 1, "01-a"))
 	w.stepDelay = time.Minute
 	env := newEnv(t, w)
-	var during, sinceTwo activities.Progress
+	var during, sinceTwo control.Progress
 	env.RegisterDelayedCallback(func() {
 		during = progress(t, env, 0)
 		sinceTwo = progress(t, env, 2)

@@ -8,16 +8,17 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
-func (s *swarm) checkPause(req activities.PauseRequest) error {
+func (s *swarm) checkPause(req control.PauseRequest) error {
 	if err := s.ended(); err != nil {
 		return err
 	}
 	switch s.view.State {
-	case activities.RunStatePaused:
+	case control.RunStatePaused:
 		return fmt.Errorf("run %s is already paused (%s)", s.runID, s.view.StateReason)
-	case activities.RunStateAwaitingApproval:
+	case control.RunStateAwaitingApproval:
 		return fmt.Errorf("run %s is awaiting approval of its plan: nothing runs yet; approve or reject it", s.runID)
 	}
 	return nil
@@ -26,12 +27,12 @@ func (s *swarm) checkPause(req activities.PauseRequest) error {
 // pause stops the run: running sub-agents stop before their next model
 // call (after the tool results of their current step are recorded), and
 // no subtask starts.
-func (s *swarm) pause(ctx workflow.Context, req activities.PauseRequest) (activities.ControlReply, error) {
+func (s *swarm) pause(ctx workflow.Context, req control.PauseRequest) (control.ControlReply, error) {
 	reason := strings.TrimSpace(req.Reason)
 	if reason == "" {
 		reason = "paused by codeswarm pause"
 	}
-	s.setState(ctx, activities.RunStatePaused, reason)
+	s.setState(ctx, control.RunStatePaused, reason)
 	n := s.signalPause(ctx, true)
 	return s.reply(fmt.Sprintf("run %s paused: %d running sub-agents stop after their current step; nothing new starts", s.runID, n)), nil
 }
@@ -48,11 +49,11 @@ func (s *swarm) signalPause(ctx workflow.Context, paused bool) int {
 	return n
 }
 
-func (s *swarm) checkResume(req activities.ResumeRequest) error {
+func (s *swarm) checkResume(req control.ResumeRequest) error {
 	if req.AddTokens < 0 || req.AddUSD < 0 {
 		return errors.New("--add-tokens and --add-usd must be 0 or more")
 	}
-	if s.view.State != activities.RunStatePaused && s.view.State != activities.RunStateBudgetPaused {
+	if s.view.State != control.RunStatePaused && s.view.State != control.RunStateBudgetPaused {
 		return fmt.Errorf("run %s is not paused (state %s)", s.runID, s.view.State)
 	}
 	if req.AddTokens > 0 && s.budget.MaxTokens == 0 {
@@ -61,7 +62,7 @@ func (s *swarm) checkResume(req activities.ResumeRequest) error {
 	if req.AddUSD > 0 && s.budget.MaxUSD == 0 {
 		return fmt.Errorf("run %s has no cost cap (swarm.max_cost_usd was 0): --add-usd has nothing to raise", s.runID)
 	}
-	if s.view.State == activities.RunStateBudgetPaused && req.AddTokens == 0 && req.AddUSD == 0 {
+	if s.view.State == control.RunStateBudgetPaused && req.AddTokens == 0 && req.AddUSD == 0 {
 		return fmt.Errorf("run %s is paused on its budget (%s): raise it with --add-tokens N or --add-usd X", s.runID, s.view.StateReason)
 	}
 	return nil
@@ -69,38 +70,38 @@ func (s *swarm) checkResume(req activities.ResumeRequest) error {
 
 // resume raises the caps and lets the run go on; requests the old caps
 // could not meet are looked at again.
-func (s *swarm) resume(ctx workflow.Context, req activities.ResumeRequest) (activities.ControlReply, error) {
+func (s *swarm) resume(ctx workflow.Context, req control.ResumeRequest) (control.ControlReply, error) {
 	s.budget.MaxTokens += req.AddTokens
 	s.budget.MaxUSD += req.AddUSD
-	wasPaused := s.view.State == activities.RunStatePaused
-	s.setState(ctx, activities.RunStateRunning, "")
+	wasPaused := s.view.State == control.RunStatePaused
+	s.setState(ctx, control.RunStateRunning, "")
 	if wasPaused {
 		s.signalPause(ctx, false)
 	}
 	s.serve(ctx)
 	s.notifyChange()
 	msg := fmt.Sprintf("run %s resumed", s.runID)
-	if s.view.State == activities.RunStateBudgetPaused {
+	if s.view.State == control.RunStateBudgetPaused {
 		msg = fmt.Sprintf("run %s is still paused: %s", s.runID, s.view.StateReason)
 	}
 	return s.reply(msg), nil
 }
 
-func (s *swarm) checkApprove(activities.ApproveRequest) error {
-	if s.view.State != activities.RunStateAwaitingApproval {
+func (s *swarm) checkApprove(control.ApproveRequest) error {
+	if s.view.State != control.RunStateAwaitingApproval {
 		return fmt.Errorf("run %s is not awaiting approval (state %s)", s.runID, s.view.State)
 	}
 	return nil
 }
 
-func (s *swarm) approve(ctx workflow.Context, _ activities.ApproveRequest) (activities.ControlReply, error) {
+func (s *swarm) approve(ctx workflow.Context, _ control.ApproveRequest) (control.ControlReply, error) {
 	s.steer.Approval = "approved"
-	s.setState(ctx, activities.RunStateRunning, "")
+	s.setState(ctx, control.RunStateRunning, "")
 	return s.reply(fmt.Sprintf("plan of run %s approved: %d subtasks start", s.runID, len(s.plan.Tasks))), nil
 }
 
-func (s *swarm) checkReject(req activities.RejectRequest) error {
-	if err := s.checkApprove(activities.ApproveRequest{}); err != nil {
+func (s *swarm) checkReject(req control.RejectRequest) error {
+	if err := s.checkApprove(control.ApproveRequest{}); err != nil {
 		return err
 	}
 	if strings.TrimSpace(req.Reason) == "" {
@@ -109,16 +110,16 @@ func (s *swarm) checkReject(req activities.RejectRequest) error {
 	return nil
 }
 
-func (s *swarm) reject(ctx workflow.Context, req activities.RejectRequest) (activities.ControlReply, error) {
+func (s *swarm) reject(ctx workflow.Context, req control.RejectRequest) (control.ControlReply, error) {
 	s.steer.Approval, s.steer.RejectReason = "rejected", strings.TrimSpace(req.Reason)
-	s.setState(ctx, activities.RunStateRejected, s.steer.RejectReason)
+	s.setState(ctx, control.RunStateRejected, s.steer.RejectReason)
 	return s.reply(fmt.Sprintf("plan of run %s rejected: the run ends without running a subtask", s.runID)), nil
 }
 
 // awaitApproval holds a run started with --approve-plan after planning. It
 // returns the reason when the plan is rejected.
 func (s *swarm) awaitApproval(ctx workflow.Context) string {
-	s.setState(ctx, activities.RunStateAwaitingApproval,
+	s.setState(ctx, control.RunStateAwaitingApproval,
 		fmt.Sprintf("the plan (%d subtasks) waits: codeswarm plan %s, then approve or reject --reason", len(s.plan.Tasks), s.runID))
 	if err := workflow.Await(ctx, func() bool { return s.steer.Approval != "" }); err != nil {
 		return "" // cancelled: the schedule reports every subtask as cancelled
@@ -133,7 +134,7 @@ func (s *swarm) awaitApproval(ctx workflow.Context) string {
 	return s.steer.RejectReason
 }
 
-func (s *swarm) checkTell(req activities.TellRequest) error {
+func (s *swarm) checkTell(req control.TellRequest) error {
 	if err := s.ended(); err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func (s *swarm) checkTell(req activities.TellRequest) error {
 
 // tell delivers a note to running sub-agents now, or to a subtask that has
 // not started when it starts.
-func (s *swarm) tell(ctx workflow.Context, req activities.TellRequest) (activities.ControlReply, error) {
+func (s *swarm) tell(ctx workflow.Context, req control.TellRequest) (control.ControlReply, error) {
 	msg := strings.TrimSpace(req.Message)
 	var sent []string
 	for _, t := range s.plan.Tasks {
@@ -191,7 +192,7 @@ func (s *swarm) notifyChange() {
 
 // holding: the run is paused, so nothing new starts.
 func (s *swarm) holding() bool {
-	return s.view.State == activities.RunStatePaused || s.view.State == activities.RunStateBudgetPaused
+	return s.view.State == control.RunStatePaused || s.view.State == control.RunStateBudgetPaused
 }
 
 // waitsForResume: nothing runs, subtasks are left, and the run is paused:
@@ -218,5 +219,5 @@ func (s *swarm) controlFor(t *Task) *AgentControl {
 	}
 	notes := t.Control.Notes
 	t.Control = TaskControl{}
-	return &AgentControl{Budget: s.in.Budget, Notes: notes, Paused: s.view.State == activities.RunStatePaused, PauseSeq: s.steer.PauseSeq}
+	return &AgentControl{Budget: s.in.Budget, Notes: notes, Paused: s.view.State == control.RunStatePaused, PauseSeq: s.steer.PauseSeq}
 }

@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // SwarmInput is everything a run needs; it holds no secrets.
@@ -76,13 +77,13 @@ func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult,
 func (s *swarm) endState(ctx workflow.Context, res activities.SwarmResult) string {
 	switch {
 	case res.Success:
-		return activities.RunStateSucceeded
+		return control.RunStateSucceeded
 	case ctx.Err() != nil:
-		return activities.RunStateCancelled
-	case s.view.State == activities.RunStateRejected:
-		return activities.RunStateRejected
+		return control.RunStateCancelled
+	case s.view.State == control.RunStateRejected:
+		return control.RunStateRejected
 	}
-	return activities.RunStateFailed
+	return control.RunStateFailed
 }
 
 // outcome closes the workflow as what the run was: completed when it
@@ -146,7 +147,7 @@ func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 		phase:     PhasePreparing,
 		runRecord: runRecord{Started: workflow.Now(ctx)},
 		budget:    newLedger(in),
-		view:      runView{viewState: viewState{State: activities.RunStateRunning}},
+		view:      runView{viewState: viewState{State: control.RunStateRunning}},
 		watch:     hostWatch{moved: workflow.NewBufferedChannel(ctx, 1)},
 	}
 }

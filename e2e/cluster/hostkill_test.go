@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/llm/scripted"
 )
 
@@ -80,7 +81,7 @@ func (c *cluster) killAndRestart() {
 
 	victim.start()
 	back := time.Now()
-	_, took := c.awaitState(ids[0], activities.RunStateRunning, back, hostLossBound)
+	_, took := c.awaitState(ids[0], control.RunStateRunning, back, hostLossBound)
 	t.Logf("A: %s running again %s after %s restarted", ids[0], took.Round(100*time.Millisecond), victim.name)
 	results := c.awaitRuns(ids)
 	t.Logf("A: host %s back %s after the kill; all runs done %s after it came back", victim.name,
@@ -160,7 +161,7 @@ func (c *cluster) killAndMove() {
 func (c *cluster) checkWaiting(id, host string, killed time.Time) {
 	t := c.t
 	t.Helper()
-	p, took := c.awaitState(id, activities.RunStateWaitingHost, killed, hostLossBound)
+	p, took := c.awaitState(id, control.RunStateWaitingHost, killed, hostLossBound)
 	t.Logf("%s: waiting_for_host %s after the kill: %s", id, took.Round(100*time.Millisecond), p.StateReason)
 	if !strings.Contains(p.StateReason, "waiting for host "+host+" since ") {
 		t.Errorf("%s: state reason %q does not name host %s", id, p.StateReason, host)
@@ -245,7 +246,7 @@ func (c *cluster) startRun(id, name string) string {
 
 // waitMerged waits until run id has merged every subtask but the slow one
 // (so that none is between its last step and its merge at the kill).
-func (c *cluster) waitMerged(id string) activities.Progress {
+func (c *cluster) waitMerged(id string) control.Progress {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		p := c.progress(id)
@@ -259,10 +260,10 @@ func (c *cluster) waitMerged(id string) activities.Progress {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.t.Fatalf("run %s merged nothing within 2 min", id)
-	return activities.Progress{}
+	return control.Progress{}
 }
 
-func mergedSubtasks(p activities.Progress) []string {
+func mergedSubtasks(p control.Progress) []string {
 	var out []string
 	for _, e := range p.Events {
 		if n := subtaskName(e.Subtask); e.Kind == "merged" && !slices.Contains(out, n) {
@@ -281,18 +282,18 @@ func subtaskName(id string) string {
 }
 
 // progress queries run id; an error (no worker has it yet) is empty.
-func (c *cluster) progress(id string) activities.Progress {
+func (c *cluster) progress(id string) control.Progress {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var p activities.Progress
-	if v, err := c.client.QueryWorkflow(ctx, id, "", activities.ProgressQueryName, 0); err == nil {
+	var p control.Progress
+	if v, err := c.client.QueryWorkflow(ctx, id, "", control.ProgressQueryName, 0); err == nil {
 		_ = v.Get(&p)
 	}
 	return p
 }
 
 // awaitState waits for the run's state and reports how long after since.
-func (c *cluster) awaitState(id, state string, since time.Time, bound time.Duration) (activities.Progress, time.Duration) {
+func (c *cluster) awaitState(id, state string, since time.Time, bound time.Duration) (control.Progress, time.Duration) {
 	c.t.Helper()
 	for {
 		p := c.progress(id)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 )
 
 // Exit codes.
@@ -50,7 +51,7 @@ func resultErr(res activities.SwarmResult) error {
 		return ErrApplyRefused
 	case res.Success:
 		return nil
-	case res.State == activities.RunStateCancelled:
+	case res.State == control.RunStateCancelled:
 		return ErrRunCancelled
 	}
 	return ErrRunFailed

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
@@ -26,14 +27,14 @@ func newPauseCmd(g *globalOpts, stdio IO) *cobra.Command {
 	var reason string
 	cmd := clientCmd(g, "pause ID", "Pause a run: running sub-agents stop after their current step, nothing new starts", cobra.ExactArgs(1), false,
 		func(ctx context.Context, e *env, args []string) error {
-			return steer(ctx, e, stdio, args[0], activities.PauseUpdateName, activities.PauseRequest{Reason: reason})
+			return steer(ctx, e, stdio, args[0], control.PauseUpdateName, control.PauseRequest{Reason: reason})
 		})
 	cmd.Flags().StringVar(&reason, "reason", "", "why, shown in status and the Web UI")
 	return cmd
 }
 
 func newResumeCmd(g *globalOpts, stdio IO) *cobra.Command {
-	var req activities.ResumeRequest
+	var req control.ResumeRequest
 	cmd := clientCmd(g, "resume ID", "Resume a paused run, optionally raising its token or cost cap", cobra.ExactArgs(1), false,
 		func(ctx context.Context, e *env, args []string) error {
 			if req.AddTokens < 0 {
@@ -42,7 +43,7 @@ func newResumeCmd(g *globalOpts, stdio IO) *cobra.Command {
 			if req.AddUSD < 0 {
 				return badInput("--add-usd %g: must be 0 or more", req.AddUSD)
 			}
-			return steer(ctx, e, stdio, args[0], activities.ResumeUpdateName, req)
+			return steer(ctx, e, stdio, args[0], control.ResumeUpdateName, req)
 		})
 	cmd.Flags().Int64Var(&req.AddTokens, "add-tokens", 0, "raise the run's token cap (swarm.max_tokens) by N")
 	cmd.Flags().Float64Var(&req.AddUSD, "add-usd", 0, "raise the run's cost cap (swarm.max_cost_usd) by X dollars")
@@ -52,7 +53,7 @@ func newResumeCmd(g *globalOpts, stdio IO) *cobra.Command {
 func newApproveCmd(g *globalOpts, stdio IO) *cobra.Command {
 	return clientCmd(g, "approve ID", "Approve the plan of a run started with --approve-plan", cobra.ExactArgs(1), false,
 		func(ctx context.Context, e *env, args []string) error {
-			return steer(ctx, e, stdio, args[0], activities.ApproveUpdateName, activities.ApproveRequest{})
+			return steer(ctx, e, stdio, args[0], control.ApproveUpdateName, control.ApproveRequest{})
 		})
 }
 
@@ -63,7 +64,7 @@ func newRejectCmd(g *globalOpts, stdio IO) *cobra.Command {
 			if strings.TrimSpace(reason) == "" {
 				return badInput("reject needs --reason TEXT")
 			}
-			return steer(ctx, e, stdio, args[0], activities.RejectUpdateName, activities.RejectRequest{Reason: reason})
+			return steer(ctx, e, stdio, args[0], control.RejectUpdateName, control.RejectRequest{Reason: reason})
 		})
 	cmd.Flags().StringVar(&reason, "reason", "", "why the plan is rejected (in the run's result)")
 	return cmd
@@ -77,7 +78,7 @@ func newTellCmd(g *globalOpts, stdio IO) *cobra.Command {
 			if msg == "" {
 				return badInput("the note is empty")
 			}
-			return steer(ctx, e, stdio, args[0], activities.TellUpdateName, activities.TellRequest{Subtask: subtask, Message: msg})
+			return steer(ctx, e, stdio, args[0], control.TellUpdateName, control.TellRequest{Subtask: subtask, Message: msg})
 		})
 	cmd.Flags().StringVar(&subtask, "subtask", "", "subtask ID (default: every running sub-agent); one that has not started reads it when it starts")
 	return cmd
@@ -99,11 +100,11 @@ func newPlanCmd(g *globalOpts, stdio IO) *cobra.Command {
 			}
 			qctx, cancel := context.WithTimeout(ctx, controlTimeout)
 			defer cancel()
-			v, err := e.client.QueryWorkflow(qctx, args[0], "", activities.PlanQueryName)
+			v, err := e.client.QueryWorkflow(qctx, args[0], "", control.PlanQueryName)
 			if err != nil {
 				return controlError(args[0], "plan", err, e)
 			}
-			var plan activities.PlanView
+			var plan workflows.PlanView
 			if err := v.Get(&plan); err != nil {
 				return fmt.Errorf("plan %s: %w", args[0], err)
 			}
@@ -112,7 +113,7 @@ func newPlanCmd(g *globalOpts, stdio IO) *cobra.Command {
 		})
 }
 
-func printPlan(stdio IO, id string, p activities.PlanView) {
+func printPlan(stdio IO, id string, p workflows.PlanView) {
 	fmt.Fprintf(stdio.Out, "plan of run %s (%s): %d subtasks\n", id, p.State, len(p.Subtasks))
 	if p.Note != "" {
 		fmt.Fprintf(stdio.Out, "note: %s\n", p.Note)
@@ -168,7 +169,7 @@ func steer(ctx context.Context, e *env, stdio IO, id, update string, arg any) er
 	h, err := e.client.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
 		WorkflowID: id, UpdateName: update, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
-	var reply activities.ControlReply
+	var reply control.ControlReply
 	if err == nil {
 		err = h.Get(uctx, &reply)
 	}

@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
-	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/control"
 	"codeswarm/devserver"
 	"codeswarm/internal/codec"
 	"codeswarm/internal/searchattr"
@@ -152,7 +152,7 @@ func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger, 
 	defer cancel()
 	srv, err := devserver.Start(sctx, devserver.Options{
 		DBPath: cfg.Embedded.DBPath, DBURL: cfg.Embedded.DBURL, IP: cfg.Embedded.IP, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
-		Namespace: cfg.Temporal.Namespace, SearchAttributes: activities.SearchAttributeTypes(), Logger: logger.Named("temporal"),
+		Namespace: cfg.Temporal.Namespace, SearchAttributes: control.SearchAttributeTypes(), Logger: logger.Named("temporal"),
 		LogFile: serverLogFile(cfg), LogLevel: serverLogLevel(cfg), CodecEndpoint: codecURL,
 	})
 	if err != nil {

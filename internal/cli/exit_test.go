@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/gitops"
 )
 
@@ -24,7 +25,7 @@ func TestResultErr(t *testing.T) {
 		{"applied", activities.SwarmResult{Success: true, Applied: true}, nil},
 		{"apply refused", activities.SwarmResult{Success: true, ApplyError: "not applied: the working tree has uncommitted changes"}, ErrApplyRefused},
 		{"failed", activities.SwarmResult{ApplyError: "not applied: the run did not succeed"}, ErrRunFailed},
-		{"cancelled", activities.SwarmResult{State: activities.RunStateCancelled}, ErrRunCancelled},
+		{"cancelled", activities.SwarmResult{State: control.RunStateCancelled}, ErrRunCancelled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
@@ -42,14 +43,14 @@ func newMoveCmd(g *globalOpts, stdio IO) *cobra.Command {
 }
 
 // moveRun sends the move update and waits for the run's answer.
-func moveRun(ctx context.Context, c client.Client, id, host string) (activities.ControlReply, error) {
+func moveRun(ctx context.Context, c client.Client, id, host string) (control.ControlReply, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: activities.MoveUpdateName, WaitForStage: client.WorkflowUpdateStageCompleted,
-		Args: []any{activities.MoveRequest{Host: host}},
+		WorkflowID: id, UpdateName: control.MoveUpdateName, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: []any{control.MoveRequest{Host: host}},
 	})
-	var reply activities.ControlReply
+	var reply control.ControlReply
 	if err == nil {
 		err = h.Get(ctx, &reply)
 	}
@@ -200,7 +201,7 @@ func printWorkers(stdio IO, rows []workerRow) error {
 // runHost is a run's workspace host: its CodeswarmHost search attribute, or
 // the host its memo records.
 func (e *env) runHost(info *workflowpb.WorkflowExecutionInfo) string {
-	if p, ok := info.GetSearchAttributes().GetIndexedFields()[activities.SAHost]; ok {
+	if p, ok := info.GetSearchAttributes().GetIndexedFields()[control.SAHost]; ok {
 		var h string
 		if e.dc.FromPayload(p, &h) == nil && h != "" {
 			return h

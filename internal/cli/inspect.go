@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/gitops"
 	"codeswarm/workflows"
 )
@@ -63,7 +64,7 @@ func (p *eventPrinter) read(ctx context.Context, c client.Client, id string) (li
 }
 
 // eventLine is one event as watch prints it.
-func eventLine(e activities.Event) string {
+func eventLine(e control.Event) string {
 	who := e.Kind
 	if e.Subtask != "" {
 		who += " " + e.Subtask
@@ -71,14 +72,14 @@ func eventLine(e activities.Event) string {
 	return fmt.Sprintf("%s %s: %s", e.Time.Local().Format("15:04:05"), who, e.Message)
 }
 
-func queryProgress(ctx context.Context, c client.Client, id string, since int) (activities.Progress, error) {
+func queryProgress(ctx context.Context, c client.Client, id string, since int) (control.Progress, error) {
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	v, err := c.QueryWorkflow(qctx, id, "", activities.ProgressQueryName, since)
+	v, err := c.QueryWorkflow(qctx, id, "", control.ProgressQueryName, since)
 	if err != nil {
-		return activities.Progress{}, err
+		return control.Progress{}, err
 	}
-	var p activities.Progress
+	var p control.Progress
 	return p, v.Get(&p)
 }
 
@@ -185,7 +186,7 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 		})
 }
 
-func (p *eventPrinter) print(events []activities.Event) {
+func (p *eventPrinter) print(events []control.Event) {
 	for _, e := range events {
 		fmt.Fprintf(p.out, "  %s %-9s %s %s\n", e.Time.Local().Format("15:04:05"), e.Kind, e.Subtask, e.Message)
 	}
@@ -256,7 +257,7 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 			fmt.Fprintln(tw, "ID\tSTATE\tHOST\tDONE\tTOKENS\tCOST\tSTARTED\tTASK")
 			for _, info := range resp.GetExecutions() {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), runState(info),
-					cmp.Or(e.runHost(info), "-"), doneCell(info), intCell(info, activities.SATokens), costCell(info),
+					cmp.Or(e.runHost(info), "-"), doneCell(info), intCell(info, control.SATokens), costCell(info),
 					info.GetStartTime().AsTime().Local().Format(time.DateTime), e.memoString(info, "task"))
 			}
 			return tw.Flush()
@@ -270,51 +271,51 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 
 // runStates are the states a run can be in: the live ones, then the final.
 var runStates = append(append([]string{}, liveStates...),
-	activities.RunStateSucceeded, activities.RunStateFailed, activities.RunStateCancelled, activities.RunStateRejected,
-	activities.RunStateTerminated, activities.RunStateTimedOut)
+	control.RunStateSucceeded, control.RunStateFailed, control.RunStateCancelled, control.RunStateRejected,
+	control.RunStateTerminated, control.RunStateTimedOut)
 
 // liveStates are the states of a run whose workflow is running.
 var liveStates = []string{
-	activities.RunStateRunning, activities.RunStatePaused, activities.RunStateBudgetPaused, activities.RunStateAwaitingApproval,
-	activities.RunStateWaitingHost,
+	control.RunStateRunning, control.RunStatePaused, control.RunStateBudgetPaused, control.RunStateAwaitingApproval,
+	control.RunStateWaitingHost,
 }
 
 // runState is a run's state as every view shows it: its CodeswarmStatus,
 // unless Temporal ended the run in a way the run could not record
 // (terminated, timed out), or the attribute still shows a live state.
 func runState(info *workflowpb.WorkflowExecutionInfo) string {
-	sa := saString(info, activities.SAStatus)
+	sa := saString(info, control.SAStatus)
 	final := sa != "" && !slices.Contains(liveStates, sa)
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		return cmp.Or(sa, activities.RunStateRunning)
+		return cmp.Or(sa, control.RunStateRunning)
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		return activities.RunStateTerminated
+		return control.RunStateTerminated
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		return activities.RunStateTimedOut
+		return control.RunStateTimedOut
 	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		return activities.RunStateCancelled
+		return control.RunStateCancelled
 	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
 		if final {
 			return sa
 		}
-		return activities.RunStateFailed
+		return control.RunStateFailed
 	}
 	if final {
 		return sa
 	}
-	return activities.RunStateSucceeded
+	return control.RunStateSucceeded
 }
 
 // stateQuery is the visibility query of the runs in state (see runState).
 func stateQuery(state string) string {
-	sa := fmt.Sprintf("%s = '%s'", activities.SAStatus, state)
+	sa := fmt.Sprintf("%s = '%s'", control.SAStatus, state)
 	switch state {
-	case activities.RunStateTerminated:
+	case control.RunStateTerminated:
 		return "ExecutionStatus = 'Terminated'"
-	case activities.RunStateTimedOut:
+	case control.RunStateTimedOut:
 		return "ExecutionStatus = 'TimedOut'"
-	case activities.RunStateCancelled:
+	case control.RunStateCancelled:
 		return "(" + sa + " OR ExecutionStatus = 'Canceled')"
 	}
 	if slices.Contains(liveStates, state) {
@@ -338,7 +339,7 @@ func (o *listOpts) build(ctx context.Context, e *env) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		parts = append(parts, fmt.Sprintf("%s = '%s'", activities.SARepo, root))
+		parts = append(parts, fmt.Sprintf("%s = '%s'", control.SARepo, root))
 	}
 	if strings.TrimSpace(o.query) != "" {
 		parts = append(parts, "("+o.query+")")
@@ -385,16 +386,16 @@ func intCell(info *workflowpb.WorkflowExecutionInfo, name string) string {
 
 func doneCell(info *workflowpb.WorkflowExecutionInfo) string {
 	var done, total int64
-	if !saValue(info, activities.SASubtasksTotal, &total) {
+	if !saValue(info, control.SASubtasksTotal, &total) {
 		return "-"
 	}
-	saValue(info, activities.SASubtasksDone, &done)
+	saValue(info, control.SASubtasksDone, &done)
 	return fmt.Sprintf("%d/%d", done, total)
 }
 
 func costCell(info *workflowpb.WorkflowExecutionInfo) string {
 	var c float64
-	if !saValue(info, activities.SACostUSD, &c) {
+	if !saValue(info, control.SACostUSD, &c) {
 		return "-"
 	}
 	return fmt.Sprintf("$%.4f", c)

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"codeswarm/activities"
+	"codeswarm/control"
 	"codeswarm/workflows"
 )
 
@@ -23,8 +24,8 @@ const agentQueries = 4
 // liveView is a run's live table: the parent's rows, each running one
 // completed by its sub-agent's own view (current tool, step, tokens).
 type liveView struct {
-	prog   activities.Progress
-	agents map[string]activities.AgentView // by subtask ID, running sub-agents only
+	prog   control.Progress
+	agents map[string]control.AgentView // by subtask ID, running sub-agents only
 	// slowAfter is watch.slow_call_after: a current call older is flagged.
 	slowAfter time.Duration
 }
@@ -36,7 +37,7 @@ func fetchLive(ctx context.Context, c client.Client, id string, since int) (live
 	if err != nil {
 		return liveView{}, err
 	}
-	v := liveView{prog: prog, agents: map[string]activities.AgentView{}}
+	v := liveView{prog: prog, agents: map[string]control.AgentView{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, agentQueries)
@@ -65,20 +66,20 @@ func fetchLive(ctx context.Context, c client.Client, id string, since int) (live
 // heartbeat after the query arrives (every 1.6 s), so up to ~3.2 s.
 const agentQueryTimeout = 5 * time.Second
 
-func queryAgent(ctx context.Context, c client.Client, childID string) (activities.AgentView, error) {
+func queryAgent(ctx context.Context, c client.Client, childID string) (control.AgentView, error) {
 	qctx, cancel := context.WithTimeout(ctx, agentQueryTimeout)
 	defer cancel()
-	val, err := c.QueryWorkflow(qctx, childID, "", activities.AgentQueryName)
+	val, err := c.QueryWorkflow(qctx, childID, "", control.AgentQueryName)
 	if err != nil {
-		return activities.AgentView{}, err
+		return control.AgentView{}, err
 	}
-	var a activities.AgentView
+	var a control.AgentView
 	return a, val.Get(&a)
 }
 
 // rows are the parent's rows with what running sub-agents report.
-func (v liveView) rows() []activities.SubtaskView {
-	out := make([]activities.SubtaskView, len(v.prog.Rows))
+func (v liveView) rows() []control.SubtaskView {
+	out := make([]control.SubtaskView, len(v.prog.Rows))
 	for i, r := range v.prog.Rows {
 		if a, ok := v.agents[r.ID]; ok {
 			r.Step, r.MaxSteps, r.CurrentTool = a.Step, a.MaxSteps, a.CurrentTool
@@ -104,7 +105,7 @@ func (v liveView) done() int {
 
 // stateLine says what the run does and why, e.g. "paused: token cap reached".
 func (v liveView) stateLine() string {
-	s := fmt.Sprintf("state %s, phase %s", cmp.Or(v.prog.State, activities.RunStateRunning), v.prog.Phase)
+	s := fmt.Sprintf("state %s, phase %s", cmp.Or(v.prog.State, control.RunStateRunning), v.prog.Phase)
 	if v.prog.StateReason != "" {
 		s = fmt.Sprintf("state %s: %s (phase %s)", v.prog.State, v.prog.StateReason, v.prog.Phase)
 	}
@@ -137,7 +138,7 @@ func (v liveView) tableRows(now time.Time) [][]string {
 
 // callAge is how long a running sub-agent's current call has run, e.g.
 // "model 12s", flagged "SLOW" past watch.slow_call_after.
-func (v liveView) callAge(r activities.SubtaskView, now time.Time) string {
+func (v liveView) callAge(r control.SubtaskView, now time.Time) string {
 	if r.Status != "running" || r.CurrentSince.IsZero() || r.CurrentKind == "" {
 		return "-"
 	}
@@ -149,7 +150,7 @@ func (v liveView) callAge(r activities.SubtaskView, now time.Time) string {
 	return cell
 }
 
-func elapsed(r activities.SubtaskView, now time.Time) string {
+func elapsed(r control.SubtaskView, now time.Time) string {
 	if r.StartedAt.IsZero() {
 		return "-"
 	}

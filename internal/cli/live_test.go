@@ -12,6 +12,7 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/control"
 )
 
 var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -20,12 +21,12 @@ var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 // own query says) and one waiting.
 func sampleView() liveView {
 	return liveView{
-		prog: activities.Progress{Phase: "running", State: activities.RunStateBudgetPaused, StateReason: "token cap reached", Rows: []activities.SubtaskView{
+		prog: control.Progress{Phase: "running", State: control.RunStateBudgetPaused, StateReason: "token cap reached", Rows: []control.SubtaskView{
 			{ID: "01-a", Status: activities.StatusCompleted, Attempt: 1, Step: 4, MaxSteps: 20, Tokens: 400, StartedAt: t0, EndedAt: t0.Add(90 * time.Second), LastEvent: "merged: into integration", Merge: "merged"},
 			{ID: "02-b", Status: "running", Attempt: 1, MaxSteps: 20, StartedAt: t0.Add(time.Minute), LastEvent: "started: from abc"},
 			{ID: "03-c", Status: "pending"},
 		}},
-		agents: map[string]activities.AgentView{"02-b": {Subtask: "02-b", Step: 7, MaxSteps: 20, Tokens: 900, CostUSD: 0.25, CurrentTool: "bash: go test ./...",
+		agents: map[string]control.AgentView{"02-b": {Subtask: "02-b", Step: 7, MaxSteps: 20, Tokens: 900, CostUSD: 0.25, CurrentTool: "bash: go test ./...",
 			CurrentKind: "tool", CurrentSince: t0.Add(2*time.Minute + 15*time.Second)}},
 		slowAfter: 30 * time.Second,
 	}

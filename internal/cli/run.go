@@ -21,6 +21,7 @@ import (
 
 	"codeswarm/activities"
 	"codeswarm/config"
+	"codeswarm/control"
 	"codeswarm/gitops"
 	"codeswarm/workflows"
 )
@@ -282,9 +283,9 @@ func startRun(ctx context.Context, e *env, id, queue string, in workflows.SwarmI
 	if in.Visibility.SearchAttributes {
 		// Set at start too, so the run is found by state and repository
 		// before its first workflow task.
-		sa := []temporal.SearchAttributeUpdate{activities.SAStatusKey.ValueSet(activities.RunStateRunning)}
+		sa := []temporal.SearchAttributeUpdate{control.SAStatusKey.ValueSet(control.RunStateRunning)}
 		if !in.Visibility.Private {
-			sa = append(sa, activities.SARepoKey.ValueSet(in.RepoPath))
+			sa = append(sa, control.SARepoKey.ValueSet(in.RepoPath))
 		}
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(sa...)
 	}

@@ -1,5 +1,5 @@
 // Package searchattr registers and checks the search attributes codeswarm
-// sets on every run (activities.SearchAttributeTypes) on a Temporal cluster.
+// sets on every run (control.SearchAttributeTypes) on a Temporal cluster.
 // It links only the SDK, so the worker binary can use it.
 package searchattr
 
@@ -9,11 +9,11 @@ import (
 	"sort"
 	"strings"
 
+	"codeswarm/control"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
-
-	"codeswarm/activities"
 )
 
 // Ensure adds the run's search attributes that namespace lacks; with all
@@ -40,7 +40,7 @@ func Missing(ctx context.Context, c client.Client, namespace string) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("list search attributes of namespace %q: %w", namespace, err)
 	}
-	return missingOf(resp.GetCustomAttributes(), activities.SearchAttributeTypes())
+	return missingOf(resp.GetCustomAttributes(), control.SearchAttributeTypes())
 }
 
 func missingOf(have, want map[string]enumspb.IndexedValueType) (map[string]enumspb.IndexedValueType, error) {
@@ -59,7 +59,7 @@ func missingOf(have, want map[string]enumspb.IndexedValueType) (map[string]enums
 
 // Hint is what an operator runs to add the attributes by hand.
 func Hint(namespace string) string {
-	want := activities.SearchAttributeTypes()
+	want := control.SearchAttributeTypes()
 	var b strings.Builder
 	for _, n := range sortedNames(want) {
 		fmt.Fprintf(&b, " --name %s --type %s", n, cliType(want[n]))

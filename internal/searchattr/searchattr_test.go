@@ -4,24 +4,24 @@ import (
 	"strings"
 	"testing"
 
-	enumspb "go.temporal.io/api/enums/v1"
+	"codeswarm/control"
 
-	"codeswarm/activities"
+	enumspb "go.temporal.io/api/enums/v1"
 )
 
 func TestMissingOf(t *testing.T) {
-	want := activities.SearchAttributeTypes()
-	have := map[string]enumspb.IndexedValueType{activities.SAStatus: enumspb.INDEXED_VALUE_TYPE_KEYWORD, "Other": enumspb.INDEXED_VALUE_TYPE_INT}
+	want := control.SearchAttributeTypes()
+	have := map[string]enumspb.IndexedValueType{control.SAStatus: enumspb.INDEXED_VALUE_TYPE_KEYWORD, "Other": enumspb.INDEXED_VALUE_TYPE_INT}
 	missing, err := missingOf(have, want)
-	if err != nil || len(missing) != len(want)-1 || missing[activities.SATask] != enumspb.INDEXED_VALUE_TYPE_TEXT {
-		t.Fatalf("missing = %v, %v; want all but %s", missing, err, activities.SAStatus)
+	if err != nil || len(missing) != len(want)-1 || missing[control.SATask] != enumspb.INDEXED_VALUE_TYPE_TEXT {
+		t.Fatalf("missing = %v, %v; want all but %s", missing, err, control.SAStatus)
 	}
-	if _, ok := missing[activities.SAStatus]; ok {
+	if _, ok := missing[control.SAStatus]; ok {
 		t.Error("a present attribute is reported missing")
 	}
-	have[activities.SATokens] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-	if _, err := missingOf(have, want); err == nil || !strings.Contains(err.Error(), activities.SATokens) {
-		t.Errorf("a wrongly typed attribute: err = %v, want one naming %s", err, activities.SATokens)
+	have[control.SATokens] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+	if _, err := missingOf(have, want); err == nil || !strings.Contains(err.Error(), control.SATokens) {
+		t.Errorf("a wrongly typed attribute: err = %v, want one naming %s", err, control.SATokens)
 	}
 }
 

@@ -1,10 +1,8 @@
-package activities
+package control
 
 import "time"
 
-// Steering and live views of a run. The names below are part of the
-// contract between the workflows, the CLI and other programs (another
-// machine's CLI talks to the same cluster): renaming one breaks them.
+// The updates and queries of a run's workflows.
 const (
 	// PauseUpdateName pauses a run (PauseRequest → ControlReply): running
 	// sub-agents stop after their current step, nothing new starts.
@@ -25,6 +23,12 @@ const (
 	// → ControlReply): its running subtasks restart there from their last
 	// committed state; merged work stays merged.
 	MoveUpdateName = "move"
+	// ShareQueryName is the query on SwarmWorkflow that reads the swarm_share store.
+	ShareQueryName = "swarm_share"
+	// SharePublishUpdateName is the update on SwarmWorkflow that publishes into the store.
+	SharePublishUpdateName = "swarm_share_publish"
+	// ProgressQueryName is the query on SwarmWorkflow that returns the run's events.
+	ProgressQueryName = "progress"
 	// PlanQueryName returns the run's plan (PlanView).
 	PlanQueryName = "plan"
 	// AgentQueryName is the query on SubAgentWorkflow returning AgentView.
@@ -101,13 +105,6 @@ type MoveRequest struct {
 type ControlReply struct {
 	State   string `json:"state"`
 	Message string `json:"message"`
-}
-
-// PlanView is the answer to PlanQueryName.
-type PlanView struct {
-	State    string    `json:"state"`
-	Note     string    `json:"note,omitempty"`
-	Subtasks []Subtask `json:"subtasks"`
 }
 
 // BudgetView is what a run may spend and has spent (0 max: no cap).

@@ -1,4 +1,4 @@
-package activities
+package control
 
 import (
 	enumspb "go.temporal.io/api/enums/v1"
