@@ -24,9 +24,20 @@ type Config struct {
 	Log       LogConfig       `mapstructure:"log"`
 	Codec     CodecConfig     `mapstructure:"codec"`
 	Watch     WatchConfig     `mapstructure:"watch"`
+	Worker    WorkerConfig    `mapstructure:"worker"`
 	// File is the config file Load read ("" when none); the bash sandbox
 	// hides it from model-run commands.
 	File string `mapstructure:"-"`
+}
+
+// WorkerConfig opts the workers into Temporal's Worker Versioning.
+type WorkerConfig struct {
+	// Deployment is the worker deployment's name; "" leaves the workers
+	// unversioned.
+	Deployment string `mapstructure:"deployment"`
+	// BuildID names this build within Deployment; "" derives one from the
+	// binary (see swarmworker.BuildID).
+	BuildID string `mapstructure:"build_id"`
 }
 
 // WatchConfig tunes what watch and status show.

@@ -100,6 +100,8 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "tools.max_file_bytes", def: 8 << 20, doc: "largest file read, write, edit and multiedit load into the worker, in bytes; larger and special files are refused"},
 		{key: "tools.share.max_keys", def: 256, doc: "distinct swarm_share keys one run may publish (values are kept in the run's Temporal history)"},
 		{key: "tools.sandbox", def: "on", doc: "run bash and verify.command in a bubblewrap sandbox: on, or off (unconfined; only when set explicitly)"},
+		{key: "worker.deployment", def: "", doc: "Worker Versioning: the worker deployment this worker belongs to; every run is pinned to the build that started it and finishes on workers of that build, so a new build can roll out while runs go on (the first build of a deployment becomes its current version; make a later one current with `temporal worker deployment set-current-version`). \"\": unversioned workers, and every run must finish before an upgrade"},
+		{key: "worker.build_id", def: "", doc: "this worker's build ID within worker.deployment; \"\": the binary's VCS revision, or a hash of the executable"},
 		{key: "watch.slow_call_after", def: 30 * time.Second, doc: "watch and status flag a sub-agent's current model or tool call (CALL column) that has run longer than this"},
 		{key: "log.level", def: "info", doc: "log level: debug, info, warn or error"},
 		{key: "log.format", def: "console", doc: "log format: console or json"},

@@ -286,6 +286,10 @@ func TestLoadBadValueNamesKey(t *testing.T) {
 			[]string{"swarm.max_subagents", "swarm.max_concurrent"}},
 		{"validation after decode", "", map[string]string{"CODESWARM_SWARM_STRATEGY": "foo"},
 			[]string{`swarm.strategy: "foo" is not one of automatic, by_domain, by_data, by_stage, none`}},
+		{"deployment name with a dot", "", map[string]string{"CODESWARM_WORKER_DEPLOYMENT": "codeswarm.v2"},
+			[]string{`worker.deployment: "codeswarm.v2" must not contain "."`}},
+		{"build ID without a deployment", "", map[string]string{"CODESWARM_WORKER_BUILD_ID": "b1"},
+			[]string{`worker.build_id: "b1" needs worker.deployment`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

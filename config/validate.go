@@ -68,6 +68,7 @@ func (c *Config) checks() []func() error {
 		func() error { return checkPort("embedded.port", c.Embedded.Port) },
 		func() error { return checkPort("embedded.ui_port", c.Embedded.UIPort) },
 		c.checkDistinctPorts,
+		c.checkWorkerVersion,
 		func() error { return checkHTTPURL("llm.base_url", c.LLM.BaseURL) },
 		func() error { return notEmpty("llm.model", c.LLM.Model) },
 		func() error { return atLeast("llm.max_concurrent", c.LLM.MaxConcurrent, 1) },
@@ -157,6 +158,21 @@ func checkHostName(key, v string) error {
 		return nil
 	}
 	return &KeyError{Key: key, Value: v, Problem: "must be letters, digits, '.', '_' or '-', starting with a letter or digit"}
+}
+
+// checkWorkerVersion: a deployment name cannot hold ".", which Temporal
+// reserves to join it with the build ID, and a build ID needs a deployment.
+func (c *Config) checkWorkerVersion() error {
+	w := c.Worker
+	switch {
+	case strings.Contains(w.Deployment, "."):
+		return &KeyError{Key: "worker.deployment", Value: w.Deployment, Problem: `must not contain "."`}
+	case w.Deployment != strings.TrimSpace(w.Deployment):
+		return &KeyError{Key: "worker.deployment", Value: w.Deployment, Problem: "must not start or end with spaces"}
+	case w.BuildID != "" && w.Deployment == "":
+		return &KeyError{Key: "worker.build_id", Value: w.BuildID, Problem: "needs worker.deployment (a build ID names a build within a deployment)"}
+	}
+	return nil
 }
 
 func notEmpty(key, v string) error {

@@ -42,6 +42,9 @@ type Workers struct {
 	logger  *zap.Logger
 	pace    *llmrate.Controller
 	stopRun context.CancelFunc
+	// version is this build in its worker deployment (worker.deployment);
+	// UseVersioning false: unversioned workers.
+	version worker.DeploymentOptions
 }
 
 // New creates (but does not start) the workers for cfg on client c.
@@ -85,7 +88,16 @@ func New(cfg *config.Config, c client.Client, tracker *TaskTracker, logger *zap.
 	// journals the attempts it runs (a restarted worker fails them at once).
 	intercept := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber), &journalInterceptor{j: j}}
 	id := activities.WorkerIdentity(wsQueue)
-	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{Interceptors: intercept, Identity: id})
+	version, err := deploymentOptions(cfg.Worker)
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	main := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{
+		Interceptors:      intercept,
+		Identity:          id,
+		DeploymentOptions: version,
+	})
 	main.RegisterWorkflowWithOptions(workflows.SwarmWorkflow, workflow.RegisterOptions{Name: workflows.SwarmWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	main.RegisterActivity(acts)
@@ -95,6 +107,7 @@ func New(cfg *config.Config, c client.Client, tracker *TaskTracker, logger *zap.
 		TaskQueueActivitiesPerSecond:       cfg.LLM.RequestsPerSecond,
 		Interceptors:                       intercept,
 		Identity:                           id,
+		DeploymentOptions:                  version,
 	})
 	llmWorker.RegisterActivity(acts)
 
@@ -106,11 +119,16 @@ func New(cfg *config.Config, c client.Client, tracker *TaskTracker, logger *zap.
 	// whose host this is: their model and tool activities read this
 	// host's transcripts and worktrees, and being on the workflow's own
 	// queue they are dispatched eagerly (in the workflow task's response).
-	ws := worker.New(c, wsQueue, worker.Options{MaxHeartbeatThrottleInterval: time.Second, Interceptors: intercept, Identity: id})
+	ws := worker.New(c, wsQueue, worker.Options{
+		MaxHeartbeatThrottleInterval: time.Second,
+		Interceptors:                 intercept,
+		Identity:                     id,
+		DeploymentOptions:            version,
+	})
 	ws.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
-	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox, journal: j, client: c, logger: logger, pace: pace}, nil
+	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox, journal: j, client: c, logger: logger, pace: pace, version: version}, nil
 }
 
 // newSandbox builds the bash sandbox, which checks once that it works here,
@@ -156,6 +174,12 @@ func (w *Workers) Start() error {
 			w.journal.Close()
 			cancel()
 			return fmt.Errorf("start worker: %w", err)
+		}
+	}
+	if w.version.UseVersioning {
+		if err := ensureCurrent(ctx, w.client, w.version.Version, w.logger); err != nil {
+			w.Stop()
+			return err
 		}
 	}
 	return nil
