@@ -38,7 +38,7 @@ type Client struct {
 	timeout  time.Duration
 	now      func() time.Time
 	sampling Sampling
-	quirks   quirkBook
+	quirks   quirkCache
 }
 
 // New builds a Client from opts.

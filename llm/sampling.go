@@ -58,14 +58,14 @@ type quirks struct {
 	noCompletionTokens bool // the server rejected max_completion_tokens
 }
 
-// quirkBook remembers quirks per model for the life of the process, so a
+// quirkCache remembers quirks per model for the life of the process, so a
 // rejected parameter costs one 400 per model, not one per request.
-type quirkBook struct {
+type quirkCache struct {
 	mu     sync.Mutex
 	byName map[string]quirks
 }
 
-func (b *quirkBook) get(model string, s Sampling) quirks {
+func (b *quirkCache) get(model string, s Sampling) quirks {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if q, ok := b.byName[model]; ok {
@@ -74,7 +74,7 @@ func (b *quirkBook) get(model string, s Sampling) quirks {
 	return quirks{reasoning: s.Reasoning == ReasoningOn || (s.Reasoning != ReasoningOff && IsReasoningModel(model))}
 }
 
-func (b *quirkBook) set(model string, q quirks) {
+func (b *quirkCache) set(model string, q quirks) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.byName == nil {
