@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,50 @@ func steerDemo(ctx context.Context, t *testing.T, c client.Client, cmd func(args
 			resumed = true
 		case p.Phase == workflows.PhaseDone:
 			t.Errorf("the run ended without a budget pause (state %s)", p.State)
+			return
+		}
+	}
+}
+
+// TestRecordPausedHistories records the demo run paused by hand as its
+// sub-agents start (pause), told something while paused (tell) and
+// resumed (resume):
+// go test -tags record -run TestRecordPausedHistories ./workflows/
+func TestRecordPausedHistories(t *testing.T) {
+	c := recordRunWith(t, recording{steer: pauseDemo}, "--approve-plan")
+	defer c.close()
+	writeHistory(t, c.client, recordRunID, replayPausedSwarmHistory, c.secret)
+	writeHistory(t, c.client, recordChild, replayPausedSubAgentHistory, c.secret)
+}
+
+// pauseDemo approves the demo run's plan and pauses it at once, so its
+// first sub-agents pause at their first step; once a sub-agent shows
+// paused it tells every sub-agent a note and resumes the run. It fails
+// the test if no sub-agent paused.
+func pauseDemo(ctx context.Context, t *testing.T, c client.Client, cmd func(args ...string)) {
+	paused := false
+	for ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		v, err := c.QueryWorkflow(ctx, recordRunID, "", control.ProgressQueryName, 0)
+		if err != nil {
+			continue // not started yet
+		}
+		var p control.Progress
+		if err := v.Get(&p); err != nil {
+			t.Errorf("progress: %v", err)
+			return
+		}
+		switch {
+		case p.State == control.RunStateAwaitingApproval && !paused:
+			cmd("approve", recordRunID)
+			cmd("pause", recordRunID, "--reason", "recording a pause")
+			paused = true
+		case p.Phase == workflows.PhaseDone:
+			t.Errorf("the run ended before a sub-agent paused (state %s)", p.State)
+			return
+		case paused && slices.ContainsFunc(p.Rows, func(r control.SubtaskView) bool { return r.Status == "paused" }):
+			cmd("tell", recordRunID, "keep the doc comments short")
+			cmd("resume", recordRunID)
 			return
 		}
 	}

@@ -37,6 +37,8 @@ const (
 	// with sub-agents asking for allowance, resumed with more tokens.
 	replaySteeredSwarmHistory    = "testdata/steered_swarm_history.json"
 	replaySteeredSubAgentHistory = "testdata/steered_subagent_history.json"
+	replayPausedSwarmHistory     = "testdata/paused_swarm_history.json"
+	replayPausedSubAgentHistory  = "testdata/paused_subagent_history.json"
 	// A run whose second subtask conflicts and is re-run (its re-run too).
 	replayConflictSwarmHistory    = "testdata/conflict_swarm_history.json"
 	replayConflictSubAgentHistory = "testdata/conflict_subagent_history.json"
@@ -63,6 +65,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 		{replayContinuedSubAgentLast, recordChild},
 		{replaySteeredSwarmHistory, recordRunID},
 		{replaySteeredSubAgentHistory, recordChild},
+		{replayPausedSwarmHistory, recordRunID},
+		{replayPausedSubAgentHistory, recordChild},
 		{replayConflictSwarmHistory, recordRunID},
 		{replayConflictSubAgentHistory, ""},
 	} {
