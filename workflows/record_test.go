@@ -24,9 +24,11 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"codeswarm/config"
 	"codeswarm/control"
 	"codeswarm/devserver"
 	"codeswarm/internal/cli"
+	"codeswarm/internal/swarmworker"
 	"codeswarm/llm/scripted"
 	"codeswarm/workflows"
 )
@@ -150,6 +152,94 @@ func pauseDemo(ctx context.Context, t *testing.T, c client.Client, cmd func(args
 			cmd("tell", recordRunID, "keep the doc comments short")
 			cmd("resume", recordRunID)
 			return
+		}
+	}
+}
+
+// TestRecordMovedHistories records the demo run moved by hand (move --to)
+// to a second worker host while its first sub-agents are paused mid-run:
+// they restart there from their last committed state, and the run
+// completes there.
+// go test -tags record -run TestRecordMovedHistories ./workflows/
+func TestRecordMovedHistories(t *testing.T) {
+	c := recordRunWith(t, recording{steer: moveDemo}, "--approve-plan", "--serve-others")
+	defer c.close()
+	writeHistory(t, c.client, recordRunID, replayMovedSwarmHistory, c.secret)
+	it := c.client.GetWorkflowHistory(context.Background(), recordRunID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes()
+		if a != nil && strings.HasSuffix(a.GetTaskQueue().GetName(), "-ws-"+recordMoveHost) {
+			writeHistory(t, c.client, a.GetWorkflowId(), replayMovedSubAgentHistory, c.secret)
+			return
+		}
+	}
+	t.Fatal("no sub-agent started on the host the run moved to")
+}
+
+// recordMoveHost is the second worker host of TestRecordMovedHistories.
+const recordMoveHost = "recorder-b"
+
+// startHost starts the workers of another host, with its own workspace
+// root.
+func startHost(t *testing.T, c client.Client, host string) (stop func(), err error) {
+	cfg, err := config.Load(config.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Workspace.Host, cfg.Workspace.Root = host, t.TempDir()
+	w, err := swarmworker.New(cfg, c, nil, zap.NewNop())
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Start(); err != nil {
+		return nil, err
+	}
+	return w.Stop, nil
+}
+
+// moveDemo starts a second worker host, approves the demo run's plan and
+// pauses it; once a sub-agent has paused mid-run, it moves the run there
+// and resumes it.
+func moveDemo(ctx context.Context, t *testing.T, c client.Client, cmd func(args ...string)) {
+	approved, moved := false, false
+	for ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		v, err := c.QueryWorkflow(ctx, recordRunID, "", control.ProgressQueryName, 0)
+		if err != nil {
+			continue // not started yet
+		}
+		var p control.Progress
+		if err := v.Get(&p); err != nil {
+			t.Errorf("progress: %v", err)
+			return
+		}
+		switch {
+		case p.State == control.RunStateAwaitingApproval && !approved:
+			// The run is homed on the first host by now; the second
+			// starts, and the run is paused at once, so the move meets
+			// sub-agents mid-run.
+			stop, err := startHost(t, c, recordMoveHost)
+			if err != nil {
+				t.Errorf("second host: %v", err)
+				return
+			}
+			defer stop()
+			cmd("approve", recordRunID)
+			cmd("pause", recordRunID, "--reason", "recording a move")
+			approved = true
+		case p.Phase == workflows.PhaseDone:
+			if !moved {
+				t.Errorf("the run ended before it was moved (state %s)", p.State)
+			}
+			return
+		case !moved && slices.ContainsFunc(p.Rows, func(r control.SubtaskView) bool { return r.Status == "paused" }):
+			cmd("move", recordRunID, "--to", recordMoveHost)
+			cmd("resume", recordRunID)
+			moved = true
 		}
 	}
 }

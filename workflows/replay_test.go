@@ -39,6 +39,8 @@ const (
 	replaySteeredSubAgentHistory = "testdata/steered_subagent_history.json"
 	replayPausedSwarmHistory     = "testdata/paused_swarm_history.json"
 	replayPausedSubAgentHistory  = "testdata/paused_subagent_history.json"
+	replayMovedSwarmHistory      = "testdata/moved_swarm_history.json"
+	replayMovedSubAgentHistory   = "testdata/moved_subagent_history.json"
 	// A run whose second subtask conflicts and is re-run (its re-run too).
 	replayConflictSwarmHistory    = "testdata/conflict_swarm_history.json"
 	replayConflictSubAgentHistory = "testdata/conflict_subagent_history.json"
@@ -67,6 +69,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 		{replaySteeredSubAgentHistory, recordChild},
 		{replayPausedSwarmHistory, recordRunID},
 		{replayPausedSubAgentHistory, recordChild},
+		{replayMovedSwarmHistory, recordRunID},
+		{replayMovedSubAgentHistory, ""},
 		{replayConflictSwarmHistory, recordRunID},
 		{replayConflictSubAgentHistory, ""},
 	} {
