@@ -86,8 +86,12 @@ func swarmSettings(n, calls, c int) map[string]string {
 		"swarm.max_concurrent":         strconv.Itoa(c),
 		"swarm.max_subagents":          strconv.Itoa(max(n, 100)),
 		"swarm.max_steps_per_subagent": strconv.Itoa(calls + 10),
-		"swarm.max_total_steps":        strconv.Itoa(n*(calls+10) + 10),
-		"swarm.subagent_timeout":       "30m",
+		// A sub-agent reserves a whole max_steps_per_subagent at once only
+		// while the budget holds that for twice the concurrency (see
+		// workflows' ledger.stepChunk); below it, it would ask its run for
+		// more steps mid-run, which the defaults never make it do.
+		"swarm.max_total_steps":  strconv.Itoa(max(n, 2*c)*(calls+10) + 10),
+		"swarm.subagent_timeout": "30m",
 	}
 }
 
