@@ -67,9 +67,9 @@ func (s *swarm) onReport(ctx workflow.Context, r BudgetReport) {
 		t.Control.Ask = &r
 	}
 	s.serve(ctx)
-	s.refresh(ctx)
+	s.view.refresh(ctx)
 	if s.handOverDue(ctx) {
-		s.notifyChange() // reports alone grow the history: the schedule hands over
+		s.steer.notifyChange() // reports alone grow the history: the schedule hands over
 	}
 }
 
@@ -88,7 +88,7 @@ func (s *swarm) serve(ctx workflow.Context) {
 			}
 		}
 	}
-	if blocked != "" && s.allRunningWait() && s.denySteps(ctx) {
+	if blocked != "" && s.plan.allRunningWait() && s.denySteps(ctx) {
 		// Steps cannot be added to a run: those waiting stop instead.
 		blocked = ""
 		for _, t := range s.plan.Tasks {
@@ -98,18 +98,18 @@ func (s *swarm) serve(ctx workflow.Context) {
 		}
 	}
 	switch {
-	case blocked != "" && s.allRunningWait():
-		s.setState(ctx, control.RunStateBudgetPaused, blocked)
+	case blocked != "" && s.plan.allRunningWait():
+		s.view.setState(ctx, control.RunStateBudgetPaused, blocked)
 	case blocked == "" && s.view.State == control.RunStateBudgetPaused:
-		s.setState(ctx, control.RunStateRunning, "")
-		s.notifyChange()
+		s.view.setState(ctx, control.RunStateRunning, "")
+		s.steer.notifyChange()
 	}
 }
 
 // allRunningWait: every running sub-agent waits for allowance, so nothing
 // will hand any back.
-func (s *swarm) allRunningWait() bool {
-	for _, t := range s.plan.Tasks {
+func (p *taskTable) allRunningWait() bool {
+	for _, t := range p.Tasks {
 		if t.State == stateRunning && t.Control.Ask == nil {
 			return false
 		}
@@ -130,7 +130,7 @@ func (s *swarm) tryGrant(ctx workflow.Context, t *Task) string {
 		return why
 	}
 	t.Control.GrantTokens, t.Control.GrantUSD, t.Control.Ask = grantT, grantUSD, nil
-	s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, GrantTokens: grantT, GrantUSD: grantUSD})
+	s.children.signal(ctx, t, ControlSignal{Kind: signalGrant, GrantTokens: grantT, GrantUSD: grantUSD})
 	return ""
 }
 
@@ -144,7 +144,7 @@ func (s *swarm) tryGrantSteps(ctx workflow.Context, t *Task) string {
 	t.Reserved += g
 	s.budget.Reserved += g
 	t.Control.Ask = nil
-	s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, GrantSteps: t.Reserved})
+	s.children.signal(ctx, t, ControlSignal{Kind: signalGrant, GrantSteps: t.Reserved})
 	return ""
 }
 
@@ -155,7 +155,7 @@ func (s *swarm) denySteps(ctx workflow.Context) bool {
 	for _, t := range s.plan.Tasks {
 		if t.State == stateRunning && t.Control.Ask != nil && t.Control.Ask.NeedSteps > 0 {
 			t.Control.Ask = nil
-			s.signalChild(ctx, t, ControlSignal{Kind: signalGrant, StepsDenied: true})
+			s.children.signal(ctx, t, ControlSignal{Kind: signalGrant, StepsDenied: true})
 			denied = true
 		}
 	}

@@ -48,7 +48,7 @@ func (s *swarm) startChild(ctx workflow.Context, t *Task) {
 	in := SubAgentInput{
 		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.Sub, Attempt: t.Attempt,
 		RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.Branch,
-		WorkspaceQueue: s.Prep.WorkspaceQueue, DepContext: s.depContext(t), Conflict: t.Conflict,
+		WorkspaceQueue: s.Prep.WorkspaceQueue, DepContext: s.plan.depContext(t), Conflict: t.Conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.Reserved, Tools: s.in.Tools,
 		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.ResumeFrom, Control: s.controlFor(t), LLMQueue: s.llmQueue(ctx),
 		FastModel: s.FastModel,
@@ -70,19 +70,19 @@ func (s *swarm) onDone(ctx workflow.Context, t *Task, f workflow.Future) {
 	s.finishChildren(ctx, childEnd{t: t, r: r, err: err})
 }
 
-// signalChild sends sig to t's sub-agent once it has started, by workflow
+// signal sends sig to t's sub-agent once it has started, by workflow
 // ID so that it reaches the current run after a continue-as-new. Signals
 // are issued in the order they were sent; one to a sub-agent that ended is
 // dropped. It signals the sub-agent's current workflow ID (a move renames
 // it), a sub-agent an earlier run started (no future here) at once, and
 // counts the signal in flight until it is delivered, so the run does not
 // continue as new before.
-func (s *swarm) signalChild(ctx workflow.Context, t *Task, sig ControlSignal) {
+func (c *childChannels) signal(ctx workflow.Context, t *Task, sig ControlSignal) {
 	id := t.ChildID
 	fut := t.future
-	s.children.inflight++
+	c.inflight++
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		defer func() { s.children.inflight-- }()
+		defer func() { c.inflight-- }()
 		if fut != nil && fut.GetChildWorkflowExecution().Get(gctx, nil) != nil {
 			return
 		}
@@ -119,15 +119,15 @@ func (s *swarm) awaitInherited(ctx workflow.Context) {
 // onChildDone records an inherited sub-agent's end. A repeat (AwaitChildren
 // retried) or the end of a sub-agent a move replaced is ignored.
 func (s *swarm) onChildDone(ctx workflow.Context, d activities.ChildDone) {
-	if e, ok := s.inheritedEnd(d); ok {
+	if e, ok := s.plan.inheritedEnd(d); ok {
 		s.finishChild(ctx, e.t, e.r, e.err)
 	}
 }
 
 // inheritedEnd decodes an inherited sub-agent's end; false for a repeat or
 // a sub-agent a move replaced.
-func (s *swarm) inheritedEnd(d activities.ChildDone) (childEnd, bool) {
-	t := s.plan.inherited(d.ChildWorkflowID)
+func (p *taskTable) inheritedEnd(d activities.ChildDone) (childEnd, bool) {
+	t := p.inherited(d.ChildWorkflowID)
 	if t == nil {
 		return childEnd{}, false
 	}
@@ -192,7 +192,7 @@ func (s *swarm) readyEnds(ctx workflow.Context, except *Task) []childEnd {
 		if !s.children.ends.ReceiveAsync(&d) {
 			break
 		}
-		e, ok := s.inheritedEnd(d)
+		e, ok := s.plan.inheritedEnd(d)
 		if ok && e.t != except && !slices.ContainsFunc(out, func(o childEnd) bool { return o.t == e.t }) {
 			out = append(out, e) // a repeat report of one end is ignored, as onChildDone does
 		}

@@ -99,8 +99,8 @@ func (s *swarm) registerControl(ctx workflow.Context) error {
 	return nil
 }
 
-func (s *swarm) reply(msg string) control.ControlReply {
-	return control.ControlReply{State: s.view.State, Message: msg}
+func (v *runView) reply(msg string) control.ControlReply {
+	return control.ControlReply{State: v.State, Message: msg}
 }
 
 // ended refuses steering a run that is past its sub-agents.

@@ -171,7 +171,7 @@ func (s *swarm) drain(ctx workflow.Context) bool {
 
 // continueAsNew hands the run over to a new run of the same workflow.
 func (s *swarm) continueAsNew(ctx workflow.Context) error {
-	s.event(ctx, "continued", "", fmt.Sprintf("history at %d events: continued as new (run %d of the chain) with %d running subtasks",
+	s.view.event(ctx, "continued", "", fmt.Sprintf("history at %d events: continued as new (run %d of the chain) with %d running subtasks",
 		workflow.GetInfo(ctx).GetCurrentHistoryLength(), s.Runs+2, s.plan.Running))
 	next := s.in
 	next.Carry = s.carry()

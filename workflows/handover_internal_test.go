@@ -74,7 +74,7 @@ func richSwarm() *swarm {
 	pending := &Task{Sub: activities.Subtask{ID: "d", Name: "D", Dependencies: []string{"b"}, Stage: 2}, Control: TaskControl{Notes: []string{"use x"}}}
 	s.plan.tableState = tableState{Tasks: []*Task{done, rerun, running, pending}, Running: 2, Spawned: 5}
 	s.publishResult(done)
-	s.publish(control.SharedResult{Key: "finding", Value: `{"v":1}`, Tags: []string{"t"}, Publisher: "c"})
+	s.share.publish(control.SharedResult{Key: "finding", Value: `{"v":1}`, Tags: []string{"t"}, Publisher: "c"})
 	for i := range 300 {
 		s.view.Events = append(s.view.Events, control.Event{Seq: 151 + i, Time: now, Kind: "k"})
 	}

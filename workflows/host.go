@@ -72,11 +72,11 @@ func (s *swarm) startHostWatch(ctx workflow.Context) (stop func(), err error) {
 	}, nil
 }
 
-// endHostWatch completes the run's WatchHost call, so that its history does
+// stop completes the run's WatchHost call, so that its history does
 // not end with the call pending (see activities.EndHostWatch). A failure
 // leaves the call to the cancel that follows.
-func (s *swarm) endHostWatch(ctx workflow.Context) {
-	if !s.watch.watching || s.watch.ended || s.watch.callID == "" {
+func (w *hostWatch) stop(ctx workflow.Context) {
+	if !w.watching || w.ended || w.callID == "" {
 		return
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -84,11 +84,11 @@ func (s *swarm) endHostWatch(ctx workflow.Context) {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 		Summary:             "end host watch",
 	})
-	if err := workflow.ExecuteLocalActivity(lctx, a.EndHostWatch, activities.EndHostWatchInput{ActivityID: s.watch.callID}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, a.EndHostWatch, activities.EndHostWatchInput{ActivityID: w.callID}).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("host watch not ended; it is cancelled instead", "error", err)
 		return
 	}
-	s.watch.ended = true
+	w.ended = true
 }
 
 // publishHost records the run's host in its memo and, where the namespace
@@ -158,10 +158,10 @@ func watchOptions(ctx workflow.Context, main string) workflow.Context {
 func (s *swarm) onHostStatus(ctx workflow.Context, st activities.HostStatus) {
 	if st.Alive {
 		s.watch.Lost = false
-		s.disarmAutoMove()
-		s.event(ctx, "host_back", "", "host "+s.host()+" is polling again")
+		s.watch.disarmAutoMove()
+		s.view.event(ctx, "host_back", "", "host "+s.host()+" is polling again")
 		if s.view.State == control.RunStateWaitingHost {
-			s.setState(ctx, control.RunStateRunning, "")
+			s.view.setState(ctx, control.RunStateRunning, "")
 		}
 		return
 	}
@@ -171,9 +171,9 @@ func (s *swarm) onHostStatus(ctx workflow.Context, st activities.HostStatus) {
 		s.watch.Since = workflow.Now(ctx)
 	}
 	reason := fmt.Sprintf("waiting for host %s since %s", s.host(), s.watch.Since.UTC().Format("15:04:05 UTC"))
-	s.event(ctx, "host_lost", "", reason)
+	s.view.event(ctx, "host_lost", "", reason)
 	if s.view.State == control.RunStateRunning {
-		s.setState(ctx, control.RunStateWaitingHost, reason)
+		s.view.setState(ctx, control.RunStateWaitingHost, reason)
 	}
 	s.armAutoMove(ctx)
 }
@@ -199,10 +199,10 @@ func (s *swarm) armAutoMove(ctx workflow.Context) {
 	})
 }
 
-func (s *swarm) disarmAutoMove() {
-	if s.watch.stopAuto != nil {
-		s.watch.stopAuto()
-		s.watch.stopAuto = nil
+func (w *hostWatch) disarmAutoMove() {
+	if w.stopAuto != nil {
+		w.stopAuto()
+		w.stopAuto = nil
 	}
 }
 
@@ -221,15 +221,15 @@ func (s *swarm) autoMove(ctx workflow.Context, after time.Duration) bool {
 	case ctx.Err() != nil || !s.watch.Lost || s.phase == PhaseFinishing || s.phase == PhaseDone:
 		return true
 	case err != nil:
-		s.event(ctx, "auto_move", "", "not moved: live hosts unknown: "+err.Error())
+		s.view.event(ctx, "auto_move", "", "not moved: live hosts unknown: "+err.Error())
 		return false
 	case len(others) != 1:
-		s.event(ctx, "auto_move", "", fmt.Sprintf("not moved: %d other live hosts (%s), it needs exactly one", len(others), orNone(others)))
+		s.view.event(ctx, "auto_move", "", fmt.Sprintf("not moved: %d other live hosts (%s), it needs exactly one", len(others), orNone(others)))
 		return false
 	}
 	s.watch.stopAuto = nil // a host coming back must not cut the move short
 	ids := s.moveTo(ctx, others[0])
-	s.event(ctx, "auto_move", "", fmt.Sprintf("host %s lost for %s: moved to %s, restarting %s", activities.HostOfQueue(s.mainQueue, s.watch.From), after, others[0], orNone(ids)))
+	s.view.event(ctx, "auto_move", "", fmt.Sprintf("host %s lost for %s: moved to %s, restarting %s", activities.HostOfQueue(s.mainQueue, s.watch.From), after, others[0], orNone(ids)))
 	return true
 }
 

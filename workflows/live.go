@@ -57,6 +57,12 @@ type runView struct {
 	// stale: the view changed and is published before the schedule next
 	// waits (see touch).
 	stale bool
+	// What the view shows, owned by the run (bound by newSwarm): its
+	// subtasks, its spend, its input and its phase.
+	tasks *taskTable
+	spend *ledger
+	in    *SwarmInput
+	phase *string
 }
 
 // saSnapshot is what the run's search attributes last said; an upsert is a
@@ -70,9 +76,9 @@ type saSnapshot struct {
 
 // rows is the run's live table: one row per planned subtask, with what a
 // finished sub-agent's result says of its status.
-func (s *swarm) rows() []control.SubtaskView {
-	rows := s.liveRows()
-	for i, t := range s.plan.Tasks {
+func (v *runView) rows() []control.SubtaskView {
+	rows := v.liveRows()
+	for i, t := range v.tasks.Tasks {
 		if t.State == stateDone {
 			rows[i].LastStatus = activities.ParseStatus(t.Res.Result)
 		}
@@ -83,22 +89,22 @@ func (s *swarm) rows() []control.SubtaskView {
 // liveRows are the rows without LastStatus, which parses each finished
 // sub-agent's result: the current details and the search attributes,
 // refreshed on every pass of the schedule, do not show it.
-func (s *swarm) liveRows() []control.SubtaskView {
-	rows := make([]control.SubtaskView, 0, len(s.plan.Tasks))
-	for _, t := range s.plan.Tasks {
-		v := t.view()
+func (v *runView) liveRows() []control.SubtaskView {
+	rows := make([]control.SubtaskView, 0, len(v.tasks.Tasks))
+	for _, t := range v.tasks.Tasks {
+		row := t.view()
 		switch t.State {
 		case stateRunning:
 			// What the sub-agent last reported (every few steps, and with
 			// every allowance it asks for).
-			v.Step, v.Tokens, v.CostUSD = t.Control.Step, t.Control.Usage.Total(), s.in.Budget.Price.Cost(t.Control.Usage)
-			if s.view.State == control.RunStatePaused {
-				v.Status = "paused"
+			row.Step, row.Tokens, row.CostUSD = t.Control.Step, t.Control.Usage.Total(), v.in.Budget.Price.Cost(t.Control.Usage)
+			if v.State == control.RunStatePaused {
+				row.Status = "paused"
 			}
 		case stateDone:
-			v.CostUSD = t.Res.CostUSD
+			row.CostUSD = t.Res.CostUSD
 		}
-		rows = append(rows, v)
+		rows = append(rows, row)
 	}
 	return rows
 }
@@ -121,36 +127,36 @@ func (t *Task) view() control.SubtaskView {
 // refresh publishes the run's live view: its current details in the Web UI
 // (state line and the subtask table) and its search attributes. The rows
 // are built once for both.
-func (s *swarm) refresh(ctx workflow.Context) {
-	rows := s.liveRows()
-	snap := s.snapshot(rows)
+func (v *runView) refresh(ctx workflow.Context) {
+	rows := v.liveRows()
+	snap := v.snapshot(rows)
 	// The run's cost counts the planner (and every finished sub-agent's
 	// both attempts) as the result's stats do.
-	snap.cost = s.liveCost(rows)
-	if d := s.details(rows, snap); d != s.view.shown {
+	snap.cost = v.liveCost(rows)
+	if d := v.details(rows, snap); d != v.shown {
 		workflow.SetCurrentDetails(ctx, d)
-		s.view.shown = d
+		v.shown = d
 	}
-	s.upsertSearchAttributes(ctx, snap)
+	v.upsertSearchAttributes(ctx, snap)
 }
 
 // details is the current details' markdown for rows and their sums.
-func (s *swarm) details(rows []control.SubtaskView, snap saSnapshot) string {
+func (v *runView) details(rows []control.SubtaskView, snap saSnapshot) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** (%s)", s.view.State, s.phase)
-	if s.view.StateReason != "" {
-		b.WriteString(": " + s.view.StateReason)
+	fmt.Fprintf(&b, "**%s** (%s)", v.State, *v.phase)
+	if v.StateReason != "" {
+		b.WriteString(": " + v.StateReason)
 	}
 	fmt.Fprintf(&b, "\n\n%d/%d subtasks done · %d tokens · $%.4f\n", snap.done, snap.total, snap.tokens, snap.cost)
 	if len(rows) == 0 {
 		return b.String()
 	}
 	b.WriteString("\n" + mdRow("subtask", "status", "step", "tokens", "cost", "merge") + "|---|---|---|---|---|---|\n")
-	if len(s.view.lines) != len(rows) {
-		s.view.lines = make([]tableLine, len(rows)) // the plan is new, or restored
+	if len(v.lines) != len(rows) {
+		v.lines = make([]tableLine, len(rows)) // the plan is new, or restored
 	}
 	for i, r := range rows {
-		b.WriteString(s.view.lines[i].render(r))
+		b.WriteString(v.lines[i].render(r))
 	}
 	return b.String()
 }
@@ -199,14 +205,14 @@ func mdCell(s string) string {
 
 // snapshot sums the rows: tokens count the planner and every finished or
 // running sub-agent.
-func (s *swarm) snapshot(rows []control.SubtaskView) saSnapshot {
-	snap := saSnapshot{status: s.view.State, total: len(rows), tokens: int64(s.budget.Usage.PromptTokens + s.budget.Usage.CompletionTokens)}
+func (v *runView) snapshot(rows []control.SubtaskView) saSnapshot {
+	snap := saSnapshot{status: v.State, total: len(rows), tokens: int64(v.spend.Usage.PromptTokens + v.spend.Usage.CompletionTokens)}
 	for i, r := range rows {
 		snap.cost += r.CostUSD
-		if s.plan.Tasks[i].State == stateDone {
+		if v.tasks.Tasks[i].State == stateDone {
 			snap.done++
 		} else {
-			snap.tokens += r.Tokens // finished ones are in s.budget.Usage already
+			snap.tokens += r.Tokens // finished ones are in v.spend.Usage already
 		}
 	}
 	return snap
@@ -214,10 +220,10 @@ func (s *swarm) snapshot(rows []control.SubtaskView) saSnapshot {
 
 // liveCost is the run's cost so far: what is recorded (the planner, every
 // ended sub-agent) plus the running sub-agents' rows.
-func (s *swarm) liveCost(rows []control.SubtaskView) float64 {
-	cost := s.budget.Cost
+func (v *runView) liveCost(rows []control.SubtaskView) float64 {
+	cost := v.spend.Cost
 	for i, r := range rows {
-		if s.plan.Tasks[i].State != stateDone {
+		if v.tasks.Tasks[i].State != stateDone {
 			cost += r.CostUSD
 		}
 	}
@@ -226,11 +232,11 @@ func (s *swarm) liveCost(rows []control.SubtaskView) float64 {
 
 // upsertSearchAttributes brings the run's search attributes up to snap; the
 // first call also sets the repository and the task unless they are private.
-func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
-	if !s.in.Visibility.SearchAttributes {
+func (v *runView) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
+	if !v.in.Visibility.SearchAttributes {
 		return
 	}
-	if s.view.lastSA != nil && *s.view.lastSA == snap {
+	if v.lastSA != nil && *v.lastSA == snap {
 		return
 	}
 	updates := []temporal.SearchAttributeUpdate{
@@ -240,28 +246,28 @@ func (s *swarm) upsertSearchAttributes(ctx workflow.Context, snap saSnapshot) {
 		control.SASubtasksDoneKey.ValueSet(int64(snap.done)),
 		control.SASubtasksTotalKey.ValueSet(int64(snap.total)),
 	}
-	if s.view.lastSA == nil && !s.in.Visibility.Private {
-		updates = append(updates, control.SARepoKey.ValueSet(s.in.RepoPath),
-			control.SATaskKey.ValueSet(activities.FirstLine(s.in.Task, control.TaskExcerptLen)))
+	if v.lastSA == nil && !v.in.Visibility.Private {
+		updates = append(updates, control.SARepoKey.ValueSet(v.in.RepoPath),
+			control.SATaskKey.ValueSet(activities.FirstLine(v.in.Task, control.TaskExcerptLen)))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
 		return
 	}
-	s.view.lastSA = &snap
+	v.lastSA = &snap
 }
 
 // end records the run's final state where people look.
-func (s *swarm) end(ctx workflow.Context, success bool) {
+func (v *runView) end(ctx workflow.Context, success bool) {
 	switch {
 	case success:
-		s.view.State = control.RunStateSucceeded
+		v.State = control.RunStateSucceeded
 	case ctx.Err() != nil:
-		s.view.State = control.RunStateCancelled
+		v.State = control.RunStateCancelled
 	default:
-		s.view.State = control.RunStateFailed
+		v.State = control.RunStateFailed
 	}
-	s.refresh(ctx)
+	v.refresh(ctx)
 }
 
 // childMetadata is what the Web UI shows for a sub-agent before it runs:
@@ -286,42 +292,42 @@ func childMetadata(t *Task) (summary, details string) {
 
 // touch marks the live view changed: it is published once, before the
 // schedule next waits (flush), not after every start and end.
-func (s *swarm) touch() {
-	s.view.stale = true
+func (v *runView) touch() {
+	v.stale = true
 }
 
 // flush publishes a live view touch left stale, before the schedule waits
 // for the next event.
-func (s *swarm) flush(ctx workflow.Context) {
-	if s.view.stale {
-		s.view.stale = false
-		s.refresh(ctx)
+func (v *runView) flush(ctx workflow.Context) {
+	if v.stale {
+		v.stale = false
+		v.refresh(ctx)
 	}
 }
 
 // showBeforeWait publishes the live view before a merge or verify the run
 // waits on, so the view does not lag behind the ends it has recorded for as
 // long as the activity runs.
-func (s *swarm) showBeforeWait(ctx workflow.Context) {
-	s.view.stale = false
-	s.refresh(ctx)
+func (v *runView) showBeforeWait(ctx workflow.Context) {
+	v.stale = false
+	v.refresh(ctx)
 }
 
 // setState moves the run to a RunState* and says why, in the events and in
 // the run's current details.
-func (s *swarm) setState(ctx workflow.Context, state, reason string) {
-	if s.view.State == state && s.view.StateReason == reason {
+func (v *runView) setState(ctx workflow.Context, state, reason string) {
+	if v.State == state && v.StateReason == reason {
 		return
 	}
-	s.view.State, s.view.StateReason = state, reason
-	s.event(ctx, "state", "", strings.TrimSpace(state+" "+reason))
-	s.refresh(ctx)
+	v.State, v.StateReason = state, reason
+	v.event(ctx, "state", "", strings.TrimSpace(state+" "+reason))
+	v.refresh(ctx)
 }
 
-func (s *swarm) event(ctx workflow.Context, kind, subtask, msg string) {
-	s.view.Seq++
-	s.view.Events = append(s.view.Events, control.Event{Seq: s.view.Seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
-	if t := s.plan.byID(subtask); t != nil {
+func (v *runView) event(ctx workflow.Context, kind, subtask, msg string) {
+	v.Seq++
+	v.Events = append(v.Events, control.Event{Seq: v.Seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
+	if t := v.tasks.byID(subtask); t != nil {
 		t.LastEvent = activities.FirstLine(kind+": "+msg, 120)
 	}
 }

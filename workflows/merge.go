@@ -22,7 +22,7 @@ type mergeQueue struct {
 // re-run from the new head when resolve_conflicts is on; its first attempt's
 // branch and commit are kept either way.
 func (s *swarm) merge(ctx workflow.Context, t *Task) {
-	s.showBeforeWait(ctx)
+	s.view.showBeforeWait(ctx)
 	var m activities.MergeSubtaskResult
 	err := s.onHost(ctx, gitTimeout, "merge "+t.Sub.ID, a.MergeSubtask, activities.MergeSubtaskInput{
 		RunID: s.runID, RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch,
@@ -43,7 +43,7 @@ func (s *swarm) merge(ctx workflow.Context, t *Task) {
 // commit kept on its branch.
 func (s *swarm) mergeFailed(ctx workflow.Context, t *Task, err error) {
 	t.Res.Success, t.Res.Error = false, "merge failed: "+err.Error()
-	s.event(ctx, "failed", t.Sub.ID, "merge failed: "+err.Error())
+	s.view.event(ctx, "failed", t.Sub.ID, "merge failed: "+err.Error())
 }
 
 // applyMerge records a merge outcome other than a conflict.
@@ -52,7 +52,7 @@ func (s *swarm) applyMerge(ctx workflow.Context, t *Task, m activities.MergeSubt
 	case activities.MergeMerged:
 		s.merges.Head = m.Commit
 		t.Res.Merge, t.Res.MergeCommit = activities.MergeMerged, m.Commit
-		s.event(ctx, "merged", t.Sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, activities.ShortSHA(m.Commit)))
+		s.view.event(ctx, "merged", t.Sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, activities.ShortSHA(m.Commit)))
 		if s.verifyEach() && !s.runVerify(ctx, t.Sub.ID) {
 			t.Res.VerifyFailed = s.merges.Verify.BrokenBy == t.Sub.ID
 		}
@@ -68,12 +68,12 @@ func (s *swarm) verifyEach() bool { return s.in.VerifyCommand != "" && s.in.Veri
 
 func (s *swarm) onConflict(ctx workflow.Context, t *Task, paths []string) {
 	t.Res.Conflicts = orEmpty(paths)
-	s.event(ctx, "conflict", t.Sub.ID, "merge conflict in "+strings.Join(paths, ", "))
+	s.view.event(ctx, "conflict", t.Sub.ID, "merge conflict in "+strings.Join(paths, ", "))
 	rerun := s.in.ResolveConflicts && t.Attempt == 1 && ctx.Err() == nil && s.budget.stepAllowance() > 0
 	if rerun && !s.plan.rerunFits(s.in.Limits.MaxSubagents) {
 		rerun = false
 		t.Res.Error = joinErr(t.Res.Error, fmt.Sprintf("not re-run to resolve the conflict: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
-		s.event(ctx, "conflict", t.Sub.ID, fmt.Sprintf("not re-run: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
+		s.view.event(ctx, "conflict", t.Sub.ID, fmt.Sprintf("not re-run: max_subagents (%d) reached", s.in.Limits.MaxSubagents))
 	}
 	if rerun {
 		first := t.last
@@ -112,7 +112,7 @@ func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
 			s.publishResult(e.t)
 		}
 	}
-	s.touch()
+	s.view.touch()
 }
 
 // batchable: first's change is to be merged, merges are not verified one by
@@ -158,7 +158,7 @@ func (s *swarm) mergeAll(ctx workflow.Context, ts []*Task) {
 
 // mergeBatch runs MergeSubtasks for ts on the run's host.
 func (s *swarm) mergeBatch(ctx workflow.Context, ts []*Task) ([]activities.MergeSubtaskResult, error) {
-	s.showBeforeWait(ctx)
+	s.view.showBeforeWait(ctx)
 	items := make([]activities.MergeSubtaskInput, len(ts))
 	ids := make([]string, len(ts))
 	for i, t := range ts {
@@ -180,7 +180,7 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
-	s.showBeforeWait(ctx)
+	s.view.showBeforeWait(ctx)
 	var rep activities.VerifyReport
 	err := s.onHost(ctx, timeout+time.Minute, "verify: "+s.in.VerifyCommand, a.Verify, activities.VerifyInput{
 		RunID: s.runID, RepoPath: s.Prep.RepoRoot, Commit: s.merges.Head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
@@ -195,6 +195,6 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 		}
 	}
 	s.merges.Verify = &rep
-	s.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, activities.ShortSHA(s.merges.Head), rep.ExitCode))
+	s.view.event(ctx, "verify", after, fmt.Sprintf("%q on %s: exit %d", s.in.VerifyCommand, activities.ShortSHA(s.merges.Head), rep.ExitCode))
 	return rep.OK
 }

@@ -71,14 +71,14 @@ func (s *swarm) moveTo(ctx workflow.Context, host string) []string {
 	s.watch.Moves++
 	oldAlive := !s.watch.Lost
 	s.watch.Lost = false
-	s.disarmAutoMove()
+	s.watch.disarmAutoMove()
 	if err := s.publishHost(ctx); err != nil {
 		workflow.GetLogger(ctx).Warn("record the run's new host", "error", err)
 	}
 	restarted := s.rehome(ctx, from, oldAlive)
-	s.event(ctx, "moved", "", fmt.Sprintf("moved from host %s to %s; %d running subtasks restart there", from, host, len(restarted)))
+	s.view.event(ctx, "moved", "", fmt.Sprintf("moved from host %s to %s; %d running subtasks restart there", from, host, len(restarted)))
 	if s.view.State == control.RunStateWaitingHost {
-		s.setState(ctx, control.RunStateRunning, "")
+		s.view.setState(ctx, control.RunStateRunning, "")
 	}
 	return restarted
 }
@@ -158,9 +158,9 @@ func (s *swarm) saveMovedWork(ctx workflow.Context, moved []*Task) {
 		var res activities.SaveMovedWorkResult
 		switch err := f.Get(ctx, &res); {
 		case err != nil:
-			s.event(ctx, "move_save_failed", moved[i].Sub.ID, "uncommitted work not saved on the old host (it stays in its worktree there): "+errText(err))
+			s.view.event(ctx, "move_save_failed", moved[i].Sub.ID, "uncommitted work not saved on the old host (it stays in its worktree there): "+errText(err))
 		case res.Changed:
-			s.event(ctx, "move_saved", moved[i].Sub.ID, fmt.Sprintf("saved %d uncommitted files on branch %s before the restart", len(res.FilesChanged), moved[i].ResumeFrom))
+			s.view.event(ctx, "move_saved", moved[i].Sub.ID, fmt.Sprintf("saved %d uncommitted files on branch %s before the restart", len(res.FilesChanged), moved[i].ResumeFrom))
 		}
 	}
 }
@@ -187,7 +187,7 @@ func (s *swarm) moveTask(t *Task) {
 
 func (s *swarm) startMoved(ctx workflow.Context, t *Task) {
 	s.startChild(ctx, t)
-	s.event(ctx, "started", t.Sub.ID, fmt.Sprintf("restarted on host %s from branch %s", s.host(), t.ResumeFrom))
+	s.view.event(ctx, "started", t.Sub.ID, fmt.Sprintf("restarted on host %s from branch %s", s.host(), t.ResumeFrom))
 }
 
 func seenText(st activities.HostStatus) string {

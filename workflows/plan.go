@@ -25,7 +25,7 @@ func (s *swarm) prepare(ctx workflow.Context) error {
 		return fmt.Errorf("prepare run: %w", err)
 	}
 	s.merges.Head = s.Prep.BaseCommit
-	s.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", activities.ShortSHA(s.Prep.BaseCommit), s.branch))
+	s.view.event(ctx, "prepared", "", fmt.Sprintf("base %s, integration branch %s", activities.ShortSHA(s.Prep.BaseCommit), s.branch))
 	return s.markUnsandboxed(ctx)
 }
 
@@ -39,7 +39,7 @@ func (s *swarm) markUnsandboxed(ctx workflow.Context) error {
 	if s.Prep.Sandbox != "off" {
 		return nil
 	}
-	s.event(ctx, "sandbox", "", unsandboxedNote)
+	s.view.event(ctx, "sandbox", "", unsandboxedNote)
 	if err := workflow.UpsertMemo(ctx, map[string]interface{}{"sandbox": unsandboxedNote}); err != nil {
 		return fmt.Errorf("record sandbox off in the memo: %w", err)
 	}
@@ -92,10 +92,10 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 			return res.Subtasks, nil
 		}
 		problem = res.Problem
-		s.event(ctx, "plan_invalid", "", problem)
+		s.view.event(ctx, "plan_invalid", "", problem)
 	}
 	s.PlanNote = "planner gave no valid plan (" + problem + "); ran the task as a single subtask"
-	s.event(ctx, "plan_fallback", "", s.PlanNote)
+	s.view.event(ctx, "plan_fallback", "", s.PlanNote)
 	workflow.GetLogger(ctx).Warn("plan fallback: running the task as a single subtask", "problem", problem)
 	return activities.SingleTaskPlan(s.in.Task), nil
 }
@@ -108,7 +108,7 @@ func (s *swarm) setPlan(ctx workflow.Context, plan []activities.Subtask) {
 	for i, st := range plan {
 		names[i] = fmt.Sprintf("%s (stage %d)", st.ID, st.Stage)
 	}
-	s.event(ctx, "planned", "", fmt.Sprintf("%d subtasks: %s", len(plan), strings.Join(names, ", ")))
+	s.view.event(ctx, "planned", "", fmt.Sprintf("%d subtasks: %s", len(plan), strings.Join(names, ", ")))
 }
 
 // planSummary is the planner call's line in the Web UI.

@@ -68,8 +68,8 @@ const (
 )
 
 // textCap is how much of a subtask's final answer the run keeps.
-func (s *swarm) textCap() int {
-	return max(minTextCap, min(maxTextCap, resultTextBudget/max(1, len(s.plan.Tasks))))
+func (p *taskTable) textCap() int {
+	return max(minTextCap, min(maxTextCap, resultTextBudget/max(1, len(p.Tasks))))
 }
 
 func aggregate(results []activities.SubtaskResult) string {
@@ -131,16 +131,16 @@ func (s *swarm) stats(ctx workflow.Context) activities.Stats {
 			st.SubagentsFailed++
 		}
 	}
-	st.CriticalPathLength = s.criticalPath()
-	st.Stages = s.stageStats()
+	st.CriticalPathLength = s.plan.criticalPath()
+	st.Stages = s.plan.stageStats()
 	if st.ExecutionTimeMs > 0 {
 		st.SpeedupFactor = float64(st.SequentialTimeEstimateMs) / float64(st.ExecutionTimeMs)
 	}
 	return st
 }
 
-func (s *swarm) criticalPath() int {
-	memo := make([]int, len(s.plan.Tasks))
+func (p *taskTable) criticalPath() int {
+	memo := make([]int, len(p.Tasks))
 	for i := range memo {
 		memo[i] = -1
 	}
@@ -150,26 +150,26 @@ func (s *swarm) criticalPath() int {
 			return memo[i]
 		}
 		best := 0
-		for _, d := range s.plan.Tasks[i].Sub.Dependencies {
-			for j, t := range s.plan.Tasks {
+		for _, d := range p.Tasks[i].Sub.Dependencies {
+			for j, t := range p.Tasks {
 				if t.Sub.ID == d {
 					best = max(best, longest(j))
 				}
 			}
 		}
-		memo[i] = best + s.plan.Tasks[i].Res.Steps
+		memo[i] = best + p.Tasks[i].Res.Steps
 		return memo[i]
 	}
 	out := 0
-	for i := range s.plan.Tasks {
+	for i := range p.Tasks {
 		out = max(out, longest(i))
 	}
 	return out
 }
 
-func (s *swarm) stageStats() []activities.StageStats {
+func (p *taskTable) stageStats() []activities.StageStats {
 	var stages []activities.StageStats
-	for _, t := range s.plan.Tasks {
+	for _, t := range p.Tasks {
 		for len(stages) <= t.Sub.Stage {
 			stages = append(stages, activities.StageStats{Stage: len(stages)})
 		}

@@ -28,12 +28,12 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 	for {
 		s.blockUnreachable(ctx)
 		if s.handOverDue(ctx) && s.settle(ctx) && s.handOverDue(ctx) {
-			s.flush(ctx)
+			s.view.flush(ctx)
 			return true
 		}
 		s.startReady(ctx)
 		if s.plan.Running == 0 && !s.waitsForResume(ctx) {
-			s.flush(ctx)
+			s.view.flush(ctx)
 			return false
 		}
 		s.cancelInherited(ctx)
@@ -53,7 +53,7 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 		sel.AddReceive(s.children.ends, func(c workflow.ReceiveChannel, _ bool) {
 			var d activities.ChildDone
 			c.ReceiveAsync(&d)
-			if e, ok := s.inheritedEnd(d); ok {
+			if e, ok := s.plan.inheritedEnd(d); ok {
 				s.finishChildren(ctx, e)
 			}
 		})
@@ -62,7 +62,7 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 		}
 		s.addStateChange(ctx, sel)
 		if !sel.HasPending() {
-			s.flush(ctx) // about to wait: publish what this pass recorded
+			s.view.flush(ctx) // about to wait: publish what this pass recorded
 		}
 		sel.Select(ctx)
 	}
@@ -79,10 +79,10 @@ func (s *swarm) blockUnreachable(ctx workflow.Context) {
 				if dep := s.plan.byID(d); dep != nil && dep.State == stateDone && !dep.Res.Success {
 					if dep.Res.Status == activities.StatusCancelled {
 						s.complete(t, activities.StatusCancelled, "cancelled before it started: dependency "+d+" was cancelled")
-						s.event(ctx, "cancelled", t.Sub.ID, "dependency "+d+" was cancelled")
+						s.view.event(ctx, "cancelled", t.Sub.ID, "dependency "+d+" was cancelled")
 					} else {
 						s.complete(t, activities.StatusBlocked, fmt.Sprintf("blocked: dependency %s did not succeed", d))
-						s.event(ctx, "blocked", t.Sub.ID, "dependency "+d+" did not succeed")
+						s.view.event(ctx, "blocked", t.Sub.ID, "dependency "+d+" did not succeed")
 					}
 					changed = true
 					break
@@ -93,7 +93,7 @@ func (s *swarm) blockUnreachable(ctx workflow.Context) {
 }
 
 func (s *swarm) startReady(ctx workflow.Context) {
-	if ctx.Err() == nil && s.holding() {
+	if ctx.Err() == nil && s.view.holding() {
 		return // paused: nothing new starts
 	}
 	limit := max(1, s.in.Limits.MaxConcurrent)
@@ -123,7 +123,7 @@ func (s *swarm) reportUnfunded(ctx workflow.Context) {
 	for _, t := range s.plan.Tasks {
 		if t.State == statePending {
 			s.complete(t, activities.StatusNoBudget, msg)
-			s.event(ctx, activities.StatusNoBudget, t.Sub.ID, "step budget spent")
+			s.view.event(ctx, activities.StatusNoBudget, t.Sub.ID, "step budget spent")
 		}
 	}
 }
@@ -131,7 +131,7 @@ func (s *swarm) reportUnfunded(ctx workflow.Context) {
 func (s *swarm) launch(ctx workflow.Context, t *Task, steps int) {
 	if steps <= 0 {
 		s.complete(t, activities.StatusFailed, fmt.Sprintf("swarm step budget exhausted (max_total_steps=%d)", s.in.Limits.MaxTotalSteps))
-		s.event(ctx, "failed", t.Sub.ID, "step budget exhausted")
+		s.view.event(ctx, "failed", t.Sub.ID, "step budget exhausted")
 		return
 	}
 	t.Attempt++
@@ -150,17 +150,17 @@ func (s *swarm) launch(ctx workflow.Context, t *Task, steps int) {
 	if t.Attempt > 1 {
 		what = "restarted to resolve a merge conflict"
 	}
-	s.event(ctx, "started", t.Sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.Sub.Name, t.Sub.Stage, activities.ShortSHA(s.merges.Head)))
-	s.touch()
+	s.view.event(ctx, "started", t.Sub.ID, fmt.Sprintf("%s %s (stage %d) from %s", what, t.Sub.Name, t.Sub.Stage, activities.ShortSHA(s.merges.Head)))
+	s.view.touch()
 }
 
 // depResultCap bounds each dependency's result in a dependent's prompt.
 const depResultCap = 4000
 
-func (s *swarm) depContext(t *Task) string {
+func (p *taskTable) depContext(t *Task) string {
 	var b strings.Builder
 	for _, d := range t.Sub.Dependencies {
-		if dep := s.plan.byID(d); dep != nil {
+		if dep := p.byID(d); dep != nil {
 			fmt.Fprintf(&b, "\n--- Result from dependency %s (%s) ---\n%s\n", d, dep.Sub.Name, capString(dep.Res.Result, depResultCap))
 		}
 	}
@@ -176,7 +176,7 @@ func (s *swarm) finishChild(ctx workflow.Context, t *Task, r SubAgentResult, err
 	if t.State == stateDone {
 		s.publishResult(t)
 	}
-	s.touch()
+	s.view.touch()
 }
 
 // recordEnd records a sub-agent's figures and end; it reports whether its
@@ -199,7 +199,7 @@ func (s *swarm) recordEnd(ctx workflow.Context, t *Task, r SubAgentResult, err e
 	if !r.Success {
 		kind = "failed"
 	}
-	s.event(ctx, kind, t.Sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, activities.FirstLine(cmp.Or(r.Error, r.Result), 160)))
+	s.view.event(ctx, kind, t.Sub.ID, fmt.Sprintf("%s after %d steps, %d tool calls: %s", r.Status, r.Steps, r.ToolCalls, activities.FirstLine(cmp.Or(r.Error, r.Result), 160)))
 	return r.Success && s.in.AutoMerge && r.Changed
 }
 
@@ -226,7 +226,7 @@ func (s *swarm) fillResult(t *Task, r SubAgentResult) {
 	prevConflicts := t.Res.Conflicts
 	t.Res = activities.SubtaskResult{
 		ID: t.Sub.ID, Name: t.Sub.Name, Stage: t.Sub.Stage, Dependencies: orEmpty(t.Sub.Dependencies),
-		Success: r.Success, Status: r.Status, Result: capString(r.Result, s.textCap()), Steps: r.Steps, ToolCalls: r.ToolCalls,
+		Success: r.Success, Status: r.Status, Result: capString(r.Result, s.plan.textCap()), Steps: r.Steps, ToolCalls: r.ToolCalls,
 		ExecutionTimeMs: r.ExecutionTimeMs, Error: capString(r.Error, maxErrorText), Branch: r.Branch, Commit: r.Commit,
 		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
 		ExitReason: r.ExitReason, Attempts: t.Attempt, Worktree: r.Worktree,

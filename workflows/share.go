@@ -71,12 +71,12 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, control.ProgressQueryName, s.progress); err != nil {
 		return err
 	}
-	if err := workflow.SetQueryHandler(ctx, control.ShareQueryName, s.readShare); err != nil {
+	if err := workflow.SetQueryHandler(ctx, control.ShareQueryName, s.share.read); err != nil {
 		return err
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, control.SharePublishUpdateName,
 		func(ctx workflow.Context, req control.ShareRequest) (int, error) {
-			s.publish(control.SharedResult{Key: req.Key, Value: req.Value, Tags: orEmpty(req.Tags), Publisher: req.Publisher})
+			s.share.publish(control.SharedResult{Key: req.Key, Value: req.Value, Tags: orEmpty(req.Tags), Publisher: req.Publisher})
 			return len(s.share.entries), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(req control.ShareRequest) error {
@@ -85,7 +85,7 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 			}
 			// In the validator: a rejection writes no history, so the cap
 			// is replay-safe (0 is the default cap).
-			if s.hasShareKey(req.Key) {
+			if s.share.has(req.Key) {
 				return nil
 			}
 			return tools.CheckShareNewKey(s.agentShareKeys(), s.in.Tools.ShareMaxKeys)
@@ -95,7 +95,7 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 // progress returns the events after seq `since`.
 func (s *swarm) progress(since int) (control.Progress, error) {
 	p := control.Progress{Phase: s.phase, Subtasks: len(s.plan.Tasks), State: s.view.State, StateReason: s.view.StateReason, Host: s.host(),
-		Budget: s.budget.view(s.plan.running()), Rows: s.rows()}
+		Budget: s.budget.view(s.plan.running()), Rows: s.view.rows()}
 	for _, e := range s.view.Events {
 		if e.Seq > since {
 			p.Events = append(p.Events, e)
@@ -122,26 +122,26 @@ func (s *swarm) agentShareKeys() int {
 	return n
 }
 
-// hasShareKey reports whether the store holds key.
-func (s *swarm) hasShareKey(key string) bool {
-	return slices.ContainsFunc(s.share.entries, func(r control.SharedResult) bool { return r.Key == key })
+// has reports whether the store holds key.
+func (st *shareStore) has(key string) bool {
+	return slices.ContainsFunc(st.entries, func(r control.SharedResult) bool { return r.Key == key })
 }
 
 // publish inserts or replaces a shared result by key.
-func (s *swarm) publish(r control.SharedResult) {
-	for i := range s.share.entries {
-		if s.share.entries[i].Key == r.Key {
-			s.share.entries[i] = r
+func (st *shareStore) publish(r control.SharedResult) {
+	for i := range st.entries {
+		if st.entries[i].Key == r.Key {
+			st.entries[i] = r
 			return
 		}
 	}
-	s.share.entries = append(s.share.entries, r)
+	st.entries = append(st.entries, r)
 }
 
 // publishResult shares a finished subtask's result, as the seed's executor does.
 func (s *swarm) publishResult(t *Task) {
 	if r, ok := resultShare(t); ok {
-		s.publish(r)
+		s.share.publish(r)
 	}
 }
 
@@ -160,9 +160,9 @@ func resultShare(t *Task) (control.SharedResult, bool) {
 		Tags: []string{fmt.Sprintf("stage:%d", t.Sub.Stage), "subtask:" + t.Sub.ID}}, true
 }
 
-func (s *swarm) readShare(req control.ShareRequest) ([]control.SharedResult, error) {
+func (st *shareStore) read(req control.ShareRequest) ([]control.SharedResult, error) {
 	var out []control.SharedResult
-	for _, r := range s.share.entries {
+	for _, r := range st.entries {
 		if shareMatch(req, r) {
 			out = append(out, r)
 		}

@@ -32,9 +32,9 @@ func (s *swarm) pause(ctx workflow.Context, req control.PauseRequest) (control.C
 	if reason == "" {
 		reason = "paused by codeswarm pause"
 	}
-	s.setState(ctx, control.RunStatePaused, reason)
+	s.view.setState(ctx, control.RunStatePaused, reason)
 	n := s.signalPause(ctx, true)
-	return s.reply(fmt.Sprintf("run %s paused: %d running sub-agents stop after their current step; nothing new starts", s.runID, n)), nil
+	return s.view.reply(fmt.Sprintf("run %s paused: %d running sub-agents stop after their current step; nothing new starts", s.runID, n)), nil
 }
 
 func (s *swarm) signalPause(ctx workflow.Context, paused bool) int {
@@ -42,7 +42,7 @@ func (s *swarm) signalPause(ctx workflow.Context, paused bool) int {
 	n := 0
 	for _, t := range s.plan.Tasks {
 		if t.State == stateRunning {
-			s.signalChild(ctx, t, ControlSignal{Kind: signalPause, Seq: s.steer.PauseSeq, Paused: paused})
+			s.children.signal(ctx, t, ControlSignal{Kind: signalPause, Seq: s.steer.PauseSeq, Paused: paused})
 			n++
 		}
 	}
@@ -74,17 +74,17 @@ func (s *swarm) resume(ctx workflow.Context, req control.ResumeRequest) (control
 	s.budget.MaxTokens += req.AddTokens
 	s.budget.MaxUSD += req.AddUSD
 	wasPaused := s.view.State == control.RunStatePaused
-	s.setState(ctx, control.RunStateRunning, "")
+	s.view.setState(ctx, control.RunStateRunning, "")
 	if wasPaused {
 		s.signalPause(ctx, false)
 	}
 	s.serve(ctx)
-	s.notifyChange()
+	s.steer.notifyChange()
 	msg := fmt.Sprintf("run %s resumed", s.runID)
 	if s.view.State == control.RunStateBudgetPaused {
 		msg = fmt.Sprintf("run %s is still paused: %s", s.runID, s.view.StateReason)
 	}
-	return s.reply(msg), nil
+	return s.view.reply(msg), nil
 }
 
 func (s *swarm) checkApprove(control.ApproveRequest) error {
@@ -96,8 +96,8 @@ func (s *swarm) checkApprove(control.ApproveRequest) error {
 
 func (s *swarm) approve(ctx workflow.Context, _ control.ApproveRequest) (control.ControlReply, error) {
 	s.steer.Approval = "approved"
-	s.setState(ctx, control.RunStateRunning, "")
-	return s.reply(fmt.Sprintf("plan of run %s approved: %d subtasks start", s.runID, len(s.plan.Tasks))), nil
+	s.view.setState(ctx, control.RunStateRunning, "")
+	return s.view.reply(fmt.Sprintf("plan of run %s approved: %d subtasks start", s.runID, len(s.plan.Tasks))), nil
 }
 
 func (s *swarm) checkReject(req control.RejectRequest) error {
@@ -112,14 +112,14 @@ func (s *swarm) checkReject(req control.RejectRequest) error {
 
 func (s *swarm) reject(ctx workflow.Context, req control.RejectRequest) (control.ControlReply, error) {
 	s.steer.Approval, s.steer.RejectReason = "rejected", strings.TrimSpace(req.Reason)
-	s.setState(ctx, control.RunStateRejected, s.steer.RejectReason)
-	return s.reply(fmt.Sprintf("plan of run %s rejected: the run ends without running a subtask", s.runID)), nil
+	s.view.setState(ctx, control.RunStateRejected, s.steer.RejectReason)
+	return s.view.reply(fmt.Sprintf("plan of run %s rejected: the run ends without running a subtask", s.runID)), nil
 }
 
 // awaitApproval holds a run started with --approve-plan after planning. It
 // returns the reason when the plan is rejected.
 func (s *swarm) awaitApproval(ctx workflow.Context) string {
-	s.setState(ctx, control.RunStateAwaitingApproval,
+	s.view.setState(ctx, control.RunStateAwaitingApproval,
 		fmt.Sprintf("the plan (%d subtasks) waits: codeswarm plan %s, then approve or reject --reason", len(s.plan.Tasks), s.runID))
 	if err := workflow.Await(ctx, func() bool { return s.steer.Approval != "" }); err != nil {
 		return "" // cancelled: the schedule reports every subtask as cancelled
@@ -130,7 +130,7 @@ func (s *swarm) awaitApproval(ctx workflow.Context) string {
 	for _, t := range s.plan.Tasks {
 		s.complete(t, activities.StatusCancelled, "not run: the plan was rejected: "+s.steer.RejectReason)
 	}
-	s.event(ctx, "rejected", "", s.steer.RejectReason)
+	s.view.event(ctx, "rejected", "", s.steer.RejectReason)
 	return s.steer.RejectReason
 }
 
@@ -168,37 +168,37 @@ func (s *swarm) tell(ctx workflow.Context, req control.TellRequest) (control.Con
 		}
 		switch t.State {
 		case stateRunning:
-			s.signalChild(ctx, t, ControlSignal{Kind: signalTell, Notes: []string{msg}})
+			s.children.signal(ctx, t, ControlSignal{Kind: signalTell, Notes: []string{msg}})
 			sent = append(sent, t.Sub.ID)
 		case statePending:
 			if req.Subtask == "" {
 				continue
 			}
 			t.Control.Notes = append(t.Control.Notes, msg)
-			s.event(ctx, "note", t.Sub.ID, "note queued until it starts")
-			return s.reply(fmt.Sprintf("note queued for %s: it reads it when it starts", t.Sub.ID)), nil
+			s.view.event(ctx, "note", t.Sub.ID, "note queued until it starts")
+			return s.view.reply(fmt.Sprintf("note queued for %s: it reads it when it starts", t.Sub.ID)), nil
 		}
 	}
-	s.event(ctx, "note", strings.Join(sent, ","), activities.FirstLine(msg, 120))
-	return s.reply(fmt.Sprintf("note sent to %s: read before the next model call", strings.Join(sent, ", "))), nil
+	s.view.event(ctx, "note", strings.Join(sent, ","), activities.FirstLine(msg, 120))
+	return s.view.reply(fmt.Sprintf("note sent to %s: read before the next model call", strings.Join(sent, ", "))), nil
 }
 
 // notifyChange ends the schedule's wait after the state changed.
-func (s *swarm) notifyChange() {
-	if s.steer.changed != nil {
-		s.steer.changed.SendAsync(true)
+func (st *steering) notifyChange() {
+	if st.changed != nil {
+		st.changed.SendAsync(true)
 	}
 }
 
 // holding: the run is paused, so nothing new starts.
-func (s *swarm) holding() bool {
-	return s.view.State == control.RunStatePaused || s.view.State == control.RunStateBudgetPaused
+func (v *runView) holding() bool {
+	return v.State == control.RunStatePaused || v.State == control.RunStateBudgetPaused
 }
 
 // waitsForResume: nothing runs, subtasks are left, and the run is paused:
 // the schedule waits for resume or cancel instead of ending.
 func (s *swarm) waitsForResume(ctx workflow.Context) bool {
-	return ctx.Err() == nil && s.holding() && s.plan.hasPending()
+	return ctx.Err() == nil && s.view.holding() && s.plan.hasPending()
 }
 
 // addStateChange lets the schedule's select return when the state changes (or,

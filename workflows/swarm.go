@@ -74,13 +74,13 @@ func SwarmWorkflow(ctx workflow.Context, in SwarmInput) (activities.SwarmResult,
 }
 
 // endState is the RunState* the run ended in.
-func (s *swarm) endState(ctx workflow.Context, res activities.SwarmResult) string {
+func (v *runView) endState(ctx workflow.Context, res activities.SwarmResult) string {
 	switch {
 	case res.Success:
 		return control.RunStateSucceeded
 	case ctx.Err() != nil:
 		return control.RunStateCancelled
-	case s.view.State == control.RunStateRejected:
+	case v.State == control.RunStateRejected:
 		return control.RunStateRejected
 	}
 	return control.RunStateFailed
@@ -93,7 +93,7 @@ func (s *swarm) outcome(ctx workflow.Context, res activities.SwarmResult, err er
 	if err != nil {
 		return res, err
 	}
-	res.State = s.endState(ctx, res)
+	res.State = s.view.endState(ctx, res)
 	if res.Success {
 		return res, nil
 	}
@@ -139,7 +139,7 @@ type runRecord struct {
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 	info := workflow.GetInfo(ctx)
 	id := info.WorkflowExecution.ID
-	return &swarm{
+	s := &swarm{
 		in:        in,
 		runID:     id,
 		branch:    IntegrationBranch(in.BranchPrefix, id),
@@ -150,13 +150,15 @@ func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {
 		view:      runView{viewState: viewState{State: control.RunStateRunning}},
 		watch:     hostWatch{moved: workflow.NewBufferedChannel(ctx, 1)},
 	}
+	s.view.tasks, s.view.spend, s.view.in, s.view.phase = &s.plan, &s.budget, &s.in, &s.phase
+	return s
 }
 
 func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 	if s.in.Carry != nil {
 		return s.continued(ctx)
 	}
-	s.refresh(ctx)
+	s.view.refresh(ctx)
 	if err := s.prepare(ctx); err != nil {
 		return s.failed(ctx, err), nil
 	}
@@ -188,7 +190,7 @@ func (s *swarm) run(ctx workflow.Context) (activities.SwarmResult, error) {
 		}
 	}
 	s.phase = PhaseRunning
-	s.refresh(ctx)
+	s.view.refresh(ctx)
 	return s.scheduleAndConclude(ctx, stopWatch)
 }
 
@@ -211,7 +213,7 @@ func (s *swarm) continued(ctx workflow.Context) (activities.SwarmResult, error) 
 		s.armAutoMove(ctx)
 	}
 	s.awaitInherited(ctx)
-	s.refresh(ctx)
+	s.view.refresh(ctx)
 	return s.scheduleAndConclude(ctx, stopWatch)
 }
 
@@ -219,7 +221,7 @@ func (s *swarm) continued(ctx workflow.Context) (activities.SwarmResult, error) 
 // a new one (its host watch stopped) or concludes it.
 func (s *swarm) scheduleAndConclude(ctx workflow.Context, stopWatch func()) (activities.SwarmResult, error) {
 	if s.schedule(ctx) {
-		s.endHostWatch(ctx)
+		s.watch.stop(ctx)
 		stopWatch()
 		return activities.SwarmResult{}, s.continueAsNew(ctx)
 	}
@@ -236,8 +238,8 @@ func (s *swarm) conclude(ctx workflow.Context) activities.SwarmResult {
 	fin := s.finish(ctx)
 	s.phase = PhaseDone
 	res := s.result(ctx, fin)
-	s.event(ctx, "done", "", res.summaryLine())
-	s.end(ctx, res.Success)
+	s.view.event(ctx, "done", "", res.summaryLine())
+	s.view.end(ctx, res.Success)
 	return res.SwarmResult
 }
 
@@ -245,7 +247,7 @@ func (s *swarm) conclude(ctx workflow.Context) activities.SwarmResult {
 func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	s.endHostWatch(dctx)
+	s.watch.stop(dctx)
 	var remove []string
 	for _, t := range s.plan.Tasks {
 		remove = append(remove, t.removableWorktrees()...)
@@ -273,7 +275,7 @@ func (s *swarm) succeeded() bool {
 }
 
 func (s *swarm) failed(ctx workflow.Context, err error) activities.SwarmResult {
-	s.end(ctx, false)
+	s.view.end(ctx, false)
 	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.Prep.BaseCommit, HeadCommit: s.merges.Head, Error: err.Error(), Sandbox: s.Prep.Sandbox,
 		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.Started).Milliseconds(), Stages: []activities.StageStats{}}}
 }
