@@ -50,7 +50,7 @@ func (s *swarm) startChild(ctx workflow.Context, t *Task) {
 		RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.Branch,
 		WorkspaceQueue: s.Prep.WorkspaceQueue, DepContext: s.plan.depContext(t), Conflict: t.Conflict,
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.Reserved, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.ResumeFrom, Control: s.controlFor(t), LLMQueue: s.llmQueue(ctx),
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.ResumeFrom, Control: s.controlFor(t), LLMQueue: llmQueueOf(ctx),
 		FastModel: s.FastModel,
 	}
 	if t.Reserved > 0 {

@@ -73,7 +73,7 @@ func richSwarm() *swarm {
 	running := &Task{Sub: activities.Subtask{ID: "c", Name: "C"}, State: stateRunning, Attempt: 1, Reserved: 20, ChildID: "r.c", Branch: "cs/r/c"}
 	pending := &Task{Sub: activities.Subtask{ID: "d", Name: "D", Dependencies: []string{"b"}, Stage: 2}, Control: TaskControl{Notes: []string{"use x"}}}
 	s.plan.tableState = tableState{Tasks: []*Task{done, rerun, running, pending}, Running: 2, Spawned: 5}
-	s.publishResult(done)
+	s.share.publishResult(done)
 	s.share.publish(control.SharedResult{Key: "finding", Value: `{"v":1}`, Tags: []string{"t"}, Publisher: "c"})
 	for i := range 300 {
 		s.view.Events = append(s.view.Events, control.Event{Seq: 151 + i, Time: now, Kind: "k"})
@@ -162,7 +162,7 @@ func TestCarryOfThousandSubtasksFits(t *testing.T) {
 				Steps: 15, Branch: "codeswarm/run/" + id, Commit: strings.Repeat("c", 40), FilesChanged: []string{id + ".go"}, Merge: "merged",
 				Conflicts: []string{}, Worktree: "/ws/run/" + id, PromptTokens: 12000, MergeCommit: strings.Repeat("m", 40)}}
 		s.plan.Tasks = append(s.plan.Tasks, tk)
-		s.publishResult(tk)
+		s.share.publishResult(tk)
 	}
 	c := s.carry()
 	plain, err := json.Marshal((*carryJSON)(c))

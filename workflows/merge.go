@@ -53,7 +53,7 @@ func (s *swarm) applyMerge(ctx workflow.Context, t *Task, m activities.MergeSubt
 		s.merges.Head = m.Commit
 		t.Res.Merge, t.Res.MergeCommit = activities.MergeMerged, m.Commit
 		s.view.event(ctx, "merged", t.Sub.ID, fmt.Sprintf("merged into %s at %s", s.branch, activities.ShortSHA(m.Commit)))
-		if s.verifyEach() && !s.runVerify(ctx, t.Sub.ID) {
+		if s.in.verifyEach() && !s.runVerify(ctx, t.Sub.ID) {
 			t.Res.VerifyFailed = s.merges.Verify.BrokenBy == t.Sub.ID
 		}
 	case activities.MergeNoChanges:
@@ -64,7 +64,7 @@ func (s *swarm) applyMerge(ctx workflow.Context, t *Task, m activities.MergeSubt
 }
 
 // verifyEach: the verify command runs after every merge.
-func (s *swarm) verifyEach() bool { return s.in.VerifyCommand != "" && s.in.VerifyMode == "each" }
+func (in SwarmInput) verifyEach() bool { return in.VerifyCommand != "" && in.VerifyMode == "each" }
 
 func (s *swarm) onConflict(ctx workflow.Context, t *Task, paths []string) {
 	t.Res.Conflicts = orEmpty(paths)
@@ -109,7 +109,7 @@ func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
 	s.mergeAll(ctx, merges)
 	for _, e := range ends {
 		if e.t.State == stateDone {
-			s.publishResult(e.t)
+			s.share.publishResult(e.t)
 		}
 	}
 	s.view.touch()
@@ -118,7 +118,7 @@ func (s *swarm) finishChildren(ctx workflow.Context, first childEnd) {
 // batchable: first's change is to be merged, merges are not verified one by
 // one (each needs its own verify), and another end is already in.
 func (s *swarm) batchable(first childEnd) bool {
-	if first.err != nil || !first.r.Success || !first.r.Changed || !s.in.AutoMerge || s.verifyEach() {
+	if first.err != nil || !first.r.Success || !first.r.Changed || !s.in.AutoMerge || s.in.verifyEach() {
 		return false
 	}
 	return s.plan.endWaiting(first.t) || s.children.ends.Len() > 0

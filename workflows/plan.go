@@ -12,7 +12,7 @@ import (
 
 // llmQueue is the cluster's shared, rate-limited LLM queue: the one of the
 // main queue the parent runs on.
-func (s *swarm) llmQueue(ctx workflow.Context) string {
+func llmQueueOf(ctx workflow.Context) string {
 	return LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
 }
 
@@ -77,7 +77,7 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		if err := callLLM(ctx, llmCall{onHost: true, permit: s.plannerPermit(attempt), llmQueue: s.llmQueue(ctx), wsQueue: s.Prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
+		if err := callLLM(ctx, llmCall{onHost: true, permit: s.plannerPermit(attempt), llmQueue: llmQueueOf(ctx), wsQueue: s.Prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
 			return nil, planError{err}
 		}
 		s.budget.LLMCalls++

@@ -78,10 +78,10 @@ func (s *swarm) blockUnreachable(ctx workflow.Context) {
 			for _, d := range t.Sub.Dependencies {
 				if dep := s.plan.byID(d); dep != nil && dep.State == stateDone && !dep.Res.Success {
 					if dep.Res.Status == activities.StatusCancelled {
-						s.complete(t, activities.StatusCancelled, "cancelled before it started: dependency "+d+" was cancelled")
+						t.complete(activities.StatusCancelled, "cancelled before it started: dependency "+d+" was cancelled")
 						s.view.event(ctx, "cancelled", t.Sub.ID, "dependency "+d+" was cancelled")
 					} else {
-						s.complete(t, activities.StatusBlocked, fmt.Sprintf("blocked: dependency %s did not succeed", d))
+						t.complete(activities.StatusBlocked, fmt.Sprintf("blocked: dependency %s did not succeed", d))
 						s.view.event(ctx, "blocked", t.Sub.ID, "dependency "+d+" did not succeed")
 					}
 					changed = true
@@ -99,7 +99,7 @@ func (s *swarm) startReady(ctx workflow.Context) {
 	limit := max(1, s.in.Limits.MaxConcurrent)
 	for _, t := range s.plan.ready() {
 		if ctx.Err() != nil {
-			s.complete(t, activities.StatusCancelled, "cancelled before it started")
+			t.complete(activities.StatusCancelled, "cancelled before it started")
 			continue
 		}
 		if s.plan.Running >= limit {
@@ -122,7 +122,7 @@ func (s *swarm) reportUnfunded(ctx workflow.Context) {
 	msg := fmt.Sprintf("not run: swarm step budget spent (%d of max_total_steps=%d used)", s.budget.Used, s.in.Limits.MaxTotalSteps)
 	for _, t := range s.plan.Tasks {
 		if t.State == statePending {
-			s.complete(t, activities.StatusNoBudget, msg)
+			t.complete(activities.StatusNoBudget, msg)
 			s.view.event(ctx, activities.StatusNoBudget, t.Sub.ID, "step budget spent")
 		}
 	}
@@ -130,7 +130,7 @@ func (s *swarm) reportUnfunded(ctx workflow.Context) {
 
 func (s *swarm) launch(ctx workflow.Context, t *Task, steps int) {
 	if steps <= 0 {
-		s.complete(t, activities.StatusFailed, fmt.Sprintf("swarm step budget exhausted (max_total_steps=%d)", s.in.Limits.MaxTotalSteps))
+		t.complete(activities.StatusFailed, fmt.Sprintf("swarm step budget exhausted (max_total_steps=%d)", s.in.Limits.MaxTotalSteps))
 		s.view.event(ctx, "failed", t.Sub.ID, "step budget exhausted")
 		return
 	}
@@ -174,7 +174,7 @@ func (s *swarm) finishChild(ctx workflow.Context, t *Task, r SubAgentResult, err
 		s.merge(ctx, t)
 	}
 	if t.State == stateDone {
-		s.publishResult(t)
+		s.share.publishResult(t)
 	}
 	s.view.touch()
 }
@@ -193,7 +193,7 @@ func (s *swarm) recordEnd(ctx workflow.Context, t *Task, r SubAgentResult, err e
 	}
 	s.budget.record(r)
 	t.last, t.LastWorktree = r, r.Worktree
-	s.fillResult(t, r)
+	s.plan.fillResult(t, r)
 	s.afterChild(ctx, t, r)
 	kind := "finished"
 	if !r.Success {
@@ -222,11 +222,11 @@ func (s *swarm) lostResult(t *Task, err error) SubAgentResult {
 	return r
 }
 
-func (s *swarm) fillResult(t *Task, r SubAgentResult) {
+func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
 	prevConflicts := t.Res.Conflicts
 	t.Res = activities.SubtaskResult{
 		ID: t.Sub.ID, Name: t.Sub.Name, Stage: t.Sub.Stage, Dependencies: orEmpty(t.Sub.Dependencies),
-		Success: r.Success, Status: r.Status, Result: capString(r.Result, s.plan.textCap()), Steps: r.Steps, ToolCalls: r.ToolCalls,
+		Success: r.Success, Status: r.Status, Result: capString(r.Result, p.textCap()), Steps: r.Steps, ToolCalls: r.ToolCalls,
 		ExecutionTimeMs: r.ExecutionTimeMs, Error: capString(r.Error, maxErrorText), Branch: r.Branch, Commit: r.Commit,
 		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
 		ExitReason: r.ExitReason, Attempts: t.Attempt, Worktree: r.Worktree,
@@ -254,7 +254,7 @@ func (s *swarm) fillResult(t *Task, r SubAgentResult) {
 	}
 }
 
-func (s *swarm) complete(t *Task, status, errText string) {
+func (t *Task) complete(status, errText string) {
 	t.State = stateDone
 	t.Res = activities.SubtaskResult{
 		ID: t.Sub.ID, Name: t.Sub.Name, Stage: t.Sub.Stage, Dependencies: orEmpty(t.Sub.Dependencies),

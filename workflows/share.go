@@ -139,9 +139,9 @@ func (st *shareStore) publish(r control.SharedResult) {
 }
 
 // publishResult shares a finished subtask's result, as the seed's executor does.
-func (s *swarm) publishResult(t *Task) {
+func (st *shareStore) publishResult(t *Task) {
 	if r, ok := resultShare(t); ok {
-		s.share.publish(r)
+		st.publish(r)
 	}
 }
 

@@ -128,7 +128,7 @@ func (s *swarm) awaitApproval(ctx workflow.Context) string {
 		return ""
 	}
 	for _, t := range s.plan.Tasks {
-		s.complete(t, activities.StatusCancelled, "not run: the plan was rejected: "+s.steer.RejectReason)
+		t.complete(activities.StatusCancelled, "not run: the plan was rejected: "+s.steer.RejectReason)
 	}
 	s.view.event(ctx, "rejected", "", s.steer.RejectReason)
 	return s.steer.RejectReason
