@@ -31,5 +31,10 @@ func (r ShareRequest) ValidatePublish(maxValueBytes int) error {
 	if r.Action != tools.ShareActionPublish {
 		return fmt.Errorf("swarm_share publish update carries action %q", r.Action)
 	}
-	return tools.CheckShareArgs(tools.ShareArgs{Action: r.Action, Key: r.Key, Value: json.RawMessage(r.Value), Tags: r.Tags}, maxValueBytes)
+	return tools.CheckShareArgs(tools.ShareArgs{
+		Action: r.Action,
+		Key:    r.Key,
+		Value:  json.RawMessage(r.Value),
+		Tags:   r.Tags,
+	}, maxValueBytes)
 }

@@ -82,7 +82,11 @@ func git(ctx context.Context, dir string, opts runOpts, args ...string) ([]byte,
 	}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) && ctx.Err() == nil {
-		return stdout.Bytes(), &gitError{args: args, code: exitErr.ExitCode(), stderr: trimStderr(stderr.String())}
+		return stdout.Bytes(), &gitError{
+			args:   args,
+			code:   exitErr.ExitCode(),
+			stderr: trimStderr(stderr.String()),
+		}
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("git %s: %w", args[0], ctx.Err())

@@ -105,8 +105,9 @@ func (c *Client) Chat(ctx context.Context, req openai.ChatCompletionRequest) (op
 func (c *Client) checkChoices(resp openai.ChatCompletionResponse) (openai.ChatCompletionResponse, error) {
 	if len(resp.Choices) == 0 {
 		return openai.ChatCompletionResponse{}, &Error{
-			Kind: KindEmptyResponse, StatusCode: http.StatusOK,
-			Message: "response has no choices",
+			Kind:       KindEmptyResponse,
+			StatusCode: http.StatusOK,
+			Message:    "response has no choices",
 		}
 	}
 	return resp, nil

@@ -131,7 +131,11 @@ func classify(err error) *Error {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Kind: KindTimeout, Message: "request timed out", cause: context.DeadlineExceeded}
+		return &Error{
+			Kind:    KindTimeout,
+			Message: "request timed out",
+			cause:   context.DeadlineExceeded,
+		}
 	case errors.Is(err, context.Canceled):
 		return &Error{Kind: KindNetwork, Message: "request canceled", cause: context.Canceled}
 	case isLocalValidation(err):
@@ -149,8 +153,11 @@ func classify(err error) *Error {
 	case errors.As(err, &urlErr), errors.As(err, &netErr):
 		return &Error{Kind: KindNetwork, Message: err.Error()}
 	case isDecodeError(err):
-		return &Error{Kind: KindMalformedResponse, StatusCode: http.StatusOK,
-			Message: "response body is not a chat completion: " + err.Error()}
+		return &Error{
+			Kind:       KindMalformedResponse,
+			StatusCode: http.StatusOK,
+			Message:    "response body is not a chat completion: " + err.Error(),
+		}
 	}
 	return &Error{Kind: KindNetwork, Message: err.Error()}
 }

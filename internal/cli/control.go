@@ -78,7 +78,10 @@ func newTellCmd(g *globalOpts, stdio IO) *cobra.Command {
 			if msg == "" {
 				return badInput("the note is empty")
 			}
-			return steer(ctx, e, stdio, args[0], control.TellUpdateName, control.TellRequest{Subtask: subtask, Message: msg})
+			return steer(ctx, e, stdio, args[0], control.TellUpdateName, control.TellRequest{
+				Subtask: subtask,
+				Message: msg,
+			})
 		})
 	cmd.Flags().StringVar(&subtask, "subtask", "", "subtask ID (default: every running sub-agent); one that has not started reads it when it starts")
 	return cmd
@@ -167,7 +170,10 @@ func steer(ctx context.Context, e *env, stdio IO, id, update string, arg any) er
 	uctx, cancel := context.WithTimeout(ctx, controlTimeout)
 	defer cancel()
 	h, err := e.client.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: update, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		WorkflowID:   id,
+		UpdateName:   update,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	var reply control.ControlReply
 	if err == nil {

@@ -33,7 +33,10 @@ import (
 // attributes never are.
 func (e *env) visibility(ctx context.Context) workflows.Visibility {
 	missing, err := searchattr.Missing(ctx, e.client, e.cfg.Temporal.Namespace)
-	return workflows.Visibility{SearchAttributes: err == nil && len(missing) == 0, Private: e.cfg.Codec.Key != ""}
+	return workflows.Visibility{
+		SearchAttributes: err == nil && len(missing) == 0,
+		Private:          e.cfg.Codec.Key != "",
+	}
 }
 
 // ensureSearchAttributes registers the run's search attributes on a cluster
@@ -79,7 +82,13 @@ type connectOpts struct {
 // connect dials the configured Temporal; with no address configured it uses
 // a server listening on the default port, or starts the embedded one.
 func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts connectOpts) (*env, error) {
-	e := &env{cfg: cfg, logger: logger, tracker: swarmworker.NewTaskTracker(), gate: &logGate{}, closing: make(chan struct{})}
+	e := &env{
+		cfg:     cfg,
+		logger:  logger,
+		tracker: swarmworker.NewTaskTracker(),
+		gate:    &logGate{},
+		closing: make(chan struct{}),
+	}
 	addr := cfg.Temporal.Address
 	if addr == "" {
 		local := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Embedded.Port))
@@ -108,9 +117,14 @@ func connect(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts c
 		e.close()
 		return nil, usageError{err}
 	}
-	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc,
-		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(e.gate.wrap(quiet(logger, cfg).Named("sdk"))),
-		ConnectionOptions: swarmworker.ConnectionOptions(addr, e.tracker)})
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:          addr,
+		Namespace:         cfg.Temporal.Namespace,
+		DataConverter:     dc,
+		FailureConverter:  codec.FailureConverter(cfg.Codec.Key, dc),
+		Logger:            tlog.New(e.gate.wrap(quiet(logger, cfg).Named("sdk"))),
+		ConnectionOptions: swarmworker.ConnectionOptions(addr, e.tracker),
+	})
 	if err != nil {
 		e.close()
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
@@ -151,9 +165,17 @@ func startEmbedded(ctx context.Context, cfg *config.Config, logger *zap.Logger, 
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	srv, err := devserver.Start(sctx, devserver.Options{
-		DBPath: cfg.Embedded.DBPath, DBURL: cfg.Embedded.DBURL, IP: cfg.Embedded.IP, Port: cfg.Embedded.Port, UIPort: cfg.Embedded.UIPort,
-		Namespace: cfg.Temporal.Namespace, SearchAttributes: control.SearchAttributeTypes(), Logger: logger.Named("temporal"),
-		LogFile: serverLogFile(cfg), LogLevel: serverLogLevel(cfg), CodecEndpoint: codecURL,
+		DBPath:           cfg.Embedded.DBPath,
+		DBURL:            cfg.Embedded.DBURL,
+		IP:               cfg.Embedded.IP,
+		Port:             cfg.Embedded.Port,
+		UIPort:           cfg.Embedded.UIPort,
+		Namespace:        cfg.Temporal.Namespace,
+		SearchAttributes: control.SearchAttributeTypes(),
+		Logger:           logger.Named("temporal"),
+		LogFile:          serverLogFile(cfg),
+		LogLevel:         serverLogLevel(cfg),
+		CodecEndpoint:    codecURL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded Temporal server (%s): %w", stateKey(cfg), err)
@@ -285,7 +307,11 @@ func (e *env) shutdown() {
 
 // loadConfig loads config with the command's flags bound to their keys.
 func loadConfig(g *globalOpts, flags flagSource, keys map[string]string) (*config.Config, *zap.Logger, error) {
-	cfg, err := config.Load(config.LoadOptions{File: g.configFile, Flags: flags.Flags(), FlagKeys: keys})
+	cfg, err := config.Load(config.LoadOptions{
+		File:     g.configFile,
+		Flags:    flags.Flags(),
+		FlagKeys: keys,
+	})
 	if err != nil {
 		return nil, nil, usageError{err}
 	}

@@ -47,8 +47,10 @@ func moveRun(ctx context.Context, c client.Client, id, host string) (control.Con
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: control.MoveUpdateName, WaitForStage: client.WorkflowUpdateStageCompleted,
-		Args: []any{control.MoveRequest{Host: host}},
+		WorkflowID:   id,
+		UpdateName:   control.MoveUpdateName,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args:         []any{control.MoveRequest{Host: host}},
 	})
 	var reply control.ControlReply
 	if err == nil {
@@ -126,7 +128,8 @@ func workspaceQueues(ctx context.Context, e *env, rows []workerRow) []string {
 		}
 	}
 	resp, err := e.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.SwarmWorkflowName), PageSize: 100,
+		Query:    fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.SwarmWorkflowName),
+		PageSize: 100,
 	})
 	if err == nil {
 		for _, info := range resp.GetExecutions() {
@@ -177,7 +180,11 @@ func describeQueue(ctx context.Context, e *env, queue, kind string) ([]workerRow
 	}
 	if len(out) == 0 && kind == "workspace" {
 		// A host a run waits for, of which the server remembers no poller.
-		out = append(out, workerRow{Queue: queue, Kind: kind, Host: activities.HostOfQueue(e.cfg.Temporal.TaskQueue, queue)})
+		out = append(out, workerRow{
+			Queue: queue,
+			Kind:  kind,
+			Host:  activities.HostOfQueue(e.cfg.Temporal.TaskQueue, queue),
+		})
 	}
 	return out, nil
 }

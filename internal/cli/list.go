@@ -34,7 +34,10 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := e.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 100})
+			resp, err := e.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+				Query:    query,
+				PageSize: 100,
+			})
 			if err != nil {
 				return fmt.Errorf("list runs (query %s): %w", query, err)
 			}

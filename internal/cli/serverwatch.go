@@ -96,7 +96,12 @@ func (g *logGate) wrap(logger *zap.Logger) *zap.Logger {
 	if g.server == nil {
 		return logger
 	}
-	return logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return gateCore{Core: c, g: g} }))
+	return logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return gateCore{
+			Core: c,
+			g:    g,
+		}
+	}))
 }
 
 // drop says whether an entry is to be dropped.

@@ -144,7 +144,10 @@ func FailureConverter(key string, dc converter.DataConverter) converter.FailureC
 	if key == "" {
 		return temporal.GetDefaultFailureConverter()
 	}
-	return keepEncoded{temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc, EncodeCommonAttributes: true})}
+	return keepEncoded{temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          dc,
+		EncodeCommonAttributes: true,
+	})}
 }
 
 // keepEncoded decodes a copy of each failure it is given: the SDK's default

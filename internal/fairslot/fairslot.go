@@ -47,7 +47,12 @@ type waiter struct {
 // New returns n slots (at least 1). With fair false every caller waits in
 // one line, first come, first served, whatever its key.
 func New(n int, fair bool) *Slots {
-	return &Slots{fair: fair, free: max(n, 1), waiting: map[string]*queue{}, idle: map[string]queue{}}
+	return &Slots{
+		fair:    fair,
+		free:    max(n, 1),
+		waiting: map[string]*queue{},
+		idle:    map[string]queue{},
+	}
 }
 
 // Acquire waits for a slot for key, or for ctx to end (then it returns

@@ -37,8 +37,10 @@ func (q *TemporalQueue) Limit(ctx context.Context) (QueueLimit, error) {
 		return QueueLimit{}, nil
 	}
 	return QueueLimit{
-		RPS: float64(rl.GetRateLimit().GetRequestsPerSecond()), Set: true,
-		Reason: rl.GetMetadata().GetReason(), Updated: rl.GetMetadata().GetUpdateTime().AsTime(),
+		RPS:     float64(rl.GetRateLimit().GetRequestsPerSecond()),
+		Set:     true,
+		Reason:  rl.GetMetadata().GetReason(),
+		Updated: rl.GetMetadata().GetUpdateTime().AsTime(),
 		Backlog: resp.GetStats().GetApproximateBacklogCount(),
 	}, nil
 }
@@ -50,8 +52,11 @@ func (q *TemporalQueue) SetLimit(ctx context.Context, rps float64, reason string
 		update.RateLimit = &taskqueuepb.RateLimit{RequestsPerSecond: float32(rps)}
 	}
 	_, err := q.Client.WorkflowService().UpdateTaskQueueConfig(ctx, &workflowservice.UpdateTaskQueueConfigRequest{
-		Namespace: q.Namespace, Identity: q.Identity, TaskQueue: q.Name,
-		TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY, UpdateQueueRateLimit: update,
+		Namespace:            q.Namespace,
+		Identity:             q.Identity,
+		TaskQueue:            q.Name,
+		TaskQueueType:        enumspb.TASK_QUEUE_TYPE_ACTIVITY,
+		UpdateQueueRateLimit: update,
 	})
 	if err != nil {
 		return fmt.Errorf("update task queue %s config: %w", q.Name, err)

@@ -72,7 +72,13 @@ func Unavailable(t testing.TB, why string) {
 
 // URL is the postgres:// URL of database db, password included.
 func (s *Server) URL(db string) string {
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(s.User, s.Password), Host: s.Addr, Path: "/" + db, RawQuery: "sslmode=disable"}
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(s.User, s.Password),
+		Host:     s.Addr,
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable",
+	}
 	return u.String()
 }
 

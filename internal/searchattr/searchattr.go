@@ -26,7 +26,8 @@ func Ensure(ctx context.Context, c client.Client, namespace string) error {
 		return err
 	}
 	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace: namespace, SearchAttributes: missing,
+		Namespace:        namespace,
+		SearchAttributes: missing,
 	})
 	if err != nil {
 		return fmt.Errorf("add search attributes %s to namespace %q: %w", names(missing), namespace, err)

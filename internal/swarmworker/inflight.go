@@ -152,8 +152,13 @@ func (j *journal) begin(info activity.Info) func() {
 		return func() {}
 	}
 	rec := inflightRecord{
-		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, ActivityID: info.ActivityID,
-		ActivityType: info.ActivityType.Name, Attempt: info.Attempt, TaskToken: info.TaskToken, Namespace: j.namespace,
+		WorkflowID:   info.WorkflowExecution.ID,
+		RunID:        info.WorkflowExecution.RunID,
+		ActivityID:   info.ActivityID,
+		ActivityType: info.ActivityType.Name,
+		Attempt:      info.Attempt,
+		TaskToken:    info.TaskToken,
+		Namespace:    j.namespace,
 	}
 	path := filepath.Join(j.dir, recordName(info.TaskToken))
 	if writeRecord(path, &rec, false) != nil {
@@ -169,8 +174,13 @@ func (j *journal) begin(info activity.Info) func() {
 func (j *journal) beginLocal(info activity.Info) func() {
 	run := info.WorkflowExecution.RunID
 	rec := &inflightRecord{
-		WorkflowID: info.WorkflowExecution.ID, RunID: run, ActivityID: info.ActivityID,
-		ActivityType: info.ActivityType.Name, Attempt: info.Attempt, Local: true, Namespace: j.namespace,
+		WorkflowID:   info.WorkflowExecution.ID,
+		RunID:        run,
+		ActivityID:   info.ActivityID,
+		ActivityType: info.ActivityType.Name,
+		Attempt:      info.Attempt,
+		Local:        true,
+		Namespace:    j.namespace,
 	}
 	path := filepath.Join(j.dir, "l-"+recordName([]byte(run+"\x00"+info.ActivityID+"\x00"+strconv.Itoa(int(info.Attempt)))))
 	j.mu.Lock()
@@ -311,7 +321,8 @@ func resetSticky(ctx context.Context, c client.Client, rec inflightRecord, logge
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err := c.WorkflowService().ResetStickyTaskQueue(cctx, &workflowservice.ResetStickyTaskQueueRequest{
-		Namespace: rec.Namespace, Execution: &commonpb.WorkflowExecution{WorkflowId: rec.WorkflowID, RunId: rec.RunID},
+		Namespace: rec.Namespace,
+		Execution: &commonpb.WorkflowExecution{WorkflowId: rec.WorkflowID, RunId: rec.RunID},
 	})
 	if err != nil {
 		logger.Debug("sticky queue of a dead worker's workflow not reset", zap.String("workflow_id", rec.WorkflowID), zap.Error(err))
@@ -332,7 +343,8 @@ func failWorkflowTask(ctx context.Context, c client.Client, rec inflightRecord) 
 		Failure: &failurepb.Failure{
 			Message: "the worker running this workflow task (local activity " + rec.ActivityType + ") was killed; a restarted worker failed the task so that it runs again at once",
 			FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{
-				Type: ErrTypeWorkerRestarted, NonRetryable: false,
+				Type:         ErrTypeWorkerRestarted,
+				NonRetryable: false,
 			}},
 		},
 		Identity:  "codeswarm-worker-recovery",

@@ -26,8 +26,14 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger) error {
 		return err
 	}
 	tracker := NewTaskTracker()
-	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: cfg.Temporal.Namespace, DataConverter: dc,
-		FailureConverter: codec.FailureConverter(cfg.Codec.Key, dc), Logger: tlog.New(logger.Named("sdk")), ConnectionOptions: ConnectionOptions(addr, tracker)})
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:          addr,
+		Namespace:         cfg.Temporal.Namespace,
+		DataConverter:     dc,
+		FailureConverter:  codec.FailureConverter(cfg.Codec.Key, dc),
+		Logger:            tlog.New(logger.Named("sdk")),
+		ConnectionOptions: ConnectionOptions(addr, tracker),
+	})
 	if err != nil {
 		return fmt.Errorf("dial temporal at %s: %w", addr, err)
 	}

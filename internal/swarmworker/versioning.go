@@ -41,8 +41,11 @@ func deploymentOptions(cfg config.WorkerConfig) (worker.DeploymentOptions, error
 		}
 	}
 	return worker.DeploymentOptions{
-		UseVersioning:             true,
-		Version:                   worker.WorkerDeploymentVersion{DeploymentName: cfg.Deployment, BuildID: id},
+		UseVersioning: true,
+		Version: worker.WorkerDeploymentVersion{
+			DeploymentName: cfg.Deployment,
+			BuildID:        id,
+		},
 		DefaultVersioningBehavior: workflow.VersioningBehaviorPinned,
 	}, nil
 }
@@ -106,7 +109,10 @@ func ensureCurrent(ctx context.Context, c client.Client, v worker.WorkerDeployme
 				}
 				return nil
 			}
-			_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: v.BuildID, ConflictToken: desc.ConflictToken})
+			_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{
+				BuildID:       v.BuildID,
+				ConflictToken: desc.ConflictToken,
+			})
 			if err == nil {
 				logger.Info("worker deployment version made current", zap.String("deployment", v.DeploymentName), zap.String("build_id", v.BuildID))
 				return nil

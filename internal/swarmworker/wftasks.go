@@ -32,7 +32,11 @@ type TaskTracker struct {
 
 // NewTaskTracker makes a tracker for one client.
 func NewTaskTracker() *TaskTracker {
-	return &TaskTracker{byRun: map[string][]byte{}, runOf: map[string]string{}, watchers: map[*journal]struct{}{}}
+	return &TaskTracker{
+		byRun:    map[string][]byte{},
+		runOf:    map[string]string{},
+		watchers: map[*journal]struct{}{},
+	}
 }
 
 // token returns the token of run's workflow task in progress, or nil (also
