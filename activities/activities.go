@@ -48,6 +48,10 @@ type Activities struct {
 	// MaxFileBytes caps the files the file tools load
 	// (tools.max_file_bytes); 0 is tools.DefaultMaxFileBytes.
 	MaxFileBytes int
+	// ContextTokens is llm.context_tokens: the most tokens a sub-agent's
+	// conversation may carry per model call (llm.FitBudget); 0: only the
+	// model's context limit bounds it.
+	ContextTokens int
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).

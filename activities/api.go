@@ -79,6 +79,10 @@ type ToolLimits struct {
 type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
+	// CachedPromptTokens are the part of PromptTokens the provider served
+	// from its prompt cache (usage.prompt_tokens_details.cached_tokens),
+	// billed at Price.CachedPrompt.
+	CachedPromptTokens int `json:"cached_prompt_tokens,omitempty"`
 	// Estimated: some of these tokens were estimated from characters, the
 	// server having sent no usage (see EstimateUsage).
 	Estimated bool `json:"estimated,omitempty"`
@@ -87,7 +91,7 @@ type Usage struct {
 // Add returns the sum of two usages.
 func (u Usage) Add(o Usage) Usage {
 	return Usage{PromptTokens: u.PromptTokens + o.PromptTokens, CompletionTokens: u.CompletionTokens + o.CompletionTokens,
-		Estimated: u.Estimated || o.Estimated}
+		CachedPromptTokens: u.CachedPromptTokens + o.CachedPromptTokens, Estimated: u.Estimated || o.Estimated}
 }
 
 // ConvRef names one sub-agent conversation in the transcript store.
@@ -122,9 +126,12 @@ type SubtaskResult struct {
 	Worktree         string   `json:"worktree,omitempty"`
 	PromptTokens     int      `json:"prompt_tokens"`
 	CompletionTokens int      `json:"completion_tokens"`
-	LLMCalls         int      `json:"llm_calls"`
-	MergeCommit      string   `json:"merge_commit,omitempty"`
-	VerifyFailed     bool     `json:"verify_failed,omitempty"`
+	// CachedPromptTokens are the prompt tokens the provider served from
+	// its prompt cache (part of PromptTokens).
+	CachedPromptTokens int    `json:"cached_prompt_tokens,omitempty"`
+	LLMCalls           int    `json:"llm_calls"`
+	MergeCommit        string `json:"merge_commit,omitempty"`
+	VerifyFailed       bool   `json:"verify_failed,omitempty"`
 	// CostUSD prices the tokens above by llm.prices (0 when unpriced).
 	CostUSD float64 `json:"cost_usd"`
 	// UsageEstimated: the server sent no usage for some answers; their
@@ -143,13 +150,16 @@ type StageStats struct {
 
 // Stats is the seed's swarm statistics plus token and call counts.
 type Stats struct {
-	SubagentsSpawned         int          `json:"subagents_spawned"`
-	SubagentsCompleted       int          `json:"subagents_completed"`
-	SubagentsFailed          int          `json:"subagents_failed"`
-	TotalToolCalls           int          `json:"total_tool_calls"`
-	TotalLLMCalls            int          `json:"total_llm_calls"`
-	PromptTokens             int          `json:"prompt_tokens"`
-	CompletionTokens         int          `json:"completion_tokens"`
+	SubagentsSpawned   int `json:"subagents_spawned"`
+	SubagentsCompleted int `json:"subagents_completed"`
+	SubagentsFailed    int `json:"subagents_failed"`
+	TotalToolCalls     int `json:"total_tool_calls"`
+	TotalLLMCalls      int `json:"total_llm_calls"`
+	PromptTokens       int `json:"prompt_tokens"`
+	CompletionTokens   int `json:"completion_tokens"`
+	// CachedPromptTokens: the part of PromptTokens served from the
+	// provider's prompt cache.
+	CachedPromptTokens       int          `json:"cached_prompt_tokens,omitempty"`
 	CostUSD                  float64      `json:"cost_usd"` // planner and every sub-agent, by llm.prices
 	CriticalPathLength       int          `json:"critical_path_length"`
 	ExecutionTimeMs          int64        `json:"execution_time_ms"`

@@ -174,7 +174,7 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 	}
 	u := responseUsage(req, resp)
 	rec := transcript.Record{Key: key, Message: msg, PromptTokens: u.PromptTokens,
-		CompletionTokens: u.CompletionTokens, FinishReason: string(choice.FinishReason), UsageEstimated: u.Estimated}
+		CompletionTokens: u.CompletionTokens, CachedPromptTokens: u.CachedPromptTokens, FinishReason: string(choice.FinishReason), UsageEstimated: u.Estimated}
 	if err := a.Transcripts.Append(ref, rec); err != nil {
 		return transcript.Record{}, false, err
 	}
@@ -245,9 +245,14 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 	var fit llm.FitReport
 	began := time.Now()
 	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Turn), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
+		// The tool definitions, the system prompt and the instruction come
+		// first and never change, and llm.FitBudget cuts the rest only in
+		// large steps, so the provider's prompt cache serves most of every
+		// request.
+		defs := tools.Definitions()
 		var fitted []openai.ChatCompletionMessage
-		fitted, fit = llm.FitContext(msgs, in.ContextLimit)
-		return openai.ChatCompletionRequest{Model: in.Model, Messages: fitted, Tools: tools.Definitions()}
+		fitted, fit = llm.FitBudget(msgs, in.ContextLimit, llm.Budget{Tokens: a.ContextTokens, Overhead: llm.EstimateToolTokens(defs)})
+		return openai.ChatCompletionRequest{Model: in.Model, Messages: fitted, Tools: defs}
 	}, shapeAgentAnswer)
 	if err != nil {
 		if nudgeable(err) && activity.GetInfo(ctx).Attempt >= attemptsBeforeNudge {

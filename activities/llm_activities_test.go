@@ -114,7 +114,7 @@ func TestAgentStep(t *testing.T) {
 	h := newHarness(t, scripted.Script{Agents: []scripted.Agent{{Match: agentMarker, Turns: []scripted.Reply{
 		{Content: "Let me look.", ToolCalls: []scripted.ToolCall{{Name: "read", Arguments: readArgs}, {Name: "edit", Arguments: editArgs}},
 			PromptTokens: 900, CompletionTokens: 30},
-		{Content: "Renamed everything.\nSTATUS: completed", PromptTokens: 1000, CompletionTokens: 12},
+		{Content: "Renamed everything.\nSTATUS: completed", PromptTokens: 1000, CompletionTokens: 12, CachedPromptTokens: 800},
 	}}}})
 	ref := ConvRef{RunID: "run-agent", SubtaskID: "01-alpha", Attempt: 1}
 	agentHead(t, h, ref, agentMarker)
@@ -172,7 +172,23 @@ func TestAgentStep(t *testing.T) {
 	if ParseStatus(final.Final) != StatusCompleted {
 		t.Errorf("final status = %q", ParseStatus(final.Final))
 	}
+	// The provider's prompt cache served part of the prompt: counted, and
+	// kept in the transcript, so a retry reports it again.
+	if want := (Usage{PromptTokens: 1000, CompletionTokens: 12, CachedPromptTokens: 800}); final.Usage != want {
+		t.Errorf("final usage = %+v, want %+v", final.Usage, want)
+	}
+	if again := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Turn: 1, Model: "agent-model", ContextLimit: 128000}); !again.Reused || again.Usage != final.Usage {
+		t.Errorf("retried final turn = %+v, want its usage %+v reused", again, final.Usage)
+	}
 	second := sentRequest(t, h.srv, 1)
+	// The prefix the provider caches: the tools and the first messages are
+	// sent again byte for byte.
+	if a, b := mustJSON(t, first.Tools), mustJSON(t, second.Tools); a != b {
+		t.Errorf("tool definitions changed between steps")
+	}
+	if a, b := mustJSON(t, first.Messages), mustJSON(t, second.Messages[:len(first.Messages)]); a != b {
+		t.Errorf("the second request does not start with the first one's messages:\n%s\n%s", a, b)
+	}
 	roles := make([]string, len(second.Messages))
 	for i, m := range second.Messages {
 		roles[i] = m.Role
@@ -451,4 +467,13 @@ func TestLLMSlotsTakeTurnsByRun(t *testing.T) {
 	if want := "big small big big"; strings.Join(got, " ") != want {
 		t.Errorf("slots went to %q, want %q", strings.Join(got, " "), want)
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -19,7 +19,11 @@ const charsPerToken = 4
 // and cost caps would never bind.
 func responseUsage(req openai.ChatCompletionRequest, resp openai.ChatCompletionResponse) Usage {
 	if resp.Usage.PromptTokens > 0 || resp.Usage.CompletionTokens > 0 {
-		return Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
+		u := Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
+		if d := resp.Usage.PromptTokensDetails; d != nil {
+			u.CachedPromptTokens = min(max(d.CachedTokens, 0), u.PromptTokens)
+		}
+		return u
 	}
 	return EstimateUsage(req, resp.Choices)
 }
@@ -53,7 +57,7 @@ func EstimateUsage(req openai.ChatCompletionRequest, choices []openai.ChatComple
 }
 
 func recUsage(r transcript.Record) Usage {
-	return Usage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, Estimated: r.UsageEstimated}
+	return Usage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CachedPromptTokens: r.CachedPromptTokens, Estimated: r.UsageEstimated}
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -92,6 +92,9 @@ type LLMConfig struct {
 	Timeout           time.Duration `mapstructure:"timeout"`
 	// ContextLimit is the model's context window in tokens.
 	ContextLimit int `mapstructure:"context_limit"`
+	// ContextTokens is the most tokens a sub-agent's conversation carries
+	// per call (llm.FitBudget); 0: only ContextLimit bounds it.
+	ContextTokens int `mapstructure:"context_tokens"`
 	// Temperature and MaxTokens are sent with every request, in the form
 	// the model accepts (see Reasoning).
 	Temperature float64 `mapstructure:"temperature"`
@@ -99,7 +102,7 @@ type LLMConfig struct {
 	// Reasoning is auto, on or off: whether requests take the form of
 	// reasoning models (no temperature, max_completion_tokens).
 	Reasoning string `mapstructure:"reasoning"`
-	// Prices are MODEL=PROMPT/COMPLETION entries (USD per million tokens)
+	// Prices are MODEL=PROMPT/COMPLETION[/CACHED] entries (USD per million tokens)
 	// over the built-in table; PriceOf looks a model up.
 	Prices []string `mapstructure:"prices"`
 }

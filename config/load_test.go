@@ -27,7 +27,7 @@ func TestLoadDefaults(t *testing.T) {
 		Embedded: EmbeddedConfig{DBPath: filepath.Join(state, "codeswarm", "temporal.db"), IP: "127.0.0.1", Port: 7233, UIPort: 8233},
 		LLM: LLMConfig{
 			BaseURL: "https://api.openai.com/v1", APIKey: "", Model: "gpt-4.1-mini", PlannerModel: "gpt-4.1-mini",
-			MaxConcurrent: 16, FairShare: true, RequestsPerSecond: 0, Timeout: 5 * time.Minute, ContextLimit: 256000,
+			MaxConcurrent: 16, FairShare: true, RequestsPerSecond: 0, Timeout: 5 * time.Minute, ContextLimit: 256000, ContextTokens: 60000,
 			Temperature: 0.7, MaxTokens: 8192, Reasoning: "auto", Prices: []string{},
 		},
 		Swarm: SwarmConfig{
@@ -286,6 +286,8 @@ func TestLoadBadValueNamesKey(t *testing.T) {
 			[]string{"swarm.max_subagents", "swarm.max_concurrent"}},
 		{"validation after decode", "", map[string]string{"CODESWARM_SWARM_STRATEGY": "foo"},
 			[]string{`swarm.strategy: "foo" is not one of automatic, by_domain, by_data, by_stage, none`}},
+		{"negative context budget", "", map[string]string{"CODESWARM_LLM_CONTEXT_TOKENS": "-1"},
+			[]string{`llm.context_tokens: -1 must be at least 0`}},
 		{"deployment name with a dot", "", map[string]string{"CODESWARM_WORKER_DEPLOYMENT": "codeswarm.v2"},
 			[]string{`worker.deployment: "codeswarm.v2" must not contain "."`}},
 		{"build ID without a deployment", "", map[string]string{"CODESWARM_WORKER_BUILD_ID": "b1"},

@@ -75,6 +75,7 @@ func (c *Config) checks() []func() error {
 		func() error { return nonNegativeFloat("llm.requests_per_second", c.LLM.RequestsPerSecond) },
 		func() error { return positiveDuration("llm.timeout", c.LLM.Timeout) },
 		func() error { return atLeast("llm.context_limit", c.LLM.ContextLimit, 1) },
+		func() error { return atLeast("llm.context_tokens", c.LLM.ContextTokens, 0) },
 		func() error { return checkTemperature("llm.temperature", c.LLM.Temperature) },
 		func() error { return atLeast("llm.max_tokens", c.LLM.MaxTokens, 1) },
 		func() error { return oneOf("llm.reasoning", c.LLM.Reasoning, "auto", "on", "off") },

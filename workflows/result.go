@@ -119,8 +119,9 @@ func (s *swarm) stats(ctx workflow.Context) activities.Stats {
 	st := activities.Stats{
 		SubagentsSpawned: s.plan.Spawned, TotalLLMCalls: s.budget.LLMCalls,
 		PromptTokens: s.budget.Usage.PromptTokens, CompletionTokens: s.budget.Usage.CompletionTokens, CostUSD: s.budget.Cost,
-		UsageEstimated:  s.budget.Usage.Estimated,
-		ExecutionTimeMs: workflow.Now(ctx).Sub(s.Started).Milliseconds(), Stages: []activities.StageStats{},
+		CachedPromptTokens: s.budget.Usage.CachedPromptTokens,
+		UsageEstimated:     s.budget.Usage.Estimated,
+		ExecutionTimeMs:    workflow.Now(ctx).Sub(s.Started).Milliseconds(), Stages: []activities.StageStats{},
 	}
 	for _, t := range s.plan.Tasks {
 		st.TotalToolCalls += t.Res.ToolCalls

@@ -231,7 +231,8 @@ func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
 		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
 		ExitReason: r.ExitReason, Attempts: t.Attempt, Worktree: r.Worktree,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
-		UsageEstimated: r.Usage.Estimated || (t.First != nil && t.First.Usage.Estimated),
+		CachedPromptTokens: r.Usage.CachedPromptTokens,
+		UsageEstimated:     r.Usage.Estimated || (t.First != nil && t.First.Usage.Estimated),
 	}
 	if t.First != nil {
 		// Every figure counts both attempts, as the run's totals do.
@@ -240,6 +241,7 @@ func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
 		t.Res.ExecutionTimeMs += t.First.ExecutionTimeMs
 		t.Res.PromptTokens += t.First.Usage.PromptTokens
 		t.Res.CompletionTokens += t.First.Usage.CompletionTokens
+		t.Res.CachedPromptTokens += t.First.Usage.CachedPromptTokens
 		t.Res.LLMCalls += t.First.LLMCalls
 		if !r.Success {
 			// A failed re-run must still say where the first attempt's work is.

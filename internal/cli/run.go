@@ -158,7 +158,7 @@ func runBudget(cfg *config.Config) (workflows.RunBudget, error) {
 			return b, badInput("swarm.max_cost_usd is set but model %q has no price: add it to llm.prices as %q "+
 				"(USD per million prompt/completion tokens) in codeswarm.yaml or CODESWARM_LLM_PRICES", m.model, m.model+"=PROMPT/COMPLETION")
 		}
-		*m.price = activities.Price{Prompt: p.Prompt, Completion: p.Completion}
+		*m.price = activities.Price{Prompt: p.Prompt, Completion: p.Completion, CachedPrompt: p.CachedPrompt}
 	}
 	return b, nil
 }

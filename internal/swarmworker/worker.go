@@ -81,8 +81,9 @@ func New(cfg *config.Config, c client.Client, tracker *TaskTracker, logger *zap.
 		// Every model call of this process takes one, on whichever queue
 		// it runs: the LLM worker's own cap covers only that queue. Runs
 		// take turns at them, so a small run is not queued behind a big one.
-		LLMSlots:     fairslot.New(cfg.LLM.MaxConcurrent, cfg.LLM.FairShare),
-		MaxFileBytes: cfg.Tools.MaxFileBytes,
+		LLMSlots:      fairslot.New(cfg.LLM.MaxConcurrent, cfg.LLM.FairShare),
+		MaxFileBytes:  cfg.Tools.MaxFileBytes,
+		ContextTokens: cfg.LLM.ContextTokens,
 	}
 	// Every worker runs activities, so every one scrubs their errors and
 	// journals the attempts it runs (a restarted worker fails them at once).

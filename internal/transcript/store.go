@@ -23,6 +23,9 @@ type Record struct {
 	Message          openai.ChatCompletionMessage `json:"message"`
 	PromptTokens     int                          `json:"prompt_tokens,omitempty"`
 	CompletionTokens int                          `json:"completion_tokens,omitempty"`
+	// CachedPromptTokens are the prompt tokens the provider served from its
+	// prompt cache.
+	CachedPromptTokens int `json:"cached_prompt_tokens,omitempty"`
 	// FinishReason is the model's, for an answer ("length": cut off).
 	FinishReason string `json:"finish_reason,omitempty"`
 	// UsageEstimated: the server sent no usage; the tokens above are

@@ -129,6 +129,9 @@ func buildCompletion(req wireRequest, body []byte, reply Reply, turn int) comple
 		Model: modelOf(req), Choices: []choice{{Message: msg, FinishReason: finish}},
 		Usage: &usage{PromptTokens: prompt, CompletionTokens: compl, TotalTokens: prompt + compl},
 	}
+	if reply.CachedPromptTokens > 0 {
+		out.Usage.PromptTokensDetails = &promptDetails{CachedTokens: min(reply.CachedPromptTokens, prompt)}
+	}
 	if reply.OmitUsage {
 		out.Usage = nil
 	}

@@ -39,6 +39,9 @@ type Reply struct {
 	// Usage to report; 0 means estimated from the request and reply sizes.
 	PromptTokens     int `json:"prompt_tokens,omitempty"`
 	CompletionTokens int `json:"completion_tokens,omitempty"`
+	// CachedPromptTokens, when set, are reported as the prompt tokens the
+	// prompt cache served (usage.prompt_tokens_details.cached_tokens).
+	CachedPromptTokens int `json:"cached_prompt_tokens,omitempty"`
 	// OmitUsage sends no "usage" object, as some gateways and mock servers
 	// do.
 	OmitUsage bool `json:"omit_usage,omitempty"`

@@ -77,9 +77,16 @@ type replyMessage struct {
 }
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int            `json:"prompt_tokens"`
+	CompletionTokens    int            `json:"completion_tokens"`
+	TotalTokens         int            `json:"total_tokens"`
+	PromptTokensDetails *promptDetails `json:"prompt_tokens_details,omitempty"`
+}
+
+// promptDetails says how many prompt tokens the provider's prompt cache
+// served, as OpenAI reports it.
+type promptDetails struct {
+	CachedTokens int `json:"cached_tokens"`
 }
 
 type errorBody struct {
