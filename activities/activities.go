@@ -52,6 +52,9 @@ type Activities struct {
 	// conversation may carry per model call (llm.FitBudget); 0: only the
 	// model's context limit bounds it.
 	ContextTokens int
+	// Cache is the result cache (cache.enabled, cache.max_entries); nil:
+	// off, every sub-agent and planner request runs.
+	Cache *ResultCache
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).

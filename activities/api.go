@@ -137,6 +137,10 @@ type SubtaskResult struct {
 	// UsageEstimated: the server sent no usage for some answers; their
 	// tokens are estimated from characters (~4 a token).
 	UsageEstimated bool `json:"usage_estimated,omitempty"`
+	// Cached: the result cache held this sub-agent's work (same prompts,
+	// base tree, model and tools as one that completed before); its commit
+	// was reused and it made no model call.
+	Cached bool `json:"cached,omitempty"`
 }
 
 // StageStats is the seed's per-stage statistics.
@@ -170,6 +174,10 @@ type Stats struct {
 	// tokens are estimated from characters (~4 a token), and the caps bind
 	// on the estimate.
 	UsageEstimated bool `json:"usage_estimated,omitempty"`
+	// SubagentsCached counts the sub-agents whose work came from the
+	// result cache; PlanCached says the plan did.
+	SubagentsCached int  `json:"subagents_cached,omitempty"`
+	PlanCached      bool `json:"plan_cached,omitempty"`
 }
 
 // VerifyReport is the outcome of the verification command.

@@ -130,6 +130,13 @@ type StartSubtaskInput struct {
 	// away from: when it holds commits the integration branch lacks, the
 	// new worktree starts from its tip, so no committed work is lost.
 	ResumeFrom string `json:"resume_from,omitempty"`
+	// Model and Tools are the sub-agent's model and tool limits: with the
+	// prompts and the base tree they make its result cache key.
+	Model string     `json:"model,omitempty"`
+	Tools ToolLimits `json:"tools,omitempty"`
+	// NoCache skips the result cache lookup (codeswarm run --no-cache); a
+	// completed sub-agent is still stored.
+	NoCache bool `json:"no_cache,omitempty"`
 }
 
 // StartSubtaskResult records where the sub-agent works.
@@ -141,6 +148,12 @@ type StartSubtaskResult struct {
 	// (as AgentStepResult.Unpaced), so the first turn may call the model
 	// without a permit.
 	Unpaced bool `json:"unpaced,omitempty"`
+	// CacheKey is the sub-agent's result cache key ("" when the cache is
+	// off or does not apply): CommitSubtask stores its result under it.
+	CacheKey string `json:"cache_key,omitempty"`
+	// Cached is a cache hit: the worktree already holds its work, committed
+	// on the base, and the sub-agent runs no model turn.
+	Cached *CachedAgent `json:"cached,omitempty"`
 }
 
 const agentsMDCap = 20000
@@ -182,16 +195,20 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 		conflict = conflictNote(ctx, repo.Root, *in.Conflict, base)
 	}
 	agentsMD := a.agentsMD(ctx, wt.Dir)
+	user := SubAgentUserPrompt(in.Subtask.Instruction, in.DepContext, conflict)
 	recs := []transcript.Record{
 		{Key: keySystem(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem,
 			Content: SubAgentSystemPrompt(in.Subtask, wt.Dir, agentsMD)}},
-		{Key: keyUser(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser,
-			Content: SubAgentUserPrompt(in.Subtask.Instruction, in.DepContext, conflict)}},
+		{Key: keyUser(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: user}},
 	}
 	if err := a.Transcripts.Append(tref(in.Ref), recs...); err != nil {
 		return StartSubtaskResult{}, err
 	}
-	return StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base, Unpaced: !a.paced()}, nil
+	out := StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base, Unpaced: !a.paced()}
+	if out.CacheKey, out.Cached, err = a.startFromCache(ctx, repo.Root, wt.Dir, base, agentsMD, user, in); err != nil {
+		return StartSubtaskResult{}, err
+	}
+	return out, nil
 }
 
 // resumePoint is where a subtask's worktree starts: the integration head, or
@@ -243,6 +260,8 @@ type CommitSubtaskInput struct {
 	Name       string `json:"name"`
 	Worktree   string `json:"worktree"`
 	BaseCommit string `json:"base_commit"`
+	// Cache, when set, stores the committed result in the result cache.
+	Cache *CacheStore `json:"cache,omitempty"`
 }
 
 // CommitSubtaskResult is the subtask's commit.
@@ -264,7 +283,9 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 	if err != nil {
 		return CommitSubtaskResult{}, fmt.Errorf("commit subtask %s: %w", in.SubtaskID, err)
 	}
-	return CommitSubtaskResult{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged, Notes: res.Notes}, nil
+	out := CommitSubtaskResult{Commit: res.Commit, Changed: res.Changed, FilesChanged: res.FilesChanged, Notes: res.Notes}
+	a.storeInCache(ctx, in, out)
+	return out, nil
 }
 
 func trailers(runID, subtaskID string) [][2]string {

@@ -53,6 +53,12 @@ type PlanInput struct {
 	Model         string `json:"model"`
 	Attempt       int    `json:"attempt"`
 	RepairProblem string `json:"repair_problem,omitempty"`
+	// RepoPath and BaseCommit add the base commit's tree to the plan's
+	// result cache key; NoCache skips the lookup (a valid plan is still
+	// stored). See cache_plan.go.
+	RepoPath   string `json:"repo_path,omitempty"`
+	BaseCommit string `json:"base_commit,omitempty"`
+	NoCache    bool   `json:"no_cache,omitempty"`
 }
 
 // PlanResult is a validated plan, or the problem that made it invalid.
@@ -68,6 +74,8 @@ type PlanResult struct {
 	// Cut: the answer was still cut by the token limit after the
 	// continuations.
 	Cut bool `json:"cut,omitempty"`
+	// Cached: the plan came from the result cache; no model call was made.
+	Cached bool `json:"cached,omitempty"`
 }
 
 // Plan runs one planner request. The answer is stored in the transcript
@@ -84,6 +92,10 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	}
 	if err := a.Transcripts.Append(ref, head...); err != nil {
 		return PlanResult{}, err
+	}
+	cacheKey := a.planKey(ctx, in, sys, user)
+	if res, ok := a.cachedPlan(ctx, in, cacheKey); ok {
+		return res, nil
 	}
 	began := time.Now()
 	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Attempt), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
@@ -129,6 +141,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 		return out, nil
 	}
 	out.Subtasks = subtasks
+	a.storePlan(ctx, cacheKey, content, out)
 	return out, nil
 }
 

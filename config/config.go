@@ -25,6 +25,7 @@ type Config struct {
 	Codec     CodecConfig     `mapstructure:"codec"`
 	Watch     WatchConfig     `mapstructure:"watch"`
 	Worker    WorkerConfig    `mapstructure:"worker"`
+	Cache     CacheConfig     `mapstructure:"cache"`
 	// File is the config file Load read ("" when none); the bash sandbox
 	// hides it from model-run commands.
 	File string `mapstructure:"-"`
@@ -38,6 +39,15 @@ type WorkerConfig struct {
 	// BuildID names this build within Deployment; "" derives one from the
 	// binary (see swarmworker.BuildID).
 	BuildID string `mapstructure:"build_id"`
+}
+
+// CacheConfig is the result cache (activities.ResultCache).
+type CacheConfig struct {
+	// Enabled turns it on: hits reuse a finished sub-agent's commit or a
+	// planner's answer instead of calling the model.
+	Enabled bool `mapstructure:"enabled"`
+	// MaxEntries is how many entries of each kind it keeps.
+	MaxEntries int `mapstructure:"max_entries"`
 }
 
 // WatchConfig tunes what watch and status show.

@@ -53,6 +53,7 @@ func TestLoadDefaults(t *testing.T) {
 			Share: ShareConfig{MaxValueBytes: 16384, MaxKeys: 256},
 		},
 		Watch: WatchConfig{SlowCallAfter: 30 * time.Second},
+		Cache: CacheConfig{Enabled: true, MaxEntries: 1000},
 		Log:   LogConfig{Level: "info", Format: "console"},
 		Codec: CodecConfig{Port: 8234},
 	}

@@ -115,6 +115,7 @@ func (c *Config) checks() []func() error {
 		func() error { return atLeast("tools.share.max_keys", c.Tools.Share.MaxKeys, 1) },
 		func() error { return oneOf("tools.sandbox", c.Tools.Sandbox, "on", "off") },
 		func() error { return positiveDuration("watch.slow_call_after", c.Watch.SlowCallAfter) },
+		func() error { return atLeast("cache.max_entries", c.Cache.MaxEntries, 1) },
 		func() error { return oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error") },
 		func() error { return oneOf("log.format", c.Log.Format, "console", "json") },
 		c.checkCodecKey,

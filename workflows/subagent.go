@@ -71,6 +71,9 @@ type SubAgentInput struct {
 	// FastModel: the planner, on the same model, answered within
 	// localStepMax, so the first turn runs locally too.
 	FastModel bool `json:"fast_model,omitempty"`
+	// NoCache: do not take this sub-agent's work from the result cache
+	// (codeswarm run --no-cache); a completed one is still stored.
+	NoCache bool `json:"no_cache,omitempty"`
 }
 
 // AgentTally is where a sub-agent works and what it has done so far. The
@@ -113,6 +116,11 @@ type SubAgentState struct {
 	// FastModel: the last model answer took less than localStepMax, so
 	// the next turn calls the model in a local activity (see localStep).
 	FastModel bool `json:"fast_model,omitempty"`
+	// CacheKey is the sub-agent's result cache key (StartSubtaskResult).
+	// NoStore: its work depends on more than the key says (a steering
+	// note, swarm_share values), so it is not stored.
+	CacheKey string `json:"cache_key,omitempty"`
+	NoStore  bool   `json:"no_store,omitempty"`
 }
 
 // SubAgentResult is the small result a sub-agent returns to its parent.
@@ -130,6 +138,10 @@ type SubAgentResult struct {
 	FilesChanged    []string `json:"files_changed"`
 	ExecutionTimeMs int64    `json:"execution_time_ms"`
 	ContinuedAsNew  int      `json:"continued_as_new"`
+	// Cached: the work came from the result cache (its commit reused on
+	// this base, CachedFrom the commit it reuses); no model call was made.
+	Cached     bool   `json:"cached,omitempty"`
+	CachedFrom string `json:"cached_from,omitempty"`
 }
 
 // SubAgentWorkflow runs the tool-calling loop of one subtask in its own
@@ -142,8 +154,15 @@ func SubAgentWorkflow(ctx workflow.Context, in SubAgentInput) (SubAgentResult, e
 	}
 	ag.watchOrphan(ctx)
 	if ag.st == nil {
-		if err := ag.start(ctx); err != nil {
+		hit, err := ag.start(ctx)
+		if err != nil {
 			return ag.result(ExitError, "", err), nil
+		}
+		if hit != nil {
+			// A result cache hit: the worktree holds the work already.
+			// Branching on the new field is replay-safe: results recorded
+			// before it have none.
+			return ag.finishCached(ctx, hit), nil
 		}
 	}
 	exit, final, err := ag.loop(ctx)
@@ -164,13 +183,15 @@ type agent struct {
 	// (see watchOrphan); orphaned says a report found it closed.
 	orphanWake workflow.Channel
 	orphaned   bool
+	// cached: the work came from the result cache (finishCached).
+	cached bool
 }
 
 func (ag *agent) ref() activities.ConvRef {
 	return activities.ConvRef{RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Attempt: ag.in.Attempt}
 }
 
-func (ag *agent) start(ctx workflow.Context) error {
+func (ag *agent) start(ctx workflow.Context) (*activities.CachedAgent, error) {
 	now := workflow.Now(ctx)
 	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout), FastModel: ag.in.FastModel}
 	var res activities.StartSubtaskResult
@@ -178,17 +199,19 @@ func (ag *agent) start(ctx workflow.Context) error {
 	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
 		Ref: ag.ref(), RepoPath: ag.in.RepoPath, IntegrationBranch: ag.in.IntegrationBranch, Branch: ag.in.Branch,
 		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict, ResumeFrom: ag.in.ResumeFrom,
+		Model: ag.in.Model, Tools: ag.in.Tools, NoCache: ag.in.NoCache,
 	}).Get(ctx, &res)
 	if err != nil {
-		return fmt.Errorf("start subtask: %s", errText(err))
+		return nil, fmt.Errorf("start subtask: %s", errText(err))
 	}
 	ag.st.Worktree, ag.st.Branch, ag.st.BaseCommit = res.Worktree, res.Branch, res.BaseCommit
+	ag.st.CacheKey = res.CacheKey
 	// The first turn skips its LLM permit when StartSubtask, on the same
 	// host, saw no rate limit in force, as later turns do after an
 	// AgentStep that saw none: a permit round trip and a workflow task
 	// less at every sub-agent's start.
 	ag.st.Unpaced = res.Unpaced
-	return nil
+	return res.Cached, nil
 }
 
 // retries is swarm.max_retries for tool and git activities; 0 means one
@@ -265,8 +288,10 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 	ag.doing(ctx, callModel, turnSummary(ag.st.Turn, ag.in.Model))
 	c := ag.llmCall(ctx, !ag.st.Unpaced, turnSummary(ag.st.Turn, ag.in.Model))
 	c.local = ag.localStep(ctx)
+	notes := ag.notes()
+	ag.st.NoStore = ag.st.NoStore || len(notes) > 0
 	err := callLLM(ctx, c, a.AgentStep, activities.AgentStepInput{
-		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit, Notes: ag.notes(),
+		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit, Notes: notes,
 	}, &res)
 	if err != nil {
 		return res, err
@@ -419,6 +444,7 @@ func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.
 	brief := callBrief(call)
 	ag.noteTool(ctx, brief)
 	if call.Name == "swarm_share" {
+		ag.st.NoStore = true // a hit would not publish again, and what it read is not in the key
 		actx := summarized(workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, ag.retries()), brief)
 		var res activities.SwarmShareResult
 		err := workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
@@ -494,6 +520,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 	ag.doing(ctx, callGit, "commit "+ag.in.Subtask.ID)
 	cerr := workflow.ExecuteActivity(summarized(ag.gitCtx(dctx), "commit "+ag.in.Subtask.ID), a.CommitSubtask, activities.CommitSubtaskInput{
 		RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Name: ag.in.Subtask.Name, Worktree: ag.st.Worktree, BaseCommit: ag.st.BaseCommit,
+		Cache: ag.cacheStore(exit, final),
 	}).Get(dctx, &commit)
 	res := ag.result(exit, final, loopErr)
 	res.ExecutionTimeMs = workflow.Now(ctx).Sub(ag.st.StartedAt).Milliseconds()
@@ -505,6 +532,32 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 	ag.applyPolicy(&res)
 	ag.doing(ctx, "", "done: "+res.Status)
 	return res
+}
+
+// finishCached ends a sub-agent whose work came from the result cache:
+// StartSubtask put it in the worktree as a commit on the base, and the
+// usual commit activity reports it; no model turn is taken.
+func (ag *agent) finishCached(ctx workflow.Context, hit *activities.CachedAgent) SubAgentResult {
+	ag.cached = true
+	ag.doing(ctx, "", "result cache hit: reusing "+activities.ShortSHA(hit.From))
+	res := ag.finish(ctx, ExitCompleted, hit.Result, nil)
+	res.Cached, res.CachedFrom = true, hit.From
+	return res
+}
+
+// cacheStore asks CommitSubtask to store this sub-agent's result: only one
+// that completed, ran its own model turns, and whose work depends on nothing
+// but its cache key.
+func (ag *agent) cacheStore(exit, final string) *activities.CacheStore {
+	st := ag.st
+	if ag.cached || st == nil || st.CacheKey == "" || st.NoStore || exit != ExitCompleted ||
+		activities.ParseStatus(final) != activities.StatusCompleted || ag.why != "" {
+		return nil
+	}
+	return &activities.CacheStore{
+		Key: st.CacheKey, RepoPath: ag.in.RepoPath, Ref: ag.ref(), FinalTurn: st.Turn - 1, NeedsWorktree: ag.in.Subtask.NeedsWorktree,
+		Steps: st.Steps, ToolCalls: st.ToolCalls, LLMCalls: st.LLMCalls, Usage: st.Usage,
+	}
 }
 
 func (ag *agent) applyPolicy(res *SubAgentResult) {

@@ -47,6 +47,9 @@ type runOpts struct {
 	serveOthers bool
 	// approvePlan holds the run after planning until approve or reject.
 	approvePlan bool
+	// noCache skips the result cache's lookups (SwarmInput.NoCache); what
+	// completes is still stored.
+	noCache bool
 	// continueAsNewEvery is a hidden knob for tests and benchmarks.
 	continueAsNewEvery int
 	// parentCANAfter is a hidden knob for tests: the parent continues as
@@ -89,6 +92,7 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 		"(by default it serves only this run, on a queue of its own)")
 	f.BoolVar(&o.json, "json", false, "print only the result JSON")
 	f.BoolVar(&o.approvePlan, "approve-plan", false, "stop after planning until `codeswarm approve ID` (or `reject ID --reason TEXT`); `codeswarm plan ID` shows the plan")
+	f.BoolVar(&o.noCache, "no-cache", false, "run every sub-agent and the planner even when the result cache holds their work (completed work is still stored)")
 	f.IntVar(&o.continueAsNewEvery, "continue-as-new-every", 0, "continue sub-agents as new every N steps (testing)")
 	_ = f.MarkHidden("continue-as-new-every")
 	f.IntVar(&o.parentCANAfter, "parent-continue-as-new-after", 0, "continue the parent as new once its history has N events (testing)")

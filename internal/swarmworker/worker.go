@@ -85,6 +85,9 @@ func New(cfg *config.Config, c client.Client, tracker *TaskTracker, logger *zap.
 		MaxFileBytes:  cfg.Tools.MaxFileBytes,
 		ContextTokens: cfg.LLM.ContextTokens,
 	}
+	if cfg.Cache.Enabled {
+		acts.Cache = activities.NewResultCache(root, cfg.Cache.MaxEntries)
+	}
 	// Every worker runs activities, so every one scrubs their errors and
 	// journals the attempts it runs (a restarted worker fails them at once).
 	intercept := []interceptor.WorkerInterceptor{activities.ScrubErrors(scrubber), &journalInterceptor{j: j}}

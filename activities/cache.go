@@ -1,0 +1,403 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"codeswarm/gitops"
+	"codeswarm/tools"
+)
+
+// The result cache: a sub-agent whose prompt (instruction, dependencies'
+// results, conflict note, AGENTS.md), base tree, model and tool set equal
+// those of one that completed is not run again: its commit's tree is
+// reused on the new base (gitops.ReuseTree). A planner request equal to
+// one that gave a valid plan gets that plan back. Entries are keyed by
+// content (cacheKeyVersion, then a fixed JSON encoding, hashed), never by
+// run; they live in <workspace.root>/.cache on the repository's host, which
+// the bash sandbox hides (it hides all of workspace.root but the call's
+// own worktree), and each kind keeps at most MaxEntries, the least
+// recently used going first.
+
+// cacheKeyVersion starts every key's encoding: bump it when what a
+// sub-agent or the planner does with the same inputs changes in a way the
+// prompts, tool definitions and limits hashed here do not show.
+const cacheKeyVersion = "codeswarm-cache-v1"
+
+// cacheEntryMaxBytes caps an entry file read back: entries are small (a
+// result is at most finalTextCap, a plan at most what the planner wrote),
+// and a larger file is not one this code wrote.
+const cacheEntryMaxBytes = 1 << 20
+
+// DefaultCacheMaxEntries is cache.max_entries' default.
+const DefaultCacheMaxEntries = 1000
+
+// CacheDirName is the cache's directory under workspace.root. Its leading
+// dot keeps it out of the run directories codeswarm lists there.
+const CacheDirName = ".cache"
+
+// cacheRefPrefix keeps a cached sub-agent's commit reachable in its
+// repository, so git gc never drops the tree a hit reuses.
+const cacheRefPrefix = "refs/codeswarm/cache/"
+
+// ResultCache stores finished sub-agents' results and planners' answers.
+// A nil *ResultCache is a cache that is off.
+type ResultCache struct {
+	// Dir holds agents/<key>.json and plans/<key>.json.
+	Dir string
+	// MaxEntries is how many entries each kind keeps (0:
+	// DefaultCacheMaxEntries).
+	MaxEntries int
+	// now is the clock (tests).
+	now func() time.Time
+}
+
+// NewResultCache is the cache under workspaceRoot.
+func NewResultCache(workspaceRoot string, maxEntries int) *ResultCache {
+	return &ResultCache{Dir: filepath.Join(workspaceRoot, CacheDirName), MaxEntries: maxEntries}
+}
+
+const (
+	cacheKindAgent = "agents"
+	cacheKindPlan  = "plans"
+)
+
+var (
+	cacheKeyRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	objectRE   = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+)
+
+// CachedAgent is a cache hit handed to the sub-agent: its work is already
+// in the worktree (as Commit, on the sub-agent's base), and what the model
+// said and spent the first time.
+type CachedAgent struct {
+	// Commit is the commit the hit made on this sub-agent's base; From is
+	// the commit it reuses the tree of.
+	Commit       string   `json:"commit"`
+	From         string   `json:"from"`
+	Result       string   `json:"result"`
+	FilesChanged []string `json:"files_changed,omitempty"`
+	// Steps, ToolCalls, LLMCalls and Usage are what the first run spent:
+	// this one spent nothing.
+	Steps     int   `json:"steps"`
+	ToolCalls int   `json:"tool_calls"`
+	LLMCalls  int   `json:"llm_calls"`
+	Usage     Usage `json:"usage"`
+	// RunID and SubtaskID name the run that did the work.
+	RunID     string `json:"run_id,omitempty"`
+	SubtaskID string `json:"subtask_id,omitempty"`
+}
+
+// agentEntry is one stored sub-agent result.
+type agentEntry struct {
+	Version  string `json:"version"`
+	Key      string `json:"key"`
+	RepoRoot string `json:"repo_root"`
+	Commit   string `json:"commit"`
+	Tree     string `json:"tree"`
+	CachedAgent
+	Stored time.Time `json:"stored"`
+}
+
+// planEntry is one stored planner answer.
+type planEntry struct {
+	Version string    `json:"version"`
+	Key     string    `json:"key"`
+	Content string    `json:"content"`
+	Stored  time.Time `json:"stored"`
+}
+
+// agentKeyInput is everything a sub-agent's work depends on, in a fixed
+// encoding: its prompts (the system prompt with the worktree path left
+// out, as that names the run), the tree it starts from, its model, its
+// tools and their limits.
+type agentKeyInput struct {
+	Version       string     `json:"version"`
+	System        string     `json:"system"`
+	User          string     `json:"user"`
+	NeedsWorktree bool       `json:"needs_worktree"`
+	BaseTree      string     `json:"base_tree"`
+	Model         string     `json:"model"`
+	Tools         string     `json:"tools"`
+	Limits        ToolLimits `json:"limits"`
+	Sandbox       string     `json:"sandbox"`
+}
+
+// cacheWorkdirPlaceholder stands for the worktree's path in the hashed
+// system prompt.
+const cacheWorkdirPlaceholder = "<worktree>"
+
+// agentCacheKey is the key of a sub-agent's result.
+func agentCacheKey(st Subtask, agentsMD, user, baseTree, model string, limits ToolLimits, sandbox string) string {
+	return hashKey(agentKeyInput{
+		Version: cacheKeyVersion, System: SubAgentSystemPrompt(st, cacheWorkdirPlaceholder, agentsMD), User: user,
+		NeedsWorktree: st.NeedsWorktree, BaseTree: baseTree, Model: model, Tools: toolSetHash(), Limits: limits, Sandbox: sandbox,
+	})
+}
+
+// planKeyInput is everything a planner's answer depends on.
+type planKeyInput struct {
+	Version  string `json:"version"`
+	Kind     string `json:"kind"`
+	System   string `json:"system"`
+	User     string `json:"user"`
+	Model    string `json:"model"`
+	BaseTree string `json:"base_tree,omitempty"`
+}
+
+// planCacheKey is the key of a planner's answer: its messages (task,
+// strategy, repository listing, subtask cap), model and, when known, the
+// base commit's tree.
+func planCacheKey(system, user, model, baseTree string) string {
+	return hashKey(planKeyInput{Version: cacheKeyVersion, Kind: "plan", System: system, User: user, Model: model, BaseTree: baseTree})
+}
+
+func hashKey(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // plain structs of strings and numbers
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// toolSetHash names the tools the model is offered, by their definitions.
+func toolSetHash() string {
+	b, _ := json.Marshal(tools.Definitions())
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func (c *ResultCache) maxEntries() int {
+	if c.MaxEntries <= 0 {
+		return DefaultCacheMaxEntries
+	}
+	return c.MaxEntries
+}
+
+func (c *ResultCache) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+func (c *ResultCache) path(kind, key string) string {
+	return filepath.Join(c.Dir, kind, key+".json")
+}
+
+// read loads an entry, treating the file as untrusted: a regular file (no
+// symlink), at most cacheEntryMaxBytes, valid JSON. A missing file is
+// fs.ErrNotExist.
+func (c *ResultCache) read(kind, key string, v any) error {
+	if !cacheKeyRE.MatchString(key) {
+		return fmt.Errorf("cache key %q is not a sha256", key)
+	}
+	p := c.path(kind, key)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > cacheEntryMaxBytes {
+		return fmt.Errorf("cache entry %s is not a regular file under %d bytes", p, cacheEntryMaxBytes)
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, cacheEntryMaxBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > cacheEntryMaxBytes {
+		return fmt.Errorf("cache entry %s is larger than %d bytes", p, cacheEntryMaxBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("cache entry %s: %w", p, err)
+	}
+	// Used: the least recently used entries go first.
+	now := c.clock()
+	_ = os.Chtimes(p, now, now)
+	return nil
+}
+
+// write stores an entry atomically (a temporary file renamed over it) and
+// evicts the least recently used entries past MaxEntries.
+func (c *ResultCache) write(kind, key string, v any) error {
+	dir := filepath.Join(c.Dir, kind)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(data) > cacheEntryMaxBytes {
+		return fmt.Errorf("cache entry of %d bytes is over the %d-byte cap", len(data), cacheEntryMaxBytes)
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	p := c.path(kind, key)
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return err
+	}
+	now := c.clock()
+	_ = os.Chtimes(p, now, now)
+	return nil
+}
+
+type cacheFile struct {
+	name string
+	used time.Time
+}
+
+// evict removes the least recently used entries of kind past MaxEntries,
+// calling before (if set) with each one's key first.
+func (c *ResultCache) evict(kind string, before func(key string)) {
+	entries, err := os.ReadDir(filepath.Join(c.Dir, kind))
+	if err != nil {
+		return
+	}
+	var files []cacheFile
+	for _, e := range entries {
+		key, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !cacheKeyRE.MatchString(key) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		files = append(files, cacheFile{name: key, used: info.ModTime()})
+	}
+	over := len(files) - c.maxEntries()
+	if over <= 0 {
+		return
+	}
+	slices.SortFunc(files, func(a, b cacheFile) int {
+		if d := a.used.Compare(b.used); d != 0 {
+			return d
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	for _, f := range files[:over] {
+		if before != nil {
+			before(f.name)
+		}
+		_ = os.Remove(c.path(kind, f.name))
+	}
+}
+
+// lookupAgent returns the stored result of key whose commit still exists
+// in the repository at root with the tree the entry names; anything else
+// is a miss.
+func (c *ResultCache) lookupAgent(ctx context.Context, root, key string) (agentEntry, bool) {
+	if c == nil {
+		return agentEntry{}, false
+	}
+	var e agentEntry
+	if err := c.read(cacheKindAgent, key, &e); err != nil {
+		return agentEntry{}, false
+	}
+	if e.Version != cacheKeyVersion || e.Key != key || !objectRE.MatchString(e.Commit) || !objectRE.MatchString(e.Tree) ||
+		len(e.Result) > finalTextCap+1024 || len(e.FilesChanged) > 100000 {
+		return agentEntry{}, false
+	}
+	if tree, err := treeOf(ctx, root, e.Commit); err != nil || tree != e.Tree {
+		return agentEntry{}, false
+	}
+	return e, true
+}
+
+// storeAgent records a completed sub-agent's commit under key, and keeps
+// the commit reachable in its repository by a ref.
+func (c *ResultCache) storeAgent(ctx context.Context, root, key string, e agentEntry) error {
+	if !cacheKeyRE.MatchString(key) {
+		return fmt.Errorf("cache key %q is not a sha256", key)
+	}
+	tree, err := treeOf(ctx, root, e.Commit)
+	if err != nil {
+		return fmt.Errorf("cache: tree of %s: %w", e.Commit, err)
+	}
+	if _, err := gitops.Run(ctx, root, "update-ref", cacheRefPrefix+key, e.Commit); err != nil {
+		return fmt.Errorf("cache: keep %s reachable: %w", e.Commit, err)
+	}
+	e.Version, e.Key, e.RepoRoot, e.Tree, e.Stored = cacheKeyVersion, key, root, tree, c.clock().UTC()
+	if err := c.write(cacheKindAgent, key, e); err != nil {
+		return err
+	}
+	c.evict(cacheKindAgent, func(gone string) {
+		// Its ref goes too, in the repository it was stored from (best
+		// effort: that repository may be gone).
+		var old agentEntry
+		if c.read(cacheKindAgent, gone, &old) == nil && old.RepoRoot != "" && filepath.IsAbs(old.RepoRoot) {
+			_, _ = gitops.Run(ctx, old.RepoRoot, "update-ref", "-d", cacheRefPrefix+gone)
+		}
+	})
+	return nil
+}
+
+// lookupPlan returns the planner answer stored under key.
+func (c *ResultCache) lookupPlan(key string) (string, bool) {
+	if c == nil {
+		return "", false
+	}
+	var e planEntry
+	if err := c.read(cacheKindPlan, key, &e); err != nil {
+		return "", false
+	}
+	if e.Version != cacheKeyVersion || e.Key != key || strings.TrimSpace(e.Content) == "" {
+		return "", false
+	}
+	return e.Content, true
+}
+
+// storePlan records a planner answer that gave a valid plan.
+func (c *ResultCache) storePlan(key, content string) error {
+	if c == nil {
+		return nil
+	}
+	if err := c.write(cacheKindPlan, key, planEntry{Version: cacheKeyVersion, Key: key, Content: content, Stored: c.clock().UTC()}); err != nil {
+		return err
+	}
+	c.evict(cacheKindPlan, nil)
+	return nil
+}
+
+// treeOf is the tree of commit in the repository at root.
+func treeOf(ctx context.Context, root, commit string) (string, error) {
+	out, err := gitops.Run(ctx, root, "rev-parse", "--verify", "--quiet", "--end-of-options", commit+"^{tree}")
+	if err != nil {
+		return "", err
+	}
+	t := strings.TrimSpace(out)
+	if !objectRE.MatchString(t) {
+		return "", errors.New("no tree")
+	}
+	return t, nil
+}
