@@ -139,6 +139,8 @@ type SubtaskView struct {
 	EndedAt      time.Time `json:"ended_at,omitempty"`
 	LastEvent    string    `json:"last_event,omitempty"`
 	Merge        string    `json:"merge,omitempty"`
+	// Cached: the sub-agent's work came from the result cache.
+	Cached bool `json:"cached,omitempty"`
 }
 
 // AgentView is the answer to AgentQueryName: what one sub-agent does now.

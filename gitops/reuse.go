@@ -27,7 +27,7 @@ func ReuseTree(ctx context.Context, dir, baseSHA, tree, message string, trailers
 		return CommitResult{}, fmt.Errorf("reuse tree: %w", err)
 	}
 	opts := runOpts{gitDir: gitDir}
-	out, err := git(ctx, dir, opts, "rev-parse", "--verify", "HEAD", "HEAD^{tree}")
+	out, err := git(ctx, dir, opts, "rev-parse", "HEAD", "HEAD^{tree}")
 	if err != nil {
 		return CommitResult{}, fmt.Errorf("reuse tree: read HEAD of %q: %w", dir, err)
 	}

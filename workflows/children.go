@@ -52,6 +52,7 @@ func (s *swarm) startChild(ctx workflow.Context, t *Task) {
 		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.Reserved, Tools: s.in.Tools,
 		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.ResumeFrom, Control: s.controlFor(t), LLMQueue: llmQueueOf(ctx),
 		FastModel: s.FastModel,
+		NoCache:   s.in.NoCache,
 	}
 	if t.Reserved > 0 {
 		// It holds a chunk and asks for more, up to its own cap.

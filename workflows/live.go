@@ -118,7 +118,7 @@ func (t *Task) view() control.SubtaskView {
 	case stateRunning:
 		v.Status = "running"
 	case stateDone:
-		v.Status, v.Merge, v.Step = t.Res.Status, t.Res.Merge, t.Res.Steps
+		v.Status, v.Merge, v.Step, v.Cached = t.Res.Status, t.Res.Merge, t.Res.Steps, t.Res.Cached
 		v.Tokens = int64(t.Res.PromptTokens + t.Res.CompletionTokens)
 	}
 	return v
@@ -180,12 +180,21 @@ type tableLine struct {
 
 // render is r's line, rendered again only when its cells changed.
 func (l *tableLine) render(r control.SubtaskView) string {
-	c := tableCells{id: r.ID, status: r.Status, merge: r.Merge, step: r.Step, maxSteps: r.MaxSteps, tokens: r.Tokens, cost: r.CostUSD}
+	c := tableCells{id: r.ID, status: statusCell(r), merge: r.Merge, step: r.Step, maxSteps: r.MaxSteps, tokens: r.Tokens, cost: r.CostUSD}
 	if l.md == "" || l.cells != c {
 		l.cells = c
 		l.md = mdRow(mdCell(c.id), c.status, fmt.Sprintf("%d/%d", c.step, c.maxSteps), fmt.Sprint(c.tokens), fmt.Sprintf("$%.4f", c.cost), c.merge)
 	}
 	return l.md
+}
+
+// statusCell is a row's status as the tables show it: "completed
+// (cached)" for work the result cache held.
+func statusCell(r control.SubtaskView) string {
+	if r.Cached {
+		return r.Status + " (cached)"
+	}
+	return r.Status
 }
 
 // mdRow is one table row. The Web UI draws tables without cell padding, so

@@ -72,7 +72,17 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	if model == "" {
 		model = s.in.Model
 	}
-	in := activities.PlanInput{RunID: s.runID, Task: s.in.Task, Strategy: s.in.Strategy, RepoListing: s.Prep.RepoListing, MaxSubtasks: s.in.Limits.MaxSubagents, Model: model}
+	in := activities.PlanInput{
+		RunID:       s.runID,
+		Task:        s.in.Task,
+		Strategy:    s.in.Strategy,
+		RepoListing: s.Prep.RepoListing,
+		MaxSubtasks: s.in.Limits.MaxSubagents,
+		Model:       model,
+		RepoPath:    s.Prep.RepoRoot,
+		BaseCommit:  s.Prep.BaseCommit,
+		NoCache:     s.in.NoCache,
+	}
 	problem := ""
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
@@ -80,12 +90,18 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 		if err := callLLM(ctx, llmCall{onHost: true, permit: s.plannerPermit(attempt), llmQueue: llmQueueOf(ctx), wsQueue: s.Prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
 			return nil, planError{err}
 		}
-		s.budget.LLMCalls++
+		if !res.Cached {
+			s.budget.LLMCalls++
+		}
 		s.budget.Usage = s.budget.Usage.Add(res.Usage)
 		// The sub-agents' model answered this fast, if it is the planner's.
 		s.FastModel = model == s.in.Model && res.ModelMs > 0 && time.Duration(res.ModelMs)*time.Millisecond < localStepMax
 		s.budget.Cost += s.in.Budget.PlannerPrice.Cost(res.Usage)
 		if res.Problem == "" {
+			s.PlanCached = res.Cached
+			if res.Cached {
+				s.view.event(ctx, "cached", "", "plan taken from the result cache: no model call")
+			}
 			if attempt > 0 {
 				s.PlanNote = "plan repaired after: " + problem
 			}

@@ -126,12 +126,16 @@ func (s *swarm) stats(ctx workflow.Context) activities.Stats {
 	for _, t := range s.plan.Tasks {
 		st.TotalToolCalls += t.Res.ToolCalls
 		st.SequentialTimeEstimateMs += t.Res.ExecutionTimeMs
+		if t.Res.Cached {
+			st.SubagentsCached++
+		}
 		if t.Res.Success {
 			st.SubagentsCompleted++
 		} else if t.Attempt > 0 {
 			st.SubagentsFailed++
 		}
 	}
+	st.PlanCached = s.PlanCached
 	st.CriticalPathLength = s.plan.criticalPath()
 	st.Stages = s.plan.stageStats()
 	if st.ExecutionTimeMs > 0 {

@@ -232,6 +232,7 @@ func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
 		ExitReason: r.ExitReason, Attempts: t.Attempt, Worktree: r.Worktree,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
 		CachedPromptTokens: r.Usage.CachedPromptTokens,
+		Cached:             r.Cached,
 		UsageEstimated:     r.Usage.Estimated || (t.First != nil && t.First.Usage.Estimated),
 	}
 	if t.First != nil {

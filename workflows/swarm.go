@@ -33,6 +33,9 @@ type SwarmInput struct {
 	Visibility Visibility `json:"visibility"`
 	// ApprovePlan holds the run after planning until approve or reject.
 	ApprovePlan bool `json:"approve_plan,omitempty"`
+	// NoCache: the planner and the sub-agents do not take their work from
+	// the result cache (run --no-cache); what completes is still stored.
+	NoCache bool `json:"no_cache,omitempty"`
 	// Budget caps the run's tokens and cost (zero: no caps).
 	Budget RunBudget `json:"budget,omitempty"`
 	// ParentContinueAsNewAfter is the history length (events) at which the
@@ -134,6 +137,8 @@ type runRecord struct {
 	// FastModel: the planner answered within localStepMax on the
 	// sub-agents' model (SubAgentInput.FastModel).
 	FastModel bool `json:"fast_model,omitempty"`
+	// PlanCached: the plan came from the result cache.
+	PlanCached bool `json:"plan_cached,omitempty"`
 }
 
 func newSwarm(ctx workflow.Context, in SwarmInput) *swarm {

@@ -86,7 +86,11 @@ func printSummary(stdio IO, r activities.SwarmResult) {
 	tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SUBTASK\tSTAGE\tSTATUS\tMERGE\tSTEPS\tTOOLS\tFILES")
 	for _, s := range r.SubtaskResults {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\n", s.ID, s.Stage, s.Status, s.Merge, s.Steps, s.ToolCalls, len(s.FilesChanged))
+		status := s.Status
+		if s.Cached {
+			status += " (cached)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\n", s.ID, s.Stage, status, s.Merge, s.Steps, s.ToolCalls, len(s.FilesChanged))
 	}
 	_ = tw.Flush()
 	st := r.Stats
@@ -97,6 +101,13 @@ func printSummary(stdio IO, r activities.SwarmResult) {
 	}
 	fmt.Fprintf(stdio.Out, "%d LLM calls, %d tool calls, %d+%d tokens, %.1fs, speedup %.2fx\n",
 		st.TotalLLMCalls, st.TotalToolCalls, st.PromptTokens, st.CompletionTokens, float64(st.ExecutionTimeMs)/1000, st.SpeedupFactor)
+	if st.SubagentsCached > 0 || st.PlanCached {
+		plan := ""
+		if st.PlanCached {
+			plan = " and the plan"
+		}
+		fmt.Fprintf(stdio.Out, "result cache: %d of %d sub-agents%s reused earlier work (run --no-cache to redo them)\n", st.SubagentsCached, len(r.SubtaskResults), plan)
+	}
 	if r.Verify != nil {
 		fmt.Fprintf(stdio.Out, "verify %q: exit %d\n", r.Verify.Command, r.Verify.ExitCode)
 	}

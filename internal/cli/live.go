@@ -130,7 +130,11 @@ func (v liveView) tableRows(now time.Time) [][]string {
 		if r.MaxSteps > 0 || r.Step > 0 {
 			step = fmt.Sprintf("%d/%d", r.Step, r.MaxSteps)
 		}
-		out = append(out, []string{r.ID, r.Status, step, cmp.Or(activities.FirstLine(r.CurrentTool, 40), "-"), v.callAge(r, now),
+		status := r.Status
+		if r.Cached {
+			status += " (cached)"
+		}
+		out = append(out, []string{r.ID, status, step, cmp.Or(activities.FirstLine(r.CurrentTool, 40), "-"), v.callAge(r, now),
 			fmt.Sprint(r.Tokens), elapsed(r, now), cmp.Or(activities.FirstLine(r.LastEvent, 60), "-")})
 	}
 	return out

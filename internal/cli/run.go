@@ -210,7 +210,7 @@ func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows
 		},
 		BranchPrefix: cfg.Git.BranchPrefix, AutoMerge: cfg.Git.AutoMerge, ResolveConflicts: cfg.Git.ResolveConflicts,
 		VerifyCommand: cfg.Verify.Command, VerifyMode: cfg.Verify.Mode, VerifyTimeout: cfg.Tools.Bash.MaxTimeout * 3,
-		Apply: o.apply, ContinueAsNewEvery: o.continueAsNewEvery, ParentContinueAsNewAfter: o.parentCANAfter, ApprovePlan: o.approvePlan,
+		Apply: o.apply, ContinueAsNewEvery: o.continueAsNewEvery, ParentContinueAsNewAfter: o.parentCANAfter, ApprovePlan: o.approvePlan, NoCache: o.noCache,
 	}
 }
 
