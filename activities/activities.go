@@ -33,7 +33,7 @@ type Activities struct {
 	// Sandbox confines bash and the verify command; nil uses the tools
 	// package's default sandbox (never unconfined).
 	Sandbox *tools.Sandbox
-	// Pace adapts LLM calls to the provider's 429s; nil sends them unpaced.
+	// Pace adapts LLM calls to the provider's 429s; nil sends them without pacing.
 	Pace LLMPace
 	// HostLostAfter is how long a workspace queue may go unpolled before
 	// WatchHost reports its host lost; 0 is DefaultHostLostAfter.

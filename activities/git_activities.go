@@ -50,10 +50,10 @@ type PrepareRunResult struct {
 	// AutoMoveAfter is workspace.auto_move_after of the worker that
 	// prepared the run (0: never move by itself).
 	AutoMoveAfter time.Duration `json:"auto_move_after,omitempty"`
-	// Unpaced: no LLM rate limit was in force on this worker's last look
-	// (as StartSubtaskResult.Unpaced), so the planner may call the model
+	// NoRateLimit: no LLM rate limit was in force on this worker's last look
+	// (as StartSubtaskResult.NoRateLimit), so the planner may call the model
 	// without a permit first.
-	Unpaced bool `json:"unpaced,omitempty"`
+	NoRateLimit bool `json:"unpaced,omitempty"`
 }
 
 type gcState struct {
@@ -94,7 +94,7 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 		RepoRoot: repo.Root, WorkspaceRoot: a.WorkspaceRoot, BaseCommit: base, BaseBranch: branch, WorkspaceQueue: a.WorkspaceQueue,
 		RepoListing: capLines(listing, 300, 8000), GCAutoPrev: gc.Prev, GCAutoHad: gc.Had, GitVersion: version,
 		Sandbox: a.sandboxMode(), HostAttribute: a.hasSearchAttribute(ctx, control.SAHost),
-		AutoMoveAfter: a.AutoMoveAfter, Unpaced: !a.paced(),
+		AutoMoveAfter: a.AutoMoveAfter, NoRateLimit: !a.paced(),
 	}, nil
 }
 
@@ -144,10 +144,10 @@ type StartSubtaskResult struct {
 	Worktree   string `json:"worktree"`
 	Branch     string `json:"branch"`
 	BaseCommit string `json:"base_commit"`
-	// Unpaced: no LLM rate limit was in force on this worker's last look
-	// (as AgentStepResult.Unpaced), so the first turn may call the model
+	// NoRateLimit: no LLM rate limit was in force on this worker's last look
+	// (as AgentStepResult.NoRateLimit), so the first turn may call the model
 	// without a permit.
-	Unpaced bool `json:"unpaced,omitempty"`
+	NoRateLimit bool `json:"unpaced,omitempty"`
 	// CacheKey is the sub-agent's result cache key ("" when the cache is
 	// off or does not apply): CommitSubtask stores its result under it.
 	CacheKey string `json:"cache_key,omitempty"`
@@ -204,7 +204,7 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err := a.Transcripts.Append(tref(in.Ref), recs...); err != nil {
 		return StartSubtaskResult{}, err
 	}
-	out := StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base, Unpaced: !a.paced()}
+	out := StartSubtaskResult{Worktree: wt.Dir, Branch: in.Branch, BaseCommit: base, NoRateLimit: !a.paced()}
 	if out.CacheKey, out.Cached, err = a.startFromCache(ctx, repo.Root, wt.Dir, base, agentsMD, user, in); err != nil {
 		return StartSubtaskResult{}, err
 	}

@@ -236,10 +236,10 @@ type AgentStepResult struct {
 	Reused           bool           `json:"reused,omitempty"`
 	DroppedMessages  int            `json:"dropped_messages,omitempty"`
 	TruncatedResults int            `json:"truncated_results,omitempty"`
-	// Unpaced: no LLM rate limit was in force on this worker's last look
+	// NoRateLimit: no LLM rate limit was in force on this worker's last look
 	// (see LLMPace.Limited), so the next turn may call the model without a
 	// permit from the shared LLM queue.
-	Unpaced bool `json:"unpaced,omitempty"`
+	NoRateLimit bool `json:"unpaced,omitempty"`
 	// ModelMs is how long the model took to answer (0 when the answer was
 	// stored already): the workflow calls a slow model in an activity.
 	ModelMs int64 `json:"model_ms,omitempty"`
@@ -282,7 +282,7 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 		res.ModelMs = elapsedMs(began)
 	}
 	res.DroppedMessages, res.TruncatedResults = fit.DroppedMessages, fit.TruncatedResults
-	res.Unpaced = !a.paced()
+	res.NoRateLimit = !a.paced()
 	return res, nil
 }
 

@@ -377,7 +377,7 @@ func (p *fakePace) Throttle(context.Context, time.Duration) {}
 func (p *fakePace) Limited() bool                           { return p.limited }
 
 // TestAgentStepSaysWhetherTheNextTurnNeedsAPermit: AgentStep reports
-// Unpaced only when its worker's pace says no rate limit is in force; with
+// NoRateLimit only when its worker's pace says no rate limit is in force; with
 // no pace at all the next turn takes a permit.
 func TestAgentStepSaysWhetherTheNextTurnNeedsAPermit(t *testing.T) {
 	turns := []scripted.Reply{
@@ -390,13 +390,13 @@ func TestAgentStepSaysWhetherTheNextTurnNeedsAPermit(t *testing.T) {
 	agentHead(t, h, ref, agentMarker)
 	pace := &fakePace{}
 	for turn, c := range []struct {
-		pace    LLMPace
-		unpaced bool
+		pace        LLMPace
+		noRateLimit bool
 	}{{nil, false}, {pace, true}, {&fakePace{limited: true}, false}} {
 		h.a.Pace = c.pace
 		step := mustRun[AgentStepResult](t, h.env, h.a.AgentStep, AgentStepInput{Ref: ref, Turn: turn, Model: "m", ContextLimit: 128000})
-		if step.Unpaced != c.unpaced {
-			t.Errorf("turn %d (pace %+v): Unpaced %v, want %v", turn, c.pace, step.Unpaced, c.unpaced)
+		if step.NoRateLimit != c.noRateLimit {
+			t.Errorf("turn %d (pace %+v): NoRateLimit %v, want %v", turn, c.pace, step.NoRateLimit, c.noRateLimit)
 		}
 		if turn < 2 {
 			appendRecs(t, h.a.Transcripts, ref, transcript.Record{Key: keyTool(turn, 0), Message: openai.ChatCompletionMessage{

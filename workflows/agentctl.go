@@ -97,8 +97,8 @@ func (ag *agent) waitFor(ctx workflow.Context, ok func() bool) error {
 			ag.apply(sig)
 		})
 		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
-		if ag.orphanWake != nil {
-			sel.AddReceive(ag.orphanWake, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
+		if ag.orphanNotice != nil {
+			sel.AddReceive(ag.orphanNotice, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
 		}
 		sel.Select(ctx)
 		if ctx.Err() != nil {
@@ -248,12 +248,12 @@ func (ag *agent) reportAsk(ctx workflow.Context, r BudgetReport) {
 	r.Ask = r.Ask || r.NeedSteps > 0
 	// Not waited on: the grant comes back as a signal.
 	f := workflow.SignalExternalWorkflow(ctx, ag.in.ParentWorkflowID, "", budgetReportSignal, r)
-	if ag.orphanWake != nil {
+	if ag.orphanNotice != nil {
 		workflow.Go(ctx, func(gctx workflow.Context) {
 			var gone *temporal.UnknownExternalWorkflowExecutionError
 			if errors.As(f.Get(gctx, nil), &gone) {
 				ag.orphaned, ag.why = true, "stopped: its run "+ag.in.ParentWorkflowID+" has closed (terminated?), so nobody waits for this sub-agent"
-				ag.orphanWake.SendAsync(true)
+				ag.orphanNotice.SendAsync(true)
 			}
 		})
 	}
@@ -270,7 +270,7 @@ var errOrphaned = errors.New("the run has closed")
 // steering (only those report to their run).
 func (ag *agent) watchOrphan(ctx workflow.Context) {
 	if ag.in.Control != nil {
-		ag.orphanWake = workflow.NewBufferedChannel(ctx, 1)
+		ag.orphanNotice = workflow.NewBufferedChannel(ctx, 1)
 	}
 }
 

@@ -50,7 +50,7 @@ func agentResult(id string) workflows.SubAgentResult {
 	wt := "/wt/" + id + "-a1"
 	return workflows.SubAgentResult{SubtaskID: id, Attempt: 1, Success: true, Status: activities.StatusCompleted,
 		ExitReason: workflows.ExitCompleted, Result: "did " + id + "\nSTATUS: completed",
-		AgentTally: workflows.AgentTally{Worktree: wt, Branch: "codeswarm/" + testRunID + "/" + id, BaseCommit: baseCommit,
+		AgentProgress: workflows.AgentProgress{Worktree: wt, Branch: "codeswarm/" + testRunID + "/" + id, BaseCommit: baseCommit,
 			Steps: 3, ToolCalls: 2, LLMCalls: 3, Usage: activities.Usage{PromptTokens: 300, CompletionTokens: 30}},
 		Commit: commitOf(wt), Changed: true, FilesChanged: []string{id + ".go"}}
 }

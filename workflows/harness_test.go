@@ -138,9 +138,9 @@ type world struct {
 	merging           int
 	mergeOverlap      bool
 
-	// unpaced is what StartSubtask and PrepareRun report: no LLM rate
+	// noRateLimit is what StartSubtask and PrepareRun report: no LLM rate
 	// limit in force.
-	unpaced bool
+	noRateLimit bool
 }
 
 func newWorld(subtasks ...activities.Subtask) *world {
@@ -189,7 +189,7 @@ func (w *world) prepareRun(_ context.Context, in activities.PrepareRunInput) (ac
 	if w.prepareErr != nil {
 		return activities.PrepareRunResult{}, w.prepareErr
 	}
-	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox, AutoMoveAfter: w.autoMove, Unpaced: w.unpaced}, nil
+	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox, AutoMoveAfter: w.autoMove, NoRateLimit: w.noRateLimit}, nil
 }
 
 func (w *world) plan(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {
@@ -219,7 +219,7 @@ func (w *world) startSubtask(_ context.Context, in activities.StartSubtaskInput)
 	}
 	w.active++
 	w.maxActive = max(w.maxActive, w.active)
-	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head, Unpaced: w.unpaced}, nil
+	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head, NoRateLimit: w.noRateLimit}, nil
 }
 
 func (w *world) agentStep(ctx context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {

@@ -22,13 +22,13 @@ import (
 func modelCalls(t *testing.T, taskQueue string, answerMs ...int64) ([]string, []string) {
 	t.Helper()
 	w := newWorld()
-	w.unpaced = true
+	w.noRateLimit = true
 	w.fallback = func(in activities.AgentStepInput) activities.AgentStepResult {
 		r := toolTurn("read", "r")
 		if in.Turn >= len(answerMs) {
 			r = finalTurn("STATUS: completed")
 		}
-		r.ModelMs, r.Unpaced = answerMs[in.Turn-1], true
+		r.ModelMs, r.NoRateLimit = answerMs[in.Turn-1], true
 		return r
 	}
 	env := newEnv(t, w)
@@ -108,7 +108,7 @@ func TestRunTellsSubAgentsTheModelIsFast(t *testing.T) {
 		}
 		w.fallback = func(in activities.AgentStepInput) activities.AgentStepResult {
 			r := finalTurn("STATUS: completed")
-			r.ModelMs, r.Unpaced = 50, true
+			r.ModelMs, r.NoRateLimit = 50, true
 			return r
 		}
 		env := newEnv(t, w)

@@ -50,17 +50,17 @@ func activityOrder(env *testsuite.TestWorkflowEnvironment) func() []string {
 
 // The planner calls the model without a permit when PrepareRun's worker
 // had no LLM rate limit in force; with one in force the permit comes first.
-func TestPlannerSkipsPermitWhenUnpaced(t *testing.T) {
+func TestPlannerSkipsPermitWithoutRateLimit(t *testing.T) {
 	for _, c := range []struct {
 		name          string
-		unpaced       bool
+		noRateLimit   bool
 		permitForPlan bool
 	}{
-		{"unpaced", true, false},
+		{"no rate limit", true, false},
 		{"paced", false, true},
 	} {
 		w := twoStagePlan()
-		w.unpaced = c.unpaced
+		w.noRateLimit = c.noRateLimit
 		env := newEnv(t, w)
 		order := activityOrder(env)
 		if res := runSwarm(t, env, swarmInput()); !res.Success {

@@ -50,7 +50,7 @@ func (s *swarm) markUnsandboxed(ctx workflow.Context) error {
 // first call when PrepareRun's worker had no rate limit in force; a repair,
 // like a call answered 429, takes one.
 func (s *swarm) plannerPermit(attempt int) bool {
-	return !(attempt == 0 && s.Prep.Unpaced)
+	return !(attempt == 0 && s.Prep.NoRateLimit)
 }
 
 // planError is a planner call that failed for good: its text is the cause

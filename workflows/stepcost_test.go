@@ -28,11 +28,11 @@ type hostRun struct {
 
 // runOnHost runs one sub-agent on its workspace queue (as a run starts
 // it) whose model makes one call of each tool in names,
-// one per turn, then finishes; unpaced is what StartSubtask reports.
-func runOnHost(t *testing.T, unpaced bool, names ...string) (*hostRun, workflows.SubAgentResult) {
+// one per turn, then finishes; noRateLimit is what StartSubtask reports.
+func runOnHost(t *testing.T, noRateLimit bool, names ...string) (*hostRun, workflows.SubAgentResult) {
 	t.Helper()
 	w := newWorld()
-	w.unpaced = unpaced
+	w.noRateLimit = noRateLimit
 	w.fallback = func(in activities.AgentStepInput) activities.AgentStepResult {
 		if in.Turn > len(names) {
 			return finalTurn("STATUS: completed")
@@ -105,15 +105,15 @@ func TestSubAgentOnHostRunsFileChangesLocally(t *testing.T) {
 // each). When StartSubtask saw a limit, the first turn takes one too.
 func TestSubAgentFirstTurnPermit(t *testing.T) {
 	for _, c := range []struct {
-		unpaced bool
-		want    int
-	}{{unpaced: true, want: 2}, {unpaced: false, want: 3}} {
-		run, res := runOnHost(t, c.unpaced, "read", "edit")
+		noRateLimit bool
+		want        int
+	}{{noRateLimit: true, want: 2}, {noRateLimit: false, want: 3}} {
+		run, res := runOnHost(t, c.noRateLimit, "read", "edit")
 		if !res.Success || res.LLMCalls != 3 {
-			t.Fatalf("unpaced %v: result = %+v", c.unpaced, res)
+			t.Fatalf("noRateLimit %v: result = %+v", c.noRateLimit, res)
 		}
 		if run.permits != c.want {
-			t.Errorf("StartSubtask unpaced %v: %d permits for 3 model calls, want %d", c.unpaced, run.permits, c.want)
+			t.Errorf("StartSubtask noRateLimit %v: %d permits for 3 model calls, want %d", c.noRateLimit, run.permits, c.want)
 		}
 	}
 }

@@ -76,11 +76,11 @@ type SubAgentInput struct {
 	NoCache bool `json:"no_cache,omitempty"`
 }
 
-// AgentTally is where a sub-agent works and what it has done so far. The
+// AgentProgress is where a sub-agent works and what it has done so far. The
 // state a continued run carries over and the result it returns both embed
 // it, so it is copied once, and its fields keep their JSON names at the top
 // level of each (running histories depend on them).
-type AgentTally struct {
+type AgentProgress struct {
 	Worktree   string           `json:"worktree"`
 	Branch     string           `json:"branch"`
 	BaseCommit string           `json:"base_commit"`
@@ -93,7 +93,7 @@ type AgentTally struct {
 // SubAgentState is what a continued run carries over: counters and
 // references, never the conversation.
 type SubAgentState struct {
-	AgentTally
+	AgentProgress
 	Turn    int    `json:"turn"`
 	LastSig string `json:"last_sig,omitempty"`
 	Repeats int    `json:"repeats,omitempty"`
@@ -103,12 +103,12 @@ type SubAgentState struct {
 	LastHash    string `json:"last_hash,omitempty"`
 	SameResults int    `json:"same_results,omitempty"`
 	Refused     int    `json:"refused,omitempty"`
-	// Unpaced: the last model answer said no LLM rate limit was in force,
+	// NoRateLimit: the last model answer said no LLM rate limit was in force,
 	// so the next turn calls the model without a permit.
-	Unpaced   bool      `json:"unpaced,omitempty"`
-	StartedAt time.Time `json:"started_at"`
-	Deadline  time.Time `json:"deadline"`
-	Runs      int       `json:"runs"`
+	NoRateLimit bool      `json:"unpaced,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	Deadline    time.Time `json:"deadline"`
+	Runs        int       `json:"runs"`
 	// ToolSeq numbers tool calls across continue-as-new (AgentView.Recent).
 	ToolSeq int `json:"tool_seq,omitempty"`
 	// Ctl is the steering state (with Control only).
@@ -132,7 +132,7 @@ type SubAgentResult struct {
 	ExitReason string `json:"exit_reason"`
 	Result     string `json:"result"`
 	Error      string `json:"error,omitempty"`
-	AgentTally
+	AgentProgress
 	Commit          string   `json:"commit"`
 	Changed         bool     `json:"changed"`
 	FilesChanged    []string `json:"files_changed"`
@@ -179,10 +179,10 @@ type agent struct {
 	view liveView
 	// why explains an ExitBudget, or a stop because the run has closed.
 	why string
-	// orphanWake is set when the sub-agent stops once its run has closed
+	// orphanNotice is set when the sub-agent stops once its run has closed
 	// (see watchOrphan); orphaned says a report found it closed.
-	orphanWake workflow.Channel
-	orphaned   bool
+	orphanNotice workflow.Channel
+	orphaned     bool
 	// cached: the work came from the result cache (finishCached).
 	cached bool
 }
@@ -210,7 +210,7 @@ func (ag *agent) start(ctx workflow.Context) (*activities.CachedAgent, error) {
 	// host, saw no rate limit in force, as later turns do after an
 	// AgentStep that saw none: a permit round trip and a workflow task
 	// less at every sub-agent's start.
-	ag.st.Unpaced = res.Unpaced
+	ag.st.NoRateLimit = res.NoRateLimit
 	return res.Cached, nil
 }
 
@@ -286,7 +286,7 @@ func (ag *agent) shouldContinueAsNew(ctx workflow.Context, stepsThisRun int) boo
 func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) {
 	var res activities.AgentStepResult
 	ag.doing(ctx, callModel, turnSummary(ag.st.Turn, ag.in.Model))
-	c := ag.llmCall(ctx, !ag.st.Unpaced, turnSummary(ag.st.Turn, ag.in.Model))
+	c := ag.llmCall(ctx, !ag.st.NoRateLimit, turnSummary(ag.st.Turn, ag.in.Model))
 	c.local = ag.localStep(ctx)
 	notes := ag.notes()
 	ag.st.NoStore = ag.st.NoStore || len(notes) > 0
@@ -297,7 +297,7 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 		return res, err
 	}
 	ag.st.FastModel = time.Duration(res.ModelMs)*time.Millisecond < localStepMax
-	ag.st.Unpaced = res.Unpaced
+	ag.st.NoRateLimit = res.NoRateLimit
 	ag.st.Steps++
 	ag.st.LLMCalls++
 	ag.st.Usage = ag.st.Usage.Add(res.Usage)
@@ -579,7 +579,7 @@ func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
 	}
 	res := SubAgentResult{
 		SubtaskID: ag.in.Subtask.ID, Attempt: ag.in.Attempt, ExitReason: exit, Result: final,
-		AgentTally: st.AgentTally, ContinuedAsNew: st.Runs,
+		AgentProgress: st.AgentProgress, ContinuedAsNew: st.Runs,
 	}
 	res.Status, res.Success, res.Error = outcome(exit, final, ag.in, st)
 	if ag.why != "" {

@@ -375,7 +375,7 @@ func TestSwarmChildWorkflowFails(t *testing.T) {
 			}
 			return workflows.SubAgentResult{
 				SubtaskID: in.Subtask.ID, Attempt: in.Attempt, Success: true, Status: activities.StatusCompleted, ExitReason: workflows.ExitCompleted,
-				Result: "ok", AgentTally: workflows.AgentTally{Steps: 3, ToolCalls: 2, LLMCalls: 3, Branch: in.Branch},
+				Result: "ok", AgentProgress: workflows.AgentProgress{Steps: 3, ToolCalls: 2, LLMCalls: 3, Branch: in.Branch},
 				Commit: "c-" + in.Subtask.ID, Changed: true, FilesChanged: []string{"x.go"},
 			}, nil
 		})
@@ -403,10 +403,10 @@ func TestSwarmChildWorkflowFails(t *testing.T) {
 // limit is in force (or the first turn, before any answer) takes one.
 func TestPermitsOnlyWhileLimited(t *testing.T) {
 	w := newWorld(subtask("01-a", 0))
-	unpaced := func(r activities.AgentStepResult) activities.AgentStepResult { r.Unpaced = true; return r }
-	// Turn 1 (permit: first) says unpaced, turn 2 (no permit) says paced,
-	// turn 3 (permit) says unpaced, turn 4 (no permit) is final.
-	w.scripts["01-a"] = sequence(unpaced(toolTurn("read", "r1")), toolTurn("read", "r2"), unpaced(toolTurn("read", "r3")), finalTurn("STATUS: completed"))
+	noRateLimit := func(r activities.AgentStepResult) activities.AgentStepResult { r.NoRateLimit = true; return r }
+	// Turn 1 (permit: first) says noRateLimit, turn 2 (no permit) says paced,
+	// turn 3 (permit) says noRateLimit, turn 4 (no permit) is final.
+	w.scripts["01-a"] = sequence(noRateLimit(toolTurn("read", "r1")), toolTurn("read", "r2"), noRateLimit(toolTurn("read", "r3")), finalTurn("STATUS: completed"))
 	env := newEnv(t, w)
 	var mu sync.Mutex
 	var order []string
@@ -452,8 +452,8 @@ func TestPermitsOnlyWhileLimited(t *testing.T) {
 // was in force.
 func TestRateLimitedCallRetriesAfterAPermit(t *testing.T) {
 	w := newWorld(subtask("01-a", 0))
-	unpaced := func(r activities.AgentStepResult) activities.AgentStepResult { r.Unpaced = true; return r }
-	w.scripts["01-a"] = sequence(unpaced(toolTurn("read", "r1")), finalTurn("STATUS: completed"))
+	noRateLimit := func(r activities.AgentStepResult) activities.AgentStepResult { r.NoRateLimit = true; return r }
+	w.scripts["01-a"] = sequence(noRateLimit(toolTurn("read", "r1")), finalTurn("STATUS: completed"))
 	w.stepErr = temporal.NewApplicationErrorWithOptions("429", activities.ErrTypeRateLimit, temporal.ApplicationErrorOptions{NextRetryDelay: time.Second})
 	w.failTurn, w.stepErrTimes = 2, 2
 	env := newEnv(t, w)

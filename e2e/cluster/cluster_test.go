@@ -250,35 +250,35 @@ func (c *cluster) checkLocality(ids []string) map[string]string {
 // was in force on its host (no ceiling, no 429 lately): then a call goes
 // ahead without one.
 func (c *cluster) checkPermits(id string, acts []activityRun) {
-	calls, permits, unpacedCalls := 0, 0, 0
-	permitted, unpaced := map[string]bool{}, map[string]bool{}
+	calls, permits, callsWithoutPermit := 0, 0, 0
+	permitted, noRateLimit := map[string]bool{}, map[string]bool{}
 	for _, a := range acts {
 		switch a.typ {
 		case "Plan", "AgentStep", "Summarize":
 			calls++
 			switch {
 			case permitted[a.workflowID]:
-			case unpaced[a.workflowID]:
-				unpacedCalls++
+			case noRateLimit[a.workflowID]:
+				callsWithoutPermit++
 			default:
 				c.t.Errorf("run %s: %s of %s took no permit and followed no answer saying no limit was in force", id, a.typ, a.workflowID)
 			}
 			permitted[a.workflowID] = false
 			var res struct {
-				Unpaced bool `json:"unpaced"`
+				NoRateLimit bool `json:"unpaced"`
 			}
 			if a.typ == "AgentStep" && json.Unmarshal(a.result, &res) == nil {
-				unpaced[a.workflowID] = res.Unpaced
+				noRateLimit[a.workflowID] = res.NoRateLimit
 			}
 		case "StartSubtask", "PrepareRun":
 			// The sub-agent's first turn, and the planner's first call,
 			// go without a permit when
 			// the worker of the worktree or the run saw no limit in force.
 			var res struct {
-				Unpaced bool `json:"unpaced"`
+				NoRateLimit bool `json:"unpaced"`
 			}
 			if json.Unmarshal(a.result, &res) == nil {
-				unpaced[a.workflowID] = res.Unpaced
+				noRateLimit[a.workflowID] = res.NoRateLimit
 			}
 		case "LLMPermit":
 			permits++
@@ -293,7 +293,7 @@ func (c *cluster) checkPermits(id string, acts []activityRun) {
 	if calls == 0 {
 		c.t.Errorf("run %s: no model call (%d permits from the shared LLM queue)", id, permits)
 	}
-	c.t.Logf("run %s: %d model calls, %d permits, %d calls without one after an unpaced answer", id, calls, permits, unpacedCalls)
+	c.t.Logf("run %s: %d model calls, %d permits, %d calls without one after an answer that saw no rate limit", id, calls, permits, callsWithoutPermit)
 }
 
 // checkDisks: each host's workspace.root holds the runs homed there and
