@@ -74,7 +74,8 @@ func shapeCalls(c openai.ChatCompletionChoice, key string) openai.ChatCompletion
 	msg.Content = rest
 	for i, tc := range calls {
 		msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{
-			ID: defaultCallID(key, i), Type: openai.ToolTypeFunction,
+			ID:       defaultCallID(key, i),
+			Type:     openai.ToolTypeFunction,
 			Function: openai.FunctionCall{Name: tc.Name, Arguments: tc.Arguments},
 		})
 	}
@@ -118,7 +119,10 @@ func (a *Activities) followUp(ref transcript.Ref, turn int, rec transcript.Recor
 }
 
 func userNote(key, text string) transcript.Record {
-	return transcript.Record{Key: key, Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: text}}
+	return transcript.Record{
+		Key:     key,
+		Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: text},
+	}
 }
 
 func hasKey(recs []transcript.Record, key string) bool {

@@ -90,8 +90,12 @@ type Usage struct {
 
 // Add returns the sum of two usages.
 func (u Usage) Add(o Usage) Usage {
-	return Usage{PromptTokens: u.PromptTokens + o.PromptTokens, CompletionTokens: u.CompletionTokens + o.CompletionTokens,
-		CachedPromptTokens: u.CachedPromptTokens + o.CachedPromptTokens, Estimated: u.Estimated || o.Estimated}
+	return Usage{
+		PromptTokens:       u.PromptTokens + o.PromptTokens,
+		CompletionTokens:   u.CompletionTokens + o.CompletionTokens,
+		CachedPromptTokens: u.CachedPromptTokens + o.CachedPromptTokens,
+		Estimated:          u.Estimated || o.Estimated,
+	}
 }
 
 // ConvRef names one sub-agent conversation in the transcript store.

@@ -143,8 +143,15 @@ const cacheWorkdirPlaceholder = "<worktree>"
 // agentCacheKey is the key of a sub-agent's result.
 func agentCacheKey(st Subtask, agentsMD, user, baseTree, model string, limits ToolLimits, sandbox string) string {
 	return hashKey(agentKeyInput{
-		Version: cacheKeyVersion, System: SubAgentSystemPrompt(st, cacheWorkdirPlaceholder, agentsMD), User: user,
-		NeedsWorktree: st.NeedsWorktree, BaseTree: baseTree, Model: model, Tools: toolSetHash(), Limits: limits, Sandbox: sandbox,
+		Version:       cacheKeyVersion,
+		System:        SubAgentSystemPrompt(st, cacheWorkdirPlaceholder, agentsMD),
+		User:          user,
+		NeedsWorktree: st.NeedsWorktree,
+		BaseTree:      baseTree,
+		Model:         model,
+		Tools:         toolSetHash(),
+		Limits:        limits,
+		Sandbox:       sandbox,
 	})
 }
 
@@ -162,7 +169,14 @@ type planKeyInput struct {
 // strategy, repository listing, subtask cap), model and, when known, the
 // base commit's tree.
 func planCacheKey(system, user, model, baseTree string) string {
-	return hashKey(planKeyInput{Version: cacheKeyVersion, Kind: "plan", System: system, User: user, Model: model, BaseTree: baseTree})
+	return hashKey(planKeyInput{
+		Version:  cacheKeyVersion,
+		Kind:     "plan",
+		System:   system,
+		User:     user,
+		Model:    model,
+		BaseTree: baseTree,
+	})
 }
 
 func hashKey(v any) string {
@@ -382,7 +396,12 @@ func (c *ResultCache) storePlan(key, content string) error {
 	if c == nil {
 		return nil
 	}
-	if err := c.write(cacheKindPlan, key, planEntry{Version: cacheKeyVersion, Key: key, Content: content, Stored: c.clock().UTC()}); err != nil {
+	if err := c.write(cacheKindPlan, key, planEntry{
+		Version: cacheKeyVersion,
+		Key:     key,
+		Content: content,
+		Stored:  c.clock().UTC(),
+	}); err != nil {
 		return err
 	}
 	c.evict(cacheKindPlan, nil)

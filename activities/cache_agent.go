@@ -88,8 +88,17 @@ func (a *Activities) storeResult(ctx context.Context, in CommitSubtaskInput, res
 	if ParseStatus(final.Message.Content) != StatusCompleted {
 		return errors.New("the final answer does not say STATUS: completed")
 	}
-	return a.Cache.storeAgent(ctx, s.RepoPath, s.Key, agentEntry{Commit: res.Commit, CachedAgent: CachedAgent{
-		Result: capText(final.Message.Content, finalTextCap), FilesChanged: res.FilesChanged,
-		Steps: s.Steps, ToolCalls: s.ToolCalls, LLMCalls: s.LLMCalls, Usage: s.Usage, RunID: in.RunID, SubtaskID: in.SubtaskID,
-	}})
+	return a.Cache.storeAgent(ctx, s.RepoPath, s.Key, agentEntry{
+		Commit: res.Commit,
+		CachedAgent: CachedAgent{
+			Result:       capText(final.Message.Content, finalTextCap),
+			FilesChanged: res.FilesChanged,
+			Steps:        s.Steps,
+			ToolCalls:    s.ToolCalls,
+			LLMCalls:     s.LLMCalls,
+			Usage:        s.Usage,
+			RunID:        in.RunID,
+			SubtaskID:    in.SubtaskID,
+		},
+	})
 }

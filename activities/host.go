@@ -115,7 +115,10 @@ func (a *Activities) EndHostWatch(ctx context.Context, in EndHostWatchInput) err
 // debug level, not as an error), and retried like any failure.
 func watchStopped(ctx context.Context) error {
 	return temporal.NewApplicationErrorWithOptions("host watch stopped: "+context.Cause(ctx).Error(), "host.watch_stopped",
-		temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign, Cause: ctx.Err()})
+		temporal.ApplicationErrorOptions{
+			Category: temporal.ApplicationErrorCategoryBenign,
+			Cause:    ctx.Err(),
+		})
 }
 
 func (a *Activities) hostLostAfter() time.Duration {

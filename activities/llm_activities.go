@@ -28,122 +28,9 @@ func keyTool(t, i int) string         { return fmt.Sprintf("t%04d-tool-%02d", t,
 func keyRepair(attempt int) string    { return fmt.Sprintf("t%04d-repair", attempt) }
 func plannerRef(runID string) ConvRef { return ConvRef{RunID: runID, SubtaskID: "planner"} }
 
-// Keys of a cut planner answer's continuations: attempt's c-th "go on"
-// request and the part it got.
-func keyPlanContinue(attempt, c int) string { return fmt.Sprintf("t%04d-plan-continue-%d", attempt, c) }
-func keyPlanPart(attempt, c int) string     { return fmt.Sprintf("t%04d-plan-part-%d", attempt, c) }
-
-// planContinuations is how many times a planner answer cut by the token
-// limit is continued before it is judged as it is.
-const planContinuations = 4
-
-const planContinueMessage = "Your answer was cut off by the output limit. Continue exactly where you stopped: no repetition, no preamble, no code fence; only the rest of the JSON."
-
 // attemptsBeforeNudge is how many times an empty or malformed answer is
 // retried before the loop feeds the model a note and moves on.
 const attemptsBeforeNudge = 3
-
-// PlanInput asks the planner for a plan (Attempt 0) or a repair (Attempt 1).
-type PlanInput struct {
-	RunID         string `json:"run_id"`
-	Task          string `json:"task"`
-	Strategy      string `json:"strategy"`
-	RepoListing   string `json:"repo_listing"`
-	MaxSubtasks   int    `json:"max_subtasks"`
-	Model         string `json:"model"`
-	Attempt       int    `json:"attempt"`
-	RepairProblem string `json:"repair_problem,omitempty"`
-	// RepoPath and BaseCommit add the base commit's tree to the plan's
-	// result cache key; NoCache skips the lookup (a valid plan is still
-	// stored). See cache_plan.go.
-	RepoPath   string `json:"repo_path,omitempty"`
-	BaseCommit string `json:"base_commit,omitempty"`
-	NoCache    bool   `json:"no_cache,omitempty"`
-}
-
-// PlanResult is a validated plan, or the problem that made it invalid.
-type PlanResult struct {
-	Subtasks []Subtask `json:"subtasks,omitempty"`
-	Problem  string    `json:"problem,omitempty"`
-	Usage    Usage     `json:"usage"`
-	Reused   bool      `json:"reused"`
-	// ModelMs is how long the model took to answer (0 when the answer was
-	// stored already): the run tells its sub-agents whether the model is
-	// fast (see AgentStepResult.ModelMs).
-	ModelMs int64 `json:"model_ms,omitempty"`
-	// Cut: the answer was still cut by the token limit after the
-	// continuations.
-	Cut bool `json:"cut,omitempty"`
-	// Cached: the plan came from the result cache; no model call was made.
-	Cached bool `json:"cached,omitempty"`
-}
-
-// Plan runs one planner request. The answer is stored in the transcript
-// before it is returned, so a retried activity never pays for it twice.
-func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error) {
-	ref := tref(plannerRef(in.RunID))
-	sys, user := PlannerMessages(in.Task, in.Strategy, in.RepoListing, in.MaxSubtasks)
-	head := []transcript.Record{
-		{Key: keySystem(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem, Content: sys}},
-		{Key: keyUser(), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: user}},
-	}
-	if in.Attempt > 0 {
-		head = append(head, transcript.Record{Key: keyRepair(in.Attempt), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: RepairMessage(in.RepairProblem)}})
-	}
-	if err := a.Transcripts.Append(ref, head...); err != nil {
-		return PlanResult{}, err
-	}
-	cacheKey := a.planKey(ctx, in, sys, user)
-	if res, ok := a.cachedPlan(ctx, in, cacheKey); ok {
-		return res, nil
-	}
-	began := time.Now()
-	rec, reused, err := a.answer(ctx, ref, keyAssistant(in.Attempt), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
-		return openai.ChatCompletionRequest{Model: in.Model, Messages: msgs}
-	}, nil)
-	if err != nil {
-		return PlanResult{}, llmError(err)
-	}
-	out := PlanResult{Usage: recUsage(rec), Reused: reused}
-	content := rec.Message.Content
-	// A long plan is cut by llm.max_tokens (finish_reason "length"): ask the
-	// model to go on where it stopped and join the parts, so a plan of many
-	// subtasks is not lost to invalid JSON.
-	for c := 1; c <= planContinuations && rec.FinishReason == string(openai.FinishReasonLength); c++ {
-		if err := a.Transcripts.Append(ref, transcript.Record{Key: keyPlanContinue(in.Attempt, c),
-			Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: planContinueMessage}}); err != nil {
-			return PlanResult{}, err
-		}
-		var more bool
-		rec, more, err = a.answer(ctx, ref, keyPlanPart(in.Attempt, c), func(msgs []openai.ChatCompletionMessage) openai.ChatCompletionRequest {
-			return openai.ChatCompletionRequest{Model: in.Model, Messages: msgs}
-		}, nil)
-		if err != nil {
-			return PlanResult{}, llmError(err)
-		}
-		reused = reused && more
-		out.Usage = out.Usage.Add(recUsage(rec))
-		content += rec.Message.Content
-	}
-	if rec.FinishReason == string(openai.FinishReasonLength) {
-		out.Cut = true
-	}
-	out.Reused = reused
-	if !reused {
-		out.ModelMs = elapsedMs(began)
-	}
-	subtasks, perr := ParsePlan(content, in.MaxSubtasks)
-	if perr != nil && out.Cut {
-		perr = fmt.Errorf("the plan was cut off by llm.max_tokens (finish_reason length, %d continuations): %v", planContinuations, perr)
-	}
-	if perr != nil {
-		out.Problem = perr.Error()
-		return out, nil
-	}
-	out.Subtasks = subtasks
-	a.storePlan(ctx, cacheKey, content, out)
-	return out, nil
-}
 
 // answer returns the model's answer stored under key, or asks the model (the
 // request built from the stored conversation) and stores the answer, made
@@ -186,8 +73,15 @@ func (a *Activities) answer(ctx context.Context, ref transcript.Ref, key string,
 		msg.ToolCalls[i].Type = openai.ToolTypeFunction
 	}
 	u := responseUsage(req, resp)
-	rec := transcript.Record{Key: key, Message: msg, PromptTokens: u.PromptTokens,
-		CompletionTokens: u.CompletionTokens, CachedPromptTokens: u.CachedPromptTokens, FinishReason: string(choice.FinishReason), UsageEstimated: u.Estimated}
+	rec := transcript.Record{
+		Key:                key,
+		Message:            msg,
+		PromptTokens:       u.PromptTokens,
+		CompletionTokens:   u.CompletionTokens,
+		CachedPromptTokens: u.CachedPromptTokens,
+		FinishReason:       string(choice.FinishReason),
+		UsageEstimated:     u.Estimated,
+	}
 	if err := a.Transcripts.Append(ref, rec); err != nil {
 		return transcript.Record{}, false, err
 	}
@@ -264,7 +158,10 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 		// request.
 		defs := tools.Definitions()
 		var fitted []openai.ChatCompletionMessage
-		fitted, fit = llm.FitBudget(msgs, in.ContextLimit, llm.Budget{Tokens: a.ContextTokens, Overhead: llm.EstimateToolTokens(defs)})
+		fitted, fit = llm.FitBudget(msgs, in.ContextLimit, llm.Budget{
+			Tokens:   a.ContextTokens,
+			Overhead: llm.EstimateToolTokens(defs),
+		})
 		return openai.ChatCompletionRequest{Model: in.Model, Messages: fitted, Tools: defs}
 	}, shapeAgentAnswer)
 	if err != nil {
@@ -301,9 +198,20 @@ func nudgeable(err error) bool {
 // note, so the conversation goes on instead of failing the sub-agent.
 func (a *Activities) nudge(ref transcript.Ref, turn int, cause error) (AgentStepResult, error) {
 	recs := []transcript.Record{
-		{Key: keyAssistant(turn), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: "(no usable answer)"}},
-		{Key: keyNudge(turn), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser,
-			Content: "Your previous answer could not be used (" + cause.Error() + "). Continue the task with tool calls, or finish with a summary ending in a STATUS line."}},
+		{
+			Key: keyAssistant(turn),
+			Message: openai.ChatCompletionMessage{
+				Role:    openai.ChatMessageRoleAssistant,
+				Content: "(no usable answer)",
+			},
+		},
+		{
+			Key: keyNudge(turn),
+			Message: openai.ChatCompletionMessage{
+				Role:    openai.ChatMessageRoleUser,
+				Content: "Your previous answer could not be used (" + cause.Error() + "). Continue the task with tool calls, or finish with a summary ending in a STATUS line.",
+			},
+		},
 	}
 	if err := a.Transcripts.Append(ref, recs...); err != nil {
 		return AgentStepResult{}, err
@@ -314,8 +222,12 @@ func (a *Activities) nudge(ref transcript.Ref, turn int, cause error) (AgentStep
 func stepResult(r transcript.Record) AgentStepResult {
 	res := AgentStepResult{Usage: recUsage(r)}
 	for _, tc := range r.Message.ToolCalls {
-		res.ToolCalls = append(res.ToolCalls, ToolCallInfo{ID: tc.ID, Name: tc.Function.Name, Signature: callSignature(tc.Function.Name, tc.Function.Arguments),
-			Brief: ToolBrief(tc.Function.Name, tc.Function.Arguments)})
+		res.ToolCalls = append(res.ToolCalls, ToolCallInfo{
+			ID:        tc.ID,
+			Name:      tc.Function.Name,
+			Signature: callSignature(tc.Function.Name, tc.Function.Arguments),
+			Brief:     ToolBrief(tc.Function.Name, tc.Function.Arguments),
+		})
 	}
 	if len(res.ToolCalls) == 0 {
 		res.Final = capText(r.Message.Content, finalTextCap)
@@ -381,7 +293,15 @@ func (a *Activities) Summarize(ctx context.Context, in SummarizeInput) (Summariz
 	default:
 		content = llm.TruncateResult(string(raw), llm.SimpleTruncateChars)
 	}
-	rec := transcript.Record{Key: key, Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, Content: content, ToolCallID: in.CallID, Name: in.ToolName}}
+	rec := transcript.Record{
+		Key: key,
+		Message: openai.ChatCompletionMessage{
+			Role:       openai.ChatMessageRoleTool,
+			Content:    content,
+			ToolCallID: in.CallID,
+			Name:       in.ToolName,
+		},
+	}
 	if err := a.Transcripts.Append(ref, rec); err != nil {
 		return SummarizeResult{}, err
 	}
@@ -417,7 +337,13 @@ func (a *Activities) appendNotes(ref transcript.Ref, turn int, notes []string) e
 	}
 	out := make([]transcript.Record, len(notes))
 	for i, n := range notes {
-		out[i] = transcript.Record{Key: keyNote(turn, i), Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: NotePrefix + n}}
+		out[i] = transcript.Record{
+			Key: keyNote(turn, i),
+			Message: openai.ChatCompletionMessage{
+				Role:    openai.ChatMessageRoleUser,
+				Content: NotePrefix + n,
+			},
+		}
 	}
 	return a.Transcripts.Append(ref, out...)
 }

@@ -106,8 +106,13 @@ func validatePlan(raw []rawSubtask, maxSubtasks int) ([]Subtask, error) {
 			}
 		}
 		subtasks[i] = Subtask{
-			ID: ids[strings.TrimSpace(r.Name)], Name: strings.TrimSpace(r.Name), Instruction: r.Instruction,
-			Specialty: r.Specialty, Dependencies: deps, Priority: parsePriority(r.Priority), NeedsWorktree: needs,
+			ID:            ids[strings.TrimSpace(r.Name)],
+			Name:          strings.TrimSpace(r.Name),
+			Instruction:   r.Instruction,
+			Specialty:     r.Specialty,
+			Dependencies:  deps,
+			Priority:      parsePriority(r.Priority),
+			NeedsWorktree: needs,
 		}
 	}
 	if err := assignStages(subtasks); err != nil {
@@ -210,5 +215,12 @@ func Slug(s string, maxLen int) string {
 
 // SingleTaskPlan is the fallback plan: the whole task as one subtask.
 func SingleTaskPlan(task string) []Subtask {
-	return []Subtask{{ID: SubtaskID(0, "main"), Name: "main", Instruction: task, Specialty: "generalist", Dependencies: []string{}, NeedsWorktree: true}}
+	return []Subtask{{
+		ID:            SubtaskID(0, "main"),
+		Name:          "main",
+		Instruction:   task,
+		Specialty:     "generalist",
+		Dependencies:  []string{},
+		NeedsWorktree: true,
+	}}
 }

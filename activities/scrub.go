@@ -87,7 +87,8 @@ func scrubError(s *secret.Scrubber, err error) error {
 		return temporal.NewApplicationError(clean, errTypeName(err))
 	}
 	return temporal.NewApplicationErrorWithOptions(clean, app.Type(), temporal.ApplicationErrorOptions{
-		NonRetryable: app.NonRetryable(), NextRetryDelay: app.NextRetryDelay(),
+		NonRetryable:   app.NonRetryable(),
+		NextRetryDelay: app.NextRetryDelay(),
 	})
 }
 

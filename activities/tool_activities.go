@@ -77,9 +77,14 @@ func (a *Activities) ExecTool(ctx context.Context, in ExecToolInput) (ExecToolRe
 		return out, a.Transcripts.Append(ref, toolRecord(key, call, repeatNote))
 	}
 	opts := tools.Options{
-		Root: in.Worktree, BashTimeout: in.Limits.BashTimeout, BashMaxTimeout: in.Limits.BashMaxTimeout,
-		MaxOutputBytes: in.Limits.MaxOutputBytes, Env: a.Environ, Sandbox: a.Sandbox,
-		MaxFileBytes: a.MaxFileBytes, Heartbeat: func() { activity.RecordHeartbeat(ctx) },
+		Root:           in.Worktree,
+		BashTimeout:    in.Limits.BashTimeout,
+		BashMaxTimeout: in.Limits.BashMaxTimeout,
+		MaxOutputBytes: in.Limits.MaxOutputBytes,
+		Env:            a.Environ,
+		Sandbox:        a.Sandbox,
+		MaxFileBytes:   a.MaxFileBytes,
+		Heartbeat:      func() { activity.RecordHeartbeat(ctx) },
 	}
 	res, err := a.runTool(ctx, in, opts, call)
 	if err != nil {
@@ -176,9 +181,15 @@ func toolRecord(key string, call openai.ToolCall, output string) transcript.Reco
 	if output == "" {
 		output = "(no output)"
 	}
-	return transcript.Record{Key: key, Message: openai.ChatCompletionMessage{
-		Role: openai.ChatMessageRoleTool, Content: output, ToolCallID: call.ID, Name: call.Function.Name,
-	}}
+	return transcript.Record{
+		Key: key,
+		Message: openai.ChatCompletionMessage{
+			Role:       openai.ChatMessageRoleTool,
+			Content:    output,
+			ToolCallID: call.ID,
+			Name:       call.Function.Name,
+		},
+	}
 }
 
 // SwarmShareInput names a swarm_share call of a turn.
@@ -269,10 +280,18 @@ func rejection(err error) error {
 }
 
 func (a *Activities) share(ctx context.Context, in SwarmShareInput, args tools.ShareArgs) (string, error) {
-	req := a.scrubShare(control.ShareRequest{Action: args.Action, Key: args.Key, Value: string(args.Value), Tags: args.Tags, Prefix: args.Prefix, Publisher: in.Ref.SubtaskID})
+	req := a.scrubShare(control.ShareRequest{
+		Action:    args.Action,
+		Key:       args.Key,
+		Value:     string(args.Value),
+		Tags:      args.Tags,
+		Prefix:    args.Prefix,
+		Publisher: in.Ref.SubtaskID,
+	})
 	if args.Action == "publish" {
 		h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: in.ParentWorkflowID, UpdateName: control.SharePublishUpdateName,
+			WorkflowID:   in.ParentWorkflowID,
+			UpdateName:   control.SharePublishUpdateName,
 			UpdateID:     shareUpdateID(callerWorkflowID(ctx), in),
 			Args:         []any{req},
 			WaitForStage: client.WorkflowUpdateStageCompleted,

@@ -19,7 +19,10 @@ const charsPerToken = 4
 // and cost caps would never bind.
 func responseUsage(req openai.ChatCompletionRequest, resp openai.ChatCompletionResponse) Usage {
 	if resp.Usage.PromptTokens > 0 || resp.Usage.CompletionTokens > 0 {
-		u := Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
+		u := Usage{
+			PromptTokens:     resp.Usage.PromptTokens,
+			CompletionTokens: resp.Usage.CompletionTokens,
+		}
 		if d := resp.Usage.PromptTokensDetails; d != nil {
 			u.CachedPromptTokens = min(max(d.CachedTokens, 0), u.PromptTokens)
 		}
@@ -53,11 +56,20 @@ func EstimateUsage(req openai.ChatCompletionRequest, choices []openai.ChatComple
 			compl += len(tc.Function.Name) + len(tc.Function.Arguments)
 		}
 	}
-	return Usage{PromptTokens: ceilDiv(prompt, charsPerToken), CompletionTokens: max(ceilDiv(compl, charsPerToken), 1), Estimated: true}
+	return Usage{
+		PromptTokens:     ceilDiv(prompt, charsPerToken),
+		CompletionTokens: max(ceilDiv(compl, charsPerToken), 1),
+		Estimated:        true,
+	}
 }
 
 func recUsage(r transcript.Record) Usage {
-	return Usage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CachedPromptTokens: r.CachedPromptTokens, Estimated: r.UsageEstimated}
+	return Usage{
+		PromptTokens:       r.PromptTokens,
+		CompletionTokens:   r.CompletionTokens,
+		CachedPromptTokens: r.CachedPromptTokens,
+		Estimated:          r.UsageEstimated,
+	}
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

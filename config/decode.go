@@ -30,7 +30,11 @@ func describeDecodeError(v *viper.Viper, err error) error {
 	}
 	errs := make([]error, 0, len(leaves))
 	for _, de := range leaves {
-		errs = append(errs, &KeyError{Key: de.Name(), Value: v.Get(de.Name()), Problem: typeProblem(de)})
+		errs = append(errs, &KeyError{
+			Key:     de.Name(),
+			Value:   v.Get(de.Name()),
+			Problem: typeProblem(de),
+		})
 	}
 	return errors.Join(errs...)
 }

@@ -127,15 +127,22 @@ func (c *Config) checkDistinctPorts() error {
 	if c.Embedded.Port != c.Embedded.UIPort {
 		return nil
 	}
-	return &KeyError{Key: "embedded.ui_port", Value: c.Embedded.UIPort, Problem: "must differ from embedded.port"}
+	return &KeyError{
+		Key:     "embedded.ui_port",
+		Value:   c.Embedded.UIPort,
+		Problem: "must differ from embedded.port",
+	}
 }
 
 func (c *Config) checkBashTimeouts() error {
 	if c.Tools.Bash.MaxTimeout >= c.Tools.Bash.Timeout {
 		return nil
 	}
-	return &KeyError{Key: "tools.bash.max_timeout", Value: c.Tools.Bash.MaxTimeout,
-		Problem: fmt.Sprintf("must be at least tools.bash.timeout (%s)", c.Tools.Bash.Timeout)}
+	return &KeyError{
+		Key:     "tools.bash.max_timeout",
+		Value:   c.Tools.Bash.MaxTimeout,
+		Problem: fmt.Sprintf("must be at least tools.bash.timeout (%s)", c.Tools.Bash.Timeout),
+	}
 }
 
 // envNamePattern is what a POSIX shell accepts as a variable name.
@@ -144,8 +151,11 @@ var envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (c *Config) checkEnvPassthrough() error {
 	for _, name := range c.Tools.Bash.EnvPassthrough {
 		if !envNamePattern.MatchString(name) {
-			return &KeyError{Key: "tools.bash.env_passthrough", Value: name,
-				Problem: "is not an environment variable name (letters, digits and _, not starting with a digit)"}
+			return &KeyError{
+				Key:     "tools.bash.env_passthrough",
+				Value:   name,
+				Problem: "is not an environment variable name (letters, digits and _, not starting with a digit)",
+			}
 		}
 	}
 	return nil
@@ -159,7 +169,11 @@ func checkHostName(key, v string) error {
 	if v == "" || hostNameRE.MatchString(v) {
 		return nil
 	}
-	return &KeyError{Key: key, Value: v, Problem: "must be letters, digits, '.', '_' or '-', starting with a letter or digit"}
+	return &KeyError{
+		Key:     key,
+		Value:   v,
+		Problem: "must be letters, digits, '.', '_' or '-', starting with a letter or digit",
+	}
 }
 
 // checkWorkerVersion: a deployment name cannot hold ".", which Temporal
@@ -168,11 +182,23 @@ func (c *Config) checkWorkerVersion() error {
 	w := c.Worker
 	switch {
 	case strings.Contains(w.Deployment, "."):
-		return &KeyError{Key: "worker.deployment", Value: w.Deployment, Problem: `must not contain "."`}
+		return &KeyError{
+			Key:     "worker.deployment",
+			Value:   w.Deployment,
+			Problem: `must not contain "."`,
+		}
 	case w.Deployment != strings.TrimSpace(w.Deployment):
-		return &KeyError{Key: "worker.deployment", Value: w.Deployment, Problem: "must not start or end with spaces"}
+		return &KeyError{
+			Key:     "worker.deployment",
+			Value:   w.Deployment,
+			Problem: "must not start or end with spaces",
+		}
 	case w.BuildID != "" && w.Deployment == "":
-		return &KeyError{Key: "worker.build_id", Value: w.BuildID, Problem: "needs worker.deployment (a build ID names a build within a deployment)"}
+		return &KeyError{
+			Key:     "worker.build_id",
+			Value:   w.BuildID,
+			Problem: "needs worker.deployment (a build ID names a build within a deployment)",
+		}
 	}
 	return nil
 }
@@ -202,7 +228,11 @@ func between(key string, v, lowest, highest int) error {
 	if v >= lowest && v <= highest {
 		return nil
 	}
-	return &KeyError{Key: key, Value: v, Problem: fmt.Sprintf("must be between %d and %d", lowest, highest)}
+	return &KeyError{
+		Key:     key,
+		Value:   v,
+		Problem: fmt.Sprintf("must be between %d and %d", lowest, highest),
+	}
 }
 
 func nonNegativeFloat(key string, v float64) error {
@@ -322,7 +352,11 @@ func atLeast64(key string, v, lowest int64) error {
 func (c *Config) checkReadOnlyPaths() error {
 	for _, p := range c.Tools.Bash.ReadOnlyPaths {
 		if !filepath.IsAbs(p) {
-			return &KeyError{Key: "tools.bash.read_only_paths", Value: p, Problem: "is not an absolute path"}
+			return &KeyError{
+				Key:     "tools.bash.read_only_paths",
+				Value:   p,
+				Problem: "is not an absolute path",
+			}
 		}
 	}
 	return nil

@@ -51,7 +51,10 @@ func ReuseTree(ctx context.Context, dir, baseSHA, tree, message string, trailers
 		return CommitResult{}, fmt.Errorf("reuse tree: commit-tree %s: %w", shortSHA(tree), err)
 	}
 	commit := strings.TrimSpace(string(out))
-	if _, err := git(ctx, dir, runOpts{gitDir: gitDir, identity: true}, "reset", "--quiet", "--hard", commit); err != nil {
+	if _, err := git(ctx, dir, runOpts{
+		gitDir:   gitDir,
+		identity: true,
+	}, "reset", "--quiet", "--hard", commit); err != nil {
 		return CommitResult{}, fmt.Errorf("reuse tree: check out %s in %q: %w", shortSHA(commit), dir, err)
 	}
 	return worktreeResult(ctx, dir, baseSHA, opts)

@@ -206,7 +206,10 @@ func (ag *agent) summaryAllowance(ctx workflow.Context, chars int) error {
 		return nil
 	}
 	b := ag.in.Control.Budget
-	u := activities.Usage{PromptTokens: min(chars, 200_000)/3 + 200, CompletionTokens: b.MaxAnswerTokens}
+	u := activities.Usage{
+		PromptTokens:     min(chars, 200_000)/3 + 200,
+		CompletionTokens: b.MaxAnswerTokens,
+	}
 	switch exit, _ := ag.allowance(ctx, u.Total(), b.Price.Cost(u)); exit {
 	case ExitBudget:
 		return errBudgetStop

@@ -32,9 +32,14 @@ func (ag *agent) registerAgentQuery(ctx workflow.Context) error {
 
 func (ag *agent) agentView() control.AgentView {
 	v := control.AgentView{
-		Subtask: ag.in.Subtask.ID, Attempt: ag.in.Attempt, MaxSteps: ag.in.MaxSteps,
-		CurrentTool: ag.view.doing, CurrentKind: ag.view.kind, CurrentSince: ag.view.since,
-		LastStatus: ag.view.lastStatus, Recent: ag.view.recent,
+		Subtask:      ag.in.Subtask.ID,
+		Attempt:      ag.in.Attempt,
+		MaxSteps:     ag.in.MaxSteps,
+		CurrentTool:  ag.view.doing,
+		CurrentKind:  ag.view.kind,
+		CurrentSince: ag.view.since,
+		LastStatus:   ag.view.lastStatus,
+		Recent:       ag.view.recent,
 	}
 	if ag.st != nil {
 		v.Step, v.StartedAt = ag.st.Steps, ag.st.StartedAt
@@ -60,7 +65,12 @@ func (ag *agent) doing(ctx workflow.Context, kind, what string) {
 // calls before it runs.
 func (ag *agent) noteTool(ctx workflow.Context, brief string) {
 	ag.st.ToolSeq++
-	ev := control.ToolEvent{Seq: ag.st.ToolSeq, Step: ag.st.Steps, Time: workflow.Now(ctx), Brief: brief}
+	ev := control.ToolEvent{
+		Seq:   ag.st.ToolSeq,
+		Step:  ag.st.Steps,
+		Time:  workflow.Now(ctx),
+		Brief: brief,
+	}
 	ag.view.recent = append(ag.view.recent, ev)
 	if n := len(ag.view.recent); n > control.RecentToolCalls {
 		ag.view.recent = append([]control.ToolEvent(nil), ag.view.recent[n-control.RecentToolCalls:]...)

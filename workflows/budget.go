@@ -130,7 +130,11 @@ func (s *swarm) tryGrant(ctx workflow.Context, t *Task) string {
 		return why
 	}
 	t.Control.GrantTokens, t.Control.GrantUSD, t.Control.Ask = grantT, grantUSD, nil
-	s.children.signal(ctx, t, ControlSignal{Kind: signalGrant, GrantTokens: grantT, GrantUSD: grantUSD})
+	s.children.signal(ctx, t, ControlSignal{
+		Kind:        signalGrant,
+		GrantTokens: grantT,
+		GrantUSD:    grantUSD,
+	})
 	return ""
 }
 
@@ -167,7 +171,10 @@ func (s *swarm) denySteps(ctx workflow.Context) bool {
 func (s *swarm) afterChild(ctx workflow.Context, t *Task, r SubAgentResult) {
 	price := s.in.Budget.Price
 	s.budget.Cost += price.Cost(r.Usage)
-	t.Res.CostUSD = price.Cost(activities.Usage{PromptTokens: t.Res.PromptTokens, CompletionTokens: t.Res.CompletionTokens})
+	t.Res.CostUSD = price.Cost(activities.Usage{
+		PromptTokens:     t.Res.PromptTokens,
+		CompletionTokens: t.Res.CompletionTokens,
+	})
 	notes := t.Control.Notes
 	t.Control = TaskControl{Notes: notes}
 	s.serve(ctx)

@@ -46,13 +46,26 @@ func (s *swarm) startChild(ctx workflow.Context, t *Task) {
 	}
 	cctx := workflow.WithChildOptions(ctx, opts)
 	in := SubAgentInput{
-		RunID: s.runID, ParentWorkflowID: s.runID, Subtask: t.Sub, Attempt: t.Attempt,
-		RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch, Branch: t.Branch,
-		WorkspaceQueue: s.Prep.WorkspaceQueue, DepContext: s.plan.depContext(t), Conflict: t.Conflict,
-		Model: s.in.Model, Limits: s.in.Limits, MaxSteps: t.Reserved, Tools: s.in.Tools,
-		ContinueAsNewEvery: s.in.ContinueAsNewEvery, ResumeFrom: t.ResumeFrom, Control: s.controlFor(t), LLMQueue: llmQueueOf(ctx),
-		FastModel: s.FastModel,
-		NoCache:   s.in.NoCache,
+		RunID:              s.runID,
+		ParentWorkflowID:   s.runID,
+		Subtask:            t.Sub,
+		Attempt:            t.Attempt,
+		RepoPath:           s.Prep.RepoRoot,
+		IntegrationBranch:  s.branch,
+		Branch:             t.Branch,
+		WorkspaceQueue:     s.Prep.WorkspaceQueue,
+		DepContext:         s.plan.depContext(t),
+		Conflict:           t.Conflict,
+		Model:              s.in.Model,
+		Limits:             s.in.Limits,
+		MaxSteps:           t.Reserved,
+		Tools:              s.in.Tools,
+		ContinueAsNewEvery: s.in.ContinueAsNewEvery,
+		ResumeFrom:         t.ResumeFrom,
+		Control:            s.controlFor(t),
+		LLMQueue:           llmQueueOf(ctx),
+		FastModel:          s.FastModel,
+		NoCache:            s.in.NoCache,
 	}
 	if t.Reserved > 0 {
 		// It holds a chunk and asks for more, up to its own cap.
@@ -112,9 +125,16 @@ func (s *swarm) awaitInherited(ctx workflow.Context) {
 		StartToCloseTimeout: watchLifetime,
 		HeartbeatTimeout:    heartbeatTimeout,
 		Summary:             activities.FirstLine(fmt.Sprintf("await %d inherited sub-agents", len(ids)), summaryCap),
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second},
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Second,
+		},
 	})
-	workflow.ExecuteActivity(actx, a.AwaitChildren, activities.AwaitChildrenInput{ParentID: s.runID, Children: ids})
+	workflow.ExecuteActivity(actx, a.AwaitChildren, activities.AwaitChildrenInput{
+		ParentID: s.runID,
+		Children: ids,
+	})
 }
 
 // onChildDone records an inherited sub-agent's end. A repeat (AwaitChildren

@@ -122,7 +122,10 @@ func (s *swarm) watchLoop(ctx workflow.Context) {
 		s.watch.calls++
 		s.watch.callID = fmt.Sprintf("watch-host-%d", s.watch.calls)
 		wctx = workflow.WithActivityOptions(wctx, withActivityID(workflow.GetActivityOptions(wctx), s.watch.callID))
-		err := workflow.ExecuteActivity(wctx, a.WatchHost, activities.WatchHostInput{Queue: queue, Alive: alive}).Get(ctx, &st)
+		err := workflow.ExecuteActivity(wctx, a.WatchHost, activities.WatchHostInput{
+			Queue: queue,
+			Alive: alive,
+		}).Get(ctx, &st)
 		cancel()
 		switch {
 		case ctx.Err() != nil || st.Ended || s.watch.ended:
@@ -149,7 +152,11 @@ func watchOptions(ctx workflow.Context, main string) workflow.Context {
 		TaskQueue:           main,
 		StartToCloseTimeout: watchLifetime,
 		HeartbeatTimeout:    heartbeatTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second},
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Second,
+		},
 	})
 }
 
@@ -235,8 +242,9 @@ func (s *swarm) autoMove(ctx workflow.Context, after time.Duration) bool {
 
 func mainOptions(ctx workflow.Context, main string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: main, StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3},
+		TaskQueue:           main,
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
 }
 

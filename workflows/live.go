@@ -111,8 +111,15 @@ func (v *runView) liveRows() []control.SubtaskView {
 
 func (t *Task) view() control.SubtaskView {
 	v := control.SubtaskView{
-		ID: t.Sub.ID, Name: t.Sub.Name, Stage: t.Sub.Stage, Status: "pending", Attempt: t.Attempt,
-		MaxSteps: t.Reserved, StartedAt: t.Started, EndedAt: t.Ended, LastEvent: t.LastEvent,
+		ID:        t.Sub.ID,
+		Name:      t.Sub.Name,
+		Stage:     t.Sub.Stage,
+		Status:    "pending",
+		Attempt:   t.Attempt,
+		MaxSteps:  t.Reserved,
+		StartedAt: t.Started,
+		EndedAt:   t.Ended,
+		LastEvent: t.LastEvent,
 	}
 	switch t.State {
 	case stateRunning:
@@ -180,7 +187,15 @@ type tableLine struct {
 
 // render is r's line, rendered again only when its cells changed.
 func (l *tableLine) render(r control.SubtaskView) string {
-	c := tableCells{id: r.ID, status: statusCell(r), merge: r.Merge, step: r.Step, maxSteps: r.MaxSteps, tokens: r.Tokens, cost: r.CostUSD}
+	c := tableCells{
+		id:       r.ID,
+		status:   statusCell(r),
+		merge:    r.Merge,
+		step:     r.Step,
+		maxSteps: r.MaxSteps,
+		tokens:   r.Tokens,
+		cost:     r.CostUSD,
+	}
 	if l.md == "" || l.cells != c {
 		l.cells = c
 		l.md = mdRow(mdCell(c.id), c.status, fmt.Sprintf("%d/%d", c.step, c.maxSteps), fmt.Sprint(c.tokens), fmt.Sprintf("$%.4f", c.cost), c.merge)
@@ -215,7 +230,11 @@ func mdCell(s string) string {
 // snapshot sums the rows: tokens count the planner and every finished or
 // running sub-agent.
 func (v *runView) snapshot(rows []control.SubtaskView) saSnapshot {
-	snap := saSnapshot{status: v.State, total: len(rows), tokens: int64(v.spend.Usage.PromptTokens + v.spend.Usage.CompletionTokens)}
+	snap := saSnapshot{
+		status: v.State,
+		total:  len(rows),
+		tokens: int64(v.spend.Usage.PromptTokens + v.spend.Usage.CompletionTokens),
+	}
 	for i, r := range rows {
 		snap.cost += r.CostUSD
 		if v.tasks.Tasks[i].State == stateDone {
@@ -335,7 +354,13 @@ func (v *runView) setState(ctx workflow.Context, state, reason string) {
 
 func (v *runView) event(ctx workflow.Context, kind, subtask, msg string) {
 	v.Seq++
-	v.Events = append(v.Events, control.Event{Seq: v.Seq, Time: workflow.Now(ctx), Kind: kind, Subtask: subtask, Message: msg})
+	v.Events = append(v.Events, control.Event{
+		Seq:     v.Seq,
+		Time:    workflow.Now(ctx),
+		Kind:    kind,
+		Subtask: subtask,
+		Message: msg,
+	})
 	if t := v.tasks.byID(subtask); t != nil {
 		t.LastEvent = activities.FirstLine(kind+": "+msg, 120)
 	}

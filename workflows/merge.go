@@ -25,8 +25,12 @@ func (s *swarm) merge(ctx workflow.Context, t *Task) {
 	s.view.showBeforeWait(ctx)
 	var m activities.MergeSubtaskResult
 	err := s.onHost(ctx, gitTimeout, "merge "+t.Sub.ID, a.MergeSubtask, activities.MergeSubtaskInput{
-		RunID: s.runID, RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch,
-		SubtaskID: t.Sub.ID, Name: t.Sub.Name, Commit: t.last.Commit,
+		RunID:             s.runID,
+		RepoPath:          s.Prep.RepoRoot,
+		IntegrationBranch: s.branch,
+		SubtaskID:         t.Sub.ID,
+		Name:              t.Sub.Name,
+		Commit:            t.last.Commit,
 	}, &m)
 	if err != nil {
 		s.mergeFailed(ctx, t, err)
@@ -79,7 +83,11 @@ func (s *swarm) onConflict(ctx workflow.Context, t *Task, paths []string) {
 		first := t.last
 		first.Result, first.FilesChanged = "", nil // the result counts only its figures and branch
 		t.First = &first
-		t.Conflict = &activities.ConflictInfo{Paths: paths, FirstBase: first.BaseCommit, FirstCommit: first.Commit}
+		t.Conflict = &activities.ConflictInfo{
+			Paths:       paths,
+			FirstBase:   first.BaseCommit,
+			FirstCommit: first.Commit,
+		}
 		s.launch(ctx, t, s.budget.stepAllowance())
 		return
 	}
@@ -162,12 +170,20 @@ func (s *swarm) mergeBatch(ctx workflow.Context, ts []*Task) ([]activities.Merge
 	items := make([]activities.MergeSubtaskInput, len(ts))
 	ids := make([]string, len(ts))
 	for i, t := range ts {
-		items[i] = activities.MergeSubtaskInput{SubtaskID: t.Sub.ID, Name: t.Sub.Name, Commit: t.last.Commit}
+		items[i] = activities.MergeSubtaskInput{
+			SubtaskID: t.Sub.ID,
+			Name:      t.Sub.Name,
+			Commit:    t.last.Commit,
+		}
 		ids[i] = t.Sub.ID
 	}
 	var out activities.MergeSubtasksResult
 	err := s.onHost(ctx, gitTimeout, fmt.Sprintf("merge %d: %s", len(ts), strings.Join(ids, ", ")), a.MergeSubtasks, activities.MergeSubtasksInput{
-		RunID: s.runID, RepoPath: s.Prep.RepoRoot, IntegrationBranch: s.branch, Head: s.merges.Head, Items: items,
+		RunID:             s.runID,
+		RepoPath:          s.Prep.RepoRoot,
+		IntegrationBranch: s.branch,
+		Head:              s.merges.Head,
+		Items:             items,
 	}, &out)
 	if err == nil && len(out.Results) != len(ts) {
 		err = fmt.Errorf("merge returned %d outcomes for %d subtasks", len(out.Results), len(ts))
@@ -183,10 +199,20 @@ func (s *swarm) runVerify(ctx workflow.Context, after string) bool {
 	s.view.showBeforeWait(ctx)
 	var rep activities.VerifyReport
 	err := s.onHost(ctx, timeout+time.Minute, "verify: "+s.in.VerifyCommand, a.Verify, activities.VerifyInput{
-		RunID: s.runID, RepoPath: s.Prep.RepoRoot, Commit: s.merges.Head, Command: s.in.VerifyCommand, Timeout: timeout, MaxOutput: 8000,
+		RunID:     s.runID,
+		RepoPath:  s.Prep.RepoRoot,
+		Commit:    s.merges.Head,
+		Command:   s.in.VerifyCommand,
+		Timeout:   timeout,
+		MaxOutput: 8000,
 	}, &rep)
 	if err != nil {
-		rep = activities.VerifyReport{Command: s.in.VerifyCommand, Commit: s.merges.Head, ExitCode: -1, Output: "verify could not run: " + err.Error()}
+		rep = activities.VerifyReport{
+			Command:  s.in.VerifyCommand,
+			Commit:   s.merges.Head,
+			ExitCode: -1,
+			Output:   "verify could not run: " + err.Error(),
+		}
 	}
 	if !rep.OK && after != "" {
 		rep.BrokenBy = after

@@ -58,8 +58,11 @@ func (s *swarm) move(ctx workflow.Context, req control.MoveRequest) (control.Con
 	}
 	from := s.host()
 	restarted := s.moveTo(ctx, host)
-	return control.ControlReply{State: s.view.State, Message: fmt.Sprintf("run %s moved from host %s to %s; restarting there: %s",
-		s.runID, from, host, orNone(restarted))}, nil
+	return control.ControlReply{
+		State: s.view.State,
+		Message: fmt.Sprintf("run %s moved from host %s to %s; restarting there: %s",
+			s.runID, from, host, orNone(restarted)),
+	}, nil
 }
 
 // moveTo makes host the run's workspace host and restarts there what ran on
@@ -97,8 +100,12 @@ func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []strin
 		s.watch.stopCall()
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: s.mainQueue, StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
+		TaskQueue:           s.mainQueue,
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			MaximumInterval: 10 * time.Second,
+			MaximumAttempts: 10,
+		},
 	})
 	var ids []string
 	var moved []*Task
@@ -109,7 +116,8 @@ func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []strin
 		}
 		ids, moved = append(ids, t.Sub.ID), append(moved, t)
 		ends = append(ends, workflow.ExecuteActivity(summarized(actx, "stop "+t.Sub.ID+" on the old host"), a.TerminateChild, activities.TerminateChildInput{
-			WorkflowID: t.ChildID, Reason: "run moved from host " + from + " to " + s.host(),
+			WorkflowID: t.ChildID,
+			Reason:     "run moved from host " + from + " to " + s.host(),
 		}))
 	}
 	save := len(moved) > 0 && oldAlive
@@ -145,13 +153,20 @@ func (s *swarm) rehome(ctx workflow.Context, from string, oldAlive bool) []strin
 // resumes from the branch's last commit, as after a lost host.
 func (s *swarm) saveMovedWork(ctx workflow.Context, moved []*Task) {
 	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: s.watch.From, ScheduleToCloseTimeout: 2 * time.Minute, StartToCloseTimeout: time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 2},
+		TaskQueue:              s.watch.From,
+		ScheduleToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout:    time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
 	})
 	saves := make([]workflow.Future, len(moved))
 	for i, t := range moved {
 		saves[i] = workflow.ExecuteActivity(summarized(sctx, "save "+t.Sub.ID+"'s work on the old host"), a.SaveMovedWork, activities.SaveMovedWorkInput{
-			RunID: s.runID, RepoPath: s.in.RepoPath, SubtaskID: t.Sub.ID, Name: t.Sub.Name, Branch: t.ResumeFrom, ToHost: s.host(),
+			RunID:     s.runID,
+			RepoPath:  s.in.RepoPath,
+			SubtaskID: t.Sub.ID,
+			Name:      t.Sub.Name,
+			Branch:    t.ResumeFrom,
+			ToHost:    s.host(),
 		})
 	}
 	for i, f := range saves {

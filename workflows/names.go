@@ -86,7 +86,11 @@ func llmOptions(ctx workflow.Context, queue string, timeout time.Duration) workf
 		ScheduleToCloseTimeout: llmRetryWindow,
 		HeartbeatTimeout:       heartbeatTimeout,
 		// 429s and 5xx retry until the window closes: backing off, not giving up.
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
 	})
 }
 
@@ -119,8 +123,12 @@ func permitOptions(ctx workflow.Context, llmQueue, fairness string) workflow.Con
 		TaskQueue:              llmQueue,
 		StartToCloseTimeout:    permitTimeout,
 		ScheduleToCloseTimeout: llmRetryWindow,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second},
-		Priority:               temporal.Priority{FairnessKey: fairness},
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    100 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Second,
+		},
+		Priority: temporal.Priority{FairnessKey: fairness},
 	})
 }
 
@@ -161,7 +169,12 @@ func readOnlyToolOptions(ctx workflow.Context, retries int, summary string) work
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		Summary:             activities.FirstLine(summary, summaryCap),
 		StartToCloseTimeout: quickToolTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: int32(retries + 1)},
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    int32(retries + 1),
+		},
 	})
 }
 
@@ -232,6 +245,11 @@ func workspaceOptions(ctx workflow.Context, queue string, timeout time.Duration,
 		// A cancelled run waits for bash to be killed before it commits the
 		// worktree, so nothing the command writes afterwards is left out.
 		WaitForCancellation: true,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: int32(retries + 1)},
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    int32(retries + 1),
+		},
 	})
 }

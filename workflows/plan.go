@@ -19,7 +19,10 @@ func llmQueueOf(ctx workflow.Context) string {
 func (s *swarm) prepare(ctx workflow.Context) error {
 	actx := summarized(workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, gitTimeout, s.in.Limits.MaxRetries), "prepare run")
 	err := workflow.ExecuteActivity(actx, a.PrepareRun, activities.PrepareRunInput{
-		RunID: s.runID, RepoPath: s.in.RepoPath, BaseRef: s.in.BaseRef, IntegrationBranch: s.branch,
+		RunID:             s.runID,
+		RepoPath:          s.in.RepoPath,
+		BaseRef:           s.in.BaseRef,
+		IntegrationBranch: s.branch,
 	}).Get(ctx, &s.Prep)
 	if err != nil {
 		return fmt.Errorf("prepare run: %w", err)
@@ -87,7 +90,14 @@ func (s *swarm) decompose(ctx workflow.Context) ([]activities.Subtask, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		in.Attempt, in.RepairProblem = attempt, problem
 		var res activities.PlanResult
-		if err := callLLM(ctx, llmCall{onHost: true, permit: s.plannerPermit(attempt), llmQueue: llmQueueOf(ctx), wsQueue: s.Prep.WorkspaceQueue, timeout: s.in.Limits.LLMTimeout, summary: planSummary(attempt, model)}, a.Plan, in, &res); err != nil {
+		if err := callLLM(ctx, llmCall{
+			onHost:   true,
+			permit:   s.plannerPermit(attempt),
+			llmQueue: llmQueueOf(ctx),
+			wsQueue:  s.Prep.WorkspaceQueue,
+			timeout:  s.in.Limits.LLMTimeout,
+			summary:  planSummary(attempt, model),
+		}, a.Plan, in, &res); err != nil {
 			return nil, planError{err}
 		}
 		if !res.Cached {
@@ -136,7 +146,11 @@ func planSummary(attempt int, model string) string {
 }
 
 func (s *swarm) planView() (PlanView, error) {
-	v := PlanView{State: s.view.State, Note: s.PlanNote, Subtasks: make([]activities.Subtask, 0, len(s.plan.Tasks))}
+	v := PlanView{
+		State:    s.view.State,
+		Note:     s.PlanNote,
+		Subtasks: make([]activities.Subtask, 0, len(s.plan.Tasks)),
+	}
 	for _, t := range s.plan.Tasks {
 		v.Subtasks = append(v.Subtasks, t.Sub)
 	}

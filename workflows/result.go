@@ -28,8 +28,16 @@ func (r runResult) summaryLine() string {
 
 func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) runResult {
 	res := activities.SwarmResult{
-		RunID: s.runID, Success: s.succeeded(), Branch: s.branch, BaseCommit: s.Prep.BaseCommit, HeadCommit: s.merges.Head,
-		Verify: s.merges.Verify, Applied: fin.Applied, ApplyError: fin.ApplyError, PlanNote: s.PlanNote, Sandbox: s.Prep.Sandbox,
+		RunID:          s.runID,
+		Success:        s.succeeded(),
+		Branch:         s.branch,
+		BaseCommit:     s.Prep.BaseCommit,
+		HeadCommit:     s.merges.Head,
+		Verify:         s.merges.Verify,
+		Applied:        fin.Applied,
+		ApplyError:     fin.ApplyError,
+		PlanNote:       s.PlanNote,
+		Sandbox:        s.Prep.Sandbox,
 		SubtaskResults: make([]activities.SubtaskResult, 0, len(s.plan.Tasks)),
 	}
 	for _, t := range s.plan.Tasks {
@@ -117,11 +125,15 @@ func runError(r activities.SwarmResult) string {
 // stage's longest subtask depends on the previous stage's longest one.
 func (s *swarm) stats(ctx workflow.Context) activities.Stats {
 	st := activities.Stats{
-		SubagentsSpawned: s.plan.Spawned, TotalLLMCalls: s.budget.LLMCalls,
-		PromptTokens: s.budget.Usage.PromptTokens, CompletionTokens: s.budget.Usage.CompletionTokens, CostUSD: s.budget.Cost,
+		SubagentsSpawned:   s.plan.Spawned,
+		TotalLLMCalls:      s.budget.LLMCalls,
+		PromptTokens:       s.budget.Usage.PromptTokens,
+		CompletionTokens:   s.budget.Usage.CompletionTokens,
+		CostUSD:            s.budget.Cost,
 		CachedPromptTokens: s.budget.Usage.CachedPromptTokens,
 		UsageEstimated:     s.budget.Usage.Estimated,
-		ExecutionTimeMs:    workflow.Now(ctx).Sub(s.Started).Milliseconds(), Stages: []activities.StageStats{},
+		ExecutionTimeMs:    workflow.Now(ctx).Sub(s.Started).Milliseconds(),
+		Stages:             []activities.StageStats{},
 	}
 	for _, t := range s.plan.Tasks {
 		st.TotalToolCalls += t.Res.ToolCalls

@@ -207,7 +207,12 @@ func (s *swarm) recordEnd(ctx workflow.Context, t *Task, r SubAgentResult, err e
 // without one (terminated, timed out, failed): it says so plainly and names
 // its branch and worktree, where the work it committed and left is kept.
 func (s *swarm) lostResult(t *Task, err error) SubAgentResult {
-	r := SubAgentResult{SubtaskID: t.Sub.ID, Attempt: t.Attempt, Status: activities.StatusFailed, Error: err.Error()}
+	r := SubAgentResult{
+		SubtaskID: t.Sub.ID,
+		Attempt:   t.Attempt,
+		Status:    activities.StatusFailed,
+		Error:     err.Error(),
+	}
 	r.Branch = t.Branch
 	var terminated *temporal.TerminatedError
 	switch {
@@ -225,12 +230,28 @@ func (s *swarm) lostResult(t *Task, err error) SubAgentResult {
 func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
 	prevConflicts := t.Res.Conflicts
 	t.Res = activities.SubtaskResult{
-		ID: t.Sub.ID, Name: t.Sub.Name, Stage: t.Sub.Stage, Dependencies: orEmpty(t.Sub.Dependencies),
-		Success: r.Success, Status: r.Status, Result: capString(r.Result, p.textCap()), Steps: r.Steps, ToolCalls: r.ToolCalls,
-		ExecutionTimeMs: r.ExecutionTimeMs, Error: capString(r.Error, maxErrorText), Branch: r.Branch, Commit: r.Commit,
-		FilesChanged: orEmpty(r.FilesChanged), Merge: activities.MergeSkipped, Conflicts: orEmpty(prevConflicts),
-		ExitReason: r.ExitReason, Attempts: t.Attempt, Worktree: r.Worktree,
-		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, LLMCalls: r.LLMCalls,
+		ID:                 t.Sub.ID,
+		Name:               t.Sub.Name,
+		Stage:              t.Sub.Stage,
+		Dependencies:       orEmpty(t.Sub.Dependencies),
+		Success:            r.Success,
+		Status:             r.Status,
+		Result:             capString(r.Result, p.textCap()),
+		Steps:              r.Steps,
+		ToolCalls:          r.ToolCalls,
+		ExecutionTimeMs:    r.ExecutionTimeMs,
+		Error:              capString(r.Error, maxErrorText),
+		Branch:             r.Branch,
+		Commit:             r.Commit,
+		FilesChanged:       orEmpty(r.FilesChanged),
+		Merge:              activities.MergeSkipped,
+		Conflicts:          orEmpty(prevConflicts),
+		ExitReason:         r.ExitReason,
+		Attempts:           t.Attempt,
+		Worktree:           r.Worktree,
+		PromptTokens:       r.Usage.PromptTokens,
+		CompletionTokens:   r.Usage.CompletionTokens,
+		LLMCalls:           r.LLMCalls,
 		CachedPromptTokens: r.Usage.CachedPromptTokens,
 		Cached:             r.Cached,
 		UsageEstimated:     r.Usage.Estimated || (t.First != nil && t.First.Usage.Estimated),
@@ -260,8 +281,15 @@ func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
 func (t *Task) complete(status, errText string) {
 	t.State = stateDone
 	t.Res = activities.SubtaskResult{
-		ID: t.Sub.ID, Name: t.Sub.Name, Stage: t.Sub.Stage, Dependencies: orEmpty(t.Sub.Dependencies),
-		Status: status, Error: errText, FilesChanged: []string{}, Merge: activities.MergeSkipped, Conflicts: []string{},
+		ID:           t.Sub.ID,
+		Name:         t.Sub.Name,
+		Stage:        t.Sub.Stage,
+		Dependencies: orEmpty(t.Sub.Dependencies),
+		Status:       status,
+		Error:        errText,
+		FilesChanged: []string{},
+		Merge:        activities.MergeSkipped,
+		Conflicts:    []string{},
 	}
 }
 

@@ -32,7 +32,10 @@ func (st *shareStore) carried(byID func(string) *Task) []CarriedShare {
 	for _, r := range st.entries {
 		own, ok := ownResult(byID(r.Key))
 		if ok && sameShare(own, r) {
-			out = append(out, CarriedShare{SharedResult: control.SharedResult{Key: r.Key}, FromTask: true})
+			out = append(out, CarriedShare{
+				SharedResult: control.SharedResult{Key: r.Key},
+				FromTask:     true,
+			})
 			continue
 		}
 		out = append(out, CarriedShare{SharedResult: r})
@@ -76,7 +79,12 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, control.SharePublishUpdateName,
 		func(ctx workflow.Context, req control.ShareRequest) (int, error) {
-			s.share.publish(control.SharedResult{Key: req.Key, Value: req.Value, Tags: orEmpty(req.Tags), Publisher: req.Publisher})
+			s.share.publish(control.SharedResult{
+				Key:       req.Key,
+				Value:     req.Value,
+				Tags:      orEmpty(req.Tags),
+				Publisher: req.Publisher,
+			})
 			return len(s.share.entries), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(req control.ShareRequest) error {
@@ -94,8 +102,15 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 
 // progress returns the events after seq `since`.
 func (s *swarm) progress(since int) (control.Progress, error) {
-	p := control.Progress{Phase: s.phase, Subtasks: len(s.plan.Tasks), State: s.view.State, StateReason: s.view.StateReason, Host: s.host(),
-		Budget: s.budget.view(s.plan.running()), Rows: s.view.rows()}
+	p := control.Progress{
+		Phase:       s.phase,
+		Subtasks:    len(s.plan.Tasks),
+		State:       s.view.State,
+		StateReason: s.view.StateReason,
+		Host:        s.host(),
+		Budget:      s.budget.view(s.plan.running()),
+		Rows:        s.view.rows(),
+	}
 	for _, e := range s.view.Events {
 		if e.Seq > since {
 			p.Events = append(p.Events, e)
@@ -156,8 +171,12 @@ func resultShare(t *Task) (control.SharedResult, bool) {
 	if err != nil {
 		return control.SharedResult{}, false // a string always marshals
 	}
-	return control.SharedResult{Key: t.Sub.ID, Value: string(value), Publisher: t.Sub.ID,
-		Tags: []string{fmt.Sprintf("stage:%d", t.Sub.Stage), "subtask:" + t.Sub.ID}}, true
+	return control.SharedResult{
+		Key:       t.Sub.ID,
+		Value:     string(value),
+		Publisher: t.Sub.ID,
+		Tags:      []string{fmt.Sprintf("stage:%d", t.Sub.Stage), "subtask:" + t.Sub.ID},
+	}, true
 }
 
 func (st *shareStore) read(req control.ShareRequest) ([]control.SharedResult, error) {

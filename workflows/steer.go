@@ -42,7 +42,11 @@ func (s *swarm) signalPause(ctx workflow.Context, paused bool) int {
 	n := 0
 	for _, t := range s.plan.Tasks {
 		if t.State == stateRunning {
-			s.children.signal(ctx, t, ControlSignal{Kind: signalPause, Seq: s.steer.PauseSeq, Paused: paused})
+			s.children.signal(ctx, t, ControlSignal{
+				Kind:   signalPause,
+				Seq:    s.steer.PauseSeq,
+				Paused: paused,
+			})
 			n++
 		}
 	}
@@ -219,5 +223,10 @@ func (s *swarm) controlFor(t *Task) *AgentControl {
 	}
 	notes := t.Control.Notes
 	t.Control = TaskControl{}
-	return &AgentControl{Budget: s.in.Budget, Notes: notes, Paused: s.view.State == control.RunStatePaused, PauseSeq: s.steer.PauseSeq}
+	return &AgentControl{
+		Budget:   s.in.Budget,
+		Notes:    notes,
+		Paused:   s.view.State == control.RunStatePaused,
+		PauseSeq: s.steer.PauseSeq,
+	}
 }

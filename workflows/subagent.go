@@ -1,13 +1,10 @@
 package workflows
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"codeswarm/activities"
@@ -22,16 +19,6 @@ const (
 	ExitCancelled = "cancelled"
 	ExitError     = "error"
 )
-
-// stuckRepeats is the identical tool call (same arguments) in a row that
-// the loop breaker looks at: when the calls before it also returned the
-// same result, it is refused instead of run, and the model is told it is
-// repeating itself.
-const stuckRepeats = 3
-
-// refusalsBeforeStuck is how many refused repeats the model gets; the next
-// identical call ends the sub-agent as stuck.
-const refusalsBeforeStuck = 3
 
 // SubAgentInput starts (or, with State, continues) one sub-agent.
 type SubAgentInput struct {
@@ -188,18 +175,35 @@ type agent struct {
 }
 
 func (ag *agent) ref() activities.ConvRef {
-	return activities.ConvRef{RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Attempt: ag.in.Attempt}
+	return activities.ConvRef{
+		RunID:     ag.in.RunID,
+		SubtaskID: ag.in.Subtask.ID,
+		Attempt:   ag.in.Attempt,
+	}
 }
 
 func (ag *agent) start(ctx workflow.Context) (*activities.CachedAgent, error) {
 	now := workflow.Now(ctx)
-	ag.st = &SubAgentState{Turn: 1, StartedAt: now, Deadline: now.Add(ag.in.Limits.SubagentTimeout), FastModel: ag.in.FastModel}
+	ag.st = &SubAgentState{
+		Turn:      1,
+		StartedAt: now,
+		Deadline:  now.Add(ag.in.Limits.SubagentTimeout),
+		FastModel: ag.in.FastModel,
+	}
 	var res activities.StartSubtaskResult
 	ag.doing(ctx, callGit, "start worktree "+ag.in.Branch)
 	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
-		Ref: ag.ref(), RepoPath: ag.in.RepoPath, IntegrationBranch: ag.in.IntegrationBranch, Branch: ag.in.Branch,
-		Subtask: ag.in.Subtask, DepContext: ag.in.DepContext, Conflict: ag.in.Conflict, ResumeFrom: ag.in.ResumeFrom,
-		Model: ag.in.Model, Tools: ag.in.Tools, NoCache: ag.in.NoCache,
+		Ref:               ag.ref(),
+		RepoPath:          ag.in.RepoPath,
+		IntegrationBranch: ag.in.IntegrationBranch,
+		Branch:            ag.in.Branch,
+		Subtask:           ag.in.Subtask,
+		DepContext:        ag.in.DepContext,
+		Conflict:          ag.in.Conflict,
+		ResumeFrom:        ag.in.ResumeFrom,
+		Model:             ag.in.Model,
+		Tools:             ag.in.Tools,
+		NoCache:           ag.in.NoCache,
 	}).Get(ctx, &res)
 	if err != nil {
 		return nil, fmt.Errorf("start subtask: %s", errText(err))
@@ -291,7 +295,11 @@ func (ag *agent) step(ctx workflow.Context) (activities.AgentStepResult, error) 
 	notes := ag.notes()
 	ag.st.NoStore = ag.st.NoStore || len(notes) > 0
 	err := callLLM(ctx, c, a.AgentStep, activities.AgentStepInput{
-		Ref: ag.ref(), Turn: ag.st.Turn, Model: ag.in.Model, ContextLimit: ag.in.Limits.ContextLimit, Notes: notes,
+		Ref:          ag.ref(),
+		Turn:         ag.st.Turn,
+		Model:        ag.in.Model,
+		ContextLimit: ag.in.Limits.ContextLimit,
+		Notes:        notes,
 	}, &res)
 	if err != nil {
 		return res, err
@@ -322,8 +330,14 @@ func (ag *agent) callLLM(ctx workflow.Context, permit bool, summary string, acti
 
 // llmCall says where this sub-agent's model calls run.
 func (ag *agent) llmCall(ctx workflow.Context, permit bool, summary string) llmCall {
-	c := llmCall{onHost: ag.onHost(ctx), permit: permit, llmQueue: ag.in.LLMQueue, wsQueue: ag.in.WorkspaceQueue,
-		timeout: ag.in.Limits.LLMTimeout, summary: summary}
+	c := llmCall{
+		onHost:   ag.onHost(ctx),
+		permit:   permit,
+		llmQueue: ag.in.LLMQueue,
+		wsQueue:  ag.in.WorkspaceQueue,
+		timeout:  ag.in.Limits.LLMTimeout,
+		summary:  summary,
+	}
 	if !c.onHost {
 		c.llmQueue = LLMQueue(workflow.GetInfo(ctx).TaskQueueName)
 	}
@@ -356,288 +370,4 @@ const subAgentTaskTimeout = 2 * time.Second
 // workflow task (queries then wait for its heartbeat).
 func (ag *agent) localStep(ctx workflow.Context) bool {
 	return ag.st.FastModel && ag.onHost(ctx)
-}
-
-// runTools executes the turn's tool calls in order; turn is the turn they
-// belong to (already advanced in state).
-func (ag *agent) runTools(ctx workflow.Context, calls []activities.ToolCallInfo) (string, error) {
-	turn := ag.st.Turn - 1
-	for i, call := range calls {
-		switch ag.judge(call.Signature) {
-		case verdictStuck:
-			return ExitStuck, nil
-		case verdictRefuse:
-			if err := ag.refuseTool(ctx, turn, i, callBrief(call)); err != nil {
-				return ag.errorExit(ctx, err), err
-			}
-			continue
-		}
-		hash, err := ag.runTool(ctx, turn, i, call)
-		if errors.Is(err, errBudgetStop) {
-			return ExitBudget, nil
-		}
-		if err != nil {
-			return ag.errorExit(ctx, err), err
-		}
-		ag.noteResult(hash)
-		ag.st.ToolCalls++
-	}
-	return "", nil
-}
-
-type verdict int
-
-const (
-	verdictRun verdict = iota
-	verdictRefuse
-	verdictStuck
-)
-
-// judge decides whether a tool call runs. Only the stuckRepeats-th and
-// later identical calls in a row are looked at.
-func (ag *agent) judge(sig string) verdict {
-	if !ag.repeated(sig) {
-		return verdictRun
-	}
-	if ag.st.SameResults < stuckRepeats-1 {
-		return verdictRun // same call, new results: a legitimate repeat (polling, re-running tests)
-	}
-	ag.st.Refused++
-	if ag.st.Refused > refusalsBeforeStuck {
-		return verdictStuck
-	}
-	return verdictRefuse
-}
-
-// repeated counts identical calls in a row and reports whether this one is
-// at least the stuckRepeats-th.
-func (ag *agent) repeated(sig string) bool {
-	if sig == ag.st.LastSig {
-		ag.st.Repeats++
-	} else {
-		ag.st.LastSig, ag.st.Repeats = sig, 1
-		ag.st.SameResults, ag.st.Refused = 0, 0
-	}
-	return ag.st.Repeats >= stuckRepeats
-}
-
-// noteResult counts runs of the current call in a row with the same result.
-func (ag *agent) noteResult(hash string) {
-	if ag.st.SameResults > 0 && hash == ag.st.LastHash {
-		ag.st.SameResults++
-		return
-	}
-	ag.st.LastHash, ag.st.SameResults = hash, 1
-}
-
-// refuseTool stores the "you are repeating yourself" result of a call that
-// is not run, so the conversation stays valid.
-func (ag *agent) refuseTool(ctx workflow.Context, turn, index int, brief string) error {
-	actx := summarized(workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries()), "refused repeat: "+brief)
-	return workflow.ExecuteActivity(actx, a.ExecTool, activities.ExecToolInput{
-		Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools, Repeated: true,
-	}).Get(ctx, nil)
-}
-
-// runTool runs one call and returns the hash of its result.
-func (ag *agent) runTool(ctx workflow.Context, turn, index int, call activities.ToolCallInfo) (string, error) {
-	brief := callBrief(call)
-	ag.noteTool(ctx, brief)
-	if call.Name == "swarm_share" {
-		ag.st.NoStore = true // a hit would not publish again, and what it read is not in the key
-		actx := summarized(workspaceOptions(ctx, workflow.GetInfo(ctx).TaskQueueName, time.Minute, ag.retries()), brief)
-		var res activities.SwarmShareResult
-		err := workflow.ExecuteActivity(actx, a.SwarmShare, activities.SwarmShareInput{
-			Ref: ag.ref(), Turn: turn, Index: index, ParentWorkflowID: ag.in.ParentWorkflowID,
-			MaxValueBytes: ag.in.Tools.ShareMaxValueBytes,
-		}).Get(ctx, &res)
-		return res.ResultHash, err
-	}
-	tin := activities.ExecToolInput{Ref: ag.ref(), Turn: turn, Index: index, Worktree: ag.st.Worktree, Limits: ag.in.Tools}
-	var res activities.ExecToolResult
-	var err error
-	if ag.runsLocally(ctx, call.Name) {
-		// The options of a read fit a file change too: the same short
-		// timeout and retries, and the journal makes a retry safe.
-		err = workflow.ExecuteLocalActivity(readOnlyToolOptions(ctx, ag.retries(), brief), a.ExecTool, tin).Get(ctx, &res)
-	} else {
-		actx := workspaceOptions(ctx, ag.in.WorkspaceQueue, quickToolTimeout, ag.retries())
-		if call.Name == "bash" {
-			actx = workspaceOptions(ctx, ag.in.WorkspaceQueue, ag.in.Tools.BashMaxTimeout+time.Minute, ag.retries())
-		}
-		err = workflow.ExecuteActivity(summarized(actx, brief), a.ExecTool, tin).Get(ctx, &res)
-	}
-	if !res.NeedsSummary {
-		ag.noteOutput(res.OutputChars)
-	}
-	if err != nil || !res.NeedsSummary {
-		return res.ResultHash, err
-	}
-	if err := ag.summaryAllowance(ctx, res.OutputChars); err != nil {
-		return res.ResultHash, err
-	}
-	var sum activities.SummarizeResult
-	err = ag.callLLM(ctx, true, fmt.Sprintf("summarize %s output (%s)", call.Name, ag.in.Model), a.Summarize, activities.SummarizeInput{
-		Ref: ag.ref(), Turn: turn, Index: index, ToolName: call.Name, CallID: call.ID, Model: ag.in.Model,
-	}, &sum)
-	ag.noteOutput(sum.Chars)
-	if sum.Summarized {
-		ag.st.LLMCalls++
-		ag.st.Usage = ag.st.Usage.Add(sum.Usage)
-	}
-	return res.ResultHash, err
-}
-
-// runsLocally reports whether a tool call runs as a local activity: only on
-// the host (where the worktree, journal and transcript are), reads and file
-// changes (write, edit, multiedit: an edit step costs one workflow task
-// instead of two, and no activity dispatch). bash (long, heartbeats, killed
-// on cancel) and swarm_share (the parent's store) stay activities.
-func (ag *agent) runsLocally(ctx workflow.Context, tool string) bool {
-	return ag.onHost(ctx) && (activities.IsReadOnlyTool(tool) || activities.IsFileChangeTool(tool))
-}
-
-func (ag *agent) errorExit(ctx workflow.Context, err error) string {
-	var app *temporal.ApplicationError
-	switch {
-	case temporal.IsCanceledError(err) || ctx.Err() != nil:
-		return ExitCancelled
-	case errors.As(err, &app) && app.Type() == activities.RunClosedType:
-		// Its run was terminated: stop as a cancelled sub-agent does.
-		ag.orphaned = true
-		return ExitCancelled
-	}
-	return ExitError
-}
-
-// finish commits whatever the worktree holds (work is never lost, even on
-// failure or cancellation) and applies the change policy.
-func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error) SubAgentResult {
-	dctx, cancel := workflow.NewDisconnectedContext(ctx)
-	defer cancel()
-	var commit activities.CommitSubtaskResult
-	ag.view.lastStatus = cmp.Or(activities.ParseStatus(final), exit)
-	ag.doing(ctx, callGit, "commit "+ag.in.Subtask.ID)
-	cerr := workflow.ExecuteActivity(summarized(ag.gitCtx(dctx), "commit "+ag.in.Subtask.ID), a.CommitSubtask, activities.CommitSubtaskInput{
-		RunID: ag.in.RunID, SubtaskID: ag.in.Subtask.ID, Name: ag.in.Subtask.Name, Worktree: ag.st.Worktree, BaseCommit: ag.st.BaseCommit,
-		Cache: ag.cacheStore(exit, final),
-	}).Get(dctx, &commit)
-	res := ag.result(exit, final, loopErr)
-	res.ExecutionTimeMs = workflow.Now(ctx).Sub(ag.st.StartedAt).Milliseconds()
-	res.Commit, res.Changed, res.FilesChanged = commit.Commit, commit.Changed, commit.FilesChanged
-	if cerr != nil {
-		res.Success, res.Error = false, joinErr(res.Error, "commit: "+cerr.Error())
-		return res
-	}
-	ag.applyPolicy(&res)
-	ag.doing(ctx, "", "done: "+res.Status)
-	return res
-}
-
-// finishCached ends a sub-agent whose work came from the result cache:
-// StartSubtask put it in the worktree as a commit on the base, and the
-// usual commit activity reports it; no model turn is taken.
-func (ag *agent) finishCached(ctx workflow.Context, hit *activities.CachedAgent) SubAgentResult {
-	ag.cached = true
-	ag.doing(ctx, "", "result cache hit: reusing "+activities.ShortSHA(hit.From))
-	res := ag.finish(ctx, ExitCompleted, hit.Result, nil)
-	res.Cached, res.CachedFrom = true, hit.From
-	return res
-}
-
-// cacheStore asks CommitSubtask to store this sub-agent's result: only one
-// that completed, ran its own model turns, and whose work depends on nothing
-// but its cache key.
-func (ag *agent) cacheStore(exit, final string) *activities.CacheStore {
-	st := ag.st
-	if ag.cached || st == nil || st.CacheKey == "" || st.NoStore || exit != ExitCompleted ||
-		activities.ParseStatus(final) != activities.StatusCompleted || ag.why != "" {
-		return nil
-	}
-	return &activities.CacheStore{
-		Key: st.CacheKey, RepoPath: ag.in.RepoPath, Ref: ag.ref(), FinalTurn: st.Turn - 1, NeedsWorktree: ag.in.Subtask.NeedsWorktree,
-		Steps: st.Steps, ToolCalls: st.ToolCalls, LLMCalls: st.LLMCalls, Usage: st.Usage,
-	}
-}
-
-func (ag *agent) applyPolicy(res *SubAgentResult) {
-	if !res.Success {
-		return
-	}
-	switch {
-	case ag.in.Subtask.NeedsWorktree && !res.Changed:
-		res.Success, res.Error = false, "the subtask was meant to change code but changed no files"
-	case !ag.in.Subtask.NeedsWorktree && res.Changed:
-		res.Success, res.Error = false, fmt.Sprintf("read-only subtask changed %d files; its work is kept on branch %s", len(res.FilesChanged), res.Branch)
-	}
-}
-
-func (ag *agent) result(exit, final string, loopErr error) SubAgentResult {
-	st := ag.st
-	if st == nil {
-		st = &SubAgentState{}
-	}
-	res := SubAgentResult{
-		SubtaskID: ag.in.Subtask.ID, Attempt: ag.in.Attempt, ExitReason: exit, Result: final,
-		AgentProgress: st.AgentProgress, ContinuedAsNew: st.Runs,
-	}
-	res.Status, res.Success, res.Error = outcome(exit, final, ag.in, st)
-	if ag.why != "" {
-		res.Error = ag.why
-	}
-	if loopErr != nil {
-		res.Error = joinErr(res.Error, errText(loopErr))
-	}
-	return res
-}
-
-func outcome(exit, final string, in SubAgentInput, st *SubAgentState) (status string, success bool, errText string) {
-	switch exit {
-	case ExitCompleted:
-		switch s := activities.ParseStatus(final); s {
-		case activities.StatusCompleted:
-			return s, true, ""
-		case "":
-			return activities.StatusFailed, false, "the final message has no STATUS line"
-		default:
-			return s, false, "the sub-agent reported STATUS: " + s
-		}
-	case ExitMaxSteps:
-		return activities.StatusFailed, false, fmt.Sprintf("sub-agent hit max steps (%d)", in.MaxSteps)
-	case ExitTimeout:
-		return activities.StatusTimedOut, false, fmt.Sprintf("sub-agent timed out after %s without progress", in.Limits.SubagentTimeout)
-	case ExitStuck:
-		return activities.StatusFailed, false, stuckText(st)
-	case ExitCancelled:
-		return activities.StatusCancelled, false, "cancelled"
-	}
-	return activities.StatusFailed, false, ""
-}
-
-func stuckText(st *SubAgentState) string {
-	if st.Refused == 0 {
-		return fmt.Sprintf("stuck: the same tool call was repeated %d times in a row", stuckRepeats)
-	}
-	return fmt.Sprintf("stuck: the same tool call with the same result was made %d times in a row, "+
-		"and again after %d requests to change approach", st.Repeats, st.Refused-1)
-}
-
-func joinErr(a, b string) string {
-	if a == "" {
-		return b
-	}
-	if b == "" || strings.Contains(a, b) {
-		return a
-	}
-	return a + "; " + b
-}
-
-// errText is the readable cause of an activity failure: the application
-// error's message, without the SDK's "activity error (type: …)" wrapping.
-func errText(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Message() != "" {
-		return appErr.Message()
-	}
-	return err.Error()
 }

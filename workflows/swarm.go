@@ -258,9 +258,15 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 		remove = append(remove, t.removableWorktrees()...)
 	}
 	in := activities.FinishRunInput{
-		RunID: s.runID, RepoPath: s.Prep.RepoRoot, GCAutoPrev: s.Prep.GCAutoPrev, GCAutoHad: s.Prep.GCAutoHad,
-		RemoveWorktrees: remove, Apply: s.in.Apply && s.succeeded(), BaseBranch: s.Prep.BaseBranch,
-		BaseCommit: s.Prep.BaseCommit, IntegrationHead: s.merges.Head,
+		RunID:           s.runID,
+		RepoPath:        s.Prep.RepoRoot,
+		GCAutoPrev:      s.Prep.GCAutoPrev,
+		GCAutoHad:       s.Prep.GCAutoHad,
+		RemoveWorktrees: remove,
+		Apply:           s.in.Apply && s.succeeded(),
+		BaseBranch:      s.Prep.BaseBranch,
+		BaseCommit:      s.Prep.BaseCommit,
+		IntegrationHead: s.merges.Head,
 	}
 	if !s.succeeded() {
 		in.DropEmptyBranch = s.branch
@@ -281,6 +287,17 @@ func (s *swarm) succeeded() bool {
 
 func (s *swarm) failed(ctx workflow.Context, err error) activities.SwarmResult {
 	s.view.end(ctx, false)
-	return activities.SwarmResult{RunID: s.runID, Branch: s.branch, BaseCommit: s.Prep.BaseCommit, HeadCommit: s.merges.Head, Error: err.Error(), Sandbox: s.Prep.Sandbox,
-		SubtaskResults: []activities.SubtaskResult{}, Stats: activities.Stats{ExecutionTimeMs: workflow.Now(ctx).Sub(s.Started).Milliseconds(), Stages: []activities.StageStats{}}}
+	return activities.SwarmResult{
+		RunID:          s.runID,
+		Branch:         s.branch,
+		BaseCommit:     s.Prep.BaseCommit,
+		HeadCommit:     s.merges.Head,
+		Error:          err.Error(),
+		Sandbox:        s.Prep.Sandbox,
+		SubtaskResults: []activities.SubtaskResult{},
+		Stats: activities.Stats{
+			ExecutionTimeMs: workflow.Now(ctx).Sub(s.Started).Milliseconds(),
+			Stages:          []activities.StageStats{},
+		},
+	}
 }

@@ -129,7 +129,9 @@ func printSummary(stdio IO, r activities.SwarmResult) {
 func clientCmd(g *globalOpts, use, short string, args cobra.PositionalArgs, worker bool,
 	fn func(ctx context.Context, e *env, args []string) error) *cobra.Command {
 	return &cobra.Command{
-		Use: use, Short: short, Args: args,
+		Use:   use,
+		Short: short,
+		Args:  args,
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			cfg, logger, err := loadConfig(g, cmd, nil)
 			if err != nil {

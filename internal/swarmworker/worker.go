@@ -64,7 +64,10 @@ func New(cfg *config.Config, c client.Client, tracker *TaskTracker, logger *zap.
 	}
 	j.namespace = cfg.Temporal.Namespace
 	pace := llmrate.New(&llmrate.TemporalQueue{
-		Client: c, Namespace: cfg.Temporal.Namespace, Name: workflows.LLMQueue(cfg.Temporal.TaskQueue), Identity: "codeswarm-worker@" + wsQueue,
+		Client:    c,
+		Namespace: cfg.Temporal.Namespace,
+		Name:      workflows.LLMQueue(cfg.Temporal.TaskQueue),
+		Identity:  "codeswarm-worker@" + wsQueue,
 	}, cfg.LLM.RequestsPerSecond, logger.Named("llmrate"))
 	acts := &activities.Activities{
 		LLM:            llm.New(llmOptions(cfg.LLM, scrubber)),
@@ -132,7 +135,16 @@ func New(cfg *config.Config, c client.Client, tracker *TaskTracker, logger *zap.
 	ws.RegisterWorkflowWithOptions(workflows.SubAgentWorkflow, workflow.RegisterOptions{Name: workflows.SubAgentWorkflowName})
 	ws.RegisterActivity(acts)
 	logger.Debug("workers created", zap.String("task_queue", cfg.Temporal.TaskQueue), zap.String("workspace_queue", wsQueue))
-	return &Workers{list: []worker.Worker{main, llmWorker, ws}, Queue: wsQueue, sandbox: sandbox, journal: j, client: c, logger: logger, pace: pace, version: version}, nil
+	return &Workers{
+		list:    []worker.Worker{main, llmWorker, ws},
+		Queue:   wsQueue,
+		sandbox: sandbox,
+		journal: j,
+		client:  c,
+		logger:  logger,
+		pace:    pace,
+		version: version,
+	}, nil
 }
 
 // newSandbox builds the bash sandbox, which checks once that it works here,
@@ -222,7 +234,14 @@ func WorkspaceQueue(main, host string) string {
 func llmOptions(c config.LLMConfig, scrubber *secret.Scrubber) llm.Options {
 	temperature := float32(c.Temperature)
 	return llm.Options{
-		BaseURL: c.BaseURL, APIKey: c.APIKey, Timeout: c.Timeout, Secrets: scrubber,
-		Sampling: llm.Sampling{Temperature: &temperature, MaxTokens: c.MaxTokens, Reasoning: c.Reasoning},
+		BaseURL: c.BaseURL,
+		APIKey:  c.APIKey,
+		Timeout: c.Timeout,
+		Secrets: scrubber,
+		Sampling: llm.Sampling{
+			Temperature: &temperature,
+			MaxTokens:   c.MaxTokens,
+			Reasoning:   c.Reasoning,
+		},
 	}
 }
