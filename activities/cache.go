@@ -1,20 +1,15 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"codeswarm/gitops"
@@ -193,138 +188,6 @@ func toolSetHash() string {
 	b, _ := json.Marshal(tools.Definitions())
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
-}
-
-func (c *ResultCache) maxEntries() int {
-	if c.MaxEntries <= 0 {
-		return DefaultCacheMaxEntries
-	}
-	return c.MaxEntries
-}
-
-func (c *ResultCache) clock() time.Time {
-	if c.now != nil {
-		return c.now()
-	}
-	return time.Now()
-}
-
-func (c *ResultCache) path(kind, key string) string {
-	return filepath.Join(c.Dir, kind, key+".json")
-}
-
-// read loads an entry, treating the file as untrusted: a regular file (no
-// symlink), at most cacheEntryMaxBytes, valid JSON. A missing file is
-// fs.ErrNotExist.
-func (c *ResultCache) read(kind, key string, v any) error {
-	if !cacheKeyRE.MatchString(key) {
-		return fmt.Errorf("cache key %q is not a sha256", key)
-	}
-	p := c.path(kind, key)
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > cacheEntryMaxBytes {
-		return fmt.Errorf("cache entry %s is not a regular file under %d bytes", p, cacheEntryMaxBytes)
-	}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, cacheEntryMaxBytes+1))
-	if err != nil {
-		return err
-	}
-	if len(data) > cacheEntryMaxBytes {
-		return fmt.Errorf("cache entry %s is larger than %d bytes", p, cacheEntryMaxBytes)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("cache entry %s: %w", p, err)
-	}
-	// Used: the least recently used entries go first.
-	now := c.clock()
-	_ = os.Chtimes(p, now, now)
-	return nil
-}
-
-// write stores an entry atomically (a temporary file renamed over it) and
-// evicts the least recently used entries past MaxEntries.
-func (c *ResultCache) write(kind, key string, v any) error {
-	dir := filepath.Join(c.Dir, kind)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if len(data) > cacheEntryMaxBytes {
-		return fmt.Errorf("cache entry of %d bytes is over the %d-byte cap", len(data), cacheEntryMaxBytes)
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	p := c.path(kind, key)
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return err
-	}
-	now := c.clock()
-	_ = os.Chtimes(p, now, now)
-	return nil
-}
-
-type cacheFile struct {
-	name string
-	used time.Time
-}
-
-// evict removes the least recently used entries of kind past MaxEntries,
-// calling before (if set) with each one's key first.
-func (c *ResultCache) evict(kind string, before func(key string)) {
-	entries, err := os.ReadDir(filepath.Join(c.Dir, kind))
-	if err != nil {
-		return
-	}
-	var files []cacheFile
-	for _, e := range entries {
-		key, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || !cacheKeyRE.MatchString(key) {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		files = append(files, cacheFile{name: key, used: info.ModTime()})
-	}
-	over := len(files) - c.maxEntries()
-	if over <= 0 {
-		return
-	}
-	slices.SortFunc(files, func(a, b cacheFile) int {
-		if d := a.used.Compare(b.used); d != 0 {
-			return d
-		}
-		return strings.Compare(a.name, b.name)
-	})
-	for _, f := range files[:over] {
-		if before != nil {
-			before(f.name)
-		}
-		_ = os.Remove(c.path(kind, f.name))
-	}
 }
 
 // lookupAgent returns the stored result of key whose commit still exists
