@@ -44,10 +44,6 @@ const DefaultCacheMaxEntries = 1000
 // dot keeps it out of the run directories codeswarm lists there.
 const CacheDirName = ".cache"
 
-// cacheRefPrefix keeps a cached sub-agent's commit reachable in its
-// repository, so git gc never drops the tree a hit reuses.
-const cacheRefPrefix = "refs/codeswarm/cache/"
-
 // ResultCache stores finished sub-agents' results and planners' answers.
 // A nil *ResultCache is a cache that is off.
 type ResultCache struct {
@@ -211,8 +207,10 @@ func (c *ResultCache) lookupAgent(ctx context.Context, root, key string) (agentE
 	return e, true
 }
 
-// storeAgent records a completed sub-agent's commit under key, and keeps
-// the commit reachable in its repository by a ref.
+// storeAgent records a completed sub-agent's commit under key. It adds no
+// ref to the repository (codeswarm writes only its own branches there): the
+// sub-agent's branch keeps the commit reachable until `codeswarm clean`, and
+// after that a lookup hits only while git has not pruned it.
 func (c *ResultCache) storeAgent(ctx context.Context, root, key string, e agentEntry) error {
 	if !cacheKeyRE.MatchString(key) {
 		return fmt.Errorf("cache key %q is not a sha256", key)
@@ -221,21 +219,11 @@ func (c *ResultCache) storeAgent(ctx context.Context, root, key string, e agentE
 	if err != nil {
 		return fmt.Errorf("cache: tree of %s: %w", e.Commit, err)
 	}
-	if _, err := gitops.Run(ctx, root, "update-ref", cacheRefPrefix+key, e.Commit); err != nil {
-		return fmt.Errorf("cache: keep %s reachable: %w", e.Commit, err)
-	}
 	e.Version, e.Key, e.RepoRoot, e.Tree, e.Stored = cacheKeyVersion, key, root, tree, c.clock().UTC()
 	if err := c.write(cacheKindAgent, key, e); err != nil {
 		return err
 	}
-	c.evict(cacheKindAgent, func(gone string) {
-		// Its ref goes too, in the repository it was stored from (best
-		// effort: that repository may be gone).
-		var old agentEntry
-		if c.read(cacheKindAgent, gone, &old) == nil && old.RepoRoot != "" && filepath.IsAbs(old.RepoRoot) {
-			_, _ = gitops.Run(ctx, old.RepoRoot, "update-ref", "-d", cacheRefPrefix+gone)
-		}
-	})
+	c.evict(cacheKindAgent)
 	return nil
 }
 
@@ -267,7 +255,7 @@ func (c *ResultCache) storePlan(key, content string) error {
 	}); err != nil {
 		return err
 	}
-	c.evict(cacheKindPlan, nil)
+	c.evict(cacheKindPlan)
 	return nil
 }
 

@@ -112,9 +112,8 @@ type cacheFile struct {
 	used time.Time
 }
 
-// evict removes the least recently used entries of kind past MaxEntries,
-// calling before (if set) with each one's key first.
-func (c *ResultCache) evict(kind string, before func(key string)) {
+// evict removes the least recently used entries of kind past MaxEntries.
+func (c *ResultCache) evict(kind string) {
 	entries, err := os.ReadDir(filepath.Join(c.Dir, kind))
 	if err != nil {
 		return
@@ -142,9 +141,6 @@ func (c *ResultCache) evict(kind string, before func(key string)) {
 		return strings.Compare(a.name, b.name)
 	})
 	for _, f := range files[:over] {
-		if before != nil {
-			before(f.name)
-		}
 		_ = os.Remove(c.path(kind, f.name))
 	}
 }

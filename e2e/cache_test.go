@@ -14,6 +14,7 @@ import (
 // the result, stats and status saying so; --no-cache runs them all again.
 func TestResultCacheRerun(t *testing.T) {
 	h := newHarness(t, scripted.DemoScript())
+	t.Setenv("CODESWARM_CACHE_ENABLED", "true") // the default, which the harness turns off
 	repo := faultRepo(t)
 	code, first := h.runJSON("run", "--repo", repo, "--task", scripted.DemoTask, "--id", "cache-first")
 	if code != 0 || !first.Success {

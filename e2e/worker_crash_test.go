@@ -90,6 +90,10 @@ func setCLIEnv(t *testing.T, address, queue, modelURL, root string) {
 	t.Setenv("CODESWARM_WORKSPACE_ROOT", root)
 	t.Setenv("CODESWARM_LOG_LEVEL", "info")
 	t.Setenv("OPENAI_API_KEY", "")
+	// Tests run the same task again and count the model's calls; the
+	// result cache would answer the second run (TestResultCacheRerun
+	// turns it on).
+	t.Setenv("CODESWARM_CACHE_ENABLED", "false")
 }
 
 // workerProc is a standalone worker process (see runWorker in main_test.go).

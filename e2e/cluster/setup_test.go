@@ -203,6 +203,9 @@ func (c *cluster) baseEnv(home string) []string {
 		// live and lost with it. A lost host is reported within seconds,
 		// not the default 90 s.
 		"CODESWARM_WORKSPACE_HOST_LOST_AFTER=" + hostLostAfter.String(),
+		// The runs repeat one task; each must call the model, not the
+		// result cache.
+		"CODESWARM_CACHE_ENABLED=false",
 	}
 }
 
