@@ -110,7 +110,10 @@ func runDemo(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *dem
 	if !o.json {
 		fmt.Fprintf(stdio.Out, "demo repository: %s\nscripted model: %s\n", dir, srv.URL())
 	}
-	ro := &runOpts{repo: dir, task: scripted.DemoTask, base: "HEAD", json: o.json}
+	// Every demo repository has the same tree: without noCache the second
+	// demo would be answered by the result cache and show no sub-agent at
+	// work.
+	ro := &runOpts{repo: dir, task: scripted.DemoTask, base: "HEAD", json: o.json, noCache: true}
 	in, id, err := runInput(ctx, cfg, ro, stdio)
 	if err != nil {
 		return err
