@@ -106,6 +106,8 @@ func TestBench(t *testing.T) {
 	t.Run("B4", benchB4)
 	t.Run("Flatness", benchFlatness)
 	t.Run("B5", benchB5)
+	t.Run("B8", benchB8)
+	t.Run("B7", benchB7)
 }
 
 // B1: one sub-agent, 200 read/edit steps, 0-latency model.
@@ -254,4 +256,39 @@ func benchB5(t *testing.T) {
 		fmt.Sprintf("%.2fx (target < 10 min)", d.Seconds()/b.Seconds()),
 		fmt.Sprintf("all merged, no worktree left; parent %d runs, largest %d events / %.1f MB, largest carry %.0f kB; a child %d events / %.0f kB; sub-agents' workflow tasks timed out %d, failed %d %v",
 			len(runs), p.events, float64(p.bytes)/(1<<20), float64(p.input)/1024, ce, float64(cb)/1024, timedOut, failed, causes))
+}
+
+// B8: 10,000 sub-agents × 15 calls, --max-concurrent 200, one run: the
+// parent's and the sub-agents' histories stay bounded by continue-as-new,
+// the process's memory (server, worker, CLI and model together) is
+// measured, and every subtask must be merged. No in-process baseline: its
+// 10,000 goroutines' worktrees would measure the disk, not the loop (B5
+// compares the two at 1,000).
+func benchB8(t *testing.T) {
+	const n = 10000
+	w := workload{agents: independent(n, 15)}
+	s := startStack(t, w, swarmSettings(n, 15, 200))
+	resetPeakRSS()
+	d, res := s.runCodeswarm(w, "--max-concurrent", "200", "--max-subagents", strconv.Itoa(n))
+	rss := peakRSS()
+	merged := 0
+	for _, st := range res.SubtaskResults {
+		if st.Merge == "merged" {
+			merged++
+		}
+	}
+	if len(res.SubtaskResults) != n || merged != n {
+		t.Fatalf("%d subtask results, %d merged, want %d", len(res.SubtaskResults), merged, n)
+	}
+	runs := s.chainSizes(res.RunID)
+	p := largest(runs)
+	ce, cb := s.historySize(res.RunID + "." + res.SubtaskResults[0].ID)
+	timedOut, failed, causes := s.lostTasks(res)
+	row(t, "B8 10,000 agents × 15 calls, 0 ms model, --max-concurrent 200", secs(d), "n/a",
+		fmt.Sprintf("%.1f min (target < 30 min)", d.Minutes()),
+		fmt.Sprintf("all %d merged; peak RSS %d MB (target < 2 GB); parent %d runs, largest %d events / %.1f MB, largest carry %.0f kB; a child %d events / %.0f kB; sub-agents' workflow tasks timed out %d, failed %d %v",
+			merged, rss>>20, len(runs), p.events, float64(p.bytes)/(1<<20), float64(p.input)/1024, ce, float64(cb)/1024, timedOut, failed, causes))
+	if rss > 2<<30 {
+		t.Errorf("peak RSS %d MB, over 2 GB", rss>>20)
+	}
 }

@@ -41,9 +41,16 @@ type stack struct {
 // configuration is the defaults plus settings (config key → value).
 func startStack(t *testing.T, w workload, settings map[string]string) *stack {
 	t.Helper()
+	return startStackWith(t, w, settings, nil)
+}
+
+// startStackWith is startStack with the server's dynamic config overridden
+// by dc (key → value).
+func startStackWith(t *testing.T, w workload, settings map[string]string, dc map[string]any) *stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop()})
+	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop(), DynamicConfig: dc})
 	if err != nil {
 		t.Fatalf("start temporal: %v", err)
 	}
@@ -70,6 +77,9 @@ func startStack(t *testing.T, w workload, settings map[string]string) *stack {
 		"CODESWARM_WORKSPACE_ROOT":      s.root,
 		"CODESWARM_LOG_LEVEL":           "error",
 		"OPENAI_API_KEY":                "",
+		// Every contender's run repeats the same work on the same tree:
+		// the result cache would answer all but the first.
+		"CODESWARM_CACHE_ENABLED": "false",
 	}
 	for k, v := range settings {
 		env[config.EnvName(k)] = v
