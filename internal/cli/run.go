@@ -280,6 +280,11 @@ func follow(ctx context.Context, c client.Client, id string, p *eventPrinter) (a
 	for {
 		select {
 		case o := <-done:
+			if o.err != nil && ctx.Err() != nil {
+				// Ctrl-C ended the wait too: both cases were ready, and
+				// the user left the run rather than it ending.
+				return activities.SwarmResult{}, interrupted(id, false)
+			}
 			p.poll(ctx, c, id)
 			if o.err != nil {
 				return activities.SwarmResult{}, noResult(id, o.err)
