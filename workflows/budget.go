@@ -172,8 +172,9 @@ func (s *swarm) afterChild(ctx workflow.Context, t *Task, r SubAgentResult) {
 	price := s.in.Budget.Price
 	s.budget.Cost += price.Cost(r.Usage)
 	t.Res.CostUSD = price.Cost(activities.Usage{
-		PromptTokens:     t.Res.PromptTokens,
-		CompletionTokens: t.Res.CompletionTokens,
+		PromptTokens:       t.Res.PromptTokens,
+		CompletionTokens:   t.Res.CompletionTokens,
+		CachedPromptTokens: t.Res.CachedPromptTokens,
 	})
 	notes := t.Control.Notes
 	t.Control = TaskControl{Notes: notes}

@@ -99,8 +99,12 @@ func printSummary(stdio IO, r activities.SwarmResult) {
 	} else {
 		fmt.Fprintf(stdio.Out, "integration branch %s at %s (base %s)\n", r.Branch, activities.ShortSHA(r.HeadCommit), activities.ShortSHA(r.BaseCommit))
 	}
-	fmt.Fprintf(stdio.Out, "%d LLM calls, %d tool calls, %d+%d tokens, %.1fs, speedup %.2fx\n",
-		st.TotalLLMCalls, st.TotalToolCalls, st.PromptTokens, st.CompletionTokens, float64(st.ExecutionTimeMs)/1000, st.SpeedupFactor)
+	cached := ""
+	if st.CachedPromptTokens > 0 {
+		cached = fmt.Sprintf(" (%d prompt tokens from the provider's cache)", st.CachedPromptTokens)
+	}
+	fmt.Fprintf(stdio.Out, "%d LLM calls, %d tool calls, %d+%d tokens%s, %.1fs, speedup %.2fx\n",
+		st.TotalLLMCalls, st.TotalToolCalls, st.PromptTokens, st.CompletionTokens, cached, float64(st.ExecutionTimeMs)/1000, st.SpeedupFactor)
 	if st.SubagentsCached > 0 || st.PlanCached {
 		plan := ""
 		if st.PlanCached {
