@@ -196,7 +196,11 @@ func benchB4(t *testing.T) {
 			s := startStack(t, w, c.settings)
 			var csRuns, baseRuns []time.Duration
 			for i := range runs(t) {
-				d, _ := s.runCodeswarm(w)
+				t0 := time.Now()
+				d, res := s.runCodeswarm(w)
+				if os.Getenv("CODESWARM_BENCH_TRACE") != "" {
+					t.Logf("traced run %s; the run's events from the CLI's start:\n%s", secs(d), s.timeline(res.RunID, t0))
+				}
 				csRuns = append(csRuns, d)
 				baseRuns = append(baseRuns, s.runBaseline(w, 4))
 				t.Logf("run %d: codeswarm %s, baseline %s", i+1, secs(d), secs(baseRuns[i]))
