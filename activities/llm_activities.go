@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -160,7 +161,7 @@ func (a *Activities) AgentStep(ctx context.Context, in AgentStepInput) (AgentSte
 		var fitted []openai.ChatCompletionMessage
 		fitted, fit = llm.FitBudget(msgs, in.ContextLimit, llm.Budget{
 			Tokens:   a.ContextTokens,
-			Overhead: llm.EstimateToolTokens(defs),
+			Overhead: toolTokens(),
 		})
 		return openai.ChatCompletionRequest{Model: in.Model, Messages: fitted, Tools: defs}
 	}, shapeAgentAnswer)
@@ -347,3 +348,7 @@ func (a *Activities) appendNotes(ref transcript.Ref, turn int, notes []string) e
 	}
 	return a.Transcripts.Append(ref, out...)
 }
+
+// toolTokens is the estimated size of the tool definitions every sub-agent
+// request carries; they never change, so it is measured once.
+var toolTokens = sync.OnceValue(func() int { return llm.EstimateToolTokens(tools.Definitions()) })

@@ -82,6 +82,12 @@ func FitBudget(msgs []openai.ChatCompletionMessage, contextLimit int, b Budget) 
 // results, and the most recent exchange is always kept whole. The input
 // slice is not modified.
 func Compact(msgs []openai.ChatCompletionMessage, b Budget) ([]openai.ChatCompletionMessage, FitReport) {
+	// The conversation only grows, so one that fits whole never needed a
+	// cut on its way here: no replay (the common case, every call until
+	// the first cut).
+	if total := b.Overhead + estimateAll(msgs); b.Tokens <= 0 || total <= b.Tokens {
+		return append([]openai.ChatCompletionMessage(nil), msgs...), FitReport{Before: total, After: total}
+	}
 	c := newCompactor(msgs, b)
 	rep := FitReport{Before: b.Overhead + c.full(0, len(msgs))}
 	if b.Tokens <= 0 || len(msgs) <= keepHead {
