@@ -141,6 +141,11 @@ type world struct {
 	// noRateLimit is what StartSubtask and PrepareRun report: no LLM rate
 	// limit in force.
 	noRateLimit bool
+
+	// cacheHits are the result cache's hits StartSubtask reports, by
+	// subtask ID, unless the input says NoCache; every start gets the key
+	// "key:<subtask>".
+	cacheHits map[string]*activities.CachedAgent
 }
 
 func newWorld(subtasks ...activities.Subtask) *world {
@@ -219,7 +224,14 @@ func (w *world) startSubtask(_ context.Context, in activities.StartSubtaskInput)
 	}
 	w.active++
 	w.maxActive = max(w.maxActive, w.active)
-	return activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head, NoRateLimit: w.noRateLimit}, nil
+	res := activities.StartSubtaskResult{Worktree: worktreeOf(in.Ref), Branch: in.Branch, BaseCommit: w.head, NoRateLimit: w.noRateLimit}
+	if w.cacheHits != nil {
+		res.CacheKey = "key:" + in.Subtask.ID
+		if hit := w.cacheHits[in.Subtask.ID]; hit != nil && !in.NoCache {
+			res.Cached = hit
+		}
+	}
+	return res, nil
 }
 
 func (w *world) agentStep(ctx context.Context, in activities.AgentStepInput) (activities.AgentStepResult, error) {
