@@ -112,7 +112,13 @@ type cacheFile struct {
 	used time.Time
 }
 
-// evict removes the least recently used entries of kind past MaxEntries.
+// cacheTmpMaxAge is how old a temporary file of write gets before evict
+// removes it: a write takes milliseconds, so an older one was left by a
+// process that died between creating and renaming it.
+const cacheTmpMaxAge = time.Hour
+
+// evict removes the least recently used entries of kind past MaxEntries,
+// and temporary files a dead writer left.
 func (c *ResultCache) evict(kind string) {
 	entries, err := os.ReadDir(filepath.Join(c.Dir, kind))
 	if err != nil {
@@ -120,6 +126,12 @@ func (c *ResultCache) evict(kind string) {
 	}
 	var files []cacheFile
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			if info, err := e.Info(); err == nil && info.Mode().IsRegular() && c.clock().Sub(info.ModTime()) > cacheTmpMaxAge {
+				_ = os.Remove(filepath.Join(c.Dir, kind, e.Name()))
+			}
+			continue
+		}
 		key, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || !cacheKeyRE.MatchString(key) {
 			continue
