@@ -109,6 +109,44 @@ func TestSandboxHidesWorkerState(t *testing.T) {
 	}
 }
 
+// The result cache (<workspace.root>/.cache) is the worker's state too: a
+// model-run command can neither read an entry nor plant one, and the file
+// tools do not reach it either.
+func TestSandboxHidesResultCache(t *testing.T) {
+	h := newHost(t)
+	entry := filepath.Join(h.wsRoot, ".cache", "agents", strings.Repeat("ab", 32)+".json")
+	writeTestFile(t, entry, `{"result":"cached secret answer"}`)
+	sb := h.sandbox(t, SandboxConfig{})
+	cacheDir := filepath.Join(h.wsRoot, ".cache")
+	for _, command := range []string{
+		"ls -a " + h.wsRoot,
+		"cat " + entry,
+		"cat ../../.cache/agents/*.json",
+		"mkdir -p " + cacheDir + "/plans && echo planted > " + cacheDir + "/plans/" + strings.Repeat("cd", 32) + ".json; echo planted > " + entry,
+	} {
+		res := inBox(t, h, sb, nil, command)
+		if strings.Contains(res.Output, ".cache") && strings.HasPrefix(command, "ls") || strings.Contains(res.Output, "cached secret") {
+			t.Errorf("%s: output %q shows the cache", command, res.Output)
+		}
+	}
+	for _, call := range []struct{ tool, args string }{
+		{ToolRead, `{"path":"../../.cache/agents/` + filepath.Base(entry) + `"}`},
+		{ToolRead, `{"path":"` + entry + `"}`},
+		{ToolWrite, `{"path":"../../.cache/plans/` + strings.Repeat("cd", 32) + `.json","content":"planted"}`},
+	} {
+		res := Run(t.Context(), Options{Root: h.worktree, Sandbox: sb, Env: testEnv(), BashTimeout: 20 * time.Second}, call.tool, call.args)
+		if strings.Contains(res.Output, "cached secret") || !res.IsError {
+			t.Errorf("%s %s: %q (error %v); want it refused", call.tool, call.args, res.Output, res.IsError)
+		}
+	}
+	if got := readTestFile(t, entry); got != `{"result":"cached secret answer"}` {
+		t.Errorf("the entry on the host changed: %q", got)
+	}
+	if exists(filepath.Join(cacheDir, "plans")) {
+		t.Error("a plan entry was planted on the host")
+	}
+}
+
 func TestSandboxWritesOnlyWorktreeAndTmp(t *testing.T) {
 	h := newHost(t)
 	sb := h.sandbox(t, SandboxConfig{})
