@@ -311,6 +311,18 @@ func conflictScript(t *testing.T) scripted.Script {
 	}
 }
 
+// TestRecordCachedHistories records the demo run on a repository the same
+// run has just finished on: the plan and every sub-agent come from the
+// result cache, with no model call:
+// go test -tags record -run TestRecordCachedHistories ./workflows/
+func TestRecordCachedHistories(t *testing.T) {
+	t.Setenv("CODESWARM_CACHE_ENABLED", "true")
+	c := recordRunWith(t, recording{warm: true})
+	defer c.close()
+	writeHistory(t, c.client, recordRunID, replayCachedSwarmHistory, c.secret)
+	writeHistory(t, c.client, recordChild, replayCachedSubAgentHistory, c.secret)
+}
+
 // recordHistories runs the scripted demo through the CLI on an in-memory
 // Temporal server and writes the parent's and one child's history.
 func recordHistories(t *testing.T, swarmFile, childFile string) {
@@ -342,6 +354,9 @@ type recording struct {
 	writeRepo func(dir string) error
 	task      string
 	steer     func(ctx context.Context, t *testing.T, c client.Client, cmd func(args ...string))
+	// warm runs the same task on the same repository first (under another
+	// ID), so the recorded run finds its work in the result cache.
+	warm bool
 }
 
 // recordRunWith is recordRun for r.
@@ -399,6 +414,15 @@ func recordRunWith(t *testing.T, r recording, extra ...string) recorded {
 				}
 			})
 		}()
+	}
+	if r.warm {
+		args := append([]string{"run", "--repo", repo, "--task", task, "--id", recordRunID + "-warm", "--json"}, extra...)
+		if code := cli.Execute(ctx, args, cli.IO{Out: &out, Err: &errb}); code != 0 {
+			stop()
+			t.Fatalf("warm-up run: exit %d\n%s\n%s", code, out.String(), errb.String())
+		}
+		out.Reset()
+		errb.Reset()
 	}
 	args := append([]string{"run", "--repo", repo, "--task", task, "--id", recordRunID, "--json"}, extra...)
 	if code := cli.Execute(ctx, args, cli.IO{Out: &out, Err: &errb}); code != 0 {

@@ -44,6 +44,10 @@ const (
 	// A run whose second subtask conflicts and is re-run (its re-run too).
 	replayConflictSwarmHistory    = "testdata/conflict_swarm_history.json"
 	replayConflictSubAgentHistory = "testdata/conflict_subagent_history.json"
+	// The demo run again on the repository it has just run on: the plan
+	// and every sub-agent from the result cache.
+	replayCachedSwarmHistory    = "testdata/cached_swarm_history.json"
+	replayCachedSubAgentHistory = "testdata/cached_subagent_history.json"
 	// recordRunID is the demo run's workflow ID; recordChild is the
 	// sub-agent whose history is kept (it sends a malformed tool call, so
 	// its history has the error path too).
@@ -73,6 +77,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 		{replayMovedSubAgentHistory, ""},
 		{replayConflictSwarmHistory, recordRunID},
 		{replayConflictSubAgentHistory, ""},
+		{replayCachedSwarmHistory, recordRunID},
+		{replayCachedSubAgentHistory, recordChild},
 	} {
 		t.Run(filepath.Base(h.file), func(t *testing.T) {
 			hist := readHistory(t, h.file)
