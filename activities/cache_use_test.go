@@ -266,3 +266,38 @@ func TestResultCacheRemovesStaleTemporaryFiles(t *testing.T) {
 		t.Errorf("a write in progress lost its temporary file: %v", err)
 	}
 }
+
+// A read-only sub-agent's completed answer (no files changed) is stored,
+// and its hit changes nothing either: no empty commit, so the read-only
+// policy does not fail it for a change it did not make.
+func TestReadOnlyCachedWorkChangesNothing(t *testing.T) {
+	f := newGitFixture(t)
+	f.a.Cache = NewResultCache(f.a.WorkspaceRoot, 0)
+	f.prepare(t)
+	in := startInput(f, "01-review", "Review a.txt.")
+	in.Subtask.NeedsWorktree = false
+	first := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in)
+	completeInTranscript(t, f.a, in.Ref, "a.txt reads well\nSTATUS: completed")
+	commit := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, CommitSubtaskInput{
+		RunID: runID, SubtaskID: "01-review", Worktree: first.Worktree, BaseCommit: first.BaseCommit,
+		Cache: &CacheStore{Key: first.CacheKey, RepoPath: f.repo.dir, Ref: in.Ref, FinalTurn: 1},
+	})
+	if commit.Changed {
+		t.Fatalf("a review changed files: %+v", commit)
+	}
+	again := in
+	again.Ref.Attempt, again.Branch = 2, in.Branch+"-a2"
+	hit := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, again)
+	if hit.Cached == nil || hit.Cached.Result != "a.txt reads well\nSTATUS: completed" {
+		t.Fatalf("second start: hit %+v; want the review's answer", hit.Cached)
+	}
+	if hit.Cached.Commit != hit.BaseCommit || len(hit.Cached.FilesChanged) != 0 {
+		t.Errorf("hit commit %s files %v; want the base %s and no files", hit.Cached.Commit, hit.Cached.FilesChanged, hit.BaseCommit)
+	}
+	res := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, CommitSubtaskInput{
+		RunID: runID, SubtaskID: "01-review", Worktree: hit.Worktree, BaseCommit: hit.BaseCommit,
+	})
+	if res.Changed || res.Commit != hit.BaseCommit {
+		t.Errorf("the hit's commit = %+v; want no change at the base %s", res, hit.BaseCommit)
+	}
+}

@@ -13,7 +13,8 @@ import (
 // the commit brings exactly the change it brought then, and merges as any
 // sub-agent's commit does. The worktree must be clean at baseSHA (it was
 // just created there); a retry that finds HEAD already a child of baseSHA
-// with that tree reports it again instead of committing twice.
+// with that tree reports it again instead of committing twice. A tree equal
+// to the base's is no change: the worktree stays at baseSHA.
 //
 // The commit is made with commit-tree (no hooks, codeswarm's identity) and
 // checked out with `reset --hard`, both through the hardened runner with the
@@ -43,6 +44,11 @@ func ReuseTree(ctx context.Context, dir, baseSHA, tree, message string, trailers
 			return worktreeResult(ctx, dir, baseSHA, opts)
 		}
 		return CommitResult{}, fmt.Errorf("reuse tree: worktree %q is at %s, not at its base %s", dir, shortSHA(head), shortSHA(baseSHA))
+	}
+	if headTree == tree {
+		// The reused work changed nothing (a read-only sub-agent's): no
+		// empty commit, which would count as a change.
+		return worktreeResult(ctx, dir, baseSHA, opts)
 	}
 	commitOpts := opts
 	commitOpts.identity, commitOpts.stdin = true, strings.NewReader(formatMessage(message, trailers))
