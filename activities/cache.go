@@ -30,7 +30,7 @@ import (
 // cacheKeyVersion starts every key's encoding: bump it when what a
 // sub-agent or the planner does with the same inputs changes in a way the
 // prompts, tool definitions and limits hashed here do not show.
-const cacheKeyVersion = "codeswarm-cache-v1"
+const cacheKeyVersion = "codeswarm-cache-v2"
 
 // cacheEntryMaxBytes caps an entry file read back: entries are small (a
 // result is at most finalTextCap, a plan at most what the planner wrote),
@@ -124,7 +124,22 @@ type agentKeyInput struct {
 	Model         string     `json:"model"`
 	Tools         string     `json:"tools"`
 	Limits        ToolLimits `json:"limits"`
-	Sandbox       string     `json:"sandbox"`
+	Env           cacheEnv   `json:"env"`
+}
+
+// cacheEnv is what of the worker's settings decides an answer beyond the
+// request itself: the provider (endpoint and sampling, llm.Client.Identity),
+// llm.context_tokens (what of a long conversation the model sees) and
+// whether bash runs in the sandbox.
+type cacheEnv struct {
+	Provider      string `json:"provider"`
+	ContextTokens int    `json:"context_tokens"`
+	Sandbox       string `json:"sandbox"`
+}
+
+// cacheEnv is this worker's cacheEnv.
+func (a *Activities) cacheEnv() cacheEnv {
+	return cacheEnv{Provider: a.LLM.Identity(), ContextTokens: a.ContextTokens, Sandbox: a.sandboxMode()}
 }
 
 // cacheWorkdirPlaceholder stands for the worktree's path in the hashed
@@ -132,7 +147,7 @@ type agentKeyInput struct {
 const cacheWorkdirPlaceholder = "<worktree>"
 
 // agentCacheKey is the key of a sub-agent's result.
-func agentCacheKey(st Subtask, agentsMD, user, baseTree, model string, limits ToolLimits, sandbox string) string {
+func agentCacheKey(st Subtask, agentsMD, user, baseTree, model string, limits ToolLimits, env cacheEnv) string {
 	return hashKey(agentKeyInput{
 		Version:       cacheKeyVersion,
 		System:        SubAgentSystemPrompt(st, cacheWorkdirPlaceholder, agentsMD),
@@ -142,7 +157,7 @@ func agentCacheKey(st Subtask, agentsMD, user, baseTree, model string, limits To
 		Model:         model,
 		Tools:         toolSetHash(),
 		Limits:        limits,
-		Sandbox:       sandbox,
+		Env:           env,
 	})
 }
 
@@ -154,12 +169,13 @@ type planKeyInput struct {
 	User     string `json:"user"`
 	Model    string `json:"model"`
 	BaseTree string `json:"base_tree,omitempty"`
+	Provider string `json:"provider"`
 }
 
 // planCacheKey is the key of a planner's answer: its messages (task,
-// strategy, repository listing, subtask cap), model and, when known, the
-// base commit's tree.
-func planCacheKey(system, user, model, baseTree string) string {
+// strategy, repository listing, subtask cap), model, provider (endpoint and
+// sampling) and, when known, the base commit's tree.
+func planCacheKey(system, user, model, baseTree, provider string) string {
 	return hashKey(planKeyInput{
 		Version:  cacheKeyVersion,
 		Kind:     "plan",
@@ -167,6 +183,7 @@ func planCacheKey(system, user, model, baseTree string) string {
 		User:     user,
 		Model:    model,
 		BaseTree: baseTree,
+		Provider: provider,
 	})
 }
 

@@ -39,7 +39,7 @@ func (a *Activities) startFromCache(ctx context.Context, root, dir, base, agents
 	if err != nil {
 		return "", nil, nil
 	}
-	key := agentCacheKey(in.Subtask, agentsMD, user, baseTree, in.Model, in.Tools, a.sandboxMode())
+	key := agentCacheKey(in.Subtask, agentsMD, user, baseTree, in.Model, in.Tools, a.cacheEnv())
 	if in.NoCache {
 		return key, nil, nil
 	}

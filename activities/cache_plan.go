@@ -7,9 +7,9 @@ import (
 )
 
 // planKey is the cache key of the planner request in asks for ("" when the
-// cache is off): its messages, model and the base commit's tree when the
-// run gave it. It does not depend on the attempt: a repaired plan is stored
-// under the first request's key, as the answer to it.
+// cache is off): its messages, model, provider and the base commit's tree
+// when the run gave it. It does not depend on the attempt: a repaired plan
+// is stored under the first request's key, as the answer to it.
 func (a *Activities) planKey(ctx context.Context, in PlanInput, system, user string) string {
 	if a.Cache == nil {
 		return ""
@@ -22,7 +22,7 @@ func (a *Activities) planKey(ctx context.Context, in PlanInput, system, user str
 		}
 		baseTree = t
 	}
-	return planCacheKey(system, user, in.Model, baseTree)
+	return planCacheKey(system, user, in.Model, baseTree, a.LLM.Identity())
 }
 
 // cachedPlan answers a first planner request from the cache: a stored

@@ -11,25 +11,48 @@ import (
 func TestAgentCacheKeyIsTheWorkItDependsOn(t *testing.T) {
 	st := Subtask{ID: "01-a", Name: "a", Instruction: "rename helper to assist"}
 	limits := ToolLimits{BashTimeout: time.Minute}
-	base := agentCacheKey(st, "", "user prompt", "tree1", "model-a", limits, "on")
+	env := cacheEnv{Provider: "http://a/v1 temperature=unset", ContextTokens: 60000, Sandbox: "on"}
+	base := agentCacheKey(st, "", "user prompt", "tree1", "model-a", limits, env)
 	// The instruction reaches the model in the user prompt (StartSubtask
 	// passes SubAgentUserPrompt's text), which the key hashes whole.
-	if again := agentCacheKey(st, "", "user prompt", "tree1", "model-a", limits, "on"); again != base {
+	if again := agentCacheKey(st, "", "user prompt", "tree1", "model-a", limits, env); again != base {
 		t.Fatalf("the same inputs gave two keys: %s, %s", base, again)
 	}
 	other := st
 	other.Instruction = "rename helper to help"
 	otherLimits := limits
 	otherLimits.BashTimeout = 2 * time.Minute
+	with := func(f func(*cacheEnv)) cacheEnv {
+		e := env
+		f(&e)
+		return e
+	}
 	for name, key := range map[string]string{
-		"instruction": agentCacheKey(other, "", SubAgentUserPrompt(other.Instruction, "", ""), "tree1", "model-a", limits, "on"),
-		"subtask":     agentCacheKey(Subtask{ID: "02-b", Name: "b", Instruction: st.Instruction}, "", "user prompt", "tree1", "model-a", limits, "on"),
-		"AGENTS.md":   agentCacheKey(st, "be terse", "user prompt", "tree1", "model-a", limits, "on"),
-		"user prompt": agentCacheKey(st, "", "user prompt, with a dependency's result", "tree1", "model-a", limits, "on"),
-		"base tree":   agentCacheKey(st, "", "user prompt", "tree2", "model-a", limits, "on"),
-		"model":       agentCacheKey(st, "", "user prompt", "tree1", "model-b", limits, "on"),
-		"tool limits": agentCacheKey(st, "", "user prompt", "tree1", "model-a", otherLimits, "on"),
-		"sandbox":     agentCacheKey(st, "", "user prompt", "tree1", "model-a", limits, "off"),
+		"instruction":    agentCacheKey(other, "", SubAgentUserPrompt(other.Instruction, "", ""), "tree1", "model-a", limits, env),
+		"subtask":        agentCacheKey(Subtask{ID: "02-b", Name: "b", Instruction: st.Instruction}, "", "user prompt", "tree1", "model-a", limits, env),
+		"AGENTS.md":      agentCacheKey(st, "be terse", "user prompt", "tree1", "model-a", limits, env),
+		"user prompt":    agentCacheKey(st, "", "user prompt, with a dependency's result", "tree1", "model-a", limits, env),
+		"base tree":      agentCacheKey(st, "", "user prompt", "tree2", "model-a", limits, env),
+		"model":          agentCacheKey(st, "", "user prompt", "tree1", "model-b", limits, env),
+		"tool limits":    agentCacheKey(st, "", "user prompt", "tree1", "model-a", otherLimits, env),
+		"sandbox":        agentCacheKey(st, "", "user prompt", "tree1", "model-a", limits, with(func(e *cacheEnv) { e.Sandbox = "off" })),
+		"provider":       agentCacheKey(st, "", "user prompt", "tree1", "model-a", limits, with(func(e *cacheEnv) { e.Provider = "http://b/v1 temperature=unset" })),
+		"context tokens": agentCacheKey(st, "", "user prompt", "tree1", "model-a", limits, with(func(e *cacheEnv) { e.ContextTokens = 0 })),
+	} {
+		if key == base {
+			t.Errorf("a different %s gave the same key", name)
+		}
+	}
+}
+
+func TestPlanCacheKeyIsTheAnswerItDependsOn(t *testing.T) {
+	base := planCacheKey("system", "user", "model-a", "tree1", "http://a/v1")
+	for name, key := range map[string]string{
+		"system":    planCacheKey("system 2", "user", "model-a", "tree1", "http://a/v1"),
+		"user":      planCacheKey("system", "user 2", "model-a", "tree1", "http://a/v1"),
+		"model":     planCacheKey("system", "user", "model-b", "tree1", "http://a/v1"),
+		"base tree": planCacheKey("system", "user", "model-a", "tree2", "http://a/v1"),
+		"provider":  planCacheKey("system", "user", "model-a", "tree1", "http://b/v1"),
 	} {
 		if key == base {
 			t.Errorf("a different %s gave the same key", name)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,4 +132,19 @@ func (c *Client) classify(err error, x *exchange) *Error {
 		e.Message += fmt.Sprintf(" (POST %s; check llm.base_url, which usually ends in /v1, and llm.model)", c.endpoint)
 	}
 	return e
+}
+
+// Identity names what of the client, beyond a request's messages and
+// model, decides the answer: the endpoint (credentials redacted) and the
+// sampling settings. The result cache keys on it. A nil client has none.
+func (c *Client) Identity() string {
+	if c == nil {
+		return ""
+	}
+	temp := "unset"
+	if t := c.sampling.Temperature; t != nil {
+		temp = strconv.FormatFloat(float64(*t), 'g', -1, 32)
+	}
+	return fmt.Sprintf("%s temperature=%s max_tokens=%d reasoning=%s",
+		c.baseURL, temp, c.sampling.MaxTokens, cmp.Or(c.sampling.Reasoning, ReasoningAuto))
 }

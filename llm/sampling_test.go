@@ -165,3 +165,29 @@ func TestOtherBadRequestIsNotRetried(t *testing.T) {
 		t.Fatalf("%d requests, want 1", n)
 	}
 }
+
+func TestIdentityNamesEndpointAndSampling(t *testing.T) {
+	t07, t0 := float32(0.7), float32(0)
+	base := llm.New(llm.Options{BaseURL: "http://user:secret@a.example/v1", APIKey: "sk-key"}).Identity()
+	if strings.Contains(base, "secret") || strings.Contains(base, "sk-key") {
+		t.Fatalf("identity %q carries a credential", base)
+	}
+	if again := llm.New(llm.Options{BaseURL: "http://user:secret@a.example/v1/", APIKey: "sk-other"}).Identity(); again != base {
+		t.Errorf("the same endpoint and sampling gave %q and %q", base, again)
+	}
+	for name, o := range map[string]llm.Options{
+		"endpoint":      {BaseURL: "http://b.example/v1"},
+		"temperature":   {BaseURL: "http://user:secret@a.example/v1", Sampling: llm.Sampling{Temperature: &t07}},
+		"temperature 0": {BaseURL: "http://user:secret@a.example/v1", Sampling: llm.Sampling{Temperature: &t0}},
+		"max tokens":    {BaseURL: "http://user:secret@a.example/v1", Sampling: llm.Sampling{MaxTokens: 100}},
+		"reasoning":     {BaseURL: "http://user:secret@a.example/v1", Sampling: llm.Sampling{Reasoning: llm.ReasoningOn}},
+	} {
+		if id := llm.New(o).Identity(); id == base {
+			t.Errorf("a different %s gave the same identity %q", name, id)
+		}
+	}
+	var none *llm.Client
+	if none.Identity() != "" {
+		t.Error("a nil client has an identity")
+	}
+}
