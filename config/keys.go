@@ -84,7 +84,7 @@ func keySpecs(stateDir string) []keySpec {
 			doc: "a run's workspace host counts as lost (state waiting_for_host) when no worker has polled its queue for this long; keep it above the server's matching.longPollExpirationInterval (1 min by default); the workers and the CLI (whose workers command calls hosts lost by it) should use the same value"},
 		{key: "workspace.auto_move_after", def: time.Duration(0),
 			doc: "when a run's host has been lost this long and exactly one other host is polling, the run moves there by itself (as codeswarm move does; the repository must be at the same path there); 0 turns this off"},
-		{key: "cache.enabled", def: true, doc: "the result cache: a sub-agent whose prompts, base tree, model and tools equal those of one that completed reuses its commit, and a planner request equal to an earlier one its plan, with no model call (`run --no-cache` skips the lookups); entries live in <workspace.root>/.cache on the repository's host"},
+		{key: "cache.enabled", def: true, doc: "the result cache: a sub-agent whose prompts, base tree, model, provider settings and tools equal those of one that completed reuses its commit, and a planner request equal to an earlier one its plan, with no model call (`run --no-cache` skips the lookups); entries live in <workspace.root>/.cache on the repository's host"},
 		{key: "cache.max_entries", def: 1000, doc: "entries the result cache keeps of each kind (sub-agent results, plans); past it the least recently used go"},
 		{key: "git.auto_merge", def: true, doc: "merge sub-agent branches into the run branch"},
 		{key: "git.resolve_conflicts", def: true, doc: "re-run a subtask whose merge conflicts once, from the new integration head, with the conflict in its prompt"},
