@@ -59,7 +59,7 @@ func (r fairRun) ratio() float64 { return r.credit / float64(len(r.permits)) }
 
 // benchB7 measures fairness on (the embedded server's default); with
 // CODESWARM_BENCH_FAIR_OFF set it measures the same rounds again with
-// fairness off (matching.autoEnableV2 and llm.fair_share false), to show
+// fairness off (matching.enableFairness and llm.fair_share false), to show
 // what the keys change.
 func benchB7(t *testing.T) {
 	t.Run("on", func(t *testing.T) { benchB7With(t, true) })
@@ -76,7 +76,7 @@ func benchB7With(t *testing.T, fair bool) {
 	// about 2 calls are in flight.
 	settings["llm.max_concurrent"] = "64"
 	settings["llm.fair_share"] = strconv.FormatBool(fair)
-	s := startStackWith(t, w, settings, map[string]any{"matching.autoEnableV2": fair})
+	s := startStackWith(t, w, settings, map[string]any{"matching.enableFairness": fair})
 	var maxRatios, lastRatios, lastFirst, makespans []float64
 	for rep := range runs(t) {
 		rs := s.fairRound(w, rep)

@@ -11,7 +11,8 @@ func TestBuildDynamicConfig(t *testing.T) {
 	transfer := dynamicconfig.TransferProcessorMaxPollRPS.Key()
 	saRefresh := dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key()
 	partitions := dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()
-	fairness := dynamicconfig.MatchingAutoEnableV2.Key()
+	fairness := dynamicconfig.MatchingEnableFairness.Key()
+	autoEnable := dynamicconfig.MatchingAutoEnableV2.Key()
 	tests := []struct {
 		name string
 		opts Options
@@ -19,16 +20,16 @@ func TestBuildDynamicConfig(t *testing.T) {
 	}{
 		{
 			name: "tuned",
-			want: map[dynamicconfig.Key]any{transfer: queuePollRPS, saRefresh: true, partitions: 1, fairness: true},
+			want: map[dynamicconfig.Key]any{transfer: queuePollRPS, saRefresh: true, partitions: 1, fairness: true, autoEnable: false},
 		},
 		{
 			name: "stock keeps only the CLI defaults",
 			opts: Options{Stock: true},
-			want: map[dynamicconfig.Key]any{transfer: nil, saRefresh: true, partitions: nil, fairness: true},
+			want: map[dynamicconfig.Key]any{transfer: nil, saRefresh: true, partitions: nil, fairness: true, autoEnable: false},
 		},
 		{
 			name: "overrides win",
-			opts: Options{DynamicConfig: map[string]any{"history.transferProcessorMaxPollRPS": 5, "matching.autoEnableV2": false}},
+			opts: Options{DynamicConfig: map[string]any{"history.transferProcessorMaxPollRPS": 5, "matching.enableFairness": false}},
 			want: map[dynamicconfig.Key]any{transfer: 5, saRefresh: true, fairness: false},
 		},
 	}

@@ -39,13 +39,16 @@ func baseDynamicConfig() map[dynamicconfig.Key]any {
 		// 10 s instead of 60 s lets workspace.host_lost_after go down to
 		// ~15 s on this server.
 		dynamicconfig.MatchingLongPollExpirationInterval.Key(): MatchingLongPoll,
-		// Fairness on every task queue that sees a fairness key (codeswarm's
-		// LLM queue, whose permits carry their run's ID), and only on those:
-		// the waiting permits then go to the runs in turn, not first come,
-		// first served. The switch is recorded in the queue's metadata
-		// and a backlog queued before it is still dispatched (drained from
-		// the old table).
-		dynamicconfig.MatchingAutoEnableV2.Key(): true,
+		// Fairness on every task queue from the moment it is loaded, so
+		// the waiting permits on codeswarm's LLM queue (each carries its
+		// run's ID as fairness key) go to the runs in turn, not first
+		// come, first served. A queue without fairness keys dispatches as
+		// before (one key, oldest first). Not matching.autoEnableV2: that
+		// switches a queue when its first keyed task arrives and, to do
+		// it, unloads the queue under the pollers waiting on it, which
+		// held a fresh server's first permit for about a second.
+		dynamicconfig.MatchingEnableFairness.Key(): true,
+		dynamicconfig.MatchingAutoEnableV2.Key():   false,
 	}
 }
 

@@ -63,7 +63,7 @@ type fairOutcome struct {
 // queue (provider and ceiling at 10 req/s) and once by the worker's one LLM
 // slot (200 ms per answer). With fairness on (the
 // server's fairness keys, the worker's turns) B gets about half the calls
-// while both run and finishes first; with it off (matching.autoEnableV2 and
+// while both run and finishes first; with it off (matching.enableFairness and
 // llm.fair_share false) B waits behind A's calls. Both are measured in the
 // same run; the assertions hold the fair case to at least 30% for B.
 func TestConcurrentRunsShareLLMFairly(t *testing.T) {
@@ -178,7 +178,7 @@ func fairTurns(name string, latency time.Duration) []scripted.Reply {
 // fairness key, and a scripted model, for one pair of runs.
 func fairStack(t *testing.T, script scripted.Script, fair bool, opts ...scripted.Option) *harness {
 	t.Helper()
-	srv, model, c := startStackWith(t, devserver.Options{DynamicConfig: map[string]any{"matching.autoEnableV2": fair}}, script, opts...)
+	srv, model, c := startStackWith(t, devserver.Options{DynamicConfig: map[string]any{"matching.enableFairness": fair}}, script, opts...)
 	h := &harness{t: t, server: srv, model: model, client: c, queue: testQueue(t), root: t.TempDir(), logs: &bytes.Buffer{}}
 	setCLIEnv(t, srv.FrontendAddress(), h.queue, model.URL(), h.root)
 	return h
