@@ -55,6 +55,9 @@ type Activities struct {
 	// Cache is the result cache (cache.enabled, cache.max_entries); nil:
 	// off, every sub-agent and planner request runs.
 	Cache *ResultCache
+
+	// pool holds merged sub-agents' worktrees parked for the next ones.
+	pool *worktreePool
 }
 
 // LLMPace paces this worker's LLM calls (internal/llmrate implements it).

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"codeswarm/gitops"
@@ -50,13 +51,18 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	restored := make(chan error, 1)
 	go func() { restored <- repo.RestoreSavedConfig(ctx, "gc.auto") }()
 	var out FinishRunResult
-	if len(in.RemoveWorktrees) > 0 {
+	// The parked worktrees go too; they are clean (parking refuses a dirty
+	// one) and not the run's result, so they are not reported.
+	parked := a.drainParked(in.RunID)
+	if len(in.RemoveWorktrees)+len(parked) > 0 {
 		// In bulk: one at a time took about 3 minutes for 1,000 worktrees.
 		// A failure to list or prune leaves them for `codeswarm clean`, as
 		// a failed single removal did: it never fails the run.
-		out.Removed, out.Kept, err = repo.RemoveWorktrees(ctx, in.RemoveWorktrees)
+		out.Removed, out.Kept, err = repo.RemoveWorktrees(ctx, append(in.RemoveWorktrees, parked...))
 		if err != nil {
 			out.Removed, out.Kept = nil, in.RemoveWorktrees
+		} else {
+			out.Removed = slices.DeleteFunc(out.Removed, func(d string) bool { return slices.Contains(parked, d) })
 		}
 	}
 	if err := <-restored; err != nil {

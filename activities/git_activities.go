@@ -182,7 +182,9 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 		return StartSubtaskResult{}, err
 	}
 	dir := WorktreeDir(a.WorkspaceRoot, in.Ref.RunID, in.Ref.SubtaskID, in.Ref.Attempt)
-	wt, err := repo.AddWorktree(ctx, dir, in.Branch, start)
+	parked := a.takeParked(in.Ref.RunID)
+	wt, err := repo.AddWorktreeFrom(ctx, dir, in.Branch, start, parked)
+	a.returnParked(in.Ref.RunID, parked)
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}

@@ -23,6 +23,9 @@ type MergeSubtaskInput struct {
 	SubtaskID         string `json:"subtask_id"`
 	Name              string `json:"name"`
 	Commit            string `json:"commit"`
+	// Worktree is the sub-agent's worktree: once its commit is merged it
+	// is parked for the run's next sub-agent (see worktreePool).
+	Worktree string `json:"worktree,omitempty"`
 }
 
 // MergeSubtaskResult is the merge outcome.
@@ -37,7 +40,11 @@ type MergeSubtaskResult struct {
 // compare-and-swap update-ref); a retry after a landed merge is a no-op.
 func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (MergeSubtaskResult, error) {
 	defer keepAlive(ctx)()
-	return mergeOne(ctx, mergeRepo(in.RepoPath), in, "")
+	res, err := mergeOne(ctx, mergeRepo(in.RepoPath), in, "")
+	if err == nil && res.Status == MergeMerged {
+		a.parkMerged(in.RunID, in.RepoPath, in.Worktree)
+	}
+	return res, err
 }
 
 // mergeRepo is the repository a merge activity works in. RepoPath is the
@@ -127,6 +134,9 @@ func (a *Activities) MergeSubtasks(ctx context.Context, in MergeSubtasksInput) (
 	out := MergeSubtasksResult{Results: make([]MergeSubtaskResult, len(results))}
 	for i, res := range results {
 		out.Results[i] = mergeResult(res)
+		if res.Status == MergeMerged {
+			a.parkMerged(in.RunID, in.RepoPath, in.Items[i].Worktree)
+		}
 	}
 	return out, nil
 }

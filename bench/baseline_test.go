@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -26,7 +28,8 @@ type baselineOutcome struct {
 // started when its dependencies are merged, under a concurrency cap; each
 // runs its tool loop with the conversation in memory, in its own worktree,
 // then commits; a merge lock serialises merges into the integration branch;
-// merged worktrees are removed at the end. The same model client, tool code
+// a merged worktree is parked for the next subtask (gitops.ParkWorktree, as
+// codeswarm's workers do) and what is left is removed at the end. The same model client, tool code
 // and git operations as codeswarm; no Temporal, no transcript, no journal.
 func runBaseline(ctx context.Context, modelURL, apiKey, repoDir, wsRoot string, maxConcurrent int) (baselineOutcome, error) {
 	client := llm.New(llm.Options{BaseURL: modelURL, APIKey: apiKey})
@@ -62,7 +65,8 @@ func runBaseline(ctx context.Context, modelURL, apiKey, repoDir, wsRoot string, 
 	if err := errors.Join(all...); err != nil {
 		return baselineOutcome{}, err
 	}
-	if _, kept, err := repo.RemoveWorktrees(ctx, b.worktrees); err != nil || len(kept) > 0 {
+	b.parking.Wait()
+	if _, kept, err := repo.RemoveWorktrees(ctx, append(b.worktrees, b.parked...)); err != nil || len(kept) > 0 {
 		return baselineOutcome{}, fmt.Errorf("remove worktrees: kept %v, %v", kept, err)
 	}
 	return baselineOutcome{merged: b.merged, calls: b.calls + 1}, nil
@@ -104,8 +108,39 @@ type baseline struct {
 
 	mu        sync.Mutex // the merge lock; also guards the fields below
 	worktrees []string
+	parked    []string // merged worktrees ready for the next subtask
+	parkSeq   int
+	parking   sync.WaitGroup
 	merged    int
 	calls     int
+}
+
+// takeParked hands out a parked worktree, "" when there is none.
+func (b *baseline) takeParked() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.parked) == 0 {
+		return ""
+	}
+	p := b.parked[len(b.parked)-1]
+	b.parked = b.parked[:len(b.parked)-1]
+	return p
+}
+
+// park parks a merged worktree in the background; the caller holds mu.
+func (b *baseline) park(ctx context.Context, dir string) {
+	b.parkSeq++
+	to := filepath.Join(b.wsRoot, ".pool", strconv.Itoa(b.parkSeq))
+	b.parking.Add(1)
+	go func() {
+		defer b.parking.Done()
+		if err := b.repo.ParkWorktree(ctx, dir, to); err != nil {
+			return
+		}
+		b.mu.Lock()
+		b.parked = append(b.parked, to)
+		b.mu.Unlock()
+	}()
 }
 
 func (b *baseline) runSubtask(ctx context.Context, st planned) error {
@@ -122,14 +157,24 @@ func (b *baseline) runSubtask(ctx context.Context, st planned) error {
 	dir := filepath.Join(b.wsRoot, st.Name)
 	// Concurrent `git worktree add`s can trip over each other's half-made
 	// entries; codeswarm retries its activity, so the baseline retries too.
+	parked := b.takeParked()
 	for attempt := 1; ; attempt++ {
-		_, err := b.repo.AddWorktree(ctx, dir, "bench/"+st.Name, head)
+		from := parked
+		if attempt > 1 {
+			from = ""
+		}
+		_, err := b.repo.AddWorktreeFrom(ctx, dir, "bench/"+st.Name, head, from)
 		if err == nil {
 			break
 		}
 		if attempt == 3 {
 			return err
 		}
+	}
+	if _, err := os.Lstat(parked); parked != "" && err == nil {
+		b.mu.Lock()
+		b.parked = append(b.parked, parked) // not claimed: still parked
+		b.mu.Unlock()
 	}
 	calls, err := b.loop(ctx, st, dir)
 	if err != nil {
@@ -154,6 +199,7 @@ func (b *baseline) runSubtask(ctx context.Context, st planned) error {
 		return fmt.Errorf("%s: merge %s %v", st.Name, m.Status, m.Conflicts)
 	}
 	b.merged++
+	b.park(ctx, dir)
 	return nil
 }
 

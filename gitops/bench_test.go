@@ -119,6 +119,61 @@ func benchWorktreeAdd(b *testing.B, add func(repo *Repo, dir, branch, base strin
 	}
 }
 
+// BenchmarkReuseWorktree measures the two halves of reusing a merged
+// sub-agent's worktree of the 10,000-file tree: park (status, detach,
+// clean -ffdx, move to the pool) and claim (move to the new path, checkout
+// -f -b of a base that differs from the parked commit in 10 files), the
+// claim being what replaces AddWorktree's full checkout. The untimed part
+// of each op commits 10 changed files in the worktree, as a sub-agent does.
+func BenchmarkReuseWorktree(b *testing.B) {
+	for _, timed := range []string{"claim", "park"} {
+		b.Run(timed, func(b *testing.B) {
+			ctx := context.Background()
+			repo, base := newBenchRepo(b)
+			root := b.TempDir()
+			dir := filepath.Join(root, "wt-0")
+			if _, err := repo.AddWorktree(ctx, dir, "bench/0", base); err != nil {
+				b.Fatal(err)
+			}
+			syscall.Sync()
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				for f := range 10 {
+					p := filepath.Join(dir, filepath.FromSlash(benchPath(i%benchDirs, f)))
+					if err := os.WriteFile(p, []byte(benchContent(p, fmt.Sprint(i))), 0o644); err != nil {
+						b.Fatal(err)
+					}
+				}
+				runGit(b, dir, nil, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "--quiet", "-am", "work")
+				parked := filepath.Join(root, "pool", fmt.Sprint(i))
+				if timed == "park" {
+					b.StartTimer()
+				}
+				if err := repo.ParkWorktree(ctx, dir, parked); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				syscall.Sync()
+				dir = filepath.Join(root, fmt.Sprintf("wt-%d", i+1))
+				if timed == "claim" {
+					b.StartTimer()
+				}
+				wt, err := repo.AddWorktreeFrom(ctx, dir, fmt.Sprintf("bench/%d", i+1), base, parked)
+				if err != nil || wt.Head != base {
+					b.Fatalf("AddWorktreeFrom = %+v, %v", wt, err)
+				}
+				b.StopTimer()
+				if _, err := os.Lstat(parked); err == nil {
+					b.Fatal("the parked worktree was not claimed")
+				}
+				syscall.Sync()
+				b.StartTimer()
+			}
+		})
+	}
+}
+
 // BenchmarkMerge measures a real three-way merge (merge commit, CAS update)
 // of a branch changing 10 files into an integration branch that changed 10
 // other files, in the 10,000-file repository.

@@ -37,12 +37,34 @@ type Worktree struct {
 // is; if branch exists without a worktree (say, a retry after a crash, or a
 // resumed subtask) it is checked out at its own head, not moved to startSHA.
 func (r *Repo) AddWorktree(ctx context.Context, dir, branch, startSHA string) (Worktree, error) {
+	return r.AddWorktreeFrom(ctx, dir, branch, startSHA, "")
+}
+
+// AddWorktreeFrom is AddWorktree that, in the common case (nothing at dir,
+// no such branch), reuses the worktree ParkWorktree parked at parked instead
+// of checking the whole tree out afresh. A parked worktree that cannot be
+// claimed is left where it is and the worktree is created as AddWorktree
+// does; parked "" is AddWorktree.
+func (r *Repo) AddWorktreeFrom(ctx context.Context, dir, branch, startSHA, parked string) (Worktree, error) {
 	abs, err := r.worktreePath(dir)
 	if err != nil {
 		return Worktree{}, err
 	}
 	if err := checkBranchName(ctx, branch); err != nil {
 		return Worktree{}, err
+	}
+	if parked != "" {
+		unlock := r.lockWorktrees()
+		finish, ok := r.claimParked(ctx, abs, branch, startSHA, parked)
+		unlock()
+		if ok {
+			// The checkout runs outside the lock: it touches only this
+			// worktree's index and files. A failed one leaves a detached
+			// worktree at abs, which the careful path below replaces.
+			if wt, err := finish(); err == nil {
+				return wt, nil
+			}
+		}
 	}
 	defer r.lockWorktrees()()
 	if wt, ok := r.addFresh(ctx, abs, branch, startSHA); ok {
@@ -93,6 +115,15 @@ func (r *Repo) addFresh(ctx context.Context, abs, branch, startSHA string) (Work
 // the target path: done=true means it is usable as is; done=false means it
 // was a leftover of a crashed attempt and has been cleared for re-creation.
 func (r *Repo) reuseWorktree(ctx context.Context, wt Worktree, branch string) (done bool, err error) {
+	if wt.Branch == "" && !wt.locked {
+		// Detached: a parked worktree whose claim stopped between the
+		// move and the checkout (a sub-agent's worktree is always on its
+		// branch). Its files are a parked tree's, not this branch's.
+		if _, err := git(ctx, r.Root, runOpts{}, "worktree", "remove", "--force", "--force", wt.Dir); err != nil {
+			return false, fmt.Errorf("clear half-claimed worktree %q: %w", wt.Dir, err)
+		}
+		return false, r.pruneWorktrees(ctx)
+	}
 	if wt.Branch != branch {
 		return false, fmt.Errorf("add worktree %q: it is already a worktree on branch %q, not %q", wt.Dir, wt.Branch, branch)
 	}

@@ -135,11 +135,26 @@ func (s *Sandbox) PrepareWorktree(dir string) error {
 		case p == top:
 			return nil
 		}
+		if owned(d, uid, gid) {
+			return nil // a reused worktree's unchanged file: no write, its ctime stays
+		}
 		if err := os.Lchown(p, uid, gid); err != nil {
 			return fail(err)
 		}
 		return nil
 	})
+}
+
+// owned reports whether d already belongs to uid and gid. A chown that
+// changes nothing still sets the file's ctime, and git then sees every
+// file of a reused worktree as possibly changed and reads it again.
+func owned(d fs.DirEntry, uid, gid int) bool {
+	fi, err := d.Info()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == uid && int(st.Gid) == gid
 }
 
 // FileOwnerOrProbe is FileOwner, also while the start-up check runs.

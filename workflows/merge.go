@@ -31,6 +31,7 @@ func (s *swarm) merge(ctx workflow.Context, t *Task) {
 		SubtaskID:         t.Sub.ID,
 		Name:              t.Sub.Name,
 		Commit:            t.last.Commit,
+		Worktree:          t.last.Worktree,
 	}, &m)
 	if err != nil {
 		s.mergeFailed(ctx, t, err)
@@ -174,6 +175,7 @@ func (s *swarm) mergeBatch(ctx workflow.Context, ts []*Task) ([]activities.Merge
 			SubtaskID: t.Sub.ID,
 			Name:      t.Sub.Name,
 			Commit:    t.last.Commit,
+			Worktree:  t.last.Worktree,
 		}
 		ids[i] = t.Sub.ID
 	}

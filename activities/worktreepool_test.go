@@ -1,0 +1,107 @@
+package activities
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// poolEntries lists the run's pool directory.
+func poolEntries(t *testing.T, a *Activities) []string {
+	t.Helper()
+	entries, err := os.ReadDir(a.poolDir(runID))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// waitParked waits until the pool holds n worktrees ready to claim.
+func waitParked(t *testing.T, a *Activities, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		p := a.worktrees()
+		p.mu.Lock()
+		got := len(p.ready[runID])
+		p.mu.Unlock()
+		if got == n {
+			return
+		}
+	}
+	t.Fatalf("the pool never held %d parked worktrees (on disk: %v)", n, poolEntries(t, a))
+}
+
+// TestMergedWorktreeServesTheNextSubAgent: once a sub-agent's commit is
+// merged its worktree leaves its path for the run's pool, the next
+// sub-agent's StartSubtask checks it out at the integration head on its own
+// branch, and FinishRun removes what the pool still holds.
+func TestMergedWorktreeServesTheNextSubAgent(t *testing.T) {
+	f := newGitFixture(t)
+	f.prepare(t)
+	first := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-one", "edit a.txt"))
+	writeFile(t, filepath.Join(first.Worktree, "a.txt"), "alpha one\n")
+	writeFile(t, filepath.Join(first.Worktree, "one.txt"), "1\n")
+	c := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, CommitSubtaskInput{
+		RunID: runID, SubtaskID: "01-one", Name: "one", Worktree: first.Worktree, BaseCommit: first.BaseCommit,
+	})
+	m := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "01-one", Name: "one", Commit: c.Commit, Worktree: first.Worktree,
+	})
+	if m.Status != MergeMerged {
+		t.Fatalf("merge = %+v", m)
+	}
+	waitParked(t, f.a, 1)
+	if _, err := os.Lstat(first.Worktree); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the merged worktree is still at its path (%v)", err)
+	}
+	if got := f.repo.git("rev-parse", "codeswarm/"+runID+"/01-one"); got != c.Commit {
+		t.Errorf("the merged branch is at %s, want %s", got, c.Commit)
+	}
+
+	second := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "02-two", "edit b.txt"))
+	if n := poolEntries(t, f.a); len(n) != 0 {
+		t.Errorf("the pool still holds %v after a sub-agent started", n)
+	}
+	head := f.repo.git("rev-parse", integration)
+	if second.BaseCommit != head || gitCmd(t, second.Worktree, nil, "rev-parse", "HEAD") != head {
+		t.Errorf("the second sub-agent starts at %s, want the integration head %s", second.BaseCommit, head)
+	}
+	if got := gitCmd(t, second.Worktree, nil, "symbolic-ref", "--short", "HEAD"); got != "codeswarm/"+runID+"/02-two" {
+		t.Errorf("the second worktree is on %q", got)
+	}
+	if got := readFile(t, filepath.Join(second.Worktree, "one.txt")); got != "1\n" {
+		t.Errorf("one.txt = %q, want the merged dependency's", got)
+	}
+	if got := gitCmd(t, second.Worktree, nil, "status", "--porcelain", "--ignored"); got != "" {
+		t.Errorf("the second worktree is not clean:\n%s", got)
+	}
+
+	// A third merged sub-agent's worktree is parked when the run ends:
+	// FinishRun removes it without reporting it as one of the run's.
+	third := f.subtaskCommit(t, "03-three", map[string]string{"three.txt": "3\n"})
+	thirdDir := WorktreeDir(f.a.WorkspaceRoot, runID, "03-three", 1)
+	mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "03-three", Name: "three", Commit: third.Commit, Worktree: thirdDir,
+	})
+	fin := mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
+		RunID: runID, RepoPath: f.repo.dir, RemoveWorktrees: []string{first.Worktree, thirdDir},
+	})
+	if !slices.Equal(fin.Removed, []string{first.Worktree, thirdDir}) || len(fin.Kept) != 0 {
+		t.Errorf("FinishRun removed %v, kept %v; want the two merged worktrees' paths", fin.Removed, fin.Kept)
+	}
+	if n := poolEntries(t, f.a); len(n) != 0 {
+		t.Errorf("the pool still holds %v after the run", n)
+	}
+	if got := f.repo.git("worktree", "list", "--porcelain"); strings.Count(got, "worktree ") != 2 {
+		t.Errorf("worktrees after the run:\n%s\nwant the user's and the unmerged second", got)
+	}
+}
