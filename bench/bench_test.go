@@ -270,7 +270,7 @@ func benchB5(t *testing.T) {
 // compares the two at 1,000).
 func benchB8(t *testing.T) {
 	const n = 10000
-	w := workload{agents: independent(n, 15)}
+	w := workload{agents: independent(n, 15), lean: true}
 	s := startStack(t, w, swarmSettings(n, 15, 200))
 	resetPeakRSS()
 	d, res := s.runCodeswarm(w, "--max-concurrent", "200", "--max-subagents", strconv.Itoa(n))

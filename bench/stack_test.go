@@ -50,12 +50,22 @@ func startStackWith(t *testing.T, w workload, settings map[string]string, dc map
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{UIPort: -1, Logger: zap.NewNop(), DynamicConfig: dc})
+	o := devserver.Options{UIPort: -1, Logger: zap.NewNop(), DynamicConfig: dc}
+	if w.lean {
+		// The server's state in a SQLite file, as `codeswarm run` keeps it
+		// (embedded.db_path), not in the process's memory.
+		o.DBPath = filepath.Join(t.TempDir(), "temporal.db")
+	}
+	srv, err := devserver.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("start temporal: %v", err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
-	model, err := scripted.Start(w.script(), scripted.WithAPIKey(apiKey))
+	opts := []scripted.Option{scripted.WithAPIKey(apiKey)}
+	if w.lean {
+		opts = append(opts, scripted.WithoutBodies())
+	}
+	model, err := scripted.Start(w.script(), opts...)
 	if err != nil {
 		t.Fatalf("start scripted model: %v", err)
 	}

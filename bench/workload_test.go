@@ -28,6 +28,11 @@ type workload struct {
 	// readOnly makes every tool step a read (B4); otherwise steps alternate
 	// read and edit of the agent's own file.
 	readOnly bool
+	// lean: the scripted model keeps no request bodies (B8's 150,000
+	// conversations) and the server keeps its state in a SQLite file, as
+	// `codeswarm run` does, not in memory: the process's RSS is then the
+	// server's, the worker's and the CLI's own.
+	lean bool
 }
 
 func (w workload) match(i int) string { return fmt.Sprintf("[bench:%s]", w.agents[i].name) }

@@ -62,6 +62,9 @@ func TestParkAndReuseWorktree(t *testing.T) {
 	if got := tr.head("codeswarm/sub-1"); got != commit {
 		t.Errorf("the finished branch is at %s, want its commit %s", got, commit)
 	}
+	if wt, ok := findWorktree(mustList(t, tr.repo), parked); !ok || wt.Branch != "" || wt.Head != commit {
+		t.Errorf("parked worktree %+v (registered: %v); want it detached at %s", wt, ok, commit)
+	}
 
 	next := filepath.Join(work, "sub-2")
 	wt, err := tr.repo.AddWorktreeFrom(ctx, next, "codeswarm/sub-2", later, parked)

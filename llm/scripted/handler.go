@@ -49,12 +49,21 @@ func WithRateLimit(rps float64, burst int) Option {
 	return func(h *Handler) { h.limiter = rate.NewLimiter(rate.Limit(rps), burst) }
 }
 
+// WithoutBodies keeps the request log without the requests' bodies: a
+// benchmark of 150,000 model calls would otherwise hold every conversation
+// sent (gigabytes) and measure the log instead of the code under test.
+func WithoutBodies() Option {
+	return func(h *Handler) { h.dropBodies = true }
+}
+
 // Handler is the scripted OpenAI-compatible API as an http.Handler.
 // It is safe for concurrent use.
 type Handler struct {
 	script    Script
 	apiKey    string
 	limiter   *rate.Limiter // nil: no rate limit
+	// dropBodies: Requests() has no Body (WithoutBodies).
+	dropBodies bool
 	mux       *http.ServeMux
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -129,7 +138,11 @@ func (h *Handler) models(w http.ResponseWriter, _ *http.Request) {
 
 func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	idx := h.record(Request{Authorization: r.Header.Get("Authorization"), Body: body, Time: time.Now()})
+	logged := body
+	if h.dropBodies {
+		logged = nil
+	}
+	idx := h.record(Request{Authorization: r.Header.Get("Authorization"), Body: logged, Time: time.Now()})
 	// Also when the request is aborted (a panic): a test that released held
 	// answers after killing the client must know none of them went out.
 	defer h.update(idx, func(q *Request) { q.Done = true })

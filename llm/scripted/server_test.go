@@ -458,3 +458,21 @@ func BenchmarkChatRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// WithoutBodies: the log still classifies every request, without its body.
+func TestWithoutBodies(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		var opts []scripted.Option
+		if drop {
+			opts = append(opts, scripted.WithoutBodies())
+		}
+		srv := start(t, scripted.Script{Planner: []scripted.Reply{{Content: "plan A"}}}, opts...)
+		if got := content(t, client(srv), plannerRequest()).Content; got != "plan A" {
+			t.Fatalf("answer %q", got)
+		}
+		r := srv.Requests()[0]
+		if r.Kind != scripted.KindPlanner || r.Status != http.StatusOK || (len(r.Body) == 0) != drop {
+			t.Errorf("WithoutBodies %v: logged kind %q, status %d, %d body bytes", drop, r.Kind, r.Status, len(r.Body))
+		}
+	}
+}
