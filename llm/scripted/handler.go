@@ -59,14 +59,14 @@ func WithoutBodies() Option {
 // Handler is the scripted OpenAI-compatible API as an http.Handler.
 // It is safe for concurrent use.
 type Handler struct {
-	script    Script
-	apiKey    string
-	limiter   *rate.Limiter // nil: no rate limit
+	script  Script
+	apiKey  string
+	limiter *rate.Limiter // nil: no rate limit
 	// dropBodies: Requests() has no Body (WithoutBodies).
 	dropBodies bool
-	mux       *http.ServeMux
-	closed    chan struct{}
-	closeOnce sync.Once
+	mux        *http.ServeMux
+	closed     chan struct{}
+	closeOnce  sync.Once
 
 	mu       sync.Mutex
 	requests []Request
