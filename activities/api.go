@@ -208,12 +208,17 @@ type SwarmResult struct {
 	Result         string          `json:"result"`
 	Error          string          `json:"error"`
 	SubtaskResults []SubtaskResult `json:"subtask_results"`
-	Stats          Stats           `json:"stats"`
-	Verify         *VerifyReport   `json:"verify,omitempty"`
-	Applied        bool            `json:"applied"`
-	ApplyError     string          `json:"apply_error,omitempty"`
-	KeptWorktrees  []string        `json:"kept_worktrees,omitempty"`
-	PlanNote       string          `json:"plan_note,omitempty"`
+	// SubtaskResultsPacked holds SubtaskResults as gzip-compressed JSON
+	// while the result travels through Temporal, when they are too large
+	// to go as they are (see Pack); clients read results with RunResult or
+	// ResultOf, which unpack them, so it is never set in what they get.
+	SubtaskResultsPacked []byte        `json:"subtask_results_packed,omitempty"`
+	Stats                Stats         `json:"stats"`
+	Verify               *VerifyReport `json:"verify,omitempty"`
+	Applied              bool          `json:"applied"`
+	ApplyError           string        `json:"apply_error,omitempty"`
+	KeptWorktrees        []string      `json:"kept_worktrees,omitempty"`
+	PlanNote             string        `json:"plan_note,omitempty"`
 	// Sandbox is "on" when model-run commands were confined, "off" when
 	// tools.sandbox was off.
 	Sandbox string `json:"sandbox,omitempty"`

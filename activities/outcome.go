@@ -33,13 +33,13 @@ func ResultOf(err error) (SwarmResult, bool) {
 	var res SwarmResult
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) && app.Type() == RunFailedType && app.HasDetails() {
-		if app.Details(&res) == nil {
+		if app.Details(&res) == nil && res.Unpack() == nil {
 			return res, true
 		}
 	}
 	var cancelled *temporal.CanceledError
 	if errors.As(err, &cancelled) && cancelled.HasDetails() {
-		if cancelled.Details(&res) == nil {
+		if cancelled.Details(&res) == nil && res.Unpack() == nil {
 			return res, true
 		}
 	}
@@ -54,7 +54,7 @@ func RunResult(ctx context.Context, c client.Client, runID string) (SwarmResult,
 	var res SwarmResult
 	err := c.GetWorkflow(ctx, runID, "").Get(ctx, &res)
 	if err == nil {
-		return res, nil
+		return res, res.Unpack()
 	}
 	if r, ok := ResultOf(err); ok {
 		return r, nil

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,6 +152,7 @@ func (s *stack) runCodeswarm(w workload, flags ...string) (time.Duration, activi
 	if len(res.KeptWorktrees) > 0 {
 		t.Fatalf("worktrees kept: %v", res.KeptWorktrees)
 	}
+	writeHeapProfile(t)
 	// Only merged worktrees are removed: a read-only subtask's (merge
 	// no_changes) stays, so the check is for workloads that change files.
 	if n := strings.Count(gitCmd(t, repo, "worktree", "list", "--porcelain"), "worktree "); n != 1 && !w.readOnly {
@@ -206,6 +209,25 @@ func peakRSS() int64 {
 }
 
 // resetPeakRSS starts a new VmHWM measurement (Linux: clear_refs 5).
+// writeHeapProfile writes the process's live heap (server, worker, CLI
+// and model together, right after a run, before the stack stops) to the
+// file CODESWARM_BENCH_HEAPPROFILE names, for `go tool pprof`.
+func writeHeapProfile(t *testing.T) {
+	path := os.Getenv("CODESWARM_BENCH_HEAPPROFILE")
+	if path == "" {
+		return
+	}
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
+}
+
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0o200) }
 
 func tail(s string) string {

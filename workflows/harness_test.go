@@ -529,6 +529,9 @@ func runSwarm(t *testing.T, env *testsuite.TestWorkflowEnvironment, in workflows
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatalf("decode swarm result: %v", err)
 	}
+	if err := res.Unpack(); err != nil {
+		t.Fatal(err)
+	}
 	if !res.Success {
 		t.Fatalf("the workflow completed but its result says the run failed: %s", res.Error)
 	}

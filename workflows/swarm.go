@@ -97,6 +97,11 @@ func (s *swarm) outcome(ctx workflow.Context, res activities.SwarmResult, err er
 		return res, err
 	}
 	res.State = s.view.endState(ctx, res)
+	packed, perr := res.Pack()
+	if perr != nil {
+		return res, perr
+	}
+	res = packed
 	if res.Success {
 		return res, nil
 	}
