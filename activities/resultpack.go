@@ -15,24 +15,42 @@ import (
 // gzipped. Below it the result stays readable as it is in the Web UI.
 const resultPackThreshold = 512 << 10
 
+// Gzip compresses plain. The gzip header has no name or time, so the same
+// input always packs the same (workflow code calls it).
+func Gzip(plain []byte) ([]byte, error) {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write(plain); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Gunzip undoes Gzip.
+func Gunzip(packed []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(packed))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
+}
+
 // Pack returns r with its subtask results packed (gzip-compressed JSON in
 // SubtaskResultsPacked) when their JSON passes resultPackThreshold, else r
-// itself. The gzip header has no name or time, so the same results always
-// pack the same (workflow code calls this).
+// itself.
 func (r SwarmResult) Pack() (SwarmResult, error) {
 	plain, err := json.Marshal(r.SubtaskResults)
 	if err != nil || len(plain) <= resultPackThreshold {
 		return r, err
 	}
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	if _, err := zw.Write(plain); err != nil {
+	packed, err := Gzip(plain)
+	if err != nil {
 		return r, err
 	}
-	if err := zw.Close(); err != nil {
-		return r, err
-	}
-	r.SubtaskResults, r.SubtaskResultsPacked = nil, b.Bytes()
+	r.SubtaskResults, r.SubtaskResultsPacked = nil, packed
 	return r, nil
 }
 
@@ -42,11 +60,7 @@ func (r *SwarmResult) Unpack() error {
 	if len(r.SubtaskResultsPacked) == 0 {
 		return nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(r.SubtaskResultsPacked))
-	if err != nil {
-		return fmt.Errorf("run result: packed subtask results: %w", err)
-	}
-	plain, err := io.ReadAll(zr)
+	plain, err := Gunzip(r.SubtaskResultsPacked)
 	if err != nil {
 		return fmt.Errorf("run result: packed subtask results: %w", err)
 	}

@@ -1,12 +1,9 @@
 package workflows
 
 import (
-	"bytes"
 	"cmp"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 
 	"go.temporal.io/sdk/workflow"
@@ -59,15 +56,11 @@ func (c Carry) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	if _, err := zw.Write(plain); err != nil {
+	packed, err := activities.Gzip(plain)
+	if err != nil {
 		return nil, err
 	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return json.Marshal(b.Bytes())
+	return json.Marshal(packed)
 }
 
 // UnmarshalJSON unpacks what MarshalJSON packed.
@@ -76,11 +69,7 @@ func (c *Carry) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &packed); err != nil {
 		return fmt.Errorf("carry: not a packed carry: %w", err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(packed))
-	if err != nil {
-		return fmt.Errorf("carry: %w", err)
-	}
-	plain, err := io.ReadAll(zr)
+	plain, err := activities.Gunzip(packed)
 	if err != nil {
 		return fmt.Errorf("carry: %w", err)
 	}
