@@ -66,10 +66,10 @@ func (r *Repo) AddWorktreeFrom(ctx context.Context, dir, branch, startSHA, parke
 			}
 		}
 	}
-	defer r.lockWorktrees()()
 	if wt, ok := r.addFresh(ctx, abs, branch, startSHA); ok {
 		return wt, nil
 	}
+	defer r.lockWorktrees()()
 	existing, err := r.listWorktrees(ctx)
 	if err != nil {
 		return Worktree{}, err
@@ -89,14 +89,22 @@ func (r *Repo) AddWorktreeFrom(ctx context.Context, dir, branch, startSHA, parke
 	return r.createWorktree(ctx, abs, branch, startSHA)
 }
 
-// addFresh is AddWorktree's common case in one git process: nothing at dir
-// and no such branch yet, so `git worktree add -b` does it all. It runs
-// under the worktree lock, where every process is one that all the other
-// starting sub-agents wait for; the list and branch lookup of the careful
-// path would be two more. Any failure (the branch exists, dir is a leftover
-// still registered, ...) reports !ok, and the careful path finds out what is
-// there: git checks -b before it creates anything, and a failure further in
-// leaves what a crash would, which the careful path clears.
+// initializingReason is the lock reason of a worktree whose files are
+// not checked out yet; git uses the same one while `git worktree add` runs,
+// and the careful path of AddWorktreeFrom removes such a worktree and
+// creates it again.
+const initializingReason = "initializing"
+
+// addFresh is AddWorktree's common case: nothing at dir and no such branch
+// yet. Only `git worktree add -b --no-checkout`, which registers the
+// worktree and creates the branch, runs under the worktree lock, which
+// every other starting (or claiming, or parking) sub-agent waits for; the
+// checkout of the whole tree (seconds for a large repository) runs outside
+// it, touching only this worktree's index and files. Until the checkout is
+// done the worktree stays locked as "initializing", so a crash in between
+// leaves what a crash inside `git worktree add` would, which the careful
+// path clears. Any failure reports !ok and the careful path finds out what
+// is there: git checks -b before it creates anything.
 func (r *Repo) addFresh(ctx context.Context, abs, branch, startSHA string) (Worktree, bool) {
 	if _, err := os.Lstat(abs); !errors.Is(err, fs.ErrNotExist) {
 		return Worktree{}, false
@@ -104,7 +112,21 @@ func (r *Repo) addFresh(ctx context.Context, abs, branch, startSHA string) (Work
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return Worktree{}, false
 	}
-	_, err := git(ctx, r.Root, runOpts{identity: true}, "worktree", "add", "--quiet", "--no-track", "-b", branch, abs, startSHA)
+	unlock := r.lockWorktrees()
+	_, err := git(ctx, r.Root, runOpts{identity: true}, "worktree", "add", "--quiet", "--no-track", "--no-checkout",
+		"--lock", "--reason", initializingReason, "-b", branch, abs, startSHA)
+	unlock()
+	if err != nil {
+		return Worktree{}, false
+	}
+	gd, err := worktreeGitDir(abs, false)
+	if err == nil {
+		_, err = git(ctx, abs, runOpts{gitDir: gd}, "read-tree", "--reset", "-u", "HEAD")
+	}
+	if err == nil {
+		// `git worktree unlock` in a process of its own does no more.
+		err = os.Remove(filepath.Join(gd, "locked"))
+	}
 	if err != nil {
 		return Worktree{}, false
 	}
@@ -263,7 +285,7 @@ func parseWorktreeList(out []byte) []Worktree {
 		case "locked":
 			if cur != nil {
 				cur.locked = true
-				cur.initializing = val == "initializing"
+				cur.initializing = val == initializingReason
 			}
 		}
 	}

@@ -41,6 +41,21 @@ func TestAddWorktree(t *testing.T) {
 	if n := len(mustList(t, tr.repo)); n != 2 {
 		t.Errorf("%d worktrees, want 2 (main + sub-1)", n)
 	}
+	assertUnlocked(t, tr, dir)
+}
+
+// assertUnlocked fails if git still keeps the worktree at dir locked (an
+// add that never finished its checkout): `git worktree prune` would never
+// clear its record.
+func assertUnlocked(t *testing.T, tr *testRepo, dir string) {
+	t.Helper()
+	wt, ok := findWorktree(mustList(t, tr.repo), dir)
+	if !ok {
+		t.Fatalf("no worktree at %s", dir)
+	}
+	if wt.locked {
+		t.Errorf("worktree %s is still locked (initializing %v)", dir, wt.initializing)
+	}
 }
 
 func TestAddWorktreeRecovers(t *testing.T) {
@@ -78,6 +93,15 @@ func TestAddWorktreeRecovers(t *testing.T) {
 			},
 			head: func(tr *testRepo) string { return tr.head("main") },
 		},
+		{
+			// What AddWorktree itself leaves when it dies between
+			// registering the worktree and checking its files out.
+			name: "registered but not checked out yet",
+			crash: func(t *testing.T, tr *testRepo, dir string) {
+				tr.git("worktree", "add", "--quiet", "--no-checkout", "--lock", "--reason", initializingReason, "-b", "codeswarm/sub", dir, "main")
+			},
+			head: func(tr *testRepo) string { return tr.head("main") },
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +118,10 @@ func TestAddWorktreeRecovers(t *testing.T) {
 			if clean, err := tr.repo.IsClean(ctx, dir); err != nil || !clean {
 				t.Errorf("recovered worktree clean = %v, %v; want a complete checkout", clean, err)
 			}
+			if got := readFile(t, filepath.Join(dir, "a.txt")); got == "" {
+				t.Error("recovered worktree has an empty a.txt")
+			}
+			assertUnlocked(t, tr, dir)
 		})
 	}
 }
@@ -197,9 +225,9 @@ func mustList(t *testing.T, r *Repo) []Worktree {
 	return list
 }
 
-// TestAddWorktreeProcessCount: a fresh worktree costs the name check and
-// one `git worktree add`, the only process run under the worktree lock
-// that starting sub-agents queue on.
+// TestAddWorktreeProcessCount: a fresh worktree costs the name check, one
+// `git worktree add --no-checkout` (the only process run under the
+// worktree lock that starting sub-agents queue on) and the checkout.
 func TestAddWorktreeProcessCount(t *testing.T) {
 	tr := newTestRepo(t)
 	base := tr.head("main")
@@ -207,8 +235,8 @@ func TestAddWorktreeProcessCount(t *testing.T) {
 	var wt Worktree
 	var err error
 	n := countGit(t, func() { wt, err = tr.repo.AddWorktree(context.Background(), dir, "codeswarm/fresh", base) })
-	if err != nil || wt.Head != base || wt.Branch != "codeswarm/fresh" || n != 2 {
-		t.Fatalf("AddWorktree = %+v, %v in %d git processes; want a worktree at %s in 2", wt, err, n, base)
+	if err != nil || wt.Head != base || wt.Branch != "codeswarm/fresh" || n != 3 {
+		t.Fatalf("AddWorktree = %+v, %v in %d git processes; want a worktree at %s in 3", wt, err, n, base)
 	}
 	if got := runGit(t, dir, nil, "rev-parse", "HEAD"); got != base {
 		t.Errorf("worktree HEAD %s; want %s", got, base)
