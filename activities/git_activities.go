@@ -182,9 +182,7 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 		return StartSubtaskResult{}, err
 	}
 	dir := WorktreeDir(a.WorkspaceRoot, in.Ref.RunID, in.Ref.SubtaskID, in.Ref.Attempt)
-	parked := a.takeParked(in.Ref.RunID)
-	wt, err := repo.AddWorktreeFrom(ctx, dir, in.Branch, start, parked)
-	a.returnParked(in.Ref.RunID, parked)
+	wt, err := a.addWorktree(ctx, repo, dir, in.Branch, start, in.Ref.RunID)
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
@@ -230,6 +228,23 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 		return StartSubtaskResult{}, err
 	}
 	return out, nil
+}
+
+// addWorktree creates the sub-agent's worktree at dir, from one of the
+// run's parked worktrees when there is one. A retry, whose worktree is
+// already there, takes neither a parked worktree nor a fresh slot.
+func (a *Activities) addWorktree(ctx context.Context, repo *gitops.Repo, dir, branch, start, runID string) (gitops.Worktree, error) {
+	if _, err := os.Lstat(dir); err == nil {
+		return repo.AddWorktree(ctx, dir, branch, start)
+	}
+	parked, done, err := a.worktrees().ready.Source(ctx, runID)
+	if err != nil {
+		return gitops.Worktree{}, err
+	}
+	defer done()
+	wt, err := repo.AddWorktreeFrom(ctx, dir, branch, start, parked)
+	a.returnParked(runID, parked)
+	return wt, err
 }
 
 // resumePoint is where a subtask's worktree starts: the integration head, or

@@ -20,6 +20,10 @@ const parkTimeout = 2 * time.Minute
 // beside the sub-agents' own work and must not crowd it out.
 const parkParallelism = 2
 
+// freshParallelism bounds the fresh checkouts (the whole tree) in flight
+// on this worker, across its runs (gitops.WorktreePool).
+const freshParallelism = 2
+
 // worktreePool holds, per run, the worktrees of merged sub-agents parked
 // for the run's next sub-agents (gitops.ParkWorktree): a worktree is
 // checked out once per concurrent sub-agent instead of once per sub-agent,
@@ -29,8 +33,8 @@ const parkParallelism = 2
 // directory, where FinishRun removes whatever is left, known or not (a
 // worker that restarted forgets its pool and checks out afresh).
 type worktreePool struct {
+	ready    *gitops.WorktreePool // run ID → parked worktrees
 	mu       sync.Mutex
-	ready    map[string][]string        // run ID → parked worktrees
 	inFlight map[string]*sync.WaitGroup // run ID → parkings under way
 	seq      atomic.Int64
 	slots    chan struct{}
@@ -46,7 +50,7 @@ func (a *Activities) worktrees() *worktreePool {
 	defer poolInit.Unlock()
 	if a.pool == nil {
 		a.pool = &worktreePool{
-			ready:    map[string][]string{},
+			ready:    gitops.NewWorktreePool(freshParallelism),
 			inFlight: map[string]*sync.WaitGroup{},
 			slots:    make(chan struct{}, parkParallelism),
 		}
@@ -57,6 +61,13 @@ func (a *Activities) worktrees() *worktreePool {
 // poolDir is where a run's parked worktrees live.
 func (a *Activities) poolDir(runID string) string {
 	return filepath.Join(a.stateDir(runID), "pool")
+}
+
+// parkIfMerged parks the worktree of a sub-agent whose merge landed.
+func (a *Activities) parkIfMerged(runID, repoRoot, dir, status string) {
+	if status == MergeMerged {
+		a.parkMerged(runID, repoRoot, dir)
+	}
 }
 
 // parkMerged parks, in the background, the worktree of a sub-agent whose
@@ -87,24 +98,8 @@ func (a *Activities) parkMerged(runID, repoRoot, dir string) {
 		if err := repo.ParkWorktree(ctx, dir, to); err != nil {
 			return
 		}
-		p.mu.Lock()
-		p.ready[runID] = append(p.ready[runID], to)
-		p.mu.Unlock()
+		p.ready.Put(runID, to)
 	}()
-}
-
-// takeParked hands out one of the run's parked worktrees, "" when none is.
-func (a *Activities) takeParked(runID string) string {
-	p := a.worktrees()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.ready[runID]
-	if len(list) == 0 {
-		return ""
-	}
-	dir := list[len(list)-1]
-	p.ready[runID] = list[:len(list)-1]
-	return dir
 }
 
 // returnParked gives back a parked worktree a claim did not use.
@@ -115,10 +110,7 @@ func (a *Activities) returnParked(runID, dir string) {
 	if _, err := os.Lstat(dir); err != nil {
 		return // claimed (moved away), or gone
 	}
-	p := a.worktrees()
-	p.mu.Lock()
-	p.ready[runID] = append(p.ready[runID], dir)
-	p.mu.Unlock()
+	a.worktrees().ready.Put(runID, dir)
 }
 
 // drainParked waits for the run's parkings under way, forgets its pool and
@@ -131,8 +123,8 @@ func (a *Activities) drainParked(runID string) []string {
 	if wg != nil {
 		wg.Wait()
 	}
+	p.ready.Forget(runID)
 	p.mu.Lock()
-	delete(p.ready, runID)
 	delete(p.inFlight, runID)
 	p.mu.Unlock()
 	entries, err := os.ReadDir(a.poolDir(runID))

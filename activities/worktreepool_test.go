@@ -29,11 +29,7 @@ func poolEntries(t *testing.T, a *Activities) []string {
 func waitParked(t *testing.T, a *Activities, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		p := a.worktrees()
-		p.mu.Lock()
-		got := len(p.ready[runID])
-		p.mu.Unlock()
-		if got == n {
+		if a.worktrees().ready.Len(runID) == n {
 			return
 		}
 	}

@@ -28,8 +28,9 @@ type baselineOutcome struct {
 // started when its dependencies are merged, under a concurrency cap; each
 // runs its tool loop with the conversation in memory, in its own worktree,
 // then commits; a merge lock serialises merges into the integration branch;
-// a merged worktree is parked for the next subtask (gitops.ParkWorktree, as
-// codeswarm's workers do) and what is left is removed at the end. The same model client, tool code
+// a merged worktree is parked for the next subtask (gitops.ParkWorktree and
+// gitops.WorktreePool with the same bound on fresh checkouts, as codeswarm's
+// workers do) and what is left is removed at the end. The same model client, tool code
 // and git operations as codeswarm; no Temporal, no transcript, no journal.
 func runBaseline(ctx context.Context, modelURL, apiKey, repoDir, wsRoot string, maxConcurrent int) (baselineOutcome, error) {
 	client := llm.New(llm.Options{BaseURL: modelURL, APIKey: apiKey})
@@ -50,7 +51,8 @@ func runBaseline(ctx context.Context, modelURL, apiKey, repoDir, wsRoot string, 
 		return baselineOutcome{}, err
 	}
 	b := &baseline{client: client, repo: repo, wsRoot: wsRoot, integration: integration,
-		sem: make(chan struct{}, maxConcurrent), done: map[string]chan struct{}{}}
+		sem: make(chan struct{}, maxConcurrent), done: map[string]chan struct{}{},
+		pool: gitops.NewWorktreePool(freshCheckouts)}
 	for _, st := range plan {
 		b.done[st.Name] = make(chan struct{})
 	}
@@ -66,7 +68,7 @@ func runBaseline(ctx context.Context, modelURL, apiKey, repoDir, wsRoot string, 
 		return baselineOutcome{}, err
 	}
 	b.parking.Wait()
-	if _, kept, err := repo.RemoveWorktrees(ctx, append(b.worktrees, b.parked...)); err != nil || len(kept) > 0 {
+	if _, kept, err := repo.RemoveWorktrees(ctx, append(b.worktrees, b.pool.Forget("")...)); err != nil || len(kept) > 0 {
 		return baselineOutcome{}, fmt.Errorf("remove worktrees: kept %v, %v", kept, err)
 	}
 	return baselineOutcome{merged: b.merged, calls: b.calls + 1}, nil
@@ -106,26 +108,18 @@ type baseline struct {
 	sem         chan struct{}
 	done        map[string]chan struct{}
 
-	mu        sync.Mutex // the merge lock; also guards the fields below
+	pool      *gitops.WorktreePool // merged worktrees ready for the next subtask
+	mu        sync.Mutex           // the merge lock; also guards the fields below
 	worktrees []string
-	parked    []string // merged worktrees ready for the next subtask
 	parkSeq   int
 	parking   sync.WaitGroup
 	merged    int
 	calls     int
 }
 
-// takeParked hands out a parked worktree, "" when there is none.
-func (b *baseline) takeParked() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.parked) == 0 {
-		return ""
-	}
-	p := b.parked[len(b.parked)-1]
-	b.parked = b.parked[:len(b.parked)-1]
-	return p
-}
+// freshCheckouts is the bound on fresh checkouts in flight, as a worker's
+// (activities.freshParallelism).
+const freshCheckouts = 2
 
 // park parks a merged worktree in the background; the caller holds mu.
 func (b *baseline) park(ctx context.Context, dir string) {
@@ -137,9 +131,7 @@ func (b *baseline) park(ctx context.Context, dir string) {
 		if err := b.repo.ParkWorktree(ctx, dir, to); err != nil {
 			return
 		}
-		b.mu.Lock()
-		b.parked = append(b.parked, to)
-		b.mu.Unlock()
+		b.pool.Put("", to)
 	}()
 }
 
@@ -157,7 +149,10 @@ func (b *baseline) runSubtask(ctx context.Context, st planned) error {
 	dir := filepath.Join(b.wsRoot, st.Name)
 	// Concurrent `git worktree add`s can trip over each other's half-made
 	// entries; codeswarm retries its activity, so the baseline retries too.
-	parked := b.takeParked()
+	parked, done, err := b.pool.Source(ctx, "")
+	if err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		from := parked
 		if attempt > 1 {
@@ -168,13 +163,13 @@ func (b *baseline) runSubtask(ctx context.Context, st planned) error {
 			break
 		}
 		if attempt == 3 {
+			done()
 			return err
 		}
 	}
+	done()
 	if _, err := os.Lstat(parked); parked != "" && err == nil {
-		b.mu.Lock()
-		b.parked = append(b.parked, parked) // not claimed: still parked
-		b.mu.Unlock()
+		b.pool.Put("", parked) // not claimed: still parked
 	}
 	calls, err := b.loop(ctx, st, dir)
 	if err != nil {
