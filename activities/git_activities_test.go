@@ -1,9 +1,11 @@
 package activities
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -416,7 +418,7 @@ func TestMergeSubtasks(t *testing.T) {
 	}
 }
 
-// TestMergeSubtasksLandsTheBatchAtOnce: a batch's merges reach the
+// TestMergeSubtasksLandsTheBatchAtOnce: a chunk's merges reach the
 // integration branch in one update, so a crash leaves all of them or none.
 func TestMergeSubtasksLandsTheBatchAtOnce(t *testing.T) {
 	f := newGitFixture(t)
@@ -448,6 +450,48 @@ func TestMergeSubtasksLandsTheBatchAtOnce(t *testing.T) {
 		RunID: runID, RepoPath: filepath.Join(t.TempDir(), "gone"), IntegrationBranch: integration, SubtaskID: "01-one", Commit: items[0].Commit,
 	}); err == nil {
 		t.Error("a merge in a repository that is gone succeeded")
+	}
+}
+
+// TestMergeSubtasksLandsChunks: a batch longer than mergeChunk lands a
+// chunk at a time (its first worktrees are parked while the rest merge),
+// and the batch retried after a crash that landed only its first chunk
+// gives the same outcomes and merges nothing twice.
+func TestMergeSubtasksLandsChunks(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	n := mergeChunk + 2
+	var items []MergeSubtaskInput
+	for i := range n {
+		id := fmt.Sprintf("%02d-item", i)
+		c := f.subtaskCommit(t, id, map[string]string{id + ".txt": id + "\n"})
+		items = append(items, MergeSubtaskInput{SubtaskID: id, Name: "name " + id, Commit: c.Commit})
+	}
+	updates := func() int {
+		return len(strings.Split(f.repo.git("reflog", "show", "--format=%H", "refs/heads/"+integration), "\n"))
+	}
+	in := MergeSubtasksInput{RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, Head: prep.BaseCommit, Items: items}
+	crashed := in
+	crashed.Items = items[:mergeChunk]
+	before := updates()
+	landed := mustRun[MergeSubtasksResult](t, f.env, f.a.MergeSubtasks, crashed)
+	out := mustRun[MergeSubtasksResult](t, f.env, f.a.MergeSubtasks, in)
+	if len(out.Results) != n || !reflect.DeepEqual(out.Results[:mergeChunk], landed.Results) {
+		t.Fatalf("retried batch = %+v\nwant the first chunk's outcomes %+v", out.Results, landed.Results)
+	}
+	for i, r := range out.Results {
+		if r.Status != MergeMerged || !reflect.DeepEqual(r.FilesChanged, []string{items[i].SubtaskID + ".txt"}) {
+			t.Errorf("item %d = %+v; want merged, changing %s.txt", i, r, items[i].SubtaskID)
+		}
+	}
+	if got := f.repo.git("rev-parse", integration); got != out.Results[n-1].Commit {
+		t.Errorf("integration head %s; want the last merge %s", got, out.Results[n-1].Commit)
+	}
+	if got := f.repo.git("rev-list", "--count", "--merges", prep.BaseCommit+".."+integration); got != strconv.Itoa(n) {
+		t.Errorf("%s merge commits on the integration branch, want %d", got, n)
+	}
+	if got := updates() - before; got != 2 {
+		t.Errorf("the integration branch was updated %d times; want twice (the first chunk, then the rest)", got)
 	}
 }
 

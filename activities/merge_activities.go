@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,8 +42,8 @@ type MergeSubtaskResult struct {
 func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (MergeSubtaskResult, error) {
 	defer keepAlive(ctx)()
 	res, err := mergeOne(ctx, mergeRepo(in.RepoPath), in, "")
-	if err == nil && res.Status == MergeMerged {
-		a.parkMerged(in.RunID, in.RepoPath, in.Worktree)
+	if err == nil {
+		a.parkIfMerged(in.RunID, in.RepoPath, in.Worktree, res.Status)
 	}
 	return res, err
 }
@@ -111,35 +112,45 @@ type MergeSubtasksResult struct {
 // one before left, in one activity: the parent books sub-agents that end
 // together with one dispatch instead of one per sub-agent. A conflict (or no
 // change) is that item's outcome and the next item goes on. gitops.MergeAll
-// lands the batch's merges together with one compare-and-swap, and a batch
-// retried after a crash merges nothing twice: items that landed report their
-// merge commit again, and the others are judged against the head they met
-// the first time (Onto), so every outcome is the same.
+// lands each chunk of mergeChunk items with one compare-and-swap, and a
+// batch retried after a crash merges nothing twice: items that landed
+// report their merge commit again, and the others are judged against the
+// head they met the first time (Onto), so every outcome is the same.
 func (a *Activities) MergeSubtasks(ctx context.Context, in MergeSubtasksInput) (MergeSubtasksResult, error) {
 	defer keepAlive(ctx)()
 	repo := mergeRepo(in.RepoPath)
-	batch := gitops.MergeAllInput{
-		TargetBranch: in.IntegrationBranch,
-		Head:         in.Head,
-		Items:        make([]gitops.MergeInput, len(in.Items)),
-	}
-	for i, item := range in.Items {
-		item.RunID, item.IntegrationBranch = in.RunID, in.IntegrationBranch
-		batch.Items[i] = mergeItem(item)
-	}
-	results, err := repo.MergeAll(ctx, batch)
-	if err != nil {
-		return MergeSubtasksResult{}, fmt.Errorf("merge %d subtasks: %w", len(in.Items), err)
-	}
-	out := MergeSubtasksResult{Results: make([]MergeSubtaskResult, len(results))}
-	for i, res := range results {
-		out.Results[i] = mergeResult(res)
-		if res.Status == MergeMerged {
-			a.parkMerged(in.RunID, in.RepoPath, in.Items[i].Worktree)
+	out := MergeSubtasksResult{Results: make([]MergeSubtaskResult, 0, len(in.Items))}
+	head := in.Head
+	for chunk := range slices.Chunk(in.Items, mergeChunk) {
+		batch := gitops.MergeAllInput{
+			TargetBranch: in.IntegrationBranch,
+			Head:         head,
+			Items:        make([]gitops.MergeInput, len(chunk)),
 		}
+		for i, item := range chunk {
+			item.RunID, item.IntegrationBranch = in.RunID, in.IntegrationBranch
+			batch.Items[i] = mergeItem(item)
+		}
+		results, err := repo.MergeAll(ctx, batch)
+		if err != nil {
+			return MergeSubtasksResult{}, fmt.Errorf("merge %d subtasks: %w", len(in.Items), err)
+		}
+		for i, res := range results {
+			out.Results = append(out.Results, mergeResult(res))
+			a.parkIfMerged(in.RunID, in.RepoPath, chunk[i].Worktree, res.Status)
+		}
+		head = results[len(results)-1].Commit // the merge, or the head a conflict or no change left
 	}
 	return out, nil
 }
+
+// mergeChunk is how many items of a batch land together. A batch of a
+// hundred ends (a wide run's parent after a continue-as-new) takes seconds
+// to merge; landed a chunk at a time, the first merged worktrees are
+// parked for the sub-agents waiting to start while the rest merge. A
+// chunk is a MergeAll of its own, judged against the head the chunk
+// before left, so a retried batch still merges nothing twice.
+const mergeChunk = 8
 
 // VerifyInput runs the verification command on a commit.
 type VerifyInput struct {
