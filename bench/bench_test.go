@@ -268,9 +268,20 @@ func benchB5(t *testing.T) {
 // measured, and every subtask must be merged. No in-process baseline: its
 // 10,000 goroutines' worktrees would measure the disk, not the loop (B5
 // compares the two at 1,000).
+//
+// CODESWARM_BENCH_B8_AGENTS=k runs only k of the sub-agents, on the same
+// 10,001-file repository: a quicker look at a change (no target applies).
 func benchB8(t *testing.T) {
-	const n = 10000
-	w := workload{agents: independent(n, 15), lean: true}
+	const files = 10000
+	n := files
+	if v := os.Getenv("CODESWARM_BENCH_B8_AGENTS"); v != "" {
+		k, err := strconv.Atoi(v)
+		if err != nil || k < 1 || k > files {
+			t.Fatalf("CODESWARM_BENCH_B8_AGENTS=%q: want 1 to %d", v, files)
+		}
+		n = k
+	}
+	w := workload{agents: independent(n, 15), lean: true, files: files}
 	s := startStack(t, w, swarmSettings(n, 15, 200))
 	resetPeakRSS()
 	d, res := s.runCodeswarm(w, "--max-concurrent", "200", "--max-subagents", strconv.Itoa(n))
@@ -288,7 +299,7 @@ func benchB8(t *testing.T) {
 	p := largest(runs)
 	ce, cb := s.historySize(res.RunID + "." + res.SubtaskResults[0].ID)
 	timedOut, failed, causes := s.lostTasks(res)
-	row(t, "B8 10,000 agents × 15 calls, 0 ms model, --max-concurrent 200", secs(d), "n/a",
+	row(t, fmt.Sprintf("B8 %d agents × 15 calls, 0 ms model, --max-concurrent 200", n), secs(d), "n/a",
 		fmt.Sprintf("%.1f min (target < 30 min)", d.Minutes()),
 		fmt.Sprintf("all %d merged; peak RSS %d MB (target < 2 GB); parent %d runs, largest %d events / %.1f MB, largest carry %.0f kB; a child %d events / %.0f kB; sub-agents' workflow tasks timed out %d, failed %d %v",
 			merged, rss>>20, len(runs), p.events, float64(p.bytes)/(1<<20), float64(p.input)/1024, ce, float64(cb)/1024, timedOut, failed, causes))

@@ -33,6 +33,10 @@ type workload struct {
 	// `codeswarm run` does, not in memory: the process's RSS is then the
 	// server's, the worker's and the CLI's own.
 	lean bool
+	// files, when more than the agents, pads the repository with the
+	// files of agents that are not in the plan (B8 at a smaller width on
+	// the same tree: CODESWARM_BENCH_B8_AGENTS).
+	files int
 }
 
 func (w workload) match(i int) string { return fmt.Sprintf("[bench:%s]", w.agents[i].name) }
@@ -46,7 +50,8 @@ func token(step int) string { return fmt.Sprintf("tok-%04d-old", step) }
 // repoFiles is the repository every run starts from.
 func (w workload) repoFiles() map[string]string {
 	files := map[string]string{"README.md": "# bench fixture\n"}
-	for i, a := range w.agents {
+	for i := range max(len(w.agents), w.files) {
+		a := w.agents[min(i, len(w.agents)-1)]
 		var b strings.Builder
 		for s := 0; s < a.calls; s++ {
 			fmt.Fprintf(&b, "line %d: %s some text that a model would read\n", s, token(s))
