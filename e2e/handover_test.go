@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
 
 	"codeswarm/activities"
 	"codeswarm/control"
@@ -159,6 +160,37 @@ func TestParentContinuesAsNew(t *testing.T) {
 		t.Errorf("%d runs were handed running sub-agents, want at least 2", withRunning)
 	}
 	checkSharedAcrossRuns(t, h, chain, res)
+	checkStartedAcrossRuns(t, h, id, chain)
+}
+
+// checkStartedAcrossRuns: the run's current (last) execution still knows
+// when the first began, and list and status show that time, not the last
+// execution's start.
+func checkStartedAcrossRuns(t *testing.T, h *harness, id string, chain []*historypb.History) {
+	t.Helper()
+	d, err := h.client.DescribeWorkflowExecution(context.Background(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	var memo string
+	if p := info.GetMemo().GetFields()["started"]; p == nil || converter.GetDefaultDataConverter().FromPayload(p, &memo) != nil {
+		t.Fatalf("the last execution's memo has no start time: %v", info.GetMemo())
+	}
+	started, err := time.Parse(time.RFC3339, memo)
+	first := chain[0].Events[0].GetEventTime().AsTime()
+	if err != nil || started.Sub(first).Abs() > 2*time.Second {
+		t.Errorf("memo started %q (%v), want the first execution's start %v", memo, err, first)
+	}
+	if last := info.GetStartTime().AsTime(); last.Sub(first) <= 0 {
+		t.Errorf("the last execution started %v, the first %v: the chain did not move the start time", last, first)
+	}
+	shown := started.Local().Format(time.DateTime)
+	for _, args := range [][]string{{"list"}, {"status", id}} {
+		if code, out := h.run(args...); code != 0 || !strings.Contains(out, shown) {
+			t.Errorf("codeswarm %v (exit %d) does not show the run's start %s:\n%s", args, code, shown, out)
+		}
+	}
 }
 
 // handedOverRunning: the run was handed a sub-agent still running.

@@ -159,7 +159,7 @@ func newStatusCmd(g *globalOpts, stdio IO) *cobra.Command {
 				return fmt.Errorf("status %s: %w", args[0], err)
 			}
 			info := d.GetWorkflowExecutionInfo()
-			fmt.Fprintf(stdio.Out, "run %s: %s (workflow %s, started %s)\n", args[0], runState(info), statusName(info), info.GetStartTime().AsTime().Local().Format(time.DateTime))
+			fmt.Fprintf(stdio.Out, "run %s: %s (workflow %s, started %s)\n", args[0], runState(info), statusName(info), e.runStarted(info).Local().Format(time.DateTime))
 			if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				fmt.Fprintf(stdio.Out, "state %s\n", runState(info))
 			}

@@ -46,7 +46,7 @@ func newListCmd(g *globalOpts, stdio IO) *cobra.Command {
 			for _, info := range resp.GetExecutions() {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.GetExecution().GetWorkflowId(), runState(info),
 					cmp.Or(e.runHost(info), "-"), doneCell(info), intCell(info, control.SATokens), costCell(info),
-					info.GetStartTime().AsTime().Local().Format(time.DateTime), e.memoString(info, "task"))
+					e.runStarted(info).Local().Format(time.DateTime), e.memoString(info, "task"))
 			}
 			return tw.Flush()
 		})
@@ -199,4 +199,17 @@ func (e *env) memoString(info *workflowpb.WorkflowExecutionInfo, key string) str
 	var s string
 	_ = e.dc.FromPayload(p, &s)
 	return s
+}
+
+// memoStarted is the memo entry holding when the run began (RFC 3339).
+const memoStarted = "started"
+
+// runStarted is when the run began: its memo's start time, which the SDK
+// carries across continue-as-new with the rest of the memo, or, for a run
+// started without it, its current run's start time.
+func (e *env) runStarted(info *workflowpb.WorkflowExecutionInfo) time.Time {
+	if t, err := time.Parse(time.RFC3339, e.memoString(info, memoStarted)); err == nil {
+		return t
+	}
+	return info.GetStartTime().AsTime()
 }

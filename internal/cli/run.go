@@ -155,7 +155,10 @@ func startRun(ctx context.Context, e *env, id, queue string, in workflows.SwarmI
 		// checkRunID refused a closed run's ID; this closes the race with a
 		// run that ends between that check and this start.
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		Memo:                  map[string]any{"task": activities.FirstLine(in.Task, 200), "repo": in.RepoPath},
+		// started: when the run began; its Temporal start time is its
+		// current run's, which a continue-as-new moves on (runStarted).
+		Memo: map[string]any{"task": activities.FirstLine(in.Task, 200), "repo": in.RepoPath,
+			memoStarted: time.Now().UTC().Format(time.RFC3339)},
 		// What the Web UI shows of the run before anything else; user
 		// metadata goes through the data converter, so it is encrypted
 		// with codec.key like the input.
