@@ -116,7 +116,7 @@ func TestParentContinuesAsNew(t *testing.T) {
 	t.Setenv("CODESWARM_LLM_REQUESTS_PER_SECOND", "100")
 	repo := faultRepo(t)
 	res := runFor(t, h, 5*time.Minute, "run", "--repo", repo, "--task", "parent continue-as-new scenario", "--id", id,
-		"--parent-continue-as-new-after", strconv.Itoa(handoverThreshold), "--json")
+		"--parent-continue-as-new-after", strconv.Itoa(handoverThreshold), "--parent-handover-drain", "-1s", "--json")
 
 	if !res.Success || len(res.SubtaskResults) != 2*handoverWriters {
 		t.Fatalf("success=%v with %d results, want %d:\n%s\nlogs:\n%s", res.Success, len(res.SubtaskResults), 2*handoverWriters, fmtResult(res), tail(h.logs.String(), 4000))
@@ -269,9 +269,10 @@ func TestParentContinueAsNewCancel(t *testing.T) {
 	t.Setenv("CODESWARM_LLM_REQUESTS_PER_SECOND", "100")
 	startLongLivedWorker(t)
 	repo := faultRepo(t)
-	// The first run hands over as soon as quick has ended.
+	// The first run hands over once quick has ended and the long ones
+	// outlasted a one-second drain.
 	if code, out := h.run("run", "--repo", repo, "--task", "cancel after continue-as-new", "--id", id, "--detach", "--no-worker",
-		"--parent-continue-as-new-after", "20"); code != 0 {
+		"--parent-continue-as-new-after", "20", "--parent-handover-drain", "1s"); code != 0 {
 		t.Fatalf("run --detach: exit %d: %s\n%s", code, out, tail(h.logs.String(), 3000))
 	}
 	waitFor(t, 90*time.Second, func() bool {

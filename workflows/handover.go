@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -118,6 +119,58 @@ func (s *swarm) handOverDue(ctx workflow.Context) bool {
 	}
 	info := workflow.GetInfo(ctx)
 	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= cmp.Or(s.in.ParentContinueAsNewAfter, DefaultParentContinueAsNewAfter)
+}
+
+// handoverDrainMax bounds the drain before a continue-as-new: new
+// sub-agents wait at most this long (workflow time) for the run's own to
+// end.
+const handoverDrainMax = 30 * time.Second
+
+// handoverDrainVersion marks histories whose parent drains its own
+// sub-agents before it continues as new; older histories hand over at once.
+const handoverDrainVersion = "handover-drain"
+
+// handoverDrain is the state of the drain before a continue-as-new.
+type handoverDrain struct {
+	started    bool
+	drainDone  bool            // the drain is over (or this history predates it)
+	drainTimer workflow.Future // fires at the drain's deadline
+}
+
+// drained reports whether the run may hand over now. The server refuses a
+// continue-as-new while events came in during its workflow task
+// (UnhandledCommand), and the retry replays the whole history first, which
+// takes seconds on a busy machine. Signals are refused while the close is
+// retried, but the ends of the sub-agents this run started are not: in a
+// wide run of quick sub-agents some end during every retry, and the
+// hand-over stalled for 35–90 s while the last of them drained (B8). So once
+// the hand-over is due the run starts no new sub-agent, keeps merging, and
+// hands over when none of its own runs, or after handoverDrainMax with
+// those still running (they go on under the next run, as before). A run of
+// a real model's minutes-long sub-agents pauses its starts for at most
+// that long.
+func (s *swarm) drained(ctx workflow.Context) bool {
+	d := &s.handover
+	if !d.started {
+		d.started = true
+		if workflow.GetVersion(ctx, handoverDrainVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			d.drainDone = true
+			return true
+		}
+		limit := cmp.Or(s.in.ParentHandoverDrain, handoverDrainMax)
+		if n := s.plan.ownRunning(); n > 0 && limit > 0 {
+			d.drainTimer = workflow.NewTimer(ctx, limit)
+			s.view.event(ctx, "draining", "", fmt.Sprintf("continue-as-new due: no new sub-agent starts until the %d running ones end (at most %s)",
+				n, limit))
+		}
+	}
+	if d.drainDone {
+		return true
+	}
+	if s.plan.ownRunning() == 0 || d.drainTimer == nil || d.drainTimer.IsReady() {
+		d.drainDone = true
+	}
+	return d.drainDone
 }
 
 // settle lets everything in flight finish before the run continues as new:

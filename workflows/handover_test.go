@@ -162,6 +162,58 @@ func TestParentContinuesAsNewWithChildrenRunning(t *testing.T) {
 	}
 }
 
+// TestParentDrainsItsSubAgentsBeforeContinuing: once the hand-over is due
+// the run starts no new sub-agent and hands over when its own have ended
+// (their ends could otherwise make the server refuse the continue-as-new
+// again and again), or after handoverDrainMax with the rest still running.
+func TestParentDrainsItsSubAgentsBeforeContinuing(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		bSteps      int
+		wantBState  int
+		wantRunning int
+	}{
+		{name: "own sub-agents end within the drain", bSteps: 1, wantBState: carriedDone, wantRunning: 0},
+		{name: "one outlasts the drain", bSteps: 6, wantBState: carriedRunning, wantRunning: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(subtask("a", 0), subtask("b", 0), subtask("c", 0), subtask("d", 0))
+			w.scripts["a"] = toolsThenDone(0) // ends at 10 s
+			w.scripts["b"] = toolsThenDone(tt.bSteps)
+			w.fallback = toolsThenDone(0)
+			w.stepDelay = 10 * time.Second
+			in := swarmInput()
+			in.Limits.MaxConcurrent = 2
+			env := newEnv(t, w)
+			env.RegisterDelayedCallback(func() { env.SetContinueAsNewSuggested(true) }, 5*time.Second)
+			c := continuedInput(t, env, in).Carry
+
+			if a := carriedTask(t, c, "a"); a.State != carriedDone || a.Res.Merge != activities.MergeMerged {
+				t.Errorf("a in the carry: state %d, merge %q; want done and merged", a.State, a.Res.Merge)
+			}
+			b := carriedTask(t, c, "b")
+			if int(b.State) != tt.wantBState || (tt.wantBState == carriedDone && b.Res.Merge != activities.MergeMerged) {
+				t.Errorf("b in the carry: state %d, merge %q; want state %d", b.State, b.Res.Merge, tt.wantBState)
+			}
+			for _, id := range []string{"c", "d"} {
+				if ct := carriedTask(t, c, id); ct.State != carriedPending {
+					t.Errorf("%s in the carry is in state %d, want pending: nothing starts while the run drains", id, ct.State)
+				}
+			}
+			if c.Running != tt.wantRunning || c.Spawned != 2 {
+				t.Errorf("carry running=%d spawned=%d; want %d 2", c.Running, c.Spawned, tt.wantRunning)
+			}
+			drained := false
+			for _, e := range c.Events {
+				drained = drained || e.Kind == "draining"
+			}
+			if !drained {
+				t.Error("no draining event in the carry")
+			}
+		})
+	}
+}
+
 // TestParentDrainsSignalsBeforeContinuing: two inherited sub-agents end in
 // the same workflow task that the server suggests continuing in; the
 // schedule books one, and the other, still in the channel, is booked before

@@ -27,11 +27,14 @@ func keptNote(r *SubAgentResult) string {
 func (s *swarm) schedule(ctx workflow.Context) bool {
 	for {
 		s.blockUnreachable(ctx)
-		if s.handOverDue(ctx) && s.settle(ctx) && s.handOverDue(ctx) {
+		due := s.handOverDue(ctx)
+		if due && s.drained(ctx) && s.settle(ctx) && s.handOverDue(ctx) {
 			s.view.flush(ctx)
 			return true
 		}
-		s.startReady(ctx)
+		if !due || s.handover.drainDone {
+			s.startReady(ctx)
+		}
 		if s.plan.Running == 0 && !s.waitsForResume(ctx) {
 			s.view.flush(ctx)
 			return false
@@ -61,6 +64,9 @@ func (s *swarm) schedule(ctx workflow.Context) bool {
 			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 		}
 		s.addStateChange(ctx, sel)
+		if due && s.handover.drainTimer != nil {
+			sel.AddFuture(s.handover.drainTimer, func(workflow.Future) { s.handover.drainTimer = nil })
+		}
 		if !sel.HasPending() {
 			s.view.flush(ctx) // about to wait: publish what this pass recorded
 		}

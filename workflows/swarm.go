@@ -42,6 +42,11 @@ type SwarmInput struct {
 	// parent continues as new (0: DefaultParentContinueAsNewAfter). Tests
 	// set it low.
 	ParentContinueAsNewAfter int `json:"parent_continue_as_new_after,omitempty"`
+	// ParentHandoverDrain bounds how long the parent, once a
+	// continue-as-new is due, starts no sub-agent while its own end (0:
+	// handoverDrainMax; negative: no drain, hand over at once). Tests that
+	// need sub-agents handed over running set it negative.
+	ParentHandoverDrain time.Duration `json:"parent_handover_drain,omitempty"`
 	// Carry is the state of the run this one continues (nil: a new run).
 	Carry *Carry `json:"carry,omitempty"`
 }
@@ -128,6 +133,7 @@ type swarm struct {
 	watch    hostWatch     // the workspace host: watched and moved
 	share    shareStore    // swarm_share
 	children childChannels // signals to and from the sub-agents
+	handover handoverDrain // the drain before a continue-as-new
 }
 
 // runRecord is what a run knows of itself beyond its input.

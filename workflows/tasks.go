@@ -207,6 +207,18 @@ func (p *taskTable) inherited(childID string) *Task {
 	return nil
 }
 
+// ownRunning counts the running sub-agents this run started (an
+// inherited one has no future here).
+func (p *taskTable) ownRunning() int {
+	n := 0
+	for _, t := range p.Tasks {
+		if t.State == stateRunning && t.future != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // hasInherited: a sub-agent an earlier run started is running.
 func (p *taskTable) hasInherited() bool {
 	for _, t := range p.Tasks {

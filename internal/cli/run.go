@@ -49,6 +49,9 @@ type runOpts struct {
 	// parentCANAfter is a hidden knob for tests: the parent continues as
 	// new once its history has this many events.
 	parentCANAfter int
+	// parentDrain is another: how long the parent drains its sub-agents
+	// before it continues as new (negative: not at all).
+	parentDrain time.Duration
 }
 
 func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
@@ -91,6 +94,8 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 	_ = f.MarkHidden("continue-as-new-every")
 	f.IntVar(&o.parentCANAfter, "parent-continue-as-new-after", 0, "continue the parent as new once its history has N events (testing)")
 	_ = f.MarkHidden("parent-continue-as-new-after")
+	f.DurationVar(&o.parentDrain, "parent-handover-drain", 0, "once the parent's continue-as-new is due, start no sub-agent for at most this long while its own end; negative: hand over at once (testing)")
+	_ = f.MarkHidden("parent-handover-drain")
 	return cmd
 }
 

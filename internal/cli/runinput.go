@@ -150,6 +150,7 @@ func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows
 		Apply:                    o.apply,
 		ContinueAsNewEvery:       o.continueAsNewEvery,
 		ParentContinueAsNewAfter: o.parentCANAfter,
+		ParentHandoverDrain:      o.parentDrain,
 		ApprovePlan:              o.approvePlan,
 		NoCache:                  o.noCache,
 	}
