@@ -42,8 +42,8 @@ type MergeSubtaskResult struct {
 func (a *Activities) MergeSubtask(ctx context.Context, in MergeSubtaskInput) (MergeSubtaskResult, error) {
 	defer keepAlive(ctx)()
 	res, err := mergeOne(ctx, mergeRepo(in.RepoPath), in, "")
-	if err == nil {
-		a.parkIfMerged(in.RunID, in.RepoPath, in.Worktree, res.Status)
+	if err == nil && res.Status == MergeMerged {
+		a.parkMerged(in.RunID, in.RepoPath, in.Worktree)
 	}
 	return res, err
 }
@@ -137,7 +137,9 @@ func (a *Activities) MergeSubtasks(ctx context.Context, in MergeSubtasksInput) (
 		}
 		for i, res := range results {
 			out.Results = append(out.Results, mergeResult(res))
-			a.parkIfMerged(in.RunID, in.RepoPath, chunk[i].Worktree, res.Status)
+			if res.Status == MergeMerged {
+				a.parkMerged(in.RunID, in.RepoPath, chunk[i].Worktree)
+			}
 		}
 		head = results[len(results)-1].Commit // the merge, or the head a conflict or no change left
 	}

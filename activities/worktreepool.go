@@ -63,13 +63,6 @@ func (a *Activities) poolDir(runID string) string {
 	return filepath.Join(a.stateDir(runID), "pool")
 }
 
-// parkIfMerged parks the worktree of a sub-agent whose merge landed.
-func (a *Activities) parkIfMerged(runID, repoRoot, dir, status string) {
-	if status == MergeMerged {
-		a.parkMerged(runID, repoRoot, dir)
-	}
-}
-
 // parkMerged parks, in the background, the worktree of a sub-agent whose
 // commit is now on the integration branch. A worktree that cannot be
 // parked (it has uncommitted changes, its .git was tampered with, ...)

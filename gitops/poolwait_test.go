@@ -106,6 +106,37 @@ func TestWorktreePoolSource(t *testing.T) {
 	}
 }
 
+// warm gives key "run" of p a fresh checkout that took cost, then puts back
+// and takes each of dirs, gap apart.
+func warm(t *testing.T, p *WorktreePool, cost, gap time.Duration, dirs ...string) {
+	t.Helper()
+	first := got(t, source(p, context.Background(), "run"))
+	if first.parked != "" {
+		t.Fatalf("first Source = %q, want a fresh slot (nothing is known yet)", first.parked)
+	}
+	time.Sleep(cost)
+	first.done()
+	for _, dir := range dirs {
+		time.Sleep(gap)
+		p.Put("run", dir)
+		if r := got(t, source(p, context.Background(), "run")); r.parked != dir {
+			t.Fatalf("Source = %q, want %s", r.parked, dir)
+		}
+	}
+}
+
+// waitsFor checks that a start for "run" waits, and gets dir once it is put
+// back.
+func waitsFor(t *testing.T, p *WorktreePool, dir string) {
+	t.Helper()
+	w := source(p, context.Background(), "run")
+	waiting(t, w)
+	p.Put("run", dir)
+	if r := got(t, w); r.parked != dir {
+		t.Fatalf("the waiting start got %q, want %s", r.parked, dir)
+	}
+}
+
 // TestWorktreePoolWaitsWhenParkedIsSooner: once worktrees come back faster
 // than a fresh checkout takes, a start waits for the next one although a
 // fresh slot is free; when none comes back for a while, it checks out
@@ -113,27 +144,11 @@ func TestWorktreePoolSource(t *testing.T) {
 func TestWorktreePoolWaitsWhenParkedIsSooner(t *testing.T) {
 	ctx := context.Background()
 	p := idlePool(2)
-	first := got(t, source(p, ctx, "run"))
-	if first.parked != "" {
-		t.Fatalf("first Source = %q, want a fresh slot (nothing is known yet)", first.parked)
-	}
-	time.Sleep(300 * time.Millisecond)
-	first.done() // a fresh checkout takes about 300 ms
-	for _, dir := range []string{"/pool/a", "/pool/b", "/pool/c"} {
-		p.Put("run", dir)
-		if r := got(t, source(p, ctx, "run")); r.parked != dir {
-			t.Fatalf("Source = %q, want %s", r.parked, dir)
-		}
-	}
+	warm(t, p, 300*time.Millisecond, 0, "/pool/a", "/pool/b", "/pool/c")
 
 	// Three came back within a few milliseconds: the next is expected
 	// sooner than a fresh checkout, so the start waits for it.
-	w := source(p, ctx, "run")
-	waiting(t, w)
-	p.Put("run", "/pool/d")
-	if r := got(t, w); r.parked != "/pool/d" {
-		t.Fatalf("the waiting start got %q, want /pool/d", r.parked)
-	}
+	waitsFor(t, p, "/pool/d")
 
 	// Nothing more comes back: the rate falls, and the start checks out
 	// afresh.
@@ -155,26 +170,12 @@ func TestWorktreePoolWaitsWhileCPUsAreSaturated(t *testing.T) {
 	var busy atomic.Bool
 	p.saturated = busy.Load
 	busy.Store(true)
-	first := got(t, source(p, ctx, "run"))
-	time.Sleep(200 * time.Millisecond)
-	first.done() // a fresh checkout takes about 200 ms
 	// Two came back, slowly: by the rate a fresh checkout is sooner.
-	for _, dir := range []string{"/pool/a", "/pool/b"} {
-		time.Sleep(500 * time.Millisecond)
-		p.Put("run", dir)
-		if r := got(t, source(p, ctx, "run")); r.parked != dir {
-			t.Fatalf("Source = %q, want %s", r.parked, dir)
-		}
-	}
+	warm(t, p, 200*time.Millisecond, 500*time.Millisecond, "/pool/a", "/pool/b")
 	if p.stats["run"].parkedSooner(time.Now()) {
 		t.Fatal("the test's rate already favours waiting; it would not test saturation")
 	}
-	w := source(p, ctx, "run")
-	waiting(t, w)
-	p.Put("run", "/pool/c")
-	if r := got(t, w); r.parked != "/pool/c" {
-		t.Fatalf("the start waiting on a saturated machine got %q, want /pool/c", r.parked)
-	}
+	waitsFor(t, p, "/pool/c")
 
 	// None comes back: after a fresh checkout's time it checks out afresh.
 	start := time.Now()
