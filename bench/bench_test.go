@@ -108,6 +108,7 @@ func TestBench(t *testing.T) {
 	t.Run("B5", benchB5)
 	t.Run("B8", benchB8)
 	t.Run("B7", benchB7)
+	t.Run("Floor", benchFloor)
 }
 
 // B1: one sub-agent, 200 read/edit steps, 0-latency model.

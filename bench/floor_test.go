@@ -1,0 +1,207 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Temporal's floor: the Temporal work of a run shaped like codeswarm's, with
+// every activity a no-op. A sub-agent is one activity (StartSubtask's
+// place), its model calls and tool calls as local activities back to back
+// (a call sleeps the model's latency), one activity (CommitSubtask's
+// place), with codeswarm's sub-agent workflow task timeout; the parent runs
+// two activities (PrepareRun, Plan: the planner's call sleeps the model's
+// latency too), starts the sub-agents up to the concurrency, runs one merge
+// activity for every batch of ends it wakes to, and a last activity
+// (FinishRun). No git, no files, no model server, no transcript, journal,
+// search attribute or memo. What codeswarm takes beyond this floor plus
+// the in-process loop's own work is codeswarm's; the floor alone is what
+// any design with this shape pays the embedded server and the SDK.
+
+// floorQueue is the task queue of the floor's worker.
+const floorQueue = "floor"
+
+// floorShape is one run of the floor.
+type floorShape struct {
+	Agents, Calls, Concurrency int
+	Latency                    time.Duration // each model call's
+}
+
+// floorParent is the run.
+func floorParent(ctx workflow.Context, sh floorShape) error {
+	ao := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	if err := workflow.ExecuteActivity(ao, floorNoop).Get(ctx, nil); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(ao, floorCall, sh.Latency).Get(ctx, nil); err != nil {
+		return err
+	}
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	sel := workflow.NewSelector(ctx)
+	next, running, ended, unmerged := 0, 0, 0, 0
+	var failed error
+	for ended < sh.Agents {
+		for running < sh.Concurrency && next < sh.Agents {
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+				WorkflowID:          fmt.Sprintf("%s.%04d", id, next),
+				WorkflowTaskTimeout: 2 * time.Second, // as workflows.subAgentTaskTimeout
+			})
+			sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, floorChild, sh), func(f workflow.Future) {
+				if err := f.Get(ctx, nil); err != nil && failed == nil {
+					failed = err
+				}
+				running--
+				ended++
+				unmerged++
+			})
+			next++
+			running++
+		}
+		sel.Select(ctx)
+		for sel.HasPending() {
+			sel.Select(ctx)
+		}
+		if failed != nil {
+			return failed
+		}
+		if unmerged > 0 {
+			if err := workflow.ExecuteActivity(ao, floorNoop).Get(ctx, nil); err != nil {
+				return err
+			}
+			unmerged = 0
+		}
+	}
+	return workflow.ExecuteActivity(ao, floorNoop).Get(ctx, nil)
+}
+
+// floorChild is a sub-agent: calls model calls, a tool call after each but
+// the last.
+func floorChild(ctx workflow.Context, sh floorShape) error {
+	ao := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	if err := workflow.ExecuteActivity(ao, floorNoop).Get(ctx, nil); err != nil {
+		return err
+	}
+	lo := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Minute})
+	for i := range sh.Calls {
+		if err := workflow.ExecuteLocalActivity(lo, floorCall, sh.Latency).Get(ctx, nil); err != nil {
+			return err
+		}
+		if i < sh.Calls-1 {
+			if err := workflow.ExecuteLocalActivity(lo, floorNoop).Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return workflow.ExecuteActivity(ao, floorNoop).Get(ctx, nil)
+}
+
+func floorNoop(context.Context) error { return nil }
+
+// floorCall stands for a model call of latency d.
+func floorCall(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startFloor starts the floor's worker on the stack's server.
+func (s *stack) startFloor() {
+	w := worker.New(s.client, floorQueue, worker.Options{})
+	w.RegisterWorkflow(floorParent)
+	w.RegisterWorkflow(floorChild)
+	w.RegisterActivity(floorNoop)
+	w.RegisterActivity(floorCall)
+	if err := w.Start(); err != nil {
+		s.t.Fatalf("floor worker: %v", err)
+	}
+	s.t.Cleanup(w.Stop)
+}
+
+// runFloor runs sh once and returns its wall time (from the start request
+// to the result) and the process's CPU time meanwhile.
+func (s *stack) runFloor(sh floorShape) (wall, cpu time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	c0, t0 := cpuTime(), time.Now()
+	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: fmt.Sprintf("floor-%d", time.Now().UnixNano()), TaskQueue: floorQueue,
+	}, floorParent, sh)
+	if err == nil {
+		err = run.Get(ctx, nil)
+	}
+	if err != nil {
+		s.t.Fatalf("floor run: %v", err)
+	}
+	return time.Since(t0), cpuTime() - c0
+}
+
+// cpuTime is the CPU time (user + system) of this process and of its
+// waited-for children (git).
+func cpuTime() time.Duration {
+	var self, kids syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	sum := func(r syscall.Rusage) time.Duration {
+		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+	}
+	return sum(self) + sum(kids)
+}
+
+// benchFloor: B1, B2 and B3's shapes on the floor, each run side by side
+// with codeswarm and the in-process loop, with their CPU times: codeswarm's
+// best possible figure is about the in-process loop's plus the floor's.
+func benchFloor(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		w     workload
+		conc  int
+		flags []string
+	}{
+		{"B1 shape (1 × 201 calls, 0 ms)", workload{agents: independent(1, 201)}, 1, nil},
+		{"B2 shape (100 × 15 calls, 0 ms)", workload{agents: independent(100, 15)}, 100, []string{"--max-concurrent", "100"}},
+		{"B3 shape (10 × 15 calls, 200 ms)", workload{agents: independent(10, 15), latency: 200 * time.Millisecond}, 10, []string{"--max-concurrent", "10"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			calls := c.w.agents[0].calls
+			settings := swarmSettings(len(c.w.agents), calls, c.conc)
+			if len(c.w.agents) == 1 {
+				settings["llm.context_tokens"] = "0" // as B1
+			}
+			s := startStack(t, c.w, settings)
+			s.startFloor()
+			sh := floorShape{Agents: len(c.w.agents), Calls: calls, Concurrency: c.conc, Latency: c.w.latency}
+			var fw, fc, cw, cc, bw, bc []time.Duration
+			for i := range runs(t) {
+				w, cpu := s.runFloor(sh)
+				fw, fc = append(fw, w), append(fc, cpu)
+				c0 := cpuTime()
+				d, _ := s.runCodeswarm(c.w, c.flags...)
+				cw, cc = append(cw, d), append(cc, cpuTime()-c0)
+				c0 = cpuTime()
+				bw = append(bw, s.runBaseline(c.w, c.conc))
+				bc = append(bc, cpuTime()-c0)
+				t.Logf("run %d: floor %s (CPU %s), codeswarm %s (CPU %s), in-process %s (CPU %s)",
+					i+1, secs(fw[i]), secs(fc[i]), secs(cw[i]), secs(cc[i]), secs(bw[i]), secs(bc[i]))
+			}
+			f, cs, b := median(fw), median(cw), median(bw)
+			row(t, "Floor, "+c.name,
+				fmt.Sprintf("%s (CPU %s)", secs(cs), secs(median(cc))),
+				fmt.Sprintf("%s (CPU %s)", secs(b), secs(median(bc))),
+				fmt.Sprintf("%.2fx", cs.Seconds()/b.Seconds()),
+				fmt.Sprintf("Temporal's floor: **%s** (CPU %s); floor CPU / in-process CPU %.2f", secs(f), secs(median(fc)), median(fc).Seconds()/median(bc).Seconds()))
+		})
+	}
+}
