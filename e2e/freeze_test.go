@@ -61,9 +61,10 @@ func thawAfterKill(t *testing.T, model *scripted.Server) []scripted.Request {
 
 // liveModelCalls counts the model calls (activities and local activities)
 // worker process pid is running, from its in-flight journal under root
-// (internal/swarmworker: a record per attempt, written before the attempt
-// starts and removed when it returns). Model calls run as local activities
-// have no pending activity on the server to count.
+// (internal/swarmworker: a record per activity attempt, written before the
+// attempt starts and removed when it returns, and a record per workflow
+// task running local activities, listing the ones running). Model calls
+// run as local activities have no pending activity on the server to count.
 func liveModelCalls(t *testing.T, root string, pid int) int {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(root, swarmworker.InflightDir, fmt.Sprintf("w-%d-*", pid), "*.json"))
@@ -77,10 +78,20 @@ func liveModelCalls(t *testing.T, root string, pid int) int {
 			continue // removed since the listing: it returned
 		}
 		var rec struct {
-			ActivityType string `json:"activity_type"`
+			ActivityType string   `json:"activity_type"`
+			Local        bool     `json:"local"`
+			Running      []string `json:"running"`
 		}
-		if json.Unmarshal(data, &rec) == nil && slices.Contains(modelActivities, rec.ActivityType) {
-			n++
+		if json.Unmarshal(data, &rec) != nil {
+			continue
+		}
+		if !rec.Local {
+			rec.Running = []string{rec.ActivityType}
+		}
+		for _, typ := range rec.Running {
+			if slices.Contains(modelActivities, typ) {
+				n++
+			}
 		}
 	}
 	return n

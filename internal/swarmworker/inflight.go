@@ -1,6 +1,7 @@
 package swarmworker
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,7 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,7 +63,10 @@ type inflightRecord struct {
 	Attempt      int32  `json:"attempt"`
 	TaskToken    []byte `json:"task_token"`
 	Local        bool   `json:"local,omitempty"`
-	Namespace    string `json:"namespace,omitempty"`
+	// Running are the types of the local activities the workflow task
+	// runs now (Local only).
+	Running   []string `json:"running,omitempty"`
+	Namespace string   `json:"namespace,omitempty"`
 }
 
 // journal is this process's in-flight directory.
@@ -78,9 +82,49 @@ type journal struct {
 	tracker *TaskTracker
 
 	mu sync.Mutex
-	// local are the records of the local activities running now, by
-	// workflow run: they follow their workflow task's token.
-	local map[string]map[string]*inflightRecord // run ID → path → record
+	// local are the records of the workflow tasks running local
+	// activities, by workflow run: they follow their task's token.
+	local map[string]*localTask // run ID → its record
+}
+
+// localTask is the record of a workflow run's task that runs local
+// activities. One record stands for all of them: recovery fails the task,
+// which runs them all again. It is written when the task's first local
+// activity starts and removed when the task ends (the server took its
+// answer) with none running, not when each activity returns: a
+// sub-agent's steps are local activities back to back in one task, and a
+// file created and removed per step cost more CPU (ext4's inode allocation
+// after many deletes) than the step's own tool call.
+type localTask struct {
+	path string
+	f    *os.File // open for writes in place
+	size int      // bytes written so far
+	rec  inflightRecord
+}
+
+// write brings the record's file up to rec in place: the JSON, padded with
+// spaces to the longest version written (a decoder skips them). One write
+// of a few hundred bytes is never torn by a kill; a machine crash may tear
+// it, and then recovery skips it and the task's timeout applies.
+func (lt *localTask) write() error {
+	data, err := json.Marshal(&lt.rec)
+	if err != nil {
+		return err
+	}
+	if pad := lt.size - len(data); pad > 0 {
+		data = append(data, bytes.Repeat([]byte{' '}, pad)...)
+	}
+	if _, err := lt.f.WriteAt(data, 0); err != nil {
+		return err
+	}
+	lt.size = len(data)
+	return nil
+}
+
+// remove deletes the record.
+func (lt *localTask) remove() {
+	_ = lt.f.Close()
+	_ = os.Remove(lt.path)
 }
 
 // openJournal claims a fresh directory under state/.inflight. The directory
@@ -108,7 +152,7 @@ func openJournal(state string, tracker *TaskTracker) (*journal, error) {
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("in-flight journal: %w", err)
 	}
-	j := &journal{root: root, dir: dir, lock: lock, local: map[string]map[string]*inflightRecord{}}
+	j := &journal{root: root, dir: dir, lock: lock, local: map[string]*localTask{}}
 	j.tracker = tracker
 	tracker.watch(j)
 	return j, nil
@@ -131,6 +175,14 @@ func lockFile(path string, flag int) (*os.File, error) {
 // left; otherwise, unlocked, it is the next worker's to recover.
 func (j *journal) Close() {
 	j.tracker.unwatch(j)
+	j.mu.Lock()
+	for run, lt := range j.local {
+		if len(lt.rec.Running) == 0 {
+			lt.remove()
+			delete(j.local, run)
+		}
+	}
+	j.mu.Unlock()
 	if recs, _ := filepath.Glob(filepath.Join(j.dir, "*.json")); len(recs) == 0 {
 		_ = os.RemoveAll(j.dir)
 	}
@@ -161,76 +213,94 @@ func (j *journal) begin(info activity.Info) func() {
 		Namespace:    j.namespace,
 	}
 	path := filepath.Join(j.dir, recordName(info.TaskToken))
-	if writeRecord(path, &rec, false) != nil {
+	if writeRecord(path, &rec) != nil {
 		return func() {}
 	}
 	return func() { _ = os.Remove(path) }
 }
 
-// beginLocal records a local activity with the token of the workflow task
-// it runs in. Without a known token (a client dialed without
-// ConnectionOptions) there is nothing to fail, and the workflow task's
-// timeout recovers it.
+// beginLocal records a local activity in the record of the workflow task
+// it runs in, written by the task's first one. Without a known token (a
+// client dialed without ConnectionOptions) there is nothing to fail, and
+// the workflow task's timeout recovers it.
 func (j *journal) beginLocal(info activity.Info) func() {
 	run := info.WorkflowExecution.RunID
-	rec := &inflightRecord{
-		WorkflowID:   info.WorkflowExecution.ID,
-		RunID:        run,
-		ActivityID:   info.ActivityID,
-		ActivityType: info.ActivityType.Name,
-		Attempt:      info.Attempt,
-		Local:        true,
-		Namespace:    j.namespace,
-	}
-	path := filepath.Join(j.dir, "l-"+recordName([]byte(run+"\x00"+info.ActivityID+"\x00"+strconv.Itoa(int(info.Attempt)))))
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	rec.TaskToken = j.tracker.token(run)
-	if len(rec.TaskToken) == 0 || writeRecord(path, rec, false) != nil {
+	token := j.tracker.token(run)
+	if len(token) == 0 {
 		return func() {}
 	}
-	if j.local[run] == nil {
-		j.local[run] = map[string]*inflightRecord{}
+	lt := j.local[run]
+	if lt == nil {
+		path := filepath.Join(j.dir, "l-"+recordName([]byte(run)))
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return func() {}
+		}
+		lt = &localTask{path: path, f: f, rec: inflightRecord{
+			WorkflowID: info.WorkflowExecution.ID,
+			RunID:      run,
+			Local:      true,
+			Namespace:  j.namespace,
+		}}
+		j.local[run] = lt
 	}
-	j.local[run][path] = rec
+	// The latest local activity names the record; a task the tracker
+	// never saw end (it timed out) gives way to the one in progress.
+	lt.rec.ActivityID, lt.rec.ActivityType, lt.rec.Attempt = info.ActivityID, info.ActivityType.Name, info.Attempt
+	lt.rec.TaskToken = token
+	lt.rec.Running = append(lt.rec.Running, info.ActivityType.Name)
+	if lt.write() != nil {
+		lt.remove()
+		delete(j.local, run)
+		return func() {}
+	}
 	return func() {
 		j.mu.Lock()
 		defer j.mu.Unlock()
-		delete(j.local[run], path)
-		if len(j.local[run]) == 0 {
-			delete(j.local, run)
+		if i := slices.Index(lt.rec.Running, info.ActivityType.Name); i >= 0 {
+			lt.rec.Running = slices.Delete(lt.rec.Running, i, i+1)
 		}
-		_ = os.Remove(path)
+		if j.local[run] == lt {
+			_ = lt.write()
+		}
 	}
 }
 
-// retoken moves run's local activity records to its new workflow task.
+// retoken moves run's record to its new workflow task.
 func (j *journal) retoken(run string, token []byte) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for path, rec := range j.local[run] {
-		rec.TaskToken = token
-		_ = writeRecord(path, rec, true)
+	if lt := j.local[run]; lt != nil {
+		lt.rec.TaskToken = token
+		_ = lt.write()
 	}
 }
 
-// writeRecord writes rec to path; a rewrite (replace) goes through a
-// rename, so that a kill never leaves half of a record that was whole. A new
-// record is written in place: a torn one is skipped at recovery, and the
-// timeouts still apply. Records are not synced, for the same reason.
-func writeRecord(path string, rec *inflightRecord, replace bool) error {
+// taskEnded removes run's record once the server took the answer of its
+// task token, unless a local activity still runs (a heartbeat: the next
+// task of the run follows at once, and retoken moves the record to it).
+func (j *journal) taskEnded(run string, token []byte) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	lt := j.local[run]
+	if lt == nil || len(lt.rec.Running) > 0 || !bytes.Equal(lt.rec.TaskToken, token) {
+		return
+	}
+	lt.remove()
+	delete(j.local, run)
+}
+
+// writeRecord writes a new record rec to path, in place: a torn one is
+// skipped at recovery, and the timeouts still apply. Records are not
+// synced, for the same reason.
+func writeRecord(path string, rec *inflightRecord) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if !replace {
-		return os.WriteFile(path, data, 0o600)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return os.WriteFile(path, data, 0o600)
 }
 
 // recover fails the activities of every dead process's directory and removes

@@ -2,6 +2,7 @@ package swarmworker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -96,11 +97,17 @@ func TestJournalRecoversOnlyDeadWorkers(t *testing.T) {
 
 func TestJournalCleanCloseLeavesNothing(t *testing.T) {
 	state := t.TempDir()
-	j, err := openJournal(state, nil)
+	wfTasks := NewTaskTracker()
+	j, err := openJournal(state, wfTasks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	j.begin(info("x"))()
+	wfTasks.started("run", []byte("wft"))
+	j.begin(localInfo("run", "1"))() // returned; its task's record stays until the task ends or the worker stops
+	if recs, _ := filepath.Glob(filepath.Join(j.dir, "*.json")); len(recs) != 1 {
+		t.Fatalf("records %v, want the task's", recs)
+	}
 	j.Close()
 	if entries, _ := os.ReadDir(filepath.Join(state, InflightDir)); len(entries) != 0 {
 		t.Errorf("left %v after a clean close", entries)
@@ -146,10 +153,11 @@ func localInfo(run, id string) activity.Info {
 		WorkflowExecution: workflow.Execution{ID: "wf-" + run, RunID: run}, ActivityType: activity.Type{Name: "AgentStep"}}
 }
 
-// TestJournalFailsTheWorkflowTaskOfALocalActivity: a local activity is
-// journaled with the token of the workflow task it runs in, follows the
-// task when it heartbeats (a new token), and a restarted worker fails that
-// task once, however many local activities of it were running.
+// TestJournalFailsTheWorkflowTaskOfALocalActivity: a workflow task that
+// runs local activities is journaled with its token once, however many of
+// them it runs, follows the task when it heartbeats (a new token), stays
+// between its activities and goes when the task ends; a restarted worker
+// fails every task its predecessor was running local activities in.
 func TestJournalFailsTheWorkflowTaskOfALocalActivity(t *testing.T) {
 	state := t.TempDir()
 	wfTasks := NewTaskTracker()
@@ -161,14 +169,28 @@ func TestJournalFailsTheWorkflowTaskOfALocalActivity(t *testing.T) {
 	wfTasks.started("run-1", []byte("wft-1"))
 	dead.begin(localInfo("run-1", "1"))
 	dead.begin(localInfo("unknown-run", "1"))() // no task known: nothing to fail, nothing written
-	wfTasks.started("run-1", []byte("wft-2"))   // the task heartbeated: its records follow
+	wfTasks.finished([]byte("wft-1"))           // a heartbeat while 1 runs: the record stays
+	wfTasks.started("run-1", []byte("wft-2"))   // and follows the new task
 	dead.begin(localInfo("run-1", "2"))
 	wfTasks.started("run-3", []byte("wft-3"))
-	dead.begin(localInfo("run-3", "1"))() // returned: its record is gone
-	dead.begin(info("act"))               // an activity of run "run"
-	dead.begin(info("act-2"))             // and another one of it
+	dead.begin(localInfo("run-3", "1"))() // returned, but its task goes on: its record stays
+	wfTasks.started("run-4", []byte("wft-4"))
+	dead.begin(localInfo("run-4", "1"))()
+	wfTasks.finished([]byte("wft-4")) // run-4's task ended: its record is gone
+	dead.begin(info("act"))           // an activity of run "run"
+	dead.begin(info("act-2"))         // and another one of it
 	if recs, _ := filepath.Glob(filepath.Join(dead.dir, "*.json")); len(recs) != 4 {
-		t.Fatalf("records %v, want run-1's two running local activities and two activities", recs)
+		t.Fatalf("records %v, want run-1's and run-3's tasks and two activities", recs)
+	}
+	for run, want := range map[string][]string{"run-1": {"AgentStep", "AgentStep"}, "run-3": nil} {
+		data, err := os.ReadFile(dead.local[run].path)
+		var rec inflightRecord
+		if err != nil || json.Unmarshal(data, &rec) != nil {
+			t.Fatalf("%s's record %q: %v", run, data, err)
+		}
+		if !slices.Equal(rec.Running, want) {
+			t.Errorf("%s's record lists %v running, want %v", run, rec.Running, want)
+		}
 	}
 	dead.die()
 
@@ -179,12 +201,16 @@ func TestJournalFailsTheWorkflowTaskOfALocalActivity(t *testing.T) {
 	}
 	defer next.Close()
 	next.recover(context.Background(), c, zap.NewNop())
-	if len(c.svc.failed) != 1 {
-		t.Fatalf("failed %d workflow tasks, want run-1's task once", len(c.svc.failed))
+	var tasks []string
+	for _, req := range c.svc.failed {
+		tasks = append(tasks, string(req.GetTaskToken()))
+		if req.GetNamespace() != "ns" || req.GetFailure().GetApplicationFailureInfo().GetType() != ErrTypeWorkerRestarted {
+			t.Errorf("failed %q in %q with %v, want it in ns, type %s", req.GetTaskToken(), req.GetNamespace(), req.GetFailure(), ErrTypeWorkerRestarted)
+		}
 	}
-	req := c.svc.failed[0]
-	if string(req.GetTaskToken()) != "wft-2" || req.GetNamespace() != "ns" || req.GetFailure().GetApplicationFailureInfo().GetType() != ErrTypeWorkerRestarted {
-		t.Errorf("failed %q in %q with %v, want the task's latest token wft-2 in ns, type %s", req.GetTaskToken(), req.GetNamespace(), req.GetFailure(), ErrTypeWorkerRestarted)
+	slices.Sort(tasks)
+	if !slices.Equal(tasks, []string{"wft-2", "wft-3"}) {
+		t.Fatalf("failed workflow tasks %v, want run-1's latest task wft-2 and run-3's wft-3, once each", tasks)
 	}
 	if got := names(c.failed); !slices.Equal(got, []string{"act", "act-2"}) {
 		t.Errorf("failed activities %v, want act and act-2 (local activities have no task of their own)", got)

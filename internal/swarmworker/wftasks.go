@@ -61,10 +61,7 @@ func (t *TaskTracker) started(runID string, token []byte) {
 	}
 	t.byRun[runID] = token
 	t.runOf[string(token)] = runID
-	watchers := make([]*journal, 0, len(t.watchers))
-	for j := range t.watchers {
-		watchers = append(watchers, j)
-	}
+	watchers := t.watchersLocked()
 	t.mu.Unlock()
 	for _, j := range watchers {
 		j.retoken(runID, token)
@@ -74,15 +71,28 @@ func (t *TaskTracker) started(runID string, token []byte) {
 // finished forgets the task of token once the server has taken its answer.
 func (t *TaskTracker) finished(token []byte) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	run, ok := t.runOf[string(token)]
 	if !ok {
+		t.mu.Unlock()
 		return
 	}
 	delete(t.runOf, string(token))
 	if string(t.byRun[run]) == string(token) {
 		delete(t.byRun, run)
 	}
+	watchers := t.watchersLocked()
+	t.mu.Unlock()
+	for _, j := range watchers {
+		j.taskEnded(run, token)
+	}
+}
+
+func (t *TaskTracker) watchersLocked() []*journal {
+	watchers := make([]*journal, 0, len(t.watchers))
+	for j := range t.watchers {
+		watchers = append(watchers, j)
+	}
+	return watchers
 }
 
 func (t *TaskTracker) watch(j *journal) {
