@@ -132,7 +132,7 @@ func hashFile(ctx context.Context, path string) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	buf := make([]byte, readChunk)
+	buf := make([]byte, chunkFor(f))
 	for {
 		if err := ctx.Err(); err != nil {
 			return "", err

@@ -110,15 +110,30 @@ func ReadBeneath(ctx context.Context, root, rel string, max int64) (data []byte,
 // readChunk is the unit of readCapped: ctx is checked between chunks.
 const readChunk = 256 << 10
 
+// chunkFor is the first read's size for r: a regular file's size and a
+// byte (which sees its end), at most readChunk. A tool call reads mostly
+// small files, and a 256 kB buffer zeroed for each was most of the tools'
+// allocations.
+func chunkFor(r io.Reader) int64 {
+	if f, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return min(fi.Size()+1, readChunk)
+		}
+	}
+	return readChunk
+}
+
 // readCapped reads r to its end or to limit bytes, whichever comes first,
 // stopping early when ctx is done.
 func readCapped(ctx context.Context, r io.Reader, limit int64) ([]byte, error) {
 	var buf []byte
+	chunk := chunkFor(r)
 	for int64(len(buf)) < limit {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n := min(int64(readChunk), limit-int64(len(buf)))
+		n := min(chunk, limit-int64(len(buf)))
+		chunk = readChunk
 		start := len(buf)
 		buf = append(buf, make([]byte, n)...)
 		m, err := io.ReadFull(r, buf[start:])
