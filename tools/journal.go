@@ -216,11 +216,15 @@ func (c *change) preHash() string {
 // still writing the file removes that attempt's temp file as stale
 // (resumeChange): the abandoned attempt's rename then fails and it records
 // its edit as failed, and an edit may end up applied by neither. The lock
-// is an flock on a file of the key, which the kernel releases when the
-// holder dies; the file stays (removing it would let two holders lock two
-// files). Waiting stops when ctx is done, with ctx's error.
+// is an flock on the journal's lock file, which the kernel releases when
+// the holder dies; the file stays (removing it would let two holders lock
+// two files). One lock for all keys: a journal is one sub-agent attempt's,
+// whose calls run one at a time, each only once every attempt of the one
+// before has ended, so only attempts of the same call ever wait for each
+// other; a file per key cost a new inode per call. Waiting stops when ctx
+// is done, with ctx's error.
 func (j *Journal) lock(ctx context.Context, key string) (func(), error) {
-	f, err := os.OpenFile(j.lockFile(key), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(j.lockFile(), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open journal lock for %q: %w", key, err)
 	}
@@ -246,9 +250,9 @@ func (j *Journal) lock(ctx context.Context, key string) (func(), error) {
 	}
 }
 
-// lockFile names the lock of a key's attempts.
-func (j *Journal) lockFile(key string) string {
-	return filepath.Join(j.dir, hashBytes([]byte(key))+".lock")
+// lockFile names the journal's lock.
+func (j *Journal) lockFile() string {
+	return filepath.Join(j.dir, "calls.lock")
 }
 
 // file names a key's record; hashing keeps any key a safe file name.
