@@ -145,3 +145,56 @@ func TestRunTellsSubAgentsTheModelIsFast(t *testing.T) {
 		}
 	}
 }
+
+// gitCalls runs a sub-agent with LocalGit as given, on taskQueue, and
+// returns how StartSubtask and CommitSubtask ran ("local" or "activity").
+func gitCalls(t *testing.T, taskQueue string, localGit bool) map[string]string {
+	t.Helper()
+	w := newWorld()
+	w.noRateLimit = true
+	env := newEnv(t, w)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testRunID + ".01-a", TaskQueue: taskQueue})
+	var mu sync.Mutex
+	kinds := map[string]string{}
+	note := func(name, kind string) {
+		if name == "StartSubtask" || name == "CommitSubtask" {
+			mu.Lock()
+			kinds[name] = kinds[name] + kind
+			mu.Unlock()
+		}
+	}
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) { note(info.ActivityType.Name, "local") })
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		note(info.ActivityType.Name, "activity")
+	})
+	in := agentInput()
+	in.LLMQueue = workflows.LLMQueue("codeswarm")
+	in.LocalGit = localGit
+	if res := runAgent(t, env, in); !res.Success {
+		t.Fatalf("result = %+v", res)
+	}
+	return kinds
+}
+
+// A sub-agent a run starts (LocalGit) on its host starts its worktree and
+// commits it in local activities, in its own workflow tasks; off the host,
+// or started as histories recorded before LocalGit were, in activities.
+func TestSubAgentRunsGitLocallyOnItsHost(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		queue    string
+		localGit bool
+		want     string
+	}{
+		{"run's sub-agent on its host", wsQueue, true, "local"},
+		{"recorded before LocalGit", wsQueue, false, "activity"},
+		{"off its host", "codeswarm", true, "activity"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := gitCalls(t, c.queue, c.localGit)
+			if got["StartSubtask"] != c.want || got["CommitSubtask"] != c.want {
+				t.Errorf("StartSubtask ran as %q, CommitSubtask as %q; want %q once each", got["StartSubtask"], got["CommitSubtask"], c.want)
+			}
+		})
+	}
+}
