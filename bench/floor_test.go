@@ -151,13 +151,19 @@ func (s *stack) runFloor(sh floorShape) (wall, cpu time.Duration) {
 // cpuTime is the CPU time (user + system) of this process and of its
 // waited-for children (git).
 func cpuTime() time.Duration {
-	var self, kids syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	self, kids := cpuTimes()
+	return self + kids
+}
+
+// cpuTimes is cpuTime in two: this process's, its children's.
+func cpuTimes() (self, kids time.Duration) {
+	var s, k syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &s)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &k)
 	sum := func(r syscall.Rusage) time.Duration {
 		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
 	}
-	return sum(self) + sum(kids)
+	return sum(s), sum(k)
 }
 
 // benchFloor: B1, B2 and B3's shapes on the floor, each run side by side
@@ -187,14 +193,16 @@ func benchFloor(t *testing.T) {
 			for i := range runs(t) {
 				w, cpu := s.runFloor(sh)
 				fw, fc = append(fw, w), append(fc, cpu)
-				c0 := cpuTime()
+				s0, k0 := cpuTimes()
 				d, _ := s.runCodeswarm(c.w, c.flags...)
-				cw, cc = append(cw, d), append(cc, cpuTime()-c0)
-				c0 = cpuTime()
+				s1, k1 := cpuTimes()
+				cw, cc = append(cw, d), append(cc, s1+k1-s0-k0)
 				bw = append(bw, s.runBaseline(c.w, c.conc))
-				bc = append(bc, cpuTime()-c0)
-				t.Logf("run %d: floor %s (CPU %s), codeswarm %s (CPU %s), in-process %s (CPU %s)",
-					i+1, secs(fw[i]), secs(fc[i]), secs(cw[i]), secs(cc[i]), secs(bw[i]), secs(bc[i]))
+				s2, k2 := cpuTimes()
+				bc = append(bc, s2+k2-s1-k1)
+				t.Logf("run %d: floor %s (CPU %s), codeswarm %s (CPU %s: process %s, git %s), in-process %s (CPU %s: process %s, git %s)",
+					i+1, secs(fw[i]), secs(fc[i]), secs(cw[i]), secs(cc[i]), secs(s1-s0), secs(k1-k0),
+					secs(bw[i]), secs(bc[i]), secs(s2-s1), secs(k2-k1))
 			}
 			f, cs, b := median(fw), median(cw), median(bw)
 			row(t, "Floor, "+c.name,
