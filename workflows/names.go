@@ -166,16 +166,15 @@ func fairnessKey(id string) string {
 // dispatch and no workflow task of its own. A retry reads again, and once
 // the transcript holds the result it is returned as is.
 func readOnlyToolOptions(ctx workflow.Context, retries int, summary string) workflow.Context {
-	return localWorkspaceOptions(ctx, quickToolTimeout, retries, summary)
-}
-
-// localWorkspaceOptions runs a host activity as a local activity with the
-// retries of workspaceOptions.
-func localWorkspaceOptions(ctx workflow.Context, timeout time.Duration, retries int, summary string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		Summary:             activities.FirstLine(summary, summaryCap),
-		StartToCloseTimeout: timeout,
-		RetryPolicy:         workspaceRetries(retries),
+		StartToCloseTimeout: quickToolTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    int32(retries + 1),
+		},
 	})
 }
 
@@ -246,18 +245,11 @@ func workspaceOptions(ctx workflow.Context, queue string, timeout time.Duration,
 		// A cancelled run waits for bash to be killed before it commits the
 		// worktree, so nothing the command writes afterwards is left out.
 		WaitForCancellation: true,
-		RetryPolicy:         workspaceRetries(retries),
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    int32(retries + 1),
+		},
 	})
-}
-
-// workspaceRetries is the retry policy of tool and git activities: retries
-// retries (swarm.max_retries), so MaximumAttempts is retries+1 and 0 is one
-// attempt, never Temporal's "0 = unlimited".
-func workspaceRetries(retries int) *temporal.RetryPolicy {
-	return &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    30 * time.Second,
-		MaximumAttempts:    int32(retries + 1),
-	}
 }

@@ -61,10 +61,6 @@ type SubAgentInput struct {
 	// NoCache: do not take this sub-agent's work from the result cache
 	// (codeswarm run --no-cache); a completed one is still stored.
 	NoCache bool `json:"no_cache,omitempty"`
-	// LocalGit: StartSubtask and CommitSubtask run as local activities on
-	// the host (gitActivity). Runs set it; histories recorded before it
-	// ran them as activities and replay so.
-	LocalGit bool `json:"local_git,omitempty"`
 }
 
 // AgentProgress is where a sub-agent works and what it has done so far. The
@@ -196,7 +192,7 @@ func (ag *agent) start(ctx workflow.Context) (*activities.CachedAgent, error) {
 	}
 	var res activities.StartSubtaskResult
 	ag.doing(ctx, callGit, "start worktree "+ag.in.Branch)
-	err := ag.gitActivity(ctx, "start worktree "+ag.in.Branch, a.StartSubtask, activities.StartSubtaskInput{
+	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
 		Ref:               ag.ref(),
 		RepoPath:          ag.in.RepoPath,
 		IntegrationBranch: ag.in.IntegrationBranch,
@@ -228,17 +224,8 @@ func (ag *agent) retries() int {
 	return ag.in.Limits.MaxRetries
 }
 
-// gitActivity runs StartSubtask or CommitSubtask. On the host (LocalGit)
-// it is a local activity in the sub-agent's workflow task, as its file
-// tools are: the first model call follows the worktree's start in the same
-// task, and the commit follows the last one, where an activity cost a
-// workflow task and its dispatch each. Elsewhere, and in histories
-// recorded before LocalGit, it is an activity on the workspace queue.
-func (ag *agent) gitActivity(ctx workflow.Context, summary string, activity, in any) workflow.Future {
-	if ag.in.LocalGit && ag.onHost(ctx) {
-		return workflow.ExecuteLocalActivity(localWorkspaceOptions(ctx, gitTimeout, ag.retries(), summary), activity, in)
-	}
-	return workflow.ExecuteActivity(summarized(workspaceOptions(ctx, ag.in.WorkspaceQueue, gitTimeout, ag.retries()), summary), activity, in)
+func (ag *agent) gitCtx(ctx workflow.Context) workflow.Context {
+	return workspaceOptions(ctx, ag.in.WorkspaceQueue, gitTimeout, ag.retries())
 }
 
 // loop runs model turns until the model stops calling tools or a limit hits.
