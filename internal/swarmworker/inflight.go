@@ -97,7 +97,7 @@ type journal struct {
 // after many deletes) than the step's own tool call.
 type localTask struct {
 	path string
-	f    *os.File // open for writes in place
+	f    *os.File // open for writes in place while local activities run
 	size int      // bytes written so far
 	rec  inflightRecord
 }
@@ -114,16 +114,31 @@ func (lt *localTask) write() error {
 	if pad := lt.size - len(data); pad > 0 {
 		data = append(data, bytes.Repeat([]byte{' '}, pad)...)
 	}
+	if lt.f == nil {
+		if lt.f, err = os.OpenFile(lt.path, os.O_WRONLY, 0); err != nil {
+			return err
+		}
+	}
 	if _, err := lt.f.WriteAt(data, 0); err != nil {
 		return err
 	}
 	lt.size = len(data)
-	return nil
+	if len(lt.rec.Running) == 0 {
+		// None runs: a task that never ends here (it timed out and its
+		// run went on elsewhere) keeps its small file until Close, but no
+		// descriptor.
+		err = lt.f.Close()
+		lt.f = nil
+	}
+	return err
 }
 
 // remove deletes the record.
 func (lt *localTask) remove() {
-	_ = lt.f.Close()
+	if lt.f != nil {
+		_ = lt.f.Close()
+		lt.f = nil
+	}
 	_ = os.Remove(lt.path)
 }
 

@@ -191,6 +191,9 @@ func TestJournalFailsTheWorkflowTaskOfALocalActivity(t *testing.T) {
 		if !slices.Equal(rec.Running, want) {
 			t.Errorf("%s's record lists %v running, want %v", run, rec.Running, want)
 		}
+		if open := dead.local[run].f != nil; open != (want != nil) {
+			t.Errorf("%s's record file open: %v; want it open only while local activities run", run, open)
+		}
 	}
 	dead.die()
 
