@@ -111,15 +111,21 @@ func TestBench(t *testing.T) {
 	t.Run("Floor", benchFloor)
 }
 
+// oneAgentSettings are swarmSettings for one sub-agent of calls model
+// calls that sends the whole conversation with every call, as the
+// in-process loop does: the figure is the orchestration's overhead, not
+// llm.context_tokens' bound (see TestBenchTokens).
+func oneAgentSettings(calls int) map[string]string {
+	settings := swarmSettings(1, calls, 1)
+	settings["llm.context_tokens"] = "0"
+	return settings
+}
+
 // B1: one sub-agent, 200 read/edit steps, 0-latency model.
 func benchB1(t *testing.T) {
 	const steps = 200
 	w := workload{agents: independent(1, steps+1)}
-	// The in-process loop sends the whole conversation with every call,
-	// so codeswarm does too here: the figure is the orchestration's
-	// overhead, not llm.context_tokens' bound (see TestBenchTokens).
-	settings := swarmSettings(1, steps+1, 1)
-	settings["llm.context_tokens"] = "0"
+	settings := oneAgentSettings(steps + 1)
 	s := startStack(t, w, settings)
 	cs, base := compare(t, s, w, 1)
 	if os.Getenv("CODESWARM_BENCH_TRACE") != "" {
@@ -220,11 +226,7 @@ func benchB4(t *testing.T) {
 func benchFlatness(t *testing.T) {
 	const steps = 1000
 	w := workload{agents: independent(1, steps+1)}
-	// The in-process loop sends the whole conversation with every call,
-	// so codeswarm does too here: the figure is the orchestration's
-	// overhead, not llm.context_tokens' bound (see TestBenchTokens).
-	settings := swarmSettings(1, steps+1, 1)
-	settings["llm.context_tokens"] = "0"
+	settings := oneAgentSettings(steps + 1)
 	s := startStack(t, w, settings)
 	before := len(s.model.Requests())
 	d, _ := s.runCodeswarm(w)

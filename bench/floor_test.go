@@ -184,7 +184,7 @@ func benchFloor(t *testing.T) {
 			calls := c.w.agents[0].calls
 			settings := swarmSettings(len(c.w.agents), calls, c.conc)
 			if len(c.w.agents) == 1 {
-				settings["llm.context_tokens"] = "0" // as B1
+				settings = oneAgentSettings(calls) // as B1
 			}
 			s := startStack(t, c.w, settings)
 			s.startFloor()
