@@ -39,38 +39,57 @@ type editIntent struct {
 	file     string // absolute path of Path in the subtask's worktree
 }
 
-// journalIntent returns the recorded intent of an edit in run runID's tool
-// journals under root (root/RUN/.state/journal/SUBTASK-aN/KEY.json, the
-// worktree being root/RUN/SUBTASK), if there is one.
-func journalIntent(root, runID string) (editIntent, bool) {
-	files, _ := filepath.Glob(filepath.Join(root, runID, ".state", "journal", "*", "*.json"))
-	for _, f := range files {
+// journalEdits returns the latest record of each edit call in run runID's
+// tool journals under root (root/RUN/.state/journal/SUBTASK-aN/calls.log,
+// one JSON line per record, a key's latest line winning; the worktree
+// being root/RUN/SUBTASK).
+func journalEdits(root, runID string) []editIntent {
+	logs, _ := filepath.Glob(filepath.Join(root, runID, ".state", "journal", "*", "calls.log"))
+	var edits []editIntent
+	for _, f := range logs {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
-		var rec editIntent
-		if json.Unmarshal(b, &rec) != nil || rec.Tool != "edit" || rec.State != "intent" {
-			continue
+		latest, order := map[string]editIntent{}, []string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			var rec struct {
+				Key string `json:"key"`
+				editIntent
+			}
+			if json.Unmarshal([]byte(line), &rec) != nil || rec.Key == "" || rec.Tool != "edit" {
+				continue
+			}
+			if _, seen := latest[rec.Key]; !seen {
+				order = append(order, rec.Key)
+			}
+			subtask := strings.TrimSuffix(filepath.Base(filepath.Dir(f)), "-a1")
+			rec.file = filepath.Join(root, runID, subtask, rec.Path)
+			latest[rec.Key] = rec.editIntent
 		}
-		subtask := strings.TrimSuffix(filepath.Base(filepath.Dir(f)), "-a1")
-		rec.file = filepath.Join(root, runID, subtask, rec.Path)
-		return rec, true
+		for _, k := range order {
+			edits = append(edits, latest[k])
+		}
+	}
+	return edits
+}
+
+// journalIntent returns the recorded intent of an edit in run runID's tool
+// journals that has not been completed, if there is one.
+func journalIntent(root, runID string) (editIntent, bool) {
+	for _, rec := range journalEdits(root, runID) {
+		if rec.State == "intent" {
+			return rec, true
+		}
 	}
 	return editIntent{}, false
 }
 
 // journalState returns the state of the journal record of the edit's call
-// ("intent", "done"), "" if there is none. A change's completion is a
-// KEY.done file next to its KEY.json intent, so it is looked at first.
+// ("intent", "done"), "" if there is none.
 func journalState(root, runID string) string {
-	done, _ := filepath.Glob(filepath.Join(root, runID, ".state", "journal", "*", "*.done"))
-	files, _ := filepath.Glob(filepath.Join(root, runID, ".state", "journal", "*", "*.json"))
-	for _, f := range append(done, files...) {
-		var rec editIntent
-		if b, err := os.ReadFile(f); err == nil && json.Unmarshal(b, &rec) == nil && rec.Tool == "edit" {
-			return rec.State
-		}
+	if edits := journalEdits(root, runID); len(edits) > 0 {
+		return edits[0].State
 	}
 	return ""
 }

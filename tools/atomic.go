@@ -21,11 +21,7 @@ func (c *change) apply(o fileOwner) error {
 	return writeFileAtomicAs(c.abs, c.post, c.mode, o)
 }
 
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	return writeFileAtomicAs(path, data, mode, fileOwner{})
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
+// writeFileAtomicAs replaces path with data so that a crash leaves either the
 // old or the new content, never a torn file. renameio writes a temp file in
 // the same directory (WithTempDir: never /tmp, which may be another mount or
 // outside the sandbox), fsyncs it and renames it into place; the file gets
@@ -60,23 +56,23 @@ func writeFileAtomicAs(path string, data []byte, mode fs.FileMode, o fileOwner) 
 // is written, just before it is renamed into place.
 var beforeReplace func(path string)
 
-// newPendingFile opens writeFileAtomic's temp file for path.
+// newPendingFile opens writeFileAtomicAs's temp file for path.
 func newPendingFile(path string, mode fs.FileMode) (*renameio.PendingFile, error) {
 	return renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(mode))
 }
 
-// tempPrefix starts the names of writeFileAtomic's temp files for path:
+// tempPrefix starts the names of writeFileAtomicAs's temp files for path:
 // renameio names them "." + base name + a decimal random number.
 func tempPrefix(path string) string { return "." + filepath.Base(path) }
 
-// isTempOf reports whether name is one of writeFileAtomic's temp files for
+// isTempOf reports whether name is one of writeFileAtomicAs's temp files for
 // path (the prefix followed by digits only, so ".a.go.orig" never matches).
 func isTempOf(name, path string) bool {
 	rest, ok := strings.CutPrefix(name, tempPrefix(path))
 	return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
 }
 
-// removeStaleTemps deletes the temp files a writeFileAtomic of path killed
+// removeStaleTemps deletes the temp files a writeFileAtomicAs of path killed
 // before its rename left behind: they sit in the worktree, and a commit
 // would take them in as if the model had written them.
 func removeStaleTemps(path string) error {

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -43,11 +44,42 @@ func crashAfterIntent(t *testing.T, j *Journal, key string, opts Options, name s
 	}
 	rec := record{Key: key, Tool: name, State: stateIntent, Path: ch.rel, Result: ch.result,
 		PreHash: ch.preHash(), PostHash: hashBytes(ch.post)}
-	if err := j.save(rec); err != nil {
-		t.Fatal(err)
-	}
+	saveRecord(t, j, rec)
 	return ch
 }
+
+// saveRecord appends rec to j's log, fsynced, as Run does.
+func saveRecord(t *testing.T, j *Journal, rec record) {
+	t.Helper()
+	l, err := j.open(t.Context(), rec.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	if err := l.append(rec, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recordSpan returns where key's latest record is in j's log: its offset
+// and length (without the newline).
+func recordSpan(t *testing.T, j *Journal, key string) (path string, off, n int64) {
+	t.Helper()
+	l, err := j.open(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	at, ok := l.idx.at[key]
+	if !ok {
+		t.Fatalf("no record of %q in %s", key, l.path)
+	}
+	return l.path, at[0], at[1]
+}
+
+// restart forgets what this process knows of j's log, as a new worker
+// process would not know it.
+func restart(j *Journal) { logIndexes.take(filepath.Join(j.dir, logName)) }
 
 // editAB turns "a" into "ab": applying it twice would give "abb".
 func editAB() map[string]any {
@@ -73,24 +105,38 @@ func TestJournalEditOnce(t *testing.T) {
 }
 
 // TestJournalChangeCompletionLost: a change's completion is not fsynced, so
-// after a power loss it may be gone or torn; the durable intent then gives
-// the same result, and the change is still applied once.
+// after a power loss it may be gone, torn, or (a file system that extended
+// the file but not written it) zeros; the durable intent then gives the
+// same result, the change is still applied once, and the next record
+// starts on a line of its own.
 func TestJournalChangeCompletionLost(t *testing.T) {
-	for name, lose := range map[string]func(string) error{
-		"gone":  os.Remove,
-		"torn":  func(p string) error { return os.WriteFile(p, []byte(`{"key":"k","sta`), 0o600) },
-		"empty": func(p string) error { return os.WriteFile(p, nil, 0o600) },
+	for name, lose := range map[string]func(f *os.File, off, n int64) error{
+		"gone": func(f *os.File, off, _ int64) error { return f.Truncate(off) },
+		"torn": func(f *os.File, off, n int64) error { return f.Truncate(off + n/2) },
+		"zeros": func(f *os.File, off, n int64) error {
+			_, err := f.WriteAt(make([]byte, n+1), off)
+			return err
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			root := newRoot(t, map[string]string{"f.txt": "a"})
 			j, opts := newJournal(t), Options{Root: root}
 			first := journalRun(t, j, "k", opts, ToolEdit, editAB())
-			if rec, found, err := j.load("k"); err != nil || !found || rec.State != stateDone {
-				t.Fatalf("after the edit: record %+v found %v err %v, want done", rec, found, err)
-			}
-			if err := lose(j.doneFile("k")); err != nil {
+			path, off, n := recordSpan(t, j, "k")
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
 				t.Fatal(err)
 			}
+			var rec record
+			data := make([]byte, n)
+			if _, err := f.ReadAt(data, off); err != nil || json.Unmarshal(data, &rec) != nil || rec.State != stateDone {
+				t.Fatalf("after the edit: last record %q (%v), want done", data, err)
+			}
+			if err := lose(f, off, n); err != nil {
+				t.Fatal(err)
+			}
+			_ = f.Close()
+			restart(j)
 			again := journalRun(t, j, "k", opts, ToolEdit, editAB())
 			if !reflect.DeepEqual(first, again) {
 				t.Errorf("retry after the completion was lost = %+v, want %+v", again, first)
@@ -98,7 +144,79 @@ func TestJournalChangeCompletionLost(t *testing.T) {
 			if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "ab" {
 				t.Errorf("content %q: applied more than once", got)
 			}
+			// The log is whole again: a new process reads every record.
+			journalRun(t, j, "k2", opts, ToolEdit, editAB())
+			restart(j)
+			for _, key := range []string{"k", "k2"} {
+				if res := journalRun(t, j, key, opts, ToolEdit, editAB()); res.IsError {
+					t.Errorf("%s after a restart: %+v", key, res)
+				}
+			}
+			if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "abb" {
+				t.Errorf("content %q, want each edit applied once", got)
+			}
 		})
+	}
+}
+
+// TestJournalSharedBetweenProcesses: what one process appends to a log,
+// another that read it before sees on its next call (the index follows
+// the file's size), and a log replaced by another file is read anew.
+func TestJournalSharedBetweenProcesses(t *testing.T) {
+	root := newRoot(t, map[string]string{"f.txt": "a"})
+	j, opts := newJournal(t), Options{Root: root}
+	journalRun(t, j, "k1", opts, ToolEdit, editAB())
+	mine := logIndexes.take(filepath.Join(j.dir, logName))    // this process's view
+	other := journalRun(t, j, "k2", opts, ToolEdit, editAB()) // another's call
+	logIndexes.put(filepath.Join(j.dir, logName), mine)
+	if again := journalRun(t, j, "k2", opts, ToolEdit, editAB()); !reflect.DeepEqual(again, other) {
+		t.Errorf("k2 after another process recorded it: %+v, want %+v", again, other)
+	}
+	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "abb" {
+		t.Errorf("content %q, want each edit applied once", got)
+	}
+	// A new log (the directory was removed and made again) of the same
+	// size or larger is not read through the old index.
+	if err := os.RemoveAll(j.dir); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := OpenJournal(j.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveRecord(t, j2, record{Key: "k1", Tool: ToolRead, State: stateDone, Result: Result{Output: "a new log's record " + strings.Repeat("x", 500)}})
+	if res := journalRun(t, j2, "k1", opts, ToolRead, map[string]any{"path": "f.txt"}); !strings.HasPrefix(res.Output, "a new log's record") {
+		t.Errorf("k1 in the new log: %q", res.Output)
+	}
+}
+
+// TestJournalLegacyRecords: a journal a worker left in the layout before
+// the log (a file per key) is still honoured: a completed call returns its
+// result, a change whose intent was recorded and that landed is not
+// applied again.
+func TestJournalLegacyRecords(t *testing.T) {
+	root := newRoot(t, map[string]string{"f.txt": "ab"})
+	j, opts := newJournal(t), Options{Root: root}
+	write := func(key, ext string, rec record) {
+		data, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, filepath.Join(j.dir, hashBytes([]byte(key))+ext), string(data))
+	}
+	write("done", ".json", record{Key: "done", Tool: ToolBash, State: stateDone, Result: Result{Output: "recorded"}})
+	intent := record{Key: "edit", Tool: ToolEdit, State: stateIntent, Path: "f.txt", PreHash: hashBytes([]byte("a")),
+		PostHash: hashBytes([]byte("ab")), Result: Result{Output: "Edited f.txt (legacy)"}}
+	write("edit", ".json", intent)
+	restart(j)
+	if res := journalRun(t, j, "done", opts, ToolBash, map[string]any{"command": "exit 3"}); res.Output != "recorded" {
+		t.Errorf("legacy done record: %q, want the recorded result", res.Output)
+	}
+	if res := journalRun(t, j, "edit", opts, ToolEdit, editAB()); res.Output != intent.Result.Output {
+		t.Errorf("legacy intent of a landed edit: %q, want %q", res.Output, intent.Result.Output)
+	}
+	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "ab" {
+		t.Errorf("content %q: the legacy edit was applied again", got)
 	}
 }
 
@@ -130,7 +248,7 @@ func TestJournalCrashRecovery(t *testing.T) {
 		{"killed inside the write, before its rename", ToolEdit, editAB(), map[string]string{"f.txt": "a"},
 			func(t *testing.T, p string, _ *change) {
 				// The temp file of a write killed before its rename, as
-				// writeFileAtomic creates it, holding half the post-image.
+				// writeFileAtomicAs creates it, holding half the post-image.
 				f, err := newPendingFile(p, 0o644)
 				if err != nil {
 					t.Fatal(err)
@@ -211,9 +329,7 @@ func TestJournalBash(t *testing.T) {
 	}
 
 	// An intent without completion: the command runs again, with a note.
-	if err := j.save(record{Key: "b2", Tool: ToolBash, State: stateIntent}); err != nil {
-		t.Fatal(err)
-	}
+	saveRecord(t, j, record{Key: "b2", Tool: ToolBash, State: stateIntent})
 	res := journalRun(t, j, "b2", opts, ToolBash, args)
 	if want := interruptedNote + "2\nexit code: 0"; res.Output != want {
 		t.Errorf("output %q, want %q", res.Output, want)
@@ -303,7 +419,7 @@ func TestJournalAttemptsDoNotOverlap(t *testing.T) {
 func TestJournalLockWaitStops(t *testing.T) {
 	root := newRoot(t, map[string]string{"f.txt": "a"})
 	j, opts := newJournal(t), Options{Root: root}
-	unlock, err := j.lock(t.Context(), "k")
+	held, err := j.open(t.Context(), "k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +431,7 @@ func TestJournalLockWaitStops(t *testing.T) {
 	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "a" {
 		t.Errorf("content %q: the waiting attempt changed the file", got)
 	}
-	unlock()
+	held.close()
 	if res := journalRun(t, j, "k", opts, ToolEdit, editAB()); res.IsError {
 		t.Errorf("Run after the other attempt ended: %+v", res)
 	}
@@ -330,17 +446,26 @@ func TestJournalFailures(t *testing.T) {
 	if _, err := j.Run(t.Context(), "k", opts, ToolRead, `{"path":"f.txt"}`); err != nil {
 		t.Errorf("replay: %v", err)
 	}
-	if err := os.WriteFile(j.file("bad"), []byte("{not json"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := j.Run(t.Context(), "bad", opts, ToolRead, `{"path":"f.txt"}`); err == nil || !strings.Contains(err.Error(), "decode journal record") {
-		t.Errorf("corrupt record: %v", err)
-	}
-	if err := j.save(record{Key: "w", Tool: ToolWrite, State: stateIntent}); err != nil {
-		t.Fatal(err)
-	}
+	saveRecord(t, j, record{Key: "w", Tool: ToolWrite, State: stateIntent})
 	if _, err := j.Run(t.Context(), "w", opts, ToolEdit, `{}`); err == nil || !strings.Contains(err.Error(), `recorded for tool "write"`) {
 		t.Errorf("tool mismatch: %v", err)
+	}
+	// A whole line that is not a record is damage, not a torn append: it
+	// is reported and left alone, and nothing runs.
+	f, err := os.OpenFile(filepath.Join(j.dir, logName), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("{not json\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	restart(j)
+	if _, err := j.Run(t.Context(), "bad", opts, ToolBash, `{"command":"touch ran"}`); err == nil || !strings.Contains(err.Error(), "decode journal record") {
+		t.Errorf("damaged log: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(opts.Root, "ran")); err == nil {
+		t.Error("a call ran on a damaged journal")
 	}
 	blocker := filepath.Join(t.TempDir(), "file")
 	writeTestFile(t, blocker, "")
@@ -349,7 +474,7 @@ func TestJournalFailures(t *testing.T) {
 	}
 }
 
-// Only writeFileAtomic's own temp files count as leftovers of a killed
+// Only writeFileAtomicAs's own temp files count as leftovers of a killed
 // write; a user's dot-files next to the target never do.
 func TestIsTempOf(t *testing.T) {
 	for name, want := range map[string]bool{
