@@ -99,6 +99,11 @@ func measureGrowth(t *testing.T, toolSteps int, timeout time.Duration) (*harness
 	t.Setenv("CODESWARM_LLM_REQUESTS_PER_SECOND", "1000")
 	t.Setenv("CODESWARM_SWARM_MAX_TOTAL_STEPS", strconv.Itoa(toolSteps+20))
 	t.Setenv("CODESWARM_LOG_LEVEL", "warn") // a 1,000-step debug log is mostly noise
+	// The whole conversation with every call: the scripted model counts
+	// the assistant turns it is sent to know the step, and
+	// llm.context_tokens' cuts (past ~500 steps here) would send it back to
+	// earlier steps, past the step budget.
+	t.Setenv("CODESWARM_LLM_CONTEXT_TOKENS", "0")
 	repo := t.TempDir()
 	writeRepo(t, repo, growthRepo())
 	id := fmt.Sprintf("growth-%d", toolSteps)
