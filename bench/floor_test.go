@@ -3,6 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -191,13 +195,19 @@ func benchFloor(t *testing.T) {
 			sh := floorShape{Agents: len(c.w.agents), Calls: calls, Concurrency: c.conc, Latency: c.w.latency}
 			var fw, fc, cw, cc, bw, bc []time.Duration
 			for i := range runs(t) {
+				stop := contenderProfile(t, c.name, "floor", i)
 				w, cpu := s.runFloor(sh)
+				stop()
 				fw, fc = append(fw, w), append(fc, cpu)
 				s0, k0 := cpuTimes()
+				stop = contenderProfile(t, c.name, "codeswarm", i)
 				d, _ := s.runCodeswarm(c.w, c.flags...)
+				stop()
 				s1, k1 := cpuTimes()
 				cw, cc = append(cw, d), append(cc, s1+k1-s0-k0)
+				stop = contenderProfile(t, c.name, "inprocess", i)
 				bw = append(bw, s.runBaseline(c.w, c.conc))
+				stop()
 				s2, k2 := cpuTimes()
 				bc = append(bc, s2+k2-s1-k1)
 				t.Logf("run %d: floor %s (CPU %s), codeswarm %s (CPU %s: process %s, git %s), in-process %s (CPU %s: process %s, git %s)",
@@ -211,5 +221,31 @@ func benchFloor(t *testing.T) {
 				fmt.Sprintf("%.2fx", cs.Seconds()/b.Seconds()),
 				fmt.Sprintf("Temporal's floor: **%s** (CPU %s); floor CPU / in-process CPU %.2f", secs(f), secs(median(fc)), median(fc).Seconds()/median(bc).Seconds()))
 		})
+	}
+}
+
+// contenderProfile writes a CPU profile of one contender's run when
+// CODESWARM_BENCH_PROFILE_DIR names a directory: DIR/<shape>-<contender>-<run>.pprof.
+// The contenders run one after the other on the same server, so each
+// profile holds that contender's share of the server's work too, which a
+// profile of the whole test (-test.cpuprofile) mixes up. Not with
+// -test.cpuprofile: a process has one CPU profile at a time.
+func contenderProfile(t *testing.T, shape, contender string, run int) (stop func()) {
+	dir := os.Getenv("CODESWARM_BENCH_PROFILE_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	name := strings.Fields(shape)[0] // "B1", "B2", "B3"
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%s-%d.pprof", name, contender, run+1)))
+	if err != nil {
+		t.Fatalf("profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		t.Fatalf("profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
 	}
 }
