@@ -3,13 +3,12 @@ package activities
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 	"go.temporal.io/sdk/activity"
-	"path/filepath"
-	"strconv"
-
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
