@@ -52,6 +52,7 @@ func journalEdits(root, runID string) []editIntent {
 			continue
 		}
 		latest, order := map[string]editIntent{}, []string{}
+		subtask := strings.TrimSuffix(filepath.Base(filepath.Dir(f)), "-a1")
 		for _, line := range strings.Split(string(b), "\n") {
 			var rec struct {
 				Key string `json:"key"`
@@ -63,7 +64,6 @@ func journalEdits(root, runID string) []editIntent {
 			if _, seen := latest[rec.Key]; !seen {
 				order = append(order, rec.Key)
 			}
-			subtask := strings.TrimSuffix(filepath.Base(filepath.Dir(f)), "-a1")
 			rec.file = filepath.Join(root, runID, subtask, rec.Path)
 			latest[rec.Key] = rec.editIntent
 		}

@@ -169,12 +169,7 @@ func readOnlyToolOptions(ctx workflow.Context, retries int, summary string) work
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		Summary:             activities.FirstLine(summary, summaryCap),
 		StartToCloseTimeout: quickToolTimeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-			MaximumAttempts:    int32(retries + 1),
-		},
+		RetryPolicy:         workspaceRetries(retries),
 	})
 }
 
@@ -245,11 +240,18 @@ func workspaceOptions(ctx workflow.Context, queue string, timeout time.Duration,
 		// A cancelled run waits for bash to be killed before it commits the
 		// worktree, so nothing the command writes afterwards is left out.
 		WaitForCancellation: true,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-			MaximumAttempts:    int32(retries + 1),
-		},
+		RetryPolicy:         workspaceRetries(retries),
 	})
+}
+
+// workspaceRetries is the retry policy of tool and git activities: retries
+// retries (swarm.max_retries), so MaximumAttempts is retries+1 and 0 is one
+// attempt, never Temporal's "0 = unlimited".
+func workspaceRetries(retries int) *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+		MaximumAttempts:    int32(retries + 1),
+	}
 }
