@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -230,4 +231,54 @@ func keepAlive(ctx context.Context) func() {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// isLocalActivity reports whether ctx is a local activity's: it holds its
+// workflow's task while it runs, so it must not wait long.
+func isLocalActivity(ctx context.Context) bool {
+	return activity.IsActivity(ctx) && activity.GetInfo(ctx).IsLocalActivity
+}
+
+// worktreeSteps serialises StartSubtask and CommitSubtask per worktree in
+// this process. Run as local activities, an attempt may outlive its
+// workflow task (a task that timed out is run again, and its local
+// activities with it, while the first attempt's goroutine goes on); both
+// steps are idempotent one after the other, not at the same time. A
+// worktree's steps run only on its host, in its one worker process.
+var worktreeSteps keyedMutex
+
+// keyedMutex is a mutex per key, each dropped when nobody holds or waits
+// for it.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -160,6 +161,12 @@ type StartSubtaskResult struct {
 	// Cached is a cache hit: the worktree already holds its work, committed
 	// on the base, and the sub-agent runs no model turn.
 	Cached *CachedAgent `json:"cached,omitempty"`
+	// Deferred: run as a local activity, StartSubtask would have had to
+	// wait for a worktree (none parked or no fresh slot within
+	// localStartWait, or the run's fresh checkouts take longer than
+	// localFreshMax), and did nothing. The sub-agent runs it again as an
+	// activity, where the wait holds no workflow task.
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 const agentsMDCap = 20000
@@ -169,6 +176,10 @@ const agentsMDCap = 20000
 // two messages of the conversation. Both steps are idempotent.
 func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (StartSubtaskResult, error) {
 	defer keepAlive(ctx)()
+	dir := WorktreeDir(a.WorkspaceRoot, in.Ref.RunID, in.Ref.SubtaskID, in.Ref.Attempt)
+	// One step at a time in a worktree: a local attempt whose workflow
+	// task timed out may still run when the next attempt starts.
+	defer worktreeSteps.lock(dir)()
 	repo, err := gitops.Open(ctx, in.RepoPath)
 	if err != nil {
 		return StartSubtaskResult{}, err
@@ -181,8 +192,10 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err != nil {
 		return StartSubtaskResult{}, err
 	}
-	dir := WorktreeDir(a.WorkspaceRoot, in.Ref.RunID, in.Ref.SubtaskID, in.Ref.Attempt)
 	wt, err := a.addWorktree(ctx, repo, dir, in.Branch, start, in.Ref.RunID)
+	if errors.Is(err, errWouldWait) {
+		return StartSubtaskResult{Deferred: true}, nil
+	}
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
@@ -230,14 +243,41 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	return out, nil
 }
 
+// localStartWait and localFreshMax bound what a local StartSubtask, which
+// holds its sub-agent's workflow task, waits for a worktree: a parked one
+// or a fresh slot within localStartWait, and a fresh checkout only while
+// the run's take no longer than localFreshMax (a 10-file tree takes
+// milliseconds, a 10,000-file one about 2 s). Both are well under the
+// sub-agent's 2 s workflow task timeout.
+const (
+	localStartWait = 500 * time.Millisecond
+	localFreshMax  = 500 * time.Millisecond
+)
+
+// errWouldWait: a local StartSubtask would wait for a worktree longer than
+// it may (localStartWait, localFreshMax).
+var errWouldWait = errors.New("no worktree at hand")
+
 // addWorktree creates the sub-agent's worktree at dir, from one of the
 // run's parked worktrees when there is one. A retry, whose worktree is
-// already there, takes neither a parked worktree nor a fresh slot.
+// already there, takes neither a parked worktree nor a fresh slot. In a
+// local activity it waits no longer than localStartWait (errWouldWait).
 func (a *Activities) addWorktree(ctx context.Context, repo *gitops.Repo, dir, branch, start, runID string) (gitops.Worktree, error) {
 	if _, err := os.Lstat(dir); err == nil {
 		return repo.AddWorktree(ctx, dir, branch, start)
 	}
-	parked, done, err := a.worktrees().ready.Source(ctx, runID)
+	var parked string
+	var done func()
+	var err error
+	if isLocalActivity(ctx) {
+		var ok bool
+		parked, done, ok, err = a.worktrees().ready.SourceQuick(ctx, runID, localStartWait, localFreshMax)
+		if err == nil && !ok {
+			return gitops.Worktree{}, errWouldWait
+		}
+	} else {
+		parked, done, err = a.worktrees().ready.Source(ctx, runID)
+	}
 	if err != nil {
 		return gitops.Worktree{}, err
 	}
@@ -314,6 +354,7 @@ type CommitSubtaskResult struct {
 // run and the subtask.
 func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (CommitSubtaskResult, error) {
 	defer keepAlive(ctx)()
+	defer worktreeSteps.lock(in.Worktree)()
 	msg := fmt.Sprintf("codeswarm: %s\n\nSubtask %s of run %s.", in.Name, in.SubtaskID, in.RunID)
 	res, err := gitops.CommitAll(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID))
 	if err != nil {

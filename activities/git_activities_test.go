@@ -1,12 +1,14 @@
 package activities
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -811,5 +813,101 @@ func mustContainT(t *testing.T, s, sub string) {
 	t.Helper()
 	if !strings.Contains(s, sub) {
 		t.Errorf("%q does not contain %q", s, sub)
+	}
+}
+
+// A local StartSubtask holds its sub-agent's workflow task: when no
+// worktree is at hand (the run's fresh slots are taken and nothing is
+// parked) it waits no longer than localStartWait and answers Deferred,
+// having created nothing, and the same input then starts the worktree as
+// an activity. With a slot free it starts the worktree locally.
+func TestStartSubtaskLocalDefersInsteadOfWaiting(t *testing.T) {
+	f := newGitFixture(t)
+	f.prepare(t)
+	pool := f.a.worktrees().ready
+	var held []func()
+	for range freshParallelism {
+		parked, done, err := pool.Source(context.Background(), runID)
+		if err != nil || parked != "" {
+			t.Fatalf("Source = %q, %v; want a fresh slot", parked, err)
+		}
+		held = append(held, done)
+	}
+	in := startInput(f, "01-docs", "Document a.txt.")
+	start := time.Now()
+	val, err := f.env.ExecuteLocalActivity(f.a.StartSubtask, in)
+	if err != nil {
+		t.Fatalf("local StartSubtask: %v", err)
+	}
+	var res StartSubtaskResult
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if !res.Deferred || res.Worktree != "" || took < localStartWait || took > localStartWait+5*time.Second {
+		t.Fatalf("local StartSubtask with no worktree at hand = %+v after %v; want Deferred after %v", res, took, localStartWait)
+	}
+	dir := WorktreeDir(f.a.WorkspaceRoot, runID, "01-docs", 1)
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("a deferred start left %s (%v)", dir, err)
+	}
+	if n := len(load(t, f.a.Transcripts, in.Ref)); n != 0 {
+		t.Errorf("a deferred start wrote %d transcript records", n)
+	}
+
+	// As an activity it waits for the slot.
+	ch := make(chan StartSubtaskResult, 1)
+	go func() { ch <- mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in) }()
+	time.Sleep(100 * time.Millisecond)
+	held[0]()
+	if res := <-ch; res.Deferred || !sameDir(t, res.Worktree, dir) {
+		t.Fatalf("StartSubtask as an activity = %+v; want the worktree %s", res, dir)
+	}
+
+	// A slot free: the local start starts the worktree. (The slots held
+	// above count as fresh checkouts of over localFreshMax: forget them.)
+	held[1]()
+	pool.Forget(runID)
+	in2 := startInput(f, "02-docs", "Document b.txt.")
+	val, err = f.env.ExecuteLocalActivity(f.a.StartSubtask, in2)
+	if err != nil {
+		t.Fatalf("local StartSubtask: %v", err)
+	}
+	var res2 StartSubtaskResult
+	if err := val.Get(&res2); err != nil {
+		t.Fatal(err)
+	}
+	if res2.Deferred || !sameDir(t, res2.Worktree, WorktreeDir(f.a.WorkspaceRoot, runID, "02-docs", 1)) {
+		t.Fatalf("local StartSubtask with a free slot = %+v; want its worktree", res2)
+	}
+}
+
+// worktreeSteps lets one step at a time into a worktree; other worktrees'
+// steps run meanwhile.
+func TestWorktreeStepsSerialisePerWorktree(t *testing.T) {
+	var k keyedMutex
+	unlock := k.lock("/w/a")
+	entered := make(chan string, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); defer k.lock("/w/a")(); entered <- "a" }()
+	go func() { defer wg.Done(); defer k.lock("/w/b")(); entered <- "b" }()
+	if got := <-entered; got != "b" {
+		t.Fatalf("%s entered first; want b, whose worktree is free", got)
+	}
+	select {
+	case got := <-entered:
+		t.Fatalf("%s entered while /w/a was held", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	unlock()
+	if got := <-entered; got != "a" {
+		t.Fatalf("entered %s, want a once /w/a was released", got)
+	}
+	wg.Wait()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.locks) != 0 {
+		t.Errorf("%d locks kept after every holder left", len(k.locks))
 	}
 }

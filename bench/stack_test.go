@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,12 +143,10 @@ func (s *stack) runCodeswarm(w workload, flags ...string) (time.Duration, activi
 	took := time.Since(start)
 	var res activities.SwarmResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil || code != 0 || !res.Success {
-		t.Fatalf("codeswarm run: exit %d, %v\n%s\n%s", code, err, tail(out.String()), tail(errs.String()))
+		t.Fatalf("codeswarm run: exit %d, %v\n%s%s\n%s", code, err, failedSubtasks(res, w.readOnly), tail(out.String()), tail(errs.String()))
 	}
-	for _, st := range res.SubtaskResults {
-		if st.Merge != "merged" && !w.readOnly {
-			t.Fatalf("subtask %s: merge %q", st.ID, st.Merge)
-		}
+	if f := failedSubtasks(res, w.readOnly); f != "" {
+		t.Fatalf("codeswarm run succeeded with subtasks not merged:\n%s", f)
 	}
 	if len(res.KeptWorktrees) > 0 {
 		t.Fatalf("worktrees kept: %v", res.KeptWorktrees)
@@ -159,6 +158,27 @@ func (s *stack) runCodeswarm(w workload, flags ...string) (time.Duration, activi
 		t.Fatalf("%d worktrees registered after the run, want only the main one", n)
 	}
 	return took, res
+}
+
+// failedSubtasks lists the subtasks of res that failed or were not merged
+// (all but merge no_changes when readOnly), the first 20 with their exit
+// reason and error: a failed run's cause, which the result's tail alone
+// does not show in a run of thousands.
+func failedSubtasks(res activities.SwarmResult, readOnly bool) string {
+	var b strings.Builder
+	n := 0
+	for _, st := range res.SubtaskResults {
+		if st.Success && (st.Merge == "merged" || readOnly) {
+			continue
+		}
+		if n++; n <= 20 {
+			fmt.Fprintf(&b, "  subtask %s: success %v, merge %q, exit %q, attempts %d, error %q\n", st.ID, st.Success, st.Merge, st.ExitReason, st.Attempts, st.Error)
+		}
+	}
+	if n > 20 {
+		fmt.Fprintf(&b, "  ... and %d more\n", n-20)
+	}
+	return b.String()
 }
 
 // runBaseline runs the same plan in process on a fresh repository.

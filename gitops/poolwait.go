@@ -85,19 +85,39 @@ func (p *WorktreePool) Put(key, dir string) {
 // fresh checkout (parked ""), for which it holds a slot until done is
 // called. done must be called either way; err is the context's.
 func (p *WorktreePool) Source(ctx context.Context, key string) (parked string, done func(), err error) {
+	parked, done, _, err = p.source(ctx, key, nil, 0)
+	return parked, done, err
+}
+
+// SourceQuick is Source for a caller that must not wait long: a local
+// activity, which holds its workflow task while it runs. It gives up (ok
+// false, nothing taken) when neither a parked worktree nor a fresh slot
+// comes within wait, and it takes no fresh slot when a fresh checkout of
+// key is known to take longer than maxFresh: the caller then starts the
+// worktree where a wait costs nothing (an activity) and calls Source.
+func (p *WorktreePool) SourceQuick(ctx context.Context, key string, wait, maxFresh time.Duration) (parked string, done func(), ok bool, err error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	return p.source(ctx, key, t.C, maxFresh)
+}
+
+// source is Source, given up when giveUp fires (ok false), and with no
+// fresh checkout when maxFresh > 0 and key's fresh checkouts take longer.
+func (p *WorktreePool) source(ctx context.Context, key string, giveUp <-chan time.Time, maxFresh time.Duration) (parked string, done func(), ok bool, err error) {
 	for {
 		p.mu.Lock()
 		if list := p.ready[key]; len(list) > 0 {
 			parked = list[len(list)-1]
 			p.ready[key] = list[:len(list)-1]
 			p.mu.Unlock()
-			return parked, func() {}, nil
+			return parked, func() {}, true, nil
 		}
 		st := p.statsLocked(key)
 		var recheck <-chan time.Time
 		now := time.Now()
-		parkFirst := st.parkedSooner(now) || (st.coming(now) && p.saturated())
-		if parkFirst {
+		noFresh := maxFresh > 0 && st.freshCost > maxFresh
+		parkFirst := noFresh || st.parkedSooner(now) || (st.coming(now) && p.saturated())
+		if parkFirst && !noFresh {
 			// Look again after a fresh checkout's time: if nothing came
 			// back by then, the rate has fallen and a fresh one wins.
 			recheck = time.After(st.freshCost)
@@ -108,22 +128,28 @@ func (p *WorktreePool) Source(ctx context.Context, key string) (parked string, d
 		if !parkFirst {
 			select {
 			case p.fresh <- struct{}{}:
-				return "", p.freshDone(key, time.Now()), nil
+				return "", p.freshDone(key, time.Now()), true, nil
 			default:
 			}
 		}
+		gaveUp := false
 		select {
 		case <-wake:
 		case <-recheck:
+		case <-giveUp:
+			gaveUp = true
 		case <-ctx.Done():
 		}
-		if parkFirst {
+		if recheck != nil {
 			p.mu.Lock()
 			st.waiting--
 			p.mu.Unlock()
 		}
 		if ctx.Err() != nil {
-			return "", nil, fmt.Errorf("wait for a worktree: %w", ctx.Err())
+			return "", nil, false, fmt.Errorf("wait for a worktree: %w", ctx.Err())
+		}
+		if gaveUp {
+			return "", nil, false, nil
 		}
 	}
 }

@@ -208,3 +208,47 @@ func TestProcStat(t *testing.T) {
 		t.Fatalf("procStat = %d idle of %d, %v", idle, all, ok)
 	}
 }
+
+// TestWorktreePoolSourceQuick: a start that must not wait long takes a
+// parked worktree or a free slot at once, waits no longer than it was
+// given for one to come, gives up holding nothing, and takes no fresh slot
+// when the key's fresh checkouts are known to take longer than allowed.
+func TestWorktreePoolSourceQuick(t *testing.T) {
+	ctx := context.Background()
+	p := idlePool(1)
+	quick := func(wait, maxFresh time.Duration) (string, func(), bool, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		parked, done, ok, err := p.SourceQuick(ctx, "run", wait, maxFresh)
+		if err != nil {
+			t.Fatalf("SourceQuick: %v", err)
+		}
+		return parked, done, ok, time.Since(start)
+	}
+
+	// Nothing known yet: a free slot is taken at once.
+	parked, slot, ok, _ := quick(time.Second, 100*time.Millisecond)
+	if !ok || parked != "" {
+		t.Fatalf("SourceQuick = %q, ok %v; want the free slot", parked, ok)
+	}
+	// The slot is held: it gives up after its wait, holding nothing.
+	if parked, _, ok, took := quick(150*time.Millisecond, 0); ok || took < 150*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("SourceQuick with no slot = %q, ok %v after %v; want it to give up after 150ms", parked, ok, took)
+	}
+	// A worktree put back while it waits serves it.
+	go func() { time.Sleep(50 * time.Millisecond); p.Put("run", "/pool/a") }()
+	if parked, _, ok, _ := quick(5*time.Second, 0); !ok || parked != "/pool/a" {
+		t.Fatalf("SourceQuick = %q, ok %v; want /pool/a, put back while it waited", parked, ok)
+	}
+	time.Sleep(120 * time.Millisecond)
+	slot() // that fresh checkout took ~170 ms
+
+	// Fresh checkouts take longer than allowed: no slot, although one is
+	// free, and a plain Source still takes it.
+	if parked, _, ok, took := quick(100*time.Millisecond, 50*time.Millisecond); ok || took < 100*time.Millisecond {
+		t.Fatalf("SourceQuick = %q, ok %v after %v; want no fresh slot for a checkout known to take ~170ms", parked, ok, took)
+	}
+	if parked, _, ok, _ := quick(100*time.Millisecond, time.Second); !ok || parked != "" {
+		t.Fatalf("SourceQuick = %q, ok %v; want the free slot when fresh checkouts are quick enough", parked, ok)
+	}
+}

@@ -33,7 +33,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 	var commit activities.CommitSubtaskResult
 	ag.view.lastStatus = cmp.Or(activities.ParseStatus(final), exit)
 	ag.doing(ctx, callGit, "commit "+ag.in.Subtask.ID)
-	cerr := workflow.ExecuteActivity(summarized(ag.gitCtx(dctx), "commit "+ag.in.Subtask.ID), a.CommitSubtask, activities.CommitSubtaskInput{
+	cerr := ag.gitActivity(dctx, "commit "+ag.in.Subtask.ID, a.CommitSubtask, activities.CommitSubtaskInput{
 		RunID:      ag.in.RunID,
 		SubtaskID:  ag.in.Subtask.ID,
 		Name:       ag.in.Subtask.Name,

@@ -146,6 +146,10 @@ type world struct {
 	// subtask ID, unless the input says NoCache; every start gets the key
 	// "key:<subtask>".
 	cacheHits map[string]*activities.CachedAgent
+
+	// deferLocalStarts: a StartSubtask run as a local activity finds no
+	// worktree at hand and answers Deferred.
+	deferLocalStarts bool
 }
 
 func newWorld(subtasks ...activities.Subtask) *world {
@@ -214,9 +218,13 @@ func worktreeOf(ref activities.ConvRef) string {
 	return fmt.Sprintf("/wt/%s-a%d", ref.SubtaskID, ref.Attempt)
 }
 
-func (w *world) startSubtask(_ context.Context, in activities.StartSubtaskInput) (activities.StartSubtaskResult, error) {
+func (w *world) startSubtask(ctx context.Context, in activities.StartSubtaskInput) (activities.StartSubtaskResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.deferLocalStarts && activity.GetInfo(ctx).IsLocalActivity {
+		w.record("start-deferred:" + in.Subtask.ID)
+		return activities.StartSubtaskResult{Deferred: true}, nil
+	}
 	w.starts = append(w.starts, in)
 	w.record("start:" + in.Subtask.ID)
 	if w.startErr != nil {

@@ -145,3 +145,65 @@ func TestRunTellsSubAgentsTheModelIsFast(t *testing.T) {
 		}
 	}
 }
+
+// gitCalls runs a sub-agent with LocalGit as given, on taskQueue, and
+// returns how StartSubtask and CommitSubtask ran ("local" or "activity",
+// in order). deferLocal: a local StartSubtask finds no worktree at hand.
+func gitCalls(t *testing.T, taskQueue string, localGit, deferLocal bool) map[string]string {
+	t.Helper()
+	w := newWorld()
+	w.noRateLimit = true
+	w.deferLocalStarts = deferLocal
+	env := newEnv(t, w)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testRunID + ".01-a", TaskQueue: taskQueue})
+	var mu sync.Mutex
+	kinds := map[string]string{}
+	note := func(name, kind string) {
+		if name == "StartSubtask" || name == "CommitSubtask" {
+			mu.Lock()
+			kinds[name] = kinds[name] + kind
+			mu.Unlock()
+		}
+	}
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) { note(info.ActivityType.Name, "local") })
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		note(info.ActivityType.Name, "activity")
+	})
+	in := agentInput()
+	in.LLMQueue = workflows.LLMQueue("codeswarm")
+	in.LocalGit = localGit
+	if res := runAgent(t, env, in); !res.Success {
+		t.Fatalf("result = %+v", res)
+	}
+	// Whatever ran it, the sub-agent works in the worktree started.
+	if len(w.starts) != 1 || len(w.commits) != 1 || w.commits[0].Worktree != worktreeOf(w.starts[0].Ref) {
+		t.Errorf("%d starts, commits %+v; want one start and a commit of its worktree", len(w.starts), w.commits)
+	}
+	return kinds
+}
+
+// A sub-agent a run starts (LocalGit) on its host starts its worktree and
+// commits it in local activities, in its own workflow tasks; off the host,
+// or started as histories recorded before LocalGit were, in activities. A
+// local start that finds no worktree at hand (Deferred) is run again as
+// an activity.
+func TestSubAgentRunsGitLocallyOnItsHost(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		queue             string
+		localGit, deferLa bool
+		start, commit     string
+	}{
+		{"run's sub-agent on its host", wsQueue, true, false, "local", "local"},
+		{"no worktree at hand", wsQueue, true, true, "localactivity", "local"},
+		{"recorded before LocalGit", wsQueue, false, false, "activity", "activity"},
+		{"off its host", "codeswarm", true, false, "activity", "activity"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := gitCalls(t, c.queue, c.localGit, c.deferLa)
+			if got["StartSubtask"] != c.start || got["CommitSubtask"] != c.commit {
+				t.Errorf("StartSubtask ran as %q, CommitSubtask as %q; want %q and %q", got["StartSubtask"], got["CommitSubtask"], c.start, c.commit)
+			}
+		})
+	}
+}

@@ -166,9 +166,15 @@ func fairnessKey(id string) string {
 // dispatch and no workflow task of its own. A retry reads again, and once
 // the transcript holds the result it is returned as is.
 func readOnlyToolOptions(ctx workflow.Context, retries int, summary string) workflow.Context {
+	return localWorkspaceOptions(ctx, quickToolTimeout, retries, summary)
+}
+
+// localWorkspaceOptions runs a host activity as a local activity with the
+// retries of workspaceOptions.
+func localWorkspaceOptions(ctx workflow.Context, timeout time.Duration, retries int, summary string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		Summary:             activities.FirstLine(summary, summaryCap),
-		StartToCloseTimeout: quickToolTimeout,
+		StartToCloseTimeout: timeout,
 		RetryPolicy:         workspaceRetries(retries),
 	})
 }

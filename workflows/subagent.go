@@ -61,6 +61,10 @@ type SubAgentInput struct {
 	// NoCache: do not take this sub-agent's work from the result cache
 	// (codeswarm run --no-cache); a completed one is still stored.
 	NoCache bool `json:"no_cache,omitempty"`
+	// LocalGit: StartSubtask and CommitSubtask run as local activities on
+	// the host (gitActivity). Runs set it; histories recorded before it
+	// ran them as activities and replay so.
+	LocalGit bool `json:"local_git,omitempty"`
 }
 
 // AgentProgress is where a sub-agent works and what it has done so far. The
@@ -191,8 +195,9 @@ func (ag *agent) start(ctx workflow.Context) (*activities.CachedAgent, error) {
 		FastModel: ag.in.FastModel,
 	}
 	var res activities.StartSubtaskResult
-	ag.doing(ctx, callGit, "start worktree "+ag.in.Branch)
-	err := workflow.ExecuteActivity(summarized(ag.gitCtx(ctx), "start worktree "+ag.in.Branch), a.StartSubtask, activities.StartSubtaskInput{
+	summary := "start worktree " + ag.in.Branch
+	ag.doing(ctx, callGit, summary)
+	in := activities.StartSubtaskInput{
 		Ref:               ag.ref(),
 		RepoPath:          ag.in.RepoPath,
 		IntegrationBranch: ag.in.IntegrationBranch,
@@ -204,7 +209,14 @@ func (ag *agent) start(ctx workflow.Context) (*activities.CachedAgent, error) {
 		Model:             ag.in.Model,
 		Tools:             ag.in.Tools,
 		NoCache:           ag.in.NoCache,
-	}).Get(ctx, &res)
+	}
+	err := ag.gitActivity(ctx, summary, a.StartSubtask, in).Get(ctx, &res)
+	if err == nil && res.Deferred {
+		// The local start would have waited for a worktree (a wide run
+		// whose worktrees all are at work, or a tree slow to check out):
+		// the wait goes to an activity, where it holds no workflow task.
+		err = ag.hostActivity(ctx, summary, a.StartSubtask, in).Get(ctx, &res)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start subtask: %s", errText(err))
 	}
@@ -224,8 +236,24 @@ func (ag *agent) retries() int {
 	return ag.in.Limits.MaxRetries
 }
 
-func (ag *agent) gitCtx(ctx workflow.Context) workflow.Context {
-	return workspaceOptions(ctx, ag.in.WorkspaceQueue, gitTimeout, ag.retries())
+// gitActivity runs StartSubtask or CommitSubtask. On the host (LocalGit)
+// it is a local activity in the sub-agent's workflow task, as its file
+// tools are: the first model call follows the worktree's start in the same
+// task, and the commit follows the last one, where an activity cost a
+// workflow task and its dispatch each. A local StartSubtask does not wait
+// for a worktree: it answers Deferred, and start runs it again as an
+// activity. Elsewhere, and in histories recorded before LocalGit, it is an
+// activity on the workspace queue.
+func (ag *agent) gitActivity(ctx workflow.Context, summary string, activity, in any) workflow.Future {
+	if ag.in.LocalGit && ag.onHost(ctx) {
+		return workflow.ExecuteLocalActivity(localWorkspaceOptions(ctx, gitTimeout, ag.retries(), summary), activity, in)
+	}
+	return ag.hostActivity(ctx, summary, activity, in)
+}
+
+// hostActivity runs a git step as an activity on the workspace queue.
+func (ag *agent) hostActivity(ctx workflow.Context, summary string, activity, in any) workflow.Future {
+	return workflow.ExecuteActivity(summarized(workspaceOptions(ctx, ag.in.WorkspaceQueue, gitTimeout, ag.retries()), summary), activity, in)
 }
 
 // loop runs model turns until the model stops calling tools or a limit hits.

@@ -336,10 +336,21 @@ func TestActivitiesRunOnTheirQueues(t *testing.T) {
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) { started(info) })
 	// A local activity runs in the worker of its workflow task: on the
 	// host's queue for a sub-agent.
-	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) { started(info) })
+	locals := map[string]bool{}
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		started(info)
+		mu.Lock()
+		locals[info.ActivityType.Name] = true
+		mu.Unlock()
+	})
 	in := swarmInput()
 	in.VerifyCommand = "make test"
 	runSwarm(t, env, in)
+	// The run's sub-agents start and commit their worktrees in local
+	// activities (SubAgentInput.LocalGit).
+	if !locals["StartSubtask"] || !locals["CommitSubtask"] {
+		t.Errorf("local activities %v, want StartSubtask and CommitSubtask among them", locals)
+	}
 
 	if len(w.shares) != 1 || w.shares[0].ParentWorkflowID != testRunID {
 		t.Errorf("swarm_share calls = %+v, want one addressed to the run", w.shares)
