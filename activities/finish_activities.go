@@ -3,8 +3,11 @@ package activities
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
+
+	"go.temporal.io/sdk/temporal"
 
 	"codeswarm/gitops"
 )
@@ -16,6 +19,12 @@ type FinishRunInput struct {
 	GCAutoPrev      string   `json:"gc_auto_prev"`
 	GCAutoHad       bool     `json:"gc_auto_had"`
 	RemoveWorktrees []string `json:"remove_worktrees"`
+	// WorktreesUnder and RemoveNames are more worktrees to remove, each
+	// WorktreesUnder/name: a run's worktrees share their directory, and
+	// 10,000 full paths made this input (and its event in the parent's
+	// history) about 1 MB, half of Temporal's 2 MB payload limit.
+	WorktreesUnder  string   `json:"worktrees_under,omitempty"`
+	RemoveNames     []string `json:"remove_names,omitempty"`
 	Apply           bool     `json:"apply"`
 	BaseBranch      string   `json:"base_branch"`
 	BaseCommit      string   `json:"base_commit"`
@@ -30,8 +39,10 @@ type FinishRunInput struct {
 type FinishRunResult struct {
 	Applied    bool     `json:"applied"`
 	ApplyError string   `json:"apply_error,omitempty"`
-	Removed    []string `json:"removed,omitempty"`
-	Kept       []string `json:"kept,omitempty"`
+	// RemovedCount is how many of the worktrees to remove are gone (a
+	// count: their paths were the input's again).
+	RemovedCount int      `json:"removed_count,omitempty"`
+	Kept         []string `json:"kept,omitempty"`
 	// DroppedBranch: DropEmptyBranch was deleted.
 	DroppedBranch bool `json:"dropped_branch,omitempty"`
 }
@@ -51,18 +62,23 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	restored := make(chan error, 1)
 	go func() { restored <- repo.RestoreSavedConfig(ctx, "gc.auto") }()
 	var out FinishRunResult
+	remove, err := in.worktreesToRemove()
+	if err != nil {
+		return FinishRunResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "finish.input", nil)
+	}
 	// The parked worktrees go too; they are clean (parking refuses a dirty
 	// one) and not the run's result, so they are not reported.
 	parked := a.drainParked(in.RunID)
-	if len(in.RemoveWorktrees)+len(parked) > 0 {
+	if len(remove)+len(parked) > 0 {
 		// In bulk: one at a time took about 3 minutes for 1,000 worktrees.
 		// A failure to list or prune leaves them for `codeswarm clean`, as
 		// a failed single removal did: it never fails the run.
-		out.Removed, out.Kept, err = repo.RemoveWorktrees(ctx, append(in.RemoveWorktrees, parked...))
+		var removed []string
+		removed, out.Kept, err = repo.RemoveWorktrees(ctx, append(remove, parked...))
 		if err != nil {
-			out.Removed, out.Kept = nil, in.RemoveWorktrees
+			out.Kept = remove
 		} else {
-			out.Removed = slices.DeleteFunc(out.Removed, func(d string) bool { return slices.Contains(parked, d) })
+			out.RemovedCount = len(removed) - countIn(removed, parked)
 		}
 	}
 	if err := <-restored; err != nil {
@@ -86,6 +102,38 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 		}
 	}
 	return out, nil
+}
+
+// worktreesToRemove is RemoveWorktrees and each of RemoveNames under
+// WorktreesUnder. A name is one path element: nothing outside
+// WorktreesUnder is named.
+func (in FinishRunInput) worktreesToRemove() ([]string, error) {
+	out := slices.Clip(in.RemoveWorktrees)
+	if len(in.RemoveNames) > 0 && in.WorktreesUnder == "" {
+		return nil, fmt.Errorf("finish run: %d worktree names and no directory they are under", len(in.RemoveNames))
+	}
+	for _, n := range in.RemoveNames {
+		if n == "" || n == "." || n == ".." || strings.ContainsRune(n, filepath.Separator) {
+			return nil, fmt.Errorf("finish run: worktree name %q is not one path element", n)
+		}
+		out = append(out, filepath.Join(in.WorktreesUnder, n))
+	}
+	return out, nil
+}
+
+// countIn is how many of xs are in set.
+func countIn(xs, set []string) int {
+	in := make(map[string]bool, len(set))
+	for _, x := range set {
+		in[x] = true
+	}
+	n := 0
+	for _, x := range xs {
+		if in[x] {
+			n++
+		}
+	}
+	return n
 }
 
 func applyResult(ctx context.Context, repo *gitops.Repo, in FinishRunInput) (bool, string) {

@@ -52,6 +52,10 @@ type PrepareRunResult struct {
 	// (as StartSubtaskResult.NoRateLimit), so the planner may call the model
 	// without a permit first.
 	NoRateLimit bool `json:"unpaced,omitempty"`
+	// TreeFiles is how many files the base commit's tree holds (0:
+	// unknown, from older workers): the run's sub-agents start and commit
+	// their worktrees in local activities only on a small tree.
+	TreeFiles int `json:"tree_files,omitempty"`
 }
 
 type gcState struct {
@@ -102,6 +106,7 @@ func (a *Activities) PrepareRun(ctx context.Context, in PrepareRunInput) (Prepar
 		HostAttribute:  a.hasSearchAttribute(ctx, control.SAHost),
 		AutoMoveAfter:  a.AutoMoveAfter,
 		NoRateLimit:    !a.paced(),
+		TreeFiles:      strings.Count(listing, "\n"),
 	}, nil
 }
 
@@ -254,6 +259,12 @@ const (
 	localFreshMax  = 500 * time.Millisecond
 )
 
+// localIndexMax: before the run's first fresh checkout is timed, a
+// repository whose index is larger (about 2,500 files; a 10,001-file
+// index is 0.8 MB) is taken to check out slower than localFreshMax, and a
+// local start takes only a parked worktree. A variable for tests.
+var localIndexMax int64 = 256 << 10
+
 // errWouldWait: a local StartSubtask would wait for a worktree longer than
 // it may (localStartWait, localFreshMax).
 var errWouldWait = errors.New("no worktree at hand")
@@ -270,8 +281,12 @@ func (a *Activities) addWorktree(ctx context.Context, repo *gitops.Repo, dir, br
 	var done func()
 	var err error
 	if isLocalActivity(ctx) {
+		maxFresh := localFreshMax
+		if fi, err := os.Lstat(filepath.Join(repo.CommonDir, "index")); err == nil && fi.Size() > localIndexMax {
+			maxFresh = -1
+		}
 		var ok bool
-		parked, done, ok, err = a.worktrees().ready.SourceQuick(ctx, runID, localStartWait, localFreshMax)
+		parked, done, ok, err = a.worktrees().ready.SourceQuick(ctx, runID, localStartWait, maxFresh)
 		if err == nil && !ok {
 			return gitops.Worktree{}, errWouldWait
 		}

@@ -102,6 +102,9 @@ func TestPrepareAndFinishRunGCAuto(t *testing.T) {
 			if prep.GitVersion == "" {
 				t.Error("no git version reported")
 			}
+			if prep.TreeFiles != 3 {
+				t.Errorf("TreeFiles = %d, want the base tree's 3 (not the untracked notes.txt)", prep.TreeFiles)
+			}
 			if got := f.repo.git("rev-parse", "refs/heads/"+integration); got != base {
 				t.Errorf("integration branch at %s, want base %s", got, base)
 			}
@@ -571,8 +574,8 @@ func TestFinishRunApply(t *testing.T) {
 			if fin.Applied != tt.applied {
 				t.Fatalf("FinishRun = %+v, want applied %v", fin, tt.applied)
 			}
-			if len(fin.Removed) != 1 || len(fin.Kept) != 0 {
-				t.Errorf("worktrees removed %v kept %v, want the merged one removed", fin.Removed, fin.Kept)
+			if fin.RemovedCount != 1 || len(fin.Kept) != 0 {
+				t.Errorf("worktrees removed %d kept %v, want the merged one removed", fin.RemovedCount, fin.Kept)
 			}
 			if _, err := os.Stat(st); !os.IsNotExist(err) {
 				t.Errorf("merged worktree still on disk: %v", err)
@@ -610,8 +613,8 @@ func TestFinishRunKeepsDirtyWorktreeAndExplainsNoApply(t *testing.T) {
 		RunID: runID, RepoPath: f.repo.dir, GCAutoPrev: prep.GCAutoPrev, GCAutoHad: prep.GCAutoHad,
 		RemoveWorktrees: []string{st.Worktree}, Apply: true, BaseBranch: "main", BaseCommit: prep.BaseCommit, IntegrationHead: prep.BaseCommit,
 	})
-	if !reflect.DeepEqual(fin.Kept, []string{st.Worktree}) || len(fin.Removed) != 0 {
-		t.Errorf("dirty worktree: removed %v kept %v", fin.Removed, fin.Kept)
+	if !reflect.DeepEqual(fin.Kept, []string{st.Worktree}) || fin.RemovedCount != 0 {
+		t.Errorf("dirty worktree: removed %d kept %v", fin.RemovedCount, fin.Kept)
 	}
 	if fin.Applied || !strings.Contains(fin.ApplyError, "no changes") {
 		t.Errorf("apply without changes = %+v", fin)
@@ -880,6 +883,23 @@ func TestStartSubtaskLocalDefersInsteadOfWaiting(t *testing.T) {
 	if res2.Deferred || !sameDir(t, res2.Worktree, WorktreeDir(f.a.WorkspaceRoot, runID, "02-docs", 1)) {
 		t.Fatalf("local StartSubtask with a free slot = %+v; want its worktree", res2)
 	}
+
+	// A large tree whose checkouts are not timed yet: no fresh checkout
+	// in a local start, although the slots are free.
+	pool.Forget(runID)
+	defer func(v int64) { localIndexMax = v }(localIndexMax)
+	localIndexMax = 1
+	val, err = f.env.ExecuteLocalActivity(f.a.StartSubtask, startInput(f, "03-docs", "Document c.txt."))
+	if err != nil {
+		t.Fatalf("local StartSubtask: %v", err)
+	}
+	var res3 StartSubtaskResult
+	if err := val.Get(&res3); err != nil {
+		t.Fatal(err)
+	}
+	if !res3.Deferred {
+		t.Fatalf("local StartSubtask on a large tree = %+v; want Deferred", res3)
+	}
 }
 
 // worktreeSteps lets one step at a time into a worktree; other worktrees'
@@ -909,5 +929,31 @@ func TestWorktreeStepsSerialisePerWorktree(t *testing.T) {
 	defer k.mu.Unlock()
 	if len(k.locks) != 0 {
 		t.Errorf("%d locks kept after every holder left", len(k.locks))
+	}
+}
+
+// FinishRun's worktree names are one path element each, under the
+// directory given: a name that would reach elsewhere fails the activity
+// for good and removes nothing.
+func TestFinishRunRefusesNamesOutsideTheirDirectory(t *testing.T) {
+	f := newGitFixture(t)
+	f.prepare(t)
+	st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-docs", "x"))
+	for _, in := range []FinishRunInput{
+		{WorktreesUnder: filepath.Join(f.a.WorkspaceRoot, runID, "sub"), RemoveNames: []string{"../01-docs"}},
+		{WorktreesUnder: filepath.Join(f.a.WorkspaceRoot, runID, "01-docs"), RemoveNames: []string{".."}},
+		{RemoveNames: []string{"01-docs"}},
+	} {
+		in.RunID, in.RepoPath = runID, f.repo.dir
+		_, err := run[FinishRunResult](t, f.env, f.a.FinishRun, in)
+		if err == nil {
+			t.Fatalf("FinishRun(%q under %q) succeeded", in.RemoveNames, in.WorktreesUnder)
+		}
+		if ae := appErr(t, err); !ae.NonRetryable() || ae.Type() != "finish.input" {
+			t.Errorf("error %v: type %q non-retryable %v, want finish.input non-retryable", err, ae.Type(), ae.NonRetryable())
+		}
+		if _, err := os.Stat(st.Worktree); err != nil {
+			t.Fatalf("the worktree is gone after a refused FinishRun: %v", err)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,11 +87,13 @@ func TestMergedWorktreeServesTheNextSubAgent(t *testing.T) {
 	mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
 		RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: "03-three", Name: "three", Commit: third.Commit, Worktree: thirdDir,
 	})
+	// Named under the run's directory, as the workflow names them.
 	fin := mustRun[FinishRunResult](t, f.env, f.a.FinishRun, FinishRunInput{
-		RunID: runID, RepoPath: f.repo.dir, RemoveWorktrees: []string{first.Worktree, thirdDir},
+		RunID: runID, RepoPath: f.repo.dir,
+		WorktreesUnder: filepath.Dir(thirdDir), RemoveNames: []string{filepath.Base(first.Worktree), "03-three"},
 	})
-	if !slices.Equal(fin.Removed, []string{first.Worktree, thirdDir}) || len(fin.Kept) != 0 {
-		t.Errorf("FinishRun removed %v, kept %v; want the two merged worktrees' paths", fin.Removed, fin.Kept)
+	if fin.RemovedCount != 2 || len(fin.Kept) != 0 {
+		t.Errorf("FinishRun removed %d, kept %v; want the two merged worktrees", fin.RemovedCount, fin.Kept)
 	}
 	if n := poolEntries(t, f.a); len(n) != 0 {
 		t.Errorf("the pool still holds %v after the run", n)

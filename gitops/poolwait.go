@@ -93,8 +93,9 @@ func (p *WorktreePool) Source(ctx context.Context, key string) (parked string, d
 // activity, which holds its workflow task while it runs. It gives up (ok
 // false, nothing taken) when neither a parked worktree nor a fresh slot
 // comes within wait, and it takes no fresh slot when a fresh checkout of
-// key is known to take longer than maxFresh: the caller then starts the
-// worktree where a wait costs nothing (an activity) and calls Source.
+// key is known to take longer than maxFresh, or at all when maxFresh < 0:
+// the caller then starts the worktree where a wait costs nothing (an
+// activity) and calls Source.
 func (p *WorktreePool) SourceQuick(ctx context.Context, key string, wait, maxFresh time.Duration) (parked string, done func(), ok bool, err error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -102,7 +103,8 @@ func (p *WorktreePool) SourceQuick(ctx context.Context, key string, wait, maxFre
 }
 
 // source is Source, given up when giveUp fires (ok false), and with no
-// fresh checkout when maxFresh > 0 and key's fresh checkouts take longer.
+// fresh checkout when maxFresh > 0 and key's fresh checkouts take longer,
+// or when maxFresh < 0.
 func (p *WorktreePool) source(ctx context.Context, key string, giveUp <-chan time.Time, maxFresh time.Duration) (parked string, done func(), ok bool, err error) {
 	for {
 		p.mu.Lock()
@@ -115,7 +117,7 @@ func (p *WorktreePool) source(ctx context.Context, key string, giveUp <-chan tim
 		st := p.statsLocked(key)
 		var recheck <-chan time.Time
 		now := time.Now()
-		noFresh := maxFresh > 0 && st.freshCost > maxFresh
+		noFresh := maxFresh < 0 || (maxFresh > 0 && st.freshCost > maxFresh)
 		parkFirst := noFresh || st.parkedSooner(now) || (st.coming(now) && p.saturated())
 		if parkFirst && !noFresh {
 			// Look again after a fresh checkout's time: if nothing came

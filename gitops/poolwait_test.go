@@ -252,3 +252,16 @@ func TestWorktreePoolSourceQuick(t *testing.T) {
 		t.Fatalf("SourceQuick = %q, ok %v; want the free slot when fresh checkouts are quick enough", parked, ok)
 	}
 }
+
+// SourceQuick with maxFresh < 0 takes no fresh slot at all, only a parked
+// worktree.
+func TestWorktreePoolSourceQuickParkedOnly(t *testing.T) {
+	p := idlePool(2)
+	if _, _, ok, err := p.SourceQuick(context.Background(), "run", 100*time.Millisecond, -1); ok || err != nil {
+		t.Fatalf("SourceQuick(parked only) with free slots = ok %v, %v; want it to give up", ok, err)
+	}
+	p.Put("run", "/pool/a")
+	if parked, _, ok, err := p.SourceQuick(context.Background(), "run", 100*time.Millisecond, -1); !ok || parked != "/pool/a" || err != nil {
+		t.Fatalf("SourceQuick(parked only) = %q, ok %v, %v; want /pool/a", parked, ok, err)
+	}
+}

@@ -66,7 +66,7 @@ func (s *swarm) startChild(ctx workflow.Context, t *Task) {
 		LLMQueue:           llmQueueOf(ctx),
 		FastModel:          s.FastModel,
 		NoCache:            s.in.NoCache,
-		LocalGit:           true,
+		LocalGit:           localGitTree(s.Prep.TreeFiles),
 	}
 	if t.Reserved > 0 {
 		// It holds a chunk and asks for more, up to its own cap.

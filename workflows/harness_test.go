@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -150,10 +151,12 @@ type world struct {
 	// deferLocalStarts: a StartSubtask run as a local activity finds no
 	// worktree at hand and answers Deferred.
 	deferLocalStarts bool
+	// treeFiles is the base tree's size PrepareRun reports (newWorld: 1).
+	treeFiles int
 }
 
 func newWorld(subtasks ...activities.Subtask) *world {
-	return &world{subtasks: subtasks, scripts: map[string]script{}, fallback: toolsThenDone(1), head: baseCommit}
+	return &world{subtasks: subtasks, scripts: map[string]script{}, fallback: toolsThenDone(1), head: baseCommit, treeFiles: 1}
 }
 
 // subtask builds a plan entry the way the planner activity returns it.
@@ -198,7 +201,7 @@ func (w *world) prepareRun(_ context.Context, in activities.PrepareRunInput) (ac
 	if w.prepareErr != nil {
 		return activities.PrepareRunResult{}, w.prepareErr
 	}
-	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox, AutoMoveAfter: w.autoMove, NoRateLimit: w.noRateLimit}, nil
+	return activities.PrepareRunResult{RepoRoot: repoRoot, BaseCommit: baseCommit, BaseBranch: "main", WorkspaceQueue: wsQueue, RepoListing: "main.go", Sandbox: w.sandbox, AutoMoveAfter: w.autoMove, NoRateLimit: w.noRateLimit, TreeFiles: w.treeFiles}, nil
 }
 
 func (w *world) plan(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {
@@ -212,6 +215,15 @@ func (w *world) plan(_ context.Context, in activities.PlanInput) (activities.Pla
 		return fn(in, n)
 	}
 	return activities.PlanResult{Subtasks: subtasks, Usage: planUsage}, nil
+}
+
+// finishRemoves is every worktree a FinishRun input names for removal.
+func finishRemoves(in activities.FinishRunInput) []string {
+	out := slices.Clone(in.RemoveWorktrees)
+	for _, n := range in.RemoveNames {
+		out = append(out, path.Join(in.WorktreesUnder, n))
+	}
+	return out
 }
 
 func worktreeOf(ref activities.ConvRef) string {

@@ -207,3 +207,25 @@ func TestSubAgentRunsGitLocallyOnItsHost(t *testing.T) {
 		})
 	}
 }
+
+// A run starts its sub-agents with LocalGit only on a small base tree:
+// on a large one (or one of unknown size, from an older worker) the
+// worktree's start and commit stat too many files to hold a workflow task.
+func TestRunRunsGitLocallyOnlyOnSmallTrees(t *testing.T) {
+	for _, c := range []struct {
+		files int
+		want  bool
+	}{{1, true}, {2500, true}, {2501, false}, {10001, false}, {0, false}} {
+		w := newWorld(subtask("01-a", 0), subtask("02-b", 0))
+		w.treeFiles = c.files
+		runSwarm(t, newEnv(t, w), swarmInput())
+		if len(w.children) != 2 {
+			t.Fatalf("%d files: %d sub-agents started, want 2", c.files, len(w.children))
+		}
+		for _, in := range w.children {
+			if in.LocalGit != c.want {
+				t.Errorf("%d files: sub-agent %s LocalGit %v, want %v", c.files, in.Subtask.ID, in.LocalGit, c.want)
+			}
+		}
+	}
+}

@@ -236,6 +236,19 @@ func (ag *agent) retries() int {
 	return ag.in.Limits.MaxRetries
 }
 
+// localGitMaxFiles is the largest base tree whose sub-agents start and
+// commit their worktrees in local activities. Those steps stat every file
+// (the sandbox's ownership walk, git add, the commit's index refresh): on
+// B8's 10,001-file tree, under load, they held their workflow tasks past
+// the 2 s timeout (751 timed out in one full run, none as activities).
+const localGitMaxFiles = 2500
+
+// localGitTree: a run on a base tree of files files (0: unknown) starts
+// its sub-agents with LocalGit.
+func localGitTree(files int) bool {
+	return files > 0 && files <= localGitMaxFiles
+}
+
 // gitActivity runs StartSubtask or CommitSubtask. On the host (LocalGit)
 // it is a local activity in the sub-agent's workflow task, as its file
 // tools are: the first model call follows the worktree's start in the same

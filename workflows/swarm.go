@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"path"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -268,12 +269,18 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 	for _, t := range s.plan.Tasks {
 		remove = append(remove, t.removableWorktrees()...)
 	}
+	under, names := splitUnder(remove)
+	if names != nil {
+		remove = nil
+	}
 	in := activities.FinishRunInput{
 		RunID:           s.runID,
 		RepoPath:        s.Prep.RepoRoot,
 		GCAutoPrev:      s.Prep.GCAutoPrev,
 		GCAutoHad:       s.Prep.GCAutoHad,
 		RemoveWorktrees: remove,
+		WorktreesUnder:  under,
+		RemoveNames:     names,
 		Apply:           s.in.Apply && s.succeeded(),
 		BaseBranch:      s.Prep.BaseBranch,
 		BaseCommit:      s.Prep.BaseCommit,
@@ -290,6 +297,25 @@ func (s *swarm) finish(ctx workflow.Context) activities.FinishRunResult {
 		out.ApplyError = "not applied: the run did not succeed"
 	}
 	return out
+}
+
+// splitUnder returns the directory all of paths are in and their names in
+// it, or "" and nil when they are not all in one directory (or there are
+// none). A run's worktrees are all <workspace.root>/<run>/<name>.
+func splitUnder(paths []string) (dir string, names []string) {
+	if len(paths) == 0 {
+		return "", nil
+	}
+	dir = path.Dir(paths[0])
+	names = make([]string, 0, len(paths))
+	for _, p := range paths {
+		d, name := path.Split(p)
+		if path.Clean(d) != dir || name == "" || name == "." || name == ".." {
+			return "", nil
+		}
+		names = append(names, name)
+	}
+	return dir, names
 }
 
 func (s *swarm) succeeded() bool {
