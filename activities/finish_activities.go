@@ -37,8 +37,8 @@ type FinishRunInput struct {
 
 // FinishRunResult says what the end of the run did.
 type FinishRunResult struct {
-	Applied    bool     `json:"applied"`
-	ApplyError string   `json:"apply_error,omitempty"`
+	Applied    bool   `json:"applied"`
+	ApplyError string `json:"apply_error,omitempty"`
 	// RemovedCount is how many of the worktrees to remove are gone (a
 	// count: their paths were the input's again).
 	RemovedCount int      `json:"removed_count,omitempty"`
