@@ -51,6 +51,10 @@ type FinishRunResult struct {
 // subtasks (never a dirty one) and, if asked, fast-forwards the user's branch.
 func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRunResult, error) {
 	defer keepAlive(ctx)()
+	remove, err := in.worktreesToRemove()
+	if err != nil {
+		return FinishRunResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "finish.input", nil)
+	}
 	repo, err := gitops.Open(ctx, in.RepoPath)
 	if err != nil {
 		return FinishRunResult{}, err
@@ -62,10 +66,6 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	restored := make(chan error, 1)
 	go func() { restored <- repo.RestoreSavedConfig(ctx, "gc.auto") }()
 	var out FinishRunResult
-	remove, err := in.worktreesToRemove()
-	if err != nil {
-		return FinishRunResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "finish.input", nil)
-	}
 	// The parked worktrees go too; they are clean (parking refuses a dirty
 	// one) and not the run's result, so they are not reported.
 	parked := a.drainParked(in.RunID)
