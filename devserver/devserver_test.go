@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -420,9 +423,8 @@ func (nopLogger) Warn(string, ...any)  {}
 func (nopLogger) Error(string, ...any) {}
 
 // TestUIPortHeldUntilTheUIStarts: the UI's port stays taken from allocation
-// until the UI binds it, so another process's listener or outgoing
-// connection cannot take it while the server starts (the UI server would
-// exit the process). It is free again once released.
+// on, so another process's listener or outgoing connection cannot take it
+// while the server starts. It is free again once released.
 func TestUIPortHeldUntilTheUIStarts(t *testing.T) {
 	o, err := Options{}.withDefaults()
 	if err != nil {
@@ -452,4 +454,74 @@ func TestUIPortHeldUntilTheUIStarts(t *testing.T) {
 		t.Fatalf("UI port %d not free after release: %v", p.ui, err)
 	}
 	_ = l.Close()
+}
+
+// TestUIServesOnItsHeldListener: startUI serves on the listener held since
+// allocation, so the port is never free for someone else to take. A
+// goroutine tries to bind the port the whole time the UI starts; when the
+// UI bound the port itself (as ui-server's Start does), such a bind in the
+// gap made the UI server exit the test binary with status 1 and no output.
+func TestUIServesOnItsHeldListener(t *testing.T) {
+	o, err := Options{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := allocatePorts(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.releaseUI()
+	addr := hostPort(o.IP, p.ui)
+	stop := make(chan struct{})
+	grabbed := make(chan error, 1)
+	tries := 0
+	go func() {
+		defer close(grabbed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tries++
+			if l, err := net.Listen("tcp", addr); err == nil {
+				_ = l.Close()
+				grabbed <- fmt.Errorf("bound UI port %d during startUI", p.ui)
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ui, err := startUI(ctx, o.IP, &p, "127.0.0.1:1", "default", "")
+	close(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ui.stop()
+	if err := <-grabbed; err != nil {
+		t.Fatal(err)
+	}
+	if tries == 0 {
+		t.Fatal("the binding goroutine never tried")
+	}
+	status, body := httpGet(t, "http://"+addr+"/")
+	if status != http.StatusOK || !strings.Contains(strings.ToLower(body), "<html") {
+		t.Errorf("GET / = %d, body starts %.80q", status, body)
+	}
+	ui.stop()
+	if l, err := net.Listen("tcp", addr); err != nil {
+		t.Errorf("UI port %d not free after stop: %v", p.ui, err)
+	} else {
+		_ = l.Close()
+	}
+}
+
+// TestUIRouterFound: the ui-server version in go.mod still keeps its
+// router where uiRouter looks for it.
+func TestUIRouterFound(t *testing.T) {
+	srv := uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{Host: "127.0.0.1", Port: 1, EnableUI: true, HideLogs: true, DisableNewsFetch: true}))
+	if _, err := uiRouter(srv); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -10,12 +10,18 @@ import (
 type ports struct {
 	frontend, history, matching, worker int
 	ui                                  int // 0 when the UI is disabled
-	// uiHold keeps the UI's port taken until the UI binds it: the server
+	// uiHold is the UI's listener, open from allocation on: the server
 	// starts in between, for up to a second, while other processes open
-	// listeners and outgoing connections on ephemeral ports, and the UI
-	// server exits the whole process if its port is taken (echo's
-	// Logger.Fatal). Released by releaseUI.
+	// listeners and outgoing connections on ephemeral ports. startUI
+	// serves on it (takeUI); releaseUI closes it when the UI never starts.
 	uiHold net.Listener
+}
+
+// takeUI hands the UI's held listener to the caller, who then owns it.
+func (p *ports) takeUI() net.Listener {
+	l := p.uiHold
+	p.uiHold = nil
+	return l
 }
 
 // releaseUI frees the UI's port for the UI to bind; safe to call twice.

@@ -77,7 +77,7 @@ func start(ctx context.Context, o Options, lock *dbLock) (*Server, error) {
 		}
 		lf.mark("starting the embedded Temporal server (pid %d, frontend %s)", os.Getpid(), hostPort(o.IP, p.frontend))
 	}
-	s, err := startServices(ctx, o, p, lf)
+	s, err := startServices(ctx, o, &p, lf)
 	if err != nil {
 		lf.mark("start failed: %v", err)
 		lf.close()
@@ -89,7 +89,7 @@ func start(ctx context.Context, o Options, lock *dbLock) (*Server, error) {
 
 // startServices starts the server proper, logging to lf when it is set,
 // and its health monitor.
-func startServices(ctx context.Context, o Options, p ports, lf *logFile) (*Server, error) {
+func startServices(ctx context.Context, o Options, p *ports, lf *logFile) (*Server, error) {
 	logger, err := serverLogger(o, lf)
 	if err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func startServices(ctx context.Context, o Options, p ports, lf *logFile) (*Serve
 	if err != nil {
 		return nil, err
 	}
-	ts, err := newTemporalServer(o, p, st, logger)
+	ts, err := newTemporalServer(o, *p, st, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +241,7 @@ func newTemporalServer(o Options, p ports, st stores, logger log.Logger) (tempor
 
 // initialize waits for the frontend, registers search attributes and starts
 // the UI.
-func (s *Server) initialize(ctx context.Context, o Options, p ports, logger log.Logger) error {
+func (s *Server) initialize(ctx context.Context, o Options, p *ports, logger log.Logger) error {
 	ctx, cancel := withDefaultTimeout(ctx, startTimeout)
 	defer cancel()
 	c, err := client.NewLazyClient(client.Options{
@@ -262,7 +262,7 @@ func (s *Server) initialize(ctx context.Context, o Options, p ports, logger log.
 	if !o.uiEnabled() {
 		return nil
 	}
-	ui, err := startUI(ctx, o.IP, &p, s.frontend, s.namespace, o.CodecEndpoint)
+	ui, err := startUI(ctx, o.IP, p, s.frontend, s.namespace, o.CodecEndpoint)
 	if err != nil {
 		return err
 	}
