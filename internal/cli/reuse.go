@@ -27,7 +27,12 @@ import (
 // A running run's ID attaches to it: queue is then the task queue the run
 // was started on ("" for a new run).
 func checkRunID(ctx context.Context, e *env, id, repoPath string) (queue string, err error) {
+	// The leftovers' check (a stat and two git processes) runs beside the
+	// lookup; its answer counts only for an ID Temporal does not know.
+	leftovers := make(chan error, 1)
+	go func() { leftovers <- checkNoLeftovers(ctx, e.cfg, id, repoPath) }()
 	d, err := e.client.DescribeWorkflowExecution(ctx, id, "")
+	lerr := <-leftovers
 	var notFound *serviceerror.NotFound
 	switch {
 	case err == nil:
@@ -41,7 +46,7 @@ func checkRunID(ctx context.Context, e *env, id, repoPath string) (queue string,
 	case !errors.As(err, &notFound):
 		return "", fmt.Errorf("look up run %s: %w", id, err)
 	}
-	return "", checkNoLeftovers(ctx, e.cfg, id, repoPath)
+	return "", lerr
 }
 
 // checkNoLeftovers refuses an ID Temporal does not know (its history expired,

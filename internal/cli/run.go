@@ -100,16 +100,40 @@ func newRunCmd(g *globalOpts, stdio IO) *cobra.Command {
 }
 
 func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *runOpts, stdio IO) error {
-	in, id, err := runInput(ctx, cfg, o, stdio)
-	if err != nil {
-		return err
+	// The run's input (git's version, the repository, the base commit, the
+	// dirty check: several git processes) and the connection (a dial, or
+	// the embedded server's start) do not depend on each other, so they run
+	// side by side and the run starts after the slower of the two, not
+	// after both. A bad input cancels the connection and is what is
+	// reported, as when the input was checked first.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type input struct {
+		in  workflows.SwarmInput
+		id  string
+		err error
 	}
-	e, err := connect(ctx, cfg, logger, connectOpts{})
-	if err != nil {
-		return err
+	inputs := make(chan input, 1)
+	go func() {
+		in, id, err := runInput(ctx, cfg, o, stdio)
+		if err != nil {
+			cancel()
+		}
+		inputs <- input{in, id, err}
+	}()
+	e, cerr := connect(cctx, cfg, logger, connectOpts{})
+	r := <-inputs
+	if r.err != nil {
+		if cerr == nil {
+			e.close()
+		}
+		return r.err
+	}
+	if cerr != nil {
+		return cerr
 	}
 	defer e.close()
-	return startAndFollow(ctx, e, id, in, o, stdio)
+	return startAndFollow(ctx, e, r.id, r.in, o, stdio)
 }
 
 // startAndFollow starts the run (or attaches to it) and, unless detached,
@@ -120,7 +144,12 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 // the run was started on. A detached run goes to temporal.task_queue, for
 // the workers that serve it.
 func startAndFollow(ctx context.Context, e *env, id string, in workflows.SwarmInput, o *runOpts, stdio IO) error {
+	// Which search attributes the namespace has is asked beside the run
+	// ID's check: two round trips to the server at the same time.
+	visibility := make(chan workflows.Visibility, 1)
+	go func() { visibility <- e.visibility(ctx) }()
 	queue, err := checkRunID(ctx, e, id, in.RepoPath)
+	in.Visibility = <-visibility
 	if err != nil {
 		return err
 	}
@@ -153,6 +182,8 @@ func startAndFollow(ctx context.Context, e *env, id string, in workflows.SwarmIn
 	return awaitAndReport(ctx, e, run.GetID(), o.json, stdio)
 }
 
+// startRun starts the workflow; in.Visibility says which search attributes
+// the namespace has (env.visibility).
 func startRun(ctx context.Context, e *env, id, queue string, in workflows.SwarmInput) (client.WorkflowRun, error) {
 	opts := client.StartWorkflowOptions{
 		ID: id, TaskQueue: queue,
@@ -171,7 +202,6 @@ func startRun(ctx context.Context, e *env, id, queue string, in workflows.SwarmI
 		StaticDetails: fmt.Sprintf("**Repository** %s · **base** %s · **strategy** %s · **model** %s\n\n**Task**\n\n%s\n",
 			in.RepoPath, in.BaseRef, in.Strategy, in.Model, in.Task),
 	}
-	in.Visibility = e.visibility(ctx)
 	if in.Visibility.SearchAttributes {
 		// Set at start too, so the run is found by state and repository
 		// before its first workflow task.
