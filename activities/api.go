@@ -109,22 +109,27 @@ type ConvRef struct {
 // subtask re-run after a conflict, steps, tool calls, execution time, tokens
 // and LLM calls count both attempts; the rest describes the last one.
 type SubtaskResult struct {
-	ID               string   `json:"id"`
-	Name             string   `json:"name"`
-	Stage            int      `json:"stage"`
-	Dependencies     []string `json:"dependencies"`
-	Success          bool     `json:"success"`
-	Status           string   `json:"status"`
-	Result           string   `json:"result"`
-	Steps            int      `json:"steps"`
-	ToolCalls        int      `json:"tool_calls"`
-	ExecutionTimeMs  int64    `json:"execution_time_ms"`
-	Error            string   `json:"error,omitempty"`
-	Branch           string   `json:"branch,omitempty"`
-	Commit           string   `json:"commit,omitempty"`
-	FilesChanged     []string `json:"files_changed"`
+	ID              string   `json:"id"`
+	Name            string   `json:"name"`
+	Stage           int      `json:"stage"`
+	Dependencies    []string `json:"dependencies"`
+	Success         bool     `json:"success"`
+	Status          string   `json:"status"`
+	Result          string   `json:"result"`
+	Steps           int      `json:"steps"`
+	ToolCalls       int      `json:"tool_calls"`
+	ExecutionTimeMs int64    `json:"execution_time_ms"`
+	Error           string   `json:"error,omitempty"`
+	Branch          string   `json:"branch,omitempty"`
+	Commit          string   `json:"commit,omitempty"`
+	FilesChanged    []string `json:"files_changed"`
+	// FilesOmitted counts changed files left out of FilesChanged to keep
+	// a very large run's result within Temporal's payload limit (the
+	// commit has them all); ConflictsOmitted the same for Conflicts.
+	FilesOmitted     int      `json:"files_changed_omitted,omitempty"`
 	Merge            string   `json:"merge"`
 	Conflicts        []string `json:"conflicts"`
+	ConflictsOmitted int      `json:"conflicts_omitted,omitempty"`
 	ExitReason       string   `json:"exit_reason,omitempty"`
 	Attempts         int      `json:"attempts,omitempty"`
 	Worktree         string   `json:"worktree,omitempty"`

@@ -91,8 +91,29 @@ func (s *swarm) carry() *Carry {
 	}
 	c.Runs++
 	c.Prep.RepoListing = "" // only the planner reads it
+	c.Tasks = fitTasks(c.Tasks)
 	c.Events = c.Events[max(0, len(c.Events)-carriedEvents):]
 	return c
+}
+
+// fitTasks returns tasks whose results fit payloadTextBudget together
+// (fitResults): tasks itself when they do, else copies of them with their
+// results cut, the run's own tasks untouched.
+func fitTasks(tasks []*Task) []*Task {
+	res := make([]activities.SubtaskResult, len(tasks))
+	for i, t := range tasks {
+		res[i] = t.Res
+	}
+	if fitResults(res, payloadTextBudget) == 0 {
+		return tasks
+	}
+	out := make([]*Task, len(tasks))
+	for i, t := range tasks {
+		cp := *t
+		cp.Res = res[i]
+		out[i] = &cp
+	}
+	return out
 }
 
 // restore puts a carried state back; running subtasks become inherited.

@@ -28,27 +28,18 @@ func (r runResult) summaryLine() string {
 
 func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) runResult {
 	res := activities.SwarmResult{
-		RunID:          s.runID,
-		Success:        s.succeeded(),
-		Branch:         s.branch,
-		BaseCommit:     s.Prep.BaseCommit,
-		HeadCommit:     s.merges.Head,
-		Verify:         s.merges.Verify,
-		Applied:        fin.Applied,
-		ApplyError:     fin.ApplyError,
-		PlanNote:       s.PlanNote,
-		Sandbox:        s.Prep.Sandbox,
-		SubtaskResults: make([]activities.SubtaskResult, 0, len(s.plan.Tasks)),
+		RunID:      s.runID,
+		Success:    s.succeeded(),
+		Branch:     s.branch,
+		BaseCommit: s.Prep.BaseCommit,
+		HeadCommit: s.merges.Head,
+		Verify:     s.merges.Verify,
+		Applied:    fin.Applied,
+		ApplyError: fin.ApplyError,
+		PlanNote:   s.PlanNote,
+		Sandbox:    s.Prep.Sandbox,
 	}
-	for _, t := range s.plan.Tasks {
-		res.SubtaskResults = append(res.SubtaskResults, t.Res)
-		if !t.Res.Success && t.Res.Worktree != "" {
-			res.KeptWorktrees = append(res.KeptWorktrees, t.Res.Worktree)
-		}
-		if t.First != nil && t.Res.Merge != activities.MergeMerged && t.First.Worktree != "" {
-			res.KeptWorktrees = append(res.KeptWorktrees, t.First.Worktree) // FinishRun does not remove it either
-		}
-	}
+	res.SubtaskResults, res.KeptWorktrees = s.subtaskResults()
 	res.KeptWorktrees = append(res.KeptWorktrees, fin.Kept...)
 	if fin.DroppedBranch {
 		res.Branch = "" // nothing was merged: no empty branch is left
@@ -61,12 +52,34 @@ func (s *swarm) result(ctx workflow.Context, fin activities.FinishRunResult) run
 	return runResult{res}
 }
 
+// subtaskResults are the result's entries, one per subtask in plan order,
+// and the worktrees of failed attempts, which are kept. The result is one
+// payload: the largest texts are cut when the run is so large that they
+// would not fit (fitResults).
+func (s *swarm) subtaskResults() (results []activities.SubtaskResult, kept []string) {
+	results = make([]activities.SubtaskResult, 0, len(s.plan.Tasks))
+	for _, t := range s.plan.Tasks {
+		results = append(results, t.Res)
+		if !t.Res.Success && t.Res.Worktree != "" {
+			kept = append(kept, t.Res.Worktree)
+		}
+		if t.First != nil && t.Res.Merge != activities.MergeMerged && t.First.Worktree != "" {
+			kept = append(kept, t.First.Worktree) // FinishRun does not remove it either
+		}
+	}
+	fitResults(results, payloadTextBudget)
+	return results, kept
+}
+
 // The run's result must stay well under Temporal's 2 MB payload limit
 // whatever the plan's size, and so must the state a continue-as-new
 // carries: each subtask keeps at most textCap bytes of its final answer
 // (its share of resultTextBudget, between minTextCap and maxTextCap), its
 // error at most maxErrorText, and the aggregate text is cut at
-// aggregateBudget. The whole answers stay in the transcripts.
+// aggregateBudget. Past a few thousand subtasks those caps alone do not
+// bound the sum (10,000 × 256 bytes of answer, errors of 4 kB each), so
+// the carry and the result also cut the largest to fit payloadTextBudget
+// together (fitResults). The whole answers stay in the transcripts.
 const (
 	resultTextBudget = 1 << 20
 	maxTextCap       = 16 << 10

@@ -234,7 +234,7 @@ func (s *swarm) lostResult(t *Task, err error) SubAgentResult {
 }
 
 func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
-	prevConflicts := t.Res.Conflicts
+	prevConflicts, prevOmitted := t.Res.Conflicts, t.Res.ConflictsOmitted
 	t.Res = activities.SubtaskResult{
 		ID:                 t.Sub.ID,
 		Name:               t.Sub.Name,
@@ -252,6 +252,7 @@ func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
 		FilesChanged:       orEmpty(r.FilesChanged),
 		Merge:              activities.MergeSkipped,
 		Conflicts:          orEmpty(prevConflicts),
+		ConflictsOmitted:   prevOmitted,
 		ExitReason:         r.ExitReason,
 		Attempts:           t.Attempt,
 		Worktree:           r.Worktree,
