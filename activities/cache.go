@@ -81,6 +81,8 @@ type CachedAgent struct {
 	From         string   `json:"from"`
 	Result       string   `json:"result"`
 	FilesChanged []string `json:"files_changed,omitempty"`
+	// FilesOmitted counts changed files beyond MaxListedPaths, not listed.
+	FilesOmitted int `json:"files_changed_omitted,omitempty"`
 	// Steps, ToolCalls, LLMCalls and Usage are what the first run spent:
 	// this one spent nothing.
 	Steps     int   `json:"steps"`

@@ -54,7 +54,8 @@ func (a *Activities) startFromCache(ctx context.Context, root, dir, base, agents
 		return "", nil, fmt.Errorf("reuse cached result %s: %w", ShortSHA(e.Commit), err)
 	}
 	hit := e.CachedAgent
-	hit.Commit, hit.From, hit.FilesChanged = res.Commit, e.Commit, res.FilesChanged
+	hit.Commit, hit.From = res.Commit, e.Commit
+	hit.FilesChanged, hit.FilesOmitted = listPaths(res.FilesChanged)
 	hit.Result = a.scrub(hit.Result)
 	if activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Info("result cache hit", "subtask", in.Ref.SubtaskID, "key", key[:16], "from", ShortSHA(e.Commit))
@@ -93,6 +94,7 @@ func (a *Activities) storeResult(ctx context.Context, in CommitSubtaskInput, res
 		CachedAgent: CachedAgent{
 			Result:       capText(final.Message.Content, finalTextCap),
 			FilesChanged: res.FilesChanged,
+			FilesOmitted: res.FilesOmitted,
 			Steps:        s.Steps,
 			ToolCalls:    s.ToolCalls,
 			LLMCalls:     s.LLMCalls,

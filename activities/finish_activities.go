@@ -192,6 +192,8 @@ type SaveMovedWorkResult struct {
 	// Changed: the worktree held uncommitted work, now committed.
 	Changed      bool     `json:"changed"`
 	FilesChanged []string `json:"files_changed,omitempty"`
+	// FilesOmitted counts changed files beyond MaxListedPaths, not listed.
+	FilesOmitted int `json:"files_changed_omitted,omitempty"`
 }
 
 // SaveMovedWork commits what a sub-agent had not committed yet in its
@@ -218,11 +220,9 @@ func (a *Activities) SaveMovedWork(ctx context.Context, in SaveMovedWorkInput) (
 		if err != nil {
 			return SaveMovedWorkResult{}, fmt.Errorf("save moved work of %s: %w", in.SubtaskID, err)
 		}
-		return SaveMovedWorkResult{
-			Commit:       res.Commit,
-			Changed:      res.Changed,
-			FilesChanged: res.FilesChanged,
-		}, nil
+		out := SaveMovedWorkResult{Commit: res.Commit, Changed: res.Changed}
+		out.FilesChanged, out.FilesOmitted = listPaths(res.FilesChanged)
+		return out, nil
 	}
 	return SaveMovedWorkResult{}, nil
 }

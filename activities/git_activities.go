@@ -360,6 +360,8 @@ type CommitSubtaskResult struct {
 	Commit       string   `json:"commit"`
 	Changed      bool     `json:"changed"`
 	FilesChanged []string `json:"files_changed"`
+	// FilesOmitted counts changed files beyond MaxListedPaths, not listed.
+	FilesOmitted int `json:"files_changed_omitted,omitempty"`
 	// Notes says what committing did beyond the commit, such as a nested
 	// repository committed as plain files (gitops.CommitResult.Notes).
 	Notes []string `json:"notes,omitempty"`
@@ -376,11 +378,11 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 		return CommitSubtaskResult{}, fmt.Errorf("commit subtask %s: %w", in.SubtaskID, err)
 	}
 	out := CommitSubtaskResult{
-		Commit:       res.Commit,
-		Changed:      res.Changed,
-		FilesChanged: res.FilesChanged,
-		Notes:        res.Notes,
+		Commit:  res.Commit,
+		Changed: res.Changed,
+		Notes:   res.Notes,
 	}
+	out.FilesChanged, out.FilesOmitted = listPaths(res.FilesChanged)
 	a.storeInCache(ctx, in, out)
 	return out, nil
 }

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -955,5 +956,36 @@ func TestFinishRunRefusesNamesOutsideTheirDirectory(t *testing.T) {
 		if _, err := os.Stat(st.Worktree); err != nil {
 			t.Fatalf("the worktree is gone after a refused FinishRun: %v", err)
 		}
+	}
+}
+
+// TestCommitAndMergeListAtMostMaxListedPaths: a sub-agent that commits a
+// generated tree of 1,200 files gets a commit result, and its merge a merge
+// result, listing the first MaxListedPaths files and counting the rest, so
+// neither nears Temporal's payload limit however many files it adds; the
+// commit and the merge have them all.
+func TestCommitAndMergeListAtMostMaxListedPaths(t *testing.T) {
+	f := newGitFixture(t)
+	prep := f.prepare(t)
+	const n = MaxListedPaths + 200
+	files := make(map[string]string, n)
+	for i := range n {
+		files[fmt.Sprintf("gen/f%05d.txt", i)] = fmt.Sprintf("%d\n", i)
+	}
+	c := f.subtaskCommit(t, "01-gen", files)
+	if !c.Changed || len(c.FilesChanged) != MaxListedPaths || c.FilesOmitted != 200 || c.FilesChanged[0] != "gen/f00000.txt" {
+		t.Fatalf("commit of %d files: %d listed (first %q), %d omitted", n, len(c.FilesChanged), c.FilesChanged[0], c.FilesOmitted)
+	}
+	if got := strings.Count(f.repo.git("diff-tree", "-r", "--name-only", "--no-commit-id", prep.BaseCommit, c.Commit), "\n") + 1; got != n {
+		t.Errorf("the commit changes %d files, want %d", got, n)
+	}
+	out := mustRun[MergeSubtasksResult](t, f.env, f.a.MergeSubtasks, MergeSubtasksInput{RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration,
+		Items: []MergeSubtaskInput{{SubtaskID: "01-gen", Name: "gen", Commit: c.Commit}}, Head: prep.BaseCommit})
+	m := out.Results[0]
+	if m.Status != MergeMerged || len(m.FilesChanged) != MaxListedPaths || m.FilesOmitted != 200 {
+		t.Errorf("merge: status %s, %d listed, %d omitted", m.Status, len(m.FilesChanged), m.FilesOmitted)
+	}
+	if b, _ := json.Marshal(out); len(b) > 64<<10 {
+		t.Errorf("merge result is %d bytes", len(b))
 	}
 }

@@ -35,6 +35,10 @@ type MergeSubtaskResult struct {
 	Commit       string   `json:"commit"`
 	Conflicts    []string `json:"conflicts,omitempty"`
 	FilesChanged []string `json:"files_changed,omitempty"`
+	// ConflictsOmitted and FilesOmitted count the paths beyond
+	// MaxListedPaths, not listed.
+	ConflictsOmitted int `json:"conflicts_omitted,omitempty"`
+	FilesOmitted     int `json:"files_changed_omitted,omitempty"`
 }
 
 // MergeSubtask merges without a worktree (merge-tree, commit-tree,
@@ -82,12 +86,10 @@ func mergeItem(in MergeSubtaskInput) gitops.MergeInput {
 }
 
 func mergeResult(res gitops.MergeResult) MergeSubtaskResult {
-	return MergeSubtaskResult{
-		Status:       res.Status,
-		Commit:       res.Commit,
-		Conflicts:    res.Conflicts,
-		FilesChanged: res.FilesChanged,
-	}
+	out := MergeSubtaskResult{Status: res.Status, Commit: res.Commit}
+	out.Conflicts, out.ConflictsOmitted = listPaths(res.Conflicts)
+	out.FilesChanged, out.FilesOmitted = listPaths(res.FilesChanged)
+	return out
 }
 
 // MergeSubtasksInput merges several subtasks' commits, in order, into the

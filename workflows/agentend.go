@@ -43,7 +43,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 	}).Get(dctx, &commit)
 	res := ag.result(exit, final, loopErr)
 	res.ExecutionTimeMs = workflow.Now(ctx).Sub(ag.st.StartedAt).Milliseconds()
-	res.Commit, res.Changed, res.FilesChanged = commit.Commit, commit.Changed, commit.FilesChanged
+	res.Commit, res.Changed, res.FilesChanged, res.FilesOmitted = commit.Commit, commit.Changed, commit.FilesChanged, commit.FilesOmitted
 	if cerr != nil {
 		res.Success, res.Error = false, joinErr(res.Error, "commit: "+cerr.Error())
 		return res
@@ -94,7 +94,7 @@ func (ag *agent) applyPolicy(res *SubAgentResult) {
 	case ag.in.Subtask.NeedsWorktree && !res.Changed:
 		res.Success, res.Error = false, "the subtask was meant to change code but changed no files"
 	case !ag.in.Subtask.NeedsWorktree && res.Changed:
-		res.Success, res.Error = false, fmt.Sprintf("read-only subtask changed %d files; its work is kept on branch %s", len(res.FilesChanged), res.Branch)
+		res.Success, res.Error = false, fmt.Sprintf("read-only subtask changed %d files; its work is kept on branch %s", len(res.FilesChanged)+res.FilesOmitted, res.Branch)
 	}
 }
 

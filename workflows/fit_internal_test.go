@@ -77,3 +77,26 @@ func TestFitResultsCutsTheLargestToOneLevel(t *testing.T) {
 		t.Errorf("error entry: conflicts %d + %d omitted, size %d, error %d bytes", len(e.Conflicts), e.ConflictsOmitted, textSize(&e), len(e.Error))
 	}
 }
+
+// TestPathList: an event or error line names at most pathListMax paths and
+// says how many more there are, those not listed by the activity included.
+func TestPathList(t *testing.T) {
+	var many []string
+	for i := range 25 {
+		many = append(many, fmt.Sprintf("f%d", i))
+	}
+	for _, tt := range []struct {
+		paths   []string
+		omitted int
+		want    string
+	}{
+		{[]string{"a.go", "b.go"}, 0, "a.go, b.go"},
+		{[]string{"a.go"}, 7, "a.go and 7 more"},
+		{many, 0, strings.Join(many[:pathListMax], ", ") + " and 5 more"},
+		{many, 975, strings.Join(many[:pathListMax], ", ") + " and 980 more"},
+	} {
+		if got := pathList(tt.paths, tt.omitted); got != tt.want {
+			t.Errorf("pathList(%d paths, %d) = %q, want %q", len(tt.paths), tt.omitted, got, tt.want)
+		}
+	}
+}

@@ -38,7 +38,7 @@ func (s *swarm) merge(ctx workflow.Context, t *Task) {
 		return
 	}
 	if m.Status == activities.MergeConflict {
-		s.onConflict(ctx, t, m.Conflicts)
+		s.onConflict(ctx, t, m)
 		return
 	}
 	s.applyMerge(ctx, t, m)
@@ -68,12 +68,29 @@ func (s *swarm) applyMerge(ctx workflow.Context, t *Task, m activities.MergeSubt
 	}
 }
 
+// pathListMax is how many paths an event or error line names.
+const pathListMax = 20
+
+// pathList names paths in a line: the first pathListMax of them, then how
+// many more there are (omitted counts those not even listed).
+func pathList(paths []string, omitted int) string {
+	if more := len(paths) - pathListMax; more > 0 {
+		paths, omitted = paths[:pathListMax], omitted+more
+	}
+	line := strings.Join(paths, ", ")
+	if omitted > 0 {
+		line += fmt.Sprintf(" and %d more", omitted)
+	}
+	return line
+}
+
 // verifyEach: the verify command runs after every merge.
 func (in SwarmInput) verifyEach() bool { return in.VerifyCommand != "" && in.VerifyMode == "each" }
 
-func (s *swarm) onConflict(ctx workflow.Context, t *Task, paths []string) {
-	t.Res.Conflicts = orEmpty(paths)
-	s.view.event(ctx, "conflict", t.Sub.ID, "merge conflict in "+strings.Join(paths, ", "))
+func (s *swarm) onConflict(ctx workflow.Context, t *Task, m activities.MergeSubtaskResult) {
+	paths := m.Conflicts
+	t.Res.Conflicts, t.Res.ConflictsOmitted = orEmpty(paths), m.ConflictsOmitted
+	s.view.event(ctx, "conflict", t.Sub.ID, "merge conflict in "+pathList(paths, m.ConflictsOmitted))
 	rerun := s.in.ResolveConflicts && t.Attempt == 1 && ctx.Err() == nil && s.budget.stepAllowance() > 0
 	if rerun && !s.plan.rerunFits(s.in.Limits.MaxSubagents) {
 		rerun = false
@@ -82,7 +99,7 @@ func (s *swarm) onConflict(ctx workflow.Context, t *Task, paths []string) {
 	}
 	if rerun {
 		first := t.last
-		first.Result, first.FilesChanged = "", nil // the result counts only its figures and branch
+		first.Result, first.FilesChanged, first.FilesOmitted = "", nil, 0 // the result counts only its figures and branch
 		t.First = &first
 		t.Conflict = &activities.ConflictInfo{
 			Paths:       paths,
@@ -93,7 +110,7 @@ func (s *swarm) onConflict(ctx workflow.Context, t *Task, paths []string) {
 		return
 	}
 	t.Res.Success, t.Res.Merge = false, activities.MergeConflict
-	t.Res.Error = joinErr(t.Res.Error, fmt.Sprintf("merge conflict in %s; the work is kept on branch %s", strings.Join(paths, ", "), t.Res.Branch))
+	t.Res.Error = joinErr(t.Res.Error, fmt.Sprintf("merge conflict in %s; the work is kept on branch %s", pathList(paths, m.ConflictsOmitted), t.Res.Branch))
 	if t.First != nil {
 		t.Res.Error = joinErr(t.Res.Error, keptNote(t.First))
 	}
@@ -161,7 +178,7 @@ func (s *swarm) mergeAll(ctx workflow.Context, ts []*Task) {
 		s.applyMerge(ctx, t, out[i])
 	}
 	for _, i := range conflicts {
-		s.onConflict(ctx, ts[i], out[i].Conflicts)
+		s.onConflict(ctx, ts[i], out[i])
 	}
 }
 

@@ -175,7 +175,7 @@ func (s *swarm) saveMovedWork(ctx workflow.Context, moved []*Task) {
 		case err != nil:
 			s.view.event(ctx, "move_save_failed", moved[i].Sub.ID, "uncommitted work not saved on the old host (it stays in its worktree there): "+errText(err))
 		case res.Changed:
-			s.view.event(ctx, "move_saved", moved[i].Sub.ID, fmt.Sprintf("saved %d uncommitted files on branch %s before the restart", len(res.FilesChanged), moved[i].ResumeFrom))
+			s.view.event(ctx, "move_saved", moved[i].Sub.ID, fmt.Sprintf("saved %d uncommitted files on branch %s before the restart", len(res.FilesChanged)+res.FilesOmitted, moved[i].ResumeFrom))
 		}
 	}
 }

@@ -250,6 +250,7 @@ func (p *taskTable) fillResult(t *Task, r SubAgentResult) {
 		Branch:             r.Branch,
 		Commit:             r.Commit,
 		FilesChanged:       orEmpty(r.FilesChanged),
+		FilesOmitted:       r.FilesOmitted,
 		Merge:              activities.MergeSkipped,
 		Conflicts:          orEmpty(prevConflicts),
 		ConflictsOmitted:   prevOmitted,

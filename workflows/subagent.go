@@ -124,11 +124,13 @@ type SubAgentResult struct {
 	Result     string `json:"result"`
 	Error      string `json:"error,omitempty"`
 	AgentProgress
-	Commit          string   `json:"commit"`
-	Changed         bool     `json:"changed"`
-	FilesChanged    []string `json:"files_changed"`
-	ExecutionTimeMs int64    `json:"execution_time_ms"`
-	ContinuedAsNew  int      `json:"continued_as_new"`
+	Commit       string   `json:"commit"`
+	Changed      bool     `json:"changed"`
+	FilesChanged []string `json:"files_changed"`
+	// FilesOmitted counts changed files not listed (MaxListedPaths).
+	FilesOmitted    int   `json:"files_changed_omitted,omitempty"`
+	ExecutionTimeMs int64 `json:"execution_time_ms"`
+	ContinuedAsNew  int   `json:"continued_as_new"`
 	// Cached: the work came from the result cache (its commit reused on
 	// this base, CachedFrom the commit it reuses); no model call was made.
 	Cached     bool   `json:"cached,omitempty"`
