@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,8 +115,12 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 		err error
 	}
 	inputs := make(chan input, 1)
+	// What the input's check prints (the note on a dirty tree) waits in a
+	// buffer until both are done: the connection may log to the same
+	// stream meanwhile.
+	var held bytes.Buffer
 	go func() {
-		in, id, err := runInput(ctx, cfg, o, stdio)
+		in, id, err := runInput(ctx, cfg, o, IO{Out: &held, Err: &held})
 		if err != nil {
 			cancel()
 		}
@@ -123,6 +128,7 @@ func runSwarm(ctx context.Context, cfg *config.Config, logger *zap.Logger, o *ru
 	}()
 	e, cerr := connect(cctx, cfg, logger, connectOpts{})
 	r := <-inputs
+	_, _ = held.WriteTo(stdio.Err)
 	if r.err != nil {
 		if cerr == nil {
 			e.close()
