@@ -422,10 +422,10 @@ func (nopLogger) Info(string, ...any)  {}
 func (nopLogger) Warn(string, ...any)  {}
 func (nopLogger) Error(string, ...any) {}
 
-// TestUIPortHeldUntilTheUIStarts: the UI's port stays taken from allocation
-// on, so another process's listener or outgoing connection cannot take it
-// while the server starts. It is free again once released.
-func TestUIPortHeldUntilTheUIStarts(t *testing.T) {
+// allocateDefaultPorts allocates the ports of a server with default
+// options; the UI's held port is released when the test ends.
+func allocateDefaultPorts(t *testing.T) (Options, *ports) {
+	t.Helper()
 	o, err := Options{}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
@@ -434,7 +434,15 @@ func TestUIPortHeldUntilTheUIStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.releaseUI()
+	t.Cleanup(p.releaseUI)
+	return o, &p
+}
+
+// TestUIPortHeldUntilTheUIStarts: the UI's port stays taken from allocation
+// on, so another process's listener or outgoing connection cannot take it
+// while the server starts. It is free again once released.
+func TestUIPortHeldUntilTheUIStarts(t *testing.T) {
+	o, p := allocateDefaultPorts(t)
 	addr := hostPort(o.IP, p.ui)
 	if l, err := net.Listen("tcp", addr); err == nil {
 		_ = l.Close()
@@ -462,15 +470,7 @@ func TestUIPortHeldUntilTheUIStarts(t *testing.T) {
 // UI bound the port itself (as ui-server's Start does), such a bind in the
 // gap made the UI server exit the test binary with status 1 and no output.
 func TestUIServesOnItsHeldListener(t *testing.T) {
-	o, err := Options{}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := allocatePorts(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.releaseUI()
+	o, p := allocateDefaultPorts(t)
 	addr := hostPort(o.IP, p.ui)
 	stop := make(chan struct{})
 	grabbed := make(chan error, 1)
@@ -493,7 +493,7 @@ func TestUIServesOnItsHeldListener(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ui, err := startUI(ctx, o.IP, &p, "127.0.0.1:1", "default", "")
+	ui, err := startUI(ctx, o.IP, p, "127.0.0.1:1", "default", "")
 	close(stop)
 	if err != nil {
 		t.Fatal(err)

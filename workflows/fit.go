@@ -4,7 +4,6 @@ import (
 	"slices"
 
 	"codeswarm/activities"
-	"codeswarm/internal/textcut"
 )
 
 // payloadTextBudget bounds, in bytes, the text and path lists that the
@@ -16,7 +15,8 @@ import (
 // subtasks, which leaves room for this budget and the aggregate text.
 const payloadTextBudget = 1 << 20
 
-// truncatedMark ends a text fitResults cut; it counts in the budget.
+// truncatedMark ends a text capString cut; fitResults counts it in the
+// budget.
 const truncatedMark = "\n...[truncated]"
 
 // entryOverhead is what a list entry costs in JSON beyond its text: the
@@ -110,7 +110,7 @@ func cutText(s string, excess int) (string, int) {
 	if keep <= 0 {
 		return "", excess - len(s)
 	}
-	cut := textcut.Prefix(s, keep) + truncatedMark
+	cut := capString(s, keep)
 	return cut, excess - (len(s) - len(cut))
 }
 

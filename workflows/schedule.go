@@ -303,7 +303,7 @@ func (t *Task) complete(status, errText string) {
 
 // capString cuts s to at most n bytes, on a character boundary, marking
 // the cut.
-func capString(s string, n int) string { return textcut.Head(s, n, "\n...[truncated]") }
+func capString(s string, n int) string { return textcut.Head(s, n, truncatedMark) }
 
 func orEmpty(xs []string) []string {
 	if xs == nil {
