@@ -73,6 +73,9 @@ type ToolLimits struct {
 	// tools.DefaultShareMaxKeys): every published value lands in the
 	// parent's history.
 	ShareMaxKeys int `json:"share_max_keys,omitempty"`
+	// ShareMaxTotalBytes caps the keys, values and tags a run's sub-agents
+	// publish together (0: tools.DefaultShareMaxTotalBytes).
+	ShareMaxTotalBytes int `json:"share_max_total_bytes,omitempty"`
 }
 
 // Usage counts tokens.

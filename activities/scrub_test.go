@@ -17,6 +17,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
@@ -174,5 +175,48 @@ func TestAgentStepScrubsModelOutput(t *testing.T) {
 	rec, _ := transcript.Find(load(t, h.a.Transcripts, ref), keyAssistant(0))
 	if args := rec.Message.ToolCalls[0].Function.Arguments; !json.Valid([]byte(args)) || !strings.Contains(args, secret.Redacted) {
 		t.Errorf("stored arguments = %q, want valid JSON with the key redacted", args)
+	}
+}
+
+// readClient answers a share query with ans and keeps the request.
+type readClient struct {
+	client.Client
+	asked []control.ShareRequest
+	ans   control.ShareAnswer
+}
+
+func (c *readClient) QueryWorkflow(_ context.Context, _, _, _ string, args ...any) (converter.EncodedValue, error) {
+	c.asked = append(c.asked, args[0].(control.ShareRequest))
+	b, err := json.Marshal(c.ans)
+	return jsonValue(b), err
+}
+
+// jsonValue is a query answer as its JSON.
+type jsonValue []byte
+
+func (v jsonValue) HasValue() bool    { return len(v) > 0 }
+func (v jsonValue) Get(ptr any) error { return json.Unmarshal(v, ptr) }
+
+// TestSwarmShareReadSaysWhatItLeftOut: a read asks the parent for at most
+// ShareReadBytes (more when a value may be larger), and when the parent
+// left entries out the model is told how many and how to narrow the read.
+func TestSwarmShareReadSaysWhatItLeftOut(t *testing.T) {
+	f := newToolFixture(t, [2]string{"swarm_share", `{"action":"list"}`})
+	fake := &readClient{ans: control.ShareAnswer{
+		Results: []control.SharedResult{{Key: "k1", Value: `"v1"`, Tags: []string{}, Publisher: "01-a"}},
+		More:    41,
+	}}
+	f.a.Temporal = fake
+	res := mustRun[SwarmShareResult](t, newActivityEnv(f.a), f.a.SwarmShare, SwarmShareInput{Ref: f.ref, ParentWorkflowID: "parent"})
+	if res.IsError || len(fake.asked) != 1 || fake.asked[0].MaxBytes != ShareReadBytes {
+		t.Fatalf("SwarmShare = %+v, asked %+v; want one read capped at %d bytes", res, fake.asked, ShareReadBytes)
+	}
+	rec, ok := f.record(t, 0)
+	if !ok || !strings.Contains(rec.Message.Content, `"key": "k1"`) ||
+		!strings.Contains(rec.Message.Content, "[41 more shared results match, not shown: the answer is capped at 32768 bytes; narrow the read with get, query_prefix or query_tags]") {
+		t.Errorf("tool result = %q, want k1 and the note of 41 more", rec.Message.Content)
+	}
+	if got := shareReadBytes(100 << 10); got != 101<<10 {
+		t.Errorf("read cap with 100 KiB values = %d, want %d", got, 101<<10)
 	}
 }

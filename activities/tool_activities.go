@@ -305,20 +305,39 @@ func (a *Activities) share(ctx context.Context, in SwarmShareInput, args tools.S
 		}
 		return fmt.Sprintf("Published %q (%d shared results in the swarm).", args.Key, n), nil
 	}
+	req.MaxBytes = shareReadBytes(in.MaxValueBytes)
 	v, err := a.Temporal.QueryWorkflow(ctx, in.ParentWorkflowID, "", control.ShareQueryName, req)
 	if err != nil {
 		return "", fmt.Errorf("query swarm store: %w", err)
 	}
-	var results []control.SharedResult
-	if err := v.Get(&results); err != nil {
+	var ans control.ShareAnswer
+	if err := v.Get(&ans); err != nil {
 		return "", fmt.Errorf("decode swarm store answer: %w", err)
 	}
-	if len(results) == 0 {
+	if len(ans.Results) == 0 {
 		return "No shared results match.", nil
 	}
-	b, err := json.MarshalIndent(results, "", "  ")
+	b, err := json.MarshalIndent(ans.Results, "", "  ")
 	if err != nil {
 		return "", err
 	}
+	if ans.More > 0 {
+		return fmt.Sprintf("%s\n[%d more shared results match, not shown: the answer is capped at %d bytes; narrow the read with get, query_prefix or query_tags]",
+			b, ans.More, req.MaxBytes), nil
+	}
 	return string(b), nil
+}
+
+// ShareReadBytes bounds the entries one swarm_share read puts into the
+// conversation: a run shares every finished subtask's result, so a "list"
+// of a large run would otherwise fill the model's context.
+const ShareReadBytes = 32 << 10
+
+// shareReadBytes is a read's cap: ShareReadBytes, or more when the largest
+// value a publish may carry (maxValueBytes, 0: the default) would not fit.
+func shareReadBytes(maxValueBytes int) int {
+	if maxValueBytes <= 0 {
+		maxValueBytes = tools.DefaultShareMaxValueBytes
+	}
+	return max(ShareReadBytes, maxValueBytes+1<<10)
 }

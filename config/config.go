@@ -180,6 +180,9 @@ type ShareConfig struct {
 	MaxValueBytes int `mapstructure:"max_value_bytes"`
 	// MaxKeys caps the distinct keys one run may publish.
 	MaxKeys int `mapstructure:"max_keys"`
+	// MaxTotalBytes caps the keys, values and tags one run's sub-agents
+	// publish together: the store is carried across hand-overs.
+	MaxTotalBytes int `mapstructure:"max_total_bytes"`
 }
 
 // BashConfig limits the bash tool.

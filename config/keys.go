@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-// maxShareValueBytes bounds tools.share.max_value_bytes well under
-// Temporal's 2 MB payload limit.
-const maxShareValueBytes = 1 << 20
+// maxShareBytes bounds tools.share.max_value_bytes and
+// tools.share.max_total_bytes: the store rides in every continue-as-new
+// carry of the parent, beside up to 1 MiB of subtask results
+// (workflows.payloadTextBudget), under Temporal's 2 MB payload limit.
+const maxShareBytes = 512 << 10
 
 // envPrefix is prepended to every key's environment variable name.
 const envPrefix = "CODESWARM"
@@ -94,7 +96,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "tools.bash.timeout", def: 2 * time.Minute, doc: "default timeout of a bash tool call"},
 		{key: "tools.bash.max_timeout", def: 10 * time.Minute, doc: "largest timeout a bash tool call may ask for"},
 		{key: "tools.bash.max_output_bytes", def: 30000, doc: "bash output kept per call, in bytes"},
-		{key: "tools.share.max_value_bytes", def: 16384, doc: fmt.Sprintf("largest value a swarm_share publish may carry, in bytes (at most %d: values are kept in the run's Temporal history)", maxShareValueBytes)},
+		{key: "tools.share.max_value_bytes", def: 16384, doc: fmt.Sprintf("largest value a swarm_share publish may carry, in bytes (at most %d and at most tools.share.max_total_bytes: values are kept in the run's Temporal history)", maxShareBytes)},
 		{key: "tools.bash.network", def: "off", doc: "network inside the bash sandbox: off (own empty network namespace) or on (the host's network, for installs and module downloads)"},
 		{key: "tools.bash.env_passthrough", def: "", doc: "names of worker environment variables passed into the bash sandbox (comma-separated in the env var); secret-looking names are never passed"},
 		{key: "tools.bash.read_only_paths", def: "", doc: "extra absolute host paths the bash sandbox shows read-only (comma-separated in the env var), e.g. a toolchain under a hidden home; pyenv, nvm, rustup/cargo and Go homes are found by themselves"},
@@ -102,6 +104,7 @@ func keySpecs(stateDir string) []keySpec {
 		{key: "tools.bash.tmp_max_bytes", def: int64(1 << 30), doc: "size of the private /tmp of one bash call, in bytes"},
 		{key: "tools.max_file_bytes", def: 8 << 20, doc: "largest file read, write, edit and multiedit load into the worker, in bytes; larger and special files are refused"},
 		{key: "tools.share.max_keys", def: 256, doc: "distinct swarm_share keys one run may publish (values are kept in the run's Temporal history)"},
+		{key: "tools.share.max_total_bytes", def: 512 << 10, doc: fmt.Sprintf("bytes of keys, values and tags one run's swarm_share publishes may hold together (at most %d: the store is carried across the run's continue-as-new hand-overs); a publish past it is refused", maxShareBytes)},
 		{key: "tools.sandbox", def: "on", doc: "run bash and verify.command in a bubblewrap sandbox: on, or off (unconfined; only when set explicitly)"},
 		{key: "worker.deployment", def: "", doc: "Worker Versioning: the worker deployment this worker belongs to; every run is pinned to the build that started it and finishes on workers of that build, so a new build can roll out while runs go on (the first build of a deployment becomes its current version; make a later one current with `temporal worker deployment set-current-version`). \"\": unversioned workers, and every run must finish before an upgrade"},
 		{key: "worker.build_id", def: "", doc: "this worker's build ID within worker.deployment; \"\": the binary's VCS revision, or a hash of the executable"},

@@ -50,7 +50,7 @@ func TestLoadDefaults(t *testing.T) {
 				MemoryMaxBytes: 2 << 30,
 				TmpMaxBytes:    1 << 30,
 			},
-			Share: ShareConfig{MaxValueBytes: 16384, MaxKeys: 256},
+			Share: ShareConfig{MaxValueBytes: 16384, MaxKeys: 256, MaxTotalBytes: 512 << 10},
 		},
 		Watch: WatchConfig{SlowCallAfter: 30 * time.Second},
 		Cache: CacheConfig{Enabled: true, MaxEntries: 1000},

@@ -104,8 +104,12 @@ func (c *Config) checks() []func() error {
 		c.checkBashTimeouts,
 		func() error { return atLeast("tools.bash.max_output_bytes", c.Tools.Bash.MaxOutputBytes, 1) },
 		func() error {
-			return between("tools.share.max_value_bytes", c.Tools.Share.MaxValueBytes, 1, maxShareValueBytes)
+			return between("tools.share.max_value_bytes", c.Tools.Share.MaxValueBytes, 1, maxShareBytes)
 		},
+		func() error {
+			return between("tools.share.max_total_bytes", c.Tools.Share.MaxTotalBytes, 1, maxShareBytes)
+		},
+		c.checkShareValueFits,
 		func() error { return oneOf("tools.bash.network", c.Tools.Bash.Network, "off", "on") },
 		c.checkEnvPassthrough,
 		c.checkReadOnlyPaths,
@@ -142,6 +146,21 @@ func (c *Config) checkBashTimeouts() error {
 		Key:     "tools.bash.max_timeout",
 		Value:   c.Tools.Bash.MaxTimeout,
 		Problem: fmt.Sprintf("must be at least tools.bash.timeout (%s)", c.Tools.Bash.Timeout),
+	}
+}
+
+// checkShareValueFits refuses a value cap that the total cap would refuse
+// on the first publish of such a value (caps out of range have their own
+// error).
+func (c *Config) checkShareValueFits() error {
+	sh := c.Tools.Share
+	if sh.MaxValueBytes <= sh.MaxTotalBytes || sh.MaxValueBytes > maxShareBytes || sh.MaxTotalBytes < 1 {
+		return nil
+	}
+	return &KeyError{
+		Key:     "tools.share.max_value_bytes",
+		Value:   c.Tools.Share.MaxValueBytes,
+		Problem: fmt.Sprintf("must be at most tools.share.max_total_bytes (%d)", c.Tools.Share.MaxTotalBytes),
 	}
 }
 

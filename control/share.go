@@ -23,6 +23,31 @@ type ShareRequest struct {
 	Tags      []string `json:"tags,omitempty"`
 	Prefix    string   `json:"prefix,omitempty"`
 	Publisher string   `json:"publisher,omitempty"`
+	// MaxBytes bounds a read's answer (0: DefaultShareReadBytes): the
+	// entries that fit, in store order, and always the first match.
+	MaxBytes int `json:"max_bytes,omitempty"`
+}
+
+// DefaultShareReadBytes bounds a read that names no MaxBytes, well under
+// the RPC limits a query's answer crosses.
+const DefaultShareReadBytes = 1 << 20
+
+// ShareAnswer is what the share query returns: the matching entries that
+// fit the request's MaxBytes and how many more matched.
+type ShareAnswer struct {
+	Results []SharedResult `json:"results"`
+	// More counts the matching entries left out by MaxBytes.
+	More int `json:"more,omitempty"`
+}
+
+// Size is about the bytes r takes in an answer: its strings and their
+// JSON framing.
+func (r SharedResult) Size() int {
+	n := len(r.Key) + len(r.Value) + len(r.Publisher) + 48
+	for _, t := range r.Tags {
+		n += len(t) + 3
+	}
+	return n
 }
 
 // ValidatePublish checks a publish request exactly as the swarm_share tool

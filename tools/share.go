@@ -37,6 +37,26 @@ const DefaultShareMaxValueBytes = 16 << 10
 // limit is given (tools.share.max_keys).
 const DefaultShareMaxKeys = 256
 
+// DefaultShareMaxTotalBytes caps the keys, values and tags that one run's
+// sub-agents publish, together, when no limit is given
+// (tools.share.max_total_bytes): every entry is carried across each of the
+// parent's continue-as-new hand-overs.
+const DefaultShareMaxTotalBytes = 512 << 10
+
+// CheckShareTotal refuses a publish after which the run's published keys,
+// values and tags would take total bytes, over maxTotal (<= 0: the
+// default). Overwriting a key counts its new value instead of its old one.
+func CheckShareTotal(total, maxTotal int) error {
+	if maxTotal <= 0 {
+		maxTotal = DefaultShareMaxTotalBytes
+	}
+	if total > maxTotal {
+		return fmt.Errorf("swarm_share: not published: the run's shared keys, values and tags would take %d bytes, over the limit of %d (tools.share.max_total_bytes); overwrite or shorten an existing value, or write the details to a file and share its path",
+			total, maxTotal)
+	}
+	return nil
+}
+
 // CheckShareNewKey refuses a publish of a new key to a store that already
 // holds keys keys, at or over maxKeys (<= 0: the default). Overwriting an
 // existing key is always allowed; the caller knows whether the key is new.

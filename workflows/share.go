@@ -91,12 +91,17 @@ func (s *swarm) registerHandlers(ctx workflow.Context) error {
 			if err := req.ValidatePublish(s.in.Tools.ShareMaxValueBytes); err != nil {
 				return err
 			}
-			// In the validator: a rejection writes no history, so the cap
-			// is replay-safe (0 is the default cap).
+			// In the validator: a rejection writes no history, so the caps
+			// are replay-safe (0 is the default cap).
+			keys, bytes := s.agentShare(req.Key)
+			entry := control.SharedResult{Key: req.Key, Value: req.Value, Tags: req.Tags, Publisher: req.Publisher}
+			if err := tools.CheckShareTotal(bytes+entry.Size(), s.in.Tools.ShareMaxTotalBytes); err != nil {
+				return err
+			}
 			if s.share.has(req.Key) {
 				return nil
 			}
-			return tools.CheckShareNewKey(s.agentShareKeys(), s.in.Tools.ShareMaxKeys)
+			return tools.CheckShareNewKey(keys, s.in.Tools.ShareMaxKeys)
 		}})
 }
 
@@ -119,22 +124,29 @@ func (s *swarm) progress(since int) (control.Progress, error) {
 	return p, nil
 }
 
-// agentShareKeys counts the store's keys that sub-agents published: the
-// results codeswarm shares under each finished subtask's ID do not count
-// against tools.share.max_keys, or a run of more subtasks than the cap would
-// leave its agents no key at all.
-func (s *swarm) agentShareKeys() int {
-	ids := make(map[string]bool, len(s.plan.Tasks))
+// agentShare counts the store's keys that sub-agents published and sums
+// the sizes of the entries a carry holds in full, leaving out the entry of
+// key except (a publish replaces it). The results codeswarm shares under
+// each finished subtask's ID count against neither tools.share.max_keys nor
+// tools.share.max_total_bytes, or a run of more subtasks than the caps
+// would leave its agents no room at all: a carry holds them as a reference
+// to the subtask (CarriedShare.FromTask).
+func (s *swarm) agentShare(except string) (keys, bytes int) {
+	tasks := make(map[string]*Task, len(s.plan.Tasks))
 	for _, t := range s.plan.Tasks {
-		ids[t.Sub.ID] = true
+		tasks[t.Sub.ID] = t
 	}
-	n := 0
 	for _, r := range s.share.entries {
-		if !ids[r.Key] {
-			n++
+		t, isTask := tasks[r.Key]
+		if !isTask {
+			keys++
 		}
+		if own, ok := ownResult(t); ok && sameShare(own, r) || r.Key == except {
+			continue
+		}
+		bytes += r.Size()
 	}
-	return n
+	return keys, bytes
 }
 
 // has reports whether the store holds key.
@@ -179,15 +191,27 @@ func resultShare(t *Task) (control.SharedResult, bool) {
 	}, true
 }
 
-func (st *shareStore) read(req control.ShareRequest) ([]control.SharedResult, error) {
-	var out []control.SharedResult
-	for _, r := range st.entries {
-		if shareMatch(req, r) {
-			out = append(out, r)
-		}
+// read answers a share query: the matching entries, in store order, that
+// fit req.MaxBytes (the first always does), and the count of the rest. A
+// run of thousands of subtasks shares each one's result, so an unbounded
+// "list" would outgrow the query's RPC and the reader's context.
+func (st *shareStore) read(req control.ShareRequest) (control.ShareAnswer, error) {
+	budget := req.MaxBytes
+	if budget <= 0 {
+		budget = control.DefaultShareReadBytes
 	}
-	if out == nil {
-		out = []control.SharedResult{}
+	out := control.ShareAnswer{Results: []control.SharedResult{}}
+	used := 0
+	for _, r := range st.entries {
+		if !shareMatch(req, r) {
+			continue
+		}
+		if size := r.Size(); out.More > 0 || (len(out.Results) > 0 && used+size > budget) {
+			out.More++
+		} else {
+			out.Results = append(out.Results, r)
+			used += size
+		}
 	}
 	return out, nil
 }

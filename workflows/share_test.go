@@ -21,11 +21,12 @@ func shareKeys(t *testing.T, env *testsuite.TestWorkflowEnvironment, req control
 		t.Errorf("query %+v: %v", req, err)
 		return nil
 	}
-	var out []control.SharedResult
-	if err := v.Get(&out); err != nil {
+	var ans control.ShareAnswer
+	if err := v.Get(&ans); err != nil {
 		t.Errorf("decode query %+v: %v", req, err)
 		return nil
 	}
+	out := ans.Results
 	if out == nil {
 		t.Errorf("query %+v answered null, want a list", req)
 	}
@@ -129,17 +130,18 @@ func TestSwarmShareHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []control.SharedResult
-	if err := v.Get(&got); err != nil || len(got) != 1 || got[0].Value != `{"a":2}` {
-		t.Errorf("api/auth after replace = %+v (%v), want value {\"a\":2}", got, err)
+	var ans control.ShareAnswer
+	if err := v.Get(&ans); err != nil || len(ans.Results) != 1 || ans.Results[0].Value != `{"a":2}` {
+		t.Errorf("api/auth after replace = %+v (%v), want value {\"a\":2}", ans, err)
 	}
 	v, err = env.QueryWorkflow(control.ShareQueryName, control.ShareRequest{Action: "get", Key: "01-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Get(&got); err != nil || len(got) != 1 || got[0].Publisher != "01-a" {
-		t.Fatalf("01-a entry = %+v (%v)", got, err)
+	if err := v.Get(&ans); err != nil || len(ans.Results) != 1 || ans.Results[0].Publisher != "01-a" {
+		t.Fatalf("01-a entry = %+v (%v)", ans, err)
 	}
+	got := ans.Results
 	var text string
 	if err := json.Unmarshal([]byte(got[0].Value), &text); err != nil || text != "did 01-a\nSTATUS: completed" {
 		t.Errorf("01-a value %q decodes to %q (%v), want the result as a JSON string", got[0].Value, text, err)
@@ -158,10 +160,11 @@ func TestSwarmSharedValueIsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []control.SharedResult
-	if err := v.Get(&got); err != nil || len(got) != 1 {
-		t.Fatalf("01-a entry = %+v (%v)", got, err)
+	var ans control.ShareAnswer
+	if err := v.Get(&ans); err != nil || len(ans.Results) != 1 {
+		t.Fatalf("01-a entry = %+v (%v)", ans, err)
 	}
+	got := ans.Results
 	var text string
 	if err := json.Unmarshal([]byte(got[0].Value), &text); err != nil || text != final {
 		t.Errorf("value %q is not the result as JSON: %q (%v)", got[0].Value, text, err)

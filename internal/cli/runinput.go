@@ -140,6 +140,7 @@ func swarmInput(cfg *config.Config, repoRoot, task string, o *runOpts) workflows
 			MaxOutputBytes:     cfg.Tools.Bash.MaxOutputBytes,
 			ShareMaxValueBytes: cfg.Tools.Share.MaxValueBytes,
 			ShareMaxKeys:       cfg.Tools.Share.MaxKeys,
+			ShareMaxTotalBytes: cfg.Tools.Share.MaxTotalBytes,
 		},
 		BranchPrefix:             cfg.Git.BranchPrefix,
 		AutoMerge:                cfg.Git.AutoMerge,
