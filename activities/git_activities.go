@@ -204,8 +204,7 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
-	// Sandboxed commands may run as another uid, which must own the files.
-	if err := a.Sandbox.PrepareWorktree(wt.Dir); err != nil {
+	if err := a.prepareWorktree(wt); err != nil {
 		return StartSubtaskResult{}, err
 	}
 	base := head // a worktree still at the head forked from it: no merge-base to run
@@ -389,4 +388,23 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 
 func trailers(runID, subtaskID string) [][2]string {
 	return [][2]string{{"Codeswarm-Run", runID}, {"Codeswarm-Subtask", subtaskID}}
+}
+
+// prepareWorktree gives wt's files to the uid sandboxed commands may run
+// as, which must own them. A worktree claimed from the pool is owned
+// already but for the files its checkout rewrote, which its index names
+// (gitops.IndexPathsNotOwnedBy); any other, or one whose index cannot be
+// read or names a path PreparePaths refuses, is walked whole.
+func (a *Activities) prepareWorktree(wt gitops.Worktree) error {
+	uid, gid, ok := a.Sandbox.FileOwnerOrProbe()
+	if !ok {
+		return nil
+	}
+	if wt.Claimed {
+		paths, err := gitops.IndexPathsNotOwnedBy(wt.Dir, uid, gid)
+		if err == nil && a.Sandbox.PreparePaths(wt.Dir, paths) == nil {
+			return nil
+		}
+	}
+	return a.Sandbox.PrepareWorktree(wt.Dir)
 }

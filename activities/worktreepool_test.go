@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"codeswarm/tools"
 )
 
 // poolEntries lists the run's pool directory.
@@ -100,5 +103,83 @@ func TestMergedWorktreeServesTheNextSubAgent(t *testing.T) {
 	}
 	if got := f.repo.git("worktree", "list", "--porcelain"); strings.Count(got, "worktree ") != 2 {
 		t.Errorf("worktrees after the run:\n%s\nwant the user's and the unmerged second", got)
+	}
+}
+
+// TestClaimedWorktreeIsTheSandboxs: a worktree claimed from the pool is
+// prepared from its index (only the files the claim's checkout rewrote, and
+// those the last add saw owned by the worker), and ends up as a whole walk
+// leaves a fresh one: every file and directory but .git the sandbox uid's.
+func TestClaimedWorktreeIsTheSandboxs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the worker is not root: files keep its uid")
+	}
+	f := newGitFixture(t)
+	f.a.Sandbox = tools.NewSandbox(tools.SandboxConfig{})
+	uid, gid, ok := f.a.Sandbox.FileOwnerOrProbe()
+	if !ok {
+		t.Skipf("the sandbox does not drop to its own uid here: %v", f.a.Sandbox.Err())
+	}
+	f.prepare(t)
+	first := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-one", "edit a.txt"))
+	assertOwnedBy(t, first.Worktree, uid, gid)
+	// What the sandboxed commands and the file tools write is the uid's.
+	for p, c := range map[string]string{"a.txt": "alpha one\n", "n/one.txt": "1\n"} {
+		writeFile(t, filepath.Join(first.Worktree, p), c)
+	}
+	for _, p := range []string{"a.txt", "n", "n/one.txt"} {
+		if err := os.Lchown(filepath.Join(first.Worktree, p), uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1 := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, CommitSubtaskInput{
+		RunID: runID, SubtaskID: "01-one", Name: "one", Worktree: first.Worktree, BaseCommit: first.BaseCommit,
+	})
+	// Another sub-agent's work, written by the worker, in new directories.
+	c3 := f.subtaskCommit(t, "03-three", map[string]string{"d/e/deep.txt": "3\n", "b.txt": "bravo three\n"})
+	for id, c := range map[string]CommitSubtaskResult{"03-three": c3, "01-one": c1} {
+		m := mustRun[MergeSubtaskResult](t, f.env, f.a.MergeSubtask, MergeSubtaskInput{
+			RunID: runID, RepoPath: f.repo.dir, IntegrationBranch: integration, SubtaskID: id, Name: id, Commit: c.Commit,
+			Worktree: WorktreeDir(f.a.WorkspaceRoot, runID, id, 1),
+		})
+		if m.Status != MergeMerged {
+			t.Fatalf("merge %s = %+v", id, m)
+		}
+	}
+	waitParked(t, f.a, 2)
+	second := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "02-two", "edit b.txt"))
+	if n := poolEntries(t, f.a); len(n) != 1 {
+		t.Fatalf("the pool holds %v; want one worktree claimed of two", n)
+	}
+	if got := readFile(t, filepath.Join(second.Worktree, "d/e/deep.txt")); got != "3\n" {
+		t.Errorf("d/e/deep.txt = %q, want the merged work", got)
+	}
+	assertOwnedBy(t, second.Worktree, uid, gid)
+}
+
+// assertOwnedBy fails for each file or directory under dir but .git that
+// uid and gid do not own.
+func assertOwnedBy(t *testing.T, dir string, uid, gid int) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		if d.Name() == ".git" && filepath.Dir(p) == dir {
+			return nil
+		}
+		n++
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || int(st.Gid) != gid {
+			t.Errorf("%s belongs to %d:%d, want %d:%d", p, st.Uid, st.Gid, uid, gid)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("walk %s: %v (%d entries)", dir, err, n)
 	}
 }

@@ -102,7 +102,7 @@ func (r *Repo) claimParked(ctx context.Context, abs, branch, startSHA, parked st
 		if err != nil {
 			return Worktree{}, fmt.Errorf("check out parked worktree %q at %s: %w", abs, shortSHA(startSHA), err)
 		}
-		return Worktree{Dir: abs, Branch: branch, BaseCommit: startSHA, Head: startSHA}, nil
+		return Worktree{Dir: abs, Branch: branch, BaseCommit: startSHA, Head: startSHA, Claimed: true}, nil
 	}, true
 }
 

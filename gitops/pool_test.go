@@ -71,7 +71,7 @@ func TestParkAndReuseWorktree(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AddWorktreeFrom: %v", err)
 	}
-	if want := (Worktree{Dir: next, Branch: "codeswarm/sub-2", BaseCommit: later, Head: later}); wt != want {
+	if want := (Worktree{Dir: next, Branch: "codeswarm/sub-2", BaseCommit: later, Head: later, Claimed: true}); wt != want {
 		t.Errorf("AddWorktreeFrom = %+v, want %+v", wt, want)
 	}
 	if _, err := os.Lstat(parked); !errors.Is(err, fs.ErrNotExist) {

@@ -20,6 +20,10 @@ type Worktree struct {
 	BaseCommit string `json:"base_commit,omitempty"`
 	// Head is the commit its HEAD points at.
 	Head string `json:"head"`
+	// Claimed marks a worktree that AddWorktreeFrom made from a parked one:
+	// every file is as the last sub-agent's commit left it (the park's
+	// clean removed the rest) but for those the checkout rewrote.
+	Claimed bool `json:"claimed,omitempty"`
 
 	// initializing marks a worktree whose `git worktree add` never finished
 	// (git leaves it locked with reason "initializing").

@@ -265,3 +265,64 @@ func TestSandboxRealWorkOnOldFiles(t *testing.T) {
 		t.Errorf("work in the sandbox: %q", res.Output)
 	}
 }
+
+// TestPreparePathsGivesOnlyWhatItNames: PreparePaths gives the named
+// files, and the directories above them, to the sandbox's uid; it leaves
+// alone what it was not given, what is already owned (no ctime change, or
+// git would read the file again), and every hostile name: outside the
+// worktree, absolute, into .git, at a symlink's target; one through a
+// symlink out of the worktree is refused.
+func TestPreparePathsGivesOnlyWhatItNames(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the worker is not root: commands keep its uid")
+	}
+	h := newHost(t)
+	sb := h.sandbox(t, SandboxConfig{})
+	victim := filepath.Join(filepath.Dir(h.worktree), "victim.txt")
+	writeTestFile(t, victim, "not the worktree's\n")
+	wt := h.worktree
+	writeTestFile(t, filepath.Join(wt, "d", "e", "f.txt"), "new\n")
+	writeTestFile(t, filepath.Join(wt, "other.txt"), "not named\n")
+	writeTestFile(t, filepath.Join(wt, "owned.txt"), "already the sandbox's\n")
+	if err := os.Lchown(filepath.Join(wt, "owned.txt"), sandboxUID, sandboxUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(wt, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Dir(victim), filepath.Join(wt, "up")); err != nil {
+		t.Fatal(err)
+	}
+	ctime := func(p string) syscall.Timespec {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ctim
+	}
+	before := ctime(filepath.Join(wt, "owned.txt"))
+	if err := sb.PreparePaths(wt, []string{"d/e/f.txt", "owned.txt", "link", "gone.txt", "../victim.txt", "/etc/hostname", ".git", "d/../../victim.txt"}); err != nil {
+		t.Fatalf("PreparePaths: %v", err)
+	}
+	// Through a symlink out of the worktree: refused (the caller then
+	// walks the worktree, which changes symlinks and never follows them).
+	if err := sb.PreparePaths(wt, []string{"up/victim.txt"}); err == nil || !strings.Contains(err.Error(), "escapes") {
+		t.Errorf("a path through a symlink out: %v, want refused", err)
+	}
+	for _, p := range []string{"d", "d/e", "d/e/f.txt", "link", "owned.txt"} {
+		if uid := ownerOf(t, filepath.Join(wt, p)); uid != sandboxUID {
+			t.Errorf("%s belongs to %d, want %d", p, uid, sandboxUID)
+		}
+	}
+	for _, p := range []string{filepath.Join(wt, "other.txt"), filepath.Join(wt, ".git"), victim, "/etc/hostname", filepath.Dir(victim)} {
+		if uid := ownerOf(t, p); uid != 0 {
+			t.Errorf("%s belongs to %d: PreparePaths reached what it was not given", p, uid)
+		}
+	}
+	if ctime(filepath.Join(wt, "owned.txt")) != before {
+		t.Error("an owned file was changed again")
+	}
+	if fi, err := os.Lstat(wt); err != nil || fi.Mode().Perm()&0o070 != 0o070 || ownerOf(t, wt) != 0 {
+		t.Errorf("the worktree's top: %v, %v; want the worker's, open to the sandbox's group", fi.Mode(), err)
+	}
+}

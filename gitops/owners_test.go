@@ -1,0 +1,95 @@
+package gitops
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// chownTree gives every file and directory under dir but .git to uid.
+func chownTree(t *testing.T, dir string, uid int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		if d.Name() == ".git" {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		return os.Lchown(p, uid, uid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIndexPathsNotOwnedByNamesWhatTheClaimWrote: once the last `add`
+// has seen a worktree's files owned by the sandbox's uid, the index of the
+// worktree claimed from it names exactly the files the claim's checkout
+// rewrote; a fresh checkout names every file; an index that is a symlink
+// or not an index is an error, never followed or half-read.
+func TestIndexPathsNotOwnedByNamesWhatTheClaimWrote(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	const uid = 65534
+	ctx := context.Background()
+	tr := newTestRepo(t)
+	work := t.TempDir()
+	first := filepath.Join(work, "sub-1")
+	finishedWorktree(t, tr, first, "codeswarm/sub-1")
+	if got, err := IndexPathsNotOwnedBy(first, uid, uid); err != nil || !slices.Equal(got, []string{".gitignore", "a.txt", "b.txt", "c.txt"}) {
+		t.Errorf("fresh worktree: %v, %v; want every tracked file", got, err)
+	}
+	runGit(t, first, nil, "clean", "-ffdxq") // the park's clean, before the chown of what it removes
+	chownTree(t, first, uid)
+	runGit(t, first, nil, "add", "--all") // CommitSubtask's add looks at every file again
+	if got, err := IndexPathsNotOwnedBy(first, uid, uid); err != nil || len(got) != 0 {
+		t.Errorf("after the add: %v, %v; want none", got, err)
+	}
+	later := tr.commitOn("main", "main", map[string]string{"c.txt": "merged\n", "d/e/f.txt": "deep\n"})
+	parked := filepath.Join(work, ".state", "pool", "1")
+	if err := tr.repo.ParkWorktree(ctx, first, parked); err != nil {
+		t.Fatalf("ParkWorktree: %v", err)
+	}
+	next := filepath.Join(work, "sub-2")
+	wt, err := tr.repo.AddWorktreeFrom(ctx, next, "codeswarm/sub-2", later, parked)
+	if err != nil || !wt.Claimed {
+		t.Fatalf("AddWorktreeFrom = %+v, %v; want a claimed worktree", wt, err)
+	}
+	// The agent's a.txt and .gitignore go back to main's (one rewritten, one
+	// deleted); c.txt changed on main and d/e/f.txt is new; b.txt is
+	// untouched.
+	got, err := IndexPathsNotOwnedBy(next, uid, uid)
+	if err != nil || !slices.Equal(got, []string{"a.txt", "c.txt", "d/e/f.txt"}) {
+		t.Errorf("claimed worktree: %v, %v; want a.txt c.txt d/e/f.txt", got, err)
+	}
+
+	gd, err := worktreeGitDir(next, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := filepath.Join(gd, "index")
+	moved := idx + ".real"
+	if err := os.Rename(idx, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(moved, idx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := IndexPathsNotOwnedBy(next, uid, uid); err == nil {
+		t.Error("an index that is a symlink was followed")
+	}
+	_ = os.Remove(idx)
+	writeFile(t, idx, "DIRC\x00\x00\x00\x02\xff\xff\xff\xffnot an index")
+	if got, err := IndexPathsNotOwnedBy(next, uid, uid); err == nil || !strings.Contains(err.Error(), "index owners of") {
+		t.Errorf("a garbage index gave %v, %v; want an error", got, err)
+	}
+}
