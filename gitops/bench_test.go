@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,5 +324,52 @@ func BenchmarkAddWorktreeFanOut(b *testing.B) {
 			b.Fatalf("remove worktrees: kept %v, %v", kept, err)
 		}
 		b.StartTimer()
+	}
+}
+
+// BenchmarkIndexPathsNotOwnedBy reads a 10,000-file worktree's index for
+// the files a uid does not own (none here), as StartSubtask does for each
+// claimed worktree instead of an lstat of every file (BenchmarkOwnerWalk).
+func BenchmarkIndexPathsNotOwnedBy(b *testing.B) {
+	repo, head := newBenchRepo(b)
+	wt, err := repo.AddWorktree(context.Background(), filepath.Join(b.TempDir(), "wt"), "codeswarm/bench", head)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		paths, err := IndexPathsNotOwnedBy(wt.Dir, os.Getuid(), os.Getgid())
+		if err != nil || len(paths) != 0 {
+			b.Fatalf("%d paths, %v", len(paths), err)
+		}
+	}
+}
+
+// BenchmarkOwnerWalk is the walk IndexPathsNotOwnedBy spares a claimed
+// worktree: an lstat of each of its 10,000 files (tools.PrepareWorktree's,
+// with nothing to change).
+func BenchmarkOwnerWalk(b *testing.B) {
+	repo, head := newBenchRepo(b)
+	wt, err := repo.AddWorktree(context.Background(), filepath.Join(b.TempDir(), "wt"), "codeswarm/bench", head)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		n := 0
+		err := filepath.WalkDir(wt.Dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Name() == ".git" {
+				return nil
+			}
+			fi, err := d.Info()
+			if err == nil && int(fi.Sys().(*syscall.Stat_t).Uid) == os.Getuid() {
+				n++
+			}
+			return err
+		})
+		if err != nil || n < 10000 {
+			b.Fatalf("%d owned, %v", n, err)
+		}
 	}
 }

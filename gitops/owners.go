@@ -2,13 +2,14 @@ package gitops
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"syscall"
-
-	"github.com/go-git/go-git/v5/plumbing/format/index"
 )
 
 // maxIndexBytes bounds the index IndexPathsNotOwnedBy reads: about 100
@@ -41,15 +42,109 @@ func IndexPathsNotOwnedBy(dir string, uid, gid int) ([]string, error) {
 	if err != nil || len(data) > maxIndexBytes {
 		return nil, fmt.Errorf("index owners of %q: read the index: %v", dir, err)
 	}
-	var idx index.Index
-	if err := index.NewDecoder(bytes.NewReader(data)).Decode(&idx); err != nil {
+	var out []string
+	err = indexEntries(data, func(name []byte, entUID, entGID uint32) {
+		if entUID != uint32(uid) || entGID != uint32(gid) {
+			out = append(out, string(name))
+		}
+	})
+	if err != nil {
 		return nil, fmt.Errorf("index owners of %q: %w", dir, err)
 	}
-	var out []string
-	for _, e := range idx.Entries {
-		if e.UID != uint32(uid) || e.GID != uint32(gid) {
-			out = append(out, e.Name)
+	return out, nil
+}
+
+// indexEntries calls fn with the path, uid and gid of each entry of a git
+// index (versions 2 to 4, SHA-1 object names; gitformat-index(5)), after it
+// has checked the trailing checksum, so a torn, forged or SHA-256 index is
+// an error rather than a misread. Only what IndexPathsNotOwnedBy needs is
+// decoded: go-git's decoder reads every field through reflection, 14 ms of
+// CPU for a 10,000-entry index (B8), several times the walk it replaces.
+func indexEntries(data []byte, fn func(name []byte, uid, gid uint32)) error {
+	const (
+		hashSize   = sha1.Size
+		fixedSize  = 62 // stat data, object name, flags
+		flagExtend = 0x4000
+		nameMask   = 0x0fff
+	)
+	if len(data) < 12+hashSize || !bytes.Equal(data[:4], []byte("DIRC")) {
+		return errors.New("not a git index")
+	}
+	body := data[:len(data)-hashSize]
+	if sum := sha1.Sum(body); !bytes.Equal(sum[:], data[len(body):]) {
+		return errors.New("the index's checksum does not match (not a SHA-1 index, or torn)")
+	}
+	version := binary.BigEndian.Uint32(body[4:8])
+	if version < 2 || version > 4 {
+		return fmt.Errorf("index version %d", version)
+	}
+	count := binary.BigEndian.Uint32(body[8:12])
+	pos := 12
+	var prev []byte
+	for i := uint32(0); i < count; i++ {
+		start := pos
+		if len(body)-pos < fixedSize {
+			return errors.New("the index ends inside an entry")
+		}
+		e := body[pos:]
+		uid, gid := binary.BigEndian.Uint32(e[28:32]), binary.BigEndian.Uint32(e[32:36])
+		flags := binary.BigEndian.Uint16(e[60:62])
+		pos += fixedSize
+		if flags&flagExtend != 0 {
+			if version < 3 || len(body)-pos < 2 {
+				return errors.New("an extended entry in a version 2 index, or at its end")
+			}
+			pos += 2
+		}
+		var name []byte
+		if version == 4 {
+			strip, n := indexVarint(body[pos:])
+			if n == 0 || strip > uint64(len(prev)) {
+				return errors.New("a bad path prefix in a version 4 index")
+			}
+			pos += n
+			end := bytes.IndexByte(body[pos:], 0)
+			if end < 0 {
+				return errors.New("an unterminated path in the index")
+			}
+			name = append(prev[:len(prev)-int(strip):len(prev)-int(strip)], body[pos:pos+end]...)
+			pos += end + 1
+		} else {
+			end := bytes.IndexByte(body[pos:], 0)
+			if end < 0 || (flags&nameMask != nameMask && end != int(flags&nameMask)) || (flags&nameMask == nameMask && end < nameMask) {
+				return errors.New("a path whose length is not the index's")
+			}
+			name = body[pos : pos+end]
+			// The path is followed by 1 to 8 NULs, up to a multiple of 8
+			// bytes from the entry's start.
+			nameEnd := pos + end
+			next := start + (nameEnd-start+8)&^7
+			if next > len(body) || bytes.ContainsFunc(body[nameEnd:next], func(r rune) bool { return r != 0 }) {
+				return errors.New("an entry's padding is not the index's")
+			}
+			pos = next
+		}
+		fn(name, uid, gid)
+		prev = name
+	}
+	return nil
+}
+
+// indexVarint decodes git's offset varint (varint.c); n is 0 when buf ends
+// inside it or it does not fit 63 bits.
+func indexVarint(buf []byte) (v uint64, n int) {
+	for i, c := range buf {
+		if i > 8 {
+			return 0, 0
+		}
+		if i == 0 {
+			v = uint64(c & 127)
+		} else {
+			v = (v+1)<<7 | uint64(c&127)
+		}
+		if c&128 == 0 {
+			return v, i + 1
 		}
 	}
-	return out, nil
+	return 0, 0
 }
