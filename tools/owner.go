@@ -112,9 +112,8 @@ func (s *Sandbox) PrepareWorktree(dir string) error {
 	if !ok {
 		return nil
 	}
-	fail := func(err error) error { return fmt.Errorf("prepare worktree for the sandbox: %w", err) }
 	if err := openTop(dir, gid); err != nil {
-		return fail(err)
+		return prepareFailed(err)
 	}
 	top := filepath.Join(dir, ".git")
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -132,10 +131,14 @@ func (s *Sandbox) PrepareWorktree(dir string) error {
 			return nil // a reused worktree's unchanged file: no write, its ctime stays
 		}
 		if err := os.Lchown(p, uid, gid); err != nil {
-			return fail(err)
+			return prepareFailed(err)
 		}
 		return nil
 	})
+}
+
+func prepareFailed(err error) error {
+	return fmt.Errorf("prepare worktree for the sandbox: %w", err)
 }
 
 // openTop opens the worktree's top directory to the sandbox's group; the
@@ -165,13 +168,12 @@ func (s *Sandbox) PreparePaths(dir string, paths []string) error {
 	if !ok {
 		return nil
 	}
-	fail := func(err error) error { return fmt.Errorf("prepare worktree for the sandbox: %w", err) }
 	if err := openTop(dir, gid); err != nil {
-		return fail(err)
+		return prepareFailed(err)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return fail(err)
+		return prepareFailed(err)
 	}
 	defer root.Close()
 	seen := map[string]bool{".": true}
@@ -187,7 +189,7 @@ func (s *Sandbox) PreparePaths(dir string, paths []string) error {
 		if err != nil {
 			return err
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+		if ownedBy(fi, uid, gid) {
 			return nil
 		}
 		return root.Lchown(name, uid, gid)
@@ -197,17 +199,16 @@ func (s *Sandbox) PreparePaths(dir string, paths []string) error {
 		if !filepath.IsLocal(name) || strings.SplitN(p, "/", 2)[0] == ".git" {
 			continue
 		}
-		var dirs []string
-		for d := filepath.Dir(name); d != "."; d = filepath.Dir(d) {
-			dirs = append(dirs, d)
-		}
-		for i := len(dirs) - 1; i >= 0; i-- {
-			if err := give(dirs[i]); err != nil {
-				return fail(err)
+		// The directories above name, from the top, then name itself.
+		for i, c := range name {
+			if c == filepath.Separator {
+				if err := give(name[:i]); err != nil {
+					return prepareFailed(err)
+				}
 			}
 		}
 		if err := give(name); err != nil {
-			return fail(err)
+			return prepareFailed(err)
 		}
 	}
 	return nil
@@ -218,9 +219,11 @@ func (s *Sandbox) PreparePaths(dir string, paths []string) error {
 // file of a reused worktree as possibly changed and reads it again.
 func owned(d fs.DirEntry, uid, gid int) bool {
 	fi, err := d.Info()
-	if err != nil {
-		return false
-	}
+	return err == nil && ownedBy(fi, uid, gid)
+}
+
+// ownedBy reports whether fi belongs to uid and gid.
+func ownedBy(fi fs.FileInfo, uid, gid int) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && int(st.Uid) == uid && int(st.Gid) == gid
 }
