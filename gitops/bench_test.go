@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Size of the generated benchmark repository: benchDirs × benchFilesPerDir
@@ -126,8 +127,11 @@ func benchWorktreeAdd(b *testing.B, add func(repo *Repo, dir, branch, base strin
 // -f -b of a base that differs from the parked commit in 10 files), the
 // claim being what replaces AddWorktree's full checkout. The untimed part
 // of each op commits 10 changed files in the worktree, as a sub-agent does.
+// claim-git-cli claims as plain git would (worktree move, checkout --force
+// -b), as the claim did before its two-way read-tree. Each reports the git
+// processes' CPU time (child-cpu-ms/op).
 func BenchmarkReuseWorktree(b *testing.B) {
-	for _, timed := range []string{"claim", "park"} {
+	for _, timed := range []string{"claim", "claim-git-cli", "park"} {
 		b.Run(timed, func(b *testing.B) {
 			ctx := context.Background()
 			repo, base := newBenchRepo(b)
@@ -137,6 +141,7 @@ func BenchmarkReuseWorktree(b *testing.B) {
 				b.Fatal(err)
 			}
 			syscall.Sync()
+			var cpu childCPU
 			b.ResetTimer()
 			for i := range b.N {
 				b.StopTimer()
@@ -149,28 +154,43 @@ func BenchmarkReuseWorktree(b *testing.B) {
 				runGit(b, dir, nil, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "--quiet", "-am", "work")
 				parked := filepath.Join(root, "pool", fmt.Sprint(i))
 				if timed == "park" {
+					cpu.start()
 					b.StartTimer()
 				}
 				if err := repo.ParkWorktree(ctx, dir, parked); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
+				if timed == "park" {
+					cpu.stop()
+				}
 				syscall.Sync()
 				dir = filepath.Join(root, fmt.Sprintf("wt-%d", i+1))
-				if timed == "claim" {
+				branch := fmt.Sprintf("bench/%d", i+1)
+				if timed != "park" {
+					cpu.start()
 					b.StartTimer()
 				}
-				wt, err := repo.AddWorktreeFrom(ctx, dir, fmt.Sprintf("bench/%d", i+1), base, parked)
-				if err != nil || wt.Head != base {
-					b.Fatalf("AddWorktreeFrom = %+v, %v", wt, err)
+				if timed == "claim-git-cli" {
+					runGit(b, repo.Root, nil, "worktree", "move", parked, dir)
+					runGit(b, dir, nil, "checkout", "--quiet", "--force", "--no-track", "-b", branch, base)
+				} else {
+					wt, err := repo.AddWorktreeFrom(ctx, dir, branch, base, parked)
+					if err != nil || wt.Head != base || !wt.Claimed {
+						b.Fatalf("AddWorktreeFrom = %+v, %v", wt, err)
+					}
 				}
 				b.StopTimer()
+				if timed != "park" {
+					cpu.stop()
+				}
 				if _, err := os.Lstat(parked); err == nil {
 					b.Fatal("the parked worktree was not claimed")
 				}
 				syscall.Sync()
 				b.StartTimer()
 			}
+			cpu.report(b)
 		})
 	}
 }
@@ -197,14 +217,37 @@ func BenchmarkMerge(b *testing.B) {
 }
 
 // BenchmarkCommitAll measures staging and committing 10 changed files in a
-// 10,000-file worktree (git add -A scans the whole tree).
+// 10,000-file worktree (git add -A scans the whole tree). The git-cli
+// sub-benchmark does the same with `git add --all` and `git commit`, as
+// CommitAll did before it built the commit from write-tree, commit-tree and
+// update-ref. Both report the git processes' CPU time (child-cpu-ms/op), a
+// steadier figure than wall time on a shared machine.
 func BenchmarkCommitAll(b *testing.B) {
+	ctx := context.Background()
+	b.Run("gitops", func(b *testing.B) {
+		benchCommitAll(b, func(dir, base string) {
+			res, err := CommitAll(ctx, dir, base, "bench", [][2]string{{"Codeswarm-Run", "bench"}})
+			if err != nil || !res.Changed {
+				b.Fatalf("CommitAll = %+v, %v", res, err)
+			}
+		})
+	})
+	b.Run("git-cli", func(b *testing.B) {
+		benchCommitAll(b, func(dir, _ string) {
+			runGit(b, dir, nil, "add", "--all")
+			runGit(b, dir, nil, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "--quiet", "--no-verify", "-m", "bench")
+		})
+	})
+}
+
+func benchCommitAll(b *testing.B, commit func(dir, base string)) {
 	ctx := context.Background()
 	repo, base := newBenchRepo(b)
 	dir := filepath.Join(b.TempDir(), "wt")
 	if _, err := repo.AddWorktree(ctx, dir, "bench/commit", base); err != nil {
 		b.Fatal(err)
 	}
+	var cpu childCPU
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
@@ -214,12 +257,35 @@ func BenchmarkCommitAll(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		cpu.start()
 		b.StartTimer()
-		res, err := CommitAll(ctx, dir, base, "bench", [][2]string{{"Codeswarm-Run", "bench"}})
-		if err != nil || !res.Changed {
-			b.Fatalf("CommitAll = %+v, %v", res, err)
-		}
+		commit(dir, base)
+		b.StopTimer()
+		cpu.stop()
+		b.StartTimer()
 	}
+	cpu.report(b)
+}
+
+// childCPU adds up the CPU time (user and system) of the child processes
+// waited for between start and stop: the git processes of the timed part.
+type childCPU struct {
+	from, total time.Duration
+}
+
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (c *childCPU) start() { c.from = childrenCPU() }
+func (c *childCPU) stop()  { c.total += childrenCPU() - c.from }
+
+func (c *childCPU) report(b *testing.B) {
+	b.ReportMetric(float64(c.total.Microseconds())/1000/float64(b.N), "child-cpu-ms/op")
 }
 
 // BenchmarkRefSHA measures one ref read, i.e. the cost of one git process.

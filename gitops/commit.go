@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"codeswarm/internal/textcut"
 )
 
 // CommitResult describes a worktree's work relative to its base commit.
@@ -45,7 +48,7 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 		return CommitResult{}, fmt.Errorf("commit: %w", err)
 	}
 	opts := runOpts{gitDir: gitDir}
-	if err := clearStaleIndexLock(ctx, dir, opts); err != nil {
+	if err := clearStaleIndexLock(ctx, filepath.Join(gitDir, "index.lock")); err != nil {
 		return CommitResult{}, err
 	}
 	nested, err := removeNestedRepos(ctx, dir, gitDir)
@@ -56,11 +59,27 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 	if _, err := git(ctx, dir, opts, "add", "--all"); err != nil {
 		return CommitResult{}, fmt.Errorf("stage changes in %q: %w", dir, err)
 	}
-	staged, err := hasStaged(ctx, dir, opts)
+	// The commit is built from its parts (write-tree, commit-tree,
+	// update-ref) rather than by `git commit`, which would compare every
+	// file with the index once more and run a status to find out whether
+	// anything is staged: the add has just done the one and the trees'
+	// names answer the other.
+	out, err := git(ctx, dir, opts, "write-tree")
 	if err != nil {
-		return CommitResult{}, err
+		return CommitResult{}, fmt.Errorf("write the staged tree of %q: %w", dir, err)
 	}
-	if staged {
+	tree := strings.TrimSpace(string(out))
+	// "--" ends the revisions: nothing after HEAD is read as a file name.
+	out, err = git(ctx, dir, opts, "rev-parse", "HEAD^{commit}", "HEAD^{tree}", "--")
+	if err != nil {
+		return CommitResult{}, fmt.Errorf("read HEAD of %q: %w", dir, err)
+	}
+	names := strings.Fields(string(out))
+	if len(names) != 3 || names[2] != "--" {
+		return CommitResult{}, fmt.Errorf("read HEAD of %q: git rev-parse answered %q", dir, textcut.Prefix(string(out), 200))
+	}
+	head := names[0]
+	if tree != names[1] {
 		if message == "" {
 			message = "codeswarm: commit subtask changes"
 		}
@@ -70,15 +89,29 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 		msg := formatMessage(message, trailers)
 		commitOpts := opts
 		commitOpts.identity, commitOpts.stdin = true, strings.NewReader(msg)
-		_, err := git(ctx, dir, commitOpts,
-			"commit", "--quiet", "--no-verify", "--no-post-rewrite", "--no-gpg-sign", "--cleanup=whitespace", "--file=-")
+		out, err := git(ctx, dir, commitOpts, "commit-tree", "--no-gpg-sign", "-p", head, "-F", "-", tree)
 		if err != nil {
 			return CommitResult{}, fmt.Errorf("commit in %q: %w", dir, err)
 		}
+		commit := strings.TrimSpace(string(out))
+		// HEAD moves only from the commit this one was built on: a HEAD
+		// that moved meanwhile fails the update instead of being lost.
+		refOpts := opts
+		refOpts.identity = true
+		if _, err := git(ctx, dir, refOpts, "update-ref", "-m", "commit: "+subject(msg), "HEAD", commit, head); err != nil {
+			return CommitResult{}, fmt.Errorf("commit in %q: %w", dir, err)
+		}
+		head = commit
 	}
-	res, err := worktreeResult(ctx, dir, baseSHA, opts)
+	res, err := changedSince(ctx, dir, baseSHA, head, opts)
 	res.Notes = notes
 	return res, err
+}
+
+// subject is a commit message's first line, as a reflog names a commit.
+func subject(msg string) string {
+	line, _, _ := strings.Cut(msg, "\n")
+	return line
 }
 
 // nestedNotes phrases the nested repositories CommitAll flattened.
@@ -101,22 +134,18 @@ const staleLockAge = time.Minute
 // lockPoll is how often a fresh index.lock is looked at again.
 const lockPoll = 200 * time.Millisecond
 
-// clearStaleIndexLock waits until the worktree's index.lock is gone, or
-// removes it once it is older than staleLockAge. A worker killed in the
-// middle of `git add` or `git commit` (or a git killed with its cancelled
+// clearStaleIndexLock waits until the worktree's index.lock (lock) is gone,
+// or removes it once it is older than staleLockAge. A worker killed in the
+// middle of `git add` or a commit (or a git killed with its cancelled
 // activity) leaves the lock behind; a retry that failed on it at once
 // would fail every attempt that comes within staleLockAge, and the
 // subtask with them. Only codeswarm's own activities write to a subtask
 // worktree, one at a time, so an old lock cannot belong to a live process,
-// and a fresh one is either released soon or becomes old.
-func clearStaleIndexLock(ctx context.Context, dir string, opts runOpts) error {
-	out, err := git(ctx, dir, opts, "rev-parse", "--path-format=absolute", "--git-path", "index.lock")
-	if err != nil {
-		return fmt.Errorf("locate index lock of %q: %w", dir, err)
-	}
-	lock := strings.TrimSpace(string(out))
+// and a fresh one is either released soon or becomes old. A linked
+// worktree's index is its own git directory's.
+func clearStaleIndexLock(ctx context.Context, lock string) error {
 	for {
-		info, err := os.Stat(lock)
+		info, err := os.Lstat(lock)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -134,30 +163,22 @@ func clearStaleIndexLock(ctx context.Context, dir string, opts runOpts) error {
 	}
 }
 
-// hasStaged reports whether the index of the worktree at dir differs from HEAD.
-func hasStaged(ctx context.Context, dir string, opts runOpts) (bool, error) {
-	_, err := git(ctx, dir, opts, "diff", "--cached", "--quiet", "--no-ext-diff")
-	if err == nil {
-		return false, nil
-	}
-	if exitCode(err) == 1 {
-		return true, nil
-	}
-	return false, fmt.Errorf("check staged changes in %q: %w", dir, err)
-}
-
 // worktreeResult compares the worktree's HEAD with baseSHA.
 func worktreeResult(ctx context.Context, dir, baseSHA string, opts runOpts) (CommitResult, error) {
 	out, err := git(ctx, dir, opts, "rev-parse", "--verify", "HEAD")
 	if err != nil {
 		return CommitResult{}, fmt.Errorf("read HEAD of %q: %w", dir, err)
 	}
-	head := strings.TrimSpace(string(out))
+	return changedSince(ctx, dir, baseSHA, strings.TrimSpace(string(out)), opts)
+}
+
+// changedSince describes head, the worktree's HEAD, relative to baseSHA.
+func changedSince(ctx context.Context, dir, baseSHA, head string, opts runOpts) (CommitResult, error) {
 	res := CommitResult{Commit: head, Changed: head != baseSHA}
 	if !res.Changed {
 		return res, nil
 	}
-	out, err = git(ctx, dir, opts, "diff-tree", "-r", "--name-only", "-z", "--no-renames", baseSHA, head)
+	out, err := git(ctx, dir, opts, "diff-tree", "-r", "--name-only", "-z", "--no-renames", baseSHA, head)
 	if err != nil {
 		return CommitResult{}, fmt.Errorf("diff %s..HEAD in %q: %w", shortSHA(baseSHA), dir, err)
 	}
@@ -170,7 +191,7 @@ func worktreeResult(ctx context.Context, dir, baseSHA string, opts runOpts) (Com
 // would end it early, so they become spaces.
 func formatMessage(message string, trailers [][2]string) string {
 	var b strings.Builder
-	b.WriteString(strings.TrimRight(message, "\n \t"))
+	b.WriteString(cleanWhitespace(message))
 	b.WriteString("\n")
 	if len(trailers) == 0 {
 		return b.String()
@@ -182,6 +203,31 @@ func formatMessage(message string, trailers [][2]string) string {
 			continue
 		}
 		fmt.Fprintf(&b, "%s: %s\n", key, strings.TrimSpace(oneLine(t[1])))
+	}
+	return b.String()
+}
+
+// cleanWhitespace is what `git commit --cleanup=whitespace` makes of a
+// message, without its final newline: trailing whitespace of every line,
+// leading and trailing blank lines, and all but one of consecutive blank
+// lines removed.
+func cleanWhitespace(message string) string {
+	var b strings.Builder
+	blank := false
+	for _, line := range strings.Split(message, "\n") {
+		line = strings.TrimRight(line, " \t\r\v\f")
+		if line == "" {
+			blank = b.Len() > 0
+			continue
+		}
+		if blank {
+			b.WriteString("\n")
+			blank = false
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(line)
 	}
 	return b.String()
 }

@@ -51,6 +51,17 @@ func TestCommitAll(t *testing.T) {
 	if got := wt.git("log", "-1", "--format=%an <%ae> / %cn <%ce>"); got != "codeswarm <codeswarm@localhost> / codeswarm <codeswarm@localhost>" {
 		t.Errorf("identity = %q", got)
 	}
+	// The branch moved, as `git commit` moves it: with a reflog entry,
+	// from the base, and the index is the commit's.
+	if got := wt.git("reflog", "-1", "--format=%gs", "refs/heads/codeswarm/sub"); got != "commit: refactor a" {
+		t.Errorf("branch reflog = %q, want %q", got, "commit: refactor a")
+	}
+	if got := wt.git("rev-parse", "HEAD~1"); got != base {
+		t.Errorf("the commit's parent is %s, want the base %s", got, base)
+	}
+	if got := wt.git("status", "--porcelain"); got != "" {
+		t.Errorf("the worktree is not clean after CommitAll:\n%s", got)
+	}
 
 	// A retry after the commit landed reports the same commit, adds none.
 	again, err := CommitAll(ctx, dir, base, "refactor a", trailers)
@@ -73,6 +84,7 @@ func TestFormatMessage(t *testing.T) {
 	}{
 		{name: "no trailers", msg: "subject\n\n", want: "subject\n"},
 		{name: "trailers", msg: "subject\n\nbody", trailers: [][2]string{{"K", "v"}}, want: "subject\n\nbody\n\nK: v\n"},
+		{name: "whitespace cleaned as git commit does", msg: "\n\n  subject  \nbody \t\n\n\n\nmore\n\n", want: "  subject\nbody\n\nmore\n"},
 		{name: "multiline value folded", msg: "s", trailers: [][2]string{{"K", "a\nb"}, {" ", "dropped"}}, want: "s\n\nK: a b\n"},
 	}
 	for _, tt := range tests {

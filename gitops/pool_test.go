@@ -172,4 +172,30 @@ func TestAddWorktreeFromFallsBack(t *testing.T) {
 	if got := runGit(t, half, nil, "status", "--porcelain", "--ignored"); strings.TrimSpace(got) != "" {
 		t.Errorf("the recreated worktree is not clean:\n%s", got)
 	}
+
+	// A parked worktree written to after parking: the two-way read-tree
+	// refuses it (a changed file it would replace, an untracked file where
+	// the start commit has one), and the claim forces the start commit.
+	second := filepath.Join(work, "second")
+	finishedWorktree(t, tr, second, "codeswarm/second")
+	parked = filepath.Join(work, "pool", "2")
+	if err := tr.repo.ParkWorktree(ctx, second, parked); err != nil {
+		t.Fatal(err)
+	}
+	later := tr.commitOn("main", "main", map[string]string{"c.txt": "merged by another\n", "n.txt": "new on main\n"})
+	writeFile(t, filepath.Join(parked, "c.txt"), "written after parking\n")
+	writeFile(t, filepath.Join(parked, "n.txt"), "untracked, written after parking\n")
+	c := filepath.Join(work, "c")
+	wt, err = tr.repo.AddWorktreeFrom(ctx, c, "codeswarm/c", later, parked)
+	if err != nil || !wt.Claimed || wt.Head != later || wt.Branch != "codeswarm/c" {
+		t.Fatalf("AddWorktreeFrom a parked worktree written to = %+v, %v; want it claimed at %s", wt, err, later)
+	}
+	for file, want := range map[string]string{"a.txt": "alpha\n", "c.txt": "merged by another\n", "n.txt": "new on main\n"} {
+		if got := readFile(t, filepath.Join(c, file)); got != want {
+			t.Errorf("%s = %q, want the start commit's %q", file, got, want)
+		}
+	}
+	if got := runGit(t, c, nil, "status", "--porcelain"); got != "" {
+		t.Errorf("the claimed worktree is not clean:\n%s", got)
+	}
 }
