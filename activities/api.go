@@ -226,7 +226,11 @@ type SwarmResult struct {
 	Applied              bool          `json:"applied"`
 	ApplyError           string        `json:"apply_error,omitempty"`
 	KeptWorktrees        []string      `json:"kept_worktrees,omitempty"`
-	PlanNote             string        `json:"plan_note,omitempty"`
+	// KeptWorktreesPacked holds KeptWorktrees as gzip-compressed JSON
+	// when there are too many to go as they are (see Pack), like
+	// SubtaskResultsPacked; clients never see it set.
+	KeptWorktreesPacked []byte `json:"kept_worktrees_packed,omitempty"`
+	PlanNote            string `json:"plan_note,omitempty"`
 	// Sandbox is "on" when model-run commands were confined, "off" when
 	// tools.sandbox was off.
 	Sandbox string `json:"sandbox,omitempty"`

@@ -38,36 +38,67 @@ func Gunzip(packed []byte) ([]byte, error) {
 	return io.ReadAll(zr)
 }
 
+// keptPackThreshold is the size of the kept worktrees' JSON above which a
+// run's result carries them packed: a run whose 10,000 sub-agents all
+// failed keeps 10,000 worktrees, about 700 kB of paths, a few kB gzipped.
+const keptPackThreshold = 64 << 10
+
 // Pack returns r with its subtask results packed (gzip-compressed JSON in
-// SubtaskResultsPacked) when their JSON passes resultPackThreshold, else r
-// itself.
+// SubtaskResultsPacked) when their JSON passes resultPackThreshold, and its
+// kept worktrees (in KeptWorktreesPacked) when theirs passes
+// keptPackThreshold, else r itself.
 func (r SwarmResult) Pack() (SwarmResult, error) {
-	plain, err := json.Marshal(r.SubtaskResults)
-	if err != nil || len(plain) <= resultPackThreshold {
-		return r, err
-	}
-	packed, err := Gzip(plain)
+	packed, err := packJSON(r.SubtaskResults, resultPackThreshold)
 	if err != nil {
 		return r, err
 	}
-	r.SubtaskResults, r.SubtaskResultsPacked = nil, packed
+	if packed != nil {
+		r.SubtaskResults, r.SubtaskResultsPacked = nil, packed
+	}
+	if packed, err = packJSON(r.KeptWorktrees, keptPackThreshold); err != nil {
+		return r, err
+	}
+	if packed != nil {
+		r.KeptWorktrees, r.KeptWorktreesPacked = nil, packed
+	}
 	return r, nil
 }
 
-// Unpack restores subtask results Pack packed; a result without packed
-// ones is left as it is.
+// packJSON is v as gzip-compressed JSON when its JSON passes threshold,
+// else nil.
+func packJSON(v any, threshold int) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil || len(plain) <= threshold {
+		return nil, err
+	}
+	return Gzip(plain)
+}
+
+// Unpack restores what Pack packed; a result without packed parts is left
+// as it is.
 func (r *SwarmResult) Unpack() error {
-	if len(r.SubtaskResultsPacked) == 0 {
-		return nil
+	if len(r.SubtaskResultsPacked) > 0 {
+		var subs []SubtaskResult
+		if err := unpackJSON(r.SubtaskResultsPacked, &subs); err != nil {
+			return fmt.Errorf("run result: packed subtask results: %w", err)
+		}
+		r.SubtaskResults, r.SubtaskResultsPacked = subs, nil
 	}
-	plain, err := Gunzip(r.SubtaskResultsPacked)
-	if err != nil {
-		return fmt.Errorf("run result: packed subtask results: %w", err)
+	if len(r.KeptWorktreesPacked) > 0 {
+		var kept []string
+		if err := unpackJSON(r.KeptWorktreesPacked, &kept); err != nil {
+			return fmt.Errorf("run result: packed kept worktrees: %w", err)
+		}
+		r.KeptWorktrees, r.KeptWorktreesPacked = kept, nil
 	}
-	var subs []SubtaskResult
-	if err := json.Unmarshal(plain, &subs); err != nil {
-		return fmt.Errorf("run result: packed subtask results: %w", err)
-	}
-	r.SubtaskResults, r.SubtaskResultsPacked = subs, nil
 	return nil
+}
+
+// unpackJSON undoes packJSON into v.
+func unpackJSON(packed []byte, v any) error {
+	plain, err := Gunzip(packed)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(plain, v)
 }

@@ -57,7 +57,33 @@ func TestResultPacksLargeSubtaskResults(t *testing.T) {
 		t.Fatalf("ResultOf a failed run's packed result: ok %v, %d subtask results", ok, len(got.SubtaskResults))
 	}
 
-	small := SwarmResult{RunID: "swarm-y", SubtaskResults: res.SubtaskResults[:3]}
+	// Every sub-agent failed, its worktree kept: 10,000 paths pack too.
+	for i := range res.SubtaskResults {
+		st := &res.SubtaskResults[i]
+		st.Success, st.Status, st.Merge = false, "failed", ""
+		st.Worktree = "/home/user/.codeswarm/work/swarm-x/" + st.ID
+		res.KeptWorktrees = append(res.KeptWorktrees, st.Worktree)
+	}
+	res.Success = false
+	keptJSON, _ := json.Marshal(res.KeptWorktrees)
+	if len(keptJSON) <= keptPackThreshold {
+		t.Fatalf("10,000 kept worktrees are %d bytes as JSON; the test needs more than %d", len(keptJSON), keptPackThreshold)
+	}
+	packedAll, err := res.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, _ = json.Marshal(packedAll)
+	if packedAll.KeptWorktrees != nil || packedAll.SubtaskResults != nil || len(wire) > 1<<20 {
+		t.Fatalf("packed result of 10,000 failures: %d bytes, %d kept worktrees and %d subtask results left; want under 1 MB with both packed",
+			len(wire), len(packedAll.KeptWorktrees), len(packedAll.SubtaskResults))
+	}
+	t.Logf("10,000 kept worktrees: %d bytes as JSON; the whole result %d packed", len(keptJSON), len(wire))
+	if got, ok := ResultOf(RunFailure(packedAll)); !ok || !reflect.DeepEqual(got, res) {
+		t.Fatalf("ResultOf a failed run with packed kept worktrees: ok %v, %d kept, equal %v", ok, len(got.KeptWorktrees), reflect.DeepEqual(got, res))
+	}
+
+	small := SwarmResult{RunID: "swarm-y", SubtaskResults: res.SubtaskResults[:3], KeptWorktrees: res.KeptWorktrees[:3]}
 	if p, err := small.Pack(); err != nil || !reflect.DeepEqual(p, small) {
 		t.Errorf("a 3-subtask result was changed by Pack (%v)", err)
 	}

@@ -100,3 +100,23 @@ func TestPathList(t *testing.T) {
 		}
 	}
 }
+
+// TestRunErrorNamesAtMostTwentyFailures: a run's error, which is also its
+// workflow's failure message, names the first maxNamedFailures failed
+// subtasks and counts the rest; a run with few failures names them all.
+func TestRunErrorNamesAtMostTwentyFailures(t *testing.T) {
+	var r activities.SwarmResult
+	for i := range 10000 {
+		r.SubtaskResults = append(r.SubtaskResults, activities.SubtaskResult{ID: fmt.Sprintf("%04d-a%04d", i, i), Status: "failed"})
+	}
+	got := runError(r)
+	want := "10000 of 10000 subtasks did not succeed: 0000-a0000 (failed), "
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, ", 0019-a0019 (failed) and 9980 more (subtask_results has each)") ||
+		strings.Contains(got, "0020-a0020") || len(got) > 1000 {
+		t.Errorf("runError of 10,000 failures (%d bytes) = %q", len(got), got)
+	}
+	r.SubtaskResults = r.SubtaskResults[:3]
+	if got, want := runError(r), "3 of 3 subtasks did not succeed: 0000-a0000 (failed), 0001-a0001 (failed), 0002-a0002 (failed)"; got != want {
+		t.Errorf("runError of 3 failures = %q, want %q", got, want)
+	}
+}

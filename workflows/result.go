@@ -105,6 +105,11 @@ func aggregate(results []activities.SubtaskResult) string {
 	return capString(b.String(), aggregateBudget)
 }
 
+// maxNamedFailures is how many failed subtasks a run's error names: it is
+// the workflow's failure message too, which the Web UI and `codeswarm
+// list` show, and 10,000 of them would be 300 kB.
+const maxNamedFailures = 20
+
 func runError(r activities.SwarmResult) string {
 	var failed []string
 	for _, st := range r.SubtaskResults {
@@ -117,7 +122,11 @@ func runError(r activities.SwarmResult) string {
 		parts = append(parts, "no subtasks ran")
 	}
 	if len(failed) > 0 {
-		parts = append(parts, fmt.Sprintf("%d of %d subtasks did not succeed: %s", len(failed), len(r.SubtaskResults), strings.Join(failed, ", ")))
+		named := strings.Join(failed[:min(len(failed), maxNamedFailures)], ", ")
+		if more := len(failed) - maxNamedFailures; more > 0 {
+			named += fmt.Sprintf(" and %d more (subtask_results has each)", more)
+		}
+		parts = append(parts, fmt.Sprintf("%d of %d subtasks did not succeed: %s", len(failed), len(r.SubtaskResults), named))
 	}
 	if r.Verify != nil && !r.Verify.OK {
 		msg := fmt.Sprintf("verification %q failed with exit code %d", r.Verify.Command, r.Verify.ExitCode)
