@@ -57,10 +57,10 @@ var hardenedConfig = []string{
 // costConfig is passed with -c to every git command codeswarm runs for
 // what it costs, not for safety. Loose objects (every commit's trees, a
 // sub-agent's blobs) are compressed at zlib's fastest level: a commit in a
-// 10,000-file directory writes a 370 kB tree object (240 kB compressed), which costs 28 ms of
-// CPU at git's default level and 20 ms at level 1, for 3 % more bytes
-// (gitops/BENCHMARKS.md). Packs, which `git gc` writes, keep the
-// repository's own setting.
+// 10,000-file directory writes a 370 kB tree object (240 kB compressed),
+// which costs 28 ms of CPU at git's default level and 20 ms at level 1,
+// for 3 % more bytes (gitops/BENCHMARKS.md). Packs, which `git gc` writes,
+// keep the repository's own setting.
 var costConfig = []string{
 	"core.looseCompression=1",
 }
@@ -74,7 +74,7 @@ func configArgs() []string {
 
 var configArgsOnce = sync.OnceValue(func() []string {
 	args := make([]string, 0, 2*(len(hardenedConfig)+len(costConfig))+2)
-	for _, kv := range append(slices.Clip(hardenedConfig), costConfig...) {
+	for _, kv := range slices.Concat(hardenedConfig, costConfig) {
 		args = append(args, "-c", kv)
 	}
 	return append(args, "-c", "core.excludesFile="+userExcludesFile())
