@@ -48,8 +48,10 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 		return CommitResult{}, fmt.Errorf("commit: %w", err)
 	}
 	opts := runOpts{gitDir: gitDir}
-	if err := clearStaleIndexLock(ctx, filepath.Join(gitDir, "index.lock")); err != nil {
-		return CommitResult{}, err
+	for _, lock := range commitLocks(gitDir) {
+		if err := clearStaleLock(ctx, lock); err != nil {
+			return CommitResult{}, err
+		}
 	}
 	nested, err := removeNestedRepos(ctx, dir, gitDir)
 	if err != nil {
@@ -108,6 +110,24 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 	return res, err
 }
 
+// commitLocks are the lock files a commit in the linked worktree whose git
+// directory is gitDir takes: its index's, its HEAD's and its branch's (in
+// the repository's common directory). A worker killed during `git add`
+// or `update-ref` leaves one behind (TestClusterHostKilled killed one in
+// update-ref), and every retry would fail on it.
+func commitLocks(gitDir string) []string {
+	locks := []string{filepath.Join(gitDir, "index.lock"), filepath.Join(gitDir, "HEAD.lock")}
+	head, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
+	if err != nil {
+		return locks
+	}
+	ref, ok := strings.CutPrefix(strings.TrimSpace(string(head)), "ref: ")
+	if !ok || !strings.HasPrefix(ref, "refs/heads/") || !filepath.IsLocal(ref) {
+		return locks
+	}
+	return append(locks, filepath.Join(filepath.Dir(filepath.Dir(gitDir)), filepath.FromSlash(ref)+".lock"))
+}
+
 // subject is a commit message's first line, as a reflog names a commit.
 func subject(msg string) string {
 	line, _, _ := strings.Cut(msg, "\n")
@@ -134,8 +154,9 @@ const staleLockAge = time.Minute
 // lockPoll is how often a fresh index.lock is looked at again.
 const lockPoll = 200 * time.Millisecond
 
-// clearStaleIndexLock waits until the worktree's index.lock (lock) is gone,
-// or removes it once it is older than staleLockAge. A worker killed in the
+// clearStaleLock waits until the lock file lock (the worktree's
+// index.lock, or a ref's lock) is gone, or removes it once it is older
+// than staleLockAge. A worker killed in the
 // middle of `git add` or a commit (or a git killed with its cancelled
 // activity) leaves the lock behind; a retry that failed on it at once
 // would fail every attempt that comes within staleLockAge, and the
@@ -143,7 +164,7 @@ const lockPoll = 200 * time.Millisecond
 // worktree, one at a time, so an old lock cannot belong to a live process,
 // and a fresh one is either released soon or becomes old. A linked
 // worktree's index is its own git directory's.
-func clearStaleIndexLock(ctx context.Context, lock string) error {
+func clearStaleLock(ctx context.Context, lock string) error {
 	for {
 		info, err := os.Lstat(lock)
 		if errors.Is(err, fs.ErrNotExist) {

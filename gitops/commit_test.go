@@ -148,4 +148,19 @@ func TestCommitAllAfterKilledGit(t *testing.T) {
 	if err != nil || !res.Changed {
 		t.Fatalf("CommitAll over a stale lock = %+v, %v; want a commit", res, err)
 	}
+
+	// Killed in update-ref: HEAD's and the branch's locks are left.
+	for _, lock := range []string{
+		filepath.Join(tr.dir, ".git", "worktrees", "sub", "HEAD.lock"),
+		filepath.Join(tr.dir, ".git", "refs", "heads", "codeswarm", "sub.lock"),
+	} {
+		writeFile(t, filepath.Join(dir, "a.txt"), "alpha 5 "+lock+"\n")
+		writeFile(t, lock, "")
+		if err := os.Chtimes(lock, old, old); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := CommitAll(ctx, dir, base, "m", nil); err != nil || !res.Changed {
+			t.Fatalf("CommitAll over a stale %s = %+v, %v; want a commit", filepath.Base(lock), res, err)
+		}
+	}
 }
