@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -85,6 +86,11 @@ func (a *Activities) sandboxMode() string {
 // StateDir is where a run keeps journals next to its worktrees.
 func (a *Activities) stateDir(runID string) string {
 	return filepath.Join(a.WorkspaceRoot, runID, ".state")
+}
+
+// journalDir is where a sub-agent attempt's tool journal lives.
+func (a *Activities) journalDir(runID, subtaskID string, attempt int) string {
+	return filepath.Join(a.stateDir(runID), "journal", fmt.Sprintf("%s-a%d", subtaskID, attempt))
 }
 
 // WorktreeDir is where a subtask's worktree lives.

@@ -16,6 +16,7 @@ import (
 	"codeswarm/control"
 	"codeswarm/gitops"
 	"codeswarm/internal/transcript"
+	"codeswarm/tools"
 )
 
 // PrepareRunInput starts a run on the user's repository.
@@ -350,6 +351,9 @@ type CommitSubtaskInput struct {
 	Name       string `json:"name"`
 	Worktree   string `json:"worktree"`
 	BaseCommit string `json:"base_commit"`
+	// Attempt is the sub-agent's attempt, whose tool journal names the
+	// files its calls changed (0: not known, every file is looked at).
+	Attempt int `json:"attempt,omitempty"`
 	// Cache, when set, stores the committed result in the result cache.
 	Cache *CacheStore `json:"cache,omitempty"`
 }
@@ -372,7 +376,13 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 	defer keepAlive(ctx)()
 	defer worktreeSteps.lock(in.Worktree)()
 	msg := fmt.Sprintf("codeswarm: %s\n\nSubtask %s of run %s.", in.Name, in.SubtaskID, in.RunID)
-	res, err := gitops.CommitAll(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID))
+	var res gitops.CommitResult
+	paths, complete, err := a.journalChanges(ctx, in)
+	if err == nil && complete {
+		res, err = gitops.CommitPaths(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID), paths)
+	} else if err == nil {
+		res, err = gitops.CommitAll(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID))
+	}
 	if err != nil {
 		return CommitSubtaskResult{}, fmt.Errorf("commit subtask %s: %w", in.SubtaskID, err)
 	}
@@ -384,6 +394,23 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 	out.FilesChanged, out.FilesOmitted = listPaths(res.FilesChanged)
 	a.storeInCache(ctx, in, out)
 	return out, nil
+}
+
+// journalChanges returns the files the attempt's tool calls changed, and
+// whether those are all its worktree can differ in from its start
+// (tools.Journal.ChangedPaths: no bash call ran). Its worktree started
+// clean (a fresh checkout, or a claimed parked one the park found clean)
+// and nothing but the attempt's tool calls writes it. Without the attempt,
+// complete is false.
+func (a *Activities) journalChanges(ctx context.Context, in CommitSubtaskInput) ([]string, bool, error) {
+	if in.Attempt < 1 {
+		return nil, false, nil
+	}
+	j, err := tools.OpenJournal(a.journalDir(in.RunID, in.SubtaskID, in.Attempt))
+	if err != nil {
+		return nil, false, err
+	}
+	return j.ChangedPaths(ctx)
 }
 
 func trailers(runID, subtaskID string) [][2]string {

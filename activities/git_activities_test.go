@@ -313,6 +313,58 @@ func TestCommitSubtask(t *testing.T) {
 	}
 }
 
+// TestCommitSubtaskStagesJournaledFiles: when an attempt's changes all came
+// from the file tools, the commit stages the files its journal names and
+// looks at no other; once a bash call ran, it stages everything.
+func TestCommitSubtaskStagesJournaledFiles(t *testing.T) {
+	f := newGitFixture(t)
+	f.prepare(t)
+	limits := ToolLimits{BashTimeout: 30 * time.Second, BashMaxTimeout: time.Minute, MaxOutputBytes: 200_000}
+	attempt := func(id string, calls ...[2]string) (StartSubtaskResult, CommitSubtaskInput) {
+		t.Helper()
+		in := startInput(f, id, "edit")
+		st := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, in)
+		appendRecs(t, f.a.Transcripts, in.Ref, assistantRec(0, calls...))
+		for i := range calls {
+			res := mustRun[ExecToolResult](t, f.env, f.a.ExecTool, ExecToolInput{Ref: in.Ref, Turn: 0, Index: i, Worktree: st.Worktree, Limits: limits})
+			if res.IsError {
+				t.Fatalf("tool call %d of %s failed: %+v", i, id, res)
+			}
+		}
+		// Written behind the tools' back, which nothing does in a run:
+		// whether the commit takes it shows which files it looked at.
+		writeFile(t, filepath.Join(st.Worktree, "planted.txt"), "not from a tool\n")
+		return st, CommitSubtaskInput{RunID: runID, SubtaskID: id, Name: id, Worktree: st.Worktree, BaseCommit: st.BaseCommit, Attempt: 1}
+	}
+	edit := [2]string{"edit", `{"path":"a.txt","old_string":"alpha","new_string":"alpha, edited"}`}
+	write := [2]string{"write", `{"path":"new/n.txt","content":"n\n"}`}
+
+	st, in := attempt("01-tools", edit, write)
+	out := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, in)
+	if want := []string{"a.txt", "new/n.txt"}; !out.Changed || !reflect.DeepEqual(out.FilesChanged, want) {
+		t.Fatalf("CommitSubtask of a tools-only attempt = %+v, want a commit of exactly %v", out, want)
+	}
+	if got := gitCmd(t, st.Worktree, nil, "status", "--porcelain"); got != "?? planted.txt" {
+		t.Errorf("status after the commit = %q, want only the planted file left", got)
+	}
+	// Without the attempt the journal is not known: everything is staged.
+	st, in = attempt("02-unknown", edit)
+	in.Attempt = 0
+	out = mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, in)
+	if want := []string{"a.txt", "planted.txt"}; !reflect.DeepEqual(out.FilesChanged, want) {
+		t.Errorf("CommitSubtask without the attempt = %+v, want a commit of %v", out, want)
+	}
+	// A bash call may have changed anything: everything is staged.
+	st, in = attempt("03-bash", edit, [2]string{"bash", `{"command":"echo b > by-bash.txt"}`})
+	out = mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, in)
+	if want := []string{"a.txt", "by-bash.txt", "planted.txt"}; !reflect.DeepEqual(out.FilesChanged, want) {
+		t.Errorf("CommitSubtask after a bash call = %+v, want a commit of %v", out, want)
+	}
+	if got := gitCmd(t, st.Worktree, nil, "status", "--porcelain"); got != "" {
+		t.Errorf("status after the commit of a bash attempt = %q, want clean", got)
+	}
+}
+
 func TestMergeSubtask(t *testing.T) {
 	f := newGitFixture(t)
 	prep := f.prepare(t)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	openai "github.com/sashabaranov/go-openai"
 	"go.temporal.io/sdk/activity"
@@ -146,7 +145,7 @@ func (a *Activities) runTool(ctx context.Context, in ExecToolInput, opts tools.O
 	if readOnlyTools[call.Function.Name] {
 		return untilDone(ctx, func() tools.Result { return tools.Run(ctx, opts, call.Function.Name, call.Function.Arguments) })
 	}
-	journal, err := tools.OpenJournal(filepath.Join(a.stateDir(in.Ref.RunID), "journal", fmt.Sprintf("%s-a%d", in.Ref.SubtaskID, in.Ref.Attempt)))
+	journal, err := tools.OpenJournal(a.journalDir(in.Ref.RunID, in.Ref.SubtaskID, in.Ref.Attempt))
 	if err != nil {
 		return tools.Result{}, err
 	}

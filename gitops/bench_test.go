@@ -217,7 +217,8 @@ func BenchmarkMerge(b *testing.B) {
 }
 
 // BenchmarkCommitAll measures staging and committing 10 changed files in a
-// 10,000-file worktree (git add -A scans the whole tree). The git-cli
+// 10,000-file worktree (git add -A scans the whole tree; the paths
+// sub-benchmark stages the 10 files by name, as CommitPaths does). The git-cli
 // sub-benchmark does the same with `git add --all` and `git commit`, as
 // CommitAll did before it built the commit from write-tree, commit-tree and
 // update-ref. Both report the git processes' CPU time (child-cpu-ms/op), a
@@ -229,6 +230,18 @@ func BenchmarkCommitAll(b *testing.B) {
 			res, err := CommitAll(ctx, dir, base, "bench", [][2]string{{"Codeswarm-Run", "bench"}})
 			if err != nil || !res.Changed {
 				b.Fatalf("CommitAll = %+v, %v", res, err)
+			}
+		})
+	})
+	b.Run("paths", func(b *testing.B) {
+		paths := make([]string, 10)
+		for f := range paths {
+			paths[f] = benchPath(0, f)
+		}
+		benchCommitAll(b, func(dir, base string) {
+			res, err := CommitPaths(ctx, dir, base, "bench", [][2]string{{"Codeswarm-Run", "bench"}}, paths)
+			if err != nil || !res.Changed {
+				b.Fatalf("CommitPaths = %+v, %v", res, err)
 			}
 		})
 	})

@@ -164,3 +164,101 @@ func TestCommitAllAfterKilledGit(t *testing.T) {
 		}
 	}
 }
+
+func TestCommitPaths(t *testing.T) {
+	ctx := context.Background()
+	tr := newTestRepo(t)
+	tr.write(".gitignore", "build/\n")
+	tr.write("glob/a*b.txt", "star\n")
+	tr.write("glob/axxb.txt", "x\n")
+	tr.git("add", "-A")
+	tr.git("commit", "--quiet", "-m", "more")
+	base := tr.head("main")
+	dir := filepath.Join(t.TempDir(), "sub")
+	mustAdd(t, tr, dir)
+	wt := testRepo{t: t, dir: dir}
+
+	// Nothing listed, nothing changed: no commit, and no add runs.
+	res, err := CommitPaths(ctx, dir, base, "m", nil, nil)
+	if err != nil || res.Changed || res.Commit != base {
+		t.Fatalf("CommitPaths of no paths = %+v, %v; want unchanged at base", res, err)
+	}
+
+	// Only the listed paths are staged, each literally: "glob/a*b.txt"
+	// is that one file, not a pattern that also matches glob/axxb.txt.
+	writeFile(t, filepath.Join(dir, "a.txt"), "alpha 2\n")
+	writeFile(t, filepath.Join(dir, "new", "z.txt"), "zulu\n")
+	writeFile(t, filepath.Join(dir, "glob", "a*b.txt"), "star 2\n")
+	writeFile(t, filepath.Join(dir, "glob", "axxb.txt"), "x 2\n")
+	writeFile(t, filepath.Join(dir, "unlisted.txt"), "not named\n")
+	res, err = CommitPaths(ctx, dir, base, "m", nil, []string{"a.txt", "new/z.txt", "glob/a*b.txt", "a.txt"})
+	if err != nil {
+		t.Fatalf("CommitPaths: %v", err)
+	}
+	if want := []string{"a.txt", "glob/a*b.txt", "new/z.txt"}; !res.Changed || !slices.Equal(res.FilesChanged, want) {
+		t.Fatalf("CommitPaths = %+v, want a commit changing exactly %v", res, want)
+	}
+	if got := wt.git("status", "--porcelain"); got != "M glob/axxb.txt\n?? unlisted.txt" {
+		t.Errorf("after CommitPaths, status = %q; want only the unlisted changes left", got)
+	}
+	if got := wt.git("reflog", "-1", "--format=%gs", "refs/heads/codeswarm/sub"); got != "commit: m" {
+		t.Errorf("branch reflog = %q", got)
+	}
+
+	// A path git will not stage (ignored), or one no tool could have
+	// written (under .git, above the root), stages everything instead:
+	// what the list names is never left out.
+	for _, tc := range []struct {
+		name  string
+		paths []string
+	}{
+		{"ignored", []string{"a.txt", "build/out.txt"}},
+		{"gone", []string{"a.txt", "missing/file.txt"}},
+		{"under .git", []string{"a.txt", "sub/.GIT/config"}},
+		{"above the root", []string{"../a.txt"}},
+		{"not clean", []string{"./a.txt"}},
+		{"absolute", []string{filepath.Join(dir, "a.txt")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			writeFile(t, filepath.Join(dir, "a.txt"), "alpha "+tc.name+"\n")
+			writeFile(t, filepath.Join(dir, "build", "out.txt"), "ignored\n")
+			writeFile(t, filepath.Join(dir, "other "+tc.name+".txt"), "unlisted\n")
+			head := wt.git("rev-parse", "HEAD")
+			res, err := CommitPaths(ctx, dir, base, "m", nil, tc.paths)
+			if err != nil {
+				t.Fatalf("CommitPaths(%q): %v", tc.paths, err)
+			}
+			if res.Commit == head {
+				t.Fatalf("CommitPaths(%q) made no commit", tc.paths)
+			}
+			if got := wt.git("status", "--porcelain"); got != "" {
+				t.Errorf("CommitPaths(%q) left changes; it should have staged everything:\n%s", tc.paths, got)
+			}
+			if got := wt.git("ls-files", "build"); got != "" {
+				t.Errorf("CommitPaths(%q) committed the ignored %s", tc.paths, got)
+			}
+		})
+	}
+}
+
+func TestStageablePaths(t *testing.T) {
+	for _, tc := range []struct {
+		paths []string
+		want  bool
+	}{
+		{nil, true},
+		{[]string{"a.txt", "dir/b c.txt", ":(glob)*", "x/..y"}, true},
+		{[]string{""}, false},
+		{[]string{"."}, false},
+		{[]string{"a/../b"}, false},
+		{[]string{"a//b"}, false},
+		{[]string{"a/"}, false},
+		{[]string{"/etc/passwd"}, false},
+		{[]string{"a/.Git/hooks/pre-commit"}, false},
+		{[]string{"a\x00b"}, false},
+	} {
+		if got := stageablePaths(tc.paths); got != tc.want {
+			t.Errorf("stageablePaths(%q) = %v, want %v", tc.paths, got, tc.want)
+		}
+	}
+}

@@ -110,6 +110,56 @@ func (j *Journal) Run(ctx context.Context, key string, opts Options, name, argum
 	}
 }
 
+// ChangedPaths returns the worktree-relative paths of every file the
+// journal's calls changed or were about to change (a recorded intent may
+// have landed), each once, in the order first recorded. complete says the
+// list is the whole of what the calls changed in the worktree: the journal
+// exists and holds no bash call (a command may change anything) and no
+// record of the layout before the log (not listed). A journal that does
+// not exist answers complete=false: its absence proves nothing. Every
+// other tool a journal records (read-only ones, names no tool has) changes
+// nothing. The log is read under its lock, so no call of the journal is
+// half recorded meanwhile.
+func (j *Journal) ChangedPaths(ctx context.Context) (paths []string, complete bool, err error) {
+	if _, err := os.Stat(filepath.Join(j.dir, logName)); errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	l, err := j.open(ctx, "changed paths")
+	if err != nil {
+		return nil, false, err
+	}
+	defer l.close()
+	if l.idx.legacy {
+		return nil, false, nil
+	}
+	// Every line, not only each key's latest: a key's intent and its
+	// completion name the same path, and a path is listed once.
+	buf := make([]byte, l.idx.end)
+	if _, err := l.f.ReadAt(buf, 0); err != nil {
+		return nil, false, fmt.Errorf("read journal %s: %w", l.path, err)
+	}
+	_, buf, _ = bytes.Cut(buf, []byte{'\n'}) // the log's header
+	seen := map[string]bool{}
+	for len(buf) > 0 {
+		line, rest, _ := bytes.Cut(buf, []byte{'\n'})
+		buf = rest
+		var rec record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return nil, false, fmt.Errorf("decode journal record %s: %w; the file is damaged", l.path, err)
+		}
+		switch rec.Tool {
+		case ToolBash:
+			return nil, false, nil
+		case ToolWrite, ToolEdit, ToolMultiEdit:
+			if rec.Path != "" && !seen[rec.Path] {
+				seen[rec.Path] = true
+				paths = append(paths, rec.Path)
+			}
+		}
+	}
+	return paths, true, nil
+}
+
 // change plans, records the intent, applies and completes a mutation.
 func (j *Journal) change(ctx context.Context, l *callLog, tb *toolbox, key, name, arguments string) (Result, error) {
 	rec := record{Key: key, Tool: name}

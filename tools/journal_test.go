@@ -218,6 +218,10 @@ func TestJournalLegacyRecords(t *testing.T) {
 	if got := readTestFile(t, filepath.Join(root, "f.txt")); got != "ab" {
 		t.Errorf("content %q: the legacy edit was applied again", got)
 	}
+	// Legacy records are not listed, so the journal cannot name them all.
+	if paths, complete, err := j.ChangedPaths(t.Context()); err != nil || complete {
+		t.Errorf("ChangedPaths of a journal with legacy records = %q, %v, %v; want not complete", paths, complete, err)
+	}
 }
 
 func TestJournalCrashRecovery(t *testing.T) {
@@ -484,5 +488,44 @@ func TestIsTempOf(t *testing.T) {
 		if got := isTempOf(name, "/w/f.txt"); got != want {
 			t.Errorf("isTempOf(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+func TestJournalChangedPaths(t *testing.T) {
+	root := newRoot(t, map[string]string{"f.txt": "a", "dir/g.txt": "g", "real/h.txt": "h"})
+	if err := os.Symlink("real", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	j, opts := newJournal(t), Options{Root: root, Env: testEnv()}
+	changed := func() ([]string, bool) {
+		t.Helper()
+		restart(j) // read from the log, as another worker process would
+		paths, complete, err := j.ChangedPaths(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return paths, complete
+	}
+	// No log yet: its absence proves nothing.
+	if paths, complete := changed(); complete || paths != nil {
+		t.Fatalf("ChangedPaths of a journal without a log = %q, %v; want not complete", paths, complete)
+	}
+	journalRun(t, j, "t1", opts, ToolEdit, editAB())
+	journalRun(t, j, "t2", opts, ToolWrite, map[string]any{"path": "new/n.txt", "content": "n"})
+	journalRun(t, j, "t3", opts, ToolMultiEdit, map[string]any{"path": "dir/g.txt", "edits": []map[string]any{{"old_string": "g", "new_string": "G"}}})
+	journalRun(t, j, "t4", opts, ToolEdit, editAB())                                                     // f.txt once more
+	journalRun(t, j, "t5", opts, ToolWrite, map[string]any{"path": "link/h.txt", "content": "through"}) // recorded as the real file
+	journalRun(t, j, "t6", opts, ToolWrite, map[string]any{"path": ".git/config", "content": "x"})      // refused: no path
+	journalRun(t, j, "t7", opts, ToolRead, map[string]any{"path": "f.txt"})
+	// An intent whose change never landed (a crash) still names its file.
+	crashAfterIntent(t, j, "t8", opts, ToolEdit, map[string]any{"path": "real/h.txt", "old_string": "through", "new_string": "again"})
+	want := []string{"f.txt", "new/n.txt", "dir/g.txt", "real/h.txt"}
+	if paths, complete := changed(); !complete || !reflect.DeepEqual(paths, want) {
+		t.Fatalf("ChangedPaths = %q, %v; want %q, complete", paths, complete, want)
+	}
+	// A bash call may have changed anything.
+	journalRun(t, j, "t9", opts, ToolBash, map[string]any{"command": "true"})
+	if paths, complete := changed(); complete || paths != nil {
+		t.Fatalf("ChangedPaths after a bash call = %q, %v; want not complete", paths, complete)
 	}
 }

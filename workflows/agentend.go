@@ -39,6 +39,7 @@ func (ag *agent) finish(ctx workflow.Context, exit, final string, loopErr error)
 		Name:       ag.in.Subtask.Name,
 		Worktree:   ag.st.Worktree,
 		BaseCommit: ag.st.BaseCommit,
+		Attempt:    ag.in.Attempt,
 		Cache:      ag.cacheStore(exit, final),
 	}).Get(dctx, &commit)
 	res := ag.result(exit, final, loopErr)
