@@ -205,7 +205,7 @@ func (a *Activities) StartSubtask(ctx context.Context, in StartSubtaskInput) (St
 	if err != nil {
 		return StartSubtaskResult{}, fmt.Errorf("create worktree: %w", err)
 	}
-	if err := a.prepareWorktree(wt); err != nil {
+	if err := a.prepareWorktree(ctx, wt); err != nil {
 		return StartSubtaskResult{}, err
 	}
 	base := head // a worktree still at the head forked from it: no merge-base to run
@@ -377,10 +377,10 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 	defer worktreeSteps.lock(in.Worktree)()
 	msg := fmt.Sprintf("codeswarm: %s\n\nSubtask %s of run %s.", in.Name, in.SubtaskID, in.RunID)
 	var res gitops.CommitResult
-	paths, complete, err := a.journalChanges(ctx, in)
-	if err == nil && complete {
+	var err error
+	if paths, ok := a.changedPaths(ctx, in); ok {
 		res, err = gitops.CommitPaths(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID), paths)
-	} else if err == nil {
+	} else {
 		res, err = gitops.CommitAll(ctx, in.Worktree, in.BaseCommit, msg, trailers(in.RunID, in.SubtaskID))
 	}
 	if err != nil {
@@ -396,21 +396,46 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 	return out, nil
 }
 
-// journalChanges returns the files the attempt's tool calls changed, and
-// whether those are all its worktree can differ in from its start
-// (tools.Journal.ChangedPaths: no bash call ran). Its worktree started
-// clean (a fresh checkout, or a claimed parked one the park found clean)
-// and nothing but the attempt's tool calls writes it. Without the attempt,
-// complete is false.
-func (a *Activities) journalChanges(ctx context.Context, in CommitSubtaskInput) ([]string, bool, error) {
+// maxStagedPaths bounds the paths a commit stages by name (changedPaths):
+// git matches each index entry against every pathspec, and past about a
+// thousand a scan of the whole tree costs no more.
+const maxStagedPaths = 1000
+
+// changedPaths returns the only files the attempt's worktree can differ in
+// from its HEAD, ok=false if that is not known. The worktree started clean
+// (a fresh checkout, or a claimed parked one the park found clean), and
+// nothing but the attempt's tool calls writes it. When they ran no bash
+// command, its tool journal names every file they wrote
+// (tools.Journal.ChangedPaths). Added to those are the files the claim's
+// checkout rewrote and the sandbox then chowned, which the index still
+// records as owned by the worker (gitops.IndexPathsNotOwnedBy): their
+// contents are the claim's, and staging them brings their stat data in the
+// index up to date, so the park's status and the next claim do not compare
+// their contents. Without the attempt, or with a journal that cannot be
+// read, ok is false.
+func (a *Activities) changedPaths(ctx context.Context, in CommitSubtaskInput) ([]string, bool) {
 	if in.Attempt < 1 {
-		return nil, false, nil
+		return nil, false
 	}
 	j, err := tools.OpenJournal(a.journalDir(in.RunID, in.SubtaskID, in.Attempt))
 	if err != nil {
-		return nil, false, err
+		return nil, false
 	}
-	return j.ChangedPaths(ctx)
+	paths, complete, err := j.ChangedPaths(ctx)
+	if err != nil || !complete {
+		return nil, false
+	}
+	if uid, gid, ok := a.Sandbox.FileOwnerOrProbe(); ok {
+		chowned, err := gitops.IndexPathsNotOwnedBy(in.Worktree, uid, gid)
+		if err != nil {
+			return nil, false
+		}
+		paths = append(paths, chowned...)
+	}
+	if len(paths) > maxStagedPaths {
+		return nil, false
+	}
+	return paths, true
 }
 
 func trailers(runID, subtaskID string) [][2]string {
@@ -421,8 +446,12 @@ func trailers(runID, subtaskID string) [][2]string {
 // as, which must own them. A worktree claimed from the pool is owned
 // already but for the files its checkout rewrote, which its index names
 // (gitops.IndexPathsNotOwnedBy); any other, or one whose index cannot be
-// read or names a path PreparePaths refuses, is walked whole.
-func (a *Activities) prepareWorktree(wt gitops.Worktree) error {
+// read or names a path PreparePaths refuses, is walked whole, and then its
+// index is made to record the new owners (gitops.RefreshIndex): to git a
+// chowned file is a changed one, whose contents every status compares and
+// a claim refuses to overwrite, until then. That is only for speed; a
+// failure is ignored.
+func (a *Activities) prepareWorktree(ctx context.Context, wt gitops.Worktree) error {
 	uid, gid, ok := a.Sandbox.FileOwnerOrProbe()
 	if !ok {
 		return nil
@@ -430,8 +459,12 @@ func (a *Activities) prepareWorktree(wt gitops.Worktree) error {
 	if wt.Claimed {
 		paths, err := gitops.IndexPathsNotOwnedBy(wt.Dir, uid, gid)
 		if err == nil && a.Sandbox.PreparePaths(wt.Dir, paths) == nil {
-			return nil
+			return nil // the commit refreshes them (changedPaths)
 		}
 	}
-	return a.Sandbox.PrepareWorktree(wt.Dir)
+	if err := a.Sandbox.PrepareWorktree(wt.Dir); err != nil {
+		return err
+	}
+	_ = gitops.RefreshIndex(ctx, wt.Dir)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,6 +124,7 @@ func TestClaimedWorktreeIsTheSandboxs(t *testing.T) {
 	f.prepare(t)
 	first := mustRun[StartSubtaskResult](t, f.env, f.a.StartSubtask, startInput(f, "01-one", "edit a.txt"))
 	assertOwnedBy(t, first.Worktree, uid, gid)
+	assertIndexFresh(t, first.Worktree)
 	// What the sandboxed commands and the file tools write is the uid's.
 	for p, c := range map[string]string{"a.txt": "alpha one\n", "n/one.txt": "1\n"} {
 		writeFile(t, filepath.Join(first.Worktree, p), c)
@@ -155,6 +157,35 @@ func TestClaimedWorktreeIsTheSandboxs(t *testing.T) {
 		t.Errorf("d/e/deep.txt = %q, want the merged work", got)
 	}
 	assertOwnedBy(t, second.Worktree, uid, gid)
+	// A tools-only attempt's commit stages the journal's files and the
+	// ones the claim rewrote: the index then records their new owner.
+	in := startInput(f, "02-two", "edit b.txt")
+	appendRecs(t, f.a.Transcripts, in.Ref, assistantRec(0, [2]string{"edit", `{"path":"b.txt","old_string":"bravo three","new_string":"bravo two"}`}))
+	limits := ToolLimits{BashTimeout: 30 * time.Second, BashMaxTimeout: time.Minute, MaxOutputBytes: 200_000}
+	if res := mustRun[ExecToolResult](t, f.env, f.a.ExecTool, ExecToolInput{Ref: in.Ref, Worktree: second.Worktree, Limits: limits}); res.IsError {
+		t.Fatalf("edit b.txt: %+v", res)
+	}
+	c2 := mustRun[CommitSubtaskResult](t, f.env, f.a.CommitSubtask, CommitSubtaskInput{
+		RunID: runID, SubtaskID: "02-two", Name: "two", Worktree: second.Worktree, BaseCommit: second.BaseCommit, Attempt: 1,
+	})
+	if !reflect.DeepEqual(c2.FilesChanged, []string{"b.txt"}) {
+		t.Errorf("the commit of 02-two changed %v, want [b.txt]", c2.FilesChanged)
+	}
+	assertIndexFresh(t, second.Worktree)
+	if got := gitCmd(t, second.Worktree, nil, "status", "--porcelain"); got != "" {
+		t.Errorf("02-two's worktree after its commit: %q, want clean", got)
+	}
+}
+
+// assertIndexFresh fails if the index of the worktree at dir records stat
+// data (here: an owner) other than its files have: git would compare those
+// files' contents in every status, and a claim would refuse to overwrite
+// them (gitops.RefreshIndex).
+func assertIndexFresh(t *testing.T, dir string) {
+	t.Helper()
+	if stale := gitCmd(t, dir, nil, "diff-files", "--name-only"); stale != "" {
+		t.Errorf("the index of %s records other stat data than the files have:\n%s", dir, stale)
+	}
 }
 
 // assertOwnedBy fails for each file or directory under dir but .git that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -136,14 +137,8 @@ func stage(ctx context.Context, dir string, opts runOpts, paths []string, limite
 		if len(paths) == 0 {
 			return nil, nil
 		}
-		var spec strings.Builder
-		for _, p := range paths {
-			spec.WriteString(":(literal)")
-			spec.WriteString(p)
-			spec.WriteByte(0)
-		}
 		addOpts := opts
-		addOpts.stdin = strings.NewReader(spec.String())
+		addOpts.stdin = literalPathspecs(paths)
 		if _, err := git(ctx, dir, addOpts, "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"); err == nil {
 			return nil, nil
 		} else if ctx.Err() != nil {
@@ -162,6 +157,18 @@ func stage(ctx context.Context, dir string, opts runOpts, paths []string, limite
 		return nil, fmt.Errorf("stage changes in %q: %w", dir, err)
 	}
 	return nestedNotes(nested), nil
+}
+
+// literalPathspecs is paths as git's --pathspec-from-file reads them with
+// --pathspec-file-nul, each taken literally: no glob or other magic.
+func literalPathspecs(paths []string) io.Reader {
+	var spec strings.Builder
+	for _, p := range paths {
+		spec.WriteString(":(literal)")
+		spec.WriteString(p)
+		spec.WriteByte(0)
+	}
+	return strings.NewReader(spec.String())
 }
 
 // stageablePaths reports whether every path is one the file tools could

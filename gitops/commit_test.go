@@ -262,3 +262,33 @@ func TestStageablePaths(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshIndex(t *testing.T) {
+	ctx := context.Background()
+	tr := newTestRepo(t)
+	dir := filepath.Join(t.TempDir(), "sub")
+	mustAdd(t, tr, dir)
+	wt := testRepo{t: t, dir: dir}
+	// New stat data, same contents (as a chown gives): git must look at
+	// the contents until the index records the new stat data.
+	old := time.Now().Add(-time.Hour)
+	for _, p := range []string{"a.txt", "b.txt", "c.txt"} {
+		if err := os.Chtimes(filepath.Join(dir, p), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "b.txt"), "bravo, changed\n")
+	if got := wt.git("diff-files", "--name-only"); got != "a.txt\nb.txt\nc.txt" {
+		t.Fatalf("diff-files before the refresh = %q", got)
+	}
+	if err := RefreshIndex(ctx, dir); err != nil {
+		t.Fatalf("RefreshIndex: %v", err)
+	}
+	if got := wt.git("diff-files", "--name-only"); got != "b.txt" {
+		t.Errorf("diff-files after RefreshIndex = %q; want only the changed b.txt", got)
+	}
+	// Nothing was staged.
+	if got := wt.git("diff", "--cached", "--name-only"); got != "" {
+		t.Errorf("a refresh staged %q", got)
+	}
+}

@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -52,6 +53,24 @@ func IndexPathsNotOwnedBy(dir string, uid, gid int) ([]string, error) {
 		return nil, fmt.Errorf("index owners of %q: %w", dir, err)
 	}
 	return out, nil
+}
+
+// RefreshIndex brings the stat data the index of the linked worktree at
+// dir records for every entry up to date with the files, without staging
+// anything (`update-index --refresh`). A change of owner (the sandbox's
+// chown) is a change of stat data: until the index records it, every
+// `status` compares those files' contents, and a claim's `read-tree -m -u`
+// refuses to overwrite them. A commit of the whole tree refreshes every
+// entry on the way; one of named paths (CommitPaths) only those.
+func RefreshIndex(ctx context.Context, dir string) error {
+	gitDir, err := worktreeGitDir(dir, false)
+	if err == nil {
+		_, err = git(ctx, dir, runOpts{gitDir: gitDir}, "update-index", "-q", "--refresh")
+	}
+	if err != nil {
+		return fmt.Errorf("refresh the index of %q: %w", dir, err)
+	}
+	return nil
 }
 
 // indexEntries calls fn with the path, uid and gid of each entry of a git

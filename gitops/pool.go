@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // A parked worktree is a finished sub-agent's worktree made ready for the
@@ -23,7 +24,8 @@ import (
 // must lead to its own record in this repository, it must have no
 // uncommitted or untracked change (its work is committed, or the user
 // would want to see it), and `git clean -ffdx` then removes what the
-// sub-agent left that git ignores (build output, nested repositories).
+// sub-agent left that git ignores (build output, nested repositories),
+// if the status listed any.
 // Nothing in the worktree is run or followed: every git command is
 // hardened and names the worktree's git directory itself. On an error the
 // worktree is where it was or at to, registered and with its branch; the
@@ -44,21 +46,29 @@ func (r *Repo) ParkWorktree(ctx context.Context, dir, to string) error {
 	if realPath(filepath.Dir(filepath.Dir(gd))) != realPath(r.commonDir()) {
 		return errorf(ErrUntrustedGitDir, "park worktree %q: it is not a worktree of %q", dir, r.Root)
 	}
-	clean, err := isClean(ctx, abs)
-	if err != nil {
-		return fmt.Errorf("park worktree %q: %w", dir, err)
-	}
-	if !clean {
-		return errorf(ErrDirtyWorktree, "park worktree %q: it has uncommitted changes", dir)
-	}
 	opts := runOpts{gitDir: gd, identity: true}
+	// One status that lists ignored files too: the park needs a clean
+	// only when there are some, and most sub-agents leave none.
+	out, err := git(ctx, abs, opts, "status", "--porcelain", "-z", "--ignore-submodules=all", "--ignored")
+	if err != nil {
+		return fmt.Errorf("park worktree %q: status: %w", dir, err)
+	}
+	ignored := false
+	for _, entry := range splitNUL(out) {
+		if !strings.HasPrefix(entry, "!! ") {
+			return errorf(ErrDirtyWorktree, "park worktree %q: it has uncommitted changes", dir)
+		}
+		ignored = true
+	}
 	// Detach HEAD at its commit by writing HEAD itself: `checkout --detach`
 	// would compare every file with the index once more.
 	if _, err := git(ctx, abs, opts, "update-ref", "--no-deref", "-m", "codeswarm: park", "HEAD", "HEAD"); err != nil {
 		return fmt.Errorf("park worktree %q: %w", dir, err)
 	}
-	if _, err := git(ctx, abs, opts, "clean", "-ffdxq"); err != nil {
-		return fmt.Errorf("park worktree %q: %w", dir, err)
+	if ignored {
+		if _, err := git(ctx, abs, opts, "clean", "-ffdxq"); err != nil {
+			return fmt.Errorf("park worktree %q: %w", dir, err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return fmt.Errorf("park worktree %q: %w", dir, err)
