@@ -513,7 +513,7 @@ func TestJournalChangedPaths(t *testing.T) {
 	journalRun(t, j, "t1", opts, ToolEdit, editAB())
 	journalRun(t, j, "t2", opts, ToolWrite, map[string]any{"path": "new/n.txt", "content": "n"})
 	journalRun(t, j, "t3", opts, ToolMultiEdit, map[string]any{"path": "dir/g.txt", "edits": []map[string]any{{"old_string": "g", "new_string": "G"}}})
-	journalRun(t, j, "t4", opts, ToolEdit, editAB())                                                     // f.txt once more
+	journalRun(t, j, "t4", opts, ToolEdit, editAB())                                                    // f.txt once more
 	journalRun(t, j, "t5", opts, ToolWrite, map[string]any{"path": "link/h.txt", "content": "through"}) // recorded as the real file
 	journalRun(t, j, "t6", opts, ToolWrite, map[string]any{"path": ".git/config", "content": "x"})      // refused: no path
 	journalRun(t, j, "t7", opts, ToolRead, map[string]any{"path": "f.txt"})
