@@ -171,11 +171,18 @@ func (b *baseline) runSubtask(ctx context.Context, st planned) error {
 	if _, err := os.Lstat(parked); parked != "" && err == nil {
 		b.pool.Put("", parked) // not claimed: still parked
 	}
-	calls, err := b.loop(ctx, st, dir)
+	calls, changed, err := b.loop(ctx, st, dir)
 	if err != nil {
 		return fmt.Errorf("%s: %w", st.Name, err)
 	}
-	commit, err := gitops.CommitAll(ctx, dir, head, "bench: "+st.Name, nil)
+	// As codeswarm's CommitSubtask: the files the tool calls wrote when no
+	// bash command ran (here from their results, there from the journal).
+	var commit gitops.CommitResult
+	if changed != nil {
+		commit, err = gitops.CommitPaths(ctx, dir, head, "bench: "+st.Name, nil, changed)
+	} else {
+		commit, err = gitops.CommitAll(ctx, dir, head, "bench: "+st.Name, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -198,8 +205,11 @@ func (b *baseline) runSubtask(ctx context.Context, st planned) error {
 	return nil
 }
 
-// loop is the tool-calling loop with the conversation in memory.
-func (b *baseline) loop(ctx context.Context, st planned, dir string) (int, error) {
+// loop is the tool-calling loop with the conversation in memory. It
+// returns the files the tool calls wrote, nil if a bash command ran (which
+// may have written anything).
+func (b *baseline) loop(ctx context.Context, st planned, dir string) (int, []string, error) {
+	changed, bash := []string{}, false
 	msgs := []openai.ChatCompletionMessage{
 		{Role: openai.ChatMessageRoleSystem, Content: "You are a coding sub-agent."},
 		{Role: openai.ChatMessageRoleUser, Content: st.Instruction},
@@ -208,23 +218,28 @@ func (b *baseline) loop(ctx context.Context, st planned, dir string) (int, error
 	for calls := 1; ; calls++ {
 		resp, err := b.client.Chat(ctx, openai.ChatCompletionRequest{Model: "scripted", Messages: msgs, Tools: defs})
 		if err != nil {
-			return calls, err
+			return calls, nil, err
 		}
 		if len(resp.Choices) == 0 {
-			return calls, errors.New("no choices")
+			return calls, nil, errors.New("no choices")
 		}
 		msg := resp.Choices[0].Message
 		msgs = append(msgs, msg)
 		if len(msg.ToolCalls) == 0 {
 			if !strings.Contains(msg.Content, "STATUS: completed") {
-				return calls, fmt.Errorf("not completed: %q", msg.Content)
+				return calls, nil, fmt.Errorf("not completed: %q", msg.Content)
 			}
-			return calls, nil
+			if bash {
+				changed = nil
+			}
+			return calls, changed, nil
 		}
 		for _, tc := range msg.ToolCalls {
 			res := tools.Run(ctx, tools.Options{Root: dir}, tc.Function.Name, tc.Function.Arguments)
+			bash = bash || tc.Function.Name == tools.ToolBash
+			changed = append(changed, res.FilesChanged...)
 			if res.IsError {
-				return calls, fmt.Errorf("tool %s: %s", tc.Function.Name, res.Output)
+				return calls, nil, fmt.Errorf("tool %s: %s", tc.Function.Name, res.Output)
 			}
 			msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, Content: res.Output, ToolCallID: tc.ID, Name: tc.Function.Name})
 		}
