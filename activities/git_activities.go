@@ -396,10 +396,12 @@ func (a *Activities) CommitSubtask(ctx context.Context, in CommitSubtaskInput) (
 	return out, nil
 }
 
-// maxStagedPaths bounds the paths a commit stages by name (changedPaths):
-// git matches each index entry against every pathspec, and past about a
-// thousand a scan of the whole tree costs no more.
-const maxStagedPaths = 1000
+// maxStagedPaths bounds the paths a commit stages by name (changedPaths);
+// past it the whole tree is scanned. A claimed worktree's rewritten files
+// are many after a long wait in the pool (hundreds in B8); the tracked
+// ones are looked up one by one (gitops.CommitPaths), so the bound is
+// only against an unbounded list.
+const maxStagedPaths = 20000
 
 // changedPaths returns the only files the attempt's worktree can differ in
 // from its HEAD, ok=false if that is not known. The worktree started clean

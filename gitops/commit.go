@@ -47,8 +47,8 @@ func CommitAll(ctx context.Context, dir, baseSHA, message string, trailers [][2]
 
 // CommitPaths is CommitAll for a worktree in which nothing but the files at
 // paths (worktree-relative, slash-separated) can have changed since HEAD:
-// it stages those paths alone, as literal pathspecs, and neither looks at
-// any other file nor for nested repositories. A sub-agent whose changes
+// it stages those paths alone (stageNamed), and neither looks at any other
+// file nor for nested repositories. A sub-agent whose changes
 // all came from codeswarm's file tools is such a worktree: its journal
 // names every file they wrote, and they never write under a .git (see
 // tools.Journal.ChangedPaths). For a 10,000-file tree that is 14 ms of
@@ -134,20 +134,17 @@ func commit(ctx context.Context, dir, baseSHA, message string, trailers [][2]str
 // after removing nested repositories (whose notes it returns).
 func stage(ctx context.Context, dir string, opts runOpts, paths []string, limited bool) ([]string, error) {
 	if limited && stageablePaths(paths) {
-		if len(paths) == 0 {
+		err := stageNamed(ctx, dir, opts, paths)
+		if err == nil {
 			return nil, nil
 		}
-		addOpts := opts
-		addOpts.stdin = literalPathspecs(paths)
-		if _, err := git(ctx, dir, addOpts, "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"); err == nil {
-			return nil, nil
-		} else if ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("stage changes in %q: %w", dir, err)
 		}
-		// A path git ignores, one that is gone (a write that failed after
-		// its intent was recorded) or one inside a submodule: git names it
-		// and stages nothing, or the rest; staging everything is right
-		// for each.
+		// An index that cannot be read, more new files than are worth
+		// naming, or a path git will not stage: ignored, gone (a write that
+		// failed after its intent was recorded), inside a submodule.
+		// Staging everything is right for each.
 	}
 	nested, err := removeNestedRepos(ctx, dir, opts.gitDir)
 	if err != nil {
@@ -157,6 +154,59 @@ func stage(ctx context.Context, dir string, opts runOpts, paths []string, limite
 		return nil, fmt.Errorf("stage changes in %q: %w", dir, err)
 	}
 	return nestedNotes(nested), nil
+}
+
+// maxNamedNewPaths bounds the untracked paths stageNamed gives `git add`:
+// git matches every index entry against every pathspec (0.4 ms a path in
+// a 10,000-file index), so past about a hundred the scan of the whole
+// tree is cheaper.
+const maxNamedNewPaths = 100
+
+// stageNamed stages the files at paths. Those the index tracks go to `git
+// update-index --remove --stdin`, which looks each one up (300 paths in a
+// 10,000-file index: under 10 ms of CPU, where `git add` with 300
+// pathspecs took 90-140 ms); the others, new files, to `git add --all`
+// with literal pathspecs, which leaves out a file git ignores as the
+// scan of the whole tree would (it then fails, and stage falls back).
+func stageNamed(ctx context.Context, dir string, opts runOpts, paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	tracked, err := indexNames(opts.gitDir)
+	if err != nil {
+		return err
+	}
+	var known, added []string
+	seen := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if tracked[p] {
+			known = append(known, p)
+		} else {
+			added = append(added, p)
+		}
+	}
+	if len(added) > maxNamedNewPaths {
+		return fmt.Errorf("%d new files to stage by name", len(added))
+	}
+	if len(known) > 0 {
+		o := opts
+		o.stdin = strings.NewReader(strings.Join(known, "\x00") + "\x00")
+		if _, err := git(ctx, dir, o, "update-index", "--remove", "-z", "--stdin"); err != nil {
+			return err
+		}
+	}
+	if len(added) > 0 {
+		o := opts
+		o.stdin = literalPathspecs(added)
+		if _, err := git(ctx, dir, o, "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // literalPathspecs is paths as git's --pathspec-from-file reads them with

@@ -191,14 +191,16 @@ func TestCommitPaths(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "glob", "a*b.txt"), "star 2\n")
 	writeFile(t, filepath.Join(dir, "glob", "axxb.txt"), "x 2\n")
 	writeFile(t, filepath.Join(dir, "unlisted.txt"), "not named\n")
-	res, err = CommitPaths(ctx, dir, base, "m", nil, []string{"a.txt", "new/z.txt", "glob/a*b.txt", "a.txt"})
+	writeFile(t, filepath.Join(dir, "new", "x*.txt"), "new star\n") // new files go to `git add`
+	writeFile(t, filepath.Join(dir, "new", "xy.txt"), "not named\n")
+	res, err = CommitPaths(ctx, dir, base, "m", nil, []string{"a.txt", "new/z.txt", "glob/a*b.txt", "a.txt", "new/x*.txt"})
 	if err != nil {
 		t.Fatalf("CommitPaths: %v", err)
 	}
-	if want := []string{"a.txt", "glob/a*b.txt", "new/z.txt"}; !res.Changed || !slices.Equal(res.FilesChanged, want) {
+	if want := []string{"a.txt", "glob/a*b.txt", "new/x*.txt", "new/z.txt"}; !res.Changed || !slices.Equal(res.FilesChanged, want) {
 		t.Fatalf("CommitPaths = %+v, want a commit changing exactly %v", res, want)
 	}
-	if got := wt.git("status", "--porcelain"); got != "M glob/axxb.txt\n?? unlisted.txt" {
+	if got := wt.git("status", "--porcelain"); got != "M glob/axxb.txt\n?? new/xy.txt\n?? unlisted.txt" {
 		t.Errorf("after CommitPaths, status = %q; want only the unlisted changes left", got)
 	}
 	if got := wt.git("reflog", "-1", "--format=%gs", "refs/heads/codeswarm/sub"); got != "commit: m" {
@@ -238,6 +240,29 @@ func TestCommitPaths(t *testing.T) {
 				t.Errorf("CommitPaths(%q) committed the ignored %s", tc.paths, got)
 			}
 		})
+	}
+}
+
+// TestCommitPathsLiteral: a listed path is a name, never a pattern. Git
+// takes a pathspec that names an existing file as that file alone, so the
+// difference shows for a listed path that is not there (a write that
+// failed after its intent was recorded): "new/q*.txt" must not stage
+// new/qz.txt and call it done; it matches nothing, and everything is
+// staged instead.
+func TestCommitPathsLiteral(t *testing.T) {
+	ctx := context.Background()
+	tr := newTestRepo(t)
+	base := tr.head("main")
+	dir := filepath.Join(t.TempDir(), "sub")
+	mustAdd(t, tr, dir)
+	writeFile(t, filepath.Join(dir, "new", "qz.txt"), "q\n")
+	writeFile(t, filepath.Join(dir, "zz.txt"), "z\n")
+	res, err := CommitPaths(ctx, dir, base, "m", nil, []string{"new/q*.txt"})
+	if err != nil {
+		t.Fatalf("CommitPaths: %v", err)
+	}
+	if want := []string{"new/qz.txt", "zz.txt"}; !slices.Equal(res.FilesChanged, want) {
+		t.Errorf("CommitPaths of a missing new/q*.txt committed %v, want everything: %v", res.FilesChanged, want)
 	}
 }
 

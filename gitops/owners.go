@@ -31,17 +31,9 @@ func IndexPathsNotOwnedBy(dir string, uid, gid int) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index owners of %q: %w", dir, err)
 	}
-	f, err := os.OpenFile(filepath.Join(gd, "index"), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	data, err := readIndex(gd)
 	if err != nil {
 		return nil, fmt.Errorf("index owners of %q: %w", dir, err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxIndexBytes {
-		return nil, fmt.Errorf("index owners of %q: the index is not a regular file of at most %d bytes", dir, maxIndexBytes)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxIndexBytes+1))
-	if err != nil || len(data) > maxIndexBytes {
-		return nil, fmt.Errorf("index owners of %q: read the index: %v", dir, err)
 	}
 	var out []string
 	err = indexEntries(data, func(name []byte, entUID, entGID uint32) {
@@ -53,6 +45,35 @@ func IndexPathsNotOwnedBy(dir string, uid, gid int) ([]string, error) {
 		return nil, fmt.Errorf("index owners of %q: %w", dir, err)
 	}
 	return out, nil
+}
+
+// readIndex returns the index file of the git directory gd, read without
+// following a symlink or blocking on a FIFO, and at most maxIndexBytes.
+func readIndex(gd string) ([]byte, error) {
+	f, err := os.OpenFile(filepath.Join(gd, "index"), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxIndexBytes {
+		return nil, fmt.Errorf("the index is not a regular file of at most %d bytes", maxIndexBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxIndexBytes+1))
+	if err != nil || len(data) > maxIndexBytes {
+		return nil, fmt.Errorf("read the index: %v", err)
+	}
+	return data, nil
+}
+
+// indexNames returns the paths the index of the git directory gd tracks.
+func indexNames(gd string) (map[string]bool, error) {
+	data, err := readIndex(gd)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	err = indexEntries(data, func(name []byte, _, _ uint32) { names[string(name)] = true })
+	return names, err
 }
 
 // RefreshIndex brings the stat data the index of the linked worktree at
